@@ -1,0 +1,39 @@
+# The two commands: `make demo` and `make test`. Both set up .venv from nothing when needed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+export MLFLOW_DISABLE_TELEMETRY ?= true
+export DO_NOT_TRACK ?= 1
+
+.PHONY: venv test lint pytest demo policy-check clean
+
+venv: $(STAMP)
+
+# Re-installs only when pyproject.toml changed since the last install.
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check src flows deployments blocks tests bench
+
+policy-check: $(STAMP)
+	$(BIN)/releasegate policy check prefect.yaml
+
+pytest: $(STAMP)
+	$(BIN)/pytest -q
+
+test: lint policy-check pytest
+
+# The smallest real end-to-end thing, on embedded defaults (SQLite decision log, ephemeral Prefect).
+DEMO_HOME ?= .releasegate/demo
+demo: $(STAMP)
+	@rm -rf $(DEMO_HOME)
+	RELEASEGATE_HOME=$(DEMO_HOME) $(BIN)/releasegate demo
+
+clean:
+	rm -rf $(VENV) .releasegate .pytest_cache .ruff_cache

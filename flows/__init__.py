@@ -1,0 +1,1 @@
+"""Prefect flows: thin shells that call the policy in ``releasegate`` and do the I/O."""

@@ -1,0 +1,58 @@
+"""Process-wide handles that flows and the CLI share: settings, the decision log and the clock.
+
+Tests swap the clock (and only the clock) with ``use_clock``.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..clock import Clock, SystemClock
+from ..decision_log import DecisionLog
+from ..settings import Settings
+
+_clock: Clock = SystemClock()
+
+
+def clock() -> Clock:
+    return _clock
+
+
+@contextmanager
+def use_clock(c: Clock):
+    global _clock
+    old, _clock = _clock, c
+    try:
+        yield c
+    finally:
+        _clock = old
+
+
+def settings() -> Settings:
+    return Settings()
+
+
+def decision_log(url: str | None = None) -> DecisionLog:
+    return DecisionLog(url or settings().resolved_database_url, clock=_ClockProxy())
+
+
+class _ClockProxy:
+    """Reads the current process clock at call time, so ``use_clock`` reaches existing logs too."""
+
+    def now(self):
+        return _clock.now()
+
+
+def project_root(start: Path | None = None) -> Path:
+    """The folder holding prefect.yaml: $RELEASEGATE_PROJECT_DIR, else searched upwards."""
+    import os
+
+    env = os.environ.get("RELEASEGATE_PROJECT_DIR")
+    if env:
+        return Path(env).resolve()
+    for base in [start or Path.cwd(), Path(__file__).resolve()]:
+        for folder in [base, *base.parents]:
+            if (folder / "prefect.yaml").is_file():
+                return folder
+    raise FileNotFoundError("no prefect.yaml found; run from the project folder or set RELEASEGATE_PROJECT_DIR")

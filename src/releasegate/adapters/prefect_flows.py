@@ -1,0 +1,78 @@
+"""``governed_flow``: a Prefect flow whose runtime policy comes from its deployment in prefect.yaml.
+
+Prefect deployments carry a concurrency limit but no retries, timeout or late-run rule, and a flow's
+retries and timeout are fixed when the flow object is built. So the decorator reads the deployment's
+``runtime_policy`` (see ``releasegate.runtime_policy``) when the flow module is loaded, by the worker
+or by a test, and builds the flow with those retries, retry delay and timeout. At the start of each run
+it applies the late-run rule: a run later than the policy allows ends Cancelled with the reason
+``LATE_RUN_SKIPPED`` and a ``late_run`` decision record.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.states import Cancelled
+
+from ..decisions import DecisionKind, DecisionOutcome, NewDecision
+from ..runtime_policy import RuntimePolicy, find_deployment, late_run_verdict, load_prefect_yaml, policy_from_deployment
+from . import context
+
+
+def load_policy(deployment: str) -> RuntimePolicy:
+    doc = load_prefect_yaml(context.project_root() / "prefect.yaml")
+    return policy_from_deployment(find_deployment(doc, deployment))
+
+
+def _scheduled_start():
+    from prefect.runtime import flow_run
+
+    try:
+        return flow_run.scheduled_start_time
+    except Exception:  # outside a run context
+        return None
+
+
+def governed_flow(deployment: str, **flow_kwargs: Any) -> Callable[[Callable[..., Any]], Any]:
+    policy = load_policy(deployment)
+
+    def decorate(fn: Callable[..., Any]):
+        @functools.wraps(fn)
+        def body(*args: Any, **kwargs: Any):
+            from prefect.runtime import flow_run
+
+            now = context.clock().now()
+            verdict = late_run_verdict(policy.late_run, _scheduled_start(), now)
+            if not verdict.run:
+                context.decision_log().append(
+                    NewDecision(
+                        decision_kind=DecisionKind.late_run,
+                        decision_outcome=DecisionOutcome.reject,
+                        decision_rationale=verdict.reason,
+                        subject=f"flow_run:{flow_run.id}",
+                        actor=f"releasegate:{deployment}",
+                        details={
+                            "deployment": deployment,
+                            "lateness_seconds": int(verdict.lateness.total_seconds()),
+                            "late_run_mode": policy.late_run.mode.value,
+                        },
+                    )
+                )
+                get_run_logger().warning(verdict.reason)
+                return Cancelled(message=verdict.reason)
+            return fn(*args, **kwargs)
+
+        body.runtime_policy = policy  # type: ignore[attr-defined]
+        return flow(
+            body,
+            name=flow_kwargs.pop("name", deployment),
+            retries=policy.retries,
+            retry_delay_seconds=policy.retry_delay_seconds,
+            timeout_seconds=policy.timeout_seconds,
+            **flow_kwargs,
+        )
+
+    return decorate

@@ -1,0 +1,244 @@
+"""The ``releasegate`` command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .decisions import DecisionKind, DecisionOutcome, DecisionRefused, NewDecision
+
+app = typer.Typer(help="releasegate: governance for ML jobs on Prefect and MLflow.", no_args_is_help=True)
+db_app = typer.Typer(help="Decision-log database.", no_args_is_help=True)
+audit_app = typer.Typer(help="Audit the decision log.", no_args_is_help=True)
+policy_app = typer.Typer(help="Runtime policies (the activation block).", no_args_is_help=True)
+decisions_app = typer.Typer(help="List or add decision records.", invoke_without_command=True)
+app.add_typer(db_app, name="db")
+app.add_typer(audit_app, name="audit")
+app.add_typer(policy_app, name="policy")
+app.add_typer(decisions_app, name="decisions")
+
+console = Console()
+err = Console(stderr=True)
+
+
+def _log():
+    from .adapters import context
+
+    return context.decision_log()
+
+
+def _record_json(rec) -> dict:
+    return rec.model_dump(mode="json")
+
+
+# ------------------------------------------------------------------------------------------ db
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Apply the decision-log schema migrations (also done automatically on first use)."""
+    from . import db
+    from .settings import Settings
+
+    url = Settings().resolved_database_url
+    engine = db.create_db_engine(url)
+    db.upgrade(engine, revision)
+    shown = engine.url.render_as_string(hide_password=True)
+    console.print(f"database {shown} at revision {db.current_revision(engine)}")
+
+
+# ------------------------------------------------------------------------------------ decisions
+@decisions_app.callback()
+def decisions_list(
+    ctx: typer.Context,
+    kind: Annotated[DecisionKind | None, typer.Option(help="Only this kind.")] = None,
+    subject: Annotated[str | None, typer.Option(help="Only this subject.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many, newest last.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON array.")] = False,
+) -> None:
+    """List decision records (oldest first)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    records = _log().query(kind=kind, subject=subject, limit=limit, newest_first=True)[::-1]
+    if as_json:
+        typer.echo(json.dumps([_record_json(r) for r in records], indent=2))
+        return
+    table = Table(title=f"decisions ({len(records)})")
+    for col in ("timestamp (UTC)", "kind", "outcome", "subject", "decision_id", "rationale"):
+        table.add_column(col, overflow="fold")
+    for r in records:
+        table.add_row(
+            r.decision_timestamp.strftime("%Y-%m-%d %H:%M:%S"),
+            r.decision_kind.value,
+            r.decision_outcome.value,
+            r.subject,
+            r.decision_id,
+            r.decision_rationale,
+        )
+    console.print(table)
+
+
+@decisions_app.command("add")
+def decisions_add(
+    kind: Annotated[DecisionKind, typer.Option(help="Decision kind.")],
+    outcome: Annotated[DecisionOutcome, typer.Option(help="accept, reject or override.")],
+    rationale: Annotated[str, typer.Option(help="Why.")],
+    subject: Annotated[str, typer.Option(help="What it is about, e.g. deployment:backfill.")],
+    actor: Annotated[str, typer.Option("--by", help="Who decided.")],
+    tech_gate_report_ref: str | None = None,
+    pm_gate_ref: str | None = None,
+    risk_gate_ref: str | None = None,
+    joint_release_ack_ref: str | None = None,
+    rollback_plan_ref: str | None = None,
+    exception_expiry: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%dT%H:%M:%S%z"])] = None,
+    details: Annotated[str, typer.Option(help="JSON object with kind-specific fields.")] = "{}",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Append a decision record (refused, naming the field, when a rule is broken)."""
+    try:
+        extra = json.loads(details)
+        if not isinstance(extra, dict):
+            raise ValueError("must be a JSON object")
+    except ValueError as exc:
+        err.print(f"[red]refused:[/red] details: {exc}")
+        raise typer.Exit(2) from None
+    try:
+        rec = _log().append(
+            NewDecision(
+                decision_kind=kind,
+                decision_outcome=outcome,
+                decision_rationale=rationale,
+                subject=subject,
+                actor=actor,
+                tech_gate_report_ref=tech_gate_report_ref,
+                pm_gate_ref=pm_gate_ref,
+                risk_gate_ref=risk_gate_ref,
+                joint_release_ack_ref=joint_release_ack_ref,
+                rollback_plan_ref=rollback_plan_ref,
+                exception_expiry=exception_expiry,
+                details=extra,
+            )
+        )
+    except DecisionRefused as exc:
+        err.print(f"[red]refused:[/red] {exc.field}: {exc.rule}")
+        raise typer.Exit(1) from None
+    if as_json:
+        typer.echo(json.dumps(_record_json(rec)))
+    else:
+        console.print(f"recorded {rec.decision_kind.value} decision {rec.decision_id} ({rec.decision_outcome.value})")
+
+
+# ---------------------------------------------------------------------------------------- audit
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Walk the hash chain; exit 1 naming the first record edited, deleted or reordered."""
+    result = _log().verify()
+    if result.ok:
+        console.print(f"decision log intact: {result.checked} records, hash chain verified")
+        return
+    err.print(f"[red]decision log tampered:[/red] {result.first_break} (after {result.checked} intact records)")
+    raise typer.Exit(1)
+
+
+# --------------------------------------------------------------------------------------- policy
+@policy_app.command("check")
+def policy_check(
+    prefect_file: Annotated[Path, typer.Argument(help="prefect.yaml to check.")] = Path("prefect.yaml"),
+) -> None:
+    """Exit 1 listing every deployment without a complete runtime policy, 0 otherwise."""
+    from .runtime_policy import check_deployments, load_prefect_yaml
+
+    if not prefect_file.is_file():
+        err.print(f"[red]error:[/red] {prefect_file} not found")
+        raise typer.Exit(2)
+    ok, bad = check_deployments(load_prefect_yaml(prefect_file))
+    for name in ok:
+        console.print(f"[green]ok[/green]      {name}")
+    for problem in bad:
+        console.print(f"[red]missing[/red] {problem}")
+    if bad:
+        err.print(f"{len(bad)} deployment(s) lack a complete runtime policy: {', '.join(p.deployment for p in bad)}")
+        raise typer.Exit(1)
+    console.print(f"{len(ok)} deployment(s), every one with a complete runtime policy")
+
+
+# --------------------------------------------------------------------------------------- deploy
+@app.command("deploy")
+def deploy(
+    name: Annotated[list[str] | None, typer.Option("--name", "-n", help="Deployment(s); default all.")] = None,
+    prefect_file: Annotated[Path, typer.Option(help="prefect.yaml")] = Path("prefect.yaml"),
+) -> None:
+    """Deploy through Prefect, refusing any deployment without a complete runtime policy."""
+    from .runtime_policy import check_deployments, load_prefect_yaml
+
+    doc = load_prefect_yaml(prefect_file)
+    ok, bad = check_deployments(doc)
+    wanted = set(name) if name else set(ok) | {p.deployment for p in bad}
+    unknown = wanted - set(ok) - {p.deployment for p in bad}
+    if unknown:
+        err.print(f"[red]error:[/red] no deployment named {', '.join(sorted(unknown))} in {prefect_file}")
+        raise typer.Exit(2)
+    refused = [p for p in bad if p.deployment in wanted]
+    if refused:
+        for p in refused:
+            err.print(f"[red]refused:[/red] {p}")
+        err.print("no deployment was activated: add the missing runtime policy and deploy again")
+        raise typer.Exit(1)
+    cmd = ["prefect", "--no-prompt", "deploy", "--prefect-file", str(prefect_file)]
+    for n in sorted(wanted):
+        cmd += ["--name", n]
+    env = {**os.environ, "PWD": str(prefect_file.resolve().parent)}
+    console.print("$ " + " ".join(cmd))
+    raise typer.Exit(subprocess.call(cmd, env=env, cwd=prefect_file.resolve().parent))
+
+
+# --------------------------------------------------------------------------------------- govern
+@app.command("govern")
+def govern(
+    requested_by: Annotated[str, typer.Option(help="Who asks for the run.")],
+    reason_code: Annotated[
+        str, typer.Option(help="hotfix, recovery, governance_run, backfill, other")
+    ] = "governance_run",
+    ticket_ref: Annotated[str | None, typer.Option()] = None,
+    approved_at: Annotated[str | None, typer.Option(help="ISO 8601 with offset, e.g. 2026-11-23T08:00:00Z")] = None,
+    environment: Annotated[str, typer.Option(help="dev, staging or prod")] = "dev",
+) -> None:
+    """Run a governance run now, in this process (ephemeral or configured Prefect API)."""
+    from .adapters import context
+
+    root = context.project_root()
+    sys.path.insert(0, str(root))
+    from flows.governance_run import governance_run
+
+    state = governance_run(
+        requested_by=requested_by,
+        reason_code=reason_code,
+        ticket_ref=ticket_ref,
+        approved_at=approved_at,
+        target_environment=environment,
+        return_state=True,
+    )
+    if not state.is_completed():
+        err.print(f"[red]refused:[/red] {state.message}")
+        raise typer.Exit(1)
+    console.print_json(data=state.result())
+
+
+# ----------------------------------------------------------------------------------------- demo
+@app.command("demo")
+def demo() -> None:
+    """The smallest real end-to-end run on embedded defaults (see `make demo`)."""
+    from .demo import run_demo
+
+    raise typer.Exit(run_demo(console))
+
+
+def main() -> None:  # console-script entry point
+    app()

@@ -1,0 +1,167 @@
+"""Runtime policy and the activation block: no deployment is activated without one.
+
+A deployment's runtime policy has five parts: retries, retry delay, timeout, concurrency limit and
+late-run behaviour. They live in ``prefect.yaml`` beside the deployment:
+
+* ``concurrency_limit`` — Prefect's own deployment key (an int, or ``{limit, collision_strategy}``), so
+  Prefect itself enforces it;
+* ``runtime_policy`` — our key (Prefect ignores unknown deployment keys) with ``retries``,
+  ``retry_delay_seconds``, ``timeout_seconds`` and ``late_run: {mode: run_late | skip,
+  skip_after_minutes}``. Prefect has no per-deployment retries, timeout or late-run rule, so
+  ``releasegate.adapters.prefect_flows.governed_flow`` applies them to the flow when it is loaded.
+
+``check_deployments`` lists every deployment lacking a complete profile; ``releasegate policy check``
+exits 1 on any, and ``releasegate deploy`` refuses to activate such a deployment. Pure module.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class LateRunMode(StrEnum):
+    run_late = "run_late"
+    skip = "skip"
+
+
+class LateRunPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    mode: LateRunMode
+    skip_after_minutes: Annotated[int, Field(ge=1, le=7 * 24 * 60)] | None = None
+
+    @model_validator(mode="after")
+    def _skip_needs_minutes(self) -> LateRunPolicy:
+        if self.mode is LateRunMode.skip and self.skip_after_minutes is None:
+            raise ValueError("late_run.mode 'skip' needs skip_after_minutes")
+        return self
+
+
+class CollisionStrategy(StrEnum):
+    ENQUEUE = "ENQUEUE"
+    CANCEL_NEW = "CANCEL_NEW"
+
+
+class RuntimePolicy(BaseModel):
+    """The activation block of one deployment."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    retries: Annotated[int, Field(ge=0, le=20)]
+    retry_delay_seconds: Annotated[int, Field(ge=0, le=86_400)]
+    timeout_seconds: Annotated[int, Field(ge=1, le=7 * 86_400)]
+    concurrency_limit: Annotated[int, Field(ge=1, le=10_000)]
+    collision_strategy: CollisionStrategy = CollisionStrategy.ENQUEUE
+    late_run: LateRunPolicy
+
+
+REQUIRED = ("retries", "retry_delay_seconds", "timeout_seconds", "concurrency_limit", "late_run")
+
+
+class PolicyProblem(BaseModel):
+    deployment: str
+    problems: list[str]
+
+    def __str__(self) -> str:
+        return f"{self.deployment}: " + "; ".join(self.problems)
+
+
+def policy_from_deployment(dep: dict[str, Any]) -> RuntimePolicy:
+    """Build the policy from a prefect.yaml deployment entry (raises ``ValueError`` when incomplete)."""
+    problems = deployment_problems(dep)
+    if problems:
+        raise ValueError(f"deployment {dep.get('name')!r} has no complete runtime policy: {'; '.join(problems)}")
+    return _build(dep)
+
+
+def _build(dep: dict[str, Any]) -> RuntimePolicy:
+    rp = dict(dep.get("runtime_policy") or {})
+    cl = dep.get("concurrency_limit")
+    if isinstance(cl, dict):
+        rp["concurrency_limit"] = cl.get("limit")
+        if cl.get("collision_strategy") is not None:
+            rp["collision_strategy"] = cl["collision_strategy"]
+    elif cl is not None:
+        rp["concurrency_limit"] = cl
+    return RuntimePolicy.model_validate(rp)
+
+
+def deployment_problems(dep: dict[str, Any]) -> list[str]:
+    """What is missing or wrong in one deployment's runtime policy (empty: complete)."""
+    problems: list[str] = []
+    rp = dep.get("runtime_policy")
+    if not isinstance(rp, dict):
+        problems.append("no runtime_policy (needs retries, retry_delay_seconds, timeout_seconds, late_run)")
+        rp = {}
+    cl = dep.get("concurrency_limit")
+    limit = cl.get("limit") if isinstance(cl, dict) else cl
+    if limit is None:
+        problems.append("no concurrency_limit")
+    for key in ("retries", "retry_delay_seconds", "timeout_seconds", "late_run"):
+        if isinstance(dep.get("runtime_policy"), dict) and key not in rp:
+            problems.append(f"runtime_policy.{key} missing")
+    if problems:
+        return problems
+    try:
+        _build(dep)
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"]) or "runtime_policy"
+            problems.append(f"{loc}: {err['msg']}")
+    return problems
+
+
+def load_prefect_yaml(path: str | Path) -> dict[str, Any]:
+    text = Path(path).read_text()
+    doc = yaml.safe_load(text) or {}
+    if not isinstance(doc, dict):
+        raise ValueError(f"{path}: not a prefect.yaml mapping")
+    return doc
+
+
+def check_deployments(doc: dict[str, Any]) -> tuple[list[str], list[PolicyProblem]]:
+    """Return (names of compliant deployments, problems of the others)."""
+    ok: list[str] = []
+    bad: list[PolicyProblem] = []
+    for i, dep in enumerate(doc.get("deployments") or []):
+        name = (dep or {}).get("name") or f"<deployment #{i + 1} without a name>"
+        problems = deployment_problems(dep or {})
+        if problems:
+            bad.append(PolicyProblem(deployment=name, problems=problems))
+        else:
+            ok.append(name)
+    return ok, bad
+
+
+def find_deployment(doc: dict[str, Any], name: str) -> dict[str, Any]:
+    for dep in doc.get("deployments") or []:
+        if (dep or {}).get("name") == name:
+            return dep
+    raise KeyError(f"no deployment named {name!r} in prefect.yaml")
+
+
+class LateRunVerdict(BaseModel):
+    run: bool
+    lateness: timedelta
+    reason: str
+
+
+def late_run_verdict(policy: LateRunPolicy, scheduled_at: datetime | None, now: datetime) -> LateRunVerdict:
+    """Should a run scheduled for ``scheduled_at`` still start at ``now``?"""
+    if scheduled_at is None:
+        return LateRunVerdict(run=True, lateness=timedelta(0), reason="not scheduled: started on demand")
+    lateness = max(timedelta(0), now - scheduled_at)
+    if policy.mode is LateRunMode.skip and policy.skip_after_minutes is not None:
+        limit = timedelta(minutes=policy.skip_after_minutes)
+        if lateness > limit:
+            return LateRunVerdict(
+                run=False,
+                lateness=lateness,
+                reason=f"LATE_RUN_SKIPPED: {int(lateness.total_seconds())} s late, policy skips after "
+                f"{policy.skip_after_minutes} min",
+            )
+    return LateRunVerdict(run=True, lateness=lateness, reason="on time or run_late policy")

@@ -1,0 +1,70 @@
+"""Settings, read from the environment with the prefix ``RELEASEGATE_`` (pydantic-settings).
+
+| variable                              | default                                   |
+|---------------------------------------|-------------------------------------------|
+| RELEASEGATE_HOME                      | ./.releasegate                            |
+| RELEASEGATE_DATABASE_URL              | sqlite:///<home>/releasegate.db           |
+| RELEASEGATE_MLFLOW_TRACKING_URI       | sqlite:///<home>/mlflow.db                |
+| RELEASEGATE_MLFLOW_REGISTRY_URI       | same as the tracking URI                  |
+| RELEASEGATE_ENVIRONMENTS              | ["dev","staging","prod"] (JSON list)      |
+| RELEASEGATE_PROD_ENVIRONMENT          | prod                                      |
+| RELEASEGATE_PREFECT_TELEMETRY         | false                                     |
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RELEASEGATE_", extra="ignore")
+
+    home: Path = Field(default=Path(".releasegate"), description="Folder for local state.")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL of the decision log; postgresql+psycopg://… works."
+    )
+    mlflow_tracking_uri: str | None = None
+    mlflow_registry_uri: str | None = None
+    environments: list[str] = Field(default_factory=lambda: ["dev", "staging", "prod"])
+    prod_environment: str = "prod"
+    prefect_telemetry: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.prod_environment not in self.environments:
+            raise ValueError(
+                f"prod_environment {self.prod_environment!r} is not one of environments {self.environments}"
+            )
+        return self
+
+    @cached_property
+    def home_dir(self) -> Path:
+        path = self.home.expanduser().resolve()
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home_dir / 'releasegate.db'}"
+
+    @property
+    def resolved_tracking_uri(self) -> str:
+        return self.mlflow_tracking_uri or f"sqlite:///{self.home_dir / 'mlflow.db'}"
+
+    @property
+    def resolved_registry_uri(self) -> str:
+        return self.mlflow_registry_uri or self.resolved_tracking_uri
+
+    def apply_telemetry_policy(self) -> None:
+        """Keep Prefect's analytics off unless telemetry was asked for explicitly."""
+        value = "true" if self.prefect_telemetry else "false"
+        os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", value)
+
+
+def get_settings() -> Settings:
+    return Settings()

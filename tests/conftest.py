@@ -1,0 +1,88 @@
+"""Shared fixtures: real databases (SQLite, PostgreSQL), a once-per-session Prefect harness, a fake clock."""
+
+import os
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from releasegate.clock import FixedClock
+from releasegate.db import dispose_engines
+
+ROOT = Path(__file__).resolve().parents[1]
+PG_ADMIN_URL = os.environ.get("RELEASEGATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _pg_available() -> str | None:
+    try:
+        import psycopg
+
+        with psycopg.connect(PG_ADMIN_URL, connect_timeout=3):
+            return None
+    except Exception as exc:  # pragma: no cover - depends on the machine
+        return f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc}"
+
+
+_PG_SKIP = _pg_available()
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(datetime(2026, 11, 23, 8, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+def sqlite_url(tmp_path) -> str:
+    yield f"sqlite:///{tmp_path / 'decisions.db'}"
+    dispose_engines()
+
+
+@pytest.fixture
+def pg_url():
+    """A fresh PostgreSQL database for one test, dropped afterwards."""
+    if _PG_SKIP:
+        if os.environ.get("CI"):
+            pytest.fail(_PG_SKIP)
+        pytest.skip(_PG_SKIP)
+    import psycopg
+
+    name = f"rg_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    yield f"{base}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)
+    dispose_engines()
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request) -> str:
+    return request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+
+
+@pytest.fixture
+def rg_home(tmp_path, monkeypatch) -> Path:
+    """An empty RELEASEGATE_HOME for one test; the decision log is a SQLite file in it."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("RELEASEGATE_HOME", str(home))
+    monkeypatch.delenv("RELEASEGATE_DATABASE_URL", raising=False)
+    monkeypatch.setenv("RELEASEGATE_PROJECT_DIR", str(ROOT))
+    yield home
+    dispose_engines()
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """One Prefect test server per session (it takes 12-20 s to start on these machines)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

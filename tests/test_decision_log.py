@@ -1,0 +1,308 @@
+"""Decision log: rules, round trip, append-only guard, tamper detection, concurrency, CLI."""
+
+import json
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import text
+from typer.testing import CliRunner
+
+from releasegate.cli import app
+from releasegate.decision_log import DecisionLog
+from releasegate.decisions import REF_FIELDS, DecisionKind, DecisionOutcome, DecisionRefused, NewDecision
+
+
+def deferral(i: int = 0) -> NewDecision:
+    return NewDecision(
+        decision_kind=DecisionKind.deferral,
+        decision_outcome=DecisionOutcome.reject,
+        decision_rationale=f"backfill waits for EOD ({i})",
+        subject=f"flow_run:run-{i}",
+        actor="releasegate:capacity-gateway",
+        details={"deferral_reason_code": "PRIORITY_CONFLICT", "next_evaluation_at": "2026-11-23T08:05:00Z", "i": i},
+    )
+
+
+def promotion(**overrides) -> NewDecision:
+    data = dict(
+        decision_kind=DecisionKind.promotion,
+        decision_outcome=DecisionOutcome.accept,
+        decision_rationale="all gates passed, PM and Risk approved",
+        subject="model:prod.credit",
+        actor="releasegate:promotion",
+        details={"model_name": "credit", "candidate_version": "4"},
+        **{ref: f"{ref}:abc" for ref in REF_FIELDS},
+    )
+    data.update(overrides)
+    return NewDecision(**data)
+
+
+# ------------------------------------------------------------------------------------ rules
+@pytest.mark.parametrize("missing", REF_FIELDS)
+def test_accepted_promotion_needs_every_ref(missing, clock, sqlite_url):
+    log = DecisionLog(sqlite_url, clock=clock)
+    with pytest.raises(DecisionRefused) as ei:
+        log.append(promotion(**{missing: None}))
+    assert ei.value.field == missing and "required" in str(ei.value)
+    assert log.count() == 0  # nothing half-written
+
+
+def test_rejected_promotion_needs_only_the_gate_report(clock, sqlite_url):
+    log = DecisionLog(sqlite_url, clock=clock)
+    rec = log.append(
+        promotion(
+            decision_outcome=DecisionOutcome.reject,
+            pm_gate_ref=None,
+            risk_gate_ref=None,
+            joint_release_ack_ref=None,
+            rollback_plan_ref=None,
+        )
+    )
+    assert rec.decision_outcome is DecisionOutcome.reject
+    with pytest.raises(DecisionRefused) as ei:
+        log.append(promotion(decision_outcome=DecisionOutcome.reject, tech_gate_report_ref=None))
+    assert ei.value.field == "tech_gate_report_ref"
+
+
+def test_override_needs_future_expiry_and_ticket(clock, sqlite_url):
+    log = DecisionLog(sqlite_url, clock=clock)
+    base = dict(
+        decision_kind=DecisionKind.override,
+        decision_outcome=DecisionOutcome.override,
+        decision_rationale="EOD restart during freeze",
+        subject="flow_run:x",
+        actor="ops:bob",
+        details={"ticket_ref": "INC-9"},
+    )
+    with pytest.raises(DecisionRefused, match="exception_expiry: required"):
+        log.append(NewDecision(**base))
+    with pytest.raises(DecisionRefused, match="exception_expiry: must lie in the future"):
+        log.append(NewDecision(**base, exception_expiry=clock.now() - timedelta(minutes=1)))
+    with pytest.raises(DecisionRefused, match="details.ticket_ref"):
+        log.append(NewDecision(**{**base, "details": {}}, exception_expiry=clock.now() + timedelta(days=1)))
+    rec = log.append(NewDecision(**base, exception_expiry=clock.now() + timedelta(days=1)))
+    assert rec.exception_expiry == clock.now() + timedelta(days=1)
+
+
+@pytest.mark.parametrize(
+    ("kind", "key"),
+    [
+        (DecisionKind.deferral, "deferral_reason_code"),
+        (DecisionKind.event, "event_id"),
+        (DecisionKind.manual_run, "requested_by"),
+        (DecisionKind.retrain, "trigger"),
+    ],
+)
+def test_kind_specific_details_are_required(kind, key, clock, sqlite_url):
+    with pytest.raises(DecisionRefused) as ei:
+        DecisionLog(sqlite_url, clock=clock).append(
+            NewDecision(
+                decision_kind=kind,
+                decision_outcome=DecisionOutcome.accept,
+                decision_rationale="r",
+                subject="s",
+                actor="a",
+                details={},
+            )
+        )
+    assert ei.value.field == f"details.{key}"
+
+
+def test_blank_rationale_refused(clock, sqlite_url):
+    with pytest.raises(DecisionRefused) as ei:
+        DecisionLog(sqlite_url, clock=clock).append(deferral().model_copy(update={"decision_rationale": "  "}))
+    assert ei.value.field == "decision_rationale"
+
+
+# ------------------------------------------------------------------------------- round trip
+def test_round_trip(db_url, clock):
+    log = DecisionLog(db_url, clock=clock)
+    written = log.append(promotion())
+    clock.advance(minutes=5)
+    second = log.append(deferral(1))
+    got = log.get(written.decision_id)
+    assert got == written
+    assert got.decision_timestamp == datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+    assert got.decision_timestamp.tzinfo is UTC
+    assert [r.decision_id for r in log.query()] == [written.decision_id, second.decision_id]
+    assert [r.decision_id for r in log.query(kind="deferral")] == [second.decision_id]
+    assert log.query(subject="model:prod.credit")[0].details == {"model_name": "credit", "candidate_version": "4"}
+    assert log.query(since=clock.now())[0].decision_id == second.decision_id
+    assert log.verify().ok and log.verify().checked == 2
+
+
+def test_database_refuses_update_and_delete(db_url, clock):
+    log = DecisionLog(db_url, clock=clock)
+    log.append(deferral())
+    for stmt in ("UPDATE decisions SET decision_rationale = 'x'", "DELETE FROM decisions"):
+        with pytest.raises(Exception, match="append-only"):
+            with log.engine.begin() as conn:
+                conn.execute(text(stmt))
+    assert log.count() == 1 and log.verify().ok
+
+
+# --------------------------------------------------------------------------- tamper detection
+def _drop_guard(log: DecisionLog) -> None:
+    with log.engine.begin() as conn:
+        if log.engine.dialect.name == "sqlite":
+            conn.execute(text("DROP TRIGGER decisions_no_update"))
+            conn.execute(text("DROP TRIGGER decisions_no_delete"))
+        else:
+            conn.execute(text("DROP TRIGGER decisions_append_only ON decisions"))
+
+
+def _filled(db_url, clock, n=5):
+    log = DecisionLog(db_url, clock=clock)
+    ids = []
+    for i in range(n):
+        ids.append(log.append(deferral(i)).decision_id)
+        clock.advance(minutes=1)
+    _drop_guard(log)
+    return log, ids
+
+
+def _raw(log, sql, **params):
+    with log.engine.begin() as conn:
+        conn.execute(text(sql), params)
+
+
+def test_verify_catches_an_edited_record(db_url, clock):
+    log, ids = _filled(db_url, clock)
+    _raw(log, "UPDATE decisions SET decision_rationale = 'nothing to see' WHERE seq = 3")
+    result = log.verify()
+    assert not result.ok and result.first_break.seq == 3 and result.first_break.decision_id == ids[2]
+    assert "edited" in result.first_break.problem and result.checked == 2
+
+
+def test_verify_catches_an_edited_details_value(db_url, clock):
+    log, ids = _filled(db_url, clock)
+    _raw(
+        log,
+        "UPDATE decisions SET details = :d WHERE seq = 2",
+        d=json.dumps({"deferral_reason_code": "CHANGE_FREEZE", "next_evaluation_at": "x", "i": 1}),
+    )
+    assert log.verify().first_break.decision_id == ids[1]
+
+
+def test_verify_catches_a_deleted_record(db_url, clock):
+    log, ids = _filled(db_url, clock)
+    _raw(log, "DELETE FROM decisions WHERE seq = 2")
+    result = log.verify()
+    assert not result.ok and result.first_break.seq == 3 and "#2" in result.first_break.problem
+    assert "deleted" in result.first_break.problem
+
+
+def test_verify_catches_a_deleted_newest_record(db_url, clock):
+    log, _ = _filled(db_url, clock)
+    _raw(log, "DELETE FROM decisions WHERE seq = 5")
+    result = log.verify()
+    assert not result.ok and "newest records were deleted" in result.first_break.problem
+
+
+def test_verify_catches_reordered_records(db_url, clock):
+    log, ids = _filled(db_url, clock)
+    _raw(log, "UPDATE decisions SET seq = 100 WHERE seq = 2")
+    _raw(log, "UPDATE decisions SET seq = 2 WHERE seq = 3")
+    _raw(log, "UPDATE decisions SET seq = 3 WHERE seq = 100")
+    result = log.verify()
+    assert not result.ok and result.first_break.seq == 2 and result.first_break.decision_id == ids[2]
+
+
+def test_verify_catches_a_rehashed_edit(db_url, clock):
+    """Editing a record and recomputing its own hash still breaks the next link."""
+    from sqlalchemy.orm import Session
+
+    from releasegate.decision_log import DecisionRow, _content_hash_for_row
+
+    log, ids = _filled(db_url, clock)
+    _raw(log, "UPDATE decisions SET decision_outcome = 'accept' WHERE seq = 2")
+    with Session(log.engine) as s:
+        row = s.get(DecisionRow, 2)
+        new_hash = _content_hash_for_row(row)
+    _raw(log, "UPDATE decisions SET record_hash = :h WHERE seq = 2", h=new_hash)
+    result = log.verify()
+    assert not result.ok and result.first_break.seq == 3
+
+
+# ------------------------------------------------------------------------------- concurrency
+def test_concurrent_appends_keep_one_chain(db_url, clock):
+    log = DecisionLog(db_url, clock=clock)
+    errors = []
+
+    def worker(t):
+        try:
+            for i in range(15):
+                log.append(deferral(t * 100 + i))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not errors
+    result = log.verify()
+    assert result.ok and result.checked == 120 == log.count()
+
+
+# ------------------------------------------------------------------------------------- CLI
+def test_cli_add_list_and_verify(rg_home, monkeypatch):
+    runner = CliRunner()
+    out = runner.invoke(
+        app,
+        [
+            "decisions",
+            "add",
+            "--kind",
+            "deferral",
+            "--outcome",
+            "reject",
+            "--rationale",
+            "pool full",
+            "--subject",
+            "flow_run:1",
+            "--by",
+            "gateway",
+            "--details",
+            json.dumps({"deferral_reason_code": "CAPACITY_LIMIT", "next_evaluation_at": "2026-11-23T08:05:00Z"}),
+            "--json",
+        ],
+    )
+    assert out.exit_code == 0, out.output
+    written = json.loads(out.stdout)
+    refused = runner.invoke(
+        app,
+        [
+            "decisions",
+            "add",
+            "--kind",
+            "deferral",
+            "--outcome",
+            "reject",
+            "--rationale",
+            "pool full",
+            "--subject",
+            "flow_run:1",
+            "--by",
+            "gateway",
+        ],
+    )
+    assert refused.exit_code == 1 and "details.deferral_reason_code" in refused.output
+    listed = runner.invoke(app, ["decisions", "--kind", "deferral", "--json"])
+    assert [r["decision_id"] for r in json.loads(listed.stdout)] == [written["decision_id"]]
+    ok = runner.invoke(app, ["audit", "verify"])
+    assert ok.exit_code == 0 and "1 records" in ok.output
+
+
+def test_cli_audit_verify_names_the_tampered_record(rg_home):
+    from releasegate.adapters import context
+
+    log = context.decision_log()
+    ids = [log.append(deferral(i)).decision_id for i in range(3)]
+    _drop_guard(log)
+    _raw(log, "UPDATE decisions SET subject = 'flow_run:other' WHERE seq = 2")
+    result = CliRunner().invoke(app, ["audit", "verify"])
+    assert result.exit_code == 1
+    assert "record #2" in result.output and ids[1] in result.output
