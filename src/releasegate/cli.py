@@ -25,6 +25,12 @@ app.add_typer(db_app, name="db")
 app.add_typer(audit_app, name="audit")
 app.add_typer(policy_app, name="policy")
 app.add_typer(decisions_app, name="decisions")
+infra_app = typer.Typer(help="Prefect infrastructure: work pool, queues, caps.", no_args_is_help=True)
+events_app = typer.Typer(help="Event intake.", no_args_is_help=True)
+deferrals_app = typer.Typer(help="Deferred runs: list, override.", invoke_without_command=True)
+app.add_typer(infra_app, name="infra")
+app.add_typer(events_app, name="events")
+app.add_typer(deferrals_app, name="deferrals")
 
 console = Console()
 err = Console(stderr=True)
@@ -229,6 +235,160 @@ def govern(
         err.print(f"[red]refused:[/red] {state.message}")
         raise typer.Exit(1)
     console.print_json(data=state.result())
+
+
+# ---------------------------------------------------------------------------------------- infra
+@infra_app.command("up")
+def infra_up_cmd(
+    policy_file: Annotated[
+        Path | None, typer.Option(help="Capacity policy YAML (default blocks/capacity_policy.yaml).")
+    ] = None,
+) -> None:
+    """Create or update the work pool, its queues and caps, and the capacity block (idempotent)."""
+    from .adapters.config import capacity_from_file
+    from .adapters.infra import infra_up
+
+    config = capacity_from_file(policy_file)
+    table = Table(title="releasegate infra")
+    for col in ("object", "action", "settings"):
+        table.add_column(col)
+    for c in infra_up(config):
+        table.add_row(c.what, c.action, c.detail)
+    console.print(table)
+
+
+# --------------------------------------------------------------------------------------- events
+@events_app.command("send")
+def events_send(
+    source: Annotated[str, typer.Argument(help="JSON file with one event (or a list), or - for stdin.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per event.")] = False,
+) -> None:
+    """Validate an event, dedupe it by deployment + idempotency_key, and start its run."""
+    from .adapters.prefect_intake import send_event
+
+    text = sys.stdin.read() if source == "-" else Path(source).read_text()
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        doc = text  # recorded and refused by intake as not-an-object
+        err.print(f"[red]not JSON:[/red] {exc}")
+    events = doc if isinstance(doc, list) else [doc]
+    refused = 0
+    for raw in events:
+        result = send_event(raw)
+        refused += result.status == "refused"
+        if as_json:
+            typer.echo(json.dumps(result.as_dict()))
+        elif result.status == "refused":
+            err.print(f"[red]refused[/red]: {result.reason} (decision {result.decision_id})")
+        else:
+            console.print(f"{result.status}: {result.deployment} flow run {result.flow_run_id}")
+    if refused:
+        raise typer.Exit(1)
+
+
+# ------------------------------------------------------------------------------------ deferrals
+@deferrals_app.callback()
+def deferrals_list(
+    ctx: typer.Context,
+    all_: Annotated[bool, typer.Option("--all", help="Closed deferrals too.")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List open deferrals: run, deployment, reason, since, next evaluation, SLA state."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from .adapters import context
+    from .deferrals import sla_state
+
+    now = context.clock().now()
+    rows = context.scheduling_store().deferrals(None if all_ else "open")
+    if as_json:
+        typer.echo(
+            json.dumps(
+                [{**r.__dict__, "sla_now": sla_state(r.first_deferred_at, now).value} for r in rows],
+                default=str,
+                indent=2,
+            )
+        )
+        return
+    table = Table(title=f"{'all' if all_ else 'open'} deferrals ({len(rows)})")
+    for col in (
+        "flow run",
+        "deployment",
+        "reason",
+        "since (UTC)",
+        "waited",
+        "next evaluation",
+        "attempts",
+        "SLA",
+        "status",
+    ):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        waited = int(((r.closed_at or now) - r.first_deferred_at).total_seconds() // 60)
+        table.add_row(
+            r.flow_run_id,
+            r.deployment,
+            r.reason_code,
+            f"{r.first_deferred_at:%Y-%m-%d %H:%M}",
+            f"{waited} min",
+            f"{r.next_evaluation_at:%H:%M:%S}",
+            str(r.attempts),
+            sla_state(r.first_deferred_at, r.closed_at or now).value,
+            r.status,
+        )
+    console.print(table)
+
+
+@deferrals_app.command("override")
+def deferrals_override(
+    run: Annotated[str, typer.Argument(help="Flow run id of the deferred run.")],
+    ticket: Annotated[str | None, typer.Option(help="Change/incident ticket (required).")] = None,
+    by: Annotated[str | None, typer.Option(help="Who grants the override (required).")] = None,
+    reason: Annotated[str | None, typer.Option(help="Why (required).")] = None,
+    expires_in_minutes: Annotated[int, typer.Option(help="Exception expiry.")] = 240,
+) -> None:
+    """Start a deferred run now; refused without a ticket; recorded as an override decision."""
+    from datetime import timedelta
+
+    from .adapters.deferral_ops import OverrideRefused, override_deferral
+
+    try:
+        rec = override_deferral(run, ticket, by or "", reason or "", timedelta(minutes=expires_in_minutes))
+    except OverrideRefused as exc:
+        err.print(f"[red]refused:[/red] {exc.field}: {exc.rule} (recorded as decision {exc.decision_id})")
+        raise typer.Exit(1) from None
+    console.print(
+        f"override recorded as decision {rec.decision_id}; run {run} scheduled to start now "
+        f"(exception expires {rec.exception_expiry:%Y-%m-%d %H:%M} UTC)"
+    )
+
+
+# --------------------------------------------------------------------------------------- report
+@app.command("report")
+def report(
+    since: Annotated[datetime | None, typer.Option(help="Start (UTC); default 7 days ago.")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    publish: Annotated[bool, typer.Option(help="Publish as a Prefect markdown artifact.")] = True,
+) -> None:
+    """Scheduling KPIs: runs started, runtime-policy coverage, deferral durations vs the 30-min SLA."""
+    from datetime import UTC, timedelta
+
+    from .adapters import context
+    from .adapters.config import load_gateway_config
+    from .adapters.deferral_ops import kpi_report
+
+    start = since.replace(tzinfo=since.tzinfo or UTC) if since else context.clock().now() - timedelta(days=7)
+    rep = kpi_report(load_gateway_config(), start, publish=publish)
+    if as_json:
+        typer.echo(rep.model_dump_json(indent=2))
+        return
+    table = Table(title=f"releasegate KPIs since {start:%Y-%m-%d %H:%M} UTC")
+    for col in ("KPI", "value", "target", "status"):
+        table.add_column(col)
+    for row in rep.rows():
+        table.add_row(*row)
+    console.print(table)
 
 
 # ----------------------------------------------------------------------------------------- demo

@@ -12,8 +12,9 @@ and a JSON ``details`` object.
 Rules (``validate_decision``), each refusal naming the field:
 
 * every record: a non-empty rationale, subject and actor;
-* ``decision_outcome == override`` or ``decision_kind == override``: ``exception_expiry`` later than the
-  decision's timestamp, and ``details.ticket_ref``;
+* an override being granted (``decision_outcome == override``, or kind ``override`` not rejected):
+  ``exception_expiry`` later than the decision's timestamp, and ``details.ticket_ref``; a refused
+  override request (kind ``override``, outcome ``reject``) is recorded without them;
 * per kind, the refs and ``details`` keys in ``KIND_RULES``. A promotion that is accepted or overridden
   needs every ref; a rejected promotion needs the tech gate report that justifies it.
 
@@ -73,7 +74,7 @@ KIND_RULES: dict[DecisionKind, KindRule] = {
         refs=REF_FIELDS, details=("model_name", "candidate_version"), refs_on_reject=("tech_gate_report_ref",)
     ),
     DecisionKind.deferral: KindRule(details=("deferral_reason_code", "next_evaluation_at")),
-    DecisionKind.override: KindRule(details=("ticket_ref",)),
+    DecisionKind.override: KindRule(),
     DecisionKind.retrain: KindRule(details=("trigger",)),
     DecisionKind.rollback: KindRule(
         refs=("rollback_plan_ref",), details=("previous_version", "new_version"), refs_on_reject=()
@@ -145,7 +146,10 @@ def validate_decision(new: NewDecision, now: datetime) -> None:
     for key in rule.details:
         if new.details.get(key) in (None, ""):
             raise DecisionRefused(f"details.{key}", f"required for a {new.decision_kind.value} decision")
-    if new.decision_outcome is DecisionOutcome.override or new.decision_kind is DecisionKind.override:
+    granted_override = new.decision_outcome is DecisionOutcome.override or (
+        new.decision_kind is DecisionKind.override and new.decision_outcome is not DecisionOutcome.reject
+    )
+    if granted_override:
         if new.exception_expiry is None:
             raise DecisionRefused("exception_expiry", "required for an override")
         if new.exception_expiry <= now:

@@ -236,3 +236,15 @@ class ManualTrigger(BaseModel):
             if missing:
                 raise ValueError(f"a manual run against prod needs {' and '.join(missing)} (documented approval)")
         return self
+
+
+def local_business_date(when: datetime, timezone: str = "Europe/Zurich") -> date:
+    """The business date of an instant: its calendar date in the desk's timezone."""
+    return _aware(when).astimezone(ZoneInfo(timezone)).date()
+
+
+def previous_weekday(day: date) -> date:
+    d = day - timedelta(days=1)
+    while d.weekday() >= 5:
+        d -= timedelta(days=1)
+    return d

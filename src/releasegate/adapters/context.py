@@ -56,3 +56,9 @@ def project_root(start: Path | None = None) -> Path:
             if (folder / "prefect.yaml").is_file():
                 return folder
     raise FileNotFoundError("no prefect.yaml found; run from the project folder or set RELEASEGATE_PROJECT_DIR")
+
+
+def scheduling_store(url: str | None = None):
+    from ..scheduling_store import SchedulingStore
+
+    return SchedulingStore(url or settings().resolved_database_url)

@@ -1,0 +1,24 @@
+"""``deferral-sweeper``: every minute, escalate deferrals past their SLA and close finished ones."""
+
+from dataclasses import asdict
+
+from prefect import get_run_logger
+
+from releasegate.adapters.config import load_gateway_config
+from releasegate.adapters.deferral_ops import sweep
+from releasegate.adapters.prefect_flows import governed_flow
+
+
+@governed_flow("deferral-sweeper")
+def deferral_sweeper() -> dict:
+    report = sweep(load_gateway_config())
+    logger = get_run_logger()
+    for e in report.escalations:
+        logger.warning("deferral of %s escalated to %s after %s min", e["flow_run_id"], e["level"], e["waited_minutes"])
+    logger.info(
+        "%d open deferrals, %d closed, %d escalations",
+        report.open_deferrals,
+        len(report.closed),
+        len(report.escalations),
+    )
+    return asdict(report)

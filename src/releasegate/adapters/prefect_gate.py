@@ -1,0 +1,174 @@
+"""The capacity gateway wired to Prefect: read the pool, decide, defer the run in place.
+
+``gate_current_run`` is what every gated flow calls first. It builds a ``CapacitySnapshot`` from the
+Prefect API, asks ``releasegate.capacity.evaluate``, and when the run may not start:
+
+1. opens (or extends) the run's deferral, keeping the first deferral time for the SLA;
+2. writes a ``deferral`` decision record;
+3. sets the run's own state to ``Scheduled(name="Deferred", scheduled_time=next_evaluation_at,
+   message=<reason code>)`` with ``force=True``;
+4. raises Prefect's ``Pause`` signal: the engine keeps that state and the process exits 0, so a worker
+   (or ``flow.serve``) picks the run up again at ``next_evaluation_at`` and the gateway is asked again.
+
+Step 4 uses an internal Prefect signal (``prefect.exceptions.Pause``), the same one
+``pause_flow_run(reschedule=True)`` uses; the pin ``prefect<3.9`` and the harness tests guard it.
+An overridden deferral (``releasegate deferrals override``) is admitted without asking the gateway.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+from prefect import get_client, get_run_logger
+from prefect.client.schemas.filters import (
+    DeploymentFilter,
+    DeploymentFilterId,
+    FlowRunFilter,
+    FlowRunFilterExpectedStartTime,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+    WorkPoolFilter,
+    WorkPoolFilterName,
+    WorkQueueFilter,
+    WorkQueueFilterName,
+)
+from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.exceptions import Pause
+from prefect.states import Scheduled
+
+from ..capacity import ActiveRun, CapacitySnapshot, GateDecision, GatewayConfig, RunRequest, evaluate
+from ..decisions import DecisionKind, DecisionOutcome, NewDecision
+from . import context
+from .config import load_gateway_config
+from .prefect_api import read_all_flow_runs
+
+DEFERRED = "Deferred"
+
+
+def _deployment_names(client, runs: list[FlowRun]) -> dict[str, str]:
+    ids = list({r.deployment_id for r in runs if r.deployment_id})
+    if not ids:
+        return {}
+    deps = client.read_deployments(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=ids)))
+    return {str(d.id): d.name for d in deps}
+
+
+def _as_active(run: FlowRun, names: dict[str, str], state: str) -> ActiveRun:
+    return ActiveRun(
+        flow_run_id=str(run.id),
+        deployment=names.get(str(run.deployment_id)) if run.deployment_id else None,
+        queue=run.work_queue_name,
+        state=state,
+        expected_start=run.expected_start_time,
+    )
+
+
+def build_snapshot(
+    client, config: GatewayConfig, exclude: str | None, request: RunRequest, now: datetime
+) -> CapacitySnapshot:
+    pool = WorkPoolFilter(name=WorkPoolFilterName(any_=[config.pool_name]))
+    active = read_all_flow_runs(
+        client,
+        flow_run_filter=FlowRunFilter(
+            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING, StateType.PENDING]))
+        ),
+        work_pool_filter=pool,
+    )
+    horizon = now + timedelta(minutes=config.priority_window_minutes)
+    mine = config.queue(request.queue).priority
+    higher = [q.name for q in config.queues if q.priority < mine]
+    upcoming = []
+    if higher:  # only runs that could out-rank this one matter; a flood of equals must not hide them
+        upcoming = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])),
+                expected_start_time=FlowRunFilterExpectedStartTime(before_=horizon),
+            ),
+            work_pool_filter=pool,
+            work_queue_filter=WorkQueueFilter(name=WorkQueueFilterName(any_=higher)),
+            limit=200,
+        )
+    active = [r for r in active if str(r.id) != exclude]
+    upcoming = [r for r in upcoming if str(r.id) != exclude and (r.state_name or "") != DEFERRED]
+    names = _deployment_names(client, active + upcoming)
+    gate = config.deployments.get(request.deployment)
+    completed = context.scheduling_store().completed(gate.upstreams if gate else [], request.business_dates)
+    return CapacitySnapshot(
+        active=[_as_active(r, names, "running" if r.state_type == StateType.RUNNING else "pending") for r in active],
+        upcoming=[_as_active(r, names, "scheduled") for r in upcoming],
+        completed=completed,
+    )
+
+
+def gate_current_run(
+    deployment: str, business_dates: list[date] | None = None, config: GatewayConfig | None = None
+) -> GateDecision:
+    """Admit the current flow run or defer it (this function then does not return: see module doc)."""
+    from prefect.runtime import flow_run
+
+    config = config or load_gateway_config()
+    store = context.scheduling_store()
+    now = context.clock().now()
+    run_id = str(flow_run.id)
+    logger = get_run_logger()
+    previous = store.get_deferral(run_id)
+    if previous is not None and previous.status == "overridden":
+        logger.warning("deferral of %s overridden by ticket: admitted without the gateway", run_id)
+        return GateDecision(admitted=True, explanation="admitted by an audited override")
+
+    gate = config.deployments.get(deployment)
+    with get_client(sync_client=True) as client:
+        queue = gate.queue if gate else None
+        if queue is None:
+            own_queue = client.read_flow_run(flow_run.id).work_queue_name
+            known = {q.name for q in config.queues}
+            queue = own_queue if own_queue in known else max(config.queues, key=lambda q: q.priority).name
+        request = RunRequest(
+            flow_run_id=run_id,
+            deployment=deployment,
+            queue=queue,
+            business_dates=business_dates or [],
+            attempts=previous.attempts if previous is not None and previous.status == "open" else 0,
+        )
+        snapshot = build_snapshot(client, config, run_id, request, now)
+        decision = evaluate(request, snapshot, config, now)
+        if decision.admitted:
+            store.close_deferral(run_id, "admitted", now)
+            logger.info("capacity gateway: %s", decision.explanation)
+            return decision
+
+        code = decision.deferral_reason_code.value
+        deferral = store.record_deferral(
+            run_id, deployment, code, decision.next_evaluation_at, decision.explanation, now
+        )
+        context.decision_log().append(
+            NewDecision(
+                decision_kind=DecisionKind.deferral,
+                decision_outcome=DecisionOutcome.reject,
+                decision_rationale=decision.explanation,
+                subject=f"flow_run:{run_id}",
+                actor="releasegate:capacity-gateway",
+                details={
+                    "deployment": deployment,
+                    "deferral_reason_code": code,
+                    "next_evaluation_at": decision.next_evaluation_at.isoformat(),
+                    "deferred_since": deferral.first_deferred_at.isoformat(),
+                    "attempts": deferral.attempts,
+                    "evidence": decision.evidence,
+                },
+            ),
+            now=now,
+        )
+        state = Scheduled(name=DEFERRED, scheduled_time=decision.next_evaluation_at, message=code)
+        client.set_flow_run_state(flow_run.id, state, force=True)
+    logger.warning("deferred: %s; next evaluation at %s", decision.explanation, decision.next_evaluation_at.isoformat())
+    raise Pause(state=state)
+
+
+def record_completion(deployment: str, business_dates: list[date]) -> None:
+    from prefect.runtime import flow_run
+
+    store = context.scheduling_store()
+    now = context.clock().now()
+    for d in business_dates:
+        store.mark_completed(deployment, d, str(flow_run.id), now)

@@ -1,0 +1,62 @@
+"""Event intake wired to Prefect: ``send_event`` validates, dedupes and creates the run."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from prefect import get_client
+
+from ..intake import IntakeResult, intake_event
+from . import context
+from .config import load_routes
+
+_local = threading.local()
+_deployment_ids: dict[str, Any] = {}
+_ids_lock = threading.Lock()
+
+
+def _client():
+    client = getattr(_local, "client", None)
+    if client is None:
+        client = get_client(sync_client=True)
+        client.__enter__()
+        _local.client = client
+    return client
+
+
+def deployment_id(deployment: str):
+    """Flows are named after their deployment, so the full name is ``<deployment>/<deployment>``."""
+    with _ids_lock:
+        if deployment in _deployment_ids:
+            return _deployment_ids[deployment]
+    dep = _client().read_deployment_by_name(f"{deployment}/{deployment}")
+    with _ids_lock:
+        _deployment_ids[deployment] = dep.id
+    return dep.id
+
+
+def prefect_create_run(deployment: str, parameters: dict[str, Any], idempotency_key: str) -> str:
+    run = _client().create_flow_run_from_deployment(
+        deployment_id(deployment),
+        parameters=parameters,
+        idempotency_key=idempotency_key,
+        tags=["releasegate", "event"],
+    )
+    return str(run.id)
+
+
+def send_event(raw: Any) -> IntakeResult:
+    return intake_event(
+        raw,
+        routes=load_routes(),
+        store=context.scheduling_store(),
+        log=context.decision_log(),
+        create_run=prefect_create_run,
+        now=context.clock().now(),
+    )
+
+
+def forget_deployment_ids() -> None:
+    with _ids_lock:
+        _deployment_ids.clear()

@@ -1,0 +1,46 @@
+"""Deferral SLA: how long a run has waited since its *first* deferral, and what that escalates to.
+
+Prefect never marks a run Late while it sits in a ``Scheduled`` state named ``Deferred``, and every
+re-deferral restarts Prefect's own timers, so releasegate keeps the first deferral time itself
+(``deferrals`` table) and the sweeper escalates from it:
+
+* waited ≥ ``sla_alert_minutes`` (30): ``alert`` → Prefect event ``releasegate.deferral.sla-breached``
+* waited ≥ ``sla_incident_minutes`` (60): ``incident`` → Prefect event ``releasegate.incident.opened``
+
+Each escalation is emitted once per deferral. Pure module.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+SLA_EVENTS = {
+    "alert": "releasegate.deferral.sla-breached",
+    "incident": "releasegate.incident.opened",
+}
+
+
+class SlaState(StrEnum):
+    ok = "ok"
+    alert = "alert"
+    incident = "incident"
+
+
+_ORDER = [SlaState.ok, SlaState.alert, SlaState.incident]
+
+
+def sla_state(
+    first_deferred_at: datetime, now: datetime, alert_minutes: int = 30, incident_minutes: int = 60
+) -> SlaState:
+    waited = now - first_deferred_at
+    if waited >= timedelta(minutes=incident_minutes):
+        return SlaState.incident
+    if waited >= timedelta(minutes=alert_minutes):
+        return SlaState.alert
+    return SlaState.ok
+
+
+def escalations_due(current: SlaState, already: SlaState) -> list[SlaState]:
+    """The escalations to emit now: every level above ``already`` up to ``current``."""
+    return [s for s in _ORDER if _ORDER.index(already) < _ORDER.index(s) <= _ORDER.index(current)]

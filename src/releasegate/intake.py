@@ -1,0 +1,182 @@
+"""Event intake: validate the event contract, route it, start at most one run per key.
+
+Guarantee: at most one run per ``deployment + idempotency_key``.
+
+1. The envelope is validated (``EventEnvelope``); a refusal names the field and is recorded.
+2. The route (configuration: event type → deployment and parameters) picks the deployment.
+3. A local unique record (``event_intake``) is claimed. A duplicate whose run is known is answered
+   at once, without calling Prefect. A redelivery whose payload differs from the first under the same
+   key is refused as a conflict and recorded.
+4. The run is created with Prefect's own ``idempotency_key`` as a second guard, prefixed with the
+   deployment (Prefect's keys are unique per *flow*, not per deployment). A duplicate that races the
+   first delivery before its run id is stored asks Prefect with the same key and gets the same run.
+
+Every created or refused event is a decision record (kind ``event``); a duplicate is an answer, not a
+new decision. Pure logic: the caller passes the store, the log, the run creator and ``now``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .decision_log import DecisionLog
+from .decisions import DecisionKind, DecisionOutcome, NewDecision
+from .manual_runs import describe_validation_error
+from .scheduling_store import SchedulingStore
+from .triggers import EventEnvelope
+
+CreateRun = Callable[[str, dict[str, Any], str], str]  # (deployment, parameters, prefect_key) -> flow_run_id
+
+
+class Route(BaseModel):
+    """Start ``deployment`` for ``event_type``; parameters are literals or ``{{ payload.<field> }}``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    event_type: str
+    deployment: str
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+
+DEFAULT_ROUTES = [
+    Route(
+        event_type="data.partition.arrived@v1",
+        deployment="backfill",
+        parameters={"start_date": "{{ payload.business_date }}", "end_date": "{{ payload.business_date }}"},
+    ),
+]
+
+_TEMPLATE = re.compile(r"^\{\{\s*payload\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}$")
+
+
+def render_parameters(route: Route, event: EventEnvelope) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in route.parameters.items():
+        m = _TEMPLATE.match(value) if isinstance(value, str) else None
+        out[name] = event.payload[m.group(1)] if m else value
+    return out
+
+
+def payload_digest(event_type: str, payload: dict[str, Any]) -> str:
+    body = json.dumps({"event_type": event_type, "payload": payload}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def prefect_idempotency_key(deployment: str, key: str) -> str:
+    return f"{deployment}:{key}"
+
+
+@dataclass(frozen=True)
+class IntakeResult:
+    status: Literal["created", "duplicate", "refused"]
+    flow_run_id: str | None = None
+    reason: str | None = None
+    deployment: str | None = None
+    decision_id: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None or k in ("status", "flow_run_id")}
+
+
+def _refuse(
+    log: DecisionLog, raw: dict[str, Any], reason: str, now: datetime, deployment: str | None = None, **extra: Any
+) -> IntakeResult:
+    def s(key: str) -> str:
+        v = raw.get(key) if isinstance(raw, dict) else None
+        return str(v) if v not in (None, "") else "<missing>"
+
+    rec = log.append(
+        NewDecision(
+            decision_kind=DecisionKind.event,
+            decision_outcome=DecisionOutcome.reject,
+            decision_rationale=f"event refused: {reason}",
+            subject=f"deployment:{deployment}" if deployment else f"event:{s('event_type')}",
+            actor=f"producer:{s('producer')}",
+            details={
+                "event_id": s("event_id"),
+                "event_type": s("event_type"),
+                "idempotency_key": s("idempotency_key"),
+                "refusal": reason,
+                **extra,
+            },
+        ),
+        now=now,
+    )
+    return IntakeResult(status="refused", reason=reason, deployment=deployment, decision_id=rec.decision_id)
+
+
+def intake_event(
+    raw: dict[str, Any] | Any,
+    *,
+    routes: list[Route],
+    store: SchedulingStore,
+    log: DecisionLog,
+    create_run: CreateRun,
+    now: datetime,
+) -> IntakeResult:
+    if not isinstance(raw, dict):
+        return _refuse(log, {}, f"an event must be a JSON object, got {type(raw).__name__}", now)
+    try:
+        event = EventEnvelope.model_validate(raw)
+    except ValidationError as exc:
+        return _refuse(log, raw, describe_validation_error(exc), now)
+
+    route = next((r for r in routes if r.event_type == event.event_type), None)
+    if route is None:
+        return _refuse(log, raw, f"event_type: no route for {event.event_type!r} (configure one)", now)
+    deployment, key = route.deployment, event.idempotency_key
+    digest = payload_digest(event.event_type, event.payload)
+
+    # Fast path: one indexed read answers a known duplicate without calling Prefect.
+    seen = store.lookup(deployment, key)
+    if seen is None:
+        seen = store.claim(deployment, key, digest, event.event_id, event.event_type, now)
+    if seen.payload_sha256 != digest:
+        return _refuse(
+            log,
+            raw,
+            f"idempotency_key: {key!r} was first delivered with a different payload (conflicting redelivery)",
+            now,
+            deployment,
+            first_payload_sha256=seen.payload_sha256,
+            payload_sha256=digest,
+        )
+    if not seen.new and seen.flow_run_id:
+        return IntakeResult(status="duplicate", flow_run_id=seen.flow_run_id, deployment=deployment)
+
+    parameters = render_parameters(route, event)
+    try:
+        flow_run_id = create_run(deployment, parameters, prefect_idempotency_key(deployment, key))
+    except Exception:
+        if seen.new:
+            store.release(deployment, key)
+        raise
+    store.set_flow_run(deployment, key, flow_run_id)
+    if not seen.new:  # raced the first delivery: Prefect's key returned the same run
+        return IntakeResult(status="duplicate", flow_run_id=flow_run_id, deployment=deployment)
+    rec = log.append(
+        NewDecision(
+            decision_kind=DecisionKind.event,
+            decision_outcome=DecisionOutcome.accept,
+            decision_rationale=f"{event.event_type} from {event.producer} starts {deployment}",
+            subject=f"deployment:{deployment}",
+            actor=f"producer:{event.producer}",
+            details={
+                "event_id": event.event_id,
+                "event_type": event.event_type,
+                "idempotency_key": key,
+                "flow_run_id": flow_run_id,
+                "parameters": parameters,
+                "occurred_at": event.occurred_at.isoformat(),
+            },
+        ),
+        now=now,
+    )
+    return IntakeResult(status="created", flow_run_id=flow_run_id, deployment=deployment, decision_id=rec.decision_id)

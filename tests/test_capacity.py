@@ -1,0 +1,234 @@
+"""The capacity gateway's rule, case by case (pure: snapshot in, decision out, clock passed in)."""
+
+from datetime import UTC, date, datetime, time, timedelta
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from releasegate.capacity import (
+    ActiveRun,
+    CapacitySnapshot,
+    DeferralReason,
+    GatewayConfig,
+    RunRequest,
+    Window,
+    evaluate,
+)
+from releasegate.deferrals import SlaState, escalations_due, sla_state
+from tests.conftest import ROOT
+
+NOW = datetime(2026, 11, 23, 17, 0, tzinfo=UTC)  # Monday 18:00 in Zurich
+DAY = date(2026, 11, 20)
+
+
+def config(**overrides) -> GatewayConfig:
+    base = dict(
+        pool_concurrency_limit=3,
+        queues=[
+            {"name": "critical", "priority": 1, "concurrency_limit": 2},
+            {"name": "bulk", "priority": 10, "concurrency_limit": 2},
+        ],
+        deployments={"eod-scoring": {"queue": "critical"}, "backfill": {"queue": "bulk", "upstreams": ["eod-scoring"]}},
+    )
+    base.update(overrides)
+    return GatewayConfig.model_validate(base)
+
+
+def backfill(attempts=0, dates=(DAY,)) -> RunRequest:
+    return RunRequest(
+        flow_run_id="bf", deployment="backfill", queue="bulk", business_dates=list(dates), attempts=attempts
+    )
+
+
+def run(i, queue="bulk", state="running", deployment="backfill", start=None) -> ActiveRun:
+    return ActiveRun(flow_run_id=f"r{i}", deployment=deployment, queue=queue, state=state, expected_start=start)
+
+
+READY = {("eod-scoring", DAY)}
+
+
+def test_admitted_when_nothing_stands_in_the_way():
+    d = evaluate(backfill(), CapacitySnapshot(completed=READY), config(), NOW)
+    assert d.admitted and d.deferral_reason_code is None and d.next_evaluation_at is None
+
+
+def test_priority_conflict_while_eod_runs():
+    snap = CapacitySnapshot(active=[run(1, "critical", deployment="eod-scoring")], completed=READY)
+    d = evaluate(backfill(), snap, config(), NOW)
+    assert d.deferral_reason_code is DeferralReason.PRIORITY_CONFLICT
+    assert d.next_evaluation_at == NOW + timedelta(seconds=60)
+    assert d.evidence["blocking_runs"] == ["r1"] and "eod-scoring" in d.explanation
+
+
+def test_priority_conflict_when_eod_is_due_within_the_window_only():
+    due_soon = CapacitySnapshot(
+        upcoming=[run(1, "critical", "scheduled", "eod-scoring", NOW + timedelta(minutes=10))], completed=READY
+    )
+    assert evaluate(backfill(), due_soon, config(), NOW).deferral_reason_code is DeferralReason.PRIORITY_CONFLICT
+    due_later = CapacitySnapshot(
+        upcoming=[run(1, "critical", "scheduled", "eod-scoring", NOW + timedelta(minutes=20))], completed=READY
+    )
+    assert evaluate(backfill(), due_later, config(), NOW).admitted
+
+
+def test_eod_is_never_held_back_by_backfills():
+    eod = RunRequest(flow_run_id="e", deployment="eod-scoring", queue="critical")
+    snap = CapacitySnapshot(active=[run(1), run(2)])
+    assert evaluate(eod, snap, config(), NOW).admitted
+
+
+def test_capacity_limit_when_the_pool_is_full():
+    snap = CapacitySnapshot(active=[run(1, "critical", deployment="x"), run(2), run(3)], completed=READY)
+    eod = RunRequest(flow_run_id="e", deployment="eod-scoring", queue="critical")
+    d = evaluate(eod, snap, config(), NOW)
+    assert d.deferral_reason_code is DeferralReason.CAPACITY_LIMIT and "3 runs hold the pool's 3 slots" in d.explanation
+
+
+def test_queue_limit_when_the_queue_is_full():
+    d = evaluate(backfill(), CapacitySnapshot(active=[run(1), run(2)], completed=READY), config(), NOW)
+    assert d.deferral_reason_code is DeferralReason.QUEUE_LIMIT
+
+
+def test_upstream_not_ready():
+    d = evaluate(backfill(dates=(DAY, DAY + timedelta(days=1))), CapacitySnapshot(completed=READY), config(), NOW)
+    assert d.deferral_reason_code is DeferralReason.UPSTREAM_NOT_READY
+    assert d.evidence["missing"] == ["eod-scoring@2026-11-21"]
+
+
+def test_change_freeze_defers_until_its_end():
+    freeze = Window(
+        name="year-end",
+        kind="change_freeze",
+        timezone="Europe/Zurich",
+        start=NOW - timedelta(hours=1),
+        end=NOW + timedelta(days=2),
+        deployments=["backfill"],
+    )
+    d = evaluate(backfill(), CapacitySnapshot(completed=READY), config(windows=[freeze]), NOW)
+    assert d.deferral_reason_code is DeferralReason.CHANGE_FREEZE and d.next_evaluation_at == NOW + timedelta(days=2)
+    # A freeze scoped to backfills leaves EOD alone.
+    eod = RunRequest(flow_run_id="e", deployment="eod-scoring", queue="critical")
+    assert evaluate(eod, CapacitySnapshot(), config(windows=[freeze]), NOW).admitted
+
+
+def test_weekly_maintenance_window_in_its_timezone():
+    # Sundays 02:00-04:00 Zurich. 2026-11-22 02:30 Zurich = 01:30 UTC.
+    mw = Window(
+        name="sun",
+        kind="maintenance",
+        timezone="Europe/Zurich",
+        recurrence="weekly",
+        weekdays=[6],
+        start_time=time(2, 0),
+        duration_minutes=120,
+    )
+    inside = datetime(2026, 11, 22, 1, 30, tzinfo=UTC)
+    d = evaluate(backfill(), CapacitySnapshot(completed=READY), config(windows=[mw]), inside)
+    assert d.deferral_reason_code is DeferralReason.MAINTENANCE_WINDOW
+    assert d.next_evaluation_at == datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
+    assert evaluate(
+        backfill(), CapacitySnapshot(completed=READY), config(windows=[mw]), inside + timedelta(hours=2)
+    ).admitted
+    # Summer time: 02:30 Zurich = 00:30 UTC.
+    summer = datetime(2027, 6, 6, 0, 30, tzinfo=UTC)
+    assert mw.active_at(summer) == (datetime(2027, 6, 6, 0, 0, tzinfo=UTC), datetime(2027, 6, 6, 2, 0, tzinfo=UTC))
+
+
+def test_daily_window_spanning_midnight():
+    mw = Window(
+        name="night",
+        kind="maintenance",
+        timezone="UTC",
+        recurrence="daily",
+        start_time=time(23, 0),
+        duration_minutes=120,
+    )
+    assert mw.active_at(datetime(2026, 11, 24, 0, 30, tzinfo=UTC)) == (
+        datetime(2026, 11, 23, 23, 0, tzinfo=UTC),
+        datetime(2026, 11, 24, 1, 0, tzinfo=UTC),
+    )
+    assert mw.active_at(datetime(2026, 11, 24, 1, 0, tzinfo=UTC)) is None
+
+
+def test_freeze_outranks_everything_else():
+    freeze = Window(name="f", kind="change_freeze", start=NOW - timedelta(minutes=1), end=NOW + timedelta(hours=1))
+    snap = CapacitySnapshot(active=[run(1, "critical"), run(2), run(3)])
+    assert (
+        evaluate(backfill(), snap, config(windows=[freeze]), NOW).deferral_reason_code is DeferralReason.CHANGE_FREEZE
+    )
+
+
+@pytest.mark.parametrize(("attempts", "seconds"), [(0, 60), (1, 120), (2, 300), (3, 600), (9, 600)])
+def test_backoff_grows_with_attempts(attempts, seconds):
+    snap = CapacitySnapshot(active=[run(1, "critical")], completed=READY)
+    assert evaluate(backfill(attempts), snap, config(), NOW).next_evaluation_at == NOW + timedelta(seconds=seconds)
+
+
+@pytest.mark.parametrize(
+    ("bad", "words"),
+    [
+        ({"deployments": {"x": {"queue": "nope"}}}, "deployments.x.queue"),
+        ({"sla_alert_minutes": 60, "sla_incident_minutes": 30}, "sla_incident_minutes"),
+        (
+            {
+                "windows": [
+                    {
+                        "name": "w",
+                        "kind": "maintenance",
+                        "recurrence": "weekly",
+                        "start_time": "02:00:00",
+                        "duration_minutes": 60,
+                    }
+                ]
+            },
+            "weekdays",
+        ),
+        (
+            {
+                "windows": [
+                    {
+                        "name": "w",
+                        "kind": "change_freeze",
+                        "start": "2026-12-01T00:00:00Z",
+                        "end": "2026-11-01T00:00:00Z",
+                    }
+                ]
+            },
+            "end must be after start",
+        ),
+        (
+            {
+                "windows": [
+                    {
+                        "name": "w",
+                        "kind": "change_freeze",
+                        "start": "2026-12-01T00:00:00",
+                        "end": "2026-12-02T00:00:00Z",
+                    }
+                ]
+            },
+            "timezone-aware",
+        ),
+    ],
+)
+def test_bad_configuration_is_refused_with_the_field(bad, words):
+    with pytest.raises(ValidationError, match=words):
+        config(**bad)
+
+
+def test_shipped_capacity_policy_is_valid():
+    cfg = GatewayConfig.model_validate(yaml.safe_load((ROOT / "blocks" / "capacity_policy.yaml").read_text()))
+    assert cfg.queue("critical").priority < cfg.queue("bulk").priority
+
+
+@pytest.mark.parametrize(("minutes", "state"), [(0, "ok"), (29, "ok"), (30, "alert"), (59, "alert"), (60, "incident")])
+def test_sla_state(minutes, state):
+    assert sla_state(NOW - timedelta(minutes=minutes), NOW) is SlaState(state)
+
+
+def test_escalations_are_emitted_once_per_level():
+    assert escalations_due(SlaState.alert, SlaState.ok) == [SlaState.alert]
+    assert escalations_due(SlaState.incident, SlaState.ok) == [SlaState.alert, SlaState.incident]
+    assert escalations_due(SlaState.incident, SlaState.alert) == [SlaState.incident]
+    assert escalations_due(SlaState.incident, SlaState.incident) == []

@@ -1,0 +1,409 @@
+"""Scheduling on the Prefect test harness: deferral in place, overrides, SLA sweeper, event intake.
+
+Flow runs are created through the Prefect API from real deployments and executed by Prefect's engine
+(``run_flow``, what a worker's subprocess runs). Where a test needs an EOD run to be *running*, its
+state is set through the API exactly as the engine would; only the clock is fake.
+"""
+
+import json
+import random
+import threading
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+import yaml
+from prefect import get_client
+from prefect.client.schemas.filters import (
+    DeploymentFilter,
+    DeploymentFilterName,
+    FlowRunFilter,
+    FlowRunFilterState,
+    WorkPoolFilter,
+    WorkPoolFilterName,
+)
+from prefect.client.schemas.filters import FlowRunFilterStateType as StateTypeFilter
+from prefect.client.schemas.objects import StateType
+from prefect.exceptions import Pause
+from prefect.flow_engine import run_flow
+from prefect.states import Cancelled, Completed, Running
+from typer.testing import CliRunner
+
+from releasegate.adapters import context
+from releasegate.adapters.context import use_clock
+from releasegate.adapters.prefect_api import read_all_flow_runs
+from releasegate.cli import app
+from releasegate.clock import FixedClock
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.prefect
+
+# Prefect holds a run until its scheduled time (server rule WaitForScheduledTime), so the tests use a
+# backoff of seconds; the fake clock and the real one then agree on when a deferred run may go again.
+BASE_POLICY = yaml.safe_load((ROOT / "blocks" / "capacity_policy.yaml").read_text()) | {
+    "windows": [],
+    "backoff_seconds": [1, 2],
+}
+
+
+@pytest.fixture(scope="module")
+def deployed(prefect_harness):
+    """infra up + the gated deployments, once for the module."""
+    from flows.backfill import backfill
+    from flows.eod_scoring import eod_scoring
+    from releasegate.adapters.config import capacity_from_file
+    from releasegate.adapters.infra import infra_up
+
+    infra_up(capacity_from_file(ROOT / "blocks" / "capacity_policy.yaml"))
+    ids = {}
+    for flow, name, queue in ((eod_scoring, "eod-scoring", "critical"), (backfill, "backfill", "bulk")):
+        ids[name] = flow.to_deployment(name=name, work_pool_name="releasegate", work_queue_name=queue).apply()
+    return ids
+
+
+@pytest.fixture
+def policy(tmp_path, monkeypatch):
+    """Write a capacity policy for this test; flows read it instead of the block."""
+
+    def write(**changes):
+        path = tmp_path / "capacity.yaml"
+        path.write_text(yaml.safe_dump(json.loads(json.dumps(BASE_POLICY | changes, default=str))))
+        monkeypatch.setenv("RELEASEGATE_CAPACITY_POLICY", str(path))
+        return path
+
+    write()
+    return write
+
+
+@pytest.fixture
+def clock():
+    c = FixedClock(datetime.now(UTC).replace(microsecond=0))
+    with use_clock(c):
+        yield c
+
+
+@pytest.fixture(autouse=True)
+def _cancel_leftovers(request):
+    """Leave the shared pool empty for the next test: cancel every unfinished run."""
+    yield
+    if "deployed" not in request.fixturenames:
+        return
+    with get_client(sync_client=True) as c:
+        runs = read_all_flow_runs(
+            c,
+            flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(
+                    type=StateTypeFilter(
+                        any_=[StateType.RUNNING, StateType.PENDING, StateType.SCHEDULED, StateType.PAUSED]
+                    )
+                )
+            ),
+            work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=["releasegate"])),
+        )
+        for r in runs:
+            c.set_flow_run_state(r.id, Cancelled(message="test cleanup"), force=True)
+
+
+def create_run(deployment_id, **parameters):
+    with get_client(sync_client=True) as c:
+        return c.create_flow_run_from_deployment(deployment_id, parameters=parameters)
+
+
+def read(run_id):
+    with get_client(sync_client=True) as c:
+        return c.read_flow_run(run_id)
+
+
+def execute(flow, run_id):
+    """Run an API flow run in this process with Prefect's engine, as a worker would."""
+    return run_flow(flow, flow_run=read(run_id), return_type="state")
+
+
+def set_state(run_id, state):
+    with get_client(sync_client=True) as c:
+        c.set_flow_run_state(run_id, state, force=True)
+
+
+def expect_deferred(flow, run_id, code):
+    with pytest.raises(Pause):
+        execute(flow, run_id)
+    fr = read(run_id)
+    assert fr.state_type == StateType.SCHEDULED and fr.state_name == "Deferred", fr.state
+    assert fr.state.message == code
+    deferral = context.scheduling_store().get_deferral(str(run_id))
+    assert deferral.status == "open" and deferral.reason_code == code
+    assert fr.state.state_details.scheduled_time == deferral.next_evaluation_at
+    return fr, deferral
+
+
+# ---------------------------------------------------------------------------------- deferral
+def test_backfill_waits_for_running_eod_then_starts(deployed, rg_home, policy, clock):
+    from flows.backfill import backfill
+
+    eod = create_run(deployed["eod-scoring"], business_date="2026-11-20")
+    set_state(eod.id, Running())  # the EOD run is running on a worker
+    bf = create_run(deployed["backfill"], start_date="2026-11-19", end_date="2026-11-20")
+    fr, deferral = expect_deferred(backfill, bf.id, "PRIORITY_CONFLICT")
+    assert deferral.next_evaluation_at == clock.now() + timedelta(seconds=1)
+    [rec] = context.decision_log().query(kind="deferral")
+    assert rec.details["deferral_reason_code"] == "PRIORITY_CONFLICT"
+    assert rec.details["evidence"]["blocking_runs"] == [str(eod.id)]
+
+    # Still running at the next evaluation: deferred again, the first deferral time is kept.
+    clock.advance(seconds=1)
+    _, again = expect_deferred(backfill, bf.id, "PRIORITY_CONFLICT")
+    assert again.attempts == 2 and again.first_deferred_at == deferral.first_deferred_at
+    assert again.next_evaluation_at == clock.now() + timedelta(seconds=2)
+
+    set_state(eod.id, Completed())  # EOD finished
+    clock.advance(seconds=2)
+    state = execute(backfill, bf.id)
+    assert state.is_completed(), state
+    assert read(bf.id).state_type == StateType.COMPLETED
+    closed = context.scheduling_store().get_deferral(str(bf.id))
+    assert closed.status == "admitted" and closed.closed_at == clock.now()
+    assert context.scheduling_store().completed(["backfill"], [date(2026, 11, 19), date(2026, 11, 20)]) == {
+        ("backfill", date(2026, 11, 19)),
+        ("backfill", date(2026, 11, 20)),
+    }
+
+
+def test_change_freeze_defers_until_the_freeze_ends(deployed, rg_home, policy, clock):
+    from flows.backfill import backfill
+
+    end = clock.now() + timedelta(hours=6)
+    policy(
+        windows=[
+            {
+                "name": "quarter-close",
+                "kind": "change_freeze",
+                "start": clock.now() - timedelta(hours=1),
+                "end": end,
+                "deployments": ["backfill"],
+            }
+        ]
+    )
+    bf = create_run(deployed["backfill"], start_date="2026-11-20", end_date="2026-11-20")
+    fr, deferral = expect_deferred(backfill, bf.id, "CHANGE_FREEZE")
+    assert deferral.next_evaluation_at == end and fr.next_scheduled_start_time == end
+
+
+def test_upstream_not_ready_until_eod_for_that_date_completes(deployed, rg_home, policy, clock):
+    from flows.backfill import backfill
+    from flows.eod_scoring import eod_scoring
+
+    policy(deployments=BASE_POLICY["deployments"] | {"backfill": {"queue": "bulk", "upstreams": ["eod-scoring"]}})
+    bf = create_run(deployed["backfill"], start_date="2026-11-20", end_date="2026-11-20")
+    _, deferral = expect_deferred(backfill, bf.id, "UPSTREAM_NOT_READY")
+    assert "eod-scoring@2026-11-20" in deferral.explanation
+
+    eod = create_run(deployed["eod-scoring"], business_date="2026-11-20")
+    assert execute(eod_scoring, eod.id).is_completed()  # the real EOD run, gated and admitted
+    clock.advance(seconds=2)
+    assert execute(backfill, bf.id).is_completed()
+
+
+def test_full_pool_gives_capacity_limit(deployed, rg_home, policy, clock):
+    from flows.eod_scoring import eod_scoring
+
+    policy(pool_concurrency_limit=2)
+    holders = [create_run(deployed["backfill"], start_date="2026-11-20", end_date="2026-11-20") for _ in range(2)]
+    for h in holders:
+        set_state(h.id, Running())
+    eod = create_run(deployed["eod-scoring"], business_date="2026-11-20")
+    expect_deferred(eod_scoring, eod.id, "CAPACITY_LIMIT")
+
+
+# ---------------------------------------------------------------------------- sweeper, override
+def test_sweeper_escalates_at_30_and_60_minutes(deployed, rg_home, policy, clock):
+    from flows.backfill import backfill
+    from releasegate.adapters.config import load_gateway_config
+    from releasegate.adapters.deferral_ops import sweep
+
+    eod = create_run(deployed["eod-scoring"], business_date="2026-11-20")
+    set_state(eod.id, Running())
+    bf = create_run(deployed["backfill"], start_date="2026-11-20", end_date="2026-11-20")
+    expect_deferred(backfill, bf.id, "PRIORITY_CONFLICT")
+    cfg = load_gateway_config()
+
+    clock.advance(minutes=29)
+    assert sweep(cfg).escalations == []
+    clock.advance(minutes=1)
+    [alert] = sweep(cfg).escalations
+    assert alert["level"] == "alert" and alert["event"] == "releasegate.deferral.sla-breached"
+    assert sweep(cfg).escalations == []  # once per level
+    clock.advance(minutes=30)
+    [incident] = sweep(cfg).escalations
+    assert incident["level"] == "incident" and incident["event"] == "releasegate.incident.opened"
+    recs = context.decision_log().query(kind="deferral")
+    assert [r.details.get("sla_escalation") for r in recs] == [None, "alert", "incident"]
+    assert all(r.details.get("event_id") for r in recs[1:])
+    assert context.scheduling_store().get_deferral(str(bf.id)).sla_state == "incident"
+
+    set_state(bf.id, Cancelled())  # an ended run's deferral is closed by the sweeper
+    report = sweep(cfg)
+    assert report.closed == [str(bf.id)] and report.open_deferrals == 0
+
+
+def test_override_needs_a_ticket_and_starts_the_run(deployed, rg_home, policy, clock):
+    from flows.backfill import backfill
+
+    eod = create_run(deployed["eod-scoring"], business_date="2026-11-20")
+    set_state(eod.id, Running())
+    bf = create_run(deployed["backfill"], start_date="2026-11-20", end_date="2026-11-20")
+    expect_deferred(backfill, bf.id, "PRIORITY_CONFLICT")
+
+    runner = CliRunner()
+    refused = runner.invoke(app, ["deferrals", "override", str(bf.id), "--by", "ops-bob", "--reason", "late data"])
+    assert refused.exit_code == 1 and "ticket" in refused.output
+    [rej] = context.decision_log().query(kind="override")
+    assert rej.decision_outcome.value == "reject" and "ticket" in rej.decision_rationale
+    assert read(bf.id).state_name == "Deferred"  # nothing moved
+
+    ok = runner.invoke(
+        app,
+        [
+            "deferrals",
+            "override",
+            str(bf.id),
+            "--ticket",
+            "CHG-42",
+            "--by",
+            "ops-bob",
+            "--reason",
+            "regulator deadline",
+        ],
+    )
+    assert ok.exit_code == 0, ok.output
+    granted = context.decision_log().query(kind="override")[-1]
+    assert granted.decision_outcome.value == "override" and granted.details["ticket_ref"] == "CHG-42"
+    assert granted.exception_expiry == clock.now() + timedelta(minutes=240)
+    fr = read(bf.id)
+    assert fr.state_name == "Scheduled" and fr.next_scheduled_start_time <= clock.now() + timedelta(seconds=1)
+    # EOD still runs, but the override admits the backfill.
+    assert execute(backfill, bf.id).is_completed()
+    listed = runner.invoke(app, ["deferrals", "--all", "--json"])
+    assert json.loads(listed.stdout)[0]["status"] == "overridden"
+
+
+# ------------------------------------------------------------------------------- event intake
+def partition_event(i: int, business_date: str = "2026-11-20", dataset: str = "positions") -> dict:
+    return {
+        "event_id": f"evt-{i}-{random.random()}",
+        "event_type": "data.partition.arrived@v1",
+        "occurred_at": "2026-11-23T07:00:00Z",
+        "producer": "lake-loader",
+        "idempotency_key": f"partition:{dataset}:{i}",
+        "payload": {"dataset": dataset, "business_date": business_date},
+    }
+
+
+def _runs_with_key_prefix(prefix: str) -> int:
+    with get_client(sync_client=True) as c:
+        runs = read_all_flow_runs(c, deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["backfill"])))
+    return sum(1 for r in runs if (r.idempotency_key or "").startswith(prefix))
+
+
+def test_500_events_with_30_percent_duplicates_from_8_threads(deployed, rg_home, clock):
+    from releasegate.adapters.prefect_intake import send_event
+
+    unique = 350
+    events = [partition_event(i) for i in range(unique)]
+    deliveries = events + [dict(random.Random(i).choice(events), event_id=f"redelivery-{i}") for i in range(150)]
+    random.Random(7).shuffle(deliveries)
+    results, errors = [], []
+    lock = threading.Lock()
+
+    def worker(chunk):
+        try:
+            out = [send_event(e) for e in chunk]
+            with lock:
+                results.extend(out)
+        except Exception as exc:  # pragma: no cover - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(deliveries[i::8],)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[:3]
+    created = [r for r in results if r.status == "created"]
+    dupes = [r for r in results if r.status == "duplicate"]
+    assert len(results) == 500 and len(created) == unique and len(dupes) == 150
+    by_key = {}
+    for r in created:
+        by_key.setdefault(r.flow_run_id, 0)
+        by_key[r.flow_run_id] += 1
+    assert len(by_key) == unique  # one run per key
+    assert {r.flow_run_id for r in dupes} <= set(by_key)
+    assert _runs_with_key_prefix("backfill:partition:positions:") == unique  # what Prefect holds
+    assert len(context.decision_log().query(kind="event", limit=10_000)) == unique
+    assert context.decision_log().verify().ok
+
+
+def test_conflicting_redelivery_is_refused_and_recorded(deployed, rg_home, clock, tmp_path):
+    first = partition_event(9001)
+    conflict = dict(first, payload={"dataset": "positions", "business_date": "2026-11-21"})
+    path = tmp_path / "events.json"
+    runner = CliRunner()
+
+    path.write_text(json.dumps(first))
+    created = runner.invoke(app, ["events", "send", str(path), "--json"])
+    assert created.exit_code == 0, created.output
+    out = json.loads(created.stdout)
+    assert out["status"] == "created" and out["flow_run_id"]
+    assert read(out["flow_run_id"]).parameters == {"start_date": "2026-11-20", "end_date": "2026-11-20"}
+
+    dup = json.loads(runner.invoke(app, ["events", "send", str(path), "--json"]).stdout)
+    assert dup == {"status": "duplicate", "flow_run_id": out["flow_run_id"], "deployment": "backfill"}
+
+    path.write_text(json.dumps(conflict))
+    refused = runner.invoke(app, ["events", "send", str(path), "--json"])
+    assert refused.exit_code == 1
+    body = json.loads(refused.stdout)
+    assert body["status"] == "refused" and body["flow_run_id"] is None
+    assert "different payload" in body["reason"]
+    rejects = [r for r in context.decision_log().query(kind="event") if r.decision_outcome.value == "reject"]
+    assert len(rejects) == 1 and rejects[0].details["idempotency_key"] == first["idempotency_key"]
+    assert _runs_with_key_prefix(f"backfill:{first['idempotency_key']}") == 1
+
+
+def test_invalid_event_is_refused_naming_the_field(deployed, rg_home, clock, tmp_path):
+    bad = dict(partition_event(9100), event_type="data.partition.arrived@v7")
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(bad))
+    result = CliRunner().invoke(app, ["events", "send", str(path), "--json"])
+    assert result.exit_code == 1
+    body = json.loads(result.stdout)
+    assert body["status"] == "refused" and "event_type" in body["reason"] and "v7" in body["reason"]
+    assert context.scheduling_store().lookup("backfill", bad["idempotency_key"]) is None  # nothing claimed
+
+
+# ------------------------------------------------------------------------------ infra, report
+def test_infra_up_is_idempotent(deployed, rg_home):
+    result = CliRunner().invoke(app, ["infra", "up"])
+    assert result.exit_code == 0, result.output
+    assert "created" not in result.output and "updated" not in result.output
+    with get_client(sync_client=True) as c:
+        queues = {q.name: q for q in c.read_work_queues(work_pool_name="releasegate")}
+        pool = c.read_work_pool("releasegate")
+    assert (queues["critical"].priority, queues["bulk"].priority) == (1, 10)
+    assert queues["critical"].concurrency_limit == 2 and pool.concurrency_limit == 4
+
+
+def test_report_prints_kpis(deployed, rg_home, policy, clock):
+    from flows.backfill import backfill
+
+    eod = create_run(deployed["eod-scoring"], business_date="2026-11-20")
+    set_state(eod.id, Running())
+    bf = create_run(deployed["backfill"], start_date="2026-11-20", end_date="2026-11-20")
+    expect_deferred(backfill, bf.id, "PRIORITY_CONFLICT")
+    set_state(eod.id, Completed())
+    clock.advance(minutes=45)
+    assert execute(backfill, bf.id).is_completed()
+    result = CliRunner().invoke(app, ["report", "--json", "--since", (clock.now() - timedelta(hours=2)).isoformat()])
+    assert result.exit_code == 0, result.output
+    rep = json.loads(result.stdout)
+    assert rep["deployments"] == rep["deployments_with_policy"] == 4
+    assert rep["deferrals"] == 1 and rep["deferral_minutes_max"] == 45.0 and rep["deferrals_over_sla"] == 1
+    assert rep["started_runs"] >= 2
