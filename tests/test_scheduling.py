@@ -383,7 +383,9 @@ def test_invalid_event_is_refused_naming_the_field(deployed, rg_home, clock, tmp
 def test_infra_up_is_idempotent(deployed, rg_home):
     result = CliRunner().invoke(app, ["infra", "up"])
     assert result.exit_code == 0, result.output
-    assert "created" not in result.output and "updated" not in result.output
+    for obj in ("work pool releasegate", "queue critical", "queue bulk"):
+        [line] = [ln for ln in result.output.splitlines() if obj in ln]
+        assert "unchanged" in line, line
     with get_client(sync_client=True) as c:
         queues = {q.name: q for q in c.read_work_queues(work_pool_name="releasegate")}
         pool = c.read_work_pool("releasegate")
@@ -407,3 +409,22 @@ def test_report_prints_kpis(deployed, rg_home, policy, clock):
     assert rep["deployments"] == rep["deployments_with_policy"] == 4
     assert rep["deferrals"] == 1 and rep["deferral_minutes_max"] == 45.0 and rep["deferrals_over_sla"] == 1
     assert rep["started_runs"] >= 2
+
+
+def test_infra_up_applies_the_sla_automations(deployed, rg_home):
+    from prefect.blocks.notifications import CustomWebhookNotificationBlock
+
+    runner = CliRunner()
+    first = runner.invoke(app, ["infra", "up", "--oncall-webhook", "http://127.0.0.1:9/oncall"])
+    assert first.exit_code == 0, first.output
+    again = runner.invoke(app, ["infra", "up", "--oncall-webhook", "http://127.0.0.1:9/oncall"])
+    assert again.exit_code == 0 and "skipped" not in again.output
+    block_id = CustomWebhookNotificationBlock.load("releasegate-oncall")._block_document_id
+    with get_client(sync_client=True) as c:
+        for name, event in (
+            ("releasegate-deferral-sla-breached", "releasegate.deferral.sla-breached"),
+            ("releasegate-incident-opened", "releasegate.incident.opened"),
+        ):
+            [auto] = c.read_automations_by_name(name)  # updated, never duplicated
+            assert auto.trigger.expect == {event}
+            assert auto.actions[0].type == "send-notification" and auto.actions[0].block_document_id == block_id

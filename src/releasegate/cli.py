@@ -197,7 +197,14 @@ def deploy(
             err.print(f"[red]refused:[/red] {p}")
         err.print("no deployment was activated: add the missing runtime policy and deploy again")
         raise typer.Exit(1)
-    cmd = ["prefect", "--no-prompt", "deploy", "--prefect-file", str(prefect_file)]
+    sibling = Path(sys.executable).with_name("prefect")  # the prefect installed beside releasegate
+    cmd = [
+        str(sibling) if sibling.exists() else "prefect",
+        "--no-prompt",
+        "deploy",
+        "--prefect-file",
+        str(prefect_file),
+    ]
     for n in sorted(wanted):
         cmd += ["--name", n]
     env = {**os.environ, "PWD": str(prefect_file.resolve().parent)}
@@ -243,16 +250,24 @@ def infra_up_cmd(
     policy_file: Annotated[
         Path | None, typer.Option(help="Capacity policy YAML (default blocks/capacity_policy.yaml).")
     ] = None,
+    oncall_webhook: Annotated[
+        str | None, typer.Option(help="URL the SLA automations notify (creates the releasegate-oncall block).")
+    ] = None,
 ) -> None:
-    """Create or update the work pool, its queues and caps, and the capacity block (idempotent)."""
+    """Create or update the work pool, queues, caps, capacity block and SLA automations (idempotent)."""
+    from .adapters import context
     from .adapters.config import capacity_from_file
-    from .adapters.infra import infra_up
+    from .adapters.infra import apply_automations, ensure_oncall_webhook, infra_up
 
     config = capacity_from_file(policy_file)
+    changes = infra_up(config)
+    if oncall_webhook:
+        changes.append(ensure_oncall_webhook(oncall_webhook))
+    changes += apply_automations(context.project_root() / "deployments" / "automations.yaml")
     table = Table(title="releasegate infra")
     for col in ("object", "action", "settings"):
-        table.add_column(col)
-    for c in infra_up(config):
+        table.add_column(col, overflow="fold")
+    for c in changes:
         table.add_row(c.what, c.action, c.detail)
     console.print(table)
 

@@ -199,7 +199,13 @@ def kpi_report(config: GatewayConfig, since: datetime, publish: bool = True) -> 
         sla_minutes=config.sla_alert_minutes,
     )
     if publish:
+        import warnings
+
         from prefect.artifacts import create_markdown_artifact
 
-        create_markdown_artifact(markdown=report.markdown(), key="releasegate-kpis", description="releasegate KPIs")
+        # The report is an operator command, not a flow run: Prefect warns that artifacts outside a run
+        # are deprecated, but they are still the place the UI shows them (Artifacts page, key below).
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            create_markdown_artifact(markdown=report.markdown(), key="releasegate-kpis", description="releasegate KPIs")
     return report

@@ -90,3 +90,87 @@ def infra_up(config: GatewayConfig) -> list[InfraChange]:
         CapacityPolicyBlock(policy=value).save(CAPACITY_BLOCK, overwrite=True)
     changes.append(InfraChange(f"block releasegate-capacity-policy/{CAPACITY_BLOCK}", action, "capacity policy"))
     return changes
+
+
+ONCALL_BLOCK = "releasegate-oncall"
+
+
+def ensure_oncall_webhook(url: str) -> InfraChange:
+    """A custom-webhook notification block named ``releasegate-oncall`` posting JSON to ``url``."""
+    from prefect.blocks.notifications import CustomWebhookNotificationBlock
+
+    block = CustomWebhookNotificationBlock(
+        name="releasegate on-call",
+        url=url,
+        method="POST",
+        json_data={"subject": "{{subject}}", "body": "{{body}}"},
+        allow_private_urls=True,
+    )
+    try:
+        existing = CustomWebhookNotificationBlock.load(ONCALL_BLOCK)
+        action = "unchanged" if existing.url == url else "updated"
+    except ValueError:
+        action = "created"
+    if action != "unchanged":
+        block.save(ONCALL_BLOCK, overwrite=True)
+    return InfraChange(f"block custom-webhook/{ONCALL_BLOCK}", action, url)
+
+
+def _block_document_id(client, name: str):
+    """The id of the (non-anonymous) block document called ``name``, of any block type."""
+    offset = 0
+    while True:
+        page = client.read_block_documents(offset=offset, limit=200, include_secrets=False)
+        for doc in page:
+            if doc.name == name and not doc.is_anonymous:
+                return doc.id
+        if len(page) < 200:
+            return None
+        offset += 200
+
+
+def apply_automations(path) -> list[InfraChange]:
+    """Create or update the automations in ``path`` by name; skip those whose notify block is missing."""
+    import yaml
+    from prefect.events.schemas.automations import AutomationCore
+
+    doc = yaml.safe_load(open(path).read()) or {}
+    changes: list[InfraChange] = []
+    with get_client(sync_client=True) as client:
+        for spec in doc.get("automations") or []:
+            spec = dict(spec)
+            actions, missing = [], []
+            for action in spec.get("actions") or []:
+                action = dict(action)
+                block_name = action.pop("notify_block", None)
+                if block_name:
+                    block_id = _block_document_id(client, block_name)
+                    if block_id is None:
+                        missing.append(block_name)
+                        continue
+                    action["block_document_id"] = block_id
+                actions.append(action)
+            if missing:
+                changes.append(
+                    InfraChange(
+                        f"automation {spec['name']}",
+                        "skipped",
+                        f"no block named {', '.join(missing)} (use --oncall-webhook URL)",
+                    )
+                )
+                continue
+            automation = AutomationCore.model_validate({**spec, "actions": actions})
+            existing = client.read_automations_by_name(spec["name"])
+            if existing:
+                client.update_automation(existing[0].id, automation)
+                for extra in existing[1:]:
+                    client.delete_automation(extra.id)
+                changes.append(
+                    InfraChange(f"automation {spec['name']}", "updated", ", ".join(automation.trigger.expect))
+                )
+            else:
+                client.create_automation(automation)
+                changes.append(
+                    InfraChange(f"automation {spec['name']}", "created", ", ".join(automation.trigger.expect))
+                )
+    return changes
