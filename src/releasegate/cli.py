@@ -406,6 +406,129 @@ def report(
     console.print(table)
 
 
+# ------------------------------------------------------------------------------------ promotion
+exception_app = typer.Typer(help="Approved exceptions to promotion gates.", no_args_is_help=True)
+app.add_typer(exception_app, name="exception")
+
+
+@app.command("approve")
+def approve(
+    run: Annotated[str, typer.Argument(help="Flow run id of the paused promotion.")],
+    role: Annotated[str, typer.Option(help="pm or risk")],
+    by: Annotated[str, typer.Option(help="Approver (must be on the role's allow-list).")],
+    ref: Annotated[str, typer.Option(help="Ticket or document of your review.")],
+    statement: Annotated[str, typer.Option(help="PM: KPI target accepted. Risk: risk acceptance.")] = "",
+    comment: str = "",
+    reject: Annotated[bool, typer.Option("--reject", help="Reject the release instead of approving.")] = False,
+    wait_seconds: Annotated[int, typer.Option(help="How long to wait for the run to take the approval.")] = 30,
+) -> None:
+    """Give PM_GATE_PASS or RISK_GATE_PASS to a paused promotion run (same rules as the UI form)."""
+    import time as _time
+
+    from prefect import get_client
+    from prefect.flow_runs import resume_flow_run
+
+    from .adapters import context
+    from .adapters.promotion_ops import approver_config, promotion_subject, record_approval, restore_handshake
+    from .handshake import ApprovalFields, ApprovalRefused, Handshake, Role, check_approval
+
+    try:
+        role_ = Role(role)
+    except ValueError:
+        err.print(f"[red]refused:[/red] role: must be pm or risk, got {role!r}")
+        raise typer.Exit(2) from None
+    with get_client(sync_client=True) as client:
+        fr = client.read_flow_run(run)
+    params = fr.parameters or {}
+    log = context.decision_log()
+    tech = [r for r in log.query(kind="approval", subject=promotion_subject(run)) if r.details.get("role") == "tech"]
+    passed = [r for r in tech if r.decision_outcome.value == "accept"]
+    base = Handshake(
+        model=str(params.get("model_name", "?")),
+        candidate_version=str(params.get("candidate_version", "?")),
+        requested_by=str(params.get("requested_by", "registry-event")),
+        tech_report_ref=passed[-1].tech_gate_report_ref if passed else None,
+        tech_pass=bool(passed),
+        allow_lists=approver_config().allow_lists(),
+    )
+    h = restore_handshake(run, base)
+    fields = ApprovalFields(
+        approver=by, decision="reject" if reject else "approve", reference=ref, statement=statement, comment=comment
+    )
+    raw = fields.model_dump() | {"role": role_.value}
+    try:
+        check_approval(h, role_, fields)
+        if fr.state_type.value != "PAUSED":
+            raise ApprovalRefused("run", f"run {run} is not waiting for an approval (state {fr.state_name})")
+    except ApprovalRefused as exc:
+        did = record_approval(run, h, role_, None, f"{exc.field}: {exc.rule}", raw)
+        err.print(f"[red]refused:[/red] {exc.field}: {exc.rule} (recorded as decision {did})")
+        raise typer.Exit(1) from None
+    before = len(log.query(subject=promotion_subject(run)))
+    resume_flow_run(run, run_input=raw)
+    deadline = _time.monotonic() + wait_seconds
+    while _time.monotonic() < deadline:
+        new = log.query(subject=promotion_subject(run))[before:]
+        mine = [r for r in new if r.decision_kind.value == "approval" and r.details.get("role") == role_.value]
+        if mine:
+            r = mine[-1]
+            style = "green" if r.decision_outcome.value == "accept" else "red"
+            console.print(f"[{style}]{r.decision_rationale}[/{style}] (decision {r.decision_id})")
+            raise typer.Exit(0 if r.decision_outcome.value == "accept" else 1)
+        _time.sleep(0.5)
+    console.print(f"approval sent to run {run}; it has not recorded it yet (see `releasegate decisions`)")
+
+
+@exception_app.command("grant")
+def exception_grant(
+    model: Annotated[str, typer.Argument(help="Model name, e.g. credit.")],
+    version: Annotated[str, typer.Argument(help="Staging version the exception covers.")],
+    ticket: Annotated[str | None, typer.Option(help="Change/exception ticket (required).")] = None,
+    by: Annotated[str | None, typer.Option(help="Who grants it (required).")] = None,
+    rationale: Annotated[str | None, typer.Option(help="Why (required).")] = None,
+    expires: Annotated[
+        datetime | None, typer.Option(help="exception_expiry, ISO 8601 with offset (required, in the future).")
+    ] = None,
+    gate: Annotated[str, typer.Option(help="The gate it waives.")] = "kpi_delta",
+) -> None:
+    """Record an approved exception that waives a promotion gate until it expires."""
+    from .adapters import context
+    from .adapters.promotion_ops import exception_subject
+
+    log = context.decision_log()
+    subject = exception_subject(model, version)
+    details = {"ticket_ref": ticket, "gate": gate, "model_name": model, "candidate_version": version}
+    try:
+        rec = log.append(
+            NewDecision(
+                decision_kind=DecisionKind.override,
+                decision_outcome=DecisionOutcome.override,
+                decision_rationale=rationale or "",
+                subject=subject,
+                actor=by or "",
+                exception_expiry=expires,
+                details=details,
+            )
+        )
+    except DecisionRefused as exc:
+        refusal = log.append(
+            NewDecision(
+                decision_kind=DecisionKind.override,
+                decision_outcome=DecisionOutcome.reject,
+                decision_rationale=f"exception refused: {exc.field}: {exc.rule}",
+                subject=subject,
+                actor=by or "<missing>",
+                details={**details, "refusal": f"{exc.field}: {exc.rule}"},
+            )
+        )
+        err.print(f"[red]refused:[/red] {exc.field}: {exc.rule} (recorded as decision {refusal.decision_id})")
+        raise typer.Exit(1) from None
+    console.print(
+        f"exception for {model} v{version} ({gate}) recorded as decision {rec.decision_id}, "
+        f"expires {rec.exception_expiry:%Y-%m-%d %H:%M} UTC"
+    )
+
+
 # ----------------------------------------------------------------------------------------- demo
 @app.command("demo")
 def demo() -> None:

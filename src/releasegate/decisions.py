@@ -45,6 +45,7 @@ class DecisionKind(StrEnum):
     manual_run = "manual_run"
     event = "event"
     late_run = "late_run"
+    approval = "approval"
 
 
 class DecisionOutcome(StrEnum):
@@ -82,6 +83,7 @@ KIND_RULES: dict[DecisionKind, KindRule] = {
     DecisionKind.manual_run: KindRule(details=("requested_by", "reason_code", "target_environment")),
     DecisionKind.event: KindRule(details=("event_id", "event_type", "idempotency_key")),
     DecisionKind.late_run: KindRule(details=("lateness_seconds", "late_run_mode")),
+    DecisionKind.approval: KindRule(details=("role", "approver", "model_name", "candidate_version")),
 }
 
 

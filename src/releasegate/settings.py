@@ -9,6 +9,7 @@
 | RELEASEGATE_ENVIRONMENTS              | ["dev","staging","prod"] (JSON list)      |
 | RELEASEGATE_PROD_ENVIRONMENT          | prod                                      |
 | RELEASEGATE_PREFECT_TELEMETRY         | false                                     |
+| RELEASEGATE_APPROVAL_POLL_SECONDS     | 5 (how often a paused run checks for input)|
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class Settings(BaseSettings):
     environments: list[str] = Field(default_factory=lambda: ["dev", "staging", "prod"])
     prod_environment: str = "prod"
     prefect_telemetry: bool = False
+    approval_poll_seconds: int = Field(default=5, ge=1, le=60)
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

@@ -1,7 +1,9 @@
-"""releasegate's Prefect block types (configuration operators can edit in the Prefect UI).
+"""releasegate's Prefect block type: configuration operators can edit in the Prefect UI.
 
-Defaults live as YAML in the repository's ``blocks/`` folder; ``releasegate infra up`` saves them as
-block documents, and flows read the block, falling back to the file when it is missing.
+One block type, ``releasegate-config``, with one document per concern (``capacity-policy``,
+``gate-policy``, ``approvers``). Defaults live as YAML in the repository's ``blocks/`` folder;
+``releasegate infra up`` saves them as block documents, and flows read the block, falling back to the
+file when it is missing. The values are validated by the matching pydantic model on every read.
 """
 
 from __future__ import annotations
@@ -12,11 +14,11 @@ from prefect.blocks.core import Block
 from pydantic import Field
 
 
-class CapacityPolicyBlock(Block):
-    """Capacity gateway policy: pool and queue caps, priority window, backoff, windows, SLA."""
+class ReleasegateConfig(Block):
+    """A releasegate configuration document (validated by releasegate on every read)."""
 
-    _block_type_name = "releasegate capacity policy"
-    _block_type_slug = "releasegate-capacity-policy"
-    _description = "releasegate capacity gateway: caps, priorities, change freezes, maintenance windows, SLA."
+    _block_type_name = "releasegate config"
+    _block_type_slug = "releasegate-config"
+    _description = "releasegate configuration: capacity policy, gate policy, approver allow-lists."
 
-    policy: dict[str, Any] = Field(default_factory=dict, description="releasegate.capacity.GatewayConfig as JSON")
+    values: dict[str, Any] = Field(default_factory=dict, description="The configuration as JSON")

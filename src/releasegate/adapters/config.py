@@ -1,42 +1,81 @@
-"""Configuration sources: the capacity policy (Prefect JSON block, else blocks/capacity_policy.yaml) and
-the event routes (blocks/event_routes.yaml, or $RELEASEGATE_EVENT_ROUTES)."""
+"""Configuration sources. Each concern is a ``releasegate-config/<name>`` block document (editable in the
+Prefect UI, written by ``releasegate infra up``), falling back to ``blocks/<name>.yaml``; an environment
+variable naming a YAML file overrides both (tests, one-off runs).
+
+| name               | model                      | file                          | env override                  |
+|--------------------|----------------------------|-------------------------------|-------------------------------|
+| capacity-policy    | capacity.GatewayConfig     | blocks/capacity_policy.yaml   | RELEASEGATE_CAPACITY_POLICY   |
+| gate-policy        | gates.GatePolicy           | blocks/gate_policy.yaml       | RELEASEGATE_GATE_POLICY       |
+| approvers          | approvals.ApproverConfig   | blocks/approvers.yaml         | RELEASEGATE_APPROVERS         |
+
+Event routes are read from ``blocks/event_routes.yaml`` only (or $RELEASEGATE_EVENT_ROUTES), so that
+event intake answers duplicates without any Prefect call.
+"""
 
 from __future__ import annotations
 
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import TypeVar
 
 import yaml
+from pydantic import BaseModel
 
 from ..capacity import GatewayConfig
+from ..gates import GatePolicy
+from ..handshake import Role
 from ..intake import DEFAULT_ROUTES, Route
 from . import context
 
-CAPACITY_BLOCK = "default"  # document name of the releasegate-capacity-policy block
+M = TypeVar("M", bound=BaseModel)
 
 
-def capacity_file() -> Path:
-    return Path(
-        os.environ.get("RELEASEGATE_CAPACITY_POLICY") or context.project_root() / "blocks" / "capacity_policy.yaml"
-    )
+class ApproverConfig(BaseModel):
+    pm: list[str] = []
+    risk: list[str] = []
+
+    def allow_lists(self) -> dict[Role, list[str]]:
+        return {Role.pm: list(self.pm), Role.risk: list(self.risk)}
 
 
-def capacity_from_file(path: Path | None = None) -> GatewayConfig:
-    return GatewayConfig.model_validate(yaml.safe_load((path or capacity_file()).read_text()))
+CONFIGS: dict[str, tuple[type[BaseModel], str, str]] = {
+    "capacity-policy": (GatewayConfig, "capacity_policy.yaml", "RELEASEGATE_CAPACITY_POLICY"),
+    "gate-policy": (GatePolicy, "gate_policy.yaml", "RELEASEGATE_GATE_POLICY"),
+    "approvers": (ApproverConfig, "approvers.yaml", "RELEASEGATE_APPROVERS"),
+}
 
 
-def load_gateway_config(use_block: bool = True) -> GatewayConfig:
-    """The block saved by `infra up` (editable in the UI), else the file."""
-    if use_block and not os.environ.get("RELEASEGATE_CAPACITY_POLICY"):
+def config_file(name: str) -> Path:
+    _, filename, env = CONFIGS[name]
+    return Path(os.environ.get(env) or context.project_root() / "blocks" / filename)
+
+
+def from_file(name: str, path: Path | None = None):
+    model, _, _ = CONFIGS[name]
+    return model.model_validate(yaml.safe_load((path or config_file(name)).read_text()) or {})
+
+
+def load(name: str, use_block: bool = True):
+    """The block document (editable in the UI), else the file; an env override wins over both."""
+    model, _, env = CONFIGS[name]
+    if use_block and not os.environ.get(env):
         try:
-            from .blocks import CapacityPolicyBlock
+            from .blocks import ReleasegateConfig
 
-            return GatewayConfig.model_validate(CapacityPolicyBlock.load(CAPACITY_BLOCK).policy)
+            return model.model_validate(ReleasegateConfig.load(name).values)
         except ValueError as exc:
             if "Unable to find block document" not in str(exc):
                 raise
-    return capacity_from_file()
+    return from_file(name)
+
+
+def capacity_from_file(path: Path | None = None) -> GatewayConfig:
+    return from_file("capacity-policy", path)
+
+
+def load_gateway_config(use_block: bool = True) -> GatewayConfig:
+    return load("capacity-policy", use_block)
 
 
 @lru_cache(maxsize=8)

@@ -9,8 +9,8 @@ from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
 from prefect.exceptions import ObjectNotFound
 
 from ..capacity import GatewayConfig
-from .blocks import CapacityPolicyBlock
-from .config import CAPACITY_BLOCK
+from .blocks import ReleasegateConfig
+from .config import CONFIGS, from_file
 
 
 @dataclass
@@ -80,15 +80,15 @@ def infra_up(config: GatewayConfig) -> list[InfraChange]:
             else:
                 changes.append(InfraChange(f"queue {q.name}", "unchanged", detail))
 
-    value = config.model_dump(mode="json")
-    try:
-        block = CapacityPolicyBlock.load(CAPACITY_BLOCK)
-        action = "unchanged" if block.policy == value else "updated"
-    except ValueError:
-        action = "created"
-    if action != "unchanged":
-        CapacityPolicyBlock(policy=value).save(CAPACITY_BLOCK, overwrite=True)
-    changes.append(InfraChange(f"block releasegate-capacity-policy/{CAPACITY_BLOCK}", action, "capacity policy"))
+    for name in CONFIGS:
+        value = (config if name == "capacity-policy" else from_file(name)).model_dump(mode="json")
+        try:
+            action = "unchanged" if ReleasegateConfig.load(name).values == value else "updated"
+        except ValueError:
+            action = "created"
+        if action != "unchanged":
+            ReleasegateConfig(values=value).save(name, overwrite=True)
+        changes.append(InfraChange(f"block releasegate-config/{name}", action, CONFIGS[name][1]))
     return changes
 
 

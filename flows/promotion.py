@@ -1,0 +1,206 @@
+"""``promotion``: dossier → gates → PM and Risk approvals → joint ack → binary promotion.
+
+Started from the Prefect UI (model name and candidate version) or by the "staging version validated"
+event. One promotion per model at a time (a Prefect global concurrency limit ``promotion-<model>``).
+
+Approvals: the run pauses with ``pause_flow_run(wait_for_input=…)``; the Prefect UI shows the approval
+form (approver, decision, reference, statement, comment) and ``releasegate approve`` resumes it from a
+terminal. Every approval, accepted or refused, is a decision record; a refused approval pauses the run
+again for a valid one. Approvals persist in the decision log, so a run deferred by the capacity gateway
+(e.g. a change freeze before the release) finds them again; if the joint ack has expired by then (24 h
+after the later approval) the run records that, re-checks the gates and asks again.
+"""
+
+import uuid
+from typing import Literal
+
+from prefect import flow, get_run_logger, pause_flow_run
+from prefect.artifacts import create_markdown_artifact
+from prefect.concurrency.sync import concurrency
+from prefect.events import emit_event
+from prefect.input import RunInput
+from prefect.runtime import flow_run
+from prefect.states import Completed, Failed
+
+from releasegate.adapters import context
+from releasegate.adapters.config import load
+from releasegate.adapters.prefect_flows import governed_flow
+from releasegate.adapters.prefect_gate import gate_current_run
+from releasegate.adapters.promotion_ops import (
+    approver_config,
+    binary_promotion,
+    build_dossier,
+    ensure_model_lock,
+    record_approval,
+    record_outcome,
+    record_tech,
+    restore_handshake,
+)
+from releasegate.decisions import DecisionOutcome
+from releasegate.gates import Dossier, GateReport, PromotionOutcome
+from releasegate.gates import execute_gates as evaluate_gates
+from releasegate.handshake import Approval, ApprovalFields, ApprovalRefused, Handshake, Role, check_approval
+from releasegate.handshake import joint_release_ack as compute_ack
+
+DEPLOYMENT = "promotion"
+MAX_APPROVAL_ATTEMPTS = 5
+
+
+class ApprovalInput(RunInput, ApprovalFields):
+    """The approval form shown in the Prefect UI."""
+
+    role: Literal["pm", "risk"] = "pm"
+
+
+@flow(name="build-dossier")
+def build_dossier_flow(model_name: str, candidate_version: str) -> dict:
+    dossier = build_dossier(model_name, candidate_version, load("gate-policy"))
+    c, ch = dossier.candidate, dossier.champion
+    md = "\n".join(
+        [
+            f"# Dossier: {model_name} v{candidate_version}",
+            f"- candidate `{c.name}` v{c.version}: metrics {c.metrics}, git {c.tags.get('git_sha', '?')[:12]}, "
+            f"data {c.tags.get('data_timestamp', '?')}, fingerprint {c.tags.get('env_fingerprint', '?')[:16]}",
+            f"- artifact sha256 `{c.artifact_sha256}`",
+            f"- champion: {f'`{ch.name}` v{ch.version}: metrics {ch.metrics}' if ch else 'none (first release)'}",
+            f"- archive: {dossier.archive_version or 'none'}; critical: {dossier.critical}",
+            f"- drift PSI (training vs current prod inputs): max {max(dossier.drift_psi.values()):.4f}",
+            f"- smoke test: {dossier.smoke}",
+            f"- approved KPI exception: {dossier.exception or 'none'}",
+        ]
+    )
+    artifact_id = create_markdown_artifact(markdown=md, key=f"dossier-{model_name}", description="Promotion dossier")
+    return {"dossier": dossier.model_dump(mode="json"), "artifact_id": str(artifact_id)}
+
+
+@flow(name="execute-gates")
+def execute_gates(dossier: dict) -> dict:
+    d = Dossier.model_validate(dossier)
+    report = evaluate_gates(d, load("gate-policy"), context.clock().now())
+    artifact_id = create_markdown_artifact(
+        markdown=report.markdown(), key=f"gate-report-{d.model}", description="Promotion gate report"
+    )
+    return {"report": report.model_dump(mode="json"), "artifact_id": str(artifact_id)}
+
+
+def _wait_for(role: Role, h: Handshake, run_id: str, timeout_s: int) -> tuple[Handshake, Approval | None]:
+    """Pause for ``role``'s approval until a valid one arrives (refusals are recorded and asked again)."""
+    logger = get_run_logger()
+    for _ in range(MAX_APPROVAL_ATTEMPTS):
+        received = pause_flow_run(
+            wait_for_input=ApprovalInput.with_initial_data(
+                description=f"**{role.value.upper()}_GATE_PASS** for {h.model} v{h.candidate_version} "
+                f"(requested by {h.requested_by}). Tech gate report: {h.tech_report_ref}",
+                role=role.value,
+                approver="",
+                reference="",
+            ),
+            timeout=timeout_s,
+            poll_interval=context.settings().approval_poll_seconds,
+            key=f"{role.value}-approval-{uuid.uuid4().hex}",  # a fresh pause each time we ask
+        )
+        raw = received.model_dump(include=set(ApprovalFields.model_fields) | {"role"})
+        try:
+            if received.role != role.value:
+                raise ApprovalRefused("role", f"this run waits for {role.value.upper()} approval, not {received.role}")
+            check_approval(h, role, received)
+        except ApprovalRefused as exc:
+            did = record_approval(run_id, h, role, None, f"{exc.field}: {exc.rule}", raw)
+            logger.warning("approval refused (%s: %s), decision %s; waiting again", exc.field, exc.rule, did)
+            continue
+        a = Approval(**(raw | {"role": role, "at": context.clock().now()}))
+        h = h.model_copy(update={role.value: a})
+        record_approval(run_id, h, role, a, None, raw)
+        logger.info("%s_GATE_%s by %s", role.value.upper(), "PASS" if a.decision == "approve" else "REJECT", a.approver)
+        return h, a
+    return h, None
+
+
+@governed_flow(DEPLOYMENT, log_prints=True)
+def promotion(
+    model_name: str,
+    candidate_version: str,
+    requested_by: str = "registry-event",
+    approval_timeout_minutes: int = 1440,
+) -> dict:
+    logger = get_run_logger()
+    run_id = str(flow_run.id)
+    with concurrency(ensure_model_lock(model_name), occupy=1):
+        for _attempt in range(2):  # a second pass only after an expired joint ack (re-check)
+            built = build_dossier_flow(model_name, candidate_version)
+            gated = execute_gates(built["dossier"])
+            report = GateReport.model_validate(gated["report"])
+            report_ref = f"artifact:{gated['artifact_id']}"
+            record_tech(run_id, report, report_ref)
+            if report.outcome is not PromotionOutcome.promote:
+                did = record_outcome(
+                    run_id,
+                    report,
+                    report_ref,
+                    DecisionOutcome.reject,
+                    f"{report.outcome.value}: " + "; ".join(report.measures_plan or ["gates failed"]),
+                )
+                emit_event(
+                    event="releasegate.gate.failed",
+                    resource={"prefect.resource.id": f"prefect.flow-run.{run_id}", "releasegate.model": model_name},
+                    payload={
+                        "outcome": report.outcome.value,
+                        "candidate_version": candidate_version,
+                        "measures_plan": report.measures_plan,
+                        "decision_id": did,
+                    },
+                )
+                logger.warning("promotion %s: %s", report.outcome.value, report.measures_plan)
+                return {"outcome": report.outcome.value, "decision_id": did, "measures_plan": report.measures_plan}
+
+            h = restore_handshake(
+                run_id,
+                Handshake(
+                    model=model_name,
+                    candidate_version=candidate_version,
+                    requested_by=requested_by,
+                    tech_report_ref=report_ref,
+                    tech_pass=True,
+                    allow_lists=approver_config().allow_lists(),
+                ),
+            )
+            timeout_s = approval_timeout_minutes * 60
+            for role in (Role.pm, Role.risk):
+                if getattr(h, role.value) is None:
+                    h, a = _wait_for(role, h, run_id, timeout_s)
+                    if a is None:
+                        did = record_outcome(
+                            run_id,
+                            report,
+                            report_ref,
+                            DecisionOutcome.reject,
+                            f"no valid {role.value.upper()} approval after {MAX_APPROVAL_ATTEMPTS} tries",
+                        )
+                        return Failed(message=f"no valid {role.value} approval (decision {did})")
+                if getattr(h, role.value).decision == "reject":
+                    did = record_outcome(
+                        run_id,
+                        report,
+                        report_ref,
+                        DecisionOutcome.reject,
+                        f"{role.value.upper()} rejected the release",
+                        business_approved=False,
+                    )
+                    return Completed(message=f"{role.value} rejected (decision {did})")
+
+            gate_current_run(DEPLOYMENT)  # release windows: a freeze defers the release, approvals persist
+            ack = compute_ack(h, context.clock().now())
+            if not ack.valid:
+                record_outcome(
+                    run_id, report, report_ref, DecisionOutcome.reject, ack.reason, reason_code="ACK_EXPIRED"
+                )
+                logger.warning("%s", ack.reason)
+                continue
+            result = binary_promotion(run_id, report, report_ref, h, ack.ref, report_artifact_sha(built))
+            logger.info("promoted: %s", result)
+            return {"outcome": "promote", **result, "joint_release_ack_ref": ack.ref}
+    return Failed(message="joint release ack expired twice: start a new promotion")
+
+
+def report_artifact_sha(built: dict) -> str:
+    return built["dossier"]["candidate"]["artifact_sha256"]
