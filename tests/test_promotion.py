@@ -441,3 +441,42 @@ def test_two_promotions_of_one_model_run_one_after_the_other(home, clock):
         (f"promotion:{second}", "pending"),
         (f"promotion:{second}", "final"),
     ]
+
+
+def test_a_crash_after_the_pending_record_converges_without_copying_twice(home, clock):
+    from releasegate.adapters import promotion_ops
+    from releasegate.gates import GatePolicy, execute_gates
+    from releasegate.handshake import Approval, Handshake, Role
+
+    version = register()
+    dossier = promotion_ops.build_dossier(MODEL, version, GatePolicy())
+    report = execute_gates(dossier, GatePolicy(), clock.now())
+    assert report.tech_gate_pass
+    h = Handshake(
+        model=MODEL,
+        candidate_version=version,
+        requested_by="ml-eng",
+        tech_report_ref="artifact:r",
+        tech_pass=True,
+        pm=Approval(role=Role.pm, approver="pm-anna", reference="P", at=clock.now()),
+        risk=Approval(role=Role.risk, approver="risk-carla", reference="R", at=clock.now()),
+    )
+    sha = dossier.candidate.artifact_sha256
+    args = ("crash-run", report, "artifact:r", h, "JOINT_RELEASE_ACK:t", sha)
+
+    # The process died after the pending record and the copy, before the aliases and the final record.
+    pending = promotion_ops.write_pending(*args)
+    copied = registry.copy_to(STAGING, version, PROD)
+    registry.set_tags(PROD, copied, {"decision_id": pending.decision_id})
+    assert registry.aliases(PROD) == {}
+
+    out = promotion_ops.binary_promotion(*args)
+    assert out["converged"] and out["prod_version"] == copied and out["pending_decision_id"] == pending.decision_id
+    assert [str(mv.version) for mv in registry.client().search_model_versions(f"name='{PROD}'")] == [copied]
+    assert registry.aliases(PROD) == {"champion": copied}
+    final = context.decision_log().get(out["decision_id"])
+    assert final.details["status"] == "final" and final.details["converged"] is True
+
+    again = promotion_ops.binary_promotion(*args)  # a further rerun changes nothing
+    assert again["decision_id"] == out["decision_id"]
+    assert len(context.decision_log().query(kind="promotion", subject="promotion:crash-run")) == 2

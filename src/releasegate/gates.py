@@ -159,7 +159,7 @@ def _kpi_gate(d: Dossier, p: GatePolicy, now: datetime) -> GateResult:
         )
     delta = kpi_delta(cand, champ, p.higher_is_better)
     evidence = f"{metric}: candidate {cand:.4f} vs champion {champ:.4f} ({delta:+.2%})"
-    if delta >= p.min_kpi_delta:
+    if delta >= p.min_kpi_delta - 1e-12:  # exactly +2 % passes, whatever the float rounding
         return GateResult(
             name=name, status="pass", measured=round(delta, 6), threshold=p.min_kpi_delta, evidence=evidence
         )

@@ -196,13 +196,9 @@ def record_outcome(
     return rec.decision_id
 
 
-def binary_promotion(
-    flow_run_id: str, report: GateReport, report_ref: str, h: Handshake, ack_ref: str, candidate_sha256: str
-) -> dict[str, Any]:
-    log = context.decision_log()
+def _release_plan(flow_run_id, report, report_ref, h, ack_ref, candidate_sha256):
     model, version = report.model, report.candidate_version
     staging, prod = registry.model_name("staging", model), registry.model_name("prod", model)
-    subject = promotion_subject(flow_run_id)
     previous = registry.alias_version(prod, registry.CHAMPION)
     rollback_plan = f"archive:{prod}@v{previous}" if previous else f"first-release:remove-champion:{prod}"
     refs = dict(
@@ -223,7 +219,34 @@ def binary_promotion(
         "business_approved": True,
         "promotion_outcome": "promote",
     }
+    return staging, prod, refs, common
 
+
+def write_pending(
+    flow_run_id: str, report: GateReport, report_ref: str, h: Handshake, ack_ref: str, candidate_sha256: str
+):
+    """Step 1 of binary promotion: the pending decision, before anything in the registry moves."""
+    staging, prod, refs, common = _release_plan(flow_run_id, report, report_ref, h, ack_ref, candidate_sha256)
+    return context.decision_log().append(
+        NewDecision(
+            decision_kind=DecisionKind.promotion,
+            decision_outcome=DecisionOutcome.accept,
+            decision_rationale=f"promote {staging} v{report.candidate_version} to {prod}: gates, PM and Risk passed "
+            "(pending registry)",
+            subject=promotion_subject(flow_run_id),
+            actor="releasegate:promotion",
+            details={**common, "status": "pending"},
+            **refs,
+        )
+    )
+
+
+def binary_promotion(
+    flow_run_id: str, report: GateReport, report_ref: str, h: Handshake, ack_ref: str, candidate_sha256: str
+) -> dict[str, Any]:
+    log = context.decision_log()
+    version = report.candidate_version
+    subject = promotion_subject(flow_run_id)
     pending = None
     for rec in log.query(kind="promotion", subject=subject):
         if rec.details.get("status") == "pending":
@@ -235,24 +258,18 @@ def binary_promotion(
         ):
             return {"prod_version": rec.details["prod_version"], "decision_id": rec.decision_id, "converged": False}
     if pending is None:
-        pending = log.append(
-            NewDecision(
-                decision_kind=DecisionKind.promotion,
-                decision_outcome=DecisionOutcome.accept,
-                decision_rationale=f"promote {staging} v{version} to {prod}: gates, PM and Risk passed "
-                "(pending registry)",
-                subject=subject,
-                actor="releasegate:promotion",
-                details={**common, "status": "pending"},
-                **refs,
-            )
-        )
-        prod_version = None
-        converged = False
-    else:  # a previous attempt crashed after its pending record: finish what it started
-        prod_version = registry.find_prod_version_for_decision(prod, pending.decision_id)
-        previous = pending.details.get("previous_champion")
+        pending = write_pending(flow_run_id, report, report_ref, h, ack_ref, candidate_sha256)
+        prod_version, converged = None, False
+    else:  # a previous attempt stopped after its pending record: finish what it started, never copy twice
+        prod_version = registry.find_prod_version_for_decision(pending.details["prod_model"], pending.decision_id)
         converged = True
+    staging, prod = pending.details["staging_model"], pending.details["prod_model"]
+    previous = pending.details.get("previous_champion")
+    refs = {
+        k: getattr(pending, k)
+        for k in ("tech_gate_report_ref", "pm_gate_ref", "risk_gate_ref", "joint_release_ack_ref", "rollback_plan_ref")
+    }
+    common = {k: v for k, v in pending.details.items() if k != "status"}
 
     if prod_version is None:
         prod_version = registry.copy_to(staging, version, prod)
