@@ -1,4 +1,5 @@
-"""``deferral-sweeper``: every minute, escalate deferrals past their SLA and close finished ones."""
+"""``deferral-sweeper``: every minute, escalate deferrals past their SLA and close finished ones, and open a
+P1 incident for promotion gate failures nobody acknowledged within 30 minutes."""
 
 from dataclasses import asdict
 
@@ -6,13 +7,17 @@ from prefect import get_run_logger
 
 from releasegate.adapters.config import load_gateway_config
 from releasegate.adapters.deferral_ops import sweep
+from releasegate.adapters.gate_failures import escalate_unacknowledged
 from releasegate.adapters.prefect_flows import governed_flow
 
 
 @governed_flow("deferral-sweeper")
 def deferral_sweeper() -> dict:
     report = sweep(load_gateway_config())
+    incidents = escalate_unacknowledged()
     logger = get_run_logger()
+    for i in incidents:
+        logger.error("P1 incident %s: gate failure %s unacknowledged", i["incident_decision"], i["gate_failure"])
     for e in report.escalations:
         logger.warning("deferral of %s escalated to %s after %s min", e["flow_run_id"], e["level"], e["waited_minutes"])
     logger.info(
@@ -21,4 +26,4 @@ def deferral_sweeper() -> dict:
         len(report.closed),
         len(report.escalations),
     )
-    return asdict(report)
+    return asdict(report) | {"gate_failure_incidents": incidents}

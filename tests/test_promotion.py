@@ -6,6 +6,7 @@ precondition. Approvals are supplied as
 run input to the paused flow, as the Prefect UI's form or `releasegate approve` does.
 """
 
+import json
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -480,3 +481,30 @@ def test_a_crash_after_the_pending_record_converges_without_copying_twice(home, 
     again = promotion_ops.binary_promotion(*args)  # a further rerun changes nothing
     assert again["decision_id"] == out["decision_id"]
     assert len(context.decision_log().query(kind="promotion", subject="promotion:crash-run")) == 2
+
+
+def test_unacknowledged_gate_failure_opens_a_p1_incident_after_30_minutes(home, clock):
+    from releasegate.adapters.gate_failures import escalate_unacknowledged
+
+    champion = register(WEAKER_BY_1PCT)
+    install_champion(champion)
+    held = Promotion(register()).result().result()
+    other = Promotion(register(WEAKER_BY_1PCT)).result().result()  # no better than the champion: held too
+    assert held["outcome"] == other["outcome"] == "hold"
+    runner = CliRunner()
+    ack = runner.invoke(app, ["gate-failures", "ack", other["decision_id"], "--by", "ml-lead", "--note", "retrain"])
+    assert ack.exit_code == 0, ack.output
+
+    clock.advance(minutes=29)
+    assert escalate_unacknowledged() == []
+    clock.advance(minutes=1)
+    [incident] = escalate_unacknowledged()
+    assert incident["gate_failure"] == held["decision_id"] and incident["waited_minutes"] == 30
+    assert escalate_unacknowledged() == []  # once
+    rec = context.decision_log().get(incident["incident_decision"])
+    assert rec.details["severity"] == "P1" and rec.details["incident_for"] == held["decision_id"]
+    listed = json.loads(runner.invoke(app, ["gate-failures", "--json"]).stdout)
+    assert {(r["decision_id"], r["acknowledged"], r["incident"]) for r in listed} == {
+        (held["decision_id"], False, True),
+        (other["decision_id"], True, False),
+    }

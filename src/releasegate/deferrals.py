@@ -44,3 +44,23 @@ def sla_state(
 def escalations_due(current: SlaState, already: SlaState) -> list[SlaState]:
     """The escalations to emit now: every level above ``already`` up to ``current``."""
     return [s for s in _ORDER if _ORDER.index(already) < _ORDER.index(s) <= _ORDER.index(current)]
+
+
+GATE_FAILURE_ACK_MINUTES = 30
+
+
+def gate_failures_to_escalate(
+    failures: list[dict],
+    acknowledged: set[str],
+    escalated: set[str],
+    now: datetime,
+    ack_minutes: int = GATE_FAILURE_ACK_MINUTES,
+) -> list[dict]:
+    """Gate failures (``{"decision_id", "at", …}``) older than ``ack_minutes`` with neither an
+    acknowledgement nor an incident yet: each becomes one ``releasegate.incident.opened`` (P1)."""
+    limit = timedelta(minutes=ack_minutes)
+    return [
+        f
+        for f in failures
+        if f["decision_id"] not in acknowledged and f["decision_id"] not in escalated and now - f["at"] >= limit
+    ]
