@@ -86,3 +86,30 @@ def prefect_harness():
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+def cancel_unfinished_pool_runs(pool: str = "releasegate") -> int:
+    """Cancel every unfinished run on the shared test pool (the harness is shared by all modules)."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+        WorkPoolFilter,
+        WorkPoolFilterName,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.states import Cancelled
+
+    from releasegate.adapters.prefect_api import read_all_flow_runs
+
+    unfinished = [StateType.RUNNING, StateType.PENDING, StateType.SCHEDULED, StateType.PAUSED]
+    with get_client(sync_client=True) as c:
+        runs = read_all_flow_runs(
+            c,
+            flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=unfinished))),
+            work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[pool])),
+        )
+        for r in runs:
+            c.set_flow_run_state(r.id, Cancelled(message="test cleanup"), force=True)
+    return len(runs)

@@ -16,12 +16,7 @@ from prefect import get_client
 from prefect.client.schemas.filters import (
     DeploymentFilter,
     DeploymentFilterName,
-    FlowRunFilter,
-    FlowRunFilterState,
-    WorkPoolFilter,
-    WorkPoolFilterName,
 )
-from prefect.client.schemas.filters import FlowRunFilterStateType as StateTypeFilter
 from prefect.client.schemas.objects import StateType
 from prefect.exceptions import Pause
 from prefect.flow_engine import run_flow
@@ -33,7 +28,7 @@ from releasegate.adapters.context import use_clock
 from releasegate.adapters.prefect_api import read_all_flow_runs
 from releasegate.cli import app
 from releasegate.clock import FixedClock
-from tests.conftest import ROOT
+from tests.conftest import ROOT, cancel_unfinished_pool_runs
 
 pytestmark = pytest.mark.prefect
 
@@ -83,24 +78,13 @@ def clock():
 
 @pytest.fixture(autouse=True)
 def _cancel_leftovers(request):
-    """Leave the shared pool empty for the next test: cancel every unfinished run."""
+    """Start from and leave an empty shared pool: other modules' runs must not block ours."""
+    if "deployed" in request.fixturenames:
+        request.getfixturevalue("prefect_harness")
+        cancel_unfinished_pool_runs()
     yield
-    if "deployed" not in request.fixturenames:
-        return
-    with get_client(sync_client=True) as c:
-        runs = read_all_flow_runs(
-            c,
-            flow_run_filter=FlowRunFilter(
-                state=FlowRunFilterState(
-                    type=StateTypeFilter(
-                        any_=[StateType.RUNNING, StateType.PENDING, StateType.SCHEDULED, StateType.PAUSED]
-                    )
-                )
-            ),
-            work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=["releasegate"])),
-        )
-        for r in runs:
-            c.set_flow_run_state(r.id, Cancelled(message="test cleanup"), force=True)
+    if "deployed" in request.fixturenames:
+        cancel_unfinished_pool_runs()
 
 
 def create_run(deployment_id, **parameters):

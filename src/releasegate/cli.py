@@ -583,6 +583,51 @@ def gate_failures_ack(
     console.print(f"gate failure {decision_id} acknowledged as decision {did}")
 
 
+# ------------------------------------------------------------------------------ registry events
+webhook_app_cli = typer.Typer(help="MLflow webhook receiver.", no_args_is_help=True)
+registry_app = typer.Typer(help="MLflow registry events.", no_args_is_help=True)
+app.add_typer(webhook_app_cli, name="webhook")
+app.add_typer(registry_app, name="registry")
+
+
+@webhook_app_cli.command("serve")
+def webhook_serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8765,
+) -> None:
+    """Receive MLflow webhooks at POST /webhooks/mlflow (secret: RELEASEGATE_WEBHOOK_SECRET)."""
+    import uvicorn
+
+    from .adapters.webhook_app import create_app
+
+    if not os.environ.get("RELEASEGATE_WEBHOOK_SECRET"):
+        err.print("[red]error:[/red] set RELEASEGATE_WEBHOOK_SECRET to the secret given to MlflowClient.create_webhook")
+        raise typer.Exit(2)
+    console.print(f"releasegate webhook receiver on http://{host}:{port}/webhooks/mlflow")
+    uvicorn.run(create_app(), host=host, port=port, log_level="info")
+
+
+@registry_app.command("watch")
+def registry_watch(
+    once: Annotated[bool, typer.Option("--once/--loop", help="One poll, or poll forever.")] = True,
+    interval: Annotated[int, typer.Option(help="Seconds between polls with --loop.")] = 60,
+) -> None:
+    """Poll the registry for new versions and staging-alias moves and send them as events."""
+    import time as _time
+
+    from .adapters.registry_watch import watch_once
+
+    while True:
+        results = watch_once()
+        for r in results:
+            console.print(f"{r.status}: {r.deployment or '-'} {r.flow_run_id or ''} {r.reason or ''}")
+        if not results:
+            console.print("nothing new")
+        if once:
+            return
+        _time.sleep(interval)
+
+
 # ----------------------------------------------------------------------------------------- demo
 @app.command("demo")
 def demo() -> None:

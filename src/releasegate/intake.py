@@ -11,8 +11,15 @@ Guarantee: at most one run per ``deployment + idempotency_key``.
    deployment (Prefect's keys are unique per *flow*, not per deployment). A duplicate that races the
    first delivery before its run id is stored asks Prefect with the same key and gets the same run.
 
-Every created or refused event is a decision record (kind ``event``); a duplicate is an answer, not a
-new decision. Pure logic: the caller passes the store, the log, the run creator and ``now``.
+Every created, refused or ignored event is a decision record (kind ``event``); a duplicate is an
+answer, not a new decision. An event whose type has routes but none whose ``match`` fits its payload
+is ``ignored`` (e.g. a version registered in staging by releasegate itself must not start a retrain).
+
+Why runs are created here and not by Prefect deployment triggers: a trigger's ``RunDeployment`` action
+keys its run by the automation invocation, not by the event, and Prefect dedupes event ids only in a
+5-minute window, so a redelivered event could start a second run. Intake creates the run with an
+idempotency key and then emits the Prefect event (``releasegate.<event name>``) for automations and
+the UI. Pure logic: the caller passes the store, the log, the run creator, the emitter and ``now``.
 """
 
 from __future__ import annotations
@@ -31,18 +38,26 @@ from .decision_log import DecisionLog
 from .decisions import DecisionKind, DecisionOutcome, NewDecision
 from .manual_runs import describe_validation_error
 from .scheduling_store import SchedulingStore
-from .triggers import EventEnvelope
+from .triggers import EventEnvelope, parse_event_type
 
 CreateRun = Callable[[str, dict[str, Any], str], str]  # (deployment, parameters, prefect_key) -> flow_run_id
+Emit = Callable[[str, dict[str, Any]], None]  # (event name, payload)
 
 
 class Route(BaseModel):
-    """Start ``deployment`` for ``event_type``; parameters are literals or ``{{ payload.<field> }}``."""
+    """Start ``deployment`` for ``event_type`` when the payload has every ``match`` value; parameters are
+    literals or ``{{ payload.<field> }}``."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     event_type: str
     deployment: str
+    match: dict[str, Any] = Field(default_factory=dict)
     parameters: dict[str, Any] = Field(default_factory=dict)
+
+    def fits(self, event: EventEnvelope) -> bool:
+        return event.event_type == self.event_type and all(
+            str(event.payload.get(k)) == str(v) for k, v in self.match.items()
+        )
 
 
 DEFAULT_ROUTES = [
@@ -75,7 +90,7 @@ def prefect_idempotency_key(deployment: str, key: str) -> str:
 
 @dataclass(frozen=True)
 class IntakeResult:
-    status: Literal["created", "duplicate", "refused"]
+    status: Literal["created", "duplicate", "refused", "ignored"]
     flow_run_id: str | None = None
     reason: str | None = None
     deployment: str | None = None
@@ -120,6 +135,7 @@ def intake_event(
     log: DecisionLog,
     create_run: CreateRun,
     now: datetime,
+    emit: Emit | None = None,
 ) -> IntakeResult:
     if not isinstance(raw, dict):
         return _refuse(log, {}, f"an event must be a JSON object, got {type(raw).__name__}", now)
@@ -128,7 +144,27 @@ def intake_event(
     except ValidationError as exc:
         return _refuse(log, raw, describe_validation_error(exc), now)
 
-    route = next((r for r in routes if r.event_type == event.event_type), None)
+    typed = [r for r in routes if r.event_type == event.event_type]
+    route = next((r for r in typed if r.fits(event)), None)
+    if route is None and typed:
+        rec = log.append(
+            NewDecision(
+                decision_kind=DecisionKind.event,
+                decision_outcome=DecisionOutcome.reject,
+                decision_rationale=f"event ignored: no route for {event.event_type} matches its payload",
+                subject=f"event:{event.event_type}",
+                actor=f"producer:{event.producer}",
+                details={
+                    "event_id": event.event_id,
+                    "event_type": event.event_type,
+                    "idempotency_key": event.idempotency_key,
+                    "ignored": True,
+                    "payload": event.payload,
+                },
+            ),
+            now=now,
+        )
+        return IntakeResult(status="ignored", reason="no route matches the payload", decision_id=rec.decision_id)
     if route is None:
         return _refuse(log, raw, f"event_type: no route for {event.event_type!r} (configure one)", now)
     deployment, key = route.deployment, event.idempotency_key
@@ -179,4 +215,17 @@ def intake_event(
         ),
         now=now,
     )
+    if emit is not None:
+        name, _ = parse_event_type(event.event_type)
+        emit(
+            f"releasegate.{name}",
+            {
+                "event_id": event.event_id,
+                "idempotency_key": key,
+                "deployment": deployment,
+                "flow_run_id": flow_run_id,
+                "producer": event.producer,
+                **event.payload,
+            },
+        )
     return IntakeResult(status="created", flow_run_id=flow_run_id, deployment=deployment, decision_id=rec.decision_id)

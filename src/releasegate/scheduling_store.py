@@ -245,3 +245,67 @@ class SchedulingStore:
                 )
             ).all()
         return {(d, date.fromisoformat(b)) for d, b in rows}
+
+
+class DeliveryRow(Base):
+    __tablename__ = "webhook_deliveries"
+    delivery_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    received_at: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(32))
+
+
+class WatchRow(Base):
+    __tablename__ = "registry_watch"
+    registered_model: Mapped[str] = mapped_column(String(300), primary_key=True)
+    last_version: Mapped[int] = mapped_column(Integer)
+    staging_alias_version: Mapped[str | None] = mapped_column(String(32))
+    updated_at: Mapped[str] = mapped_column(String(32))
+
+
+class RegistryEventStore:
+    """Webhook delivery ids (a replayed id is refused) and the registry watcher's cursor."""
+
+    def __init__(self, url: str):
+        self.engine = get_engine(url)
+
+    def claim_delivery(self, delivery_id: str, now: datetime) -> bool:
+        """True the first time a delivery id is seen, False for a replay."""
+        try:
+            with Session(self.engine) as s, s.begin():
+                s.add(DeliveryRow(delivery_id=delivery_id, received_at=format_ts(now), status="received"))
+            return True
+        except IntegrityError:
+            return False
+
+    def set_delivery_status(self, delivery_id: str, status: str) -> None:
+        with Session(self.engine) as s, s.begin():
+            s.execute(update(DeliveryRow).where(DeliveryRow.delivery_id == delivery_id).values(status=status))
+
+    def release_delivery(self, delivery_id: str) -> None:
+        """Forget a delivery that failed inside releasegate, so MLflow's retry is not taken for a replay."""
+        with Session(self.engine) as s, s.begin():
+            s.execute(delete(DeliveryRow).where(DeliveryRow.delivery_id == delivery_id))
+
+    def cursor(self, registered_model: str) -> tuple[int, str | None]:
+        with Session(self.engine) as s:
+            row = s.get(WatchRow, registered_model)
+            return (row.last_version, row.staging_alias_version) if row else (0, None)
+
+    def advance(
+        self, registered_model: str, last_version: int, staging_alias_version: str | None, now: datetime
+    ) -> None:
+        with Session(self.engine) as s, s.begin():
+            row = s.get(WatchRow, registered_model)
+            if row is None:
+                s.add(
+                    WatchRow(
+                        registered_model=registered_model,
+                        last_version=last_version,
+                        staging_alias_version=staging_alias_version,
+                        updated_at=format_ts(now),
+                    )
+                )
+            else:
+                row.last_version = max(row.last_version, last_version)
+                row.staging_alias_version = staging_alias_version
+                row.updated_at = format_ts(now)

@@ -6,7 +6,8 @@ variable naming a YAML file overrides both (tests, one-off runs).
 |--------------------|----------------------------|-------------------------------|-------------------------------|
 | capacity-policy    | capacity.GatewayConfig     | blocks/capacity_policy.yaml   | RELEASEGATE_CAPACITY_POLICY   |
 | gate-policy        | gates.GatePolicy           | blocks/gate_policy.yaml       | RELEASEGATE_GATE_POLICY       |
-| approvers          | approvals.ApproverConfig   | blocks/approvers.yaml         | RELEASEGATE_APPROVERS         |
+| approvers          | config.ApproverConfig      | blocks/approvers.yaml         | RELEASEGATE_APPROVERS         |
+| retrain-policy     | retrain.RetrainPolicy      | blocks/retrain_policy.yaml    | RELEASEGATE_RETRAIN_POLICY    |
 
 Event routes are read from ``blocks/event_routes.yaml`` only (or $RELEASEGATE_EVENT_ROUTES), so that
 event intake answers duplicates without any Prefect call.
@@ -26,6 +27,7 @@ from ..capacity import GatewayConfig
 from ..gates import GatePolicy
 from ..handshake import Role
 from ..intake import DEFAULT_ROUTES, Route
+from ..retrain import RetrainPolicy
 from . import context
 
 M = TypeVar("M", bound=BaseModel)
@@ -43,6 +45,7 @@ CONFIGS: dict[str, tuple[type[BaseModel], str, str]] = {
     "capacity-policy": (GatewayConfig, "capacity_policy.yaml", "RELEASEGATE_CAPACITY_POLICY"),
     "gate-policy": (GatePolicy, "gate_policy.yaml", "RELEASEGATE_GATE_POLICY"),
     "approvers": (ApproverConfig, "approvers.yaml", "RELEASEGATE_APPROVERS"),
+    "retrain-policy": (RetrainPolicy, "retrain_policy.yaml", "RELEASEGATE_RETRAIN_POLICY"),
 }
 
 

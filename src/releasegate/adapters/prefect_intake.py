@@ -46,6 +46,17 @@ def prefect_create_run(deployment: str, parameters: dict[str, Any], idempotency_
     return str(run.id)
 
 
+def prefect_emit(name: str, payload: dict[str, Any]) -> None:
+    from prefect.events import emit_event
+
+    model = payload.get("model_name")
+    resource = {
+        "prefect.resource.id": f"releasegate.model.{model}" if model else f"releasegate.event.{name}",
+        "releasegate.deployment": str(payload.get("deployment")),
+    }
+    emit_event(event=name, resource=resource, payload=payload)
+
+
 def send_event(raw: Any) -> IntakeResult:
     return intake_event(
         raw,
@@ -54,6 +65,7 @@ def send_event(raw: Any) -> IntakeResult:
         log=context.decision_log(),
         create_run=prefect_create_run,
         now=context.clock().now(),
+        emit=prefect_emit,
     )
 
 

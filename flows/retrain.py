@@ -1,0 +1,100 @@
+"""``retrain``: the retrain gateway. Registry events, drift, KPI degradation or periodic refit lead here;
+the gateway (``releasegate.retrain``) decides, the decision is recorded, and on ``retrain`` the
+``retrain-job`` deployment is called as a sub-run (``run_deployment``, linked as a child of this run)
+and awaited. A planned retrain (``defer``) schedules the next evaluation of this deployment at the
+off-peak slot, once per model and day (idempotency key)."""
+
+from prefect import get_client, get_run_logger
+from prefect.deployments import run_deployment
+from prefect.runtime import flow_run
+from prefect.states import Failed, Scheduled
+
+from releasegate.adapters import context
+from releasegate.adapters.config import load
+from releasegate.adapters.prefect_flows import governed_flow
+from releasegate.adapters.retrain_ops import signals
+from releasegate.decisions import DecisionKind, DecisionOutcome, NewDecision
+from releasegate.retrain import RetrainTrigger, retrain_gateway
+
+DEPLOYMENT = "retrain"
+OUTCOME = {"retrain": DecisionOutcome.accept, "defer": DecisionOutcome.reject, "no_retrain": DecisionOutcome.reject}
+
+
+@governed_flow(DEPLOYMENT, log_prints=True)
+def retrain(
+    model_name: str,
+    trigger: RetrainTrigger = RetrainTrigger.manual,
+    version: str | None = None,
+    source_environment: str | None = None,
+    wait_timeout_seconds: int = 3600,
+) -> dict:
+    logger = get_run_logger()
+    now = context.clock().now()
+    s = signals(model_name, RetrainTrigger(trigger), source_environment)
+    decision = retrain_gateway(s, load("retrain-policy"), now)
+    rec = context.decision_log().append(
+        NewDecision(
+            decision_kind=DecisionKind.retrain,
+            decision_outcome=OUTCOME[decision.outcome],
+            decision_rationale=f"{decision.outcome} ({decision.reason_code}): {decision.reason}",
+            subject=f"model:{model_name}",
+            actor="releasegate:retrain-gateway",
+            details={
+                "trigger": str(trigger),
+                "outcome": decision.outcome,
+                "reason_code": decision.reason_code,
+                "urgency": decision.urgency,
+                "version": version,
+                "source_environment": source_environment,
+                "max_psi": max(s.psi.values()) if s.psi else None,
+                "kpi_drop": s.kpi_drop,
+                "days_since_refit": s.days_since_refit,
+                "flow_run_id": str(flow_run.id),
+                "next_evaluation_at": decision.next_evaluation_at.isoformat() if decision.next_evaluation_at else None,
+            },
+        )
+    )
+    logger.info("retrain gateway: %s (%s) - %s", decision.outcome, decision.reason_code, decision.reason)
+    out = {"outcome": decision.outcome, "reason_code": decision.reason_code, "decision_id": rec.decision_id}
+    if decision.outcome == "defer":
+        with get_client(sync_client=True) as c:
+            me = c.read_flow_run(flow_run.id)
+            nxt = (
+                c.create_flow_run_from_deployment(
+                    me.deployment_id,
+                    parameters={"model_name": model_name, "trigger": str(trigger)},
+                    state=Scheduled(scheduled_time=decision.next_evaluation_at),
+                    idempotency_key=f"{DEPLOYMENT}:planned:{model_name}:{decision.next_evaluation_at.date()}",
+                )
+                if me.deployment_id
+                else None
+            )
+        return out | {
+            "next_evaluation_at": decision.next_evaluation_at.isoformat(),
+            "next_run_id": str(nxt.id) if nxt else None,
+        }
+    if decision.outcome == "no_retrain":
+        return out
+    child = run_deployment(
+        name="retrain-job/retrain-job",
+        parameters={"model_name": model_name, "reason": f"{decision.reason_code}: {decision.reason}"},
+        timeout=wait_timeout_seconds,
+        as_subflow=True,
+        idempotency_key=f"retrain-job:{flow_run.id}",
+    )
+    logger.info("retrain-job run %s ended %s", child.id, child.state_name)
+    if not child.state or not child.state.is_completed():
+        return Failed(message=f"retrain-job run {child.id} ended {child.state_name} (decision {rec.decision_id})")
+    # The job's own decision record says what it registered (run results are not persisted by default).
+    job = next(
+        (
+            r
+            for r in context.decision_log().query(kind="retrain", subject=f"model:{model_name}", newest_first=True)
+            if r.details.get("flow_run_id") == str(child.id)
+        ),
+        None,
+    )
+    return out | {
+        "retrain_job_run_id": str(child.id),
+        "job": {"version": job.details.get("version"), "decision_id": job.decision_id} if job else None,
+    }

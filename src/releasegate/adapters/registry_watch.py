@@ -1,0 +1,60 @@
+"""The registry watcher: the webhook's stand-in where there is no MLflow server (embedded SQLite).
+
+Each poll reads every ``<env>.<model>`` registered model, sends one ``registry.model_version.created@v1``
+per version above the stored cursor and one ``registry.staging_version.validated@v1`` when the
+``staging`` alias of a ``staging.<model>`` moved, then advances the cursor. The idempotency keys are the
+webhook's (from model and version), so a version seen by both paths, or re-sent after a crash between
+sending and advancing the cursor, starts one run.
+"""
+
+from __future__ import annotations
+
+from ..intake import IntakeResult
+from ..scheduling_store import RegistryEventStore
+from ..webhooks import split_name
+from . import context, registry
+
+
+def watch_once() -> list[IntakeResult]:
+    from .prefect_intake import send_event
+
+    store = RegistryEventStore(context.settings().resolved_database_url)
+    c = registry.client()
+    now = context.clock().now()
+    results: list[IntakeResult] = []
+    for rm in c.search_registered_models(max_results=1000):
+        parts = split_name(rm.name)
+        if parts is None:
+            continue
+        env, model = parts
+        last, alias_seen = store.cursor(rm.name)
+        versions = sorted(int(v.version) for v in c.search_model_versions(f"name='{rm.name}'"))
+        for v in (v for v in versions if v > last):
+            results.append(
+                send_event(
+                    {
+                        "event_id": f"registry-watcher:{rm.name}:{v}",
+                        "event_type": "registry.model_version.created@v1",
+                        "occurred_at": now.isoformat(),
+                        "producer": "registry-watcher",
+                        "idempotency_key": f"model-version:{rm.name}:{v}",
+                        "payload": {"model_name": model, "version": str(v), "source_environment": env},
+                    }
+                )
+            )
+        alias = str(rm.aliases["staging"]) if env == "staging" and "staging" in (rm.aliases or {}) else None
+        if alias and alias != alias_seen:
+            results.append(
+                send_event(
+                    {
+                        "event_id": f"registry-watcher:{rm.name}@staging:{alias}",
+                        "event_type": "registry.staging_version.validated@v1",
+                        "occurred_at": now.isoformat(),
+                        "producer": "registry-watcher",
+                        "idempotency_key": f"staging-validated:{model}:{alias}",
+                        "payload": {"model_name": model, "version": alias},
+                    }
+                )
+            )
+        store.advance(rm.name, max(versions, default=last), alias or alias_seen, now)
+    return results

@@ -1,0 +1,65 @@
+"""``releasegate webhook serve``: receives MLflow webhooks at ``POST /webhooks/mlflow``.
+
+| answer | when |
+|---|---|
+| 201 created / 200 duplicate / 202 ignored | a valid delivery, handed to event intake |
+| 400 | signed, but the body is not an MLflow webhook payload (nothing is created) |
+| 401 | missing or wrong signature, or a timestamp outside the tolerance |
+| 409 | a delivery id seen before (replay) |
+| 422 | the event contract refused the mapped event (recorded) |
+| 503 | no secret configured (``RELEASEGATE_WEBHOOK_SECRET``) |
+
+The secret is the one given to ``MlflowClient.create_webhook(secret=…)``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from ..scheduling_store import RegistryEventStore
+from ..webhooks import TOLERANCE, WebhookRejected, to_event, verify
+from . import context
+
+STATUS = {"created": 201, "duplicate": 200, "ignored": 202, "refused": 422}
+
+
+def create_app(secret: str | None = None, tolerance=TOLERANCE) -> Starlette:
+    async def mlflow_webhook(request: Request) -> JSONResponse:
+        key = secret or os.environ.get("RELEASEGATE_WEBHOOK_SECRET")
+        if not key:
+            return JSONResponse({"error": "RELEASEGATE_WEBHOOK_SECRET is not set"}, status_code=503)
+        body = await request.body()
+        now = context.clock().now()
+        try:
+            delivery_id = verify(key, dict(request.headers), body, now, tolerance)
+            event = to_event(body, delivery_id, now)
+        except WebhookRejected as exc:
+            return JSONResponse({"error": exc.reason}, status_code=exc.status)
+        store = RegistryEventStore(context.settings().resolved_database_url)
+        if not await run_in_threadpool(store.claim_delivery, delivery_id, now):
+            return JSONResponse({"error": f"delivery {delivery_id} was already received (replay)"}, status_code=409)
+        if event is None:
+            await run_in_threadpool(store.set_delivery_status, delivery_id, "ignored")
+            return JSONResponse({"status": "ignored", "reason": "not an event releasegate acts on"}, status_code=202)
+        from .prefect_intake import send_event
+
+        try:
+            result = await run_in_threadpool(send_event, event)
+        except Exception as exc:  # let MLflow's retry through: this delivery id was not processed
+            await run_in_threadpool(store.release_delivery, delivery_id)
+            return JSONResponse({"error": f"intake failed: {type(exc).__name__}: {exc}"}, status_code=500)
+        await run_in_threadpool(store.set_delivery_status, delivery_id, result.status)
+        return JSONResponse(result.as_dict(), status_code=STATUS[result.status])
+
+    async def health(_: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    return Starlette(
+        routes=[Route("/webhooks/mlflow", mlflow_webhook, methods=["POST"]), Route("/healthz", health, methods=["GET"])]
+    )
