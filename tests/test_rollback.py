@@ -1,0 +1,132 @@
+"""Rollback against a real MLflow registry (SQLite in a temp dir) and a real decision log."""
+
+import pytest
+
+from releasegate.adapters import context, registry
+from releasegate.adapters.rollback_ops import execute_rollback
+from releasegate.decisions import DecisionKind, DecisionOutcome, NewDecision
+from releasegate.rollback import RollbackRefused, plan_rollback
+from releasegate.training import train
+
+REFS = {
+    f: f"{f}:test"
+    for f in ("tech_gate_report_ref", "pm_gate_ref", "risk_gate_ref", "joint_release_ack_ref", "rollback_plan_ref")
+}
+
+
+def _approve(model: str, prod_version: str) -> None:
+    context.decision_log().append(
+        NewDecision(
+            decision_kind=DecisionKind.promotion,
+            decision_outcome=DecisionOutcome.accept,
+            decision_rationale="test promotion",
+            subject=f"model:{model}",
+            actor="test",
+            details={
+                "model_name": model,
+                "candidate_version": prod_version,
+                "status": "final",
+                "prod_version": prod_version,
+            },
+            **REFS,
+        )
+    )
+
+
+@pytest.fixture
+def prod(rg_home):
+    """prod.credit v1 (approved, archived) and v2 (approved champion)."""
+    for seed in (1, 2):
+        registry.log_and_register(train(seed=seed, rows=800), "credit", "staging")
+    for v in ("1", "2"):
+        registry.copy_to("staging.credit", v, "prod.credit")
+    return "prod.credit"
+
+
+def test_plan_rules():
+    with pytest.raises(RollbackRefused) as e:
+        plan_rollback("full", "2", None, None, {"1", "2"})
+    assert e.value.field == "archive" and "no approved version" in e.value.rule
+    with pytest.raises(RollbackRefused, match="no final promotion decision"):
+        plan_rollback("full", "2", "1", None, {"2"})
+    with pytest.raises(RollbackRefused, match="already the champion"):
+        plan_rollback("full", "1", "1", None, {"1"})
+    with pytest.raises(RollbackRefused) as e:
+        plan_rollback("canary", "2", "1", None, {"1"})
+    assert e.value.field == "challenger"
+    p = plan_rollback("full", "2", "1", "3", {"1", "2"})
+    assert (p.previous_version, p.new_version, p.drop_challenger) == ("2", "1", "3")
+
+
+def test_no_approved_version_is_refused_and_nothing_changes(prod):
+    registry.set_alias(prod, registry.CHAMPION, "2")
+    before = registry.aliases(prod)
+    with pytest.raises(RollbackRefused, match="archive: no archive alias"):
+        execute_rollback("credit", trigger="drift", root_cause="PSI 0.4", requested_by="ops-olga")
+    registry.set_alias(prod, registry.ARCHIVE, "1")  # moved by hand: no promotion decision for v1
+    before = registry.aliases(prod)
+    with pytest.raises(RollbackRefused, match="no final promotion decision"):
+        execute_rollback("credit", trigger="drift", root_cause="PSI 0.4", requested_by="ops-olga")
+    assert registry.aliases(prod) == before
+    recs = context.decision_log().query(kind="rollback")
+    assert [r.decision_outcome for r in recs] == [DecisionOutcome.reject, DecisionOutcome.reject]
+
+
+def test_full_rollback_restores_the_archived_version_and_documents_everything(prod):
+    _approve("credit", "1")
+    _approve("credit", "2")
+    registry.set_alias(prod, registry.CHAMPION, "2")
+    registry.set_alias(prod, registry.ARCHIVE, "1")
+    rec = execute_rollback("credit", trigger="drift", root_cause="PSI 0.41 on exposure_musd", requested_by="ops-olga")
+    assert registry.alias_version(prod, registry.CHAMPION) == "1"
+    assert registry.alias_version(prod, registry.ARCHIVE) is None
+    assert registry.version_facts(prod, "2", with_hash=False).tags["rolled_back"] == "true"
+    assert rec.verified and rec.verification["smoke"]["ok"] and rec.verification["champion_after"] == "1"
+    assert rec.duration_seconds >= rec.registry_seconds > 0
+    [log] = [r for r in context.decision_log().query(kind="rollback")]
+    assert log.decision_outcome is DecisionOutcome.accept and log.rollback_plan_ref
+    for field in (
+        "previous_version",
+        "new_version",
+        "trigger",
+        "started_at",
+        "finished_at",
+        "duration_seconds",
+        "root_cause",
+        "method",
+        "verification",
+        "follow_up",
+    ):
+        assert log.details[field] not in (None, ""), field
+    assert (log.details["previous_version"], log.details["new_version"]) == ("2", "1")
+
+
+def test_canary_rollback_drops_the_challenger_only(prod):
+    _approve("credit", "1")
+    registry.set_alias(prod, registry.CHAMPION, "1")
+    registry.set_alias(prod, registry.CHALLENGER, "2")
+    rec = execute_rollback(
+        "credit", method="canary", trigger="kpi_drop", root_cause="7 % drop in canary", requested_by="ops-olga"
+    )
+    assert registry.alias_version(prod, registry.CHAMPION) == "1"
+    assert registry.alias_version(prod, registry.CHALLENGER) is None
+    assert rec.dropped_challenger == "2" and rec.new_version == "1" and rec.verified
+
+
+@pytest.mark.prefect
+def test_rollback_flow_publishes_the_record_and_refuses_cleanly(prefect_harness, prod):
+    from prefect.client.orchestration import get_client
+
+    from flows.rollback import rollback
+
+    state = rollback(model_name="credit", reason="PSI 0.4", requested_by="ops-olga", return_state=True)
+    assert state.is_failed() and "archive: no archive alias" in state.message
+    _approve("credit", "1")
+    _approve("credit", "2")
+    registry.set_alias(prod, registry.CHAMPION, "2")
+    registry.set_alias(prod, registry.ARCHIVE, "1")
+    out = rollback(model_name="credit", reason="PSI 0.4", requested_by="ops-olga", trigger="drift")
+    assert out["new_version"] == "1" and out["verified"] is True
+    with get_client(sync_client=True) as c:
+        art = c.read_latest_artifacts()
+    assert any(a.key == "rollback-credit" and "previous_version | 2" in (a.data or "") for a in art)
