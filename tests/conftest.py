@@ -113,3 +113,27 @@ def cancel_unfinished_pool_runs(pool: str = "releasegate") -> int:
         for r in runs:
             c.set_flow_run_state(r.id, Cancelled(message="test cleanup"), force=True)
     return len(runs)
+
+
+def fast_capacity_policy(tmp_path: Path, monkeypatch) -> Path:
+    """The shipped capacity policy without windows and with 1-2 s backoff, for runs on the harness."""
+    import yaml
+
+    policy = yaml.safe_load((ROOT / "blocks" / "capacity_policy.yaml").read_text()) | {
+        "windows": [],
+        "backoff_seconds": [1, 2],
+    }
+    path = tmp_path / "capacity.yaml"
+    path.write_text(yaml.safe_dump(policy))
+    monkeypatch.setenv("RELEASEGATE_CAPACITY_POLICY", str(path))
+    return path
+
+
+@pytest.fixture
+def live_clock():
+    """A fixed clock set to real now: the Prefect server schedules deferred runs in real time."""
+    from releasegate.adapters.context import use_clock
+
+    c = FixedClock(datetime.now(UTC))
+    with use_clock(c):
+        yield c

@@ -46,6 +46,17 @@ def test_each_threshold_is_strict_and_named():
     assert at_limit.breached == []  # 1 % failures, p95 = SLA and a 5 % drop are within limits
 
 
+def test_thresholds_come_from_the_monitoring_block_file():
+    import yaml
+
+    from tests.conftest import ROOT
+
+    p = MonitoringPolicy.model_validate(yaml.safe_load((ROOT / "blocks" / "monitoring_thresholds.yaml").read_text()))
+    assert p == MonitoringPolicy()  # the file holds the seeds' defaults
+    t = p.tree_thresholds()
+    assert (t.psi_plan, t.psi_urgent, t.drop_canary, t.drop_severe) == (0.2, 0.3, 0.05, 0.10)
+
+
 def test_schema_violations_and_helpers():
     x = np.array([[1.0, np.inf], [2.0, 3.0]])
     assert schema_violations(x, ["a", "b"], ["a", "b"]) == ["1 infinite values"]

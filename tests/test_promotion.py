@@ -23,10 +23,9 @@ from typer.testing import CliRunner
 from releasegate.adapters import context, registry
 from releasegate.adapters.context import use_clock
 from releasegate.cli import app
-from releasegate.clock import FixedClock
 from releasegate.gates import kpi_delta
 from releasegate.training import train
-from tests.conftest import ROOT
+from tests.conftest import fast_capacity_policy
 
 pytestmark = pytest.mark.prefect
 MODEL = "credit"
@@ -35,22 +34,14 @@ STAGING, PROD = "staging.credit", "prod.credit"
 
 @pytest.fixture
 def home(rg_home, tmp_path, monkeypatch, prefect_harness):
-    policy = yaml.safe_load((ROOT / "blocks" / "capacity_policy.yaml").read_text()) | {
-        "windows": [],
-        "backoff_seconds": [1, 2],
-    }
-    path = tmp_path / "capacity.yaml"
-    path.write_text(yaml.safe_dump(policy))
-    monkeypatch.setenv("RELEASEGATE_CAPACITY_POLICY", str(path))
+    fast_capacity_policy(tmp_path, monkeypatch)
     monkeypatch.setenv("RELEASEGATE_APPROVAL_POLL_SECONDS", "1")
     return rg_home
 
 
 @pytest.fixture
-def clock():
-    c = FixedClock(datetime.now(UTC))
-    with use_clock(c):
-        yield c
+def clock(live_clock):
+    return live_clock
 
 
 WEAKER_BY_3PCT = ("collateral_ratio",)  # measured: the full model beats this one by ~+3.2 % AUC

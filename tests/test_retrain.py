@@ -25,10 +25,9 @@ from starlette.testclient import TestClient
 from releasegate.adapters import context, registry
 from releasegate.adapters.context import use_clock
 from releasegate.adapters.prefect_api import read_all_flow_runs
-from releasegate.clock import FixedClock
 from releasegate.training import train
 from releasegate.webhooks import sign
-from tests.conftest import ROOT, cancel_unfinished_pool_runs
+from tests.conftest import ROOT, cancel_unfinished_pool_runs, fast_capacity_policy
 
 pytestmark = pytest.mark.prefect
 SECRET = "test-secret"
@@ -57,21 +56,14 @@ def home(rg_home, tmp_path, monkeypatch, deployed):
 
 
 def _home(rg_home, tmp_path, monkeypatch):
-    policy = yaml.safe_load((ROOT / "blocks" / "capacity_policy.yaml").read_text()) | {
-        "windows": [],
-        "backoff_seconds": [1, 2],
-    }
-    (tmp_path / "capacity.yaml").write_text(yaml.safe_dump(policy))
-    monkeypatch.setenv("RELEASEGATE_CAPACITY_POLICY", str(tmp_path / "capacity.yaml"))
+    fast_capacity_policy(tmp_path, monkeypatch)
     monkeypatch.setenv("RELEASEGATE_WEBHOOK_SECRET", SECRET)
     return rg_home
 
 
 @pytest.fixture
-def clock():
-    c = FixedClock(datetime.now(UTC))
-    with use_clock(c):
-        yield c
+def clock(live_clock):
+    return live_clock
 
 
 def runs_of(deployment: str, key_prefix: str = "") -> list:

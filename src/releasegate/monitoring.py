@@ -1,8 +1,10 @@
 """Monitoring checks for a scored batch: drift, missing values, schema, failures, latency, metric drop.
 
 Pure and vectorised (numpy): the EOD scoring flow measures, this module judges. Thresholds are the
-seeds' defaults and live in ``blocks/monitoring_policy.yaml`` (block ``releasegate-config/monitoring-policy``):
-PSI > 0.2, missing > 5 %, failure rate > 1 %, metric drop > 5 %, latency p95 over the SLA.
+seeds' defaults and live in ``blocks/monitoring_thresholds.yaml`` (block
+``releasegate-config/monitoring-thresholds``, the same one the promotion gate ``monitoring_rollback``
+requires): PSI > 0.2, missing > 5 %, failure rate > 1 %, metric drop > 5 %, latency p95 over the SLA.
+The decision tree's thresholds come from the same block (``tree_thresholds``).
 """
 
 from __future__ import annotations
@@ -13,14 +15,25 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from .psi import psi
+from .rollback_tree import TreeThresholds
 
 
 class MonitoringPolicy(BaseModel):
-    psi_max: float = Field(0.2, gt=0)
-    missing_max: float = Field(0.05, ge=0, le=1)
-    failure_rate_max: float = Field(0.01, ge=0, le=1)
-    metric_drop_max: float = Field(0.05, ge=0, le=1)
-    latency_p95_ms_max: float = Field(500.0, gt=0)
+    max_psi: float = Field(0.2, gt=0)
+    urgent_psi: float = Field(0.3, gt=0)
+    max_missing_rate: float = Field(0.05, ge=0, le=1)
+    max_failure_rate: float = Field(0.01, ge=0, le=1)
+    max_metric_drop: float = Field(0.05, ge=0, le=1)
+    severe_metric_drop: float = Field(0.10, ge=0, le=1)
+    max_latency_p95_ms: float = Field(500.0, gt=0)
+
+    def tree_thresholds(self) -> TreeThresholds:
+        return TreeThresholds(
+            psi_urgent=self.urgent_psi,
+            psi_plan=self.max_psi,
+            drop_severe=self.severe_metric_drop,
+            drop_canary=self.max_metric_drop,
+        )
 
 
 class Check(BaseModel):
@@ -107,36 +120,36 @@ def evaluate(
         Check(
             name="drift_psi",
             value=drift[worst] if worst else 0.0,
-            threshold=policy.psi_max,
-            breached=bool(worst) and drift[worst] > policy.psi_max,
+            threshold=policy.max_psi,
+            breached=bool(worst) and drift[worst] > policy.max_psi,
             detail=f"max on {worst}" if worst else "",
         ),
         Check(
             name="missing_rate",
             value=worst_miss,
-            threshold=policy.missing_max,
-            breached=worst_miss > policy.missing_max,
+            threshold=policy.max_missing_rate,
+            breached=worst_miss > policy.max_missing_rate,
             detail=f"max on {features[int(miss.argmax())]}" if miss.size else "",
         ),
         Check(name="schema", value=float(len(schema)), threshold=0, breached=bool(schema), detail="; ".join(schema)),
         Check(
             name="failure_rate",
             value=fail_rate,
-            threshold=policy.failure_rate_max,
-            breached=fail_rate > policy.failure_rate_max,
+            threshold=policy.max_failure_rate,
+            breached=fail_rate > policy.max_failure_rate,
             detail=f"{failures}/{rows} rows failed",
         ),
         Check(
             name="latency_p95_ms",
             value=float(latency_ms.get("p95", 0.0)),
-            threshold=policy.latency_p95_ms_max,
-            breached=float(latency_ms.get("p95", 0.0)) > policy.latency_p95_ms_max,
+            threshold=policy.max_latency_p95_ms,
+            breached=float(latency_ms.get("p95", 0.0)) > policy.max_latency_p95_ms,
         ),
         Check(
             name="metric_drop",
             value=drop,
-            threshold=policy.metric_drop_max,
-            breached=drop is not None and drop > policy.metric_drop_max,
+            threshold=policy.max_metric_drop,
+            breached=drop is not None and drop > policy.max_metric_drop,
             detail="no baseline" if drop is None else f"{metric_now:.4f} vs baseline {metric_baseline:.4f}",
         ),
     ]

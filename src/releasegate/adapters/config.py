@@ -8,6 +8,8 @@ variable naming a YAML file overrides both (tests, one-off runs).
 | gate-policy        | gates.GatePolicy           | blocks/gate_policy.yaml       | RELEASEGATE_GATE_POLICY       |
 | approvers          | config.ApproverConfig      | blocks/approvers.yaml         | RELEASEGATE_APPROVERS         |
 | retrain-policy     | retrain.RetrainPolicy      | blocks/retrain_policy.yaml    | RELEASEGATE_RETRAIN_POLICY    |
+| monitoring-thresholds | monitoring.MonitoringPolicy | blocks/monitoring_thresholds.yaml |
+|                    |                            | (env: RELEASEGATE_MONITORING_THRESHOLDS)                      |
 
 Event routes are read from ``blocks/event_routes.yaml`` only (or $RELEASEGATE_EVENT_ROUTES), so that
 event intake answers duplicates without any Prefect call.
@@ -27,6 +29,7 @@ from ..capacity import GatewayConfig
 from ..gates import GatePolicy
 from ..handshake import Role
 from ..intake import DEFAULT_ROUTES, Route
+from ..monitoring import MonitoringPolicy
 from ..retrain import RetrainPolicy
 from . import context
 
@@ -46,6 +49,7 @@ CONFIGS: dict[str, tuple[type[BaseModel], str, str]] = {
     "gate-policy": (GatePolicy, "gate_policy.yaml", "RELEASEGATE_GATE_POLICY"),
     "approvers": (ApproverConfig, "approvers.yaml", "RELEASEGATE_APPROVERS"),
     "retrain-policy": (RetrainPolicy, "retrain_policy.yaml", "RELEASEGATE_RETRAIN_POLICY"),
+    "monitoring-thresholds": (MonitoringPolicy, "monitoring_thresholds.yaml", "RELEASEGATE_MONITORING_THRESHOLDS"),
 }
 
 

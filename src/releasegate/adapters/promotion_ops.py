@@ -45,6 +45,20 @@ def current_prod_inputs(rows: int = 5000, today: date | None = None):
     return generate(rows, seed=seed_for(day, 17), drift=float(os.environ.get("RELEASEGATE_MARKET_DRIFT", "0") or 0))
 
 
+def training_data(params: dict[str, str]):
+    """The data a version was trained on, regenerated from its logged params (seed, rows, drift)."""
+    return generate(int(params.get("rows", 4000)), seed=int(params.get("seed", 0)), drift=float(params.get("drift", 0)))
+
+
+def drift_vs_prod(params: dict[str, str], current=None) -> dict[str, float]:
+    """PSI per feature of a version's training data vs today's prod inputs."""
+    from ..datagen import FEATURES
+
+    current = current if current is not None else current_prod_inputs()
+    psis = psi(training_data(params).X, current.X)
+    return dict(zip(FEATURES, (round(float(v), 6) for v in psis), strict=True))
+
+
 def approved_exception(model: str, version: str, now: datetime) -> dict[str, Any] | None:
     for rec in context.decision_log().query(
         kind="override", subject=exception_subject(model, version), newest_first=True
@@ -61,11 +75,7 @@ def build_dossier(model: str, candidate_version: str, policy: GatePolicy) -> Dos
     champ_v = registry.alias_version(prod, registry.CHAMPION)
     champion = registry.version_facts(prod, champ_v, with_hash=True) if champ_v else None
     p = candidate.params
-    train = generate(int(p.get("rows", 4000)), seed=int(p.get("seed", 0)), drift=float(p.get("drift", 0)))
-    current = current_prod_inputs()
-    from ..datagen import FEATURES
-
-    drift = dict(zip(FEATURES, (round(float(v), 6) for v in psi(train.X, current.X)), strict=True))
+    drift = drift_vs_prod(p)
     holdout = generate(policy.smoke_rows, seed=int(p.get("seed", 0)) + 1_000_003)
     smoke = registry.smoke_test(f"models:/{staging}/{candidate_version}", holdout.X)
     tags = {**registry.registered_model_tags(staging), **registry.registered_model_tags(prod)}

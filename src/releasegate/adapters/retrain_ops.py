@@ -6,11 +6,9 @@ from datetime import UTC, datetime
 
 from sklearn.metrics import roc_auc_score
 
-from ..datagen import FEATURES, generate
-from ..psi import psi
 from ..retrain import RetrainSignals, RetrainTrigger
 from . import context, registry
-from .promotion_ops import current_prod_inputs
+from .promotion_ops import current_prod_inputs, drift_vs_prod
 
 
 def signals(model: str, trigger: RetrainTrigger, source_environment: str | None = None) -> RetrainSignals:
@@ -19,10 +17,8 @@ def signals(model: str, trigger: RetrainTrigger, source_environment: str | None 
     if champ is None:
         return RetrainSignals(trigger=trigger, has_champion=False, source_environment=source_environment)
     facts = registry.version_facts(prod, champ, with_hash=False)
-    p = facts.params
-    reference = generate(int(p.get("rows", 4000)), seed=int(p.get("seed", 0)), drift=float(p.get("drift", 0)))
     current = current_prod_inputs()
-    drift = dict(zip(FEATURES, (round(float(v), 6) for v in psi(reference.X, current.X)), strict=True))
+    drift = drift_vs_prod(facts.params, current)
     model_obj = registry.load_sklearn(f"models:/{prod}/{champ}")
     auc_now = float(roc_auc_score(current.y, model_obj.predict_proba(current.X)[:, 1]))
     baseline = facts.metrics.get("roc_auc")
