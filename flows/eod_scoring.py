@@ -1,28 +1,65 @@
 """``eod-scoring``: the end-of-day run, weekdays in Europe/Zurich, queue ``critical``.
 
-Calls the capacity gateway first; records the business date as completed so that downstream runs
-(upstream readiness) can go. The scoring itself (champion model, shadow/canary) is built on top of this
-shell by the EOD-scoring issue.
+1. The capacity gateway admits (or defers) the run.
+2. ``models:/prod.<model>@champion`` scores the business date's batch; a ``challenger``, when one is
+   aliased, scores the same batch in shadow and serves ``canary_share`` of it. Predictions go to
+   ``$RELEASEGATE_HOME/scoring/<model>/<date>/predictions.csv``; rows, failures and latency p50/p95/p99
+   to the run's artifact ``eod-<model>``.
+3. Monitoring (``releasegate.monitoring``) and the decision tree (``releasegate.scoring.judge``) give a
+   verdict: monitor, plan a retrain, drop the challenger, or roll back. It is a ``monitoring`` decision
+   record; a rollback starts the ``rollback`` deployment and a retrain the ``retrain`` deployment, each
+   through event intake (``monitoring.*.requested@v1``: Prefect event, one run per model and date).
+4. The business date is recorded as completed, so downstream runs (backfills) may go.
 """
 
 from datetime import date
 
 from prefect import get_run_logger
+from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
+from prefect.states import Failed
 
 from releasegate.adapters import context
 from releasegate.adapters.prefect_flows import governed_flow
 from releasegate.adapters.prefect_gate import gate_current_run, record_completion
+from releasegate.adapters.scoring_ops import NoChampion, markdown, record_and_act, score_business_date, summary
 from releasegate.triggers import local_business_date
 
 DEPLOYMENT = "eod-scoring"
 
 
 @governed_flow(DEPLOYMENT, log_prints=True)
-def eod_scoring(business_date: date | None = None) -> dict:
+def eod_scoring(
+    business_date: date | None = None, model_name: str = "credit", rows: int = 5000, canary_share: float = 0.1
+) -> dict:
+    logger = get_run_logger()
     when = flow_run.scheduled_start_time or context.clock().now()
     day = business_date or local_business_date(when, "Europe/Zurich")
     gate = gate_current_run(DEPLOYMENT, [day])
-    get_run_logger().info("EOD for business date %s admitted: %s", day, gate.explanation)
+    logger.info("EOD for business date %s admitted: %s", day, gate.explanation)
+    try:
+        result = score_business_date(model_name, day, rows=rows, canary_share=canary_share)
+    except NoChampion as exc:
+        logger.error("%s", exc)
+        return Failed(message=str(exc))
+    out = summary(result)
+    logger.info(
+        "scored %d rows with v%s (challenger %s, %d canary rows): %d failures, latency p50/p95/p99 %.1f/%.1f/%.1f ms",
+        result.rows,
+        result.champion.version,
+        out["challenger_version"] or "none",
+        result.canary_rows,
+        result.served_failures,
+        *(result.champion.latency_ms[k] for k in ("p50", "p95", "p99")),
+    )
+    if result.comparison:
+        logger.info("shadow comparison: %s", result.comparison.model_dump())
+    create_markdown_artifact(
+        markdown=markdown(result), key=f"eod-{model_name}", description=f"EOD {day} prod.{model_name}"
+    )
+    acted = record_and_act(result, str(flow_run.id))
+    logger.info(
+        "monitoring verdict: %s (%s) - %s", result.verdict.action, result.verdict.reason_code, result.verdict.reason
+    )
     record_completion(DEPLOYMENT, [day])
-    return {"business_date": day.isoformat(), "admitted": gate.explanation}
+    return {**out, **acted, "admitted": gate.explanation}

@@ -137,3 +137,103 @@ def live_clock():
     c = FixedClock(datetime.now(UTC))
     with use_clock(c):
         yield c
+
+
+class InProcessWorker:
+    """Runs scheduled runs of the given deployments with Prefect's engine, like a worker would."""
+
+    def __init__(self, flows: dict):
+        import threading
+        import time
+
+        from prefect import get_client
+        from prefect.client.schemas.filters import (
+            DeploymentFilter,
+            DeploymentFilterName,
+            FlowRunFilter,
+            FlowRunFilterState,
+        )
+        from prefect.client.schemas.filters import FlowRunFilterStateType as StateTypeFilter
+        from prefect.client.schemas.objects import StateType
+        from prefect.exceptions import Pause
+        from prefect.flow_engine import run_flow
+
+        from releasegate.adapters import context
+        from releasegate.adapters.context import use_clock
+
+        self.flows, self.stop, self.ran = flows, threading.Event(), []
+        clk = context.clock()
+
+        def loop():
+            with get_client(sync_client=True) as c:
+                by_id = {c.read_deployment_by_name(f"{n}/{n}").id: f for n, f in flows.items()}
+            with use_clock(clk):
+                while not self.stop.is_set():
+                    with get_client(sync_client=True) as c:
+                        runs = c.read_flow_runs(
+                            deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=list(flows))),
+                            flow_run_filter=FlowRunFilter(
+                                state=FlowRunFilterState(type=StateTypeFilter(any_=[StateType.SCHEDULED]))
+                            ),
+                            limit=10,
+                        )
+                        for r in runs:
+                            if r.id in self.ran or (r.state_name or "") == "Deferred":
+                                continue
+                            self.ran.append(r.id)
+                            try:
+                                run_flow(by_id[r.deployment_id], flow_run=c.read_flow_run(r.id), return_type="state")
+                            except Pause:  # deferred by the capacity gateway: picked up again when due
+                                self.ran.remove(r.id)
+                    time.sleep(0.3)
+
+        self.thread = threading.Thread(target=loop, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(30)
+
+
+APPROVAL_REFS = {
+    f: f"{f}:test"
+    for f in ("tech_gate_report_ref", "pm_gate_ref", "risk_gate_ref", "joint_release_ack_ref", "rollback_plan_ref")
+}
+
+
+def approve_prod_version(model: str, prod_version: str) -> None:
+    """The final promotion record the promotion flow writes (what rollback accepts as "approved")."""
+    from releasegate.adapters import context
+    from releasegate.decisions import DecisionKind, DecisionOutcome, NewDecision
+
+    context.decision_log().append(
+        NewDecision(
+            decision_kind=DecisionKind.promotion,
+            decision_outcome=DecisionOutcome.accept,
+            decision_rationale="test promotion",
+            subject=f"model:{model}",
+            actor="test",
+            details={
+                "model_name": model,
+                "candidate_version": prod_version,
+                "status": "final",
+                "prod_version": prod_version,
+            },
+            **APPROVAL_REFS,
+        )
+    )
+
+
+def prod_version(model: str, seed: int, *, rows: int = 800, without: tuple[str, ...] = (), alias: str | None = None):
+    """Train, register in staging, copy to prod (binary) and optionally alias it; returns the prod version."""
+    from releasegate.adapters import registry
+    from releasegate.training import train
+
+    staged = registry.log_and_register(train(seed=seed, rows=rows, without=without), model, "staging")
+    version = registry.copy_to(registry.model_name("staging", model), staged, registry.model_name("prod", model))
+    if alias:
+        registry.set_alias(registry.model_name("prod", model), alias, version)
+    return version

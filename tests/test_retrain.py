@@ -15,19 +15,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import yaml
 from prefect import get_client
-from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName, FlowRunFilter, FlowRunFilterState
-from prefect.client.schemas.filters import FlowRunFilterStateType as StateTypeFilter
+from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
 from prefect.client.schemas.objects import StateType
-from prefect.exceptions import Pause
-from prefect.flow_engine import run_flow
 from starlette.testclient import TestClient
 
 from releasegate.adapters import context, registry
-from releasegate.adapters.context import use_clock
 from releasegate.adapters.prefect_api import read_all_flow_runs
 from releasegate.training import train
 from releasegate.webhooks import sign
-from tests.conftest import ROOT, cancel_unfinished_pool_runs, fast_capacity_policy
+from tests.conftest import ROOT, InProcessWorker, cancel_unfinished_pool_runs, fast_capacity_policy
 
 pytestmark = pytest.mark.prefect
 SECRET = "test-secret"
@@ -177,47 +173,6 @@ def test_watcher_sends_one_event_per_new_version_across_restarts(home, clock):
 
 
 # ------------------------------------------------------------------------------- gateway and job
-class InProcessWorker:
-    """Runs scheduled runs of the given deployments with Prefect's engine, like a worker would."""
-
-    def __init__(self, flows: dict):
-        self.flows, self.stop, self.ran = flows, threading.Event(), []
-        clk = context.clock()
-
-        def loop():
-            with get_client(sync_client=True) as c:
-                by_id = {c.read_deployment_by_name(f"{n}/{n}").id: f for n, f in flows.items()}
-            with use_clock(clk):
-                while not self.stop.is_set():
-                    with get_client(sync_client=True) as c:
-                        runs = c.read_flow_runs(
-                            deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=list(flows))),
-                            flow_run_filter=FlowRunFilter(
-                                state=FlowRunFilterState(type=StateTypeFilter(any_=[StateType.SCHEDULED]))
-                            ),
-                            limit=10,
-                        )
-                        for r in runs:
-                            if r.id in self.ran or (r.state_name or "") == "Deferred":
-                                continue
-                            self.ran.append(r.id)
-                            try:
-                                run_flow(by_id[r.deployment_id], flow_run=c.read_flow_run(r.id), return_type="state")
-                            except Pause:  # deferred by the capacity gateway: picked up again when due
-                                self.ran.remove(r.id)
-                    time.sleep(0.3)
-
-        self.thread = threading.Thread(target=loop, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join(30)
-
-
 def test_retrain_calls_the_job_as_a_sub_run_which_registers_a_staging_version_with_lineage(home, clock):
     from flows.retrain import retrain
     from flows.retrain_job import retrain_job

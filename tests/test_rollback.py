@@ -4,33 +4,10 @@ import pytest
 
 from releasegate.adapters import context, registry
 from releasegate.adapters.rollback_ops import execute_rollback
-from releasegate.decisions import DecisionKind, DecisionOutcome, NewDecision
+from releasegate.decisions import DecisionOutcome
 from releasegate.rollback import RollbackRefused, plan_rollback
 from releasegate.training import train
-
-REFS = {
-    f: f"{f}:test"
-    for f in ("tech_gate_report_ref", "pm_gate_ref", "risk_gate_ref", "joint_release_ack_ref", "rollback_plan_ref")
-}
-
-
-def _approve(model: str, prod_version: str) -> None:
-    context.decision_log().append(
-        NewDecision(
-            decision_kind=DecisionKind.promotion,
-            decision_outcome=DecisionOutcome.accept,
-            decision_rationale="test promotion",
-            subject=f"model:{model}",
-            actor="test",
-            details={
-                "model_name": model,
-                "candidate_version": prod_version,
-                "status": "final",
-                "prod_version": prod_version,
-            },
-            **REFS,
-        )
-    )
+from tests.conftest import approve_prod_version
 
 
 @pytest.fixture
@@ -73,8 +50,8 @@ def test_no_approved_version_is_refused_and_nothing_changes(prod):
 
 
 def test_full_rollback_restores_the_archived_version_and_documents_everything(prod):
-    _approve("credit", "1")
-    _approve("credit", "2")
+    approve_prod_version("credit", "1")
+    approve_prod_version("credit", "2")
     registry.set_alias(prod, registry.CHAMPION, "2")
     registry.set_alias(prod, registry.ARCHIVE, "1")
     rec = execute_rollback("credit", trigger="drift", root_cause="PSI 0.41 on exposure_musd", requested_by="ops-olga")
@@ -102,7 +79,7 @@ def test_full_rollback_restores_the_archived_version_and_documents_everything(pr
 
 
 def test_canary_rollback_drops_the_challenger_only(prod):
-    _approve("credit", "1")
+    approve_prod_version("credit", "1")
     registry.set_alias(prod, registry.CHAMPION, "1")
     registry.set_alias(prod, registry.CHALLENGER, "2")
     rec = execute_rollback(
@@ -121,8 +98,8 @@ def test_rollback_flow_publishes_the_record_and_refuses_cleanly(prefect_harness,
 
     state = rollback(model_name="credit", reason="PSI 0.4", requested_by="ops-olga", return_state=True)
     assert state.is_failed() and "archive: no archive alias" in state.message
-    _approve("credit", "1")
-    _approve("credit", "2")
+    approve_prod_version("credit", "1")
+    approve_prod_version("credit", "2")
     registry.set_alias(prod, registry.CHAMPION, "2")
     registry.set_alias(prod, registry.ARCHIVE, "1")
     out = rollback(model_name="credit", reason="PSI 0.4", requested_by="ops-olga", trigger="drift")

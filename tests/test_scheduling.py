@@ -28,7 +28,7 @@ from releasegate.adapters.context import use_clock
 from releasegate.adapters.prefect_api import read_all_flow_runs
 from releasegate.cli import app
 from releasegate.clock import FixedClock
-from tests.conftest import ROOT, cancel_unfinished_pool_runs
+from tests.conftest import ROOT, cancel_unfinished_pool_runs, prod_version
 
 pytestmark = pytest.mark.prefect
 
@@ -180,6 +180,7 @@ def test_upstream_not_ready_until_eod_for_that_date_completes(deployed, rg_home,
     _, deferral = expect_deferred(backfill, bf.id, "UPSTREAM_NOT_READY")
     assert "eod-scoring@2026-11-20" in deferral.explanation
 
+    prod_version("credit", seed=1, alias="champion")  # EOD scores prod.credit@champion
     eod = create_run(deployed["eod-scoring"], business_date="2026-11-20")
     assert execute(eod_scoring, eod.id).is_completed()  # the real EOD run, gated and admitted
     clock.advance(seconds=2)

@@ -1,7 +1,7 @@
 """Decision records: the fixed field set, the rules each kind must satisfy, and the record hash.
 
 Every decision releasegate takes (promotion, deferral, override, retrain, rollback, manual run, event
-intake, late-run skip) is one record with the seed's field set:
+intake, late-run skip, monitoring verdict) is one record with the seed's field set:
 
 ``decision_id``, ``decision_timestamp`` (UTC), ``decision_outcome`` (accept | reject | override),
 ``decision_rationale``, ``tech_gate_report_ref``, ``pm_gate_ref``, ``risk_gate_ref``,
@@ -46,6 +46,7 @@ class DecisionKind(StrEnum):
     event = "event"
     late_run = "late_run"
     approval = "approval"
+    monitoring = "monitoring"
 
 
 class DecisionOutcome(StrEnum):
@@ -84,6 +85,7 @@ KIND_RULES: dict[DecisionKind, KindRule] = {
     DecisionKind.event: KindRule(details=("event_id", "event_type", "idempotency_key")),
     DecisionKind.late_run: KindRule(details=("lateness_seconds", "late_run_mode")),
     DecisionKind.approval: KindRule(details=("role", "approver", "model_name", "candidate_version")),
+    DecisionKind.monitoring: KindRule(details=("model_name", "business_date", "action", "reason_code")),
 }
 
 

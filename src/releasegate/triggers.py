@@ -134,11 +134,38 @@ class StagingVersionValidatedV1(BaseModel):
     version: Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]{0,9}$")]
 
 
+class MonitoringRollbackRequestedV1(BaseModel):
+    """``monitoring.rollback.requested@v1``: the EOD monitoring verdict asks for a rollback.
+
+    The monitoring decision's id travels as the event id, not in the payload: a retried EOD run with the
+    same verdict then sends an identical payload and is answered as a duplicate."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_name: NonBlank
+    business_date: date
+    method: Literal["full", "canary"]
+    reason_code: NonBlank
+    reason: NonBlank
+
+
+class MonitoringRetrainRequestedV1(BaseModel):
+    """``monitoring.retrain.requested@v1``: the EOD monitoring verdict asks for a retrain."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_name: NonBlank
+    business_date: date
+    trigger: Literal["drift", "kpi"]
+    urgency: Literal["urgent", "planned"]
+    reason_code: NonBlank
+
+
 # The registry of versioned event schemas: name -> version -> payload model.
 EVENT_SCHEMAS: dict[str, dict[int, type[BaseModel]]] = {
     "data.partition.arrived": {1: PartitionArrivedV1},
     "registry.model_version.created": {1: ModelVersionCreatedV1},
     "registry.staging_version.validated": {1: StagingVersionValidatedV1},
+    "monitoring.rollback.requested": {1: MonitoringRollbackRequestedV1},
+    "monitoring.retrain.requested": {1: MonitoringRetrainRequestedV1},
 }
 
 EVENT_TYPE_RE = re.compile(r"^(?P<name>[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)+)@v(?P<version>[1-9][0-9]{0,3})$")
