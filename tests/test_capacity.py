@@ -232,3 +232,30 @@ def test_escalations_are_emitted_once_per_level():
     assert escalations_due(SlaState.incident, SlaState.ok) == [SlaState.alert, SlaState.incident]
     assert escalations_due(SlaState.incident, SlaState.alert) == [SlaState.incident]
     assert escalations_due(SlaState.incident, SlaState.incident) == []
+
+
+def test_backlog_evaluation_gives_exactly_what_one_by_one_gives():
+    from releasegate.capacity import evaluate_many
+
+    freeze = Window(
+        name="f", kind="change_freeze", start=NOW - timedelta(hours=1), end=NOW + timedelta(hours=1), deployments=["x"]
+    )
+    cfg = config(
+        windows=[freeze],
+        deployments={"eod-scoring": {"queue": "critical"}, "backfill": {"queue": "bulk"}, "x": {"queue": "bulk"}},
+    )
+    snaps = [
+        CapacitySnapshot(completed=READY),
+        CapacitySnapshot(active=[run(1), run(2)], completed=READY),
+        CapacitySnapshot(active=[run(1, "critical", deployment="eod-scoring")], completed=READY),
+        CapacitySnapshot(upcoming=[run(9, "critical", "scheduled", "eod-scoring", NOW + timedelta(minutes=5))]),
+        CapacitySnapshot(active=[run(1), run(2), run(3, "critical", deployment="eod-scoring")]),
+    ]
+    requests = [
+        backfill(),
+        backfill(attempts=3),
+        RunRequest(flow_run_id="e", deployment="eod-scoring", queue="critical"),
+        RunRequest(flow_run_id="x1", deployment="x", queue="bulk"),
+    ]
+    for snap in snaps:
+        assert evaluate_many(requests, snap, cfg, NOW) == [evaluate(r, snap, cfg, NOW) for r in requests]

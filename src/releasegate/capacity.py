@@ -216,80 +216,131 @@ def _defer(reason: DeferralReason, at: datetime, explanation: str, **evidence) -
 
 def evaluate(request: RunRequest, snapshot: CapacitySnapshot, config: GatewayConfig, now: datetime) -> GateDecision:
     """Admit the run, or defer it with a reason code and the time to ask again."""
-    now = now.astimezone(UTC)
-    backoff_at = now + config.backoff(request.attempts)
+    return _Evaluator(snapshot, config, now).decide(request)
 
-    for kind, reason in (
-        ("change_freeze", DeferralReason.CHANGE_FREEZE),
-        ("maintenance", DeferralReason.MAINTENANCE_WINDOW),
-    ):
-        ends = [
-            (span[1], w.name)
-            for w in config.windows
-            if w.kind == kind and w.applies_to(request.deployment) and (span := w.active_at(now)) is not None
-        ]
-        if ends:
-            end, name = max(ends)
-            return _defer(
-                reason, end, f"window {name!r} until {end.isoformat()}", window=name, window_end=end.isoformat()
-            )
 
-    gate = config.deployments.get(request.deployment)
-    if gate and gate.upstreams and request.business_dates:
-        missing = [
-            f"{up}@{d.isoformat()}"
-            for up in gate.upstreams
-            for d in request.business_dates
-            if (up, d) not in snapshot.completed
-        ]
-        if missing:
+def evaluate_many(
+    requests: list[RunRequest], snapshot: CapacitySnapshot, config: GatewayConfig, now: datetime
+) -> list[GateDecision]:
+    """The same rule for a whole backlog against one snapshot (what the sweeper or a simulation asks):
+    the snapshot's per-priority blockers and queue counts are computed once, not once per run."""
+    ev = _Evaluator(snapshot, config, now)
+    return [ev.decide(r) for r in requests]
+
+
+class _Evaluator:
+    """``evaluate`` over one snapshot; caches what does not depend on the request."""
+
+    def __init__(self, snapshot: CapacitySnapshot, config: GatewayConfig, now: datetime):
+        self.snapshot, self.config, self.now = snapshot, config, now.astimezone(UTC)
+        self.priority_of = {q.name: q.priority for q in config.queues}
+        self._blockers: dict[int, list[ActiveRun]] = {}
+        self._blocker_ids: dict[int, list[str]] = {}
+        self._windows: dict[tuple[str, str], tuple[datetime, str] | None] = {}
+        self._in_queue: dict[str | None, int] | None = None
+
+    def blockers(self, my_priority: int) -> list[ActiveRun]:
+        if my_priority not in self._blockers:
+            horizon = self.now + timedelta(minutes=self.config.priority_window_minutes)
+            prio = self.priority_of
+
+            def higher(run: ActiveRun) -> bool:
+                return run.queue in prio and prio[run.queue] < my_priority
+
+            found = [r for r in self.snapshot.active if higher(r)]
+            found += [
+                r
+                for r in self.snapshot.upcoming
+                if higher(r) and r.expected_start is not None and r.expected_start <= horizon
+            ]
+            self._blockers[my_priority] = found
+        return self._blockers[my_priority]
+
+    def blocker_ids(self, my_priority: int) -> list[str]:
+        if my_priority not in self._blocker_ids:
+            self._blocker_ids[my_priority] = [r.flow_run_id for r in self.blockers(my_priority)]
+        return self._blocker_ids[my_priority]
+
+    def window(self, kind: str, deployment: str) -> tuple[datetime, str] | None:
+        key = (kind, deployment)
+        if key not in self._windows:
+            ends = [
+                (span[1], w.name)
+                for w in self.config.windows
+                if w.kind == kind and w.applies_to(deployment) and (span := w.active_at(self.now)) is not None
+            ]
+            self._windows[key] = max(ends) if ends else None
+        return self._windows[key]
+
+    def in_queue(self, queue: str) -> int:
+        if self._in_queue is None:
+            counts: dict[str | None, int] = {}
+            for r in self.snapshot.active:
+                counts[r.queue] = counts.get(r.queue, 0) + 1
+            self._in_queue = counts
+        return self._in_queue.get(queue, 0)
+
+    def decide(self, request: RunRequest) -> GateDecision:
+        config, snapshot, now = self.config, self.snapshot, self.now
+        backoff_at = now + config.backoff(request.attempts)
+
+        for kind, reason in (
+            ("change_freeze", DeferralReason.CHANGE_FREEZE),
+            ("maintenance", DeferralReason.MAINTENANCE_WINDOW),
+        ):
+            hit = self.window(kind, request.deployment)
+            if hit:
+                end, name = hit
+                return _defer(
+                    reason, end, f"window {name!r} until {end.isoformat()}", window=name, window_end=end.isoformat()
+                )
+
+        gate = config.deployments.get(request.deployment)
+        if gate and gate.upstreams and request.business_dates:
+            missing = [
+                f"{up}@{d.isoformat()}"
+                for up in gate.upstreams
+                for d in request.business_dates
+                if (up, d) not in snapshot.completed
+            ]
+            if missing:
+                return _defer(
+                    DeferralReason.UPSTREAM_NOT_READY,
+                    backoff_at,
+                    f"waiting for {', '.join(missing[:5])}{' …' if len(missing) > 5 else ''}",
+                    missing=missing,
+                )
+
+        blockers = self.blockers(config.queue(request.queue).priority)  # never the requester: it ranks equal
+        if blockers:
+            b = blockers[0]
+            what = "running" if b.state in ("running", "pending") else f"due at {b.expected_start.isoformat()}"
             return _defer(
-                DeferralReason.UPSTREAM_NOT_READY,
+                DeferralReason.PRIORITY_CONFLICT,
                 backoff_at,
-                f"waiting for {', '.join(missing[:5])}{' …' if len(missing) > 5 else ''}",
-                missing=missing,
+                f"{b.deployment or 'a run'} ({b.flow_run_id}) in queue {b.queue!r} is {what}",
+                blocking_runs=self.blocker_ids(config.queue(request.queue).priority),
             )
 
-    my_priority = config.queue(request.queue).priority
-    horizon = now + timedelta(minutes=config.priority_window_minutes)
-    priority_of = {q.name: q.priority for q in config.queues}
-
-    def higher(run: ActiveRun) -> bool:
-        return run.queue in priority_of and priority_of[run.queue] < my_priority
-
-    blockers = [r for r in snapshot.active if higher(r)]
-    blockers += [
-        r for r in snapshot.upcoming if higher(r) and r.expected_start is not None and r.expected_start <= horizon
-    ]
-    if blockers:
-        b = blockers[0]
-        what = "running" if b.state in ("running", "pending") else f"due at {b.expected_start.isoformat()}"
-        return _defer(
-            DeferralReason.PRIORITY_CONFLICT,
-            backoff_at,
-            f"{b.deployment or 'a run'} ({b.flow_run_id}) in queue {b.queue!r} is {what}",
-            blocking_runs=[r.flow_run_id for r in blockers],
+        in_pool = len(snapshot.active)
+        if in_pool >= config.pool_concurrency_limit:
+            return _defer(
+                DeferralReason.CAPACITY_LIMIT,
+                backoff_at,
+                f"{in_pool} runs hold the pool's {config.pool_concurrency_limit} slots",
+                active=in_pool,
+            )
+        in_queue = self.in_queue(request.queue)
+        queue_cap = config.queue(request.queue).concurrency_limit
+        if in_queue >= queue_cap:
+            return _defer(
+                DeferralReason.QUEUE_LIMIT,
+                backoff_at,
+                f"{in_queue} runs hold queue {request.queue!r}'s {queue_cap} slots",
+                active_in_queue=in_queue,
+            )
+        return GateDecision(
+            admitted=True,
+            explanation=f"admitted: {in_pool}/{config.pool_concurrency_limit} pool slots, "
+            f"{in_queue}/{queue_cap} in {request.queue!r}, no freeze, upstreams ready, no higher-priority run",
         )
-
-    in_pool = len(snapshot.active)
-    if in_pool >= config.pool_concurrency_limit:
-        return _defer(
-            DeferralReason.CAPACITY_LIMIT,
-            backoff_at,
-            f"{in_pool} runs hold the pool's {config.pool_concurrency_limit} slots",
-            active=in_pool,
-        )
-    in_queue = sum(1 for r in snapshot.active if r.queue == request.queue)
-    queue_cap = config.queue(request.queue).concurrency_limit
-    if in_queue >= queue_cap:
-        return _defer(
-            DeferralReason.QUEUE_LIMIT,
-            backoff_at,
-            f"{in_queue} runs hold queue {request.queue!r}'s {queue_cap} slots",
-            active_in_queue=in_queue,
-        )
-    return GateDecision(
-        admitted=True,
-        explanation=f"admitted: {in_pool}/{config.pool_concurrency_limit} pool slots, "
-        f"{in_queue}/{queue_cap} in {request.queue!r}, no freeze, upstreams ready, no higher-priority run",
-    )
