@@ -101,3 +101,18 @@ def test_tree_never_drops_a_challenger_that_is_not_there(stage, psi, drop, impac
         assert r.action is not Action.drop_challenger
     if impact or psi > 0.3 or drop > 0.10:
         assert r.action is Action.rollback
+
+
+def test_psi_in_threads_equals_psi_in_one_thread(monkeypatch):
+    import numpy as np
+
+    from releasegate import psi as psi_mod
+
+    rng = np.random.default_rng(5)
+    ref, cur = rng.normal(size=(20_000, 7)), rng.normal(0.2, 1.1, size=(20_000, 7))
+    cur[rng.random(cur.shape) < 0.02] = np.nan
+    monkeypatch.setattr(psi_mod, "_PARALLEL_MIN_VALUES", 10**12)
+    serial = psi_mod.psi(ref, cur)
+    monkeypatch.setattr(psi_mod, "_PARALLEL_MIN_VALUES", 1)
+    monkeypatch.setattr(psi_mod.os, "cpu_count", lambda: 4)
+    assert np.array_equal(psi_mod.psi(ref, cur), serial)

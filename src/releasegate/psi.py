@@ -11,6 +11,9 @@ moderate, > 0.2 significant shift, > 0.3 urgent. Pure module.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 DEFAULT_BINS = 10
@@ -43,21 +46,34 @@ def psi(
     if bins < 2:
         raise ValueError("bins must be at least 2")
     qs = np.linspace(0, 1, bins + 1)[1:-1]
-    # One contiguous row per feature: column slices of a C-ordered array are strided and slow.
-    ref_t, cur_t = np.ascontiguousarray(ref.T), np.ascontiguousarray(cur.T)
-    out = np.empty(ref.shape[1])
-    for j in range(ref.shape[1]):
-        r, c = ref_t[j], cur_t[j]
-        if np.isnan(r).any():
-            r = r[~np.isnan(r)]
-        if np.isnan(c).any():
-            c = c[~np.isnan(c)]
-        if r.size == 0 or c.size == 0:
-            out[j] = np.nan
-            continue
-        e = np.unique(np.quantile(r, qs))
-        nb = e.size + 1
-        rc = np.maximum(np.bincount(_bin_index(e, r), minlength=nb) / r.size, floor)
-        cc = np.maximum(np.bincount(_bin_index(e, c), minlength=nb) / c.size, floor)
-        out[j] = float(np.sum((cc - rc) * np.log(cc / rc)))
-    return out
+    n = ref.shape[1]
+
+    def column(j: int) -> float:
+        # One contiguous copy per feature: column slices of a C-ordered array are strided and slow.
+        return _psi_1d(np.ascontiguousarray(ref[:, j]), np.ascontiguousarray(cur[:, j]), qs, floor)
+
+    workers = min(n, os.cpu_count() or 1)
+    if workers > 1 and ref.size + cur.size >= _PARALLEL_MIN_VALUES:
+        # numpy releases the GIL in the copies, the partition, the comparisons and the arithmetic, so
+        # columns run in threads (1 M x 20 on 2 cores: 1.04 s serial -> bench/psi_bench.py). Same
+        # arithmetic per column, same results.
+        with ThreadPoolExecutor(workers) as pool:
+            return np.array(list(pool.map(column, range(n))))
+    return np.array([column(j) for j in range(n)])
+
+
+_PARALLEL_MIN_VALUES = 2_000_000
+
+
+def _psi_1d(r: np.ndarray, c: np.ndarray, qs: np.ndarray, floor: float) -> float:
+    if np.isnan(r).any():
+        r = r[~np.isnan(r)]
+    if np.isnan(c).any():
+        c = c[~np.isnan(c)]
+    if r.size == 0 or c.size == 0:
+        return float("nan")
+    e = np.unique(np.quantile(r, qs))
+    nb = e.size + 1
+    rc = np.maximum(np.bincount(_bin_index(e, r), minlength=nb) / r.size, floor)
+    cc = np.maximum(np.bincount(_bin_index(e, c), minlength=nb) / c.size, floor)
+    return float(np.sum((cc - rc) * np.log(cc / rc)))
