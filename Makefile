@@ -7,7 +7,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export MLFLOW_DISABLE_TELEMETRY ?= true
 export DO_NOT_TRACK ?= 1
 
-.PHONY: venv test lint pytest demo policy-check clean
+.PHONY: venv test lint pytest demo policy-check bench clean
 
 venv: $(STAMP)
 
@@ -34,6 +34,10 @@ DEMO_HOME ?= .releasegate/demo
 demo: $(STAMP)
 	@rm -rf $(DEMO_HOME)
 	RELEASEGATE_HOME=$(DEMO_HOME) $(BIN)/releasegate demo
+
+# Benchmarks (run by hand, not by CI): every bench/*_bench.py plus `releasegate simulate`, one table.
+bench: $(STAMP)
+	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .releasegate .pytest_cache .ruff_cache

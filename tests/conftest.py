@@ -139,64 +139,7 @@ def live_clock():
         yield c
 
 
-class InProcessWorker:
-    """Runs scheduled runs of the given deployments with Prefect's engine, like a worker would."""
-
-    def __init__(self, flows: dict):
-        import threading
-        import time
-
-        from prefect import get_client
-        from prefect.client.schemas.filters import (
-            DeploymentFilter,
-            DeploymentFilterName,
-            FlowRunFilter,
-            FlowRunFilterState,
-        )
-        from prefect.client.schemas.filters import FlowRunFilterStateType as StateTypeFilter
-        from prefect.client.schemas.objects import StateType
-        from prefect.exceptions import Pause
-        from prefect.flow_engine import run_flow
-
-        from releasegate.adapters import context
-        from releasegate.adapters.context import use_clock
-
-        self.flows, self.stop, self.ran = flows, threading.Event(), []
-        clk = context.clock()
-
-        def loop():
-            with get_client(sync_client=True) as c:
-                by_id = {c.read_deployment_by_name(f"{n}/{n}").id: f for n, f in flows.items()}
-            with use_clock(clk):
-                while not self.stop.is_set():
-                    with get_client(sync_client=True) as c:
-                        runs = c.read_flow_runs(
-                            deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=list(flows))),
-                            flow_run_filter=FlowRunFilter(
-                                state=FlowRunFilterState(type=StateTypeFilter(any_=[StateType.SCHEDULED]))
-                            ),
-                            limit=10,
-                        )
-                        for r in runs:
-                            if r.id in self.ran or (r.state_name or "") == "Deferred":
-                                continue
-                            self.ran.append(r.id)
-                            try:
-                                run_flow(by_id[r.deployment_id], flow_run=c.read_flow_run(r.id), return_type="state")
-                            except Pause:  # deferred by the capacity gateway: picked up again when due
-                                self.ran.remove(r.id)
-                    time.sleep(0.3)
-
-        self.thread = threading.Thread(target=loop, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join(30)
-
+from releasegate.adapters.inprocess_worker import InProcessWorker  # noqa: E402,F401 (shared with the demo)
 
 APPROVAL_REFS = {
     f: f"{f}:test"

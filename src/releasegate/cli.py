@@ -630,11 +630,11 @@ def registry_watch(
 
 # ----------------------------------------------------------------------------------------- demo
 @app.command("demo")
-def demo() -> None:
-    """The smallest real end-to-end run on embedded defaults (see `make demo`)."""
+def demo(as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False) -> None:
+    """The whole lifecycle on embedded defaults (see `make demo`): promote, EOD, deferral, retrain, rollback."""
     from .demo import run_demo
 
-    raise typer.Exit(run_demo(console))
+    raise typer.Exit(run_demo(console, as_json))
 
 
 # ------------------------------------------------------------------------------------- simulate

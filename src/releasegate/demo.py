@@ -1,126 +1,55 @@
-"""``releasegate demo``: the smallest real end-to-end run, driven through the real CLI.
+"""``releasegate demo`` (``make demo``): the whole lifecycle on embedded defaults.
 
-Each step runs ``releasegate …`` as its own process against the embedded defaults (SQLite decision
-log in $RELEASEGATE_HOME, ephemeral Prefect server), shows its output and ends in a summary table.
+Trains v1 and promotes it (approvals by the demo approver identities), runs EOD scoring, shows a
+backfill deferred with PRIORITY_CONFLICT while EOD runs, a registry event firing a retrain, the v2
+candidate gated, injected drift and a rollback; then a summary table (step, outcome, reason code,
+decision id, seconds) and where to look next. ``--json`` prints the same as JSON. The steps live in
+``adapters/lifecycle.py``; this module only prints.
 """
 
 from __future__ import annotations
 
+import json
 import os
-import shutil
-import subprocess
 import sys
-import time
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
 
-@dataclass
-class Step:
-    title: str
-    args: list[str]
-    expect_ok: bool = True
-    rc: int | None = None
-    seconds: float = 0.0
+def run_demo(console: Console, as_json: bool = False) -> int:
+    home = Path(os.environ.get("RELEASEGATE_HOME", ".releasegate/demo")).resolve()
+    from .adapters.lifecycle import as_json as to_json
+    from .adapters.lifecycle import prepare_environment, run_lifecycle, where_next
 
+    prepare_environment(home)
+    err = Console(stderr=True)
 
-def _cli() -> list[str]:
-    exe = shutil.which("releasegate")
-    return [exe] if exe else [sys.executable, "-m", "releasegate"]
-
-
-def run_demo(console: Console) -> int:
-    expiry = (datetime.now(UTC) + timedelta(days=7)).strftime("%Y-%m-%dT%H:%M:%S+0000")
-    steps = [
-        Step("migrate the decision log", ["db", "upgrade"]),
-        Step("activation block: runtime policies in prefect.yaml", ["policy", "check", "prefect.yaml"]),
-        Step(
-            "an override without exception_expiry is refused",
-            [
-                "decisions",
-                "add",
-                "--kind",
-                "override",
-                "--outcome",
-                "override",
-                "--rationale",
-                "demo: start backfill during freeze",
-                "--subject",
-                "deployment:backfill",
-                "--by",
-                "demo-operator",
-                "--details",
-                '{"ticket_ref": "CHG-1001"}',
-            ],
-            expect_ok=False,
-        ),
-        Step(
-            "the same override with an expiry is recorded",
-            [
-                "decisions",
-                "add",
-                "--kind",
-                "override",
-                "--outcome",
-                "override",
-                "--rationale",
-                "demo: start backfill during freeze",
-                "--subject",
-                "deployment:backfill",
-                "--by",
-                "demo-operator",
-                "--exception-expiry",
-                expiry,
-                "--details",
-                '{"ticket_ref": "CHG-1001"}',
-            ],
-        ),
-        Step(
-            "governed flow run on the ephemeral Prefect server",
-            ["govern", "--requested-by", "demo-operator", "--reason-code", "governance_run"],
-        ),
-        Step(
-            "a manual prod run without ticket and approval is refused",
-            ["govern", "--requested-by", "demo-operator", "--environment", "prod"],
-            expect_ok=False,
-        ),
-        Step("read the decisions back", ["decisions"]),
-        Step("verify the hash chain", ["audit", "verify"]),
-    ]
-    env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "COLUMNS": os.environ.get("COLUMNS", "140")}
-    failed = False
-    for i, step in enumerate(steps, 1):
-        console.rule(f"[bold]{i}. {step.title}")
-        console.print("$ releasegate " + " ".join(step.args), style="dim")
-        t0 = time.perf_counter()
-        proc = subprocess.run(_cli() + step.args, env=env, capture_output=True, text=True)
-        step.seconds = time.perf_counter() - t0
-        step.rc = proc.returncode
-        out = (proc.stdout + proc.stderr).strip()
-        # Prefect's engine logs are long; keep the lines that say what happened.
-        lines = [ln for ln in out.splitlines() if "prefect.flow_runs" not in ln or "releasegate" in ln.lower()]
-        console.file.write("\n".join(lines[-40:]) + "\n")  # as the child printed it, not re-wrapped
-        console.file.flush()
-        if (proc.returncode == 0) != step.expect_ok:
-            failed = True
-            console.print(f"[red]unexpected exit code {proc.returncode}[/red]")
-
-    summary = Table(title="releasegate demo")
-    for col in ("#", "step", "expected", "exit", "seconds"):
-        summary.add_column(col)
-    for i, s in enumerate(steps, 1):
-        ok = (s.rc == 0) == s.expect_ok
-        summary.add_row(
-            str(i),
-            s.title,
-            "success" if s.expect_ok else "refusal",
-            f"[{'green' if ok else 'red'}]{s.rc}[/]",
-            f"{s.seconds:.1f}",
+    def progress(s) -> None:
+        mark = "[green]ok[/]" if s.ok else "[red]FAILED[/]"
+        target = err if as_json else console
+        target.print(
+            f"{mark} [bold]{s.step}[/] ({s.what}) [dim]{s.seconds:.1f} s[/]: {s.outcome} {s.reason_code} {s.detail}"
         )
-    console.print(summary)
-    home = os.environ.get("RELEASEGATE_HOME", ".releasegate")
-    console.print(f"Decision log: {home}/releasegate.db — try `RELEASEGATE_HOME={home} releasegate decisions --json`.")
-    return 1 if failed else 0
+
+    (err if as_json else console).print(f"[bold]releasegate demo[/] in {home} (ephemeral Prefect, SQLite MLflow)")
+    steps = run_lifecycle(progress)
+    doc = to_json(steps, home)
+    if as_json:
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        return 0 if doc["ok"] else 1
+    t = Table(title=f"releasegate demo: {doc['seconds']:.0f} s")
+    for col in ("#", "step", "outcome", "reason code", "decision id", "s"):
+        t.add_column(col, overflow="fold", no_wrap=col in ("reason code", "decision id"))
+    for i, s in enumerate(steps, 1):
+        style = "" if s.ok else "red"
+        t.add_row(str(i), s.step, s.outcome, s.reason_code, s.decision_id[:8], f"{s.seconds:.1f}", style=style)
+    console.print(t)
+    console.print("[bold]Where to look next[/]")
+    for line in where_next(home):
+        console.print(f"  {line}")
+    if not doc["ok"]:
+        failed = next(s for s in steps if not s.ok)
+        console.print(f"[red]demo failed at '{failed.step}': {failed.detail}[/]")
+    return 0 if doc["ok"] else 1

@@ -2,7 +2,7 @@
 
 A real promotion pauses for PM and risk approvals that operators give in the Prefect UI (or with
 ``releasegate approve``). The demo and the promotion bench must run unattended, so ``DemoApprover``
-watches for a paused ``promotion`` run of one model and version and resumes it with the same typed
+watches for a paused ``promotion`` run of one model (and version, if given) and resumes it with the same typed
 input the UI form sends, under identities that say what they are (``demo-pm-approver``,
 ``demo-risk-approver``; ``blocks/approvers.yaml`` lists them so the four-eyes rule still applies).
 The decision log records them like any approver, so nobody can mistake a demo approval for a real one.
@@ -20,7 +20,7 @@ class DemoApprover:
     def __init__(
         self,
         model: str,
-        version: str,
+        version: str | None = None,
         *,
         pm: str = DEMO_PM,
         risk: str = DEMO_RISK,
@@ -66,7 +66,9 @@ class DemoApprover:
                     )
                     for r in runs:
                         p = r.parameters or {}
-                        if p.get("model_name") != self.model or str(p.get("candidate_version")) != self.version:
+                        if p.get("model_name") != self.model:
+                            continue
+                        if self.version is not None and str(p.get("candidate_version")) != self.version:
                             continue
                         pauses = sum(1 for s in c.read_flow_run_states(r.id) if s.type == StateType.PAUSED)
                         if answered.get(str(r.id), 0) >= pauses:

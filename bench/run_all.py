@@ -1,0 +1,141 @@
+"""``make bench``: run every ``bench/*_bench.py`` and ``releasegate simulate``, print one table.
+
+Each bench runs in its own process (its own ephemeral Prefect server where it needs one) and appends
+its rows as JSON lines; this script prints them as one table with the machine and versions, and with
+``--markdown PATH`` writes the same as Markdown (how ``bench/RESULTS.md`` is produced).
+"""
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from _common import Row, print_table  # noqa: E402
+
+
+def machine() -> dict:
+    mem = ""
+    try:
+        kb = int(next(line for line in open("/proc/meminfo") if line.startswith("MemTotal")).split()[1])
+        mem = f"{kb / 1024 / 1024:.0f} GiB"
+    except Exception:
+        pass
+    versions = {}
+    for pkg in ("prefect", "mlflow", "numpy", "scikit-learn", "pydantic", "sqlalchemy"):
+        try:
+            versions[pkg] = version(pkg)
+        except Exception:
+            versions[pkg] = "-"
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": f"{os.cpu_count()} cores ({platform.machine()})",
+        "memory": mem,
+        "python": platform.python_version(),
+        **versions,
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--markdown", type=Path, help="also write the results as Markdown to this file")
+    p.add_argument("--only", nargs="*", help="bench names to run (e.g. psi capacity)")
+    a = p.parse_args()
+    scripts = sorted(HERE.glob("*_bench.py"))
+    if a.only:
+        scripts = [s for s in scripts if s.stem.removesuffix("_bench") in a.only]
+    out = Path(tempfile.mkstemp(suffix=".jsonl")[1])
+    env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
+    failed = []
+    for s in scripts:
+        t0 = time.perf_counter()
+        print(f"== {s.name} ...", flush=True)
+        rc = subprocess.run([sys.executable, str(s), "--json", str(out)], env=env, capture_output=True, text=True)
+        print(f"   {'ok' if rc.returncode == 0 else 'FAILED'} in {time.perf_counter() - t0:.0f} s", flush=True)
+        if rc.returncode:
+            failed.append(s.name)
+            print(rc.stdout[-2000:], rc.stderr[-3000:], sep="\n")
+    rows = [Row(**json.loads(line)) for line in out.read_text().splitlines() if line.strip()]
+    sim = subprocess.run(
+        [sys.executable, "-m", "releasegate", "simulate", "--days", "7", "--deployments", "200", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    m = machine()
+    print()
+    print(" | ".join(f"{k}: {v}" for k, v in m.items()))
+    print()
+    print_table(rows)
+    report = json.loads(sim.stdout) if sim.returncode == 0 else None
+    if report:
+        print()
+        print(simulation_markdown(report))
+    else:
+        failed.append("simulate")
+        print(sim.stderr[-2000:])
+    if a.markdown:
+        a.markdown.write_text(markdown(m, rows, report))
+        print(f"\nwritten: {a.markdown}")
+    if failed:
+        print(f"\nfailed: {', '.join(failed)}")
+        sys.exit(1)
+
+
+def simulation_markdown(r: dict) -> str:
+    n, g = r["prefect_native"], r["releasegate"]
+    lines = [
+        f"Simulation: {r['config']['days']} days x {r['config']['deployments']} deployments, {n['runs']} runs "
+        f"({', '.join(f'{k} {v}' for k, v in r['runs_by_kind'].items())}), pool cap {r['pool_cap']}, "
+        f"simulated in {r['seconds']:.2f} s (goal <= 10 s)",
+        "",
+        "| | prefect-native | releasegate |",
+        "|---|---|---|",
+    ]
+    pct = lambda v: f"{v:.1%}"  # noqa: E731
+    for label, key, f in [
+        ("EOD runs started on time (<= 5 min)", "eod_on_time_share", pct),
+        ("EOD start delay p50 (min)", "eod_delay_p50_minutes", str),
+        ("EOD start delay p95 (min)", "eod_delay_p95_minutes", str),
+        ("EOD start delay max (min)", "eod_delay_max_minutes", str),
+        ("EOD SLA breaches > 30 min", "eod_sla_alert_share", pct),
+        ("all runs: start delay p95 (min)", "all_delay_p95_minutes", str),
+        ("all runs: SLA breaches > 30 min", "all_sla_alert_share", pct),
+        ("all runs: SLA breaches > 60 min", "all_sla_incident_share", pct),
+        ("runs started inside a freeze/maintenance window", "started_in_window", str),
+        ("pool utilisation", "utilisation", pct),
+    ]:
+        lines.append(f"| {label} | {f(n[key])} | {f(g[key])} |")
+    lines += [
+        "",
+        "| deferral reason (releasegate) | deferrals | runs | p50 min | p95 min | max min |",
+        "|---|---|---|---|---|---|",
+    ]
+    for code, s in g["deferrals_by_reason"].items():
+        stats = " | ".join(str(s[k]) for k in ("deferrals", "runs", "p50_minutes", "p95_minutes", "max_minutes"))
+        lines.append(f"| {code} | {stats} |")
+    return "\n".join(lines)
+
+
+def markdown(m: dict, rows: list[Row], sim: dict | None) -> str:
+    out = ["| " + " | ".join(m) + " |", "|" + "---|" * len(m), "| " + " | ".join(str(v) for v in m.values()) + " |", ""]
+    out += ["| bench | metric | value | unit | goal | note |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        v = "n/a" if r.value != r.value else (f"{r.value:,.0f}" if r.value >= 100 else f"{r.value:.4g}")
+        out.append(f"| {r.bench} | {r.metric.strip()} | {v} | {r.unit} | {r.goal} | {r.note} |")
+    if sim:
+        out += ["", simulation_markdown(sim)]
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    main()
