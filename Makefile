@@ -7,7 +7,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export MLFLOW_DISABLE_TELEMETRY ?= true
 export DO_NOT_TRACK ?= 1
 
-.PHONY: venv test lint pytest demo policy-check bench clean
+.PHONY: venv test lint pytest demo policy-check bench up down clean
 
 venv: $(STAMP)
 
@@ -34,6 +34,14 @@ DEMO_HOME ?= .releasegate/demo
 demo: $(STAMP)
 	@rm -rf $(DEMO_HOME)
 	RELEASEGATE_HOME=$(DEMO_HOME) $(BIN)/releasegate demo
+
+# The local server stack on loopback (Prefect server, MLflow server + webhook receiver, deployments,
+# a worker); state and logs under ~/.releasegate/stack. PREFECT_DB=postgresql+asyncpg://... for PostgreSQL.
+up: $(STAMP)
+	$(BIN)/releasegate up $(if $(PREFECT_DB),--database-url $(PREFECT_DB)) $(UP_ARGS)
+
+down: $(STAMP)
+	$(BIN)/releasegate down
 
 # Benchmarks (run by hand, not by CI): every bench/*_bench.py plus `releasegate simulate`, one table.
 bench: $(STAMP)

@@ -9,7 +9,6 @@ from datetime import date, timedelta
 
 from prefect import get_run_logger
 from prefect.runtime import flow_run
-from prefect.states import Failed
 
 from releasegate.adapters import context
 from releasegate.adapters.prefect_flows import governed_flow
@@ -27,12 +26,12 @@ def backfill(start_date: date | None = None, end_date: date | None = None) -> di
         when = flow_run.scheduled_start_time or context.clock().now()
         start_date = end_date = previous_weekday(local_business_date(when, "Europe/Zurich"))
     elif start_date is None or end_date is None:
-        return Failed(message="start_date and end_date: give both, or neither for the previous business day")
+        raise ValueError("start_date and end_date: give both, or neither for the previous business day")
     if end_date < start_date:
-        return Failed(message=f"end_date {end_date} is before start_date {start_date}")
+        raise ValueError(f"end_date {end_date} is before start_date {start_date}")
     days = [start_date + timedelta(days=i) for i in range((end_date - start_date).days + 1)]
     if len(days) > MAX_DAYS:
-        return Failed(message=f"a backfill covers at most {MAX_DAYS} business dates, got {len(days)}: split it")
+        raise ValueError(f"a backfill covers at most {MAX_DAYS} business dates, got {len(days)}: split it")
 
     gate = gate_current_run(DEPLOYMENT, days)
     logger.info("backfill %s..%s admitted: %s", start_date, end_date, gate.explanation)

@@ -17,7 +17,6 @@ from datetime import date
 from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
-from prefect.states import Failed
 
 from releasegate.adapters import context
 from releasegate.adapters.prefect_flows import governed_flow
@@ -41,7 +40,7 @@ def eod_scoring(
         result = score_business_date(model_name, day, rows=rows, canary_share=canary_share)
     except NoChampion as exc:
         logger.error("%s", exc)
-        return Failed(message=str(exc))
+        raise  # retried by the runtime policy: a version may be promoted meanwhile
     out = summary(result)
     logger.info(
         "scored %d rows with v%s (challenger %s, %d canary rows): %d failures, latency p50/p95/p99 %.1f/%.1f/%.1f ms",

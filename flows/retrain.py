@@ -7,7 +7,7 @@ off-peak slot, once per model and day (idempotency key)."""
 from prefect import get_client, get_run_logger
 from prefect.deployments import run_deployment
 from prefect.runtime import flow_run
-from prefect.states import Failed, Scheduled
+from prefect.states import Scheduled
 
 from releasegate.adapters import context
 from releasegate.adapters.config import load
@@ -84,7 +84,7 @@ def retrain(
     )
     logger.info("retrain-job run %s ended %s", child.id, child.state_name)
     if not child.state or not child.state.is_completed():
-        return Failed(message=f"retrain-job run {child.id} ended {child.state_name} (decision {rec.decision_id})")
+        raise RuntimeError(f"retrain-job run {child.id} ended {child.state_name} (decision {rec.decision_id})")
     # The job's own decision record says what it registered (run results are not persisted by default).
     job = next(
         (

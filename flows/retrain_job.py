@@ -9,7 +9,6 @@ MLflow webhook and the registry watcher use for the alias change, so one promoti
 
 from prefect import get_run_logger
 from prefect.runtime import flow_run
-from prefect.states import Failed
 
 from releasegate.adapters import context, registry
 from releasegate.adapters.prefect_flows import governed_flow
@@ -67,7 +66,7 @@ def retrain_job(
         )
     )
     if not ok:
-        return Failed(message=f"{staging} v{version} failed its checks (decision {rec.decision_id})")
+        raise RuntimeError(f"{staging} v{version} failed its checks (decision {rec.decision_id})")
     registry.set_alias(staging, registry.STAGING, version)
     announced = send_event(
         {

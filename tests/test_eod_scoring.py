@@ -215,9 +215,9 @@ def test_quiet_day_is_monitored_and_starts_nothing(home):
 def test_no_champion_fails_clearly_and_does_not_mark_the_date_complete(home):
     from flows.eod_scoring import eod_scoring
 
-    state = eod_scoring(business_date=DAY, model_name="nochamp", return_state=True)
-    # Failed, or awaiting the runtime policy's retry (someone may promote a version meanwhile).
-    assert state.is_failed() or state.name == "AwaitingRetry", state
+    # Without the runtime policy's retries (two, 120 s apart: a version may be promoted meanwhile).
+    state = eod_scoring.with_options(retries=0)(business_date=DAY, model_name="nochamp", return_state=True)
+    assert state.is_failed(), state
     assert "model_name: prod.nochamp has no 'champion' alias" in state.message
     assert context.scheduling_store().completed(["eod-scoring"], [DAY]) == set()  # backfills keep waiting
     assert context.decision_log().query(kind="monitoring") == []

@@ -6,6 +6,11 @@ retries and timeout are fixed when the flow object is built. So the decorator re
 or by a test, and builds the flow with those retries, retry delay and timeout. At the start of each run
 it applies the late-run rule: a run later than the policy allows ends Cancelled with the reason
 ``LATE_RUN_SKIPPED`` and a ``late_run`` decision record.
+
+A governed flow that fails *raises*; it does not return a ``Failed`` state. With retries, Prefect 3.8's
+engine retries a raised exception in the same process, but a returned ``Failed`` becomes
+``AwaitingRetry`` and the engine run by a worker then stops on ``UnfinishedRun``, so the worker
+reports the run as Crashed and the retry never happens (seen on the ``make up`` stack).
 """
 
 from __future__ import annotations

@@ -1,0 +1,277 @@
+"""Integration on real servers: a `prefect server start` on PostgreSQL, two real workers on one pool.
+
+The Prefect server runs on a free loopback port with its own PostgreSQL database; two
+`prefect worker start --pool releasegate` processes execute the runs (each in its own subprocess, as
+in production). The decision log lives in PostgreSQL for the flow scenarios, and in PostgreSQL and
+SQLite for the duplicate-event test. Only this module's client calls go to that server
+(`temporary_settings`); the rest of the session keeps the test harness.
+"""
+
+import contextvars
+import random
+import subprocess
+import threading
+import time
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+
+from releasegate.db import dispose_engines
+from tests.conftest import _PG_SKIP, PG_ADMIN_URL, ROOT
+
+pytestmark = [pytest.mark.prefect, pytest.mark.postgres]
+
+POLICY = yaml.safe_load((ROOT / "blocks" / "capacity_policy.yaml").read_text()) | {
+    "pool_concurrency_limit": 2,
+    "queues": [
+        {"name": "critical", "priority": 1, "concurrency_limit": 2},
+        {"name": "bulk", "priority": 10, "concurrency_limit": 2},
+    ],
+    "windows": [],
+    "backoff_seconds": [2, 3],
+}
+
+
+def _create_db(prefix: str) -> str:
+    import psycopg
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return name
+
+
+def _drop_db(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+PG_BASE = PG_ADMIN_URL.rsplit("/", 1)[0].split("://", 1)[1]  # postgres@127.0.0.1:5432
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    """Prefect server on PostgreSQL + two workers; yields the API URL, home and worker logs."""
+    import os
+
+    if _PG_SKIP:
+        if os.environ.get("CI"):
+            pytest.fail(_PG_SKIP)
+        pytest.skip(_PG_SKIP)
+    from prefect import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from releasegate.adapters.stack import base_env, exe, free_port, start_prefect_server, start_worker
+
+    home = tmp_path_factory.mktemp("stack")
+    prefect_db, log_db = _create_db("rg_prefect"), _create_db("rg_log")
+    policy = home / "capacity.yaml"
+    policy.write_text(yaml.safe_dump(POLICY))
+    env = base_env(home) | {
+        "RELEASEGATE_PROJECT_DIR": str(ROOT),
+        "RELEASEGATE_CAPACITY_POLICY": str(policy),
+        "RELEASEGATE_DATABASE_URL": f"postgresql+psycopg://{PG_BASE}/{log_db}",
+        "RELEASEGATE_MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}",
+        "PREFECT_LOGGING_LEVEL": "INFO",
+    }
+    server, api = start_prefect_server(home, free_port(), f"postgresql+asyncpg://{PG_BASE}/{prefect_db}", env)
+    procs = [server]
+    wenv = env | {"PREFECT_API_URL": api}
+    try:
+        # Deployed from prefect.yaml like `releasegate up` does: its pull step runs flows from this checkout.
+        for args in (["infra", "up", "--policy-file", str(policy)], ["deploy", "-n", "eod-scoring", "-n", "backfill"]):
+            done = subprocess.run([exe("releasegate"), *args], env=wenv, cwd=ROOT, capture_output=True, text=True)
+            assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        with temporary_settings(updates={PREFECT_API_URL: api}), get_client(sync_client=True) as c:
+            ids = {n: c.read_deployment_by_name(f"{n}/{n}").id for n in ("eod-scoring", "backfill")}
+        workers = [start_worker(home, f"w{i}", wenv, ROOT) for i in (1, 2)]
+        procs += workers
+        yield {"api": api, "home": home, "env": env, "ids": ids, "workers": workers}
+    finally:
+        for p in reversed(procs):
+            p.stop()
+        dispose_engines()
+        _drop_db(prefect_db)
+        _drop_db(log_db)
+
+
+@pytest.fixture
+def on_stack(stack, monkeypatch):
+    """This test's Prefect client talks to the stack; its decision log and registry are the stack's."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from releasegate.adapters.prefect_intake import forget_deployment_ids
+
+    for k in (
+        "RELEASEGATE_HOME",
+        "RELEASEGATE_DATABASE_URL",
+        "RELEASEGATE_MLFLOW_TRACKING_URI",
+        "RELEASEGATE_PROJECT_DIR",
+    ):
+        monkeypatch.setenv(k, stack["env"][k])
+    monkeypatch.setenv("RELEASEGATE_CAPACITY_POLICY", stack["env"]["RELEASEGATE_CAPACITY_POLICY"])
+    forget_deployment_ids()
+    with temporary_settings(updates={PREFECT_API_URL: stack["api"]}):
+        yield stack
+    forget_deployment_ids()
+    dispose_engines()
+
+
+def _runs(deployment_id):
+    from prefect import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+    from releasegate.adapters.prefect_api import read_all_flow_runs
+
+    with get_client(sync_client=True) as c:
+        return read_all_flow_runs(c, deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])))
+
+
+def _wait(pred, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.3)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def _states(run_id):
+    from prefect import get_client
+
+    with get_client(sync_client=True) as c:
+        return c.read_flow_run_states(run_id)
+
+
+def test_pool_cap_holds_across_two_workers(on_stack):
+    from prefect import get_client
+    from prefect.client.schemas.objects import StateType
+
+    ids = []
+    with get_client(sync_client=True) as c:
+        for i in range(6):
+            d = (date(2026, 3, 2) + timedelta(days=i)).isoformat()
+            ids.append(
+                c.create_flow_run_from_deployment(
+                    on_stack["ids"]["backfill"], parameters={"start_date": d, "end_date": d}
+                ).id
+            )
+    peak, seen = 0, {}
+    deadline = time.monotonic() + 240
+    with get_client(sync_client=True) as c:
+        while time.monotonic() < deadline:
+            runs = [c.read_flow_run(i) for i in ids]
+            busy = sum(r.state_type in (StateType.RUNNING, StateType.PENDING) for r in runs)
+            peak = max(peak, busy)
+            seen.update({r.id: r.state_type for r in runs})
+            if all(r.state_type == StateType.COMPLETED for r in runs):
+                break
+            assert not [r for r in runs if r.state_type in (StateType.FAILED, StateType.CRASHED)], runs
+            time.sleep(0.2)
+    assert all(s == StateType.COMPLETED for s in seen.values()), seen
+    assert 1 <= peak <= 2, f"pool cap 2 exceeded: {peak} runs held slots at once"
+    submitted = {
+        w.name: Path(w.log).read_text().lower().count("submitted to infrastructure") for w in on_stack["workers"]
+    }
+    assert all(n >= 1 for n in submitted.values()), f"both workers should have taken runs: {submitted}"
+
+
+def test_eod_runs_while_backfill_is_deferred_then_backfill_starts(on_stack):
+    from prefect import get_client
+    from prefect.client.schemas.objects import StateType
+
+    from releasegate.adapters import context
+    from tests.conftest import prod_version
+
+    prod_version("credit", 1, alias="champion")
+    day = date(2026, 3, 16)
+    with get_client(sync_client=True) as c:
+        eod = c.create_flow_run_from_deployment(
+            on_stack["ids"]["eod-scoring"], parameters={"business_date": day.isoformat(), "rows": 1_000_000}
+        )
+        # Whether a worker has picked the EOD run yet or not, it out-ranks the backfill: running or
+        # pending (it holds a slot), or scheduled and due within the priority window.
+        bf = c.create_flow_run_from_deployment(
+            on_stack["ids"]["backfill"], parameters={"start_date": day.isoformat(), "end_date": day.isoformat()}
+        )
+        deferral = _wait(
+            lambda: [r for r in context.decision_log().query(kind="deferral") if r.subject == f"flow_run:{bf.id}"],
+            120,
+            "the backfill's deferral",
+        )[0]
+        assert deferral.details["deferral_reason_code"] == "PRIORITY_CONFLICT"
+        assert "eod-scoring" in deferral.decision_rationale
+        _wait(lambda: c.read_flow_run(eod.id).state_type == StateType.COMPLETED, 240, "EOD to complete")
+        _wait(lambda: c.read_flow_run(bf.id).state_type == StateType.COMPLETED, 240, "the backfill to complete")
+    eod_end = max(s.timestamp for s in _states(eod.id) if s.type == StateType.COMPLETED)
+    bf_runs = [s.timestamp for s in _states(bf.id) if s.type == StateType.RUNNING]
+    assert deferral.decision_timestamp <= eod_end, "the backfill was deferred while EOD had not finished"
+    assert bf_runs[-1] >= eod_end, "the backfill's admitted attempt must start after EOD finished"
+    names = [s.name for s in _states(bf.id)]
+    assert "Deferred" in names
+
+
+@pytest.mark.parametrize("log_backend", ["sqlite", "postgres"])
+def test_duplicate_events_from_8_threads_make_one_run_per_key(on_stack, log_backend, tmp_path, monkeypatch):
+    from releasegate.adapters.prefect_intake import send_event
+
+    if log_backend == "sqlite":
+        monkeypatch.setenv("RELEASEGATE_DATABASE_URL", f"sqlite:///{tmp_path / 'log.db'}")
+        dbname = None
+    else:
+        dbname = _create_db("rg_dupes")
+        monkeypatch.setenv("RELEASEGATE_DATABASE_URL", f"postgresql+psycopg://{PG_BASE}/{dbname}")
+    try:
+        tag = uuid.uuid4().hex[:8]
+        unique = 40
+        events = [
+            {
+                "event_id": f"{tag}-{i}",
+                "event_type": "data.partition.arrived@v1",
+                "occurred_at": datetime.now(UTC).isoformat(),
+                "producer": "stack-test",
+                "idempotency_key": f"stack:{tag}:{i}",
+                "payload": {"dataset": f"positions-{tag}", "business_date": "2026-03-20"},
+            }
+            for i in range(unique)
+        ]
+        deliveries = events + [dict(random.Random(i).choice(events), event_id=f"{tag}-re-{i}") for i in range(80)]
+        random.Random(3).shuffle(deliveries)
+        results, errors, lock = [], [], threading.Lock()
+
+        def worker(chunk):
+            try:
+                out = [send_event(e) for e in chunk]
+                with lock:
+                    results.extend(out)
+            except Exception as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        # Threads do not inherit context variables: give each the test's Prefect settings.
+        threads = [
+            threading.Thread(target=contextvars.copy_context().run, args=(worker, deliveries[i::8])) for i in range(8)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, errors[:3]
+        created = {r.flow_run_id for r in results if r.status == "created"}
+        assert len(results) == 120 and len(created) == unique
+        assert {r.flow_run_id for r in results} == created  # every duplicate answered with its run
+        runs = [
+            r
+            for r in _runs(on_stack["ids"]["backfill"])
+            if (r.idempotency_key or "").startswith(f"backfill:stack:{tag}:")
+        ]
+        assert len(runs) == unique  # what the real server holds
+    finally:
+        dispose_engines()
+        if dbname:
+            _drop_db(dbname)
