@@ -180,3 +180,16 @@ def prod_version(model: str, seed: int, *, rows: int = 800, without: tuple[str, 
     if alias:
         registry.set_alias(registry.model_name("prod", model), alias, version)
     return version
+
+
+def apply_deployments(flows: dict) -> dict:
+    """``infra up`` with the shipped capacity policy, then ``{name: (flow, queue)}`` as deployments on the
+    ``releasegate`` pool of the current Prefect API; returns their ids."""
+    from releasegate.adapters.config import capacity_from_file
+    from releasegate.adapters.infra import infra_up
+
+    infra_up(capacity_from_file(ROOT / "blocks" / "capacity_policy.yaml"))
+    return {
+        name: f.to_deployment(name=name, work_pool_name="releasegate", work_queue_name=q).apply()
+        for name, (f, q) in flows.items()
+    }

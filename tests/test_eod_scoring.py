@@ -16,8 +16,8 @@ from releasegate.adapters import context, registry
 from releasegate.rollback_tree import Action, Stage, TreeThresholds
 from releasegate.scoring import Assessment, canary_mask, challenger_stage, compare, judge
 from tests.conftest import (
-    ROOT,
     InProcessWorker,
+    apply_deployments,
     approve_prod_version,
     cancel_unfinished_pool_runs,
     fast_capacity_policy,
@@ -81,15 +81,10 @@ def deployed(prefect_harness):
     from flows.eod_scoring import eod_scoring
     from flows.retrain import retrain
     from flows.rollback import rollback
-    from releasegate.adapters.config import capacity_from_file
-    from releasegate.adapters.infra import infra_up
 
-    infra_up(capacity_from_file(ROOT / "blocks" / "capacity_policy.yaml"))
-    flows = {"eod-scoring": (eod_scoring, "critical"), "rollback": (rollback, "critical"), "retrain": (retrain, "bulk")}
-    return {
-        name: f.to_deployment(name=name, work_pool_name="releasegate", work_queue_name=q).apply()
-        for name, (f, q) in flows.items()
-    }
+    return apply_deployments(
+        {"eod-scoring": (eod_scoring, "critical"), "rollback": (rollback, "critical"), "retrain": (retrain, "bulk")}
+    )
 
 
 @pytest.fixture

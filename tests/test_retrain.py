@@ -23,7 +23,7 @@ from releasegate.adapters import context, registry
 from releasegate.adapters.prefect_api import read_all_flow_runs
 from releasegate.training import train
 from releasegate.webhooks import sign
-from tests.conftest import ROOT, InProcessWorker, cancel_unfinished_pool_runs, fast_capacity_policy
+from tests.conftest import ROOT, InProcessWorker, apply_deployments, cancel_unfinished_pool_runs, fast_capacity_policy
 
 pytestmark = pytest.mark.prefect
 SECRET = "test-secret"
@@ -34,15 +34,10 @@ def deployed(prefect_harness):
     from flows.promotion import promotion
     from flows.retrain import retrain
     from flows.retrain_job import retrain_job
-    from releasegate.adapters.config import capacity_from_file
-    from releasegate.adapters.infra import infra_up
 
-    infra_up(capacity_from_file(ROOT / "blocks" / "capacity_policy.yaml"))
-    flows = {"retrain": (retrain, "bulk"), "retrain-job": (retrain_job, "bulk"), "promotion": (promotion, "critical")}
-    return {
-        name: f.to_deployment(name=name, work_pool_name="releasegate", work_queue_name=q).apply()
-        for name, (f, q) in flows.items()
-    }
+    return apply_deployments(
+        {"retrain": (retrain, "bulk"), "retrain-job": (retrain_job, "bulk"), "promotion": (promotion, "critical")}
+    )
 
 
 @pytest.fixture

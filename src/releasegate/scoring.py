@@ -109,28 +109,15 @@ class Verdict(BaseModel):
 
 def judge(champion: Assessment, challenger: Assessment | None, thresholds: TreeThresholds) -> Verdict:
     """Run the tree for the champion and (when live) the challenger and combine the two answers."""
-    c = decide(
-        TreeInput(
-            stage=champion.stage,
-            max_psi=champion.max_psi,
-            metric_drop=champion.metric_drop,
-            business_impact=champion.business_impact,
-        ),
-        thresholds,
-    )
-    ch = (
-        decide(
-            TreeInput(
-                stage=challenger.stage,
-                max_psi=challenger.max_psi,
-                metric_drop=challenger.metric_drop,
-                business_impact=challenger.business_impact,
-            ),
+
+    def tree(a: Assessment):
+        return decide(
+            TreeInput(stage=a.stage, max_psi=a.max_psi, metric_drop=a.metric_drop, business_impact=a.business_impact),
             thresholds,
         )
-        if challenger is not None
-        else None
-    )
+
+    c = tree(champion)
+    ch = tree(challenger) if challenger is not None else None
     retrain = c.retrain or bool(ch and ch.retrain)
     urgent = c.urgent or bool(ch and ch.urgent)
     if c.action is Action.rollback:
