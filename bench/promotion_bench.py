@@ -23,8 +23,11 @@ from _common import Row, args, emit, isolated_home, med, pct  # noqa: E402
 def main() -> None:
     a = args(__doc__.splitlines()[0])
     repeats = a.repeats or 5
-    isolated_home()
+    home = isolated_home()
     os.environ["RELEASEGATE_APPROVAL_POLL_SECONDS"] = "1"
+    from releasegate.adapters.approval_driver import demo_approvers_file
+
+    os.environ["RELEASEGATE_APPROVERS"] = str(demo_approvers_file(home))
     from prefect.testing.utilities import prefect_test_harness
 
     from flows.promotion import promotion

@@ -90,6 +90,7 @@ def main() -> None:
                             "model_name": model,
                             "business_date": date.today().isoformat(),
                             "method": "full",
+                            "version": "2",
                             "reason_code": "DRIFT_URGENT",
                             "reason": "bench: injected drift",
                         },

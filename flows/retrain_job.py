@@ -29,6 +29,11 @@ def retrain_job(
     import os
 
     logger = get_run_logger()
+    # A retry of a run whose candidate already failed its checks must not train and register again
+    # (same seed, same result): it ends at once with the first attempt's decision.
+    for rec in context.decision_log().query(kind="retrain", subject=f"model:{model_name}", newest_first=True):
+        if rec.details.get("flow_run_id") == str(flow_run.id) and rec.decision_outcome is DecisionOutcome.reject:
+            raise RuntimeError(f"this run's candidate already failed its checks (decision {rec.decision_id})")
     gate_current_run(DEPLOYMENT)
     now = context.clock().now()
     day = now.date()

@@ -24,10 +24,18 @@ def rollback(
     requested_by: str,
     trigger: str = "manual",
     method: Literal["full", "canary"] = "full",
+    expected_version: str | None = None,
 ) -> dict:
     logger = get_run_logger()
     try:
-        rec = execute_rollback(model_name, method=method, trigger=trigger, root_cause=reason, requested_by=requested_by)
+        rec = execute_rollback(
+            model_name,
+            method=method,
+            trigger=trigger,
+            root_cause=reason,
+            requested_by=requested_by,
+            expected_version=expected_version,
+        )
     except RollbackRefused as exc:
         logger.error("%s", exc)
         return Failed(message=str(exc))

@@ -138,8 +138,9 @@ def test_injected_drift_rolls_back_to_the_archive_and_requests_an_urgent_retrain
     assert mon.decision_id == out["decision_id"]
 
     # One rollback run and one retrain run, through intake (Prefect event + idempotency key).
-    [rb] = run_by_key(f"rollback:monitoring:{model}:{DAY}:rollback")
+    [rb] = run_by_key(f"rollback:monitoring:{model}:{DAY}:rollback:full")
     assert rb.parameters["method"] == "full" and rb.parameters["trigger"] == "DRIFT_URGENT"
+    assert rb.parameters["expected_version"] == v2
     assert str(rb.id) == out["rollback"]["flow_run_id"] and out["rollback"]["status"] == "created"
     [rt] = run_by_key(f"retrain:monitoring:{model}:{DAY}:retrain")
     assert rt.parameters == {"model_name": model, "trigger": "drift"}
@@ -182,8 +183,8 @@ def test_seven_percent_drop_during_canary_drops_the_challenger_only(home):
     assert out["action"] == "drop_challenger" and out["reason_code"] == "KPI_DROP_CANARY"
     assert out["challenger_version"] == v2 and 900 < out["canary_rows"] < 1100
     assert "retrain" not in out
-    [rb] = run_by_key(f"rollback:monitoring:{model}:{DAY}:rollback")
-    assert rb.parameters["method"] == "canary"
+    [rb] = run_by_key(f"rollback:monitoring:{model}:{DAY}:rollback:canary")
+    assert rb.parameters["method"] == "canary" and rb.parameters["expected_version"] == v2
 
     with InProcessWorker({"rollback": rollback}):
         fr = wait_final(rb.id)
@@ -202,7 +203,7 @@ def test_quiet_day_is_monitored_and_starts_nothing(home):
     out = eod_scoring(business_date=DAY, model_name=model, rows=3000, canary_share=0.0)
     assert out["action"] == "monitor" and out["reason_code"] == "WITHIN_LIMITS"
     assert "rollback" not in out and "retrain" not in out
-    assert not run_by_key(f"rollback:monitoring:{model}:{DAY}:rollback")
+    assert not run_by_key(f"rollback:monitoring:{model}:{DAY}:rollback:full")
     [mon] = context.decision_log().query(kind="monitoring")
     assert mon.decision_outcome.value == "accept" and mon.details["breached"] == []
 

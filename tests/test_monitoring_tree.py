@@ -116,3 +116,21 @@ def test_psi_in_threads_equals_psi_in_one_thread(monkeypatch):
     monkeypatch.setattr(psi_mod, "_PARALLEL_MIN_VALUES", 1)
     monkeypatch.setattr(psi_mod.os, "cpu_count", lambda: 4)
     assert np.array_equal(psi_mod.psi(ref, cur), serial)
+
+
+def test_an_all_missing_feature_does_not_hide_drift_elsewhere():
+    import numpy as np
+
+    from releasegate.monitoring import MonitoringPolicy, evaluate
+
+    rng = np.random.default_rng(1)
+    ref, cur = rng.normal(size=(5000, 3)), rng.normal(size=(5000, 3))
+    cur[:, 1] += 3.0  # strong drift on b
+    cur[:, 2] = np.nan  # c entirely missing
+    r = evaluate(
+        MonitoringPolicy(), reference=ref, current=cur, features=["a", "b", "c"], rows=5000, failures=0, latency_ms={}
+    )
+    by = {c.name: c for c in r.checks}
+    assert by["drift_psi"].breached and by["drift_psi"].detail == "max on b" and r.max_psi > 1
+    assert by["schema"].breached and "no values for c" in by["schema"].detail
+    assert by["missing_rate"].breached

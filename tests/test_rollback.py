@@ -107,3 +107,14 @@ def test_rollback_flow_publishes_the_record_and_refuses_cleanly(prefect_harness,
     with get_client(sync_client=True) as c:
         art = c.read_latest_artifacts()
     assert any(a.key == "rollback-credit" and "previous_version | 2" in (a.data or "") for a in art)
+
+
+def test_a_version_that_moved_on_since_the_verdict_is_not_rolled_back():
+    with pytest.raises(RollbackRefused) as e:
+        plan_rollback("full", "3", "2", None, {"2", "3"}, expected_version="2")
+    assert e.value.field == "expected_version" and "champion is now v3" in e.value.rule
+    with pytest.raises(RollbackRefused) as e:
+        plan_rollback("canary", "2", "1", None, {"1", "2"}, expected_version="4")
+    assert "challenger is now unset" in e.value.rule
+    plan = plan_rollback("full", "3", "2", "4", {"2", "3"}, expected_version="3")
+    assert plan.new_version == "2" and plan.drop_challenger == "4"

@@ -54,7 +54,8 @@ class MonitoringReport(BaseModel):
 
     @property
     def max_psi(self) -> float:
-        return max(self.psi.values()) if self.psi else 0.0
+        finite = [v for v in self.psi.values() if np.isfinite(v)]
+        return max(finite) if finite else 0.0
 
 
 def missing_rate(x: np.ndarray) -> np.ndarray:
@@ -110,10 +111,16 @@ def evaluate(
     metric_baseline: float | None = None,
 ) -> MonitoringReport:
     drift = dict(zip(features, (float(v) for v in psi(reference, current)), strict=True))
-    worst = max(drift, key=drift.__getitem__) if drift else None
+    finite = {f: v for f, v in drift.items() if np.isfinite(v)}
+    worst = max(finite, key=finite.__getitem__) if finite else None
+    # A feature with no values at all has no PSI (NaN): it must not hide drift elsewhere (NaN compares
+    # False), and it is a schema violation in its own right.
+    empty = [f for f, v in drift.items() if not np.isfinite(v)]
     miss = missing_rate(current)
     worst_miss = float(miss.max()) if miss.size else 0.0
     schema = schema_violations(current, features, expected_features or features)
+    if empty:
+        schema.append(f"no values for {', '.join(empty)}")
     fail_rate = failures / rows if rows else 1.0
     drop = metric_drop(metric_now, metric_baseline)
     checks = [

@@ -32,8 +32,20 @@ def plan_rollback(
     archive: str | None,
     challenger: str | None,
     approved_versions: set[str],
+    expected_version: str | None = None,
 ) -> RollbackPlan:
-    """Raises ``RollbackRefused`` naming the field and rule when there is nothing safe to do."""
+    """Raises ``RollbackRefused`` naming the field and rule when there is nothing safe to do.
+
+    ``expected_version``: the version a monitoring verdict judged; if the alias it is about has moved on
+    since (another rollback, a new promotion), there is nothing left to undo."""
+    current = challenger if method == "canary" else champion
+    if expected_version is not None and current != expected_version:
+        role = "challenger" if method == "canary" else "champion"
+        raise RollbackRefused(
+            "expected_version",
+            f"v{expected_version} was judged, but the {role} is now {f'v{current}' if current else 'unset'}: "
+            "nothing to roll back",
+        )
     if method == "canary":
         if challenger is None:
             raise RollbackRefused("challenger", "no challenger alias: nothing to drop in a canary rollback")

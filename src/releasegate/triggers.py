@@ -138,12 +138,14 @@ class MonitoringRollbackRequestedV1(BaseModel):
     """``monitoring.rollback.requested@v1``: the EOD monitoring verdict asks for a rollback.
 
     The monitoring decision's id travels as the event id, not in the payload: a retried EOD run with the
-    same verdict then sends an identical payload and is answered as a duplicate."""
+    same verdict on the same version then sends an identical payload and is answered as a duplicate;
+    ``version`` is the version judged, so a rollback never acts on a version that moved meanwhile."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     model_name: NonBlank
     business_date: date
     method: Literal["full", "canary"]
+    version: Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]{0,9}$")]  # the version judged
     reason_code: NonBlank
     reason: NonBlank
 

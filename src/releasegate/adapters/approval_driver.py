@@ -4,7 +4,8 @@ A real promotion pauses for PM and risk approvals that operators give in the Pre
 ``releasegate approve``). The demo and the promotion bench must run unattended, so ``DemoApprover``
 watches for a paused ``promotion`` run of one model (and version, if given) and resumes it with the same typed
 input the UI form sends, under identities that say what they are (``demo-pm-approver``,
-``demo-risk-approver``; ``blocks/approvers.yaml`` lists them so the four-eyes rule still applies).
+``demo-risk-approver``). They are *not* in ``blocks/approvers.yaml``: the demo and the bench add them to
+their own copy (``demo_approvers_file``, via ``RELEASEGATE_APPROVERS``), so a real stack refuses them.
 The decision log records them like any approver, so nobody can mistake a demo approval for a real one.
 """
 
@@ -12,8 +13,23 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 DEMO_PM, DEMO_RISK = "demo-pm-approver", "demo-risk-approver"
+
+
+def demo_approvers_file(folder: Path) -> Path:
+    """A copy of the approver allow-lists with the demo identities added; point RELEASEGATE_APPROVERS at it."""
+    import yaml
+
+    from .context import project_root
+
+    doc = yaml.safe_load((project_root() / "blocks" / "approvers.yaml").read_text())
+    doc["pm"] = [*doc.get("pm", []), DEMO_PM]
+    doc["risk"] = [*doc.get("risk", []), DEMO_RISK]
+    path = folder / "approvers.demo.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
 
 
 class DemoApprover:
@@ -73,7 +89,9 @@ class DemoApprover:
                         pauses = sum(1 for s in c.read_flow_run_states(r.id) if s.type == StateType.PAUSED)
                         if answered.get(str(r.id), 0) >= pauses:
                             continue  # this pause is answered; the run has not paused again yet
-                        role, who = ("pm", self.pm) if pauses == 1 else ("risk", self.risk)
+                        # The flow asks for one role per pause; its pause key says which (pm-approval-…).
+                        key = (r.state.state_details.pause_key or "") if r.state else ""
+                        role, who = ("risk", self.risk) if key.startswith("risk-") else ("pm", self.pm)
                         resume_flow_run(
                             r.id,
                             run_input={

@@ -26,6 +26,21 @@ class InProcessWorker:
 
     def _loop(self) -> None:
         from prefect import get_client
+
+        from .context import use_clock
+
+        with get_client(sync_client=True) as c:
+            by_id = {c.read_deployment_by_name(f"{n}/{n}").id: f for n, f in self.flows.items()}
+        with use_clock(self._clock):
+            while not self.stop.is_set():
+                try:
+                    self._poll_once(by_id)
+                except Exception as exc:  # an API hiccup must not kill the worker thread
+                    self.errors.append(f"poll: {type(exc).__name__}: {exc}")
+                time.sleep(self.poll)
+
+    def _poll_once(self, by_id: dict[Any, Any]) -> None:
+        from prefect import get_client
         from prefect.client.schemas.filters import (
             DeploymentFilter,
             DeploymentFilterName,
@@ -37,33 +52,26 @@ class InProcessWorker:
         from prefect.exceptions import Pause
         from prefect.flow_engine import run_flow
 
-        from .context import use_clock
-
         with get_client(sync_client=True) as c:
-            by_id = {c.read_deployment_by_name(f"{n}/{n}").id: f for n, f in self.flows.items()}
-        with use_clock(self._clock):
-            while not self.stop.is_set():
-                with get_client(sync_client=True) as c:
-                    runs = c.read_flow_runs(
-                        deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=list(self.flows))),
-                        flow_run_filter=FlowRunFilter(
-                            state=FlowRunFilterState(type=StateTypeFilter(any_=[StateType.SCHEDULED]))
-                        ),
-                        limit=10,
-                    )
-                    for r in runs:
-                        if r.id in self.ran:
-                            continue
-                        if r.next_scheduled_start_time and r.next_scheduled_start_time.timestamp() > time.time():
-                            continue  # not due yet (a run deferred by the capacity gateway waits here)
-                        self.ran.append(r.id)
-                        try:
-                            run_flow(by_id[r.deployment_id], flow_run=c.read_flow_run(r.id), return_type="state")
-                        except Pause:  # deferred by the capacity gateway: picked up again when due
-                            self.ran.remove(r.id)
-                        except Exception as exc:  # the run's state says what failed; keep serving
-                            self.errors.append(f"{r.id}: {type(exc).__name__}: {exc}")
-                time.sleep(self.poll)
+            runs = c.read_flow_runs(
+                deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=list(self.flows))),
+                flow_run_filter=FlowRunFilter(
+                    state=FlowRunFilterState(type=StateTypeFilter(any_=[StateType.SCHEDULED]))
+                ),
+                limit=10,
+            )
+            for r in runs:
+                if r.id in self.ran:
+                    continue
+                if r.next_scheduled_start_time and r.next_scheduled_start_time.timestamp() > time.time():
+                    continue  # not due yet (a run deferred by the capacity gateway waits here)
+                self.ran.append(r.id)
+                try:
+                    run_flow(by_id[r.deployment_id], flow_run=c.read_flow_run(r.id), return_type="state")
+                except Pause:  # deferred by the capacity gateway: picked up again when due
+                    self.ran.remove(r.id)
+                except Exception as exc:  # the run's state says what failed; keep serving
+                    self.errors.append(f"{r.id}: {type(exc).__name__}: {exc}")
 
     def __enter__(self) -> InProcessWorker:
         self.thread.start()

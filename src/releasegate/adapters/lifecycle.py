@@ -64,6 +64,9 @@ def prepare_environment(home: Path) -> None:
     path = home / "capacity_policy.demo.yaml"
     path.write_text(yaml.safe_dump(policy))
     os.environ["RELEASEGATE_CAPACITY_POLICY"] = str(path)
+    from .approval_driver import demo_approvers_file
+
+    os.environ["RELEASEGATE_APPROVERS"] = str(demo_approvers_file(home))  # demo identities: this home only
 
 
 def run_lifecycle(progress: Callable[[StepResult], None] | None = None) -> list[StepResult]:
@@ -204,9 +207,9 @@ def run_lifecycle(progress: Callable[[StepResult], None] | None = None) -> list[
 
         worker = InProcessWorker({n: deployments[n][0] for n in ("retrain-job", "promotion", "rollback")})
         approver = DemoApprover(MODEL)  # one approver for every later promotion run of the model
-        worker.__enter__()
-        approver.__enter__()
         try:
+            worker.__enter__()
+            approver.__enter__()
 
             @step("registry event -> retrain", "new dev version -> watcher -> retrain gateway -> retrain-job sub-run")
             def _(r):

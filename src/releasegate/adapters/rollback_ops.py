@@ -29,6 +29,7 @@ def execute_rollback(
     root_cause: str,
     requested_by: str,
     follow_up: str = "root-cause analysis; retrain if drift is confirmed",
+    expected_version: str | None = None,
 ) -> RollbackRecord:
     """Plan, move aliases, verify, record. A refusal (``RollbackRefused``) is recorded and changes nothing."""
     clock = context.clock()
@@ -42,6 +43,7 @@ def execute_rollback(
             aliases.get(registry.ARCHIVE),
             aliases.get(registry.CHALLENGER),
             approved_prod_versions(model),
+            expected_version,
         )
     except Exception as exc:
         context.decision_log().append(

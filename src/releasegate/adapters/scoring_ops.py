@@ -238,11 +238,16 @@ def record_and_act(result: EodResult, flow_run_id: str | None = None) -> dict[st
                 "event_type": "monitoring.rollback.requested@v1",
                 "occurred_at": now,
                 "producer": "releasegate:eod-monitoring",
-                "idempotency_key": f"monitoring:{result.model_name}:{day}:rollback",
+                "idempotency_key": f"monitoring:{result.model_name}:{day}:rollback:{v.rollback_method}",
                 "payload": {
                     "model_name": result.model_name,
                     "business_date": day,
                     "method": v.rollback_method,
+                    "version": (
+                        result.champion_assessment
+                        if v.rollback_method == "full"
+                        else result.challenger_assessment or result.champion_assessment
+                    ).version,
                     "reason_code": v.reason_code,
                     "reason": v.reason,
                 },

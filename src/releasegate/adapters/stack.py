@@ -90,19 +90,20 @@ class Proc:
 def spawn(name: str, cmd: list[str], env: dict[str, str], logs: Path, cwd: Path | None = None) -> Proc:
     logs.mkdir(parents=True, exist_ok=True)
     log = logs / f"{name}.log"
-    popen = subprocess.Popen(
-        cmd,
-        env=env,
-        cwd=cwd,
-        stdout=open(log, "ab"),  # noqa: SIM115 - owned by the child
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # its own process group: `down` stops it and its children
-    )
+    with open(log, "ab") as out:  # the child keeps its own descriptor
+        popen = subprocess.Popen(
+            cmd,
+            env=env,
+            cwd=cwd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: `down` stops it and its children
+        )
     return Proc(name, popen.pid, str(log), popen)
 
 
 def base_env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API_", "PREFECT_SERVER_DATABASE_"))}
     env |= {
         "RELEASEGATE_HOME": str(home),
         "PREFECT_HOME": str(home / "prefect"),
@@ -118,8 +119,8 @@ def start_prefect_server(
 ) -> tuple[Proc, str]:
     """``prefect server start`` on loopback; returns the process and its API URL once healthy."""
     env = dict(env or base_env(home))
-    if database_url:
-        env["PREFECT_API_DATABASE_CONNECTION_URL"] = database_url
+    if database_url:  # the current name; Prefect 3.8 still reads PREFECT_API_DATABASE_CONNECTION_URL too
+        env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = database_url
     env["PREFECT_SERVER_API_HOST"] = "127.0.0.1"
     env["PREFECT_UI_API_URL"] = f"http://127.0.0.1:{port}/api"
     p = spawn(
@@ -255,8 +256,9 @@ def _create_webhook(mlflow_uri: str, url: str, secret: str) -> None:
     from mlflow.entities.webhook import WebhookEvent
 
     client = MlflowClient(tracking_uri=mlflow_uri, registry_uri=mlflow_uri)
-    if any(w.name == "releasegate" for w in client.list_webhooks()):
-        return
+    for w in client.list_webhooks():  # from an earlier `up`: its secret (and maybe port) are stale
+        if w.name == "releasegate":
+            client.delete_webhook(w.webhook_id)
     client.create_webhook(
         name="releasegate",
         url=url,
