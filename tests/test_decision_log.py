@@ -306,3 +306,17 @@ def test_cli_audit_verify_names_the_tampered_record(rg_home):
     result = CliRunner().invoke(app, ["audit", "verify"])
     assert result.exit_code == 1
     assert "record #2" in result.output and ids[1] in result.output
+
+
+@pytest.mark.postgres
+def test_processes_migrating_a_fresh_postgres_log_at_once_do_not_collide(pg_url):
+    """Two workers opening a new decision log together both migrate it on first use."""
+    import subprocess
+    import sys
+
+    code = "import sys; from releasegate.db import get_engine; get_engine(sys.argv[1])"
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, pg_url], stderr=subprocess.PIPE, text=True) for _ in range(4)
+    ]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert all(p.returncode == 0 for p in procs), errors
