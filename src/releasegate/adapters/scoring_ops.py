@@ -100,22 +100,7 @@ def score_business_date(
         )
     policy: MonitoringPolicy = load("monitoring-thresholds")
     batch = current_prod_inputs(rows, today=day)
-    c_facts = registry.version_facts(prod, champ_v, with_hash=False)
-    c_proba, c_fail, c_lat = _score(registry.load_sklearn(f"models:/{prod}/{champ_v}"), batch.X, chunk_rows)
-    champion = Scored(
-        version=champ_v, failures=c_fail, latency_ms=latency_percentiles(c_lat), metric=_auc(batch.y, c_proba)
-    )
-    c_report = evaluate(
-        policy,
-        reference=training_data(c_facts.params).X,
-        current=batch.X,
-        features=FEATURES,
-        rows=rows,
-        failures=c_fail,
-        latency_ms=champion.latency_ms,
-        metric_now=champion.metric,
-        metric_baseline=c_facts.metrics.get("roc_auc"),
-    )
+    c_facts, c_proba, champion, c_report = _score_and_check(policy, prod, champ_v, batch, chunk_rows)
     c_assess = _assessment(champ_v, _champion_stage(c_facts.tags), c_report)
 
     ch_v = aliases.get(registry.CHALLENGER)
@@ -125,23 +110,11 @@ def score_business_date(
     challenger = comparison = ch_report = ch_assess = None
     ch_proba = np.full(rows, np.nan)
     if stage is not None and ch_v is not None:
-        ch_facts = registry.version_facts(prod, ch_v, with_hash=False)
-        ch_proba, ch_fail, ch_lat = _score(registry.load_sklearn(f"models:/{prod}/{ch_v}"), batch.X, chunk_rows)
-        challenger = Scored(
-            version=ch_v, failures=ch_fail, latency_ms=latency_percentiles(ch_lat), metric=_auc(batch.y, ch_proba)
+        # The challenger is judged against the champion on the same rows, not against its own baseline.
+        _, ch_proba, challenger, ch_report = _score_and_check(
+            policy, prod, ch_v, batch, chunk_rows, baseline=champion.metric
         )
         comparison = compare(c_proba, ch_proba, champion.metric, challenger.metric)
-        ch_report = evaluate(
-            policy,
-            reference=training_data(ch_facts.params).X,
-            current=batch.X,
-            features=FEATURES,
-            rows=rows,
-            failures=ch_fail,
-            latency_ms=challenger.latency_ms,
-            metric_now=challenger.metric,
-            metric_baseline=champion.metric,  # the challenger is judged against the champion, same rows
-        )
         ch_assess = _assessment(ch_v, stage, ch_report)
         if stage is Stage.canary:
             mask = canary_mask(rows, canary_share, f"{prod}:{day.isoformat()}")
@@ -165,6 +138,35 @@ def score_business_date(
         verdict=verdict,
         predictions_path=str(path),
     )
+
+
+_OWN_BASELINE = object()
+
+
+def _score_and_check(
+    policy: MonitoringPolicy, prod: str, version: str, batch, chunk_rows: int, baseline: Any = _OWN_BASELINE
+):
+    """Score ``batch`` with one prod version and run the monitoring checks on it.
+
+    ``baseline``: the metric its drop is measured against (None: unknown, no drop); by default the
+    version's own logged ROC AUC."""
+    facts = registry.version_facts(prod, version, with_hash=False)
+    proba, failures, lat = _score(registry.load_sklearn(f"models:/{prod}/{version}"), batch.X, chunk_rows)
+    scored = Scored(
+        version=version, failures=failures, latency_ms=latency_percentiles(lat), metric=_auc(batch.y, proba)
+    )
+    report = evaluate(
+        policy,
+        reference=training_data(facts.params).X,
+        current=batch.X,
+        features=FEATURES,
+        rows=len(batch.y),
+        failures=failures,
+        latency_ms=scored.latency_ms,
+        metric_now=scored.metric,
+        metric_baseline=facts.metrics.get("roc_auc") if baseline is _OWN_BASELINE else baseline,
+    )
+    return facts, proba, scored, report
 
 
 def _assessment(version: str, stage: Stage, report: MonitoringReport) -> Assessment:
