@@ -32,8 +32,12 @@ pytestmark = pytest.mark.prefect
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
-WAIT_MS = 60_000  # the longest explicit UI wait
+# Deadlines, not expected durations: every wait is for a condition (a record, a state, a page element),
+# and a busy CI machine may be slow. Playwright's own defaults (30 s for actions, 5 s for `expect`) are
+# raised to ACTION_MS for every action and assertion of a test (fixture `page`).
+WAIT_MS = 180_000  # the longest explicit UI wait
 WAIT_S = WAIT_MS / 1000
+ACTION_MS = 120_000
 MODEL = "credit"
 
 
@@ -160,11 +164,16 @@ def page(browser, stack, request):
     context = browser.new_context(
         base_url=stack.ui, viewport={"width": 1400, "height": 1000}, timezone_id="UTC", locale="en-US"
     )
-    context.set_default_timeout(30_000)
+    from playwright.sync_api import expect
+
+    context.set_default_timeout(ACTION_MS)
+    context.set_default_navigation_timeout(ACTION_MS)
+    expect.set_options(timeout=ACTION_MS)
     pg = context.new_page()
     try:
         yield pg
     finally:
+        expect.set_options(timeout=5_000)  # Playwright's default
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         last = ARTIFACTS / f"last-{request.node.name}"  # where the test ended, passed or not
         try:
@@ -277,6 +286,16 @@ def run_state(api: str, run_id):
         return c.read_flow_run(run_id).state
 
 
+def deployment_runs(api: str, deployment_id, **parameters) -> list:
+    """The deployment's flow runs whose parameters include ``parameters``, as the Prefect API has them."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+    with on_server(api), get_client(sync_client=True) as c:
+        runs = c.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])))
+    return [r for r in runs if all(r.parameters.get(k) == v for k, v in parameters.items())]
+
+
 def pause_count(api: str, run_id) -> int:
     from prefect import get_client
     from prefect.client.schemas.objects import StateType
@@ -294,7 +313,7 @@ def test_governance_run_from_the_custom_run_form(stack, page, shots):
     approved_at = (datetime.now(UTC) - timedelta(days=1)).replace(hour=9, minute=30, second=0, microsecond=0)
     ticket = f"CHG-{os.getpid()}"
 
-    open_ui(page)
+    ui = open_ui(page)
     page.get_by_role("link", name="Deployments").click()
     page.get_by_role("link", name="governance-run", exact=True).and_(
         page.locator('[href*="/deployments/deployment/"]')
@@ -315,10 +334,15 @@ def test_governance_run_from_the_custom_run_form(stack, page, shots):
     shots(page, "01-governance-run-form-filled")
 
     form.get_by_role("button", name="Submit", exact=True).click()
-    page.get_by_role("region", name=re.compile("Notifications")).get_by_role("button", name="View run").click()
-    run_url = re.compile(r"/runs/flow-run/([0-9a-f-]{36})(\?|$)")
-    expect(page).to_have_url(run_url)
-    run_id = run_url.search(page.url).group(1)
+    # The submitted run as the Prefect API has it (the UI's "View run" toast is transient: not waited for).
+    [run] = wait_for(
+        f"the flow run submitted with ticket_ref {ticket} to exist",
+        lambda: deployment_runs(stack.api, stack.deployments["governance-run"], ticket_ref=ticket),
+    )
+    run_id = str(run.id)
+    page.goto(f"{ui}/runs/flow-run/{run_id}")
+    expect(page).to_have_url(re.compile(rf"/runs/flow-run/{run_id}(\?|$)"))
+    expect(page.get_by_role("main")).to_contain_text(run.name, timeout=WAIT_MS)
     shots(page, "02-governance-run-submitted")
 
     log = context.decision_log()
@@ -386,7 +410,7 @@ def test_pm_approval_through_the_resume_form(stack, page, shots):
     assert tech.details["outcome"] == "promote"
 
     page.goto(f"{open_ui(page)}/runs/flow-run/{run.id}")
-    expect(page.get_by_role("main").get_by_text("Paused", exact=True).first).to_be_visible()
+    expect(page.get_by_role("main").get_by_text("Paused", exact=True).first).to_be_visible(timeout=WAIT_MS)
     shots(page, "04-promotion-paused")
     pauses = pause_count(stack.api, run.id)
     resume_with_approval(page, shots, "05", "pm", "pm-anna", "PM-REV-42", "KPI target accepted")

@@ -132,6 +132,9 @@ def _runs(deployment_id):
         return read_all_flow_runs(c, deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])))
 
 
+RUNS_DEADLINE_S = 600  # for runs on a busy machine: a condition is awaited, this is only the give-up time
+
+
 def _wait(pred, timeout, what):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -150,6 +153,7 @@ def _states(run_id):
 
 
 def test_pool_cap_holds_across_two_workers(on_stack):
+    """Prefect promises the pool cap and that every run is taken; not which worker takes which run."""
     from prefect import get_client
     from prefect.client.schemas.objects import StateType
 
@@ -163,7 +167,7 @@ def test_pool_cap_holds_across_two_workers(on_stack):
                 ).id
             )
     peak, seen = 0, {}
-    deadline = time.monotonic() + 240
+    deadline = time.monotonic() + RUNS_DEADLINE_S  # a deadline for a stuck run, not a speed requirement
     with get_client(sync_client=True) as c:
         while time.monotonic() < deadline:
             runs = [c.read_flow_run(i) for i in ids]
@@ -174,17 +178,41 @@ def test_pool_cap_holds_across_two_workers(on_stack):
                 break
             assert not [r for r in runs if r.state_type in (StateType.FAILED, StateType.CRASHED)], runs
             time.sleep(0.2)
-    assert all(s == StateType.COMPLETED for s in seen.values()), seen
+    assert all(s == StateType.COMPLETED for s in seen.values()), (
+        f"not all 6 runs completed within {RUNS_DEADLINE_S} s: {seen}"
+    )
     assert 1 <= peak <= 2, f"pool cap 2 exceeded: {peak} runs held slots at once"
+    # Which worker took which run is Prefect's business (one worker may take all): information only.
     submitted = {
         w.name: Path(w.log).read_text().lower().count("submitted to infrastructure") for w in on_stack["workers"]
     }
-    assert all(n >= 1 for n in submitted.values()), f"both workers should have taken runs: {submitted}"
+    print(f"runs submitted per worker (information, not asserted): {submitted}")
+
+
+def _admitted_at(run_id) -> datetime | None:
+    """When the capacity gateway admitted the run: its "capacity gateway: admitted" log line.
+
+    That line is logged after the gateway read the pool, so it is later than every state change the
+    gateway saw; the run's Running state is not (it is set before the gateway is asked).
+    """
+    from prefect import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    found, offset = [], 0
+    with get_client(sync_client=True) as c:
+        while True:
+            page = c.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])), limit=200, offset=offset)
+            found += [log.timestamp for log in page if log.message.startswith("capacity gateway: admitted")]
+            if len(page) < 200:
+                break
+            offset += len(page)
+    return min(found) if found else None
 
 
 def test_eod_runs_while_backfill_is_deferred_then_backfill_starts(on_stack):
     from prefect import get_client
     from prefect.client.schemas.objects import StateType
+    from prefect.states import Scheduled
 
     from releasegate.adapters import context
     from tests.conftest import prod_version
@@ -192,27 +220,38 @@ def test_eod_runs_while_backfill_is_deferred_then_backfill_starts(on_stack):
     prod_version("credit", 1, alias="champion")
     day = date(2026, 3, 16)
     with get_client(sync_client=True) as c:
+        # EOD is created due in 10 minutes, inside the 15-minute priority window: it out-ranks the backfill
+        # from the start, however late a worker gets to either run (had EOD been due now, a slow worker
+        # could start the backfill only after EOD had already finished, and nothing would be deferred).
         eod = c.create_flow_run_from_deployment(
-            on_stack["ids"]["eod-scoring"], parameters={"business_date": day.isoformat(), "rows": 1_000_000}
+            on_stack["ids"]["eod-scoring"],
+            parameters={"business_date": day.isoformat(), "rows": 1_000_000},
+            state=Scheduled(scheduled_time=datetime.now(UTC) + timedelta(minutes=10)),
         )
-        # Whether a worker has picked the EOD run yet or not, it out-ranks the backfill: running or
-        # pending (it holds a slot), or scheduled and due within the priority window.
         bf = c.create_flow_run_from_deployment(
             on_stack["ids"]["backfill"], parameters={"start_date": day.isoformat(), "end_date": day.isoformat()}
         )
         deferral = _wait(
             lambda: [r for r in context.decision_log().query(kind="deferral") if r.subject == f"flow_run:{bf.id}"],
-            120,
+            RUNS_DEADLINE_S,
             "the backfill's deferral",
         )[0]
         assert deferral.details["deferral_reason_code"] == "PRIORITY_CONFLICT"
         assert "eod-scoring" in deferral.decision_rationale
-        _wait(lambda: c.read_flow_run(eod.id).state_type == StateType.COMPLETED, 240, "EOD to complete")
-        _wait(lambda: c.read_flow_run(bf.id).state_type == StateType.COMPLETED, 240, "the backfill to complete")
+        # Now EOD is due: a worker runs it while the backfill keeps being deferred.
+        moved = c.set_flow_run_state(eod.id, Scheduled(scheduled_time=datetime.now(UTC)))
+        assert moved.status.value == "ACCEPT", moved
+        _wait(lambda: c.read_flow_run(eod.id).state_type == StateType.COMPLETED, RUNS_DEADLINE_S, "EOD to complete")
+        _wait(
+            lambda: c.read_flow_run(bf.id).state_type == StateType.COMPLETED,
+            RUNS_DEADLINE_S,
+            "the backfill to complete",
+        )
     eod_end = max(s.timestamp for s in _states(eod.id) if s.type == StateType.COMPLETED)
-    bf_runs = [s.timestamp for s in _states(bf.id) if s.type == StateType.RUNNING]
+    # min(): had any earlier attempt been admitted, its admission would be found here too.
+    admitted = _wait(lambda: _admitted_at(bf.id), 120, "the backfill's admission in its run logs")
     assert deferral.decision_timestamp <= eod_end, "the backfill was deferred while EOD had not finished"
-    assert bf_runs[-1] >= eod_end, "the backfill's admitted attempt must start after EOD finished"
+    assert admitted >= eod_end, f"the backfill was admitted at {admitted}, before EOD finished at {eod_end}"
     names = [s.name for s in _states(bf.id)]
     assert "Deferred" in names
 
