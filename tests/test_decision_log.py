@@ -320,3 +320,65 @@ def test_processes_migrating_a_fresh_postgres_log_at_once_do_not_collide(pg_url)
     ]
     errors = [p.communicate(timeout=120)[1] for p in procs]
     assert all(p.returncode == 0 for p in procs), errors
+
+
+# ------------------------------------------------------------------------------- head guard
+def test_head_cannot_be_rewound_to_hide_deleted_newest_records(db_url, clock):
+    """An attacker drops the decisions triggers, deletes the newest records and rewrites the head to the
+    truncated chain: the head's own trigger refuses, and verify still names the missing records."""
+    log, ids = _filled(db_url, clock)  # 5 records, decisions triggers dropped as an attacker would
+    with log.engine.connect() as conn:
+        keep_hash = conn.execute(text("SELECT record_hash FROM decisions WHERE seq = 3")).scalar_one()
+    _raw(log, "DELETE FROM decisions WHERE seq > 3")
+    with pytest.raises(Exception, match="decision log head only advances"):
+        _raw(log, "UPDATE decision_log_head SET last_seq = 3, last_hash = :h WHERE id = 1", h=keep_hash)
+    with pytest.raises(Exception, match="decision log head only advances"):
+        _raw(log, "DELETE FROM decision_log_head")
+    with pytest.raises(Exception, match="decision log head only advances"):
+        _raw(log, "INSERT INTO decision_log_head (id, last_seq, last_hash) VALUES (2, 3, :h)", h=keep_hash)
+    with log.engine.connect() as conn:
+        assert conn.execute(text("SELECT id, last_seq FROM decision_log_head")).all() == [(1, 5)]
+    result = log.verify()
+    assert not result.ok and result.checked == 3
+    assert "newest records were deleted" in result.first_break.problem and "#4–#5" in result.first_break.problem
+    assert ids[3] not in [r.decision_id for r in log.query()]
+
+
+def test_head_advances_only_to_the_record_just_appended(db_url, clock):
+    log = DecisionLog(db_url, clock=clock)
+    log.append(deferral(0))
+    with log.engine.connect() as conn:
+        first_hash = conn.execute(text("SELECT record_hash FROM decisions WHERE seq = 1")).scalar_one()
+    for seq, digest in (
+        (2, first_hash),  # no record #2
+        (1, first_hash),  # not an advance
+        (0, "0" * 64),  # backwards
+    ):
+        with pytest.raises(Exception, match="decision log head only advances"):
+            _raw(log, "UPDATE decision_log_head SET last_seq = :s, last_hash = :h WHERE id = 1", s=seq, h=digest)
+    second = log.append(deferral(1))  # the legitimate path still advances it
+    assert log.count() == 2 and log.verify().ok and log.get(second.decision_id) == second
+
+
+@pytest.mark.postgres
+def test_postgres_refuses_truncate_of_the_log_and_its_head(pg_url, clock):
+    log = DecisionLog(pg_url, clock=clock)
+    log.append(deferral(0))
+    for table, words in (("decisions", "append-only"), ("decision_log_head", "no truncate")):
+        with pytest.raises(Exception, match=words):
+            _raw(log, f"TRUNCATE {table}")
+    assert log.count() == 1 and log.verify().ok
+
+
+def test_long_subject_actor_and_refs_round_trip(db_url, clock):
+    """No column of the log is shorter than what callers may write (PostgreSQL enforced VARCHAR(256))."""
+    log = DecisionLog(db_url, clock=clock)
+    long = "x" * 2000
+    rec = log.append(
+        promotion(
+            subject=f"model:{long}",
+            actor=f"approver:{long}",
+            **{ref: f"{ref}:{long}" for ref in REF_FIELDS},
+        )
+    )
+    assert log.get(rec.decision_id) == rec and log.verify().ok

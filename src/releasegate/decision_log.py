@@ -4,7 +4,9 @@ The API offers ``append``, ``get``, ``query`` and ``verify``: no update, no dele
 stores the SHA-256 of its predecessor (``prev_hash``) and its own (``record_hash``, over its position,
 ``prev_hash`` and its canonical content), and a one-row head table remembers the newest link. Database
 triggers refuse UPDATE and DELETE on the table; ``verify`` catches whoever goes around them (a record
-edited, deleted or reordered in raw SQL) and names the first record where the chain breaks.
+edited, deleted or reordered in raw SQL) and names the first record where the chain breaks. The head
+row is guarded too (migration 0004): it cannot be deleted or duplicated, and it only advances by one,
+to the record just appended, so deleting the newest records cannot be hidden by rewinding the head.
 
 Concurrent appenders are serialised by the head row (``SELECT … FOR UPDATE`` on PostgreSQL,
 ``BEGIN IMMEDIATE`` on SQLite), and ``prev_hash`` is unique, so the chain can never fork.
@@ -51,13 +53,14 @@ class DecisionRow(Base):
     decision_kind: Mapped[str] = mapped_column(String(32))
     decision_outcome: Mapped[str] = mapped_column(String(16))
     decision_rationale: Mapped[str] = mapped_column(Text)
-    subject: Mapped[str] = mapped_column(String(512))
-    actor: Mapped[str] = mapped_column(String(256))
-    tech_gate_report_ref: Mapped[str | None] = mapped_column(String(512))
-    pm_gate_ref: Mapped[str | None] = mapped_column(String(512))
-    risk_gate_ref: Mapped[str | None] = mapped_column(String(512))
-    joint_release_ack_ref: Mapped[str | None] = mapped_column(String(512))
-    rollback_plan_ref: Mapped[str | None] = mapped_column(String(512))
+    # TEXT (migration 0004): no length limit below what the event contract and the callers let in.
+    subject: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(Text)
+    tech_gate_report_ref: Mapped[str | None] = mapped_column(Text)
+    pm_gate_ref: Mapped[str | None] = mapped_column(Text)
+    risk_gate_ref: Mapped[str | None] = mapped_column(Text)
+    joint_release_ack_ref: Mapped[str | None] = mapped_column(Text)
+    rollback_plan_ref: Mapped[str | None] = mapped_column(Text)
     exception_expiry: Mapped[str | None] = mapped_column(String(32))
     details: Mapped[dict[str, Any]] = mapped_column(JSON)
     prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
@@ -167,6 +170,8 @@ class DecisionLog:
                     record_hash=digest,
                 )
             )
+            # The record first: the head's trigger lets the head advance only to a record that exists.
+            session.flush()
             prev = head.last_hash
             head.last_seq = seq
             head.last_hash = digest
@@ -246,13 +251,19 @@ def _walk(rows: Iterable[DecisionRow], head: HeadRow) -> VerifyResult:
         expected_seq += 1
         checked += 1
     if head.last_seq != checked or head.last_hash != prev_hash:
+        if head.last_seq > checked + 1:
+            missing = f" (#{checked + 1}–#{head.last_seq})"
+        elif head.last_seq == checked + 1:
+            missing = f" (#{head.last_seq})"
+        else:
+            missing = ""
         return VerifyResult(
             checked,
             ChainBreak(
                 head.last_seq,
                 None,
                 f"the log's head expects {head.last_seq} records but the chain holds {checked}: "
-                "the newest records were deleted",
+                f"the newest records were deleted{missing}",
             ),
         )
     return VerifyResult(checked, None)

@@ -1,17 +1,31 @@
 """Event intake: validate the event contract, route it, start at most one run per key.
 
-Guarantee: at most one run per ``deployment + idempotency_key``.
+Guarantee: at most one run per ``deployment + idempotency_key``, and every run intake creates is
+preceded by its accept decision in the log.
 
 1. The envelope is validated (``EventEnvelope``); a refusal names the field and is recorded.
 2. The route (configuration: event type → deployment and parameters) picks the deployment.
 3. A local unique record (``event_intake``) is claimed. A duplicate whose run is known is answered
-   at once, without calling Prefect. A redelivery whose payload differs from the first under the same
-   key is refused as a conflict and recorded.
-4. The run is created with Prefect's own ``idempotency_key`` as a second guard, prefixed with the
-   deployment (Prefect's keys are unique per *flow*, not per deployment). A duplicate that races the
-   first delivery before its run id is stored asks Prefect with the same key and gets the same run.
+   at once, without calling Prefect or the log. A redelivery whose payload differs from the first under
+   the same key is refused as a conflict and recorded.
+4. The accept decision (kind ``event``, ``details.status = "accepted"``, with the parameters and the
+   Prefect idempotency key) is appended *before* the run is created.
+5. The run is created with Prefect's own ``idempotency_key``, prefixed with the deployment (Prefect's
+   keys are unique per *flow*, not per deployment): the same key returns the same run.
+6. A second, small event record (``details.status = "created"``, ``flow_run_id``,
+   ``accepted_decision_id``) names the run; only then is the run id stored on the claim.
 
-Every created, refused or ignored event is a decision record (kind ``event``); a duplicate is an
+Crash safety: a claim without a run id means steps 4-6 did not all finish (a crash, or a delivery
+racing the first one). Whoever finds such a claim completes them instead of answering "duplicate"
+with nothing recorded: both records carry ids derived from ``deployment + idempotency_key``
+(``uuid5``), and ``decision_id`` is unique in the log, so each is written exactly once however many
+deliveries race or retry; Prefect's key makes ``create_run`` return the same run. The claim is kept
+when ``create_run`` fails (its accept decision is already in the log): a redelivery retries the
+creation under the same key. A claim that carries a run id therefore always has both records, and the
+fast duplicate path stays one indexed read. The delivery that writes the "created" record answers
+``created`` (and emits the Prefect event); every other one answers ``duplicate`` with the same run.
+
+Every accepted, refused or ignored event is a decision record (kind ``event``); a duplicate is an
 answer, not a new decision. An event whose type has routes but none whose ``match`` fits its payload
 is ``ignored`` (e.g. a version registered in staging by releasegate itself must not start a retrain).
 
@@ -27,15 +41,17 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy.exc import IntegrityError
 
 from .decision_log import DecisionLog
-from .decisions import DecisionKind, DecisionOutcome, NewDecision
+from .decisions import DecisionKind, DecisionOutcome, DecisionRecord, NewDecision, make_record
 from .manual_runs import describe_validation_error
 from .scheduling_store import SchedulingStore
 from .triggers import EventEnvelope, parse_event_type
@@ -50,7 +66,7 @@ class Route(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     event_type: str
-    deployment: str
+    deployment: Annotated[str, Field(min_length=1, max_length=200)]  # = event_intake.deployment
     match: dict[str, Any] = Field(default_factory=dict)
     parameters: dict[str, Any] = Field(default_factory=dict)
 
@@ -86,6 +102,33 @@ def payload_digest(event_type: str, payload: dict[str, Any]) -> str:
 
 def prefect_idempotency_key(deployment: str, key: str) -> str:
     return f"{deployment}:{key}"
+
+
+_DECISION_IDS = uuid.UUID("6f1d1c52-3b8e-5a4e-9c57-2f7f0c1e8a10")  # namespace of intake's decision ids
+
+
+def intake_decision_id(deployment: str, key: str, status: Literal["accepted", "created"]) -> str:
+    """The id of the accept (or "created") record for ``deployment + key``: the same for every delivery."""
+    return str(uuid.uuid5(_DECISION_IDS, f"event:{status}:{deployment}:{key}"))
+
+
+def _append_once(
+    log: DecisionLog, new: NewDecision, decision_id: str, now: datetime, look_first: bool
+) -> tuple[DecisionRecord, bool]:
+    """Append ``new`` under ``decision_id`` unless a record with that id exists; True if this call wrote it.
+
+    ``look_first``: read before writing (a claim found without a run id, where the record may exist);
+    a new claim writes at once, the unique ``decision_id`` still settles a race."""
+    existing = log.get(decision_id) if look_first else None
+    if existing is not None:
+        return existing, False
+    try:
+        return log.append_record(make_record(new, now, decision_id=decision_id)).record, True
+    except IntegrityError:  # a racing delivery wrote it first (decision_id is unique)
+        existing = log.get(decision_id)
+        if existing is None:
+            raise
+        return existing, False
 
 
 @dataclass(frozen=True)
@@ -187,17 +230,13 @@ def intake_event(
     if not seen.new and seen.flow_run_id:
         return IntakeResult(status="duplicate", flow_run_id=seen.flow_run_id, deployment=deployment)
 
+    # New claim, or a claim without a run id (a crash before it was stored, or a racing delivery):
+    # record the acceptance, then create the run, record it, store its id - each step at most once.
     parameters = render_parameters(route, event)
-    try:
-        flow_run_id = create_run(deployment, parameters, prefect_idempotency_key(deployment, key))
-    except Exception:
-        if seen.new:
-            store.release(deployment, key)
-        raise
-    store.set_flow_run(deployment, key, flow_run_id)
-    if not seen.new:  # raced the first delivery: Prefect's key returned the same run
-        return IntakeResult(status="duplicate", flow_run_id=flow_run_id, deployment=deployment)
-    rec = log.append(
+    prefect_key = prefect_idempotency_key(deployment, key)
+    common = {"event_id": event.event_id, "event_type": event.event_type, "idempotency_key": key}
+    accepted, _ = _append_once(
+        log,
         NewDecision(
             decision_kind=DecisionKind.event,
             decision_outcome=DecisionOutcome.accept,
@@ -205,16 +244,40 @@ def intake_event(
             subject=f"deployment:{deployment}",
             actor=f"producer:{event.producer}",
             details={
-                "event_id": event.event_id,
-                "event_type": event.event_type,
-                "idempotency_key": key,
-                "flow_run_id": flow_run_id,
+                **common,
+                "status": "accepted",
                 "parameters": parameters,
+                "prefect_idempotency_key": prefect_key,
                 "occurred_at": event.occurred_at.isoformat(),
             },
         ),
-        now=now,
+        intake_decision_id(deployment, key, "accepted"),
+        now,
+        look_first=not seen.new,
     )
+    flow_run_id = create_run(deployment, parameters, prefect_key)
+    _, recorded_here = _append_once(
+        log,
+        NewDecision(
+            decision_kind=DecisionKind.event,
+            decision_outcome=DecisionOutcome.accept,
+            decision_rationale=f"run {flow_run_id} of {deployment} created for {event.event_type}",
+            subject=f"deployment:{deployment}",
+            actor=f"producer:{event.producer}",
+            details={
+                **common,
+                "status": "created",
+                "flow_run_id": flow_run_id,
+                "accepted_decision_id": accepted.decision_id,
+            },
+        ),
+        intake_decision_id(deployment, key, "created"),
+        now,
+        look_first=not seen.new,
+    )
+    store.set_flow_run(deployment, key, flow_run_id)
+    if not recorded_here:  # another delivery recorded this run: Prefect's key returned the same one
+        return IntakeResult(status="duplicate", flow_run_id=flow_run_id, deployment=deployment)
     if emit is not None:
         name, _ = parse_event_type(event.event_type)
         emit(
@@ -228,4 +291,6 @@ def intake_event(
                 **event.payload,
             },
         )
-    return IntakeResult(status="created", flow_run_id=flow_run_id, deployment=deployment, decision_id=rec.decision_id)
+    return IntakeResult(
+        status="created", flow_run_id=flow_run_id, deployment=deployment, decision_id=accepted.decision_id
+    )

@@ -20,13 +20,17 @@ from .decision_log import format_ts, parse_ts
 
 
 class IntakeRow(Base):
+    """Column lengths against the event contract (``triggers.EventEnvelope``) and ``intake.Route``:
+    ``deployment`` 200 = ``Route.deployment``, ``idempotency_key`` 200 = contract, ``event_id`` 512 =
+    contract, ``event_type`` TEXT (contract 512; migration 0004)."""
+
     __tablename__ = "event_intake"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     deployment: Mapped[str] = mapped_column(String(200))
     idempotency_key: Mapped[str] = mapped_column(String(200))
     payload_sha256: Mapped[str] = mapped_column(String(64))
     event_id: Mapped[str] = mapped_column(String(512))
-    event_type: Mapped[str] = mapped_column(String(200))
+    event_type: Mapped[str] = mapped_column(Text)
     flow_run_id: Mapped[str | None] = mapped_column(String(64))
     received_at: Mapped[str] = mapped_column(String(32))
 
@@ -251,7 +255,8 @@ class SchedulingStore:
 
 class DeliveryRow(Base):
     __tablename__ = "webhook_deliveries"
-    delivery_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    # TEXT (migration 0004): the id comes from a header and becomes event_id (contract: 512).
+    delivery_id: Mapped[str] = mapped_column(Text, primary_key=True)
     received_at: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(32))
 

@@ -6,10 +6,15 @@
 | 400 | signed, but the body is not an MLflow webhook payload (nothing is created) |
 | 401 | missing or wrong signature, or a timestamp outside the tolerance |
 | 409 | a delivery id seen before (replay) |
+| 413 | a body over ``MAX_BODY_BYTES`` (1 MiB), before the signature is checked; nothing is recorded |
 | 422 | the event contract refused the mapped event (recorded) |
 | 503 | no secret configured (``RELEASEGATE_WEBHOOK_SECRET``) |
 
-The secret is the one given to ``MlflowClient.create_webhook(secret=…)``.
+The secret is the one given to ``MlflowClient.create_webhook(secret=…)``. The body is read before the
+signature can be checked, so its size is bounded first: a Content-Length over ``MAX_BODY_BYTES`` is
+answered 413 without reading, and without one (chunked) or with a lying one the stream is counted and
+refused (413) as soon as it passes the limit. An unauthenticated sender cannot make the receiver buffer
+more than 1 MiB (MLflow's payloads are a few hundred bytes).
 """
 
 from __future__ import annotations
@@ -27,6 +32,29 @@ from ..webhooks import TOLERANCE, WebhookRejected, to_event, verify
 from . import context
 
 STATUS = {"created": 201, "duplicate": 200, "ignored": 202, "refused": 422}
+MAX_BODY_BYTES = 1024 * 1024
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The request body, or ``BodyTooLarge`` as soon as it is known to exceed ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                raise BodyTooLarge(f"Content-Length {declared} exceeds {limit} bytes")
+        except ValueError:
+            pass  # not a number: the stream is counted below
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(f"body exceeds {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def create_app(secret: str | None = None, tolerance=TOLERANCE) -> Starlette:
@@ -34,7 +62,10 @@ def create_app(secret: str | None = None, tolerance=TOLERANCE) -> Starlette:
         key = secret or os.environ.get("RELEASEGATE_WEBHOOK_SECRET")
         if not key:
             return JSONResponse({"error": "RELEASEGATE_WEBHOOK_SECRET is not set"}, status_code=503)
-        body = await request.body()
+        try:
+            body = await read_body(request)
+        except BodyTooLarge as exc:
+            return JSONResponse({"error": str(exc)}, status_code=413)
         now = context.clock().now()
         try:
             delivery_id = verify(key, dict(request.headers), body, now, tolerance)
