@@ -53,21 +53,26 @@ def main() -> None:
         for seed in (1, 2):
             v = registry.log_and_register(train(seed=seed, rows=800), model, "staging")
             pv = registry.copy_to(f"staging.{model}", v, prod)
-            context.decision_log().append(
-                NewDecision(
-                    decision_kind=DecisionKind.promotion,
-                    decision_outcome=DecisionOutcome.accept,
-                    decision_rationale="bench setup: approved version",
-                    subject=f"model:{model}",
-                    actor="bench",
-                    details={"model_name": model, "candidate_version": pv, "status": "final", "prod_version": pv},
-                    tech_gate_report_ref="bench",
-                    pm_gate_ref="bench",
-                    risk_gate_ref="bench",
-                    joint_release_ack_ref="bench",
-                    rollback_plan_ref="bench",
+            refs = {
+                f: "bench"
+                for f in ("tech_gate_report_ref", "pm_gate_ref", "risk_gate_ref", "joint_release_ack_ref")
+            }
+            facts = {"model_name": model, "candidate_version": pv, "prod_version": pv}
+            done = None
+            for status in ("pending", "final"):  # what the promotion flow writes, sealed by the service path
+                done = context.decision_log().append(
+                    NewDecision(
+                        decision_kind=DecisionKind.promotion,
+                        decision_outcome=DecisionOutcome.accept,
+                        decision_rationale=f"bench setup: approved version ({status})",
+                        subject=f"model:{model}",
+                        actor="bench",
+                        details=facts | {"status": status}
+                        | ({"pending_decision_id": done.decision_id} if done is not None else {}),
+                        rollback_plan_ref="bench",
+                        **refs,
+                    )
                 )
-            )
 
         def reset():
             registry.set_alias(prod, "champion", "2")

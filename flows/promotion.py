@@ -30,7 +30,9 @@ from releasegate.adapters.promotion_ops import (
     approver_config,
     binary_promotion,
     build_dossier,
+    ensure_alias_lock,
     ensure_model_lock,
+    finish_unfinished,
     record_approval,
     record_outcome,
     record_tech,
@@ -53,8 +55,8 @@ class ApprovalInput(RunInput, ApprovalFields):
 
 
 @flow(name="build-dossier")
-def build_dossier_flow(model_name: str, candidate_version: str) -> dict:
-    dossier = build_dossier(model_name, candidate_version, load("gate-policy"))
+def build_dossier_flow(model_name: str, candidate_version: str, requested_by: str = "") -> dict:
+    dossier = build_dossier(model_name, candidate_version, load("gate-policy"), requested_by)
     c, ch = dossier.candidate, dossier.champion
     md = "\n".join(
         [
@@ -125,9 +127,12 @@ def promotion(
 ) -> dict:
     logger = get_run_logger()
     run_id = str(flow_run.id)
-    with concurrency(ensure_model_lock(model_name), occupy=1):
+    with concurrency(ensure_model_lock(model_name), occupy=1, strict=True):
+        with concurrency(ensure_alias_lock(model_name), occupy=1, strict=True):
+            for done in finish_unfinished(model_name):  # an earlier promotion that crashed mid-way
+                logger.warning("finished an interrupted promotion of %s: %s", model_name, done)
         for _attempt in range(2):  # a second pass only after an expired joint ack (re-check)
-            built = build_dossier_flow(model_name, candidate_version)
+            built = build_dossier_flow(model_name, candidate_version, requested_by)
             gated = execute_gates(built["dossier"])
             report = GateReport.model_validate(gated["report"])
             report_ref = f"artifact:{gated['artifact_id']}"
@@ -196,7 +201,8 @@ def promotion(
                 )
                 logger.warning("%s", ack.reason)
                 continue
-            result = binary_promotion(run_id, report, report_ref, h, ack.ref, report_artifact_sha(built))
+            with concurrency(ensure_alias_lock(model_name), occupy=1, strict=True):
+                result = binary_promotion(run_id, report, report_ref, h, ack.ref, report_artifact_sha(built))
             logger.info("promoted: %s", result)
             return {"outcome": "promote", **result, "joint_release_ack_ref": ack.ref}
     return Failed(message="joint release ack expired twice: start a new promotion")

@@ -148,23 +148,32 @@ APPROVAL_REFS = {
 
 
 def approve_prod_version(model: str, prod_version: str) -> None:
-    """The final promotion record the promotion flow writes (what rollback accepts as "approved")."""
+    """The pending and final promotion records the promotion flow writes (what rollback accepts as
+    "approved"), written through the service path, so they carry the service seal."""
     from releasegate.adapters import context
     from releasegate.decisions import DecisionKind, DecisionOutcome, NewDecision
 
-    context.decision_log().append(
+    log = context.decision_log()
+    common = {"model_name": model, "candidate_version": prod_version, "prod_version": prod_version}
+    pending = log.append(
+        NewDecision(
+            decision_kind=DecisionKind.promotion,
+            decision_outcome=DecisionOutcome.accept,
+            decision_rationale="test promotion (pending registry)",
+            subject=f"model:{model}",
+            actor="test",
+            details={**common, "status": "pending"},
+            **APPROVAL_REFS,
+        )
+    )
+    log.append(
         NewDecision(
             decision_kind=DecisionKind.promotion,
             decision_outcome=DecisionOutcome.accept,
             decision_rationale="test promotion",
             subject=f"model:{model}",
             actor="test",
-            details={
-                "model_name": model,
-                "candidate_version": prod_version,
-                "status": "final",
-                "prod_version": prod_version,
-            },
+            details={**common, "status": "final", "pending_decision_id": pending.decision_id},
             **APPROVAL_REFS,
         )
     )

@@ -145,7 +145,9 @@ def test_injected_drift_rolls_back_to_the_archive_and_requests_an_urgent_retrain
     [rt] = run_by_key(f"retrain:monitoring:{model}:{DAY}:retrain")
     assert rt.parameters == {"model_name": model, "trigger": "drift"}
     events = [
-        r for r in context.decision_log().query(kind="event") if r.details["event_id"].startswith(mon.decision_id)
+        r
+        for r in context.decision_log().query(kind="event")
+        if r.details["event_id"].startswith(mon.decision_id) and r.details.get("status") == "accepted"
     ]
     assert sorted(r.details["event_type"] for r in events) == [
         "monitoring.retrain.requested@v1",
@@ -162,7 +164,8 @@ def test_injected_drift_rolls_back_to_the_archive_and_requests_an_urgent_retrain
         fr = wait_final(rb.id)
     assert fr.state_type == StateType.COMPLETED, fr.state.message
     assert registry.alias_version(prod, "champion") == v1 and registry.alias_version(prod, "archive") is None
-    [rec] = context.decision_log().query(kind="rollback")
+    [pending, rec] = context.decision_log().query(kind="rollback")  # the plan before any alias moved, the result
+    assert pending.details["status"] == "pending" and rec.details["pending_decision_id"] == pending.decision_id
     assert rec.details["previous_version"] == v2 and rec.details["new_version"] == v1
     assert rec.details["trigger"] == "DRIFT_URGENT" and rec.details["verified"] is True
     assert rec.actor == "releasegate:monitoring" and "PSI" in rec.details["root_cause"]
@@ -190,7 +193,7 @@ def test_seven_percent_drop_during_canary_drops_the_challenger_only(home):
         fr = wait_final(rb.id)
     assert fr.state_type == StateType.COMPLETED, fr.state.message
     assert registry.aliases(prod) == {"champion": v1}  # challenger dropped, champion untouched
-    [rec] = context.decision_log().query(kind="rollback")
+    [_pending, rec] = context.decision_log().query(kind="rollback")
     assert rec.details["method"] == "canary" and rec.details["dropped_challenger"] == v2
     assert rec.details["previous_version"] == rec.details["new_version"] == v1
 

@@ -79,11 +79,19 @@ def test_kpi_threshold(cand, champ, expected):
 
 
 def test_approved_exception_waives_kpi_until_it_expires():
-    exc = {"decision_id": "d1", "expires_at": (NOW + timedelta(hours=1)).isoformat()}
+    exc = {"decision_id": "d1", "gate": "kpi_delta", "expires_at": (NOW + timedelta(hours=1)).isoformat()}
     report = execute_gates(dossier(0.80, 0.79, exception=exc), GatePolicy(), NOW)
     assert report.gate("kpi_delta").status == "waived" and report.outcome is PromotionOutcome.promote
-    expired = {"decision_id": "d1", "expires_at": (NOW - timedelta(seconds=1)).isoformat()}
+    expired = exc | {"expires_at": (NOW - timedelta(seconds=1)).isoformat()}
     assert outcome(dossier(0.80, 0.79, exception=expired)) is PromotionOutcome.hold
+
+
+def test_an_exception_never_waives_a_worse_candidate_or_another_gate():
+    exc = {"decision_id": "d1", "gate": "kpi_delta", "expires_at": (NOW + timedelta(hours=1)).isoformat()}
+    worse = execute_gates(dossier(0.78, 0.79, exception=exc), GatePolicy(), NOW)
+    assert worse.gate("kpi_delta").status == "fail" and worse.outcome is PromotionOutcome.reject
+    other_gate = exc | {"gate": "drift"}
+    assert outcome(dossier(0.80, 0.79, exception=other_gate)) is PromotionOutcome.hold
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,7 @@
 """Rollback against a real MLflow registry (SQLite in a temp dir) and a real decision log."""
 
+from datetime import UTC, datetime
+
 import pytest
 
 from releasegate.adapters import context, registry
@@ -60,8 +62,11 @@ def test_full_rollback_restores_the_archived_version_and_documents_everything(pr
     assert registry.version_facts(prod, "2", with_hash=False).tags["rolled_back"] == "true"
     assert rec.verified and rec.verification["smoke"]["ok"] and rec.verification["champion_after"] == "1"
     assert rec.duration_seconds >= rec.registry_seconds > 0
-    [log] = [r for r in context.decision_log().query(kind="rollback")]
-    assert log.decision_outcome is DecisionOutcome.accept and log.rollback_plan_ref
+    # The plan is recorded before any alias moves; the final record names it.
+    [pending, log] = [r for r in context.decision_log().query(kind="rollback")]
+    assert pending.details["status"] == "pending" and log.details["status"] == "final"
+    assert log.details["pending_decision_id"] == pending.decision_id and log.details["converged"] is False
+    assert log.decision_outcome is DecisionOutcome.accept and log.rollback_plan_ref == pending.rollback_plan_ref
     for field in (
         "previous_version",
         "new_version",
@@ -96,13 +101,14 @@ def test_rollback_flow_publishes_the_record_and_refuses_cleanly(prefect_harness,
 
     from flows.rollback import rollback
 
-    state = rollback(model_name="credit", reason="PSI 0.4", requested_by="ops-olga", return_state=True)
+    manual = {"ticket_ref": "INC-7", "approved_at": datetime.now(UTC)}  # a person starts it: manual-run contract
+    state = rollback(model_name="credit", reason="PSI 0.4", requested_by="ops-olga", return_state=True, **manual)
     assert state.is_failed() and "archive: no archive alias" in state.message
     approve_prod_version("credit", "1")
     approve_prod_version("credit", "2")
     registry.set_alias(prod, registry.CHAMPION, "2")
     registry.set_alias(prod, registry.ARCHIVE, "1")
-    out = rollback(model_name="credit", reason="PSI 0.4", requested_by="ops-olga", trigger="drift")
+    out = rollback(model_name="credit", reason="PSI 0.4", requested_by="ops-olga", trigger="drift", **manual)
     assert out["new_version"] == "1" and out["verified"] is True
     with get_client(sync_client=True) as c:
         art = c.read_latest_artifacts()

@@ -42,6 +42,40 @@ def _log():
     return context.decision_log()
 
 
+def _plain_log():
+    """The log without the service seal: what `decisions add` writes is a note nothing trusts."""
+    from .adapters import context
+    from .decision_log import DecisionLog
+
+    return DecisionLog(context.settings().resolved_database_url, clock=context.clock())
+
+
+TRUSTED_KIND_COMMANDS = {
+    "approval": "`releasegate approve` (or the approval form of the paused promotion run)",
+    "promotion": "the promotion deployment",
+    "override": "`releasegate exception grant` or `releasegate deferrals override`",
+    "rollback": "the rollback deployment",
+    "refusal": "releasegate itself",
+}
+
+
+def _refuse_trusted_kind(kind: DecisionKind, subject: str, actor: str) -> None:
+    """Trusted kinds are written only by the commands that check their rules; record the attempt."""
+    rule = f"{kind.value} records are written only by {TRUSTED_KIND_COMMANDS[kind.value]}, never by `decisions add`"
+    rec = _log().append(
+        NewDecision(
+            decision_kind=DecisionKind.refusal,
+            decision_outcome=DecisionOutcome.reject,
+            decision_rationale=f"decisions add refused: decision_kind: {rule}",
+            subject=subject.strip() or "<missing>",
+            actor=actor.strip() or "<missing>",
+            details={"field": "decision_kind", "rule": rule, "refused_kind": kind.value},
+        )
+    )
+    err.print(f"[red]refused:[/red] kind: {rule} (recorded as decision {rec.decision_id})")
+    raise typer.Exit(1)
+
+
 def _record_json(rec) -> dict:
     return rec.model_dump(mode="json")
 
@@ -115,8 +149,12 @@ def decisions_add(
     except ValueError as exc:
         err.print(f"[red]refused:[/red] details: {exc}")
         raise typer.Exit(2) from None
+    from .trust import TRUSTED_KINDS
+
+    if kind in TRUSTED_KINDS:
+        _refuse_trusted_kind(kind, subject, actor)
     try:
-        rec = _log().append(
+        rec = _plain_log().append(
             NewDecision(
                 decision_kind=kind,
                 decision_outcome=outcome,
@@ -145,12 +183,28 @@ def decisions_add(
 @audit_app.command("verify")
 def audit_verify() -> None:
     """Walk the hash chain; exit 1 naming the first record edited, deleted or reordered."""
-    result = _log().verify()
-    if result.ok:
-        console.print(f"decision log intact: {result.checked} records, hash chain verified")
-        return
-    err.print(f"[red]decision log tampered:[/red] {result.first_break} (after {result.checked} intact records)")
-    raise typer.Exit(1)
+    log = _log()
+    result = log.verify()
+    if not result.ok:
+        err.print(f"[red]decision log tampered:[/red] {result.first_break} (after {result.checked} intact records)")
+        raise typer.Exit(1)
+    unsealed = log.unsealed_trusted()
+    console.print(f"decision log intact: {result.checked} records, hash chain verified")
+    noted = {
+        r.details.get("refused_decision_id"): r.decision_id
+        for r in log.query(kind=DecisionKind.refusal)
+        if log.is_trusted(r)
+    }
+    for r in unsealed:
+        state = f"ignored, refusal {noted[r.decision_id]}" if r.decision_id in noted else "not yet noted"
+        err.print(
+            f"[yellow]unsealed[/yellow] {r.decision_kind.value} {r.decision_id} by {r.actor!r}: not written by "
+            f"releasegate's service path; no decision trusts it ({state})"
+        )
+    if any(r.decision_id not in noted for r in unsealed):
+        err.print("records of a trusted kind without a valid service seal that no reader has noted yet")
+        raise typer.Exit(1)
+    console.print("every approval, promotion, override, rollback and refusal carries a valid service seal")
 
 
 # --------------------------------------------------------------------------------------- policy
@@ -158,21 +212,33 @@ def audit_verify() -> None:
 def policy_check(
     prefect_file: Annotated[Path, typer.Argument(help="prefect.yaml to check.")] = Path("prefect.yaml"),
 ) -> None:
-    """Exit 1 listing every deployment without a complete runtime policy, 0 otherwise."""
+    """Exit 1 listing every deployment without a complete runtime policy or with an invalid schedule, 0 if
+    none; exit 2 if the file cannot be read (not found, not valid YAML, a duplicated key)."""
+    from rich.markup import escape
+
     from .runtime_policy import check_deployments, load_prefect_yaml
 
     if not prefect_file.is_file():
         err.print(f"[red]error:[/red] {prefect_file} not found")
         raise typer.Exit(2)
-    ok, bad = check_deployments(load_prefect_yaml(prefect_file))
+    try:
+        doc = load_prefect_yaml(prefect_file)
+    except (ValueError, OSError) as exc:  # YamlError is a ValueError: file, line and rule
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
+        err.print(f"fix {prefect_file} and run `releasegate policy check` again")
+        raise typer.Exit(2) from None
+    ok, bad = check_deployments(doc)
     for name in ok:
         console.print(f"[green]ok[/green]      {name}")
     for problem in bad:
-        console.print(f"[red]missing[/red] {problem}")
+        console.print(f"[red]problem[/red] {escape(str(problem))}")
     if bad:
-        err.print(f"{len(bad)} deployment(s) lack a complete runtime policy: {', '.join(p.deployment for p in bad)}")
+        err.print(
+            f"{len(bad)} deployment(s) lack a complete runtime policy or a valid schedule: "
+            f"{escape(', '.join(p.deployment for p in bad))}; fix the problems listed and run the check again"
+        )
         raise typer.Exit(1)
-    console.print(f"{len(ok)} deployment(s), every one with a complete runtime policy")
+    console.print(f"{len(ok)} deployment(s), every one with a complete runtime policy and valid schedules")
 
 
 # --------------------------------------------------------------------------------------- deploy
@@ -184,7 +250,15 @@ def deploy(
     """Deploy through Prefect, refusing any deployment without a complete runtime policy."""
     from .runtime_policy import check_deployments, load_prefect_yaml
 
-    doc = load_prefect_yaml(prefect_file)
+    if not prefect_file.is_file():
+        err.print(f"[red]error:[/red] {prefect_file} not found (give --prefect-file or run from the project folder)")
+        raise typer.Exit(2)
+    try:
+        doc = load_prefect_yaml(prefect_file)
+    except ValueError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        err.print(f"nothing was deployed: fix {prefect_file} and run `releasegate deploy` again")
+        raise typer.Exit(2) from None
     ok, bad = check_deployments(doc)
     wanted = set(name) if name else set(ok) | {p.deployment for p in bad}
     unknown = wanted - set(ok) - {p.deployment for p in bad}
@@ -429,7 +503,13 @@ def approve(
     from prefect.flow_runs import resume_flow_run
 
     from .adapters import context
-    from .adapters.promotion_ops import approver_config, promotion_subject, record_approval, restore_handshake
+    from .adapters.promotion_ops import (
+        approver_config,
+        promotion_subject,
+        record_approval,
+        restore_handshake,
+        tech_pass_ref,
+    )
     from .handshake import ApprovalFields, ApprovalRefused, Handshake, Role, check_approval
 
     try:
@@ -441,14 +521,13 @@ def approve(
         fr = client.read_flow_run(run)
     params = fr.parameters or {}
     log = context.decision_log()
-    tech = [r for r in log.query(kind="approval", subject=promotion_subject(run)) if r.details.get("role") == "tech"]
-    passed = [r for r in tech if r.decision_outcome.value == "accept"]
+    tech_ref = tech_pass_ref(run)
     base = Handshake(
         model=str(params.get("model_name", "?")),
         candidate_version=str(params.get("candidate_version", "?")),
         requested_by=str(params.get("requested_by", "registry-event")),
-        tech_report_ref=passed[-1].tech_gate_report_ref if passed else None,
-        tech_pass=bool(passed),
+        tech_report_ref=tech_ref,
+        tech_pass=tech_ref is not None,
         allow_lists=approver_config().allow_lists(),
     )
     h = restore_handshake(run, base)
@@ -469,7 +548,11 @@ def approve(
     deadline = _time.monotonic() + wait_seconds
     while _time.monotonic() < deadline:
         new = log.query(subject=promotion_subject(run))[before:]
-        mine = [r for r in new if r.decision_kind.value == "approval" and r.details.get("role") == role_.value]
+        mine = [
+            r
+            for r in new
+            if r.decision_kind.value == "approval" and r.details.get("role") == role_.value and log.is_trusted(r)
+        ]
         if mine:
             r = mine[-1]
             style = "green" if r.decision_outcome.value == "accept" else "red"
@@ -484,20 +567,67 @@ def exception_grant(
     model: Annotated[str, typer.Argument(help="Model name, e.g. credit.")],
     version: Annotated[str, typer.Argument(help="Staging version the exception covers.")],
     ticket: Annotated[str | None, typer.Option(help="Change/exception ticket (required).")] = None,
-    by: Annotated[str | None, typer.Option(help="Who grants it (required).")] = None,
+    by: Annotated[str | None, typer.Option(help="Who grants it (required; on the exceptions allow-list).")] = None,
+    requested_by: Annotated[
+        str | None, typer.Option(help="Who asks for the exception (required; four eyes: not --by).")
+    ] = None,
     rationale: Annotated[str | None, typer.Option(help="Why (required).")] = None,
     expires: Annotated[
-        datetime | None, typer.Option(help="exception_expiry, ISO 8601 with offset (required, in the future).")
+        str | None, typer.Option(help="exception_expiry, ISO 8601 with offset, e.g. 2027-11-30T18:00:00+01:00.")
     ] = None,
-    gate: Annotated[str, typer.Option(help="The gate it waives.")] = "kpi_delta",
+    gate: Annotated[str, typer.Option(help="The gate it waives (only kpi_delta can be waived).")] = "kpi_delta",
 ) -> None:
-    """Record an approved exception that waives a promotion gate until it expires."""
+    """Record an approved exception that waives a promotion gate's margin until it expires.
+
+    Refused (and recorded) unless: --by is on the `exceptions` allow-list of the approvers block, the
+    requester is someone else, the gate is one that may be waived, a ticket and a rationale are given,
+    and the expiry is a future time with its UTC offset. An exception never waives a worse candidate."""
     from .adapters import context
-    from .adapters.promotion_ops import exception_subject
+    from .adapters.promotion_ops import WAIVABLE_GATES, approver_config, exception_subject
 
     log = context.decision_log()
     subject = exception_subject(model, version)
-    details = {"ticket_ref": ticket, "gate": gate, "model_name": model, "candidate_version": version}
+    details = {
+        "ticket_ref": ticket,
+        "gate": gate,
+        "model_name": model,
+        "candidate_version": version,
+        "requested_by": requested_by,
+    }
+
+    def refuse(field: str, rule: str) -> None:
+        refusal = log.append(
+            NewDecision(
+                decision_kind=DecisionKind.override,
+                decision_outcome=DecisionOutcome.reject,
+                decision_rationale=f"exception refused: {field}: {rule}",
+                subject=subject,
+                actor=(by or "").strip() or "<missing>",
+                details={**details, "refusal": f"{field}: {rule}"},
+            )
+        )
+        err.print(f"[red]refused:[/red] {field}: {rule} (recorded as decision {refusal.decision_id})")
+        raise typer.Exit(1)
+
+    expiry = None
+    if expires is not None:
+        try:
+            expiry = datetime.fromisoformat(expires.strip().replace("Z", "+00:00"))
+        except ValueError:
+            refuse("expires", f"{expires!r} is not an ISO 8601 time, e.g. 2027-11-30T18:00:00+01:00")
+        if expiry.tzinfo is None or expiry.utcoffset() is None:
+            refuse("expires", f"{expires!r} has no UTC offset: add one, e.g. {expires}+01:00 or {expires}Z")
+    if gate not in WAIVABLE_GATES:
+        refuse("gate", f"{gate!r} cannot be waived by an exception (waivable: {', '.join(WAIVABLE_GATES)})")
+    if not (by or "").strip():
+        refuse("by", "required: who grants the exception")
+    allowed = approver_config().exceptions
+    if by not in allowed:
+        refuse("by", f"{by!r} is not on the exceptions allow-list (approvers block, key `exceptions`)")
+    if not (requested_by or "").strip():
+        refuse("requested_by", "required: who asks for the exception (four eyes)")
+    if requested_by == by:
+        refuse("by", f"four eyes: {by!r} asked for this exception and cannot grant it")
     try:
         rec = log.append(
             NewDecision(
@@ -505,24 +635,13 @@ def exception_grant(
                 decision_outcome=DecisionOutcome.override,
                 decision_rationale=rationale or "",
                 subject=subject,
-                actor=by or "",
-                exception_expiry=expires,
+                actor=by,
+                exception_expiry=expiry,
                 details=details,
             )
         )
     except DecisionRefused as exc:
-        refusal = log.append(
-            NewDecision(
-                decision_kind=DecisionKind.override,
-                decision_outcome=DecisionOutcome.reject,
-                decision_rationale=f"exception refused: {exc.field}: {exc.rule}",
-                subject=subject,
-                actor=by or "<missing>",
-                details={**details, "refusal": f"{exc.field}: {exc.rule}"},
-            )
-        )
-        err.print(f"[red]refused:[/red] {exc.field}: {exc.rule} (recorded as decision {refusal.decision_id})")
-        raise typer.Exit(1) from None
+        refuse(exc.field, exc.rule)
     console.print(
         f"exception for {model} v{version} ({gate}) recorded as decision {rec.decision_id}, "
         f"expires {rec.exception_expiry:%Y-%m-%d %H:%M} UTC"
@@ -715,8 +834,8 @@ def simulate_cmd(
         shipped = capacity_from_file()
         base = {"priority_window_minutes": shipped.priority_window_minutes, "backoff_seconds": shipped.backoff_seconds}
         base |= {"sla_alert_minutes": shipped.sla_alert_minutes, "sla_incident_minutes": shipped.sla_incident_minutes}
-    except Exception as exc:  # the simulation's own defaults are the shipped values
-        err.print(f"[yellow]shipped capacity policy not read ({exc}); using the built-in defaults[/]")
+    except FileNotFoundError as exc:  # no project folder: the simulation's own defaults are the shipped values
+        err.print(f"[yellow]shipped capacity policy not found ({exc}); using the built-in defaults[/]")
     try:
         cfg = SimConfig(days=days, deployments=deployments, seed=seed, pool_cap=pool_cap, bulk_cap=bulk_cap, **base)
     except ValueError as exc:

@@ -47,6 +47,7 @@ class DecisionKind(StrEnum):
     late_run = "late_run"
     approval = "approval"
     monitoring = "monitoring"
+    refusal = "refusal"  # a write or a record refused by releasegate (e.g. a forged trusted record)
 
 
 class DecisionOutcome(StrEnum):
@@ -86,6 +87,7 @@ KIND_RULES: dict[DecisionKind, KindRule] = {
     DecisionKind.late_run: KindRule(details=("lateness_seconds", "late_run_mode")),
     DecisionKind.approval: KindRule(details=("role", "approver", "model_name", "candidate_version")),
     DecisionKind.monitoring: KindRule(details=("model_name", "business_date", "action", "reason_code")),
+    DecisionKind.refusal: KindRule(details=("field", "rule")),
 }
 
 

@@ -12,8 +12,9 @@ value, threshold, evidence, fixable?) and ``gateway`` decides:
 Gates (thresholds in ``GatePolicy``, stored in the ``releasegate-gate-policy`` block):
 
 * ``kpi_delta`` passes when the relative primary-KPI gain vs the champion is ≥ ``min_kpi_delta``
-  (+2 %), or there is no champion (first release); an approved, unexpired exception waives it. On
-  failure: hold if the gain is ≥ 0, reject if the candidate is worse.
+  (+2 %), or there is no champion (first release); an approved, unexpired exception granted for this
+  gate waives the margin, never a worse candidate (a negative delta is never waived). On failure: hold
+  if the gain is ≥ 0, reject if the candidate is worse.
 * ``drift`` passes when the max PSI of the candidate's training data vs current prod inputs is
   ≤ ``max_psi`` (0.2). On failure: hold (retrain on recent data).
 * ``reproducibility`` passes when the staging build's environment fingerprint equals the target's.
@@ -164,7 +165,8 @@ def _kpi_gate(d: Dossier, p: GatePolicy, now: datetime) -> GateResult:
             name=name, status="pass", measured=round(delta, 6), threshold=p.min_kpi_delta, evidence=evidence
         )
     exc = d.exception
-    if exc and datetime.fromisoformat(exc["expires_at"]) > now:
+    # An exception waives the +2 % margin, never a worse candidate, and only when granted for this gate.
+    if exc and exc.get("gate") == name and delta >= 0 and datetime.fromisoformat(exc["expires_at"]) > now:
         return GateResult(
             name=name,
             status="waived",

@@ -12,13 +12,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from .psi import psi
 from .rollback_tree import TreeThresholds
 
 
 class MonitoringPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     max_psi: float = Field(0.2, gt=0)
     urgent_psi: float = Field(0.3, gt=0)
     max_missing_rate: float = Field(0.05, ge=0, le=1)

@@ -10,8 +10,11 @@ late-run behaviour. They live in ``prefect.yaml`` beside the deployment:
   skip_after_minutes}``. Prefect has no per-deployment retries, timeout or late-run rule, so
   ``releasegate.adapters.prefect_flows.governed_flow`` applies them to the flow when it is loaded.
 
-``check_deployments`` lists every deployment lacking a complete profile; ``releasegate policy check``
-exits 1 on any, and ``releasegate deploy`` refuses to activate such a deployment. Pure module.
+``check_deployments`` lists every deployment lacking a complete profile, every deployment entry that is
+not a mapping and every schedule that is wrong (cron that does not parse, a timezone that is not an IANA
+zone, an interval that is not positive); ``releasegate policy check`` exits 1 on any, and ``releasegate
+deploy`` refuses to activate such a deployment. ``load_prefect_yaml`` reads with the strict loader
+(``releasegate.yamlio``: duplicate keys refused). Pure module.
 """
 
 from __future__ import annotations
@@ -20,9 +23,12 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+
+from .triggers import CronSchedule
+from .yamlio import load_yaml
 
 
 class LateRunMode(StrEnum):
@@ -115,11 +121,67 @@ def deployment_problems(dep: dict[str, Any]) -> list[str]:
     return problems
 
 
+_CRON_ALIASES = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+_SCHEDULE_KINDS = ("cron", "interval", "rrule")
+_INTERVAL = TypeAdapter(timedelta)
+
+
+def schedule_problems(dep: dict[str, Any]) -> list[str]:
+    """What is wrong in one deployment's ``schedules`` (empty: every schedule valid, or none)."""
+    schedules = dep.get("schedules")
+    if schedules is None:
+        return []
+    if not isinstance(schedules, list):
+        return [f"schedules: must be a list of schedules (got {type(schedules).__name__})"]
+    problems: list[str] = []
+    for i, sched in enumerate(schedules):
+        at = f"schedules[{i}]"
+        if not isinstance(sched, dict):
+            problems.append(f"{at}: must be a mapping with cron, interval or rrule (got {sched!r})")
+            continue
+        kinds = [k for k in _SCHEDULE_KINDS if sched.get(k) is not None]
+        if len(kinds) != 1:
+            problems.append(f"{at}: needs exactly one of cron, interval, rrule (got {', '.join(kinds) or 'none'})")
+        cron = sched.get("cron")
+        if cron is not None:
+            expr = _CRON_ALIASES.get(cron.strip().lower(), cron) if isinstance(cron, str) else cron
+            try:
+                CronSchedule(cron=expr)
+            except ValidationError as exc:
+                problems.append(f"{at}.cron: {exc.errors()[0]['msg'].removeprefix('Value error, ')}")
+        interval = sched.get("interval")
+        if interval is not None:
+            try:
+                if isinstance(interval, bool):
+                    raise ValueError
+                if _INTERVAL.validate_python(interval) <= timedelta(0):
+                    problems.append(f"{at}.interval: must be positive (seconds), got {interval!r}")
+            except (ValidationError, ValueError):
+                problems.append(f"{at}.interval: must be a positive number of seconds, got {interval!r}")
+        tz = sched.get("timezone")
+        if tz is not None:
+            try:
+                ZoneInfo(tz)
+            except (ZoneInfoNotFoundError, ValueError, TypeError):
+                problems.append(f"{at}.timezone: {tz!r} is not an IANA timezone (e.g. Europe/Zurich)")
+    return problems
+
+
 def load_prefect_yaml(path: str | Path) -> dict[str, Any]:
-    text = Path(path).read_text()
-    doc = yaml.safe_load(text) or {}
+    """Read prefect.yaml strictly; ``YamlError`` (a ``ValueError``) names file, line and rule."""
+    doc = load_yaml(Path(path))
+    if doc is None:
+        return {}
     if not isinstance(doc, dict):
-        raise ValueError(f"{path}: not a prefect.yaml mapping")
+        raise ValueError(f"{path}: not a prefect.yaml mapping (the top level must be keys such as deployments:)")
     return doc
 
 
@@ -127,9 +189,22 @@ def check_deployments(doc: dict[str, Any]) -> tuple[list[str], list[PolicyProble
     """Return (names of compliant deployments, problems of the others)."""
     ok: list[str] = []
     bad: list[PolicyProblem] = []
-    for i, dep in enumerate(doc.get("deployments") or []):
-        name = (dep or {}).get("name") or f"<deployment #{i + 1} without a name>"
-        problems = deployment_problems(dep or {})
+    deployments = doc.get("deployments") or []
+    if not isinstance(deployments, list):
+        rule = f"deployments: must be a list of deployment mappings (got {type(deployments).__name__})"
+        return ok, [PolicyProblem(deployment="<deployments>", problems=[rule])]
+    for i, dep in enumerate(deployments):
+        if dep is not None and not isinstance(dep, dict):
+            bad.append(
+                PolicyProblem(
+                    deployment=f"<deployment #{i + 1}>",
+                    problems=[f"deployments[{i}]: must be a mapping with name, entrypoint, ... (got {dep!r})"],
+                )
+            )
+            continue
+        dep = dep or {}
+        name = str(dep.get("name") or f"<deployment #{i + 1} without a name>")
+        problems = deployment_problems(dep) + schedule_problems(dep)
         if problems:
             bad.append(PolicyProblem(deployment=name, problems=problems))
         else:
@@ -139,7 +214,7 @@ def check_deployments(doc: dict[str, Any]) -> tuple[list[str], list[PolicyProble
 
 def find_deployment(doc: dict[str, Any], name: str) -> dict[str, Any]:
     for dep in doc.get("deployments") or []:
-        if (dep or {}).get("name") == name:
+        if isinstance(dep, dict) and dep.get("name") == name:
             return dep
     raise KeyError(f"no deployment named {name!r} in prefect.yaml")
 

@@ -10,6 +10,11 @@
 | RELEASEGATE_PROD_ENVIRONMENT          | prod                                      |
 | RELEASEGATE_PREFECT_TELEMETRY         | false                                     |
 | RELEASEGATE_APPROVAL_POLL_SECONDS     | 5 (how often a paused run checks for input)|
+| RELEASEGATE_SERVICE_KEY               | <home>/service.key (64 hex chars, mode 0600, made on first use) |
+
+The service key seals every record releasegate writes (``releasegate.trust``); it is never in the log.
+Every process that writes or reads trusted records of one decision log needs the same key: the same
+``RELEASEGATE_HOME`` or the same ``RELEASEGATE_SERVICE_KEY``.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import os
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -35,6 +40,7 @@ class Settings(BaseSettings):
     prod_environment: str = "prod"
     prefect_telemetry: bool = False
     approval_poll_seconds: int = Field(default=5, ge=1, le=60)
+    service_key: SecretStr | None = Field(default=None, description="Hex key that seals trusted records.")
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
@@ -53,6 +59,20 @@ class Settings(BaseSettings):
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home_dir / 'releasegate.db'}"
+
+    def service_key_bytes(self) -> bytes:
+        """The service key: RELEASEGATE_SERVICE_KEY, else <home>/service.key (made on first use)."""
+        from .trust import load_or_create_key
+
+        if self.service_key is not None:
+            try:
+                key = bytes.fromhex(self.service_key.get_secret_value().strip())
+            except ValueError:
+                raise ValueError("RELEASEGATE_SERVICE_KEY: must be hex (e.g. `openssl rand -hex 32`)") from None
+            if len(key) < 16:
+                raise ValueError("RELEASEGATE_SERVICE_KEY: must hold at least 16 bytes (32 hex characters)")
+            return key
+        return load_or_create_key(self.home_dir / "service.key")
 
     @property
     def resolved_tracking_uri(self) -> str:

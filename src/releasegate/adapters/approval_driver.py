@@ -22,9 +22,10 @@ def demo_approvers_file(folder: Path) -> Path:
     """A copy of the approver allow-lists with the demo identities added; point RELEASEGATE_APPROVERS at it."""
     import yaml
 
+    from ..yamlio import load_yaml
     from .context import project_root
 
-    doc = yaml.safe_load((project_root() / "blocks" / "approvers.yaml").read_text())
+    doc = load_yaml(project_root() / "blocks" / "approvers.yaml")
     doc["pm"] = [*doc.get("pm", []), DEMO_PM]
     doc["risk"] = [*doc.get("risk", []), DEMO_RISK]
     path = folder / "approvers.demo.yaml"

@@ -13,6 +13,11 @@ variable naming a YAML file overrides both (tests, one-off runs).
 
 Event routes are read from ``blocks/event_routes.yaml`` only (or $RELEASEGATE_EVENT_ROUTES), so that
 event intake answers duplicates without any Prefect call.
+
+Every file is read with the strict loader (``releasegate.yamlio``: a duplicated key is refused) and every
+model refuses unknown fields. A file or block that is not valid raises ``ConfigError`` naming the file,
+the field and the rule; it is the ``ClickException`` typer catches (exit 2), so a CLI command that loads
+configuration prints that message instead of a traceback.
 """
 
 from __future__ import annotations
@@ -20,10 +25,9 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
-import yaml
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..capacity import GatewayConfig
 from ..gates import GatePolicy
@@ -31,14 +35,22 @@ from ..handshake import Role
 from ..intake import DEFAULT_ROUTES, Route
 from ..monitoring import MonitoringPolicy
 from ..retrain import RetrainPolicy
+from ..yamlio import YamlError, load_yaml
 from . import context
+
+try:  # the ClickException the CLI catches and prints as a message: typer >= 0.2x vendors click as typer._click
+    from typer._click.exceptions import ClickException as _CliMessage
+except ImportError:  # older typer runs on click itself
+    from click.exceptions import ClickException as _CliMessage
 
 M = TypeVar("M", bound=BaseModel)
 
 
 class ApproverConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     pm: list[str] = []
     risk: list[str] = []
+    exceptions: list[str] = []  # who may grant a gate exception (never the person who asked for it)
 
     def allow_lists(self) -> dict[Role, list[str]]:
         return {Role.pm: list(self.pm), Role.risk: list(self.risk)}
@@ -58,9 +70,59 @@ def config_file(name: str) -> Path:
     return Path(os.environ.get(env) or context.project_root() / "blocks" / filename)
 
 
+class ConfigError(_CliMessage, ValueError):
+    """A configuration file or block releasegate cannot accept: ``path`` (file or block), ``field``, ``rule``.
+
+    ``problems`` holds every (field, rule) found; the message lists them all and says what to do."""
+
+    exit_code = 2
+
+    def __init__(self, path: str | Path, field: str | None, rule: str, problems: list[tuple[str, str]] | None = None):
+        self.path, self.field, self.rule = str(path), field, rule
+        self.problems = problems or [(field or "(file)", rule)]
+        lines = [f"{f}: {r}" for f, r in self.problems]
+        body = lines[0] if len(lines) == 1 else f"{len(lines)} problems:\n  - " + "\n  - ".join(lines)
+        super().__init__(f"invalid configuration {self.path}: {body}\nFix it and run the command again.")
+
+
+def _field_rule(model: type[BaseModel], err: Any) -> tuple[str, str]:
+    loc = err["loc"]
+    field = ".".join(str(p) for p in loc) or "(top level)"
+    if err["type"] == "extra_forbidden":
+        allowed = f" (allowed here: {', '.join(model.model_fields)})" if len(loc) == 1 else ""
+        return field, f"unknown field, not part of this configuration{allowed}; check the spelling"
+    return field, err["msg"].removeprefix("Value error, ")
+
+
+def config_error(
+    path: str | Path, exc: ValidationError | YamlError, model: type[BaseModel] | None = None
+) -> ConfigError:
+    """Turn a pydantic ``ValidationError`` or a ``YamlError`` into a ``ConfigError`` naming path, field, rule."""
+    if isinstance(exc, YamlError):
+        where = f"line {exc.line}" if exc.line is not None else "(file)"
+        field = str(exc.key) if exc.key is not None else where
+        return ConfigError(path, field, exc.rule, [(where, exc.rule)])
+    problems = [_field_rule(model or BaseModel, e) for e in exc.errors()]
+    return ConfigError(path, problems[0][0], problems[0][1], problems)
+
+
+def validate_config(model: type[M], data: Any, path: str | Path) -> M:
+    try:
+        return model.model_validate({} if data is None else data)
+    except ValidationError as exc:
+        raise config_error(path, exc, model) from None
+
+
 def from_file(name: str, path: Path | None = None):
     model, _, _ = CONFIGS[name]
-    return model.model_validate(yaml.safe_load((path or config_file(name)).read_text()) or {})
+    path = path or config_file(name)
+    try:
+        data = load_yaml(Path(path))
+    except YamlError as exc:
+        raise config_error(path, exc) from None
+    except OSError as exc:
+        raise ConfigError(path, None, f"cannot be read ({exc.strerror or exc})") from None
+    return validate_config(model, data, path)
 
 
 def load(name: str, use_block: bool = True):
@@ -70,10 +132,12 @@ def load(name: str, use_block: bool = True):
         try:
             from .blocks import ReleasegateConfig
 
-            return model.model_validate(ReleasegateConfig.load(name).values)
+            values = ReleasegateConfig.load(name).values
         except ValueError as exc:
             if "Unable to find block document" not in str(exc):
                 raise
+        else:
+            return validate_config(model, values, f"block releasegate-config/{name}")
     return from_file(name)
 
 
@@ -85,10 +149,18 @@ def load_gateway_config(use_block: bool = True) -> GatewayConfig:
     return load("capacity-policy", use_block)
 
 
+class _RoutesFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    routes: list[Route] | None = Field(default_factory=list)
+
+
 @lru_cache(maxsize=8)
 def _routes(path: str, mtime: float) -> tuple[Route, ...]:
-    doc = yaml.safe_load(Path(path).read_text()) or {}
-    return tuple(Route.model_validate(r) for r in doc.get("routes") or [])
+    try:
+        doc = load_yaml(Path(path))
+    except YamlError as exc:
+        raise config_error(path, exc) from None
+    return tuple(validate_config(_RoutesFile, doc, path).routes or [])
 
 
 def load_routes() -> list[Route]:

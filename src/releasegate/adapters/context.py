@@ -9,8 +9,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..clock import Clock, SystemClock
-from ..decision_log import DecisionLog
 from ..settings import Settings
+from ..trust import SealedDecisionLog
 
 _clock: Clock = SystemClock()
 
@@ -33,8 +33,10 @@ def settings() -> Settings:
     return Settings()
 
 
-def decision_log(url: str | None = None) -> DecisionLog:
-    return DecisionLog(url or settings().resolved_database_url, clock=_ClockProxy())
+def decision_log(url: str | None = None) -> SealedDecisionLog:
+    """The service path's log: every record it appends carries the service seal (``releasegate.trust``)."""
+    s = settings()
+    return SealedDecisionLog(url or s.resolved_database_url, clock=_ClockProxy(), key_loader=s.service_key_bytes)
 
 
 class _ClockProxy:

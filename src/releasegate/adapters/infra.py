@@ -131,10 +131,13 @@ def _block_document_id(client, name: str):
 
 def apply_automations(path) -> list[InfraChange]:
     """Create or update the automations in ``path`` by name; skip those whose notify block is missing."""
-    import yaml
+    from pathlib import Path
+
     from prefect.events.schemas.automations import AutomationCore
 
-    doc = yaml.safe_load(open(path).read()) or {}
+    from ..yamlio import load_yaml
+
+    doc = load_yaml(Path(path)) or {}
     changes: list[InfraChange] = []
     with get_client(sync_client=True) as client:
         for spec in doc.get("automations") or []:

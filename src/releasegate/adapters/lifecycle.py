@@ -57,9 +57,10 @@ def prepare_environment(home: Path) -> None:
     # seen going again within seconds and a Sunday-night maintenance window cannot stall the demo.
     import yaml
 
+    from ..yamlio import load_yaml
     from .context import project_root
 
-    policy = yaml.safe_load((project_root() / "blocks" / "capacity_policy.yaml").read_text())
+    policy = load_yaml(project_root() / "blocks" / "capacity_policy.yaml")
     policy |= {"windows": [], "backoff_seconds": [3, 5]}
     path = home / "capacity_policy.demo.yaml"
     path.write_text(yaml.safe_dump(policy))

@@ -5,7 +5,8 @@ retries and timeout are fixed when the flow object is built. So the decorator re
 ``runtime_policy`` (see ``releasegate.runtime_policy``) when the flow module is loaded, by the worker
 or by a test, and builds the flow with those retries, retry delay and timeout. At the start of each run
 it applies the late-run rule: a run later than the policy allows ends Cancelled with the reason
-``LATE_RUN_SKIPPED`` and a ``late_run`` decision record.
+``LATE_RUN_SKIPPED`` and a ``late_run`` decision record. Lateness counts from when the run was due: for
+a deferred run, the last ``next_evaluation_at`` the gateway gave it (``_due_at``).
 
 A governed flow that fails *raises*; it does not return a ``Failed`` state. With retries, Prefect 3.8's
 engine retries a raised exception in the same process, but a returned ``Failed`` becomes
@@ -41,6 +42,19 @@ def _scheduled_start():
         return None
 
 
+def _due_at(run_id: str):
+    """When the run was due: its scheduled start, or, for a run the gateway deferred, the time the
+    gateway told it to come back (Prefect keeps ``expected_start_time`` at the first schedule when a
+    run is rescheduled, so a run deferred by a 12-day freeze would otherwise be "12 days late" when the
+    freeze ends and be skipped by its own deferral). An overridden deferral is due at the override."""
+    scheduled = _scheduled_start()
+    deferral = context.scheduling_store().get_deferral(run_id)
+    if deferral is None:
+        return scheduled
+    due = deferral.closed_at if deferral.status == "overridden" and deferral.closed_at else deferral.next_evaluation_at
+    return max(d for d in (scheduled, due) if d is not None)
+
+
 def governed_flow(deployment: str, **flow_kwargs: Any) -> Callable[[Callable[..., Any]], Any]:
     policy = load_policy(deployment)
 
@@ -50,7 +64,7 @@ def governed_flow(deployment: str, **flow_kwargs: Any) -> Callable[[Callable[...
             from prefect.runtime import flow_run
 
             now = context.clock().now()
-            verdict = late_run_verdict(policy.late_run, _scheduled_start(), now)
+            verdict = late_run_verdict(policy.late_run, _due_at(str(flow_run.id)), now)
             if not verdict.run:
                 context.decision_log().append(
                     NewDecision(

@@ -12,7 +12,8 @@ Prefect API, asks ``releasegate.capacity.evaluate``, and when the run may not st
 
 Step 4 uses an internal Prefect signal (``prefect.exceptions.Pause``), the same one
 ``pause_flow_run(reschedule=True)`` uses; the pin ``prefect<3.9`` and the harness tests guard it.
-An overridden deferral (``releasegate deferrals override``) is admitted without asking the gateway.
+An overridden deferral (``releasegate deferrals override``) is admitted once without asking the gateway,
+while its ``exception_expiry`` holds (``use_override``).
 """
 
 from __future__ import annotations
@@ -100,6 +101,55 @@ def build_snapshot(
     )
 
 
+def use_override(run_id: str, now: datetime) -> str | None:
+    """Admit on an override only if one holds now: sealed, granted for this run, unexpired, unused.
+
+    An override admits one start of the run: its use is recorded (kind ``override``, naming the grant),
+    and a retry or a later start goes through the gateway again. An override whose ``exception_expiry``
+    has passed is recorded as expired and admits nothing."""
+    log = context.decision_log()
+    subject = f"flow_run:{run_id}"
+    good, forged = log.trusted(kind="override", subject=subject)
+    log.refuse_forged(forged, "capacity-gateway")
+    used = {r.details.get("override_decision_id") for r in good if r.details.get("override_decision_id")}
+    grants = [
+        r
+        for r in good
+        if r.decision_outcome is DecisionOutcome.override and r.decision_id not in used and r.exception_expiry
+    ]
+    if not grants:
+        return None
+    grant = grants[-1]
+    common = {"ticket_ref": grant.details.get("ticket_ref"), "override_decision_id": grant.decision_id}
+    if grant.exception_expiry <= now:
+        log.append(
+            NewDecision(
+                decision_kind=DecisionKind.override,
+                decision_outcome=DecisionOutcome.reject,
+                decision_rationale=f"override {grant.decision_id} expired at {grant.exception_expiry.isoformat()}: "
+                "the run goes through the capacity gateway",
+                subject=subject,
+                actor="releasegate:capacity-gateway",
+                details={**common, "refusal": "exception_expiry: passed"},
+            ),
+            now=now,
+        )
+        return None
+    log.append(
+        NewDecision(
+            decision_kind=DecisionKind.override,
+            decision_outcome=DecisionOutcome.accept,
+            decision_rationale=f"override {grant.decision_id} used: run admitted once without the gateway",
+            subject=subject,
+            actor="releasegate:capacity-gateway",
+            exception_expiry=grant.exception_expiry,
+            details={**common, "used": True},
+        ),
+        now=now,
+    )
+    return grant.decision_id
+
+
 def gate_current_run(
     deployment: str, business_dates: list[date] | None = None, config: GatewayConfig | None = None
 ) -> GateDecision:
@@ -112,9 +162,10 @@ def gate_current_run(
     run_id = str(flow_run.id)
     logger = get_run_logger()
     previous = store.get_deferral(run_id)
-    if previous is not None and previous.status == "overridden":
-        logger.warning("deferral of %s overridden by ticket: admitted without the gateway", run_id)
-        return GateDecision(admitted=True, explanation="admitted by an audited override")
+    grant = use_override(run_id, now)
+    if grant is not None:
+        logger.warning("deferral of %s overridden by ticket %s: admitted without the gateway", run_id, grant)
+        return GateDecision(admitted=True, explanation=f"admitted by the audited override {grant}")
 
     gate = config.deployments.get(deployment)
     with get_client(sync_client=True) as client:

@@ -11,8 +11,14 @@ and no alias ever moves without its decision:
    ``archive``;
 3. a ``promotion`` decision with ``details.status = "final"`` naming the pending one.
 
-A rerun that finds a pending decision without its final one looks for the prod version tagged with that
-decision and finishes from there instead of copying again.
+A rerun that finds a pending decision without its final one finishes from there instead of copying
+again: before any copy it looks for a prod version already tagged with the pending decision, or an
+untagged copy of the same source (``models:/staging.<model>/<version>``, which ``copy_model_version``
+records as the copy's source) whose artifacts hash to the tested candidate's. A crash after the
+champion moved but before the final record is finished by the next promotion of the model
+(``finish_unfinished``), which runs under the same lock. Only records sealed by the service path
+(``releasegate.trust``) count as pending or final: a forged "final" promotion neither blocks nor
+approves anything.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from ..datagen import generate, seed_for
 from ..decisions import DecisionKind, DecisionOutcome, NewDecision
 from ..fingerprint import fingerprint
 from ..gates import Dossier, GatePolicy, GateReport
-from ..handshake import Approval, Handshake, Role, approval_ref
+from ..handshake import Approval, ApprovalFields, ApprovalRefused, Handshake, Role, approval_ref, check_approval
 from ..psi import psi
 from . import context, registry
 from .config import ApproverConfig
@@ -59,16 +65,37 @@ def drift_vs_prod(params: dict[str, str], current=None) -> dict[str, float]:
     return dict(zip(FEATURES, (round(float(v), 6) for v in psis), strict=True))
 
 
-def approved_exception(model: str, version: str, now: datetime) -> dict[str, Any] | None:
-    for rec in context.decision_log().query(
-        kind="override", subject=exception_subject(model, version), newest_first=True
-    ):
-        if rec.decision_outcome is DecisionOutcome.override and rec.exception_expiry and rec.exception_expiry > now:
-            return {"decision_id": rec.decision_id, "expires_at": rec.exception_expiry.isoformat()}
+WAIVABLE_GATES = ("kpi_delta",)  # the only gate an exception may waive (never for a worse candidate)
+
+
+def approved_exception(model: str, version: str, now: datetime, requested_by: str) -> dict[str, Any] | None:
+    """The newest exception that still holds for this candidate, re-checked, not trusted from the record.
+
+    Taken only if sealed by the service path, granted for the ``kpi_delta`` gate, unexpired, by someone
+    still on the ``exceptions`` allow-list, who is neither the promotion's requester nor the person who
+    asked for the exception."""
+    log = context.decision_log()
+    good, forged = log.trusted(kind="override", subject=exception_subject(model, version))
+    log.refuse_forged(forged, "promotion")
+    allowed = set(approver_config().exceptions)
+    for rec in reversed(good):
+        d = rec.details
+        if rec.decision_outcome is not DecisionOutcome.override or d.get("gate") not in WAIVABLE_GATES:
+            continue
+        if not rec.exception_expiry or rec.exception_expiry <= now:
+            continue
+        if rec.actor not in allowed or rec.actor in (requested_by, d.get("requested_by")):
+            continue
+        return {
+            "decision_id": rec.decision_id,
+            "expires_at": rec.exception_expiry.isoformat(),
+            "gate": d["gate"],
+            "granted_by": rec.actor,
+        }
     return None
 
 
-def build_dossier(model: str, candidate_version: str, policy: GatePolicy) -> Dossier:
+def build_dossier(model: str, candidate_version: str, policy: GatePolicy, requested_by: str = "") -> Dossier:
     now = context.clock().now()
     staging, prod = registry.model_name("staging", model), registry.model_name("prod", model)
     candidate = registry.version_facts(staging, candidate_version)
@@ -90,7 +117,7 @@ def build_dossier(model: str, candidate_version: str, policy: GatePolicy) -> Dos
         monitoring_configured=monitoring,
         drift_psi=drift,
         smoke=smoke,
-        exception=approved_exception(model, candidate_version, now),
+        exception=approved_exception(model, candidate_version, now, requested_by),
         built_at=now,
     )
 
@@ -158,27 +185,47 @@ def record_approval(
 
 
 def restore_handshake(flow_run_id: str, base: Handshake) -> Handshake:
-    """Approvals already given to this promotion run (after its last expired ack), from the decision log."""
-    pm = risk = None
-    for rec in context.decision_log().query(subject=promotion_subject(flow_run_id)):
-        if rec.decision_kind is DecisionKind.promotion and rec.details.get("reason_code") == "ACK_EXPIRED":
-            pm = risk = None
+    """Approvals already given to this promotion run (after its last expired ack), from the decision log.
+
+    Nothing stored is trusted as such: only records sealed by the service path count, and each is
+    re-checked with ``check_approval`` in log order (allow-list, four eyes, order) against the current
+    handshake; its time is the record's own timestamp. Unsealed approval records are recorded as
+    refused forgeries and ignored."""
+    log = context.decision_log()
+    good, forged = log.trusted(subject=promotion_subject(flow_run_id))
+    log.refuse_forged(forged, "promotion")
+    h = base.model_copy(update={"pm": None, "risk": None})
+    for rec in good:
+        d = rec.details
+        if rec.decision_kind is DecisionKind.promotion and d.get("reason_code") == "ACK_EXPIRED":
+            h = h.model_copy(update={"pm": None, "risk": None})
             continue
-        if rec.decision_kind is not DecisionKind.approval or rec.details.get("refusal"):
+        if rec.decision_kind is not DecisionKind.approval or d.get("refusal") or d.get("role") not in ("pm", "risk"):
             continue
-        role = rec.details.get("role")
-        if role in ("pm", "risk") and rec.details.get("at"):
-            a = Approval(
-                role=Role(role),
-                approver=rec.details["approver"],
-                decision=rec.details["decision"],
-                reference=rec.details["reference"],
-                statement=rec.details.get("statement") or "",
-                comment=rec.details.get("comment") or "",
-                at=datetime.fromisoformat(rec.details["at"]),
+        role = Role(d["role"])
+        try:
+            fields = ApprovalFields(
+                approver=str(d.get("approver") or ""),
+                decision=d.get("decision"),
+                reference=str(d.get("reference") or ""),
+                statement=str(d.get("statement") or ""),
+                comment=str(d.get("comment") or ""),
             )
-            pm, risk = (a, risk) if role == "pm" else (pm, a)
-    return base.model_copy(update={"pm": pm, "risk": risk})
+            check_approval(h, role, fields)
+        except (ApprovalRefused, ValueError):  # no longer valid (e.g. removed from the allow-list)
+            continue
+        a = Approval(**fields.model_dump(), role=role, at=rec.decision_timestamp)
+        h = h.model_copy(update={role.value: a})
+    return h
+
+
+def tech_pass_ref(flow_run_id: str) -> str | None:
+    """The tech gate report ref of this run's last sealed TECH_GATE_PASS, if any."""
+    good, _ = context.decision_log().trusted(kind="approval", subject=promotion_subject(flow_run_id))
+    passed = [
+        r for r in good if r.details.get("role") == "tech" and r.decision_outcome is DecisionOutcome.accept
+    ]
+    return passed[-1].tech_gate_report_ref if passed else None
 
 
 def record_outcome(
@@ -251,39 +298,57 @@ def write_pending(
     )
 
 
+def _promotion_records(model: str) -> tuple[list, set[str]]:
+    """This model's sealed pending promotions, and the ids of pendings that reached an end (final/failed)."""
+    log = context.decision_log()
+    good, forged = log.trusted(kind="promotion")
+    log.refuse_forged([f for f in forged if f.details.get("model_name") == model], "promotion")
+    mine = [r for r in good if r.details.get("model_name") == model]
+    pendings = [r for r in mine if r.details.get("status") == "pending"]
+    ended = {str(r.details.get("pending_decision_id")) for r in mine if r.details.get("status") in ("final", "failed")}
+    return pendings, ended
+
+
+def finish_unfinished(model: str) -> list[dict[str, Any]]:
+    """Finish every promotion of ``model`` that wrote its pending record but not its final one."""
+    pendings, ended = _promotion_records(model)
+    return [_complete(p, converged=True) for p in pendings if p.decision_id not in ended]
+
+
 def binary_promotion(
     flow_run_id: str, report: GateReport, report_ref: str, h: Handshake, ack_ref: str, candidate_sha256: str
 ) -> dict[str, Any]:
-    log = context.decision_log()
-    version = report.candidate_version
     subject = promotion_subject(flow_run_id)
-    pending = None
-    for rec in log.query(kind="promotion", subject=subject):
-        if rec.details.get("status") == "pending":
-            pending = rec
-        elif (
-            rec.details.get("status") == "final"
-            and pending
-            and rec.details.get("pending_decision_id") == pending.decision_id
-        ):
-            return {"prod_version": rec.details["prod_version"], "decision_id": rec.decision_id, "converged": False}
-    if pending is None:
-        pending = write_pending(flow_run_id, report, report_ref, h, ack_ref, candidate_sha256)
-        prod_version, converged = None, False
-    else:  # a previous attempt stopped after its pending record: finish what it started, never copy twice
-        prod_version = registry.find_prod_version_for_decision(pending.details["prod_model"], pending.decision_id)
-        converged = True
-    staging, prod = pending.details["staging_model"], pending.details["prod_model"]
-    previous = pending.details.get("previous_champion")
+    pendings, ended = _promotion_records(report.model)
+    mine = [p for p in pendings if p.subject == subject]
+    if mine and mine[-1].decision_id in ended:
+        finals = context.decision_log().trusted(kind="promotion", subject=subject)[0]
+        final = next(r for r in reversed(finals) if r.details.get("pending_decision_id") == mine[-1].decision_id)
+        return {"prod_version": final.details.get("prod_version"), "decision_id": final.decision_id, "converged": False}
+    if mine:  # a previous attempt stopped after its pending record: finish what it started, never copy twice
+        return _complete(mine[-1], converged=True)
+    pending = write_pending(flow_run_id, report, report_ref, h, ack_ref, candidate_sha256)
+    return _complete(pending, converged=False)
+
+
+def _complete(pending, converged: bool) -> dict[str, Any]:
+    """Steps 2 and 3 of binary promotion for a pending record (idempotent: safe to run again)."""
+    log = context.decision_log()
+    d = pending.details
+    staging, prod, version = d["staging_model"], d["prod_model"], str(d["candidate_version"])
+    candidate_sha256, previous = d["candidate_sha256"], d.get("previous_champion")
     refs = {
         k: getattr(pending, k)
         for k in ("tech_gate_report_ref", "pm_gate_ref", "risk_gate_ref", "joint_release_ack_ref", "rollback_plan_ref")
     }
-    common = {k: v for k, v in pending.details.items() if k != "status"}
+    common = {k: v for k, v in d.items() if k not in ("status", "seal")}
 
+    prod_version = registry.find_copy(prod, staging, version, candidate_sha256, pending.decision_id)
     if prod_version is None:
         prod_version = registry.copy_to(staging, version, prod)
         registry.set_tags(prod, prod_version, {"decision_id": pending.decision_id})
+    else:
+        converged = True
     prod_sha = registry.artifact_sha256(f"models:/{prod}/{prod_version}")
     if prod_sha != candidate_sha256:
         log.append(
@@ -292,10 +357,16 @@ def binary_promotion(
                 decision_outcome=DecisionOutcome.reject,
                 decision_rationale=f"binary check failed: {prod} v{prod_version} hashes {prod_sha[:12]}, tested "
                 f"{staging} v{version} hashed {candidate_sha256[:12]}; aliases not moved",
-                subject=subject,
+                subject=pending.subject,
                 actor="releasegate:promotion",
-                tech_gate_report_ref=report_ref,
-                details={**common, "status": "failed", "prod_version": prod_version, "prod_sha256": prod_sha},
+                tech_gate_report_ref=refs["tech_gate_report_ref"],
+                details={
+                    **common,
+                    "status": "failed",
+                    "pending_decision_id": pending.decision_id,
+                    "prod_version": prod_version,
+                    "prod_sha256": prod_sha,
+                },
             )
         )
         raise RuntimeError(f"artifact hash mismatch between {staging} v{version} and {prod} v{prod_version}")
@@ -319,7 +390,7 @@ def binary_promotion(
             decision_outcome=DecisionOutcome.accept,
             decision_rationale=f"promoted {staging} v{version} as {prod} v{prod_version} (champion); "
             + (f"v{previous} archived" if previous else "first release"),
-            subject=subject,
+            subject=pending.subject,
             actor="releasegate:promotion",
             details={
                 **common,
@@ -342,25 +413,39 @@ def binary_promotion(
 
 
 def report_git_sha(name: str, version: str) -> str:
-    try:
-        return registry.client().get_model_version(name, version).tags.get("git_sha", "unknown")
-    except Exception:
-        return "unknown"
+    return registry.client().get_model_version(name, version).tags.get("git_sha", "unknown")
 
 
-def ensure_model_lock(model: str) -> str:
-    """A Prefect global concurrency limit of 1 per model: one promotion per model at a time."""
+def _ensure_limit(name: str) -> str:
+    """A Prefect global concurrency limit of 1, created when missing and re-activated when someone
+    deactivated it in the UI: an inactive limit admits everyone, and releasegate's one-at-a-time rule
+    must not depend on a UI toggle. Callers take it with ``concurrency(name, strict=True)``."""
     from prefect import get_client
-    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
-    from prefect.exceptions import ObjectNotFound
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, GlobalConcurrencyLimitUpdate
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
-    name = f"promotion-{model}"
     with get_client(sync_client=True) as c:
         try:
-            c.read_global_concurrency_limit_by_name(name)
+            limit = c.read_global_concurrency_limit_by_name(name)
         except ObjectNotFound:
             try:
                 c.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
-            except Exception:  # created concurrently
-                c.read_global_concurrency_limit_by_name(name)
+            except ObjectAlreadyExists:  # created concurrently
+                pass
+            limit = c.read_global_concurrency_limit_by_name(name)
+        if not limit.active or limit.limit != 1:
+            c.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(active=True, limit=1))
     return name
+
+
+def ensure_model_lock(model: str) -> str:
+    """One promotion per model at a time (held for the whole promotion, approvals included)."""
+    return _ensure_limit(f"promotion-{model}")
+
+
+def ensure_alias_lock(model: str) -> str:
+    """One alias change per model at a time: the binary step of a promotion and every rollback take it.
+
+    Separate from the promotion lock, which is held while a promotion waits (up to a day) for approvals:
+    an emergency rollback must not wait behind that, but it must never interleave with alias moves."""
+    return _ensure_limit(f"aliases-{model}")

@@ -181,16 +181,36 @@ def smoke_test(uri: str, X) -> dict[str, Any]:
         return {"ok": False, "rows": len(X), "error": f"{type(exc).__name__}: {exc}"[:500]}
 
 
-def find_prod_version_for_decision(prod_name: str, decision_id: str) -> str | None:
-    """The prod version a (possibly interrupted) promotion already copied, found by its decision tag."""
-    c = client()
-    try:
-        for mv in c.search_model_versions(f"name='{prod_name}'"):
-            if mv.tags.get("decision_id") == decision_id:
+def find_copy(prod_name: str, staging_name: str, version: str, sha256: str, decision_id: str) -> str | None:
+    """The prod version an interrupted promotion already made, so that a rerun never copies twice.
+
+    First a version tagged with the promotion's pending ``decision_id``; else a copy of exactly
+    ``models:/<staging_name>/<version>`` (the source ``copy_model_version`` records) that no other
+    promotion has claimed (no ``decision_id`` tag) and whose artifacts hash to ``sha256``: the copy made
+    just before a crash, before its tag was set. Errors from MLflow propagate: "not found" must never be
+    guessed from a failed call (that is how a promotion would copy the same binary a second time)."""
+    versions = _search_versions(prod_name)
+    for mv in versions:
+        if mv.tags.get("decision_id") == decision_id:
+            return str(mv.version)
+    source = f"models:/{staging_name}/{version}"
+    for mv in versions:
+        if mv.source == source and not mv.tags.get("decision_id"):
+            if artifact_sha256(f"models:/{prod_name}/{mv.version}") == sha256:
                 return str(mv.version)
-    except Exception:
-        return None
     return None
+
+
+def _search_versions(name: str) -> list:
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
+
+    try:
+        return list(client().search_model_versions(f"name='{name}'"))
+    except MlflowException as exc:
+        if exc.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+            return []
+        raise
 
 
 def copy_to(src_name: str, version: str, dst_name: str) -> str:
