@@ -7,7 +7,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export MLFLOW_DISABLE_TELEMETRY ?= true
 export DO_NOT_TRACK ?= 1
 
-.PHONY: venv test lint pytest demo policy-check bench up down clean
+.PHONY: venv test test-unit lint typecheck pytest demo policy-check bench up down clean
 
 venv: $(STAMP)
 
@@ -21,13 +21,22 @@ $(STAMP): pyproject.toml
 lint: $(STAMP)
 	$(BIN)/ruff check src flows deployments blocks tests bench
 
+# mypy with the configuration in pyproject.toml ([tool.mypy]: src/releasegate and flows, strict for the
+# pure policy modules and the stores).
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
 policy-check: $(STAMP)
 	$(BIN)/releasegate policy check prefect.yaml
 
 pytest: $(STAMP)
 	$(BIN)/pytest -q
 
-test: lint policy-check pytest
+# The pure rules and stores only (no Prefect harness): seconds.
+test-unit: $(STAMP)
+	$(BIN)/pytest -q tests/unit
+
+test: lint typecheck policy-check pytest
 
 # The smallest real end-to-end thing, on embedded defaults (SQLite decision log, ephemeral Prefect).
 DEMO_HOME ?= .releasegate/demo

@@ -6,11 +6,12 @@ prefect.yaml, and publishes the result as a markdown artifact.
 """
 
 from datetime import datetime
+from typing import Any
 
 from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
-from prefect.states import Failed
+from prefect.states import Failed, State
 
 from releasegate.adapters import context
 from releasegate.adapters.prefect_flows import governed_flow
@@ -26,7 +27,7 @@ def governance_run(
     ticket_ref: str | None = None,
     approved_at: datetime | None = None,
     target_environment: Environment = Environment.dev,
-) -> dict:
+) -> dict[str, Any] | State[Any]:
     logger = get_run_logger()
     log = context.decision_log()
     run_id = str(flow_run.id) if flow_run.id else "local"
@@ -46,13 +47,15 @@ def governance_run(
     if not verdict.accepted:
         logger.error("%s (decision %s)", record.decision_rationale, record.decision_id)
         return Failed(message=f"{record.decision_rationale} (decision {record.decision_id})")
+    trigger = verdict.trigger
+    assert trigger is not None  # accepted
 
     audit = log.verify()
     _, policy_problems = check_deployments(load_prefect_yaml(context.project_root() / "prefect.yaml"))
     lines = [
         "# Governance run",
-        f"- requested by **{requested_by}** ({verdict.trigger.reason_code.value}) against "
-        f"`{verdict.trigger.target_environment.value}`",
+        f"- requested by **{requested_by}** ({trigger.reason_code.value}) against "
+        f"`{trigger.target_environment.value}`",
         f"- decision `{record.decision_id}`",
         f"- decision log: {audit.checked} records, chain "
         + ("intact" if audit.ok else f"**BROKEN** at {audit.first_break}"),

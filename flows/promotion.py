@@ -12,7 +12,7 @@ after the later approval) the run records that, re-checks the gates and asks aga
 """
 
 import uuid
-from typing import Literal
+from typing import Any, Literal
 
 from prefect import flow, get_run_logger, pause_flow_run
 from prefect.artifacts import create_markdown_artifact
@@ -20,7 +20,7 @@ from prefect.concurrency.sync import concurrency
 from prefect.events import emit_event
 from prefect.input import RunInput
 from prefect.runtime import flow_run
-from prefect.states import Completed, Failed
+from prefect.states import Completed, Failed, State
 
 from releasegate.adapters import context
 from releasegate.adapters.config import load
@@ -124,7 +124,7 @@ def promotion(
     candidate_version: str,
     requested_by: str = "registry-event",
     approval_timeout_minutes: int = 1440,
-) -> dict:
+) -> dict[str, Any] | State[Any]:
     logger = get_run_logger()
     run_id = str(flow_run.id)
     with concurrency(ensure_model_lock(model_name), occupy=1, strict=True):
@@ -136,7 +136,7 @@ def promotion(
             gated = execute_gates(built["dossier"])
             report = GateReport.model_validate(gated["report"])
             report_ref = f"artifact:{gated['artifact_id']}"
-            record_tech(run_id, report, report_ref)
+            record_tech(run_id, report, report_ref, report_artifact_sha(built))
             if report.outcome is not PromotionOutcome.promote:
                 did = record_outcome(
                     run_id,
@@ -166,6 +166,7 @@ def promotion(
                     requested_by=requested_by,
                     tech_report_ref=report_ref,
                     tech_pass=True,
+                    candidate_sha256=report_artifact_sha(built),
                     allow_lists=approver_config().allow_lists(),
                 ),
             )
@@ -201,6 +202,7 @@ def promotion(
                 )
                 logger.warning("%s", ack.reason)
                 continue
+            assert ack.ref is not None  # a valid ack has its reference
             with concurrency(ensure_alias_lock(model_name), occupy=1, strict=True):
                 result = binary_promotion(run_id, report, report_ref, h, ack.ref, report_artifact_sha(built))
             logger.info("promoted: %s", result)

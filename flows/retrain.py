@@ -4,7 +4,10 @@ the gateway (``releasegate.retrain``) decides, the decision is recorded, and on 
 and awaited. A planned retrain (``defer``) schedules the next evaluation of this deployment at the
 off-peak slot, once per model and day (idempotency key)."""
 
+from typing import Any
+
 from prefect import get_client, get_run_logger
+from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 from prefect.runtime import flow_run
 from prefect.states import Scheduled
@@ -27,7 +30,7 @@ def retrain(
     version: str | None = None,
     source_environment: str | None = None,
     wait_timeout_seconds: int = 3600,
-) -> dict:
+) -> dict[str, Any]:
     logger = get_run_logger()
     now = context.clock().now()
     s = signals(model_name, RetrainTrigger(trigger), source_environment)
@@ -57,20 +60,22 @@ def retrain(
     logger.info("retrain gateway: %s (%s) - %s", decision.outcome, decision.reason_code, decision.reason)
     out = {"outcome": decision.outcome, "reason_code": decision.reason_code, "decision_id": rec.decision_id}
     if decision.outcome == "defer":
+        next_at = decision.next_evaluation_at
+        assert next_at is not None  # a planned retrain names its slot
         with get_client(sync_client=True) as c:
             me = c.read_flow_run(flow_run.id)
             nxt = (
                 c.create_flow_run_from_deployment(
                     me.deployment_id,
                     parameters={"model_name": model_name, "trigger": str(trigger)},
-                    state=Scheduled(scheduled_time=decision.next_evaluation_at),
-                    idempotency_key=f"{DEPLOYMENT}:planned:{model_name}:{decision.next_evaluation_at.date()}",
+                    state=Scheduled(scheduled_time=next_at),
+                    idempotency_key=f"{DEPLOYMENT}:planned:{model_name}:{next_at.date()}",
                 )
                 if me.deployment_id
                 else None
             )
         return out | {
-            "next_evaluation_at": decision.next_evaluation_at.isoformat(),
+            "next_evaluation_at": next_at.isoformat(),
             "next_run_id": str(nxt.id) if nxt else None,
         }
     if decision.outcome == "no_retrain":
@@ -82,6 +87,7 @@ def retrain(
         as_subflow=True,
         idempotency_key=f"retrain-job:{flow_run.id}",
     )
+    assert isinstance(child, FlowRun)  # called from a sync flow: the sync implementation ran
     logger.info("retrain-job run %s ended %s", child.id, child.state_name)
     if not child.state or not child.state.is_completed():
         raise RuntimeError(f"retrain-job run {child.id} ended {child.state_name} (decision {rec.decision_id})")

@@ -5,9 +5,10 @@ by a person from the Prefect UI / API. A governed flow: its runtime policy from 
 timeout, late-run rule) applies. It does *not* ask the capacity gateway: an emergency rollback must not
 wait behind a change freeze or a full critical queue.
 
-* A run that intake did not create (no sealed ``event`` decision names it) is a manual run: it follows
-  the manual-run contract against prod (requested_by, reason_code ``recovery``, ticket_ref and
-  approved_at), recorded as a ``manual_run`` decision; without them it is refused and nothing moves.
+* A run that is not the unchanged request of a sealed EOD monitoring verdict (``requested_by_monitoring``)
+  is a manual run: it follows the manual-run contract against prod (requested_by, reason_code
+  ``recovery``, ticket_ref and approved_at), recorded as a ``manual_run`` decision; without them it is
+  refused and nothing moves.
 * It takes the model's alias lock (``aliases-<model>``), the one the binary step of a promotion takes,
   so a rollback never interleaves with a promotion's alias moves.
 * The plan (``releasegate.rollback``) refuses, with the field and rule, when no approved version exists;
@@ -26,15 +27,42 @@ from releasegate.adapters import context
 from releasegate.adapters.prefect_flows import governed_flow
 from releasegate.adapters.promotion_ops import ensure_alias_lock
 from releasegate.adapters.rollback_ops import execute_rollback
+from releasegate.decisions import DecisionKind
 from releasegate.manual_runs import decide_manual_run
 from releasegate.rollback import RollbackRefused
 from releasegate.slugs import artifact_key
 
 
-def started_by_intake(run_id: str) -> bool:
-    """Whether event intake created this run (a sealed ``event`` decision names it)."""
-    good, _ = context.decision_log().trusted(kind="event", subject="deployment:rollback")
-    return any(r.details.get("flow_run_id") == run_id for r in good)
+def requested_by_monitoring(run_id: str, parameters: dict) -> bool:
+    """Whether this run is the rollback an EOD monitoring verdict asked for, unchanged since.
+
+    Intake must have created it (a sealed "created" ``event`` record names the run), the event must
+    point at a sealed ``monitoring`` decision (``event_id = <monitoring decision id>:rollback``) about
+    this model and method, and the run's parameters must still be the ones intake gave it (the Prefect
+    API lets anyone edit a run's parameters). Anything else is a person's rollback: the manual-run
+    contract applies. ``releasegate events send`` cannot fake this: it cannot write a sealed
+    ``monitoring`` decision."""
+    log = context.decision_log()
+    good, _ = log.trusted(kind="event", subject="deployment:rollback")
+    created = [r for r in good if r.details.get("flow_run_id") == run_id]
+    accepted_ids = {r.details.get("accepted_decision_id") for r in created} | {r.decision_id for r in created}
+    accepted = [r for r in good if r.decision_id in accepted_ids and r.details.get("parameters") is not None]
+    if not accepted:
+        return False
+    event = accepted[-1]
+    if {k: str(v) for k, v in event.details["parameters"].items()} != {
+        k: str(parameters.get(k)) for k in event.details["parameters"]
+    }:
+        return False
+    monitoring_id, _, suffix = str(event.details.get("event_id", "")).rpartition(":")
+    verdict = log.get(monitoring_id) if suffix == "rollback" else None
+    return (
+        verdict is not None
+        and log.is_trusted(verdict)
+        and verdict.decision_kind is DecisionKind.monitoring
+        and verdict.details.get("model_name") == parameters.get("model_name")
+        and verdict.details.get("rollback_method") == parameters.get("method")
+    )
 
 
 @governed_flow("rollback", log_prints=True)
@@ -51,7 +79,15 @@ def rollback(
     logger = get_run_logger()
     run_id = str(flow_run.id) if flow_run.id else "local"
     log = context.decision_log()
-    if not started_by_intake(run_id):
+    parameters = {
+        "model_name": model_name,
+        "reason": reason,
+        "requested_by": requested_by,
+        "trigger": trigger,
+        "method": method,
+        "expected_version": expected_version,
+    }
+    if not requested_by_monitoring(run_id, parameters):
         trigger = "manual"  # whatever the form said: a person started it
         verdict = decide_manual_run(
             {
@@ -65,10 +101,10 @@ def rollback(
             actor="releasegate:rollback",
             now=context.clock().now(),
         )
-        rec = log.append(verdict.decision)
+        manual = log.append(verdict.decision)
         if not verdict.accepted:
-            logger.error("%s (decision %s)", rec.decision_rationale, rec.decision_id)
-            raise RollbackRefused("manual_run", f"{rec.decision_rationale} (decision {rec.decision_id})")
+            logger.error("%s (decision %s)", manual.decision_rationale, manual.decision_id)
+            raise RollbackRefused("manual_run", f"{manual.decision_rationale} (decision {manual.decision_id})")
     try:
         with concurrency(ensure_alias_lock(model_name), occupy=1, strict=True):
             rec = execute_rollback(

@@ -147,14 +147,19 @@ APPROVAL_REFS = {
 }
 
 
-def approve_prod_version(model: str, prod_version: str) -> None:
+def approve_prod_version(model: str, prod_version: str, previous_champion: str | None = None) -> None:
     """The pending and final promotion records the promotion flow writes (what rollback accepts as
     "approved"), written through the service path, so they carry the service seal."""
     from releasegate.adapters import context
     from releasegate.decisions import DecisionKind, DecisionOutcome, NewDecision
 
     log = context.decision_log()
-    common = {"model_name": model, "candidate_version": prod_version, "prod_version": prod_version}
+    common = {
+        "model_name": model,
+        "candidate_version": prod_version,
+        "prod_version": prod_version,
+        "previous_champion": previous_champion,
+    }
     pending = log.append(
         NewDecision(
             decision_kind=DecisionKind.promotion,

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -200,11 +200,11 @@ class GateDecision(BaseModel):
     deferral_reason_code: DeferralReason | None = None
     next_evaluation_at: datetime | None = None
     explanation: str
-    evidence: dict = Field(default_factory=dict)
+    evidence: dict[str, Any] = Field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------------- the rule
-def _defer(reason: DeferralReason, at: datetime, explanation: str, **evidence) -> GateDecision:
+def _defer(reason: DeferralReason, at: datetime, explanation: str, **evidence: Any) -> GateDecision:
     return GateDecision(
         admitted=False,
         deferral_reason_code=reason,
@@ -314,7 +314,11 @@ class _Evaluator:
         blockers = self.blockers(config.queue(request.queue).priority)  # never the requester: it ranks equal
         if blockers:
             b = blockers[0]
-            what = "running" if b.state in ("running", "pending") else f"due at {b.expected_start.isoformat()}"
+            if b.state in ("running", "pending"):
+                what = "running"
+            else:  # an upcoming run: blockers() keeps only those with an expected start inside the window
+                assert b.expected_start is not None
+                what = f"due at {b.expected_start.isoformat()}"
             return _defer(
                 DeferralReason.PRIORITY_CONFLICT,
                 backoff_at,

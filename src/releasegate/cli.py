@@ -8,7 +8,8 @@ import subprocess
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
+from uuid import UUID
 
 import typer
 from rich.console import Console
@@ -227,7 +228,8 @@ def policy_check(
         err.print(f"[red]error:[/red] {escape(str(exc))}")
         err.print(f"fix {prefect_file} and run `releasegate policy check` again")
         raise typer.Exit(2) from None
-    ok, bad = check_deployments(doc)
+    queues, pool = _capacity_queues(prefect_file)
+    ok, bad = check_deployments(doc, queues, pool)
     for name in ok:
         console.print(f"[green]ok[/green]      {name}")
     for problem in bad:
@@ -239,6 +241,19 @@ def policy_check(
         )
         raise typer.Exit(1)
     console.print(f"{len(ok)} deployment(s), every one with a complete runtime policy and valid schedules")
+
+
+def _capacity_queues(prefect_file: Path) -> tuple[dict[str, str] | None, str | None]:
+    """Deployment -> queue of the capacity policy beside prefect.yaml ($RELEASEGATE_CAPACITY_POLICY or
+    blocks/capacity_policy.yaml), to check both agree; (None, None) when the project has none."""
+    from .adapters.config import capacity_from_file
+
+    env = os.environ.get("RELEASEGATE_CAPACITY_POLICY")
+    path = Path(env) if env else prefect_file.resolve().parent / "blocks" / "capacity_policy.yaml"
+    if not path.is_file():
+        return None, None
+    config = capacity_from_file(path)
+    return {name: gate.queue for name, gate in config.deployments.items()}, config.pool_name
 
 
 # --------------------------------------------------------------------------------------- deploy
@@ -259,7 +274,8 @@ def deploy(
         err.print(f"[red]error:[/red] {exc}")
         err.print(f"nothing was deployed: fix {prefect_file} and run `releasegate deploy` again")
         raise typer.Exit(2) from None
-    ok, bad = check_deployments(doc)
+    queues, pool = _capacity_queues(prefect_file)
+    ok, bad = check_deployments(doc, queues, pool)
     wanted = set(name) if name else set(ok) | {p.deployment for p in bad}
     unknown = wanted - set(ok) - {p.deployment for p in bad}
     if unknown:
@@ -298,12 +314,9 @@ def govern(
     environment: Annotated[str, typer.Option(help="dev, staging or prod")] = "dev",
 ) -> None:
     """Run a governance run now, in this process (ephemeral or configured Prefect API)."""
-    from .adapters import context
+    from .adapters.prefect_flows import load_deployment_flow
 
-    root = context.project_root()
-    sys.path.insert(0, str(root))
-    from flows.governance_run import governance_run
-
+    governance_run = load_deployment_flow("governance-run")
     state = governance_run(
         requested_by=requested_by,
         reason_code=reason_code,
@@ -353,7 +366,7 @@ def events_send(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per event.")] = False,
 ) -> None:
     """Validate an event, dedupe it by deployment + idempotency_key, and start its run."""
-    from .adapters.prefect_intake import send_event
+    from .adapters.prefect_intake import DeploymentMissing, send_event
 
     text = sys.stdin.read() if source == "-" else Path(source).read_text()
     try:
@@ -364,7 +377,11 @@ def events_send(
     events = doc if isinstance(doc, list) else [doc]
     refused = 0
     for raw in events:
-        result = send_event(raw)
+        try:
+            result = send_event(raw)
+        except DeploymentMissing as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from None
         refused += result.status == "refused"
         if as_json:
             typer.echo(json.dumps(result.as_dict()))
@@ -508,7 +525,7 @@ def approve(
         promotion_subject,
         record_approval,
         restore_handshake,
-        tech_pass_ref,
+        tech_pass,
     )
     from .handshake import ApprovalFields, ApprovalRefused, Handshake, Role, check_approval
 
@@ -518,16 +535,17 @@ def approve(
         err.print(f"[red]refused:[/red] role: must be pm or risk, got {role!r}")
         raise typer.Exit(2) from None
     with get_client(sync_client=True) as client:
-        fr = client.read_flow_run(run)
+        fr = client.read_flow_run(UUID(run))
     params = fr.parameters or {}
     log = context.decision_log()
-    tech_ref = tech_pass_ref(run)
+    tech_ref, candidate_sha = tech_pass(run)
     base = Handshake(
         model=str(params.get("model_name", "?")),
         candidate_version=str(params.get("candidate_version", "?")),
         requested_by=str(params.get("requested_by", "registry-event")),
         tech_report_ref=tech_ref,
         tech_pass=tech_ref is not None,
+        candidate_sha256=candidate_sha,
         allow_lists=approver_config().allow_lists(),
     )
     h = restore_handshake(run, base)
@@ -537,6 +555,7 @@ def approve(
     raw = fields.model_dump() | {"role": role_.value}
     try:
         check_approval(h, role_, fields)
+        assert fr.state_type is not None  # a run read from the API has a state
         if fr.state_type.value != "PAUSED":
             raise ApprovalRefused("run", f"run {run} is not waiting for an approval (state {fr.state_name})")
     except ApprovalRefused as exc:
@@ -544,7 +563,7 @@ def approve(
         err.print(f"[red]refused:[/red] {exc.field}: {exc.rule} (recorded as decision {did})")
         raise typer.Exit(1) from None
     before = len(log.query(subject=promotion_subject(run)))
-    resume_flow_run(run, run_input=raw)
+    resume_flow_run(fr.id, run_input=raw)
     deadline = _time.monotonic() + wait_seconds
     while _time.monotonic() < deadline:
         new = log.query(subject=promotion_subject(run))[before:]
@@ -595,7 +614,7 @@ def exception_grant(
         "requested_by": requested_by,
     }
 
-    def refuse(field: str, rule: str) -> None:
+    def refuse(field: str, rule: str) -> NoReturn:
         refusal = log.append(
             NewDecision(
                 decision_kind=DecisionKind.override,
@@ -901,4 +920,10 @@ def _print_simulation(report) -> None:
 
 
 def main() -> None:  # console-script entry point
-    app()
+    from .trust import ServiceKeyError
+
+    try:
+        app()
+    except ServiceKeyError as exc:  # raised outside typer's own error handling (standalone mode)
+        err.print(f"[red]error:[/red] {exc}")
+        raise SystemExit(2) from None

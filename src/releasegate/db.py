@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase
 
@@ -36,7 +37,7 @@ def _sqlite_engine(url: str) -> Engine:
     engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn, _record):  # pragma: no cover - exercised by every SQLite test
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:  # pragma: no cover - exercised by every SQLite test
         dbapi_conn.isolation_level = None  # let SQLAlchemy's "begin" event issue BEGIN itself
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
@@ -45,7 +46,7 @@ def _sqlite_engine(url: str) -> Engine:
         cur.close()
 
     @event.listens_for(engine, "begin")
-    def _on_begin(conn):  # pragma: no cover
+    def _on_begin(conn: Connection) -> None:  # pragma: no cover
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine

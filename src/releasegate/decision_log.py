@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy import JSON, Integer, String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -36,10 +36,22 @@ from .decisions import (
 TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
+@overload
+def format_ts(value: datetime) -> str: ...
+@overload
+def format_ts(value: None) -> None: ...
+@overload
+def format_ts(value: datetime | None) -> str | None: ...
 def format_ts(value: datetime | None) -> str | None:
     return None if value is None else value.astimezone(UTC).strftime(TS_FORMAT)
 
 
+@overload
+def parse_ts(value: str) -> datetime: ...
+@overload
+def parse_ts(value: None) -> None: ...
+@overload
+def parse_ts(value: str | None) -> datetime | None: ...
 def parse_ts(value: str | None) -> datetime | None:
     return None if value is None else datetime.strptime(value, TS_FORMAT).replace(tzinfo=UTC)
 

@@ -132,7 +132,8 @@ class DecisionRecord(NewDecision):
 
     def content(self) -> dict[str, Any]:
         """The canonical, JSON-safe content that the hash chain covers."""
-        return _canonical(self.model_dump(mode="json"))
+        content: dict[str, Any] = _canonical(self.model_dump(mode="json"))
+        return content
 
 
 def validate_decision(new: NewDecision, now: datetime) -> None:

@@ -12,8 +12,10 @@ Each escalation is emitted once per deferral. Pure module.
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 SLA_EVENTS = {
     "alert": "releasegate.deferral.sla-breached",
@@ -50,12 +52,12 @@ GATE_FAILURE_ACK_MINUTES = 30
 
 
 def gate_failures_to_escalate(
-    failures: list[dict],
-    acknowledged: set[str],
-    escalated: set[str],
+    failures: list[dict[str, Any]],
+    acknowledged: AbstractSet[str | None],
+    escalated: AbstractSet[str | None],
     now: datetime,
     ack_minutes: int = GATE_FAILURE_ACK_MINUTES,
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """Gate failures (``{"decision_id", "at", …}``) older than ``ack_minutes`` with neither an
     acknowledgement nor an incident yet: each becomes one ``releasegate.incident.opened`` (P1)."""
     limit = timedelta(minutes=ack_minutes)

@@ -54,6 +54,7 @@ class Handshake(BaseModel):
     requested_by: str
     tech_report_ref: str | None = None
     tech_pass: bool = False
+    candidate_sha256: str | None = None  # the artifact the approvals are about (binds them to the binary)
     pm: Approval | None = None
     risk: Approval | None = None
     allow_lists: dict[Role, list[str]] = Field(default_factory=dict)

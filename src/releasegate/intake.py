@@ -179,7 +179,11 @@ def intake_event(
     create_run: CreateRun,
     now: datetime,
     emit: Emit | None = None,
+    ensure_deployment: Callable[[str], None] | None = None,
 ) -> IntakeResult:
+    """``ensure_deployment(name)`` raises when the routed deployment does not exist where runs are
+    created; it is asked before anything is claimed or recorded for a new key (never for a known
+    duplicate, which is answered without calling Prefect), so a missing deployment leaves nothing behind."""
     if not isinstance(raw, dict):
         return _refuse(log, {}, f"an event must be a JSON object, got {type(raw).__name__}", now)
     try:
@@ -216,6 +220,8 @@ def intake_event(
     # Fast path: one indexed read answers a known duplicate without calling Prefect.
     seen = store.lookup(deployment, key)
     if seen is None:
+        if ensure_deployment is not None:
+            ensure_deployment(deployment)
         seen = store.claim(deployment, key, digest, event.event_id, event.event_type, now)
     if seen.payload_sha256 != digest:
         return _refuse(

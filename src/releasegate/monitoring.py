@@ -129,7 +129,7 @@ def evaluate(
             name="drift_psi",
             value=drift[worst] if worst else 0.0,
             threshold=policy.max_psi,
-            breached=bool(worst) and drift[worst] > policy.max_psi,
+            breached=drift[worst] > policy.max_psi if worst else False,
             detail=f"max on {worst}" if worst else "",
         ),
         Check(

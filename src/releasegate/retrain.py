@@ -23,6 +23,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .thresholds import band
+
 
 class RetrainTrigger(StrEnum):
     drift = "drift"
@@ -83,14 +85,15 @@ def retrain_gateway(s: RetrainSignals, p: RetrainPolicy, now: datetime) -> Retra
     worst = max(s.psi.values()) if s.psi else 0.0
     worst_f = max(s.psi, key=lambda k: s.psi[k]) if s.psi else None
     drop = s.kpi_drop or 0.0
-    if worst >= p.psi_urgent:
+    psi_band, drop_band = band(worst, p.psi_plan, p.psi_urgent), band(drop, p.kpi_drop_plan, p.kpi_drop_urgent)
+    if psi_band == "urgent":
         return RetrainDecision(
             outcome="retrain",
             reason_code="DRIFT_URGENT",
             urgency="urgent",
-            reason=f"PSI {worst:.3f} on {worst_f} ≥ {p.psi_urgent}",
+            reason=f"PSI {worst:.3f} on {worst_f} > {p.psi_urgent}",
         )
-    if drop > p.kpi_drop_urgent:
+    if drop_band == "urgent":
         return RetrainDecision(
             outcome="retrain",
             reason_code="KPI_DROP_URGENT",
@@ -108,8 +111,8 @@ def retrain_gateway(s: RetrainSignals, p: RetrainPolicy, now: datetime) -> Retra
         return RetrainDecision(
             outcome="retrain", reason_code="MANUAL", urgency="requested", reason="retrain requested by an operator"
         )
-    if worst >= p.psi_plan or drop >= p.kpi_drop_plan:
-        what = f"PSI {worst:.3f} on {worst_f}" if worst >= p.psi_plan else f"KPI drop {drop:.1%}"
+    if psi_band == "plan" or drop_band == "plan":
+        what = f"PSI {worst:.3f} on {worst_f}" if psi_band == "plan" else f"KPI drop {drop:.1%}"
         at = next_plan_slot(now, p.plan_hour_utc)
         return RetrainDecision(
             outcome="defer",

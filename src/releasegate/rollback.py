@@ -54,6 +54,8 @@ def plan_rollback(
         )
     if archive is None:
         raise RollbackRefused("archive", "no archive alias: there is no approved version to roll back to")
+    if champion is None:
+        raise RollbackRefused("champion", "no champion alias: there is nothing to roll back from")
     if archive not in approved_versions:
         raise RollbackRefused(
             "archive", f"version {archive} has no final promotion decision in the decision log: not an approved version"

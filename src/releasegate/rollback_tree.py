@@ -19,6 +19,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
+from .thresholds import band
+
 
 class Stage(StrEnum):
     shadow = "shadow"
@@ -65,7 +67,8 @@ def decide(i: TreeInput, t: TreeThresholds | None = None) -> TreeResult:
     drop = i.metric_drop or 0.0
     if i.business_impact:
         return TreeResult(action=Action.rollback, reason_code="BUSINESS_IMPACT", reason="immediate business impact")
-    if i.max_psi > t.psi_urgent:
+    psi_band, drop_band = band(i.max_psi, t.psi_plan, t.psi_urgent), band(drop, t.drop_canary, t.drop_severe)
+    if psi_band == "urgent":
         return TreeResult(
             action=Action.rollback,
             retrain=True,
@@ -73,13 +76,13 @@ def decide(i: TreeInput, t: TreeThresholds | None = None) -> TreeResult:
             reason_code="DRIFT_URGENT",
             reason=f"PSI {i.max_psi:.3f} > {t.psi_urgent}: roll back and retrain urgently",
         )
-    if drop > t.drop_severe:
+    if drop_band == "urgent":
         return TreeResult(
             action=Action.rollback,
             reason_code="KPI_DROP_SEVERE",
             reason=f"metric {drop:.1%} below baseline (> {t.drop_severe:.0%})",
         )
-    if drop >= t.drop_canary:
+    if drop_band == "plan":
         if i.stage in CHALLENGER_STAGES:
             return TreeResult(
                 action=Action.drop_challenger,
@@ -91,7 +94,7 @@ def decide(i: TreeInput, t: TreeThresholds | None = None) -> TreeResult:
             reason_code="KPI_DROP_FULL",
             reason=f"metric {drop:.1%} below baseline at stage {i.stage}: no challenger to drop, roll back",
         )
-    if i.max_psi >= t.psi_plan:
+    if psi_band == "plan":
         return TreeResult(
             action=Action.plan_retrain,
             retrain=True,

@@ -185,8 +185,30 @@ def load_prefect_yaml(path: str | Path) -> dict[str, Any]:
     return doc
 
 
-def check_deployments(doc: dict[str, Any]) -> tuple[list[str], list[PolicyProblem]]:
-    """Return (names of compliant deployments, problems of the others)."""
+def queue_problems(dep: dict[str, Any], queues: dict[str, str], pool: str | None = None) -> list[str]:
+    """The deployment's work queue (and pool) in prefect.yaml against the capacity policy's, which the
+    gateway ranks it by: two places must not say two things."""
+    name = dep.get("name")
+    raw_pool = dep.get("work_pool")
+    wp: dict[str, Any] = raw_pool if isinstance(raw_pool, dict) else {}
+    out = []
+    declared = wp.get("work_queue_name")
+    expected = queues.get(str(name))
+    if expected is not None and declared is not None and declared != expected:
+        out.append(
+            f"work_pool.work_queue_name: {declared!r} disagrees with the capacity policy "
+            f"(deployments.{name}.queue: {expected!r}); set both to the same queue"
+        )
+    if pool is not None and wp.get("name") not in (None, pool):
+        out.append(f"work_pool.name: {wp.get('name')!r} is not the capacity policy's pool {pool!r}")
+    return out
+
+
+def check_deployments(
+    doc: dict[str, Any], queues: dict[str, str] | None = None, pool: str | None = None
+) -> tuple[list[str], list[PolicyProblem]]:
+    """Return (names of compliant deployments, problems of the others). With ``queues`` (deployment ->
+    queue from the capacity policy) a deployment whose queue disagrees is a problem too."""
     ok: list[str] = []
     bad: list[PolicyProblem] = []
     deployments = doc.get("deployments") or []
@@ -205,6 +227,8 @@ def check_deployments(doc: dict[str, Any]) -> tuple[list[str], list[PolicyProble
         dep = dep or {}
         name = str(dep.get("name") or f"<deployment #{i + 1} without a name>")
         problems = deployment_problems(dep) + schedule_problems(dep)
+        if queues is not None:
+            problems += queue_problems(dep, queues, pool)
         if problems:
             bad.append(PolicyProblem(deployment=name, problems=problems))
         else:

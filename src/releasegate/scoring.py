@@ -110,7 +110,7 @@ class Verdict(BaseModel):
 def judge(champion: Assessment, challenger: Assessment | None, thresholds: TreeThresholds) -> Verdict:
     """Run the tree for the champion and (when live) the challenger and combine the two answers."""
 
-    def tree(a: Assessment):
+    def tree(a: Assessment) -> TreeResult:
         return decide(
             TreeInput(stage=a.stage, max_psi=a.max_psi, metric_drop=a.metric_drop, business_impact=a.business_impact),
             thresholds,

@@ -69,8 +69,8 @@ class Settings(BaseSettings):
                 key = bytes.fromhex(self.service_key.get_secret_value().strip())
             except ValueError:
                 raise ValueError("RELEASEGATE_SERVICE_KEY: must be hex (e.g. `openssl rand -hex 32`)") from None
-            if len(key) < 16:
-                raise ValueError("RELEASEGATE_SERVICE_KEY: must hold at least 16 bytes (32 hex characters)")
+            if len(key) < 32:
+                raise ValueError("RELEASEGATE_SERVICE_KEY: must hold 32 bytes (64 hex characters)")
             return key
         return load_or_create_key(self.home_dir / "service.key")
 

@@ -139,10 +139,10 @@ def build_workload(cfg: SimConfig) -> tuple[list[SimRun], GatewayConfig, dict[st
     # Backfill storms: partitions re-arrive late in the afternoon and every backfill deployment reruns.
     zrh = ZoneInfo(ZRH)
     for day in range(cfg.days):
-        d = cfg.start + timedelta(days=day)
-        if d.weekday() not in cfg.storm_weekdays:
+        storm_date = cfg.start + timedelta(days=day)
+        if storm_date.weekday() not in cfg.storm_weekdays:
             continue
-        base = datetime.combine(d, cfg.storm_local_time, tzinfo=zrh)
+        base = datetime.combine(storm_date, cfg.storm_local_time, tzinfo=zrh)
         for name, kind, queue, _, _, minutes in specs:
             if kind == "backfill":
                 for k in range(cfg.storm_runs_per_backfill):

@@ -28,8 +28,11 @@ import hmac
 import json
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from .clock import Clock
 from .decision_log import DecisionLog, StoredDecision
 from .decisions import DecisionKind, DecisionRecord, NewDecision
 
@@ -57,26 +60,45 @@ def has_valid_seal(key: bytes, record: DecisionRecord) -> bool:
     return isinstance(given, str) and hmac.compare_digest(given, seal_of(key, record))
 
 
+class ServiceKeyError(ValueError):
+    """The service key is unusable or does not belong to this decision log."""
+
+
+MIN_KEY_BYTES = 32
+
+
+def _read_key(path: Path) -> bytes:
+    try:
+        key = bytes.fromhex(path.read_text().strip())
+    except ValueError:
+        raise ServiceKeyError(f"{path}: the service key must be hex (64 characters)") from None
+    if len(key) < MIN_KEY_BYTES:
+        raise ServiceKeyError(f"{path}: the service key must hold {MIN_KEY_BYTES} bytes (64 hex characters)")
+    return key
+
+
 def load_or_create_key(path: Path) -> bytes:
-    """The service key file (64 hex chars), created with mode 0600 when missing."""
-    try:
-        return bytes.fromhex(path.read_text().strip())
-    except FileNotFoundError:
-        pass
+    """The service key file (64 hex chars), created atomically with mode 0600 when missing."""
+    if path.exists():
+        return _read_key(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # created concurrently by another process
-        return bytes.fromhex(path.read_text().strip())
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
-        fh.write(secrets.token_hex(32))
-    return bytes.fromhex(path.read_text().strip())
+        fh.write(secrets.token_hex(MIN_KEY_BYTES))
+    try:
+        os.link(tmp, path)  # atomic, and fails if another process created the key first
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
+    return _read_key(path)
 
 
 class SealedDecisionLog(DecisionLog):
     """The decision log as releasegate's service path uses it: every append is sealed."""
 
-    def __init__(self, url: str, clock=None, key_loader=None):
+    def __init__(self, url: str, clock: Clock | None = None, key_loader: Callable[[], bytes] | None = None) -> None:
         super().__init__(url, clock=clock)
         self._key_loader = key_loader
         self._key: bytes | None = None
@@ -84,8 +106,25 @@ class SealedDecisionLog(DecisionLog):
     @property
     def key(self) -> bytes:
         if self._key is None:
-            self._key = self._key_loader()
+            assert self._key_loader is not None, "SealedDecisionLog needs a key_loader to seal or check records"
+            key = self._key_loader()
+            self._check_belongs(key)
+            self._key = key
         return self._key
+
+    def _check_belongs(self, key: bytes) -> None:
+        """Refuse a key that did not write this log (e.g. a fresh key file in another RELEASEGATE_HOME):
+        with it, every genuine record would read as a forgery. The earliest sealed record decides; an
+        append-only log cannot get a record in before it."""
+        for rec in self.query(limit=50):
+            if SEAL in rec.details:
+                if not has_valid_seal(key, rec):
+                    raise ServiceKeyError(
+                        f"the service key does not match the decision log {self.engine.url!r}: its first sealed "
+                        "record was written with another key. Use the key that wrote it (the same "
+                        "RELEASEGATE_HOME, or RELEASEGATE_SERVICE_KEY)"
+                    )
+                return
 
     def append_record(self, record: DecisionRecord) -> StoredDecision:
         """Seal, then append (``append`` goes through here too)."""
@@ -97,7 +136,7 @@ class SealedDecisionLog(DecisionLog):
     def is_trusted(self, record: DecisionRecord) -> bool:
         return has_valid_seal(self.key, record)
 
-    def trusted(self, **query) -> tuple[list[DecisionRecord], list[DecisionRecord]]:
+    def trusted(self, **query: Any) -> tuple[list[DecisionRecord], list[DecisionRecord]]:
         """``query(...)`` split into (records with a valid seal, records of a trusted kind without one)."""
         good, forged = [], []
         for rec in self.query(**query):

@@ -22,3 +22,11 @@ class ReleasegateConfig(Block):
     _description = "releasegate configuration: capacity policy, gate policy, approver allow-lists."
 
     values: dict[str, Any] = Field(default_factory=dict, description="The configuration as JSON")
+
+
+def load_config_block(name: str) -> ReleasegateConfig:
+    """``ReleasegateConfig.load(name)`` from synchronous code (raises ``ValueError`` when missing)."""
+    block = ReleasegateConfig.load(name)
+    # Block.load dispatches on the caller: in sync code it runs the sync implementation, not a coroutine.
+    assert isinstance(block, ReleasegateConfig)
+    return block

@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -38,10 +38,14 @@ from ..retrain import RetrainPolicy
 from ..yamlio import YamlError, load_yaml
 from . import context
 
-try:  # the ClickException the CLI catches and prints as a message: typer >= 0.2x vendors click as typer._click
+# The ClickException the CLI catches and prints as a message: typer >= 0.2x vendors click as typer._click.
+if TYPE_CHECKING:  # checked against the installed typer
     from typer._click.exceptions import ClickException as _CliMessage
-except ImportError:  # older typer runs on click itself
-    from click.exceptions import ClickException as _CliMessage
+else:
+    try:
+        from typer._click.exceptions import ClickException as _CliMessage
+    except ImportError:  # older typer runs on click itself
+        from click.exceptions import ClickException as _CliMessage
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -130,9 +134,9 @@ def load(name: str, use_block: bool = True):
     model, _, env = CONFIGS[name]
     if use_block and not os.environ.get(env):
         try:
-            from .blocks import ReleasegateConfig
+            from .blocks import load_config_block
 
-            values = ReleasegateConfig.load(name).values
+            values = load_config_block(name).values
         except ValueError as exc:
             if "Unable to find block document" not in str(exc):
                 raise

@@ -8,6 +8,7 @@ once, and records it.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from ..decisions import DecisionKind, DecisionOutcome, NewDecision
 from ..deferrals import gate_failures_to_escalate
@@ -16,10 +17,14 @@ from . import context
 LOOKBACK = timedelta(days=7)
 
 
-def open_gate_failures() -> tuple[list[dict], set[str], set[str]]:
+def open_gate_failures() -> tuple[list[dict[str, Any]], set[str | None], set[str | None]]:
+    """(gate failures of the lookback window, acknowledged decision ids, escalated decision ids); an id
+    read from ``details`` may be missing (None): it matches no failure."""
     log = context.decision_log()
     since = context.clock().now() - LOOKBACK
-    failures, acked, escalated = [], set(), set()
+    failures: list[dict[str, Any]] = []
+    acked: set[str | None] = set()
+    escalated: set[str | None] = set()
     for rec in log.query(since=since):
         d = rec.details
         if (

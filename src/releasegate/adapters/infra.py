@@ -6,10 +6,11 @@ from dataclasses import dataclass
 
 from prefect import get_client
 from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
+from prefect.events.schemas.automations import AutomationCore, EventTrigger
 from prefect.exceptions import ObjectNotFound
 
 from ..capacity import GatewayConfig
-from .blocks import ReleasegateConfig
+from .blocks import ReleasegateConfig, load_config_block
 from .config import CONFIGS, from_file
 
 
@@ -83,7 +84,7 @@ def infra_up(config: GatewayConfig) -> list[InfraChange]:
     for name in CONFIGS:
         value = (config if name == "capacity-policy" else from_file(name)).model_dump(mode="json")
         try:
-            action = "unchanged" if ReleasegateConfig.load(name).values == value else "updated"
+            action = "unchanged" if load_config_block(name).values == value else "updated"
         except ValueError:
             action = "created"
         if action != "unchanged":
@@ -108,6 +109,7 @@ def ensure_oncall_webhook(url: str) -> InfraChange:
     )
     try:
         existing = CustomWebhookNotificationBlock.load(ONCALL_BLOCK)
+        assert isinstance(existing, CustomWebhookNotificationBlock)  # sync caller: not a coroutine
         action = "unchanged" if existing.url == url else "updated"
     except ValueError:
         action = "created"
@@ -129,11 +131,16 @@ def _block_document_id(client, name: str):
         offset += 200
 
 
+def _expected_events(automation: AutomationCore) -> str:
+    trigger = automation.trigger
+    # Only an event trigger has ``expect``; releasegate's automations (deployments/automations.yaml) all are.
+    assert isinstance(trigger, EventTrigger), f"automation {automation.name}: not an event trigger"
+    return ", ".join(trigger.expect)
+
+
 def apply_automations(path) -> list[InfraChange]:
     """Create or update the automations in ``path`` by name; skip those whose notify block is missing."""
     from pathlib import Path
-
-    from prefect.events.schemas.automations import AutomationCore
 
     from ..yamlio import load_yaml
 
@@ -169,11 +176,11 @@ def apply_automations(path) -> list[InfraChange]:
                 for extra in existing[1:]:
                     client.delete_automation(extra.id)
                 changes.append(
-                    InfraChange(f"automation {spec['name']}", "updated", ", ".join(automation.trigger.expect))
+                    InfraChange(f"automation {spec['name']}", "updated", _expected_events(automation))
                 )
             else:
                 client.create_automation(automation)
                 changes.append(
-                    InfraChange(f"automation {spec['name']}", "created", ", ".join(automation.trigger.expect))
+                    InfraChange(f"automation {spec['name']}", "created", _expected_events(automation))
                 )
     return changes

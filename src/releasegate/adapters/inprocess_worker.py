@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from typing import Any
+from uuid import UUID
 
 
 class InProcessWorker:
@@ -19,7 +20,8 @@ class InProcessWorker:
         from . import context
 
         self.flows, self.poll = flows, poll_seconds
-        self.stop, self.ran = threading.Event(), []
+        self.stop = threading.Event()
+        self.ran: list[UUID] = []  # flow run ids taken, in order
         self.errors: list[str] = []
         self._clock = context.clock()
         self.thread = threading.Thread(target=self._loop, daemon=True, name="inprocess-worker")

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 MODEL = "credit"
 V1_WITHOUT = ("exposure_musd", "collateral_ratio")  # the baseline lacks two data sources: v2 beats it by ~7 %
@@ -71,23 +72,19 @@ def prepare_environment(home: Path) -> None:
 
 
 def run_lifecycle(progress: Callable[[StepResult], None] | None = None) -> list[StepResult]:
-    import sys
-
-    from .context import project_root
-
-    sys.path.insert(0, str(project_root()))  # the flows/ package of this checkout
     from prefect import get_client
-    from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.objects import State, StateType
     from prefect.exceptions import Pause
     from prefect.flow_engine import run_flow
 
-    from flows.backfill import backfill
-    from flows.eod_scoring import eod_scoring
-    from flows.promotion import promotion
-    from flows.retrain import retrain
-    from flows.retrain_job import retrain_job
-    from flows.rollback import rollback
     from releasegate.training import train
+
+    from .prefect_flows import load_deployment_flow
+
+    # The project's flows, by the entrypoints in its prefect.yaml (as a worker loads them).
+    backfill, eod_scoring, promotion, retrain, retrain_job, rollback = (
+        load_deployment_flow(n) for n in ("backfill", "eod-scoring", "promotion", "retrain", "retrain-job", "rollback")
+    )
 
     from . import context, registry
     from .approval_driver import DemoApprover
@@ -203,6 +200,7 @@ def run_lifecycle(progress: Callable[[StepResult], None] | None = None) -> list[
                 while due and due.timestamp() > time.time():
                     time.sleep(0.2)
                 state = run_flow(backfill, flow_run=c.read_flow_run(bf.id), return_type="state")
+                assert isinstance(state, State)  # a sync flow run with return_type="state": its final state
                 r.outcome = "deferred, then ran" if state.is_completed() else f"deferred, then {state.type.value}"
                 r.detail = rec.decision_rationale[:120]
 
@@ -219,8 +217,11 @@ def run_lifecycle(progress: Callable[[StepResult], None] | None = None) -> list[
                 created = [x for x in results if x.status == "created" and x.deployment == "retrain"]
                 if not created:
                     raise DemoFailed(f"no retrain run from the registry event: {[x.as_dict() for x in results]}")
+                run_id = created[0].flow_run_id
+                assert run_id is not None  # a "created" intake result names the run it created
                 with get_client(sync_client=True) as c:
-                    state = run_flow(retrain, flow_run=c.read_flow_run(created[0].flow_run_id), return_type="state")
+                    state = run_flow(retrain, flow_run=c.read_flow_run(UUID(run_id)), return_type="state")
+                    assert isinstance(state, State)
                     out = state.result()
                     r.outcome, r.reason_code, r.decision_id = out["outcome"], out["reason_code"], out["decision_id"]
                     ids["v2"] = (out.get("job") or {}).get("version")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -26,6 +27,18 @@ from prefect.states import Cancelled
 from ..decisions import DecisionKind, DecisionOutcome, NewDecision
 from ..runtime_policy import RuntimePolicy, find_deployment, late_run_verdict, load_prefect_yaml, policy_from_deployment
 from . import context
+
+
+def load_deployment_flow(deployment: str, project: Path | None = None):
+    """The flow object of ``deployment``, loaded from its ``entrypoint`` in the project's prefect.yaml
+    (what a worker does), so that the CLI and the demo run from an installed package without putting
+    the checkout on ``sys.path``."""
+    from prefect.flows import load_flow_from_entrypoint
+
+    root = project or context.project_root()
+    dep = find_deployment(load_prefect_yaml(root / "prefect.yaml"), deployment)
+    path, _, name = str(dep["entrypoint"]).rpartition(":")
+    return load_flow_from_entrypoint(f"{root / path}:{name}", use_placeholder_flow=False)
 
 
 def load_policy(deployment: str) -> RuntimePolicy:
@@ -85,13 +98,14 @@ def governed_flow(deployment: str, **flow_kwargs: Any) -> Callable[[Callable[...
             return fn(*args, **kwargs)
 
         body.runtime_policy = policy  # type: ignore[attr-defined]
+        # The decorator-factory form: the same Flow as flow(body, ...); that spelling is missing from
+        # Prefect's overloads (a function *and* options).
         return flow(
-            body,
             name=flow_kwargs.pop("name", deployment),
             retries=policy.retries,
             retry_delay_seconds=policy.retry_delay_seconds,
             timeout_seconds=policy.timeout_seconds,
             **flow_kwargs,
-        )
+        )(body)
 
     return decorate

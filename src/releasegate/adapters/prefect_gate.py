@@ -19,6 +19,7 @@ while its ``exception_expiry`` holds (``use_override``).
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from prefect import get_client, get_run_logger
 from prefect.client.schemas.filters import (
@@ -33,7 +34,7 @@ from prefect.client.schemas.filters import (
     WorkQueueFilter,
     WorkQueueFilterName,
 )
-from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.client.schemas.objects import FlowRun, State, StateType
 from prefect.exceptions import Pause
 from prefect.states import Scheduled
 
@@ -120,13 +121,15 @@ def use_override(run_id: str, now: datetime) -> str | None:
     if not grants:
         return None
     grant = grants[-1]
+    expiry = grant.exception_expiry
+    assert expiry is not None  # grants without an expiry were left out above
     common = {"ticket_ref": grant.details.get("ticket_ref"), "override_decision_id": grant.decision_id}
-    if grant.exception_expiry <= now:
+    if expiry <= now:
         log.append(
             NewDecision(
                 decision_kind=DecisionKind.override,
                 decision_outcome=DecisionOutcome.reject,
-                decision_rationale=f"override {grant.decision_id} expired at {grant.exception_expiry.isoformat()}: "
+                decision_rationale=f"override {grant.decision_id} expired at {expiry.isoformat()}: "
                 "the run goes through the capacity gateway",
                 subject=subject,
                 actor="releasegate:capacity-gateway",
@@ -188,10 +191,10 @@ def gate_current_run(
             logger.info("capacity gateway: %s", decision.explanation)
             return decision
 
-        code = decision.deferral_reason_code.value
-        deferral = store.record_deferral(
-            run_id, deployment, code, decision.next_evaluation_at, decision.explanation, now
-        )
+        reason, next_at = decision.deferral_reason_code, decision.next_evaluation_at
+        assert reason is not None and next_at is not None  # a deferral names its reason and when to come back
+        code = reason.value
+        deferral = store.record_deferral(run_id, deployment, code, next_at, decision.explanation, now)
         context.decision_log().append(
             NewDecision(
                 decision_kind=DecisionKind.deferral,
@@ -202,7 +205,7 @@ def gate_current_run(
                 details={
                     "deployment": deployment,
                     "deferral_reason_code": code,
-                    "next_evaluation_at": decision.next_evaluation_at.isoformat(),
+                    "next_evaluation_at": next_at.isoformat(),
                     "deferred_since": deferral.first_deferred_at.isoformat(),
                     "attempts": deferral.attempts,
                     "evidence": decision.evidence,
@@ -210,9 +213,9 @@ def gate_current_run(
             ),
             now=now,
         )
-        state = Scheduled(name=DEFERRED, scheduled_time=decision.next_evaluation_at, message=code)
+        state: State[Any] = Scheduled(name=DEFERRED, scheduled_time=next_at, message=code)
         client.set_flow_run_state(flow_run.id, state, force=True)
-    logger.warning("deferred: %s; next evaluation at %s", decision.explanation, decision.next_evaluation_at.isoformat())
+    logger.warning("deferred: %s; next evaluation at %s", decision.explanation, next_at.isoformat())
     raise Pause(state=state)
 
 

@@ -36,6 +36,26 @@ def deployment_id(deployment: str):
     return dep.id
 
 
+class DeploymentMissing(LookupError):
+    """The routed deployment is not deployed on the Prefect API this process talks to."""
+
+    def __init__(self, deployment: str, api: str):
+        self.deployment, self.api = deployment, api
+        super().__init__(
+            f"deployment {deployment!r} is not deployed on the Prefect API {api}: run `releasegate deploy "
+            f"--name {deployment}` (or `make up` for the local stack) and send the event again; nothing was recorded"
+        )
+
+
+def ensure_deployment(deployment: str) -> None:
+    from prefect.exceptions import ObjectNotFound
+
+    try:
+        deployment_id(deployment)
+    except ObjectNotFound:
+        raise DeploymentMissing(deployment, str(_client().api_url)) from None
+
+
 def prefect_create_run(deployment: str, parameters: dict[str, Any], idempotency_key: str) -> str:
     run = _client().create_flow_run_from_deployment(
         deployment_id(deployment),
@@ -66,6 +86,7 @@ def send_event(raw: Any) -> IntakeResult:
         create_run=prefect_create_run,
         now=context.clock().now(),
         emit=prefect_emit,
+        ensure_deployment=ensure_deployment,
     )
 
 

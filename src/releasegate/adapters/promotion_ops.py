@@ -100,6 +100,12 @@ def build_dossier(model: str, candidate_version: str, policy: GatePolicy, reques
     staging, prod = registry.model_name("staging", model), registry.model_name("prod", model)
     candidate = registry.version_facts(staging, candidate_version)
     champ_v = registry.alias_version(prod, registry.CHAMPION)
+    if champ_v is None and _has_final_promotion(model):
+        raise RuntimeError(
+            f"{prod} has no champion alias, but the decision log holds approved promotions of {model}: the "
+            "KPI gate cannot judge a 'first release'. Restore the champion (a rollback, or the alias in MLflow "
+            "to the version the log names) and start the promotion again"
+        )
     champion = registry.version_facts(prod, champ_v, with_hash=True) if champ_v else None
     p = candidate.params
     drift = drift_vs_prod(p)
@@ -122,13 +128,18 @@ def build_dossier(model: str, candidate_version: str, policy: GatePolicy, reques
     )
 
 
+def _has_final_promotion(model: str) -> bool:
+    good, _ = context.decision_log().trusted(kind="promotion")
+    return any(r.details.get("model_name") == model and r.details.get("status") == "final" for r in good)
+
+
 def approver_config() -> ApproverConfig:
     from .config import load
 
     return load("approvers")
 
 
-def record_tech(flow_run_id: str, report: GateReport, report_ref: str) -> None:
+def record_tech(flow_run_id: str, report: GateReport, report_ref: str, candidate_sha256: str | None = None) -> None:
     context.decision_log().append(
         NewDecision(
             decision_kind=DecisionKind.approval,
@@ -144,6 +155,7 @@ def record_tech(flow_run_id: str, report: GateReport, report_ref: str) -> None:
                 "model_name": report.model,
                 "candidate_version": report.candidate_version,
                 "outcome": report.outcome.value,
+                "candidate_sha256": candidate_sha256,
             },
         )
     )
@@ -152,17 +164,19 @@ def record_tech(flow_run_id: str, report: GateReport, report_ref: str) -> None:
 def record_approval(
     flow_run_id: str, h: Handshake, role: Role, a: Approval | None, refusal: str | None, raw: dict[str, Any]
 ) -> str:
+    """Record one approval, or one refusal of an approval: callers pass ``a`` or ``refusal``."""
+    if refusal:
+        rationale = f"{role.value.upper()} approval refused: {refusal}"
+    else:
+        assert a is not None  # no refusal: the approval was validated
+        rationale = f"{role.value.upper()}_GATE_{'PASS' if a.decision == 'approve' else 'REJECT'} by {a.approver}"
     rec = context.decision_log().append(
         NewDecision(
             decision_kind=DecisionKind.approval,
             decision_outcome=DecisionOutcome.reject
             if (refusal or (a and a.decision == "reject"))
             else DecisionOutcome.accept,
-            decision_rationale=(
-                f"{role.value.upper()} approval refused: {refusal}"
-                if refusal
-                else f"{role.value.upper()}_GATE_{'PASS' if a.decision == 'approve' else 'REJECT'} by {a.approver}"
-            ),
+            decision_rationale=rationale,
             subject=promotion_subject(flow_run_id),
             actor=str(raw.get("approver") or "<missing>"),
             tech_gate_report_ref=h.tech_report_ref,
@@ -172,6 +186,7 @@ def record_approval(
                 "approver": str(raw.get("approver") or "<missing>"),
                 "model_name": h.model,
                 "candidate_version": h.candidate_version,
+                "candidate_sha256": h.candidate_sha256,
                 "reference": raw.get("reference"),
                 "decision": raw.get("decision"),
                 "statement": raw.get("statement"),
@@ -189,7 +204,8 @@ def restore_handshake(flow_run_id: str, base: Handshake) -> Handshake:
 
     Nothing stored is trusted as such: only records sealed by the service path count, and each is
     re-checked with ``check_approval`` in log order (allow-list, four eyes, order) against the current
-    handshake; its time is the record's own timestamp. Unsealed approval records are recorded as
+    handshake, and must be about the same model, version and artifact hash as this run; its time is the
+    record's own timestamp. Unsealed approval records are recorded as
     refused forgeries and ignored."""
     log = context.decision_log()
     good, forged = log.trusted(subject=promotion_subject(flow_run_id))
@@ -201,6 +217,11 @@ def restore_handshake(flow_run_id: str, base: Handshake) -> Handshake:
             h = h.model_copy(update={"pm": None, "risk": None})
             continue
         if rec.decision_kind is not DecisionKind.approval or d.get("refusal") or d.get("role") not in ("pm", "risk"):
+            continue
+        # An approval is about one model, version and binary: parameters changed on the run since (the
+        # Prefect API lets anyone edit them) or a replaced staging artifact make it count for nothing.
+        about = (d.get("model_name"), str(d.get("candidate_version")), d.get("candidate_sha256"))
+        if about != (base.model, str(base.candidate_version), base.candidate_sha256):
             continue
         role = Role(d["role"])
         try:
@@ -219,13 +240,15 @@ def restore_handshake(flow_run_id: str, base: Handshake) -> Handshake:
     return h
 
 
-def tech_pass_ref(flow_run_id: str) -> str | None:
-    """The tech gate report ref of this run's last sealed TECH_GATE_PASS, if any."""
+def tech_pass(flow_run_id: str) -> tuple[str | None, str | None]:
+    """(tech gate report ref, candidate artifact hash) of this run's last sealed TECH_GATE_PASS."""
     good, _ = context.decision_log().trusted(kind="approval", subject=promotion_subject(flow_run_id))
     passed = [
         r for r in good if r.details.get("role") == "tech" and r.decision_outcome is DecisionOutcome.accept
     ]
-    return passed[-1].tech_gate_report_ref if passed else None
+    if not passed:
+        return None, None
+    return passed[-1].tech_gate_report_ref, passed[-1].details.get("candidate_sha256")
 
 
 def record_outcome(
@@ -305,14 +328,72 @@ def _promotion_records(model: str) -> tuple[list, set[str]]:
     log.refuse_forged([f for f in forged if f.details.get("model_name") == model], "promotion")
     mine = [r for r in good if r.details.get("model_name") == model]
     pendings = [r for r in mine if r.details.get("status") == "pending"]
-    ended = {str(r.details.get("pending_decision_id")) for r in mine if r.details.get("status") in ("final", "failed")}
+    ended = {
+        str(r.details.get("pending_decision_id"))
+        for r in mine
+        if r.details.get("status") in ("final", "failed", "abandoned")
+    }
     return pendings, ended
 
 
 def finish_unfinished(model: str) -> list[dict[str, Any]]:
-    """Finish every promotion of ``model`` that wrote its pending record but not its final one."""
+    """Finish every promotion of ``model`` that wrote its pending record but not its final one, if that is
+    still what the log and the registry say should happen; otherwise abandon it (a sealed record), and
+    put the champion back where the log says it is if the interrupted promotion had already moved it.
+
+    Still valid: written less than the joint ack's validity ago, no sealed rollback or promotion of the
+    model after it, and the champion is where the pending left it (its previous champion, or its copy)."""
+    from ..handshake import ACK_VALIDITY
+
+    log = context.decision_log()
     pendings, ended = _promotion_records(model)
-    return [_complete(p, converged=True) for p in pendings if p.decision_id not in ended]
+    out = []
+    for p in pendings:
+        if p.decision_id in ended:
+            continue
+        d = p.details
+        prod = d["prod_model"]
+        version, sha = str(d["candidate_version"]), d["candidate_sha256"]
+        copy = registry.find_copy(prod, d["staging_model"], version, sha, p.decision_id)
+        champion = registry.alias_version(prod, registry.CHAMPION)
+        later = [
+            r
+            for kind in ("promotion", "rollback")
+            for r in log.trusted(kind=kind, since=p.decision_timestamp)[0]
+            if r.details.get("model_name") == model and r.details.get("status") == "final"
+        ]
+        why = None
+        if later:
+            why = f"a later {later[-1].decision_kind.value} ({later[-1].decision_id}) changed the model since"
+        elif context.clock().now() > p.decision_timestamp + ACK_VALIDITY:
+            why = "its joint release ack has expired"
+        elif champion not in (d.get("previous_champion"), copy):
+            why = f"the champion is v{champion}, neither its previous champion nor its copy"
+        if why is None:
+            out.append(_complete(p, converged=True))
+            continue
+        restore = d.get("previous_champion") if (copy is not None and champion == copy and not later) else None
+        log.append(
+            NewDecision(
+                decision_kind=DecisionKind.promotion,
+                decision_outcome=DecisionOutcome.reject,
+                decision_rationale=f"interrupted promotion {p.decision_id} abandoned: {why}"
+                + (f"; champion put back on v{restore}" if restore else ""),
+                subject=p.subject,
+                actor="releasegate:promotion",
+                tech_gate_report_ref=p.tech_gate_report_ref,
+                details={
+                    **{k: v for k, v in d.items() if k not in ("status", "seal")},
+                    "status": "abandoned",
+                    "pending_decision_id": p.decision_id,
+                    "champion_restored": restore,
+                },
+            )
+        )
+        if restore:
+            registry.set_alias(prod, registry.CHAMPION, restore)
+        out.append({"abandoned": p.decision_id, "reason": why, "champion_restored": restore})
+    return out
 
 
 def binary_promotion(
@@ -322,9 +403,11 @@ def binary_promotion(
     pendings, ended = _promotion_records(report.model)
     mine = [p for p in pendings if p.subject == subject]
     if mine and mine[-1].decision_id in ended:
-        finals = context.decision_log().trusted(kind="promotion", subject=subject)[0]
-        final = next(r for r in reversed(finals) if r.details.get("pending_decision_id") == mine[-1].decision_id)
-        return {"prod_version": final.details.get("prod_version"), "decision_id": final.decision_id, "converged": False}
+        ends = context.decision_log().trusted(kind="promotion", subject=subject)[0]
+        end = next(r for r in reversed(ends) if r.details.get("pending_decision_id") == mine[-1].decision_id)
+        if end.details.get("status") != "final":
+            raise RuntimeError(f"this promotion already ended {end.details.get('status')} (decision {end.decision_id})")
+        return {"prod_version": end.details.get("prod_version"), "decision_id": end.decision_id, "converged": False}
     if mine:  # a previous attempt stopped after its pending record: finish what it started, never copy twice
         return _complete(mine[-1], converged=True)
     pending = write_pending(flow_run_id, report, report_ref, h, ack_ref, candidate_sha256)
@@ -433,8 +516,10 @@ def _ensure_limit(name: str) -> str:
             except ObjectAlreadyExists:  # created concurrently
                 pass
             limit = c.read_global_concurrency_limit_by_name(name)
-        if not limit.active or limit.limit != 1:
-            c.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(active=True, limit=1))
+        if not limit.active or limit.limit != 1 or (limit.slot_decay_per_second or 0) != 0:
+            c.update_global_concurrency_limit(
+                name, GlobalConcurrencyLimitUpdate(active=True, limit=1, slot_decay_per_second=0)
+            )
     return name
 
 

@@ -23,6 +23,20 @@ EXPERIMENT = "releasegate"
 _HASH_EXCLUDE = {"registered_model_meta"}  # MLflow writes the registered model's name into it on download
 
 
+def _MlflowException() -> type[Exception]:  # noqa: N802 - used in except clauses; mlflow imports lazily
+    from mlflow.exceptions import MlflowException
+
+    return MlflowException
+
+
+def _is(exc: Exception, *codes: str) -> bool:
+    """Whether MLflow raised one of the error codes it documents (e.g. ``RESOURCE_DOES_NOT_EXIST``).
+
+    Only those answers mean "not there"; any other error (a timeout, a locked database) propagates, so
+    that a failed call is never read as an absent model, alias or copy."""
+    return getattr(exc, "error_code", None) in codes
+
+
 def model_name(env: str, model: str) -> str:
     if "." in model:
         raise ValueError(f"model {model!r}: give the bare model name, not '<env>.<model>'")
@@ -52,7 +66,9 @@ def experiment_id() -> str:
     artifacts.mkdir(parents=True, exist_ok=True)
     try:
         return c.create_experiment(EXPERIMENT, artifact_location=artifacts.as_uri())
-    except Exception:  # created concurrently
+    except _MlflowException() as exc:  # created concurrently
+        if not _is(exc, "RESOURCE_ALREADY_EXISTS"):
+            raise
         return c.get_experiment_by_name(EXPERIMENT).experiment_id
 
 
@@ -65,7 +81,7 @@ def git_sha() -> str:
             ).stdout.strip()
             or "unknown"
         )
-    except Exception:
+    except (OSError, subprocess.SubprocessError, FileNotFoundError):
         return "unknown"
 
 
@@ -146,23 +162,29 @@ def alias_version(name: str, alias: str) -> str | None:
     c = client()
     try:
         return str(c.get_model_version_by_alias(name, alias).version)
-    except Exception:
-        return None
+    except _MlflowException() as exc:
+        if _is(exc, "RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):  # no such model or alias
+            return None
+        raise
 
 
 def aliases(name: str) -> dict[str, str]:
     c = client()
     try:
         return {k: str(v) for k, v in c.get_registered_model(name).aliases.items()}
-    except Exception:
-        return {}
+    except _MlflowException() as exc:
+        if _is(exc, "RESOURCE_DOES_NOT_EXIST"):
+            return {}
+        raise
 
 
 def registered_model_tags(name: str) -> dict[str, str]:
     try:
         return dict(client().get_registered_model(name).tags)
-    except Exception:
-        return {}
+    except _MlflowException() as exc:
+        if _is(exc, "RESOURCE_DOES_NOT_EXIST"):
+            return {}
+        raise
 
 
 def load_sklearn(uri: str):
@@ -202,13 +224,10 @@ def find_copy(prod_name: str, staging_name: str, version: str, sha256: str, deci
 
 
 def _search_versions(name: str) -> list:
-    from mlflow.exceptions import MlflowException
-    from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
-
     try:
         return list(client().search_model_versions(f"name='{name}'"))
-    except MlflowException as exc:
-        if exc.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+    except _MlflowException() as exc:
+        if _is(exc, "RESOURCE_DOES_NOT_EXIST"):
             return []
         raise
 
@@ -217,7 +236,8 @@ def copy_to(src_name: str, version: str, dst_name: str) -> str:
     return str(client().copy_model_version(f"models:/{src_name}/{version}", dst_name).version)
 
 
-def set_tags(name: str, version: str, tags: dict[str, str]) -> None:
+def set_tags(name: str, version: str | None, tags: dict[str, str]) -> None:
+    """MLflow refuses a missing ``version`` (``MlflowException``: "version or stage must be set")."""
     c = client()
     for k, v in tags.items():
         c.set_model_version_tag(name, version, k, str(v))
@@ -230,8 +250,9 @@ def set_alias(name: str, alias: str, version: str) -> None:
 def delete_alias(name: str, alias: str) -> None:
     try:
         client().delete_registered_model_alias(name, alias)
-    except Exception:
-        pass
+    except _MlflowException() as exc:  # already gone: deleting is idempotent
+        if not _is(exc, "RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            raise
 
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")

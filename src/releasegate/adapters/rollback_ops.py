@@ -11,36 +11,98 @@ verification is never left without its record. Only records sealed by the servic
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from typing import Literal
 
 from ..datagen import generate
 from ..decisions import DecisionKind, DecisionOutcome, NewDecision
-from ..rollback import RollbackPlan, RollbackRecord, plan_rollback, verification_ok
+from ..rollback import RollbackPlan, RollbackRecord, RollbackRefused, plan_rollback, verification_ok
 from . import context, registry
 
 
-def approved_prod_versions(model: str) -> set[str]:
-    """Prod versions with a sealed final promotion decision that completes a sealed pending one."""
+def _promotion_finals(model: str) -> list:
+    """Sealed final promotions of ``model`` that complete a sealed pending one."""
     log = context.decision_log()
     good, forged = log.trusted(kind="promotion")
     log.refuse_forged([f for f in forged if f.details.get("model_name") == model], "rollback")
     mine = [r for r in good if r.details.get("model_name") == model]
     pendings = {r.decision_id for r in mine if r.details.get("status") == "pending"}
-    return {
-        str(r.details["prod_version"])
+    return [
+        r
         for r in mine
         if r.details.get("status") == "final"
         and r.details.get("prod_version")
         and r.details.get("pending_decision_id") in pendings
-    }
+    ]
+
+
+def approved_prod_versions(model: str) -> set[str]:
+    """Prod versions with a sealed final promotion decision that completes a sealed pending one."""
+    return {str(r.details["prod_version"]) for r in _promotion_finals(model)}
+
+
+def rollback_targets(model: str, champion: str | None) -> tuple[set[str], dict[str, str]]:
+    """The versions a full rollback may go to, and the artifact hash each had when it was promoted.
+
+    Approved (a sealed final promotion), not rolled away from since its last promotion, and — when the
+    champion's own final promotion names the champion it replaced — exactly that one: an ``archive``
+    alias moved by hand to some older approved version is not a rollback target."""
+    finals = _promotion_finals(model)
+    promoted_at: dict[str, datetime] = {}
+    sha: dict[str, str] = {}
+    for r in finals:
+        v = str(r.details["prod_version"])
+        promoted_at[v] = r.decision_timestamp
+        if r.details.get("prod_sha256"):
+            sha[v] = r.details["prod_sha256"]
+    good, _ = context.decision_log().trusted(kind="rollback", subject=f"model:{model}")
+    for r in good:
+        v = str(r.details.get("previous_version"))
+        if r.details.get("status") == "final" and r.details.get("method") == "full" and v in promoted_at:
+            if r.decision_timestamp >= promoted_at[v]:
+                del promoted_at[v]  # rolled away from after its last promotion
+    allowed = set(promoted_at)
+    mine = [r for r in finals if str(r.details["prod_version"]) == champion]
+    if mine and mine[-1].details.get("previous_champion"):
+        allowed &= {str(mine[-1].details["previous_champion"])}
+    return allowed, sha
 
 
 def unfinished_rollback(model: str):
-    """The newest sealed pending rollback of ``model`` without its final record, if any."""
+    """The newest sealed pending rollback of ``model`` without its final (or abandoned) record, if any."""
     good, _ = context.decision_log().trusted(kind="rollback", subject=f"model:{model}")
-    ended = {r.details.get("pending_decision_id") for r in good if r.details.get("status") == "final"}
+    ended = {
+        r.details.get("pending_decision_id") for r in good if r.details.get("status") in ("final", "abandoned")
+    }
     pending = [r for r in good if r.details.get("status") == "pending" and r.decision_id not in ended]
     return pending[-1] if pending else None
+
+
+def _stale(pending, model: str, prod: str, method: str, expected_version: str | None) -> str | None:
+    """Why an interrupted rollback must not be finished now (None: finish it)."""
+    d = pending.details
+    later = [
+        r
+        for r in context.decision_log().trusted(kind="promotion", since=pending.decision_timestamp)[0]
+        if r.details.get("model_name") == model and r.details.get("status") == "final"
+    ]
+    if later:
+        return f"a later promotion ({later[-1].decision_id}) changed the model since"
+    if d["method"] != method:
+        return f"it was a {d['method']} rollback, this request is {method}"
+    if d["method"] == "full":
+        champion = registry.alias_version(prod, registry.CHAMPION)
+        if champion not in (d.get("previous_version"), d.get("new_version")):
+            return f"the champion is v{champion}, neither the version it rolled away from nor its target"
+        if expected_version is not None and expected_version != d.get("previous_version"):
+            return f"this request judged v{expected_version}, it rolled away from v{d.get('previous_version')}"
+    else:
+        challenger = registry.alias_version(prod, registry.CHALLENGER)
+        if challenger not in (None, d.get("dropped_challenger")):
+            return f"the challenger is now v{challenger}"
+        if expected_version is not None and expected_version != d.get("dropped_challenger"):
+            return f"this request judged v{expected_version}, it dropped v{d.get('dropped_challenger')}"
+    return None
 
 
 def _refuse(model: str, exc: Exception, aliases: dict, trigger: str, method: str, root_cause: str, by: str):
@@ -83,6 +145,26 @@ def execute_rollback(
     started, t0 = clock.now(), time.perf_counter()
     prod = registry.model_name("prod", model)
     pending = unfinished_rollback(model)
+    why = _stale(pending, model, prod, method, expected_version) if pending is not None else None
+    if why is not None:  # an interrupted rollback that no longer fits: record that, then plan anew
+        d = pending.details
+        log.append(
+            NewDecision(
+                decision_kind=DecisionKind.rollback,
+                decision_outcome=DecisionOutcome.reject,
+                decision_rationale=f"interrupted rollback {pending.decision_id} abandoned: {why}",
+                subject=f"model:{model}",
+                actor=requested_by,
+                details={
+                    **{k: v for k, v in d.items() if k not in ("status", "seal")},
+                    "previous_version": d.get("previous_version") or "none",
+                    "new_version": d.get("new_version") or "none",
+                    "status": "abandoned",
+                    "pending_decision_id": pending.decision_id,
+                },
+            )
+        )
+        pending = None
     converged = pending is not None
     if pending is not None:  # an earlier rollback stopped after its pending record: finish its plan
         d = pending.details
@@ -96,15 +178,24 @@ def execute_rollback(
     else:
         aliases = registry.aliases(prod)
         try:
+            targets, promoted_sha = rollback_targets(model, aliases.get(registry.CHAMPION))
             plan = plan_rollback(
                 method,
                 aliases.get(registry.CHAMPION),
                 aliases.get(registry.ARCHIVE),
                 aliases.get(registry.CHALLENGER),
-                approved_prod_versions(model),
+                targets,
                 expected_version,
             )
-        except Exception as exc:
+            if plan.method == "full" and plan.new_version in promoted_sha:
+                now_sha = registry.artifact_sha256(f"models:/{prod}/{plan.new_version}")
+                if now_sha != promoted_sha[plan.new_version]:
+                    raise RollbackRefused(
+                        "archive",
+                        f"{prod} v{plan.new_version} hashes {now_sha[:12]}, but was promoted as "
+                        f"{promoted_sha[plan.new_version][:12]}: not the approved binary",
+                    )
+        except (RollbackRefused, ValueError) as exc:
             _refuse(model, exc, aliases, trigger, method, root_cause, requested_by)
             raise
         pending = log.append(
@@ -131,9 +222,11 @@ def execute_rollback(
         )
     r0 = time.perf_counter()
     if plan.method == "full":  # each step is idempotent: a rerun repeats it safely
+        assert plan.new_version is not None  # a full plan rolls back to the archive, which it requires
         registry.set_alias(prod, registry.CHAMPION, plan.new_version)
         if registry.alias_version(prod, registry.ARCHIVE) == plan.new_version:
             registry.delete_alias(prod, registry.ARCHIVE)  # the archived version is serving again
+        # (plan_rollback refuses a full rollback without a champion: previous_version is set here)
         registry.set_tags(prod, plan.previous_version, {"rolled_back": "true", "rollback_trigger": trigger})
     if plan.drop_challenger and registry.alias_version(prod, registry.CHALLENGER) == plan.drop_challenger:
         registry.delete_alias(prod, registry.CHALLENGER)
@@ -161,7 +254,7 @@ def execute_rollback(
         duration_seconds=round(time.perf_counter() - t0, 4),
         registry_seconds=round(registry_seconds, 4),
         verification=verification,
-        verified=verification_ok(smoke, failure_rate),
+        verified=verification_ok(smoke, failure_rate) and verification["champion_after"] == plan.new_version,
         follow_up=follow_up,
     )
     log.append(

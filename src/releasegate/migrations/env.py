@@ -9,13 +9,17 @@ writers by itself.
 
 from alembic import context
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import ArgumentError
 
 MIGRATION_LOCK = 73_460_001  # any constant shared by every releasegate process
 
 config = context.config
 engine = config.attributes.get("engine")
 if engine is None:  # plain `alembic` invocation with sqlalchemy.url set
-    engine = create_engine(config.get_main_option("sqlalchemy.url"))
+    url = config.get_main_option("sqlalchemy.url")
+    if url is None:  # what create_engine(None) raised before, with the reason
+        raise ArgumentError("no engine in config.attributes and no sqlalchemy.url in the Alembic config")
+    engine = create_engine(url)
 
 with engine.connect() as connection:
     if connection.dialect.name == "postgresql":

@@ -34,3 +34,19 @@ def test_governance_flow_carries_its_runtime_policy(rg_home):
 
     assert governance_run.retries == 0 and governance_run.timeout_seconds == 900
     assert governance_run.fn.runtime_policy.concurrency_limit == 1
+
+
+def test_govern_refuses_a_prod_run_approved_in_1999(prefect_harness, rg_home):
+    from typer.testing import CliRunner
+
+    from releasegate.adapters import context
+    from releasegate.cli import app
+
+    args = ["govern", "--requested-by", "alice", "--reason-code", "hotfix", "--ticket-ref", "CHG-1"]
+    args += ["--approved-at", "1999-01-01T08:00:00Z", "--environment", "prod"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    out = " ".join(result.output.translate(str.maketrans("", "", "│╭╮╰╯─")).split())
+    assert "approved_at: approval is older than the maximum age of 7 days" in out
+    [rec] = context.decision_log().query(kind="manual_run")
+    assert rec.decision_outcome.value == "reject" and "approved_at" in rec.decision_rationale

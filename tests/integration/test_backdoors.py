@@ -24,7 +24,7 @@ from releasegate.clock import FixedClock
 from releasegate.decision_log import DecisionLog
 from releasegate.decisions import REF_FIELDS, DecisionKind, DecisionOutcome, NewDecision
 from tests.conftest import ROOT, approve_prod_version, cancel_unfinished_pool_runs, fast_capacity_policy
-from tests.test_promotion import (
+from tests.integration.test_promotion import (
     MODEL,
     PROD,
     STAGING,
@@ -423,14 +423,14 @@ def test_an_override_holds_until_its_expiry_and_admits_once(backfill_deployed, t
 
 
 # ------------------------------------------------------------------- 5. crash-safe rollback
-def _crash_once(monkeypatch, module, name, when=lambda *a, **k: True):
+def _crash_once(monkeypatch, module, name, when=lambda *a, **k: True, error=None):
     real = getattr(module, name)
     calls = {"n": 0}
 
     def crashing(*args, **kwargs):
         if calls["n"] == 0 and when(*args, **kwargs):
             calls["n"] += 1
-            raise SystemExit(f"killed in {name}")  # the process dies here
+            raise error or SystemExit(f"killed in {name}")  # the process dies here
         return real(*args, **kwargs)
 
     monkeypatch.setattr(module, name, crashing)
@@ -458,15 +458,23 @@ def test_a_rollback_killed_during_verification_is_finished_by_the_rerun(home, mo
 
 
 # ------------------------------------------------------------- 6. crash-safe binary promotion
-@pytest.mark.parametrize("crash_in", ["decision_tag", "champion_move"])
+@pytest.mark.parametrize("crash_in", ["decision_tag", "champion_move", "registry_error"])
 def test_a_promotion_killed_mid_registry_is_finished_once(home, clock, monkeypatch, crash_in):
+    from mlflow.exceptions import MlflowException
+
     v1 = register()
     if crash_in == "decision_tag":  # between copy_model_version and the decision_id tag
         _crash_once(monkeypatch, registry, "set_tags", lambda name, v, tags: set(tags) == {"decision_id"})
-    else:  # after the champion moved, before the final record
+    elif crash_in == "champion_move":  # after the champion moved, before the final record
         _crash_once(monkeypatch, registry, "set_alias", lambda name, alias, v: alias == "champion")
+    else:  # MLflow fails once while the binary step looks for an earlier copy: never read as "no copy"
+        _crash_once(monkeypatch, registry, "_search_versions", error=MlflowException("database is locked"))
     run_id, state = promote_with_approvals(v1)
-    assert state is None  # the run's process died (SystemExit) mid-way
+    if crash_in == "registry_error":
+        assert state.is_failed() and "database is locked" in state.message
+        assert registry.aliases(PROD) == {}  # nothing copied, nothing moved
+    else:
+        assert state is None  # the run's process died (SystemExit) mid-way
     log = context.decision_log()
     assert [r.details["status"] for r in log.query(kind="promotion", subject=f"promotion:{run_id}")] == ["pending"]
 
@@ -527,3 +535,168 @@ def test_rollback_is_governed_takes_the_alias_lock_and_a_manual_one_needs_a_tick
         assert t.is_alive() and registry.aliases(PROD)["champion"] == "2"  # waits for the lock
     t.join(120)
     assert done["out"]["new_version"] == "1" and registry.aliases(PROD) == {"champion": "1"}
+
+
+# ----------------------------------------------------------------------- found in review
+def test_approvals_count_only_for_the_model_version_and_binary_they_were_given_for(home):
+    from releasegate.adapters.promotion_ops import record_approval, restore_handshake
+    from releasegate.handshake import Approval, Handshake, Role
+
+    now = datetime.now(UTC)
+    base = Handshake(
+        model=MODEL,
+        candidate_version="3",
+        requested_by="ml-engineer",
+        tech_report_ref="artifact:r",
+        tech_pass=True,
+        candidate_sha256="a" * 64,
+        allow_lists={Role.pm: ["pm-anna"], Role.risk: ["risk-carla"]},
+    )
+    h = base
+    for role, who in ((Role.pm, "pm-anna"), (Role.risk, "risk-carla")):
+        raw = {"approver": who, "reference": "R", "decision": "approve", "statement": "", "comment": ""}
+        a = Approval(**raw, role=role, at=now)
+        h = h.model_copy(update={role.value: a})
+        record_approval("run-1", h, role, a, None, raw)
+    assert restore_handshake("run-1", base).risk is not None  # the same run, version and binary
+    # The run's parameters edited through the Prefect API to another version, or the staging binary swapped:
+    assert restore_handshake("run-1", base.model_copy(update={"candidate_version": "5"})).pm is None
+    assert restore_handshake("run-1", base.model_copy(update={"candidate_sha256": "b" * 64})).pm is None
+
+
+def test_a_rollback_event_sent_by_hand_is_a_manual_run(home, tmp_path):
+    from flows.rollback import rollback
+    from tests.conftest import apply_deployments
+
+    ids = apply_deployments({"rollback": (rollback, "critical")})
+    for seed in (1, 2):
+        registry.copy_to(STAGING, register(seed=seed), PROD)
+    approve_prod_version(MODEL, "1")
+    approve_prod_version(MODEL, "2", previous_champion="1")
+    registry.set_alias(PROD, "champion", "2")
+    registry.set_alias(PROD, "archive", "1")
+    event = {
+        "event_id": "fake:rollback",
+        "event_type": "monitoring.rollback.requested@v1",
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "producer": "mallory",
+        "idempotency_key": f"monitoring:{MODEL}:2026-11-23:rollback:full",
+        "payload": {
+            "model_name": MODEL,
+            "business_date": "2026-11-23",
+            "method": "full",
+            "version": "2",
+            "reason_code": "DRIFT_URGENT",
+            "reason": "trust me",
+        },
+    }
+    path = tmp_path / "event.json"
+    path.write_text(json.dumps(event))
+    sent = runner.invoke(app, ["events", "send", str(path), "--json"])
+    assert sent.exit_code == 0, sent.output
+    run_id = json.loads(sent.stdout)["flow_run_id"]
+    assert ids["rollback"]
+    with get_client(sync_client=True) as c:
+        state = run_flow(rollback, flow_run=c.read_flow_run(run_id), return_type="state")
+    assert state.is_failed() and "ticket_ref and approved_at" in state.message  # no monitoring verdict behind it
+    assert registry.aliases(PROD) == {"champion": "2", "archive": "1"}
+
+
+def test_an_archive_moved_by_hand_to_an_older_approved_version_is_not_a_target(home):
+    from releasegate.adapters.rollback_ops import execute_rollback
+    from releasegate.rollback import RollbackRefused
+
+    for seed in (1, 2, 3):
+        registry.copy_to(STAGING, register(seed=seed), PROD)
+    approve_prod_version(MODEL, "1")
+    approve_prod_version(MODEL, "2", previous_champion="1")
+    approve_prod_version(MODEL, "3", previous_champion="2")
+    registry.set_alias(PROD, "champion", "3")
+    registry.set_alias(PROD, "archive", "1")  # by hand: v3 replaced v2, not v1
+    with pytest.raises(RollbackRefused, match="archive"):
+        execute_rollback(MODEL, trigger="drift", root_cause="r", requested_by="ops-olga")
+    assert registry.aliases(PROD) == {"champion": "3", "archive": "1"}
+    registry.set_alias(PROD, "archive", "2")
+    assert execute_rollback(MODEL, trigger="drift", root_cause="r", requested_by="ops-olga").new_version == "2"
+
+
+def test_an_interrupted_rollback_that_no_longer_fits_is_abandoned_not_finished(home, monkeypatch):
+    from releasegate.adapters.rollback_ops import execute_rollback
+
+    for seed in (1, 2, 3):
+        registry.copy_to(STAGING, register(seed=seed), PROD)
+    approve_prod_version(MODEL, "1")
+    approve_prod_version(MODEL, "2")
+    registry.set_alias(PROD, "champion", "2")
+    registry.set_alias(PROD, "archive", "1")
+    registry.set_alias(PROD, "challenger", "3")
+    _crash_once(monkeypatch, registry, "set_alias", lambda name, alias, v: alias == "champion")
+    with pytest.raises(SystemExit):  # a full rollback killed before the champion moved
+        execute_rollback(MODEL, trigger="drift", root_cause="r", requested_by="alice")
+    # Later, a canary rollback of the challenger is asked for: it must not finish alice's full rollback.
+    rec = execute_rollback(
+        MODEL, method="canary", trigger="kpi", root_cause="canary drop", requested_by="bob", expected_version="3"
+    )
+    assert rec.method == "canary" and rec.requested_by == "bob"
+    assert registry.aliases(PROD) == {"champion": "2", "archive": "1"}  # champion untouched, challenger dropped
+    statuses = [r.details["status"] for r in context.decision_log().query(kind="rollback")]
+    assert statuses == ["pending", "abandoned", "pending", "final"]
+
+
+def test_a_later_rollback_makes_an_interrupted_promotion_abandoned(home, clock, monkeypatch):
+    from releasegate.adapters.rollback_ops import execute_rollback
+
+    champion = install_champion(register(WEAKER_BY_3PCT))
+    approve_prod_version(MODEL, champion)
+    real, calls = registry.set_alias, []
+
+    def move_then_die(name, alias, version):  # the champion moves, then the process dies
+        real(name, alias, version)
+        if alias == "champion" and not calls:
+            calls.append(version)
+            raise SystemExit("killed after the champion moved")
+
+    monkeypatch.setattr(registry, "set_alias", move_then_die)
+    v2 = register()
+    run_id, state = promote_with_approvals(v2)
+    assert state is None and registry.aliases(PROD) == {"champion": calls[0], "archive": champion}
+    # Monitoring rolls the unrecorded champion back to the approved one.
+    execute_rollback(MODEL, trigger="drift", root_cause="PSI 0.4", requested_by="releasegate:monitoring")
+    assert registry.aliases(PROD) == {"champion": champion}
+    # The next promotion must not finish the interrupted one (that would put the rolled-back copy back).
+    run2, state2 = promote_with_approvals(v2)
+    assert state2.is_completed() and state2.result()["outcome"] == "promote"
+    first = [r.details["status"] for r in context.decision_log().query(kind="promotion", subject=f"promotion:{run_id}")]
+    assert first == ["pending", "abandoned"]
+    assert registry.aliases(PROD) == {"champion": state2.result()["prod_version"], "archive": champion}
+
+
+def test_a_service_key_that_did_not_write_the_log_is_refused(home, monkeypatch):
+    from releasegate.trust import ServiceKeyError, load_or_create_key
+
+    context.decision_log().append(
+        NewDecision(
+            decision_kind=DecisionKind.deferral,
+            decision_outcome="reject",
+            decision_rationale="r",
+            subject="s",
+            actor="a",
+            details={"deferral_reason_code": "X", "next_evaluation_at": "t"},
+        )
+    )
+    monkeypatch.setenv("RELEASEGATE_SERVICE_KEY", "ab" * 32)  # another home's key, say
+    with pytest.raises(ServiceKeyError, match="does not match the decision log"):
+        context.decision_log().append(
+            NewDecision(
+                decision_kind=DecisionKind.deferral,
+                decision_outcome="reject",
+                decision_rationale="r",
+                subject="s",
+                actor="a",
+                details={"deferral_reason_code": "X", "next_evaluation_at": "t"},
+            )
+        )
+    empty = home / "empty.key"
+    empty.write_text("")
+    with pytest.raises(ServiceKeyError, match="32 bytes"):
+        load_or_create_key(empty)

@@ -29,7 +29,7 @@ import yaml
 
 pytestmark = pytest.mark.prefect
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 # Deadlines, not expected durations: every wait is for a condition (a record, a state, a page element),

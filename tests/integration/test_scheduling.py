@@ -366,6 +366,20 @@ def test_invalid_event_is_refused_naming_the_field(deployed, rg_home, clock, tmp
     assert context.scheduling_store().lookup("backfill", bad["idempotency_key"]) is None  # nothing claimed
 
 
+def test_event_for_an_undeployed_deployment_says_what_to_run(deployed, rg_home, clock, tmp_path, monkeypatch):
+    routes = tmp_path / "routes.yaml"
+    route = {"event_type": "data.partition.arrived@v1", "deployment": "nightly"}
+    routes.write_text(yaml.safe_dump({"routes": [route]}))
+    monkeypatch.setenv("RELEASEGATE_EVENT_ROUTES", str(routes))
+    path = tmp_path / "event.json"
+    path.write_text(json.dumps(partition_event(9200)))
+    result = CliRunner().invoke(app, ["events", "send", str(path)])
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    assert "'nightly' is not deployed on the Prefect API" in result.output and "releasegate deploy" in result.output
+    assert context.scheduling_store().lookup("nightly", "partition:positions:9200") is None  # nothing claimed
+    assert context.decision_log().query(kind="event") == []  # nothing recorded
+
+
 # ------------------------------------------------------------------------------ infra, report
 def test_infra_up_is_idempotent(deployed, rg_home):
     result = CliRunner().invoke(app, ["infra", "up"])

@@ -134,3 +134,17 @@ def test_an_all_missing_feature_does_not_hide_drift_elsewhere():
     assert by["drift_psi"].breached and by["drift_psi"].detail == "max on b" and r.max_psi > 1
     assert by["schema"].breached and "no values for c" in by["schema"].detail
     assert by["missing_rate"].breached
+
+
+@given(st.floats(0, 2, allow_nan=False))
+def test_retrain_gateway_and_tree_read_psi_alike(psi):
+    """One rule for both (releasegate.thresholds): urgent exactly where the tree rolls back for drift."""
+    from datetime import UTC, datetime
+
+    from releasegate.retrain import RetrainPolicy, RetrainSignals, retrain_gateway
+
+    tree = decide(TreeInput(stage=Stage.full, max_psi=psi, metric_drop=0.0))
+    signals = RetrainSignals(psi={"x": psi}, kpi_drop=0.0, trigger="drift")
+    gateway = retrain_gateway(signals, RetrainPolicy(), datetime(2026, 11, 23, tzinfo=UTC))
+    assert (tree.reason_code == "DRIFT_URGENT") == (gateway.reason_code == "DRIFT_URGENT")
+    assert (tree.reason_code == "DRIFT_PLAN") == (gateway.reason_code == "RETRAIN_PLANNED")

@@ -33,6 +33,9 @@ def test_plan_rules():
     with pytest.raises(RollbackRefused) as e:
         plan_rollback("canary", "2", "1", None, {"1"})
     assert e.value.field == "challenger"
+    with pytest.raises(RollbackRefused) as e:
+        plan_rollback("full", None, "1", None, {"1"})
+    assert e.value.field == "champion"
     p = plan_rollback("full", "2", "1", "3", {"1", "2"})
     assert (p.previous_version, p.new_version, p.drop_challenger) == ("2", "1", "3")
 

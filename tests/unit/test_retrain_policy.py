@@ -28,7 +28,7 @@ def decide(trigger="drift", psi=0.05, drop=0.0, age=3.0, champion=True, env=None
     ("kw", "outcome", "code"),
     [
         ({"psi": 0.35}, "retrain", "DRIFT_URGENT"),
-        ({"psi": 0.30}, "retrain", "DRIFT_URGENT"),  # >= 0.3 is urgent
+        ({"psi": 0.30}, "defer", "RETRAIN_PLANNED"),  # exactly 0.3: plan (urgent is > 0.3, as in the tree)
         ({"psi": 0.25}, "defer", "RETRAIN_PLANNED"),
         ({"psi": 0.20}, "defer", "RETRAIN_PLANNED"),
         ({"psi": 0.19}, "no_retrain", "WITHIN_LIMITS"),
