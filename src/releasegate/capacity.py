@@ -2,7 +2,8 @@
 
 This is the one file that answers "why was this run deferred". ``evaluate`` takes the run's request, a
 snapshot of the pool (what runs, what is due), the gateway configuration and ``now``, and returns a
-``GateDecision``: admitted, or deferred with a ``deferral_reason_code`` and ``next_evaluation_at``.
+``GateDecision`` = ``Admitted | Deferred``: a deferral carries its ``deferral_reason_code`` and
+``next_evaluation_at``; an admission carries neither.
 
 Checks, in this order (the first that holds decides):
 
@@ -194,19 +195,34 @@ class CapacitySnapshot(BaseModel):
     completed: set[tuple[str, date]] = Field(default_factory=set)  # (deployment, business_date) done
 
 
-class GateDecision(BaseModel):
+class Admitted(BaseModel):
+    """The run may start now."""
+
     model_config = ConfigDict(frozen=True)
-    admitted: bool
-    deferral_reason_code: DeferralReason | None = None
-    next_evaluation_at: datetime | None = None
+    admitted: Literal[True] = True
+    deferral_reason_code: None = None
+    next_evaluation_at: None = None
     explanation: str
     evidence: dict[str, Any] = Field(default_factory=dict)
 
 
+class Deferred(BaseModel):
+    """The run may not start now: why (a reason code) and when to ask again."""
+
+    model_config = ConfigDict(frozen=True)
+    admitted: Literal[False] = False
+    deferral_reason_code: DeferralReason
+    next_evaluation_at: datetime
+    explanation: str
+    evidence: dict[str, Any] = Field(default_factory=dict)
+
+
+GateDecision = Admitted | Deferred
+
+
 # ---------------------------------------------------------------------------------- the rule
-def _defer(reason: DeferralReason, at: datetime, explanation: str, **evidence: Any) -> GateDecision:
-    return GateDecision(
-        admitted=False,
+def _defer(reason: DeferralReason, at: datetime, explanation: str, **evidence: Any) -> Deferred:
+    return Deferred(
         deferral_reason_code=reason,
         next_evaluation_at=at,
         explanation=f"{reason.value}: {explanation}",
@@ -343,8 +359,7 @@ class _Evaluator:
                 f"{in_queue} runs hold queue {request.queue!r}'s {queue_cap} slots",
                 active_in_queue=in_queue,
             )
-        return GateDecision(
-            admitted=True,
+        return Admitted(
             explanation=f"admitted: {in_pool}/{config.pool_concurrency_limit} pool slots, "
             f"{in_queue}/{queue_cap} in {request.queue!r}, no freeze, upstreams ready, no higher-priority run",
         )

@@ -26,6 +26,20 @@ from pydantic import BaseModel, ConfigDict, Field
 from .thresholds import band
 
 
+class RetrainReason(StrEnum):
+    """Why the retrain gateway decided what it did (``RetrainDecision.reason_code``)."""
+
+    SELF_EVENT = "SELF_EVENT"
+    NO_CHAMPION = "NO_CHAMPION"
+    DRIFT_URGENT = "DRIFT_URGENT"
+    KPI_DROP_URGENT = "KPI_DROP_URGENT"
+    NEW_DEV_VERSION = "NEW_DEV_VERSION"
+    MANUAL = "MANUAL"
+    RETRAIN_PLANNED = "RETRAIN_PLANNED"
+    PERIODIC_REFIT = "PERIODIC_REFIT"
+    WITHIN_LIMITS = "WITHIN_LIMITS"
+
+
 class RetrainTrigger(StrEnum):
     drift = "drift"
     kpi = "kpi"
@@ -57,7 +71,7 @@ class RetrainSignals(BaseModel):
 class RetrainDecision(BaseModel):
     model_config = ConfigDict(frozen=True)
     outcome: Literal["retrain", "defer", "no_retrain"]
-    reason_code: str
+    reason_code: RetrainReason
     reason: str
     urgency: Literal["urgent", "planned", "periodic", "bootstrap", "requested", "none"] = "none"
     next_evaluation_at: datetime | None = None
@@ -72,13 +86,13 @@ def retrain_gateway(s: RetrainSignals, p: RetrainPolicy, now: datetime) -> Retra
     if s.trigger is RetrainTrigger.registry_event and s.source_environment not in (None, "dev"):
         return RetrainDecision(
             outcome="no_retrain",
-            reason_code="SELF_EVENT",
+            reason_code=RetrainReason.SELF_EVENT,
             reason=f"version registered in {s.source_environment} by the governed pipeline itself",
         )
     if not s.has_champion:
         return RetrainDecision(
             outcome="retrain",
-            reason_code="NO_CHAMPION",
+            reason_code=RetrainReason.NO_CHAMPION,
             urgency="bootstrap",
             reason="no champion in prod yet: train the first candidate",
         )
@@ -89,34 +103,37 @@ def retrain_gateway(s: RetrainSignals, p: RetrainPolicy, now: datetime) -> Retra
     if psi_band == "urgent":
         return RetrainDecision(
             outcome="retrain",
-            reason_code="DRIFT_URGENT",
+            reason_code=RetrainReason.DRIFT_URGENT,
             urgency="urgent",
             reason=f"PSI {worst:.3f} on {worst_f} > {p.psi_urgent}",
         )
     if drop_band == "urgent":
         return RetrainDecision(
             outcome="retrain",
-            reason_code="KPI_DROP_URGENT",
+            reason_code=RetrainReason.KPI_DROP_URGENT,
             urgency="urgent",
             reason=f"primary KPI {drop:.1%} below baseline (> {p.kpi_drop_urgent:.0%})",
         )
     if s.trigger is RetrainTrigger.registry_event:
         return RetrainDecision(
             outcome="retrain",
-            reason_code="NEW_DEV_VERSION",
+            reason_code=RetrainReason.NEW_DEV_VERSION,
             urgency="requested",
             reason="a new version was registered in dev: build its governed staging candidate",
         )
     if s.trigger is RetrainTrigger.manual:
         return RetrainDecision(
-            outcome="retrain", reason_code="MANUAL", urgency="requested", reason="retrain requested by an operator"
+            outcome="retrain",
+            reason_code=RetrainReason.MANUAL,
+            urgency="requested",
+            reason="retrain requested by an operator",
         )
     if psi_band == "plan" or drop_band == "plan":
         what = f"PSI {worst:.3f} on {worst_f}" if psi_band == "plan" else f"KPI drop {drop:.1%}"
         at = next_plan_slot(now, p.plan_hour_utc)
         return RetrainDecision(
             outcome="defer",
-            reason_code="RETRAIN_PLANNED",
+            reason_code=RetrainReason.RETRAIN_PLANNED,
             urgency="planned",
             reason=f"{what}: plan a retrain at the next off-peak slot",
             next_evaluation_at=at,
@@ -124,12 +141,12 @@ def retrain_gateway(s: RetrainSignals, p: RetrainPolicy, now: datetime) -> Retra
     if s.days_since_refit is not None and s.days_since_refit >= p.refit_days:
         return RetrainDecision(
             outcome="retrain",
-            reason_code="PERIODIC_REFIT",
+            reason_code=RetrainReason.PERIODIC_REFIT,
             urgency="periodic",
             reason=f"{s.days_since_refit:.0f} days since the last refit (≥ {p.refit_days})",
         )
     return RetrainDecision(
         outcome="no_retrain",
-        reason_code="WITHIN_LIMITS",
+        reason_code=RetrainReason.WITHIN_LIMITS,
         reason=f"max PSI {worst:.3f} < {p.psi_plan}, KPI drop {drop:.1%} < {p.kpi_drop_plan:.0%}: monitor",
     )

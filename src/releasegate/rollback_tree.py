@@ -22,6 +22,18 @@ from pydantic import BaseModel, Field
 from .thresholds import band
 
 
+class TreeReason(StrEnum):
+    """Why the decision tree chose its action (``TreeResult.reason_code``)."""
+
+    BUSINESS_IMPACT = "BUSINESS_IMPACT"
+    DRIFT_URGENT = "DRIFT_URGENT"
+    KPI_DROP_SEVERE = "KPI_DROP_SEVERE"
+    KPI_DROP_CANARY = "KPI_DROP_CANARY"
+    KPI_DROP_FULL = "KPI_DROP_FULL"
+    DRIFT_PLAN = "DRIFT_PLAN"
+    WITHIN_LIMITS = "WITHIN_LIMITS"
+
+
 class Stage(StrEnum):
     shadow = "shadow"
     canary = "canary"
@@ -58,7 +70,7 @@ class TreeResult(BaseModel):
     action: Action
     retrain: bool = False
     urgent: bool = False
-    reason_code: str
+    reason_code: TreeReason
     reason: str
 
 
@@ -66,41 +78,45 @@ def decide(i: TreeInput, t: TreeThresholds | None = None) -> TreeResult:
     t = t or TreeThresholds()
     drop = i.metric_drop or 0.0
     if i.business_impact:
-        return TreeResult(action=Action.rollback, reason_code="BUSINESS_IMPACT", reason="immediate business impact")
+        return TreeResult(
+            action=Action.rollback, reason_code=TreeReason.BUSINESS_IMPACT, reason="immediate business impact"
+        )
     psi_band, drop_band = band(i.max_psi, t.psi_plan, t.psi_urgent), band(drop, t.drop_canary, t.drop_severe)
     if psi_band == "urgent":
         return TreeResult(
             action=Action.rollback,
             retrain=True,
             urgent=True,
-            reason_code="DRIFT_URGENT",
+            reason_code=TreeReason.DRIFT_URGENT,
             reason=f"PSI {i.max_psi:.3f} > {t.psi_urgent}: roll back and retrain urgently",
         )
     if drop_band == "urgent":
         return TreeResult(
             action=Action.rollback,
-            reason_code="KPI_DROP_SEVERE",
+            reason_code=TreeReason.KPI_DROP_SEVERE,
             reason=f"metric {drop:.1%} below baseline (> {t.drop_severe:.0%})",
         )
     if drop_band == "plan":
         if i.stage in CHALLENGER_STAGES:
             return TreeResult(
                 action=Action.drop_challenger,
-                reason_code="KPI_DROP_CANARY",
+                reason_code=TreeReason.KPI_DROP_CANARY,
                 reason=f"metric {drop:.1%} below baseline during {i.stage}: drop the challenger, keep the champion",
             )
         return TreeResult(
             action=Action.rollback,
-            reason_code="KPI_DROP_FULL",
+            reason_code=TreeReason.KPI_DROP_FULL,
             reason=f"metric {drop:.1%} below baseline at stage {i.stage}: no challenger to drop, roll back",
         )
     if psi_band == "plan":
         return TreeResult(
             action=Action.plan_retrain,
             retrain=True,
-            reason_code="DRIFT_PLAN",
+            reason_code=TreeReason.DRIFT_PLAN,
             reason=f"PSI {i.max_psi:.3f} in [{t.psi_plan}, {t.psi_urgent}]: plan a retrain",
         )
     return TreeResult(
-        action=Action.monitor, reason_code="WITHIN_LIMITS", reason=f"PSI {i.max_psi:.3f}, drop {drop:.1%}: monitor"
+        action=Action.monitor,
+        reason_code=TreeReason.WITHIN_LIMITS,
+        reason=f"PSI {i.max_psi:.3f}, drop {drop:.1%}: monitor",
     )

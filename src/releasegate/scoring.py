@@ -24,7 +24,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
-from .rollback_tree import Action, Stage, TreeInput, TreeResult, TreeThresholds, decide
+from .rollback_tree import Action, Stage, TreeInput, TreeReason, TreeResult, TreeThresholds, decide
 
 
 def canary_mask(rows: int, share: float, salt: str) -> np.ndarray:
@@ -95,7 +95,7 @@ class Verdict(BaseModel):
     rollback_method: Literal["full", "canary"] | None = None
     retrain: bool = False
     urgent: bool = False
-    reason_code: str
+    reason_code: TreeReason
     reason: str
 
     @property

@@ -36,6 +36,7 @@ from pydantic import BaseModel, Field
 from .capacity import (
     ActiveRun,
     CapacitySnapshot,
+    Deferred,
     DeploymentGate,
     GatewayConfig,
     QueueConfig,
@@ -292,9 +293,9 @@ def run_model(runs: list[SimRun], gw: GatewayConfig, cfg: SimConfig, gated: bool
                     flow_run_id=str(idx), deployment=r.deployment, queue=r.queue, business_dates=[], attempts=r.attempts
                 )
                 d = evaluate(req, snapshot(r, now), gw, now_dt)
-                if not d.admitted:
-                    code = d.deferral_reason_code.value  # type: ignore[union-attr]
-                    nxt = int((d.next_evaluation_at - t0).total_seconds())  # type: ignore[operator]
+                if isinstance(d, Deferred):
+                    code = d.deferral_reason_code.value
+                    nxt = int((d.next_evaluation_at - t0).total_seconds())
                     nxt = max(nxt, now + 1)
                     r.attempts += 1
                     r.deferral_count[code] = r.deferral_count.get(code, 0) + 1

@@ -288,12 +288,16 @@ def _runs_with_key_prefix(prefix: str) -> int:
     return sum(1 for r in runs if (r.idempotency_key or "").startswith(prefix))
 
 
-def test_500_events_with_30_percent_duplicates_from_8_threads(deployed, rg_home, clock):
+def test_events_with_30_percent_duplicates_from_8_threads(deployed, rg_home, clock):
+    """Correctness of dedupe under concurrency: one run per key. (Throughput is measured by
+    bench/intake_bench.py, not here: a 500-event version took 60-170 s on a busy 2-core machine.)"""
     from releasegate.adapters.prefect_intake import send_event
 
-    unique = 350
+    unique, redeliveries = 70, 30
     events = [partition_event(i) for i in range(unique)]
-    deliveries = events + [dict(random.Random(i).choice(events), event_id=f"redelivery-{i}") for i in range(150)]
+    deliveries = events + [
+        dict(random.Random(i).choice(events), event_id=f"redelivery-{i}") for i in range(redeliveries)
+    ]
     random.Random(7).shuffle(deliveries)
     results, errors = [], []
     lock = threading.Lock()
@@ -314,7 +318,7 @@ def test_500_events_with_30_percent_duplicates_from_8_threads(deployed, rg_home,
     assert not errors, errors[:3]
     created = [r for r in results if r.status == "created"]
     dupes = [r for r in results if r.status == "duplicate"]
-    assert len(results) == 500 and len(created) == unique and len(dupes) == 150
+    assert len(results) == unique + redeliveries and len(created) == unique and len(dupes) == redeliveries
     by_key = {}
     for r in created:
         by_key.setdefault(r.flow_run_id, 0)

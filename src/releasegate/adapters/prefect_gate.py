@@ -38,7 +38,7 @@ from prefect.client.schemas.objects import FlowRun, State, StateType
 from prefect.exceptions import Pause
 from prefect.states import Scheduled
 
-from ..capacity import ActiveRun, CapacitySnapshot, GateDecision, GatewayConfig, RunRequest, evaluate
+from ..capacity import ActiveRun, Admitted, CapacitySnapshot, GateDecision, GatewayConfig, RunRequest, evaluate
 from ..decisions import DecisionKind, DecisionOutcome, NewDecision
 from . import context
 from .config import load_gateway_config
@@ -168,7 +168,7 @@ def gate_current_run(
     grant = use_override(run_id, now)
     if grant is not None:
         logger.warning("deferral of %s overridden by ticket %s: admitted without the gateway", run_id, grant)
-        return GateDecision(admitted=True, explanation=f"admitted by the audited override {grant}")
+        return Admitted(explanation=f"admitted by the audited override {grant}")
 
     gate = config.deployments.get(deployment)
     with get_client(sync_client=True) as client:
@@ -186,13 +186,12 @@ def gate_current_run(
         )
         snapshot = build_snapshot(client, config, run_id, request, now)
         decision = evaluate(request, snapshot, config, now)
-        if decision.admitted:
+        if isinstance(decision, Admitted):
             store.close_deferral(run_id, "admitted", now)
             logger.info("capacity gateway: %s", decision.explanation)
             return decision
 
         reason, next_at = decision.deferral_reason_code, decision.next_evaluation_at
-        assert reason is not None and next_at is not None  # a deferral names its reason and when to come back
         code = reason.value
         deferral = store.record_deferral(run_id, deployment, code, next_at, decision.explanation, now)
         context.decision_log().append(
