@@ -32,7 +32,7 @@ from . import context
 def load_deployment_flow(deployment: str, project: Path | None = None):
     """The flow object of ``deployment``, loaded from its ``entrypoint`` in the project's prefect.yaml
     (what a worker does), so that the CLI and the demo run from an installed package without putting
-    the checkout on ``sys.path``."""
+    the checkout on the import path."""
     from prefect.flows import load_flow_from_entrypoint
 
     root = project or context.project_root()
