@@ -95,6 +95,9 @@ def load_or_create_key(path: Path) -> bytes:
     return _read_key(path)
 
 
+_KEYS_THAT_BELONG: set[tuple[str, str]] = set()  # (log URL, SHA-256 of the key) already checked
+
+
 class SealedDecisionLog(DecisionLog):
     """The decision log as releasegate's service path uses it: every append is sealed."""
 
@@ -115,7 +118,11 @@ class SealedDecisionLog(DecisionLog):
     def _check_belongs(self, key: bytes) -> None:
         """Refuse a key that did not write this log (e.g. a fresh key file in another RELEASEGATE_HOME):
         with it, every genuine record would read as a forgery. The earliest sealed record decides; an
-        append-only log cannot get a record in before it."""
+        append-only log cannot get a record in before it. Checked once per process, log and key: the log
+        is opened for nearly every record written, and the answer cannot change once it was yes."""
+        pair = (str(self.engine.url), hashlib.sha256(key).hexdigest())
+        if pair in _KEYS_THAT_BELONG:
+            return
         for rec in self.query(limit=50):
             if SEAL in rec.details:
                 if not has_valid_seal(key, rec):
@@ -124,6 +131,7 @@ class SealedDecisionLog(DecisionLog):
                         "record was written with another key. Use the key that wrote it (the same "
                         "RELEASEGATE_HOME, or RELEASEGATE_SERVICE_KEY)"
                     )
+                _KEYS_THAT_BELONG.add(pair)
                 return
 
     def append_record(self, record: DecisionRecord) -> StoredDecision:

@@ -674,28 +674,18 @@ def test_a_later_rollback_makes_an_interrupted_promotion_abandoned(home, clock, 
 def test_a_service_key_that_did_not_write_the_log_is_refused(home, monkeypatch):
     from releasegate.trust import ServiceKeyError, load_or_create_key
 
-    context.decision_log().append(
-        NewDecision(
-            decision_kind=DecisionKind.deferral,
-            decision_outcome="reject",
-            decision_rationale="r",
-            subject="s",
-            actor="a",
-            details={"deferral_reason_code": "X", "next_evaluation_at": "t"},
-        )
+    note = NewDecision(
+        decision_kind=DecisionKind.deferral,
+        decision_outcome="reject",
+        decision_rationale="r",
+        subject="s",
+        actor="a",
+        details={"deferral_reason_code": "X", "next_evaluation_at": "t"},
     )
+    context.decision_log().append(note)
     monkeypatch.setenv("RELEASEGATE_SERVICE_KEY", "ab" * 32)  # another home's key, say
     with pytest.raises(ServiceKeyError, match="does not match the decision log"):
-        context.decision_log().append(
-            NewDecision(
-                decision_kind=DecisionKind.deferral,
-                decision_outcome="reject",
-                decision_rationale="r",
-                subject="s",
-                actor="a",
-                details={"deferral_reason_code": "X", "next_evaluation_at": "t"},
-            )
-        )
+        context.decision_log().append(note)
     empty = home / "empty.key"
     empty.write_text("")
     with pytest.raises(ServiceKeyError, match="32 bytes"):

@@ -34,6 +34,7 @@ from ..handshake import Approval, ApprovalFields, ApprovalRefused, Handshake, Ro
 from ..psi import psi
 from . import context, registry
 from .config import ApproverConfig
+from .promotion_log import promotion_history
 
 
 def promotion_subject(flow_run_id: str) -> str:
@@ -100,7 +101,7 @@ def build_dossier(model: str, candidate_version: str, policy: GatePolicy, reques
     staging, prod = registry.model_name("staging", model), registry.model_name("prod", model)
     candidate = registry.version_facts(staging, candidate_version)
     champ_v = registry.alias_version(prod, registry.CHAMPION)
-    if champ_v is None and _has_final_promotion(model):
+    if champ_v is None and promotion_history(model, "promotion").finals:
         raise RuntimeError(
             f"{prod} has no champion alias, but the decision log holds approved promotions of {model}: the "
             "KPI gate cannot judge a 'first release'. Restore the champion (a rollback, or the alias in MLflow "
@@ -126,11 +127,6 @@ def build_dossier(model: str, candidate_version: str, policy: GatePolicy, reques
         exception=approved_exception(model, candidate_version, now, requested_by),
         built_at=now,
     )
-
-
-def _has_final_promotion(model: str) -> bool:
-    good, _ = context.decision_log().trusted(kind="promotion")
-    return any(r.details.get("model_name") == model and r.details.get("status") == "final" for r in good)
 
 
 def approver_config() -> ApproverConfig:
@@ -321,21 +317,6 @@ def write_pending(
     )
 
 
-def _promotion_records(model: str) -> tuple[list, set[str]]:
-    """This model's sealed pending promotions, and the ids of pendings that reached an end (final/failed)."""
-    log = context.decision_log()
-    good, forged = log.trusted(kind="promotion")
-    log.refuse_forged([f for f in forged if f.details.get("model_name") == model], "promotion")
-    mine = [r for r in good if r.details.get("model_name") == model]
-    pendings = [r for r in mine if r.details.get("status") == "pending"]
-    ended = {
-        str(r.details.get("pending_decision_id"))
-        for r in mine
-        if r.details.get("status") in ("final", "failed", "abandoned")
-    }
-    return pendings, ended
-
-
 def finish_unfinished(model: str) -> list[dict[str, Any]]:
     """Finish every promotion of ``model`` that wrote its pending record but not its final one, if that is
     still what the log and the registry say should happen; otherwise abandon it (a sealed record), and
@@ -346,10 +327,10 @@ def finish_unfinished(model: str) -> list[dict[str, Any]]:
     from ..handshake import ACK_VALIDITY
 
     log = context.decision_log()
-    pendings, ended = _promotion_records(model)
+    history = promotion_history(model, "promotion")
     out = []
-    for p in pendings:
-        if p.decision_id in ended:
+    for p in history.pendings:
+        if p.decision_id in history.ends:
             continue
         d = p.details
         prod = d["prod_model"]
@@ -400,11 +381,10 @@ def binary_promotion(
     flow_run_id: str, report: GateReport, report_ref: str, h: Handshake, ack_ref: str, candidate_sha256: str
 ) -> dict[str, Any]:
     subject = promotion_subject(flow_run_id)
-    pendings, ended = _promotion_records(report.model)
-    mine = [p for p in pendings if p.subject == subject]
-    if mine and mine[-1].decision_id in ended:
-        ends = context.decision_log().trusted(kind="promotion", subject=subject)[0]
-        end = next(r for r in reversed(ends) if r.details.get("pending_decision_id") == mine[-1].decision_id)
+    history = promotion_history(report.model, "promotion")
+    mine = [p for p in history.pendings if p.subject == subject]
+    end = history.ends.get(mine[-1].decision_id) if mine else None
+    if end is not None:
         if end.details.get("status") != "final":
             raise RuntimeError(f"this promotion already ended {end.details.get('status')} (decision {end.decision_id})")
         return {"prod_version": end.details.get("prod_version"), "decision_id": end.decision_id, "converged": False}

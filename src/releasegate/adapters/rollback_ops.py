@@ -18,27 +18,7 @@ from ..datagen import generate
 from ..decisions import DecisionKind, DecisionOutcome, NewDecision
 from ..rollback import RollbackPlan, RollbackRecord, RollbackRefused, plan_rollback, verification_ok
 from . import context, registry
-
-
-def _promotion_finals(model: str) -> list:
-    """Sealed final promotions of ``model`` that complete a sealed pending one."""
-    log = context.decision_log()
-    good, forged = log.trusted(kind="promotion")
-    log.refuse_forged([f for f in forged if f.details.get("model_name") == model], "rollback")
-    mine = [r for r in good if r.details.get("model_name") == model]
-    pendings = {r.decision_id for r in mine if r.details.get("status") == "pending"}
-    return [
-        r
-        for r in mine
-        if r.details.get("status") == "final"
-        and r.details.get("prod_version")
-        and r.details.get("pending_decision_id") in pendings
-    ]
-
-
-def approved_prod_versions(model: str) -> set[str]:
-    """Prod versions with a sealed final promotion decision that completes a sealed pending one."""
-    return {str(r.details["prod_version"]) for r in _promotion_finals(model)}
+from .promotion_log import promotion_history
 
 
 def rollback_targets(model: str, champion: str | None) -> tuple[set[str], dict[str, str]]:
@@ -47,7 +27,7 @@ def rollback_targets(model: str, champion: str | None) -> tuple[set[str], dict[s
     Approved (a sealed final promotion), not rolled away from since its last promotion, and — when the
     champion's own final promotion names the champion it replaced — exactly that one: an ``archive``
     alias moved by hand to some older approved version is not a rollback target."""
-    finals = _promotion_finals(model)
+    finals = promotion_history(model, "rollback").finals
     promoted_at: dict[str, datetime] = {}
     sha: dict[str, str] = {}
     for r in finals:
