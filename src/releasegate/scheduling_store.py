@@ -144,17 +144,6 @@ class SchedulingStore:
                 .values(flow_run_id=flow_run_id)
             )
 
-    def release(self, deployment: str, key: str) -> None:
-        """Forget a claim whose run could not be created, so a redelivery starts clean."""
-        with Session(self.engine) as s, s.begin():
-            s.execute(
-                delete(IntakeRow).where(
-                    IntakeRow.deployment == deployment,
-                    IntakeRow.idempotency_key == key,
-                    IntakeRow.flow_run_id.is_(None),
-                )
-            )
-
     def count_runs(self, deployment: str | None = None) -> int:
         stmt = select(IntakeRow.id).where(IntakeRow.flow_run_id.is_not(None))
         if deployment:

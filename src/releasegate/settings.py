@@ -62,16 +62,10 @@ class Settings(BaseSettings):
 
     def service_key_bytes(self) -> bytes:
         """The service key: RELEASEGATE_SERVICE_KEY, else <home>/service.key (made on first use)."""
-        from .trust import load_or_create_key
+        from .trust import load_or_create_key, parse_key
 
         if self.service_key is not None:
-            try:
-                key = bytes.fromhex(self.service_key.get_secret_value().strip())
-            except ValueError:
-                raise ValueError("RELEASEGATE_SERVICE_KEY: must be hex (e.g. `openssl rand -hex 32`)") from None
-            if len(key) < 32:
-                raise ValueError("RELEASEGATE_SERVICE_KEY: must hold 32 bytes (64 hex characters)")
-            return key
+            return parse_key(self.service_key.get_secret_value(), "RELEASEGATE_SERVICE_KEY")
         return load_or_create_key(self.home_dir / "service.key")
 
     @property

@@ -67,14 +67,19 @@ class ServiceKeyError(ValueError):
 MIN_KEY_BYTES = 32
 
 
-def _read_key(path: Path) -> bytes:
+def parse_key(text: str, source: str) -> bytes:
+    """A service key from its hex text (the key file, or RELEASEGATE_SERVICE_KEY), or a clear refusal."""
     try:
-        key = bytes.fromhex(path.read_text().strip())
+        key = bytes.fromhex(text.strip())
     except ValueError:
-        raise ServiceKeyError(f"{path}: the service key must be hex (64 characters)") from None
+        raise ServiceKeyError(f"{source}: the service key must be hex (e.g. `openssl rand -hex 32`)") from None
     if len(key) < MIN_KEY_BYTES:
-        raise ServiceKeyError(f"{path}: the service key must hold {MIN_KEY_BYTES} bytes (64 hex characters)")
+        raise ServiceKeyError(f"{source}: the service key must hold {MIN_KEY_BYTES} bytes (64 hex characters)")
     return key
+
+
+def _read_key(path: Path) -> bytes:
+    return parse_key(path.read_text(), str(path))
 
 
 def load_or_create_key(path: Path) -> bytes:
