@@ -24,8 +24,8 @@ def main() -> None:
     import numpy as np
 
     from releasegate.adapters.config import capacity_from_file
-    from releasegate.capacity import ActiveRun, CapacitySnapshot, RunRequest, evaluate, evaluate_many
-    from releasegate.simulate import SimConfig, simulate
+    from releasegate.policy.capacity import ActiveRun, CapacitySnapshot, RunRequest, evaluate, evaluate_many
+    from releasegate.tools.simulate import SimConfig, simulate
 
     cfg = capacity_from_file().model_copy(update={"windows": []})
     now = datetime(2026, 11, 24, 17, 0, tzinfo=UTC)

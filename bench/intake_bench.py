@@ -35,11 +35,11 @@ def event(key: str, day: str = "2026-11-20") -> dict:
 def main() -> None:
     a = args(__doc__.splitlines()[0])
     isolated_home()
-    from releasegate.adapters import context
+    from releasegate import bootstrap
     from releasegate.adapters.config import load_routes
-    from releasegate.intake import intake_event
+    from releasegate.services.intake import intake_event
 
-    store, log, routes = context.scheduling_store(), context.decision_log(), load_routes()
+    store, log, routes = bootstrap.scheduling_store(), bootstrap.decision_log(), load_routes()
     calls = []
 
     def create_run(deployment, parameters, key):
@@ -68,8 +68,8 @@ def main() -> None:
 
     from flows.backfill import backfill
     from releasegate.adapters.config import capacity_from_file
-    from releasegate.adapters.infra import infra_up
-    from releasegate.adapters.prefect_intake import send_event
+    from releasegate.adapters.prefect_infra import infra_up
+    from releasegate.adapters.prefect_runs import send_event
 
     with prefect_test_harness(server_startup_timeout=120):
         infra_up(capacity_from_file())

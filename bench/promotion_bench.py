@@ -25,15 +25,15 @@ def main() -> None:
     repeats = a.repeats or 5
     home = isolated_home()
     os.environ["RELEASEGATE_APPROVAL_POLL_SECONDS"] = "1"
-    from releasegate.adapters.approval_driver import demo_approvers_file
+    from releasegate.tools.approval_driver import demo_approvers_file
 
     os.environ["RELEASEGATE_APPROVERS"] = str(demo_approvers_file(home))
     from prefect.testing.utilities import prefect_test_harness
 
     from flows.promotion import promotion
-    from releasegate.adapters import registry
-    from releasegate.adapters.approval_driver import DemoApprover
-    from releasegate.training import train
+    from releasegate.adapters import mlflow_registry as registry
+    from releasegate.tools.approval_driver import DemoApprover
+    from releasegate.tools.training import train
 
     times = []
     with prefect_test_harness(server_startup_timeout=120):

@@ -4,7 +4,7 @@ Run by hand: ``.venv/bin/python bench/psi_bench.py`` (also part of ``make bench`
 
 Fixed seed, one warm-up, median of 5 runs; reference and current differ by a mean shift in half the
 features so the bins are not trivially empty. With Evidently importable (``pip install -e '.[bench]'``,
-or any environment that has it: this script needs only numpy and ``releasegate.psi``), its PSI
+or any environment that has it: this script needs only numpy and ``releasegate.policy.psi``), its PSI
 (``evidently.legacy.calculations.stattests.psi``) runs on the same columns: time ratio and the largest
 value difference. The two bin differently - ours on the reference's deciles with a 1e-4 floor,
 Evidently on equal-width Sturges bins over both samples - so values differ by design; the shifted and
@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 import numpy as np  # noqa: E402
 from _common import Row, args, emit, med  # noqa: E402
 
-from releasegate.psi import psi  # noqa: E402
+from releasegate.policy.psi import psi  # noqa: E402
 
 
 def evidently_psi():

@@ -36,13 +36,14 @@ def main() -> None:
     from prefect.testing.utilities import prefect_test_harness
 
     from flows.rollback import rollback
-    from releasegate.adapters import context, registry
+    from releasegate import bootstrap
+    from releasegate.adapters import mlflow_registry as registry
     from releasegate.adapters.config import capacity_from_file
-    from releasegate.adapters.infra import infra_up
-    from releasegate.adapters.prefect_intake import send_event
-    from releasegate.adapters.rollback_ops import execute_rollback
+    from releasegate.adapters.prefect_infra import infra_up
+    from releasegate.adapters.prefect_runs import send_event
     from releasegate.decisions import DecisionKind, DecisionOutcome, NewDecision
-    from releasegate.training import train
+    from releasegate.services.rollback import execute_rollback
+    from releasegate.tools.training import train
 
     t_start = time.perf_counter()
     with prefect_test_harness(server_startup_timeout=120):
@@ -60,7 +61,7 @@ def main() -> None:
             facts = {"model_name": model, "candidate_version": pv, "prod_version": pv}
             done = None
             for status in ("pending", "final"):  # what the promotion flow writes, sealed by the service path
-                done = context.decision_log().append(
+                done = bootstrap.decision_log().append(
                     NewDecision(
                         decision_kind=DecisionKind.promotion,
                         decision_outcome=DecisionOutcome.accept,

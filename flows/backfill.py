@@ -10,10 +10,10 @@ from datetime import date, timedelta
 from prefect import get_run_logger
 from prefect.runtime import flow_run
 
-from releasegate.adapters import context
+from releasegate import bootstrap
 from releasegate.adapters.prefect_flows import governed_flow
 from releasegate.adapters.prefect_gate import gate_current_run, record_completion
-from releasegate.triggers import local_business_date, previous_weekday
+from releasegate.policy.triggers import local_business_date, previous_weekday
 
 DEPLOYMENT = "backfill"
 MAX_DAYS = 366
@@ -23,7 +23,7 @@ MAX_DAYS = 366
 def backfill(start_date: date | None = None, end_date: date | None = None) -> dict:
     logger = get_run_logger()
     if start_date is None and end_date is None:
-        when = flow_run.scheduled_start_time or context.clock().now()
+        when = flow_run.scheduled_start_time or bootstrap.clock().now()
         start_date = end_date = previous_weekday(local_business_date(when, "Europe/Zurich"))
     elif start_date is None or end_date is None:
         raise ValueError("start_date and end_date: give both, or neither for the previous business day")

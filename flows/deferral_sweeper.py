@@ -6,9 +6,9 @@ from dataclasses import asdict
 from prefect import get_run_logger
 
 from releasegate.adapters.config import load_gateway_config
-from releasegate.adapters.deferral_ops import sweep
-from releasegate.adapters.gate_failures import escalate_unacknowledged
+from releasegate.adapters.prefect_deferrals import sweep
 from releasegate.adapters.prefect_flows import governed_flow
+from releasegate.services.gate_failures import escalate_unacknowledged
 
 
 @governed_flow("deferral-sweeper")

@@ -5,7 +5,7 @@
    aliased, scores the same batch in shadow and serves ``canary_share`` of it. Predictions go to
    ``$RELEASEGATE_HOME/scoring/<model>/<date>/predictions.csv``; rows, failures and latency p50/p95/p99
    to the run's artifact ``eod-<model>``.
-3. Monitoring (``releasegate.monitoring``) and the decision tree (``releasegate.scoring.judge``) give a
+3. Monitoring (``releasegate.policy.monitoring``) and the decision tree (``releasegate.policy.scoring.judge``) give a
    verdict: monitor, plan a retrain, drop the challenger, or roll back. It is a ``monitoring`` decision
    record; a rollback starts the ``rollback`` deployment and a retrain the ``retrain`` deployment, each
    through event intake (``monitoring.*.requested@v1``: Prefect event, one run per model and date).
@@ -18,11 +18,11 @@ from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 
-from releasegate.adapters import context
+from releasegate import bootstrap
 from releasegate.adapters.prefect_flows import governed_flow
 from releasegate.adapters.prefect_gate import gate_current_run, record_completion
-from releasegate.adapters.scoring_ops import NoChampion, markdown, record_and_act, score_business_date, summary
-from releasegate.triggers import local_business_date
+from releasegate.policy.triggers import local_business_date
+from releasegate.services.eod import NoChampion, markdown, record_and_act, score_business_date, summary
 
 DEPLOYMENT = "eod-scoring"
 
@@ -32,7 +32,7 @@ def eod_scoring(
     business_date: date | None = None, model_name: str = "credit", rows: int = 5000, canary_share: float = 0.1
 ) -> dict:
     logger = get_run_logger()
-    when = flow_run.scheduled_start_time or context.clock().now()
+    when = flow_run.scheduled_start_time or bootstrap.clock().now()
     day = business_date or local_business_date(when, "Europe/Zurich")
     gate = gate_current_run(DEPLOYMENT, [day])
     logger.info("EOD for business date %s admitted: %s", day, gate.explanation)

@@ -13,11 +13,11 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 from prefect.states import Failed, State
 
-from releasegate.adapters import context
+from releasegate import bootstrap
 from releasegate.adapters.prefect_flows import governed_flow
-from releasegate.manual_runs import decide_manual_run
-from releasegate.runtime_policy import check_deployments, load_prefect_yaml
-from releasegate.triggers import Environment, ReasonCode
+from releasegate.policy.manual_runs import decide_manual_run
+from releasegate.policy.runtime_policy import check_deployments, load_prefect_yaml
+from releasegate.policy.triggers import Environment, ReasonCode
 
 
 @governed_flow("governance-run", log_prints=True)
@@ -29,7 +29,7 @@ def governance_run(
     target_environment: Environment = Environment.dev,
 ) -> dict[str, Any] | State[Any]:
     logger = get_run_logger()
-    log = context.decision_log()
+    log = bootstrap.decision_log()
     run_id = str(flow_run.id) if flow_run.id else "local"
     verdict = decide_manual_run(
         {
@@ -41,7 +41,7 @@ def governance_run(
         },
         subject=f"flow_run:{run_id}",
         actor="releasegate:governance-run",
-        now=context.clock().now(),
+        now=bootstrap.clock().now(),
     )
     record = log.append(verdict.decision)
     if not verdict.accepted:
@@ -51,7 +51,7 @@ def governance_run(
     assert trigger is not None  # accepted
 
     audit = log.verify()
-    _, policy_problems = check_deployments(load_prefect_yaml(context.project_root() / "prefect.yaml"))
+    _, policy_problems = check_deployments(load_prefect_yaml(bootstrap.project_root() / "prefect.yaml"))
     lines = [
         "# Governance run",
         f"- requested by **{requested_by}** ({trigger.reason_code.value}) against "

@@ -22,27 +22,25 @@ from prefect.input import RunInput
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
 
-from releasegate.adapters import context
+from releasegate import bootstrap
 from releasegate.adapters.config import load
 from releasegate.adapters.prefect_flows import governed_flow
 from releasegate.adapters.prefect_gate import gate_current_run
-from releasegate.adapters.promotion_ops import (
+from releasegate.adapters.prefect_locks import ensure_alias_lock, ensure_model_lock
+from releasegate.decisions import DecisionOutcome
+from releasegate.policy.gates import Dossier, GateReport, PromotionOutcome
+from releasegate.policy.gates import execute_gates as evaluate_gates
+from releasegate.policy.handshake import Approval, ApprovalFields, ApprovalRefused, Handshake, Role, check_approval
+from releasegate.policy.handshake import joint_release_ack as compute_ack
+from releasegate.services.promotion import (
     approver_config,
-    binary_promotion,
     build_dossier,
-    ensure_alias_lock,
-    ensure_model_lock,
-    finish_unfinished,
     record_approval,
     record_outcome,
     record_tech,
     restore_handshake,
 )
-from releasegate.decisions import DecisionOutcome
-from releasegate.gates import Dossier, GateReport, PromotionOutcome
-from releasegate.gates import execute_gates as evaluate_gates
-from releasegate.handshake import Approval, ApprovalFields, ApprovalRefused, Handshake, Role, check_approval
-from releasegate.handshake import joint_release_ack as compute_ack
+from releasegate.services.release import binary_promotion, finish_unfinished
 
 DEPLOYMENT = "promotion"
 MAX_APPROVAL_ATTEMPTS = 5
@@ -78,7 +76,7 @@ def build_dossier_flow(model_name: str, candidate_version: str, requested_by: st
 @flow(name="execute-gates")
 def execute_gates(dossier: dict) -> dict:
     d = Dossier.model_validate(dossier)
-    report = evaluate_gates(d, load("gate-policy"), context.clock().now())
+    report = evaluate_gates(d, load("gate-policy"), bootstrap.clock().now())
     artifact_id = create_markdown_artifact(
         markdown=report.markdown(), key=f"gate-report-{d.model}", description="Promotion gate report"
     )
@@ -98,7 +96,7 @@ def _wait_for(role: Role, h: Handshake, run_id: str, timeout_s: int) -> tuple[Ha
                 reference="",
             ),
             timeout=timeout_s,
-            poll_interval=context.settings().approval_poll_seconds,
+            poll_interval=bootstrap.settings().approval_poll_seconds,
             key=f"{role.value}-approval-{uuid.uuid4().hex}",  # a fresh pause each time we ask
         )
         raw = received.model_dump(include=set(ApprovalFields.model_fields) | {"role"})
@@ -110,7 +108,7 @@ def _wait_for(role: Role, h: Handshake, run_id: str, timeout_s: int) -> tuple[Ha
             did = record_approval(run_id, h, role, None, f"{exc.field}: {exc.rule}", raw)
             logger.warning("approval refused (%s: %s), decision %s; waiting again", exc.field, exc.rule, did)
             continue
-        a = Approval(**(raw | {"role": role, "at": context.clock().now()}))
+        a = Approval(**(raw | {"role": role, "at": bootstrap.clock().now()}))
         h = h.model_copy(update={role.value: a})
         record_approval(run_id, h, role, a, None, raw)
         logger.info("%s_GATE_%s by %s", role.value.upper(), "PASS" if a.decision == "approve" else "REJECT", a.approver)
@@ -195,7 +193,7 @@ def promotion(
                     return Completed(message=f"{role.value} rejected (decision {did})")
 
             gate_current_run(DEPLOYMENT)  # release windows: a freeze defers the release, approvals persist
-            ack = compute_ack(h, context.clock().now())
+            ack = compute_ack(h, bootstrap.clock().now())
             if not ack.valid:
                 record_outcome(
                     run_id, report, report_ref, DecisionOutcome.reject, ack.reason, reason_code="ACK_EXPIRED"

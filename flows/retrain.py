@@ -1,5 +1,5 @@
 """``retrain``: the retrain gateway. Registry events, drift, KPI degradation or periodic refit lead here;
-the gateway (``releasegate.retrain``) decides, the decision is recorded, and on ``retrain`` the
+the gateway (``releasegate.policy.retrain``) decides, the decision is recorded, and on ``retrain`` the
 ``retrain-job`` deployment is called as a sub-run (``run_deployment``, linked as a child of this run)
 and awaited. A planned retrain (``defer``) schedules the next evaluation of this deployment at the
 off-peak slot, once per model and day (idempotency key)."""
@@ -12,12 +12,12 @@ from prefect.deployments import run_deployment
 from prefect.runtime import flow_run
 from prefect.states import Scheduled
 
-from releasegate.adapters import context
+from releasegate import bootstrap
 from releasegate.adapters.config import load
 from releasegate.adapters.prefect_flows import governed_flow
-from releasegate.adapters.retrain_ops import signals
 from releasegate.decisions import DecisionKind, DecisionOutcome, NewDecision
-from releasegate.retrain import RetrainTrigger, retrain_gateway
+from releasegate.policy.retrain import RetrainTrigger, retrain_gateway
+from releasegate.services.retrain import signals
 
 DEPLOYMENT = "retrain"
 OUTCOME = {"retrain": DecisionOutcome.accept, "defer": DecisionOutcome.reject, "no_retrain": DecisionOutcome.reject}
@@ -32,10 +32,10 @@ def retrain(
     wait_timeout_seconds: int = 3600,
 ) -> dict[str, Any]:
     logger = get_run_logger()
-    now = context.clock().now()
+    now = bootstrap.clock().now()
     s = signals(model_name, RetrainTrigger(trigger), source_environment)
     decision = retrain_gateway(s, load("retrain-policy"), now)
-    rec = context.decision_log().append(
+    rec = bootstrap.decision_log().append(
         NewDecision(
             decision_kind=DecisionKind.retrain,
             decision_outcome=OUTCOME[decision.outcome],
@@ -95,7 +95,7 @@ def retrain(
     job = next(
         (
             r
-            for r in context.decision_log().query(kind="retrain", subject=f"model:{model_name}", newest_first=True)
+            for r in bootstrap.decision_log().query(kind="retrain", subject=f"model:{model_name}", newest_first=True)
             if r.details.get("flow_run_id") == str(child.id)
         ),
         None,

@@ -10,13 +10,14 @@ MLflow webhook and the registry watcher use for the alias change, so one promoti
 from prefect import get_run_logger
 from prefect.runtime import flow_run
 
-from releasegate.adapters import context, registry
+from releasegate import bootstrap
+from releasegate.adapters import mlflow_registry as registry
 from releasegate.adapters.prefect_flows import governed_flow
 from releasegate.adapters.prefect_gate import gate_current_run
-from releasegate.adapters.prefect_intake import send_event
-from releasegate.datagen import generate, seed_for
+from releasegate.adapters.prefect_runs import send_event
 from releasegate.decisions import DecisionKind, DecisionOutcome, NewDecision
-from releasegate.training import train
+from releasegate.tools.datagen import generate, seed_for
+from releasegate.tools.training import train
 
 DEPLOYMENT = "retrain-job"
 MIN_AUC = 0.6
@@ -31,11 +32,11 @@ def retrain_job(
     logger = get_run_logger()
     # A retry of a run whose candidate already failed its checks must not train and register again
     # (same seed, same result): it ends at once with the first attempt's decision.
-    for rec in context.decision_log().query(kind="retrain", subject=f"model:{model_name}", newest_first=True):
+    for rec in bootstrap.decision_log().query(kind="retrain", subject=f"model:{model_name}", newest_first=True):
         if rec.details.get("flow_run_id") == str(flow_run.id) and rec.decision_outcome is DecisionOutcome.reject:
             raise RuntimeError(f"this run's candidate already failed its checks (decision {rec.decision_id})")
     gate_current_run(DEPLOYMENT)
-    now = context.clock().now()
+    now = bootstrap.clock().now()
     day = now.date()
     seed = seed if seed is not None else seed_for(day, 3)
     drift = drift if drift is not None else float(os.environ.get("RELEASEGATE_MARKET_DRIFT", "0") or 0)
@@ -51,7 +52,7 @@ def retrain_job(
     staging = registry.model_name("staging", model_name)
     smoke = registry.smoke_test(f"models:/{staging}/{version}", generate(200, seed=seed + 1_000_003, drift=drift).X)
     ok = smoke["ok"] and result.metrics["roc_auc"] >= MIN_AUC
-    rec = context.decision_log().append(
+    rec = bootstrap.decision_log().append(
         NewDecision(
             decision_kind=DecisionKind.retrain,
             decision_outcome=DecisionOutcome.accept if ok else DecisionOutcome.reject,

@@ -11,7 +11,7 @@ wait behind a change freeze or a full critical queue.
   refused and nothing moves.
 * It takes the model's alias lock (``aliases-<model>``), the one the binary step of a promotion takes,
   so a rollback never interleaves with a promotion's alias moves.
-* The plan (``releasegate.rollback``) refuses, with the field and rule, when no approved version exists;
+* The plan (``releasegate.policy.rollback``) refuses, with the field and rule, when no approved version exists;
   the refusal is a decision record and nothing changes in the registry.
 """
 
@@ -23,13 +23,13 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.concurrency.sync import concurrency
 from prefect.runtime import flow_run
 
-from releasegate.adapters import context
+from releasegate import bootstrap
 from releasegate.adapters.prefect_flows import governed_flow
-from releasegate.adapters.promotion_ops import ensure_alias_lock
-from releasegate.adapters.rollback_ops import execute_rollback
+from releasegate.adapters.prefect_locks import ensure_alias_lock
 from releasegate.decisions import DecisionKind
-from releasegate.manual_runs import decide_manual_run
-from releasegate.rollback import RollbackRefused
+from releasegate.policy.manual_runs import decide_manual_run
+from releasegate.policy.rollback import RollbackRefused
+from releasegate.services.rollback import execute_rollback
 from releasegate.slugs import artifact_key
 
 
@@ -42,7 +42,7 @@ def requested_by_monitoring(run_id: str, parameters: dict) -> bool:
     API lets anyone edit a run's parameters). Anything else is a person's rollback: the manual-run
     contract applies. ``releasegate events send`` cannot fake this: it cannot write a sealed
     ``monitoring`` decision."""
-    log = context.decision_log()
+    log = bootstrap.decision_log()
     good, _ = log.trusted(kind="event", subject="deployment:rollback")
     created = [r for r in good if r.details.get("flow_run_id") == run_id]
     accepted_ids = {r.details.get("accepted_decision_id") for r in created} | {r.decision_id for r in created}
@@ -78,7 +78,7 @@ def rollback(
 ) -> dict:
     logger = get_run_logger()
     run_id = str(flow_run.id) if flow_run.id else "local"
-    log = context.decision_log()
+    log = bootstrap.decision_log()
     parameters = {
         "model_name": model_name,
         "reason": reason,
@@ -99,7 +99,7 @@ def rollback(
             },
             subject=f"flow_run:{run_id}",
             actor="releasegate:rollback",
-            now=context.clock().now(),
+            now=bootstrap.clock().now(),
         )
         manual = log.append(verdict.decision)
         if not verdict.accepted:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from releasegate.clock import FixedClock
-from releasegate.db import dispose_engines
+from releasegate.store.db import dispose_engines
 
 ROOT = Path(__file__).resolve().parents[1]
 PG_ADMIN_URL = os.environ.get("RELEASEGATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -101,7 +101,7 @@ def cancel_unfinished_pool_runs(pool: str = "releasegate") -> int:
     from prefect.client.schemas.objects import StateType
     from prefect.states import Cancelled
 
-    from releasegate.adapters.prefect_api import read_all_flow_runs
+    from releasegate.adapters.prefect_query import read_all_flow_runs
 
     unfinished = [StateType.RUNNING, StateType.PENDING, StateType.SCHEDULED, StateType.PAUSED]
     with get_client(sync_client=True) as c:
@@ -132,14 +132,14 @@ def fast_capacity_policy(tmp_path: Path, monkeypatch) -> Path:
 @pytest.fixture
 def live_clock():
     """A fixed clock set to real now: the Prefect server schedules deferred runs in real time."""
-    from releasegate.adapters.context import use_clock
+    from releasegate.bootstrap import use_clock
 
     c = FixedClock(datetime.now(UTC))
     with use_clock(c):
         yield c
 
 
-from releasegate.adapters.inprocess_worker import InProcessWorker  # noqa: E402,F401 (shared with the demo)
+from releasegate.tools.inprocess_worker import InProcessWorker  # noqa: E402,F401 (shared with the demo)
 
 APPROVAL_REFS = {
     f: f"{f}:test"
@@ -150,10 +150,10 @@ APPROVAL_REFS = {
 def approve_prod_version(model: str, prod_version: str, previous_champion: str | None = None) -> None:
     """The pending and final promotion records the promotion flow writes (what rollback accepts as
     "approved"), written through the service path, so they carry the service seal."""
-    from releasegate.adapters import context
+    from releasegate import bootstrap
     from releasegate.decisions import DecisionKind, DecisionOutcome, NewDecision
 
-    log = context.decision_log()
+    log = bootstrap.decision_log()
     common = {
         "model_name": model,
         "candidate_version": prod_version,
@@ -186,8 +186,8 @@ def approve_prod_version(model: str, prod_version: str, previous_champion: str |
 
 def prod_version(model: str, seed: int, *, rows: int = 800, without: tuple[str, ...] = (), alias: str | None = None):
     """Train, register in staging, copy to prod (binary) and optionally alias it; returns the prod version."""
-    from releasegate.adapters import registry
-    from releasegate.training import train
+    from releasegate.adapters import mlflow_registry as registry
+    from releasegate.tools.training import train
 
     staged = registry.log_and_register(train(seed=seed, rows=rows, without=without), model, "staging")
     version = registry.copy_to(registry.model_name("staging", model), staged, registry.model_name("prod", model))
@@ -200,7 +200,7 @@ def apply_deployments(flows: dict) -> dict:
     """``infra up`` with the shipped capacity policy, then ``{name: (flow, queue)}`` as deployments on the
     ``releasegate`` pool of the current Prefect API; returns their ids."""
     from releasegate.adapters.config import capacity_from_file
-    from releasegate.adapters.infra import infra_up
+    from releasegate.adapters.prefect_infra import infra_up
 
     infra_up(capacity_from_file(ROOT / "blocks" / "capacity_policy.yaml"))
     return {

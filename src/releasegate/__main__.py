@@ -1,3 +1,3 @@
-from .cli import main
+from releasegate.cli import main
 
 main()

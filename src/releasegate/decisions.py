@@ -33,6 +33,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from releasegate.errors import Refused
+
 GENESIS_HASH = "0" * 64
 
 
@@ -48,6 +50,11 @@ class DecisionKind(StrEnum):
     approval = "approval"
     monitoring = "monitoring"
     refusal = "refusal"  # a write or a record refused by releasegate (e.g. a forged trusted record)
+    # Since migration 0005. Earlier logs hold them as kind ``approval`` (role ``gate_failure_ack``) and
+    # kind ``promotion`` (status ``incident``); the hash chain covers the kind, so those records stay as
+    # written and readers (``services.gate_failures``) accept both forms.
+    gate_failure_ack = "gate_failure_ack"  # someone acknowledged a held or rejected promotion
+    incident = "incident"  # an incident releasegate opened (e.g. a gate failure nobody acknowledged)
 
 
 class DecisionOutcome(StrEnum):
@@ -67,37 +74,22 @@ REF_FIELDS = (
 
 @dataclass(frozen=True)
 class KindRule:
+    """The refs a kind needs; its ``details`` are typed by the kind's model in ``releasegate.details``."""
+
     refs: tuple[str, ...] = ()
-    details: tuple[str, ...] = ()
     refs_on_reject: tuple[str, ...] | None = None  # None: same refs as on accept
 
 
 KIND_RULES: dict[DecisionKind, KindRule] = {
-    DecisionKind.promotion: KindRule(
-        refs=REF_FIELDS, details=("model_name", "candidate_version"), refs_on_reject=("tech_gate_report_ref",)
-    ),
-    DecisionKind.deferral: KindRule(details=("deferral_reason_code", "next_evaluation_at")),
-    DecisionKind.override: KindRule(),
-    DecisionKind.retrain: KindRule(details=("trigger",)),
-    DecisionKind.rollback: KindRule(
-        refs=("rollback_plan_ref",), details=("previous_version", "new_version"), refs_on_reject=()
-    ),
-    DecisionKind.manual_run: KindRule(details=("requested_by", "reason_code", "target_environment")),
-    DecisionKind.event: KindRule(details=("event_id", "event_type", "idempotency_key")),
-    DecisionKind.late_run: KindRule(details=("lateness_seconds", "late_run_mode")),
-    DecisionKind.approval: KindRule(details=("role", "approver", "model_name", "candidate_version")),
-    DecisionKind.monitoring: KindRule(details=("model_name", "business_date", "action", "reason_code")),
-    DecisionKind.refusal: KindRule(details=("field", "rule")),
+    DecisionKind.promotion: KindRule(refs=REF_FIELDS, refs_on_reject=("tech_gate_report_ref",)),
+    DecisionKind.rollback: KindRule(refs=("rollback_plan_ref",), refs_on_reject=()),
 }
 
 
-class DecisionRefused(ValueError):
+class DecisionRefused(Refused):
     """A decision that breaks a rule; ``field`` and ``rule`` say which."""
 
-    def __init__(self, field: str, rule: str):
-        self.field = field
-        self.rule = rule
-        super().__init__(f"decision refused: {field}: {rule}")
+    what = "decision refused"
 
 
 class NewDecision(BaseModel):
@@ -141,7 +133,7 @@ def validate_decision(new: NewDecision, now: datetime) -> None:
     for name in ("decision_rationale", "subject", "actor"):
         if not str(getattr(new, name)).strip():
             raise DecisionRefused(name, "required and must not be blank")
-    rule = KIND_RULES[new.decision_kind]
+    rule = KIND_RULES.get(new.decision_kind, KindRule())
     refs = rule.refs
     if new.decision_outcome is DecisionOutcome.reject and rule.refs_on_reject is not None:
         refs = rule.refs_on_reject
@@ -150,9 +142,7 @@ def validate_decision(new: NewDecision, now: datetime) -> None:
             raise DecisionRefused(
                 ref, f"required for a {new.decision_kind.value} decision with outcome {new.decision_outcome.value}"
             )
-    for key in rule.details:
-        if new.details.get(key) in (None, ""):
-            raise DecisionRefused(f"details.{key}", f"required for a {new.decision_kind.value} decision")
+    _validate_details(new)
     granted_override = new.decision_outcome is DecisionOutcome.override or (
         new.decision_kind is DecisionKind.override and new.decision_outcome is not DecisionOutcome.reject
     )
@@ -166,6 +156,22 @@ def validate_decision(new: NewDecision, now: datetime) -> None:
             )
         if not str(new.details.get("ticket_ref") or "").strip():
             raise DecisionRefused("details.ticket_ref", "an override needs a ticket")
+
+
+def _validate_details(new: NewDecision) -> None:
+    from pydantic import ValidationError
+
+    from releasegate.details import DETAILS, required_fields  # imports this module: import here
+
+    for key in required_fields(new.decision_kind):
+        if new.details.get(key) in (None, ""):
+            raise DecisionRefused(f"details.{key}", f"required for a {new.decision_kind.value} decision")
+    try:
+        DETAILS[new.decision_kind].model_validate(new.details)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise DecisionRefused(f"details.{where}", f"{err['msg']} (a {new.decision_kind.value} decision)") from None
 
 
 def make_record(new: NewDecision, now: datetime, decision_id: str | None = None) -> DecisionRecord:

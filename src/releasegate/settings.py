@@ -12,7 +12,7 @@
 | RELEASEGATE_APPROVAL_POLL_SECONDS     | 5 (how often a paused run checks for input)|
 | RELEASEGATE_SERVICE_KEY               | <home>/service.key (64 hex chars, mode 0600, made on first use) |
 
-The service key seals every record releasegate writes (``releasegate.trust``); it is never in the log.
+The service key seals every record releasegate writes (``releasegate.store.trust``); it is never in the log.
 Every process that writes or reads trusted records of one decision log needs the same key: the same
 ``RELEASEGATE_HOME`` or the same ``RELEASEGATE_SERVICE_KEY``.
 """
@@ -62,7 +62,7 @@ class Settings(BaseSettings):
 
     def service_key_bytes(self) -> bytes:
         """The service key: RELEASEGATE_SERVICE_KEY, else <home>/service.key (made on first use)."""
-        from .trust import load_or_create_key, parse_key
+        from releasegate.store.trust import load_or_create_key, parse_key
 
         if self.service_key is not None:
             return parse_key(self.service_key.get_secret_value(), "RELEASEGATE_SERVICE_KEY")

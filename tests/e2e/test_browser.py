@@ -85,9 +85,9 @@ class Stack:
 def stack(tmp_path_factory) -> Iterator[Stack]:
     """A real Prefect server, the releasegate pool and queues, two deployments and one worker process."""
     from releasegate.adapters.config import capacity_from_file
-    from releasegate.adapters.infra import infra_up
-    from releasegate.adapters.stack import base_env, free_port, start_prefect_server, start_worker
-    from releasegate.db import dispose_engines
+    from releasegate.adapters.prefect_infra import infra_up
+    from releasegate.store.db import dispose_engines
+    from releasegate.tools.stack import base_env, free_port, start_prefect_server, start_worker
 
     home = tmp_path_factory.mktemp("browser") / "home"
     home.mkdir()
@@ -308,7 +308,7 @@ def pause_count(api: str, run_id) -> int:
 def test_governance_run_from_the_custom_run_form(stack, page, shots):
     from playwright.sync_api import expect
 
-    from releasegate.adapters import context
+    from releasegate import bootstrap
 
     approved_at = (datetime.now(UTC) - timedelta(days=1)).replace(hour=9, minute=30, second=0, microsecond=0)
     ticket = f"CHG-{os.getpid()}"
@@ -345,7 +345,7 @@ def test_governance_run_from_the_custom_run_form(stack, page, shots):
     expect(page.get_by_role("main")).to_contain_text(run.name, timeout=WAIT_MS)
     shots(page, "02-governance-run-submitted")
 
-    log = context.decision_log()
+    log = bootstrap.decision_log()
     [rec] = wait_for(
         f"the worker to run {run_id} and record its manual_run decision",
         lambda: log.query(kind="manual_run", subject=f"flow_run:{run_id}"),
@@ -390,8 +390,9 @@ def test_pm_approval_through_the_resume_form(stack, page, shots):
     from playwright.sync_api import expect
     from prefect import get_client
 
-    from releasegate.adapters import context, registry
-    from releasegate.training import train
+    from releasegate import bootstrap
+    from releasegate.adapters import mlflow_registry as registry
+    from releasegate.tools.training import train
 
     version = registry.log_and_register(train(seed=11), MODEL, "staging")  # no champion: a first release
     with on_server(stack.api), get_client(sync_client=True) as c:
@@ -400,7 +401,7 @@ def test_pm_approval_through_the_resume_form(stack, page, shots):
             parameters={"model_name": MODEL, "candidate_version": version, "requested_by": "ml-engineer"},
         )
     subject = f"promotion:{run.id}"
-    log = context.decision_log()
+    log = bootstrap.decision_log()
 
     def approvals(role: str):
         return [r for r in log.query(kind="approval", subject=subject) if r.details.get("role") == role]

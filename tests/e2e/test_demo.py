@@ -37,7 +37,7 @@ def test_demo_runs_the_whole_lifecycle_and_prints_json(tmp_path):
     assert by["rollback"]["outcome"] == "rolled back" and "verified=True" in by["rollback"]["detail"]
     assert by["audit"]["outcome"] == "intact"
     # Every reported decision id is in the demo's decision log.
-    from releasegate.decision_log import DecisionLog
+    from releasegate.store.decision_log import DecisionLog
 
     log = DecisionLog(f"sqlite:///{tmp_path / 'demo' / 'releasegate.db'}")
     for s in doc["steps"]:

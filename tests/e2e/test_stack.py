@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from releasegate.db import dispose_engines
+from releasegate.store.db import dispose_engines
 from tests.conftest import _PG_SKIP, PG_ADMIN_URL, ROOT
 
 pytestmark = [pytest.mark.prefect, pytest.mark.postgres]
@@ -66,7 +66,7 @@ def stack(tmp_path_factory):
     from prefect import get_client
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from releasegate.adapters.stack import base_env, exe, free_port, start_prefect_server, start_worker
+    from releasegate.tools.stack import base_env, exe, free_port, start_prefect_server, start_worker
 
     home = tmp_path_factory.mktemp("stack")
     prefect_db, log_db = _create_db("rg_prefect"), _create_db("rg_log")
@@ -105,7 +105,7 @@ def on_stack(stack, monkeypatch):
     """This test's Prefect client talks to the stack; its decision log and registry are the stack's."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from releasegate.adapters.prefect_intake import forget_deployment_ids
+    from releasegate.adapters.prefect_runs import forget_deployment_ids
 
     for k in (
         "RELEASEGATE_HOME",
@@ -126,7 +126,7 @@ def _runs(deployment_id):
     from prefect import get_client
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 
-    from releasegate.adapters.prefect_api import read_all_flow_runs
+    from releasegate.adapters.prefect_query import read_all_flow_runs
 
     with get_client(sync_client=True) as c:
         return read_all_flow_runs(c, deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])))
@@ -214,7 +214,7 @@ def test_eod_runs_while_backfill_is_deferred_then_backfill_starts(on_stack):
     from prefect.client.schemas.objects import StateType
     from prefect.states import Scheduled
 
-    from releasegate.adapters import context
+    from releasegate import bootstrap
     from tests.conftest import prod_version
 
     prod_version("credit", 1, alias="champion")
@@ -232,7 +232,7 @@ def test_eod_runs_while_backfill_is_deferred_then_backfill_starts(on_stack):
             on_stack["ids"]["backfill"], parameters={"start_date": day.isoformat(), "end_date": day.isoformat()}
         )
         deferral = _wait(
-            lambda: [r for r in context.decision_log().query(kind="deferral") if r.subject == f"flow_run:{bf.id}"],
+            lambda: [r for r in bootstrap.decision_log().query(kind="deferral") if r.subject == f"flow_run:{bf.id}"],
             RUNS_DEADLINE_S,
             "the backfill's deferral",
         )[0]
@@ -258,7 +258,7 @@ def test_eod_runs_while_backfill_is_deferred_then_backfill_starts(on_stack):
 
 @pytest.mark.parametrize("log_backend", ["sqlite", "postgres"])
 def test_duplicate_events_from_8_threads_make_one_run_per_key(on_stack, log_backend, tmp_path, monkeypatch):
-    from releasegate.adapters.prefect_intake import send_event
+    from releasegate.adapters.prefect_runs import send_event
 
     if log_backend == "sqlite":
         monkeypatch.setenv("RELEASEGATE_DATABASE_URL", f"sqlite:///{tmp_path / 'log.db'}")

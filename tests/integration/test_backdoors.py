@@ -17,12 +17,13 @@ from prefect.flow_engine import run_flow
 from prefect.states import Scheduled
 from typer.testing import CliRunner
 
-from releasegate.adapters import context, registry
-from releasegate.adapters.context import use_clock
+from releasegate import bootstrap
+from releasegate.adapters import mlflow_registry as registry
+from releasegate.bootstrap import use_clock
 from releasegate.cli import app
 from releasegate.clock import FixedClock
-from releasegate.decision_log import DecisionLog
 from releasegate.decisions import REF_FIELDS, DecisionKind, DecisionOutcome, NewDecision
+from releasegate.store.decision_log import DecisionLog
 from tests.conftest import ROOT, approve_prod_version, cancel_unfinished_pool_runs, fast_capacity_policy
 from tests.integration.test_promotion import (
     MODEL,
@@ -57,12 +58,12 @@ def clock(live_clock):
 
 def forge(new: NewDecision):
     """What someone with the library and the database can do: append without the service key."""
-    return DecisionLog(context.settings().resolved_database_url).append(new)
+    return DecisionLog(bootstrap.settings().resolved_database_url).append(new)
 
 
 def refusals_of(decision_id: str):
     return [
-        r for r in context.decision_log().query(kind="refusal") if r.details.get("refused_decision_id") == decision_id
+        r for r in bootstrap.decision_log().query(kind="refusal") if r.details.get("refused_decision_id") == decision_id
     ]
 
 
@@ -113,9 +114,9 @@ def test_forged_approvals_are_refused_and_the_run_still_pauses_for_both(home, cl
     )
     assert out.exit_code == 1 and "approval records are written only by" in out.output
     assert "Traceback" not in out.output
-    [cli_refusal] = context.decision_log().query(kind="refusal", subject=subject)
+    [cli_refusal] = bootstrap.decision_log().query(kind="refusal", subject=subject)
     assert cli_refusal.details["field"] == "decision_kind" and cli_refusal.actor == "mallory"
-    assert context.decision_log().query(kind="approval", subject=subject) == []
+    assert bootstrap.decision_log().query(kind="approval", subject=subject) == []
     # Around the CLI, with the library and the database: PM and Risk "approvals" (one with a naive
     # time, one far in the future) and a "pending" promotion of another version.
     forged = [
@@ -168,7 +169,7 @@ def test_forged_approvals_are_refused_and_the_run_still_pauses_for_both(home, cl
     assert state.is_completed(), state
     out = state.result()
     assert out["outcome"] == "promote" and pause_count(fr.id) == 2
-    final = context.decision_log().get(out["decision_id"])
+    final = bootstrap.decision_log().get(out["decision_id"])
     assert final.pm_gate_ref.startswith("PM_GATE_PASS:pm-anna") and final.risk_gate_ref.startswith(
         "RISK_GATE_PASS:risk-carla"
     )
@@ -264,7 +265,7 @@ def test_exceptions_need_the_allow_list_four_eyes_their_gate_and_an_offset(home)
     for args, rule in cases:
         out = _grant(*args)
         assert out.exit_code == 1 and rule in out.output and "Traceback" not in out.output, out.output
-    refused = context.decision_log().query(kind="override")
+    refused = bootstrap.decision_log().query(kind="override")
     assert len(refused) == len(cases) and all(r.decision_outcome is DecisionOutcome.reject for r in refused)
     forged = runner.invoke(
         app,
@@ -326,7 +327,7 @@ def backfill_deployed(prefect_harness, rg_home, tmp_path, monkeypatch):
     from flows.backfill import backfill
     from flows.eod_scoring import eod_scoring
     from releasegate.adapters.config import capacity_from_file
-    from releasegate.adapters.infra import infra_up
+    from releasegate.adapters.prefect_infra import infra_up
 
     infra_up(capacity_from_file(ROOT / "blocks" / "capacity_policy.yaml"))
     cancel_unfinished_pool_runs()
@@ -378,11 +379,11 @@ def test_a_run_deferred_by_a_long_freeze_is_not_skipped_as_late_when_it_ends(bac
         run_id = _new_backfill(backfill_deployed)
         with pytest.raises(Pause):
             _execute(run_id)
-        assert context.scheduling_store().get_deferral(str(run_id)).reason_code == "CHANGE_FREEZE"
+        assert bootstrap.scheduling_store().get_deferral(str(run_id)).reason_code == "CHANGE_FREEZE"
         clock.advance(days=12, seconds=1)  # the freeze is over; Prefect's expected start is 12 days ago
         state = _execute(run_id)
         assert state.is_completed(), state
-    assert context.decision_log().query(kind="late_run") == []
+    assert bootstrap.decision_log().query(kind="late_run") == []
 
 
 def test_an_override_holds_until_its_expiry_and_admits_once(backfill_deployed, tmp_path, monkeypatch):
@@ -411,14 +412,14 @@ def test_an_override_holds_until_its_expiry_and_admits_once(backfill_deployed, t
             _execute(run_id)
         with get_client(sync_client=True) as c:
             assert c.read_flow_run(run_id).state.message == "CHANGE_FREEZE"
-        [expired] = [r for r in context.decision_log().query(kind="override") if r.details.get("refusal")]
+        [expired] = [r for r in bootstrap.decision_log().query(kind="override") if r.details.get("refusal")]
         assert "expired" in expired.decision_rationale
 
         assert runner.invoke(app, grant).exit_code == 0  # a fresh override admits the run once
         assert _execute(run_id).is_completed()
         with pytest.raises(Pause):  # started again (e.g. a retry): the gateway decides, the freeze holds
             _execute(run_id)
-        used = [r for r in context.decision_log().query(kind="override") if r.details.get("used")]
+        used = [r for r in bootstrap.decision_log().query(kind="override") if r.details.get("used")]
         assert len(used) == 1
 
 
@@ -437,7 +438,7 @@ def _crash_once(monkeypatch, module, name, when=lambda *a, **k: True, error=None
 
 
 def test_a_rollback_killed_during_verification_is_finished_by_the_rerun(home, monkeypatch):
-    from releasegate.adapters.rollback_ops import execute_rollback
+    from releasegate.services.rollback import execute_rollback
 
     for seed in (1, 2):
         registry.copy_to(STAGING, register(seed=seed), PROD)
@@ -448,11 +449,11 @@ def test_a_rollback_killed_during_verification_is_finished_by_the_rerun(home, mo
     _crash_once(monkeypatch, registry, "smoke_test")
     with pytest.raises(SystemExit):
         execute_rollback(MODEL, trigger="drift", root_cause="PSI 0.4", requested_by="ops-olga")
-    [pending] = context.decision_log().query(kind="rollback")
+    [pending] = bootstrap.decision_log().query(kind="rollback")
     assert pending.details["status"] == "pending" and registry.aliases(PROD) == {"champion": "1"}
     rec = execute_rollback(MODEL, trigger="drift", root_cause="PSI 0.4", requested_by="ops-olga")
     assert rec.verified and (rec.previous_version, rec.new_version) == ("2", "1")
-    final = context.decision_log().query(kind="rollback")[-1]
+    final = bootstrap.decision_log().query(kind="rollback")[-1]
     assert final.details["status"] == "final" and final.details["pending_decision_id"] == pending.decision_id
     assert final.details["converged"] is True and final.decision_outcome is DecisionOutcome.accept
 
@@ -475,7 +476,7 @@ def test_a_promotion_killed_mid_registry_is_finished_once(home, clock, monkeypat
         assert registry.aliases(PROD) == {}  # nothing copied, nothing moved
     else:
         assert state is None  # the run's process died (SystemExit) mid-way
-    log = context.decision_log()
+    log = bootstrap.decision_log()
     assert [r.details["status"] for r in log.query(kind="promotion", subject=f"promotion:{run_id}")] == ["pending"]
 
     # The next promotion of the model finishes the interrupted one first, under the same lock.
@@ -494,7 +495,7 @@ def test_rollback_is_governed_takes_the_alias_lock_and_a_manual_one_needs_a_tick
     from prefect.concurrency.sync import concurrency
 
     from flows.rollback import rollback
-    from releasegate.adapters.promotion_ops import ensure_alias_lock
+    from releasegate.adapters.prefect_locks import ensure_alias_lock
 
     assert (rollback.retries, rollback.timeout_seconds) == (1, 600)  # the policy of prefect.yaml applies
     for seed in (1, 2):
@@ -506,7 +507,7 @@ def test_rollback_is_governed_takes_the_alias_lock_and_a_manual_one_needs_a_tick
 
     state = rollback(model_name=MODEL, reason="looks off", requested_by="ops-olga", trigger="drift", return_state=True)
     assert state.is_failed() and "ticket_ref and approved_at" in state.message
-    manual = context.decision_log().query(kind="manual_run")
+    manual = bootstrap.decision_log().query(kind="manual_run")
     assert manual and all(r.decision_outcome is DecisionOutcome.reject for r in manual)
     assert registry.aliases(PROD) == {"champion": "2", "archive": "1"}  # nothing moved
 
@@ -539,8 +540,8 @@ def test_rollback_is_governed_takes_the_alias_lock_and_a_manual_one_needs_a_tick
 
 # ----------------------------------------------------------------------- found in review
 def test_approvals_count_only_for_the_model_version_and_binary_they_were_given_for(home):
-    from releasegate.adapters.promotion_ops import record_approval, restore_handshake
-    from releasegate.handshake import Approval, Handshake, Role
+    from releasegate.policy.handshake import Approval, Handshake, Role
+    from releasegate.services.promotion import record_approval, restore_handshake
 
     now = datetime.now(UTC)
     base = Handshake(
@@ -603,8 +604,8 @@ def test_a_rollback_event_sent_by_hand_is_a_manual_run(home, tmp_path):
 
 
 def test_an_archive_moved_by_hand_to_an_older_approved_version_is_not_a_target(home):
-    from releasegate.adapters.rollback_ops import execute_rollback
-    from releasegate.rollback import RollbackRefused
+    from releasegate.policy.rollback import RollbackRefused
+    from releasegate.services.rollback import execute_rollback
 
     for seed in (1, 2, 3):
         registry.copy_to(STAGING, register(seed=seed), PROD)
@@ -621,7 +622,7 @@ def test_an_archive_moved_by_hand_to_an_older_approved_version_is_not_a_target(h
 
 
 def test_an_interrupted_rollback_that_no_longer_fits_is_abandoned_not_finished(home, monkeypatch):
-    from releasegate.adapters.rollback_ops import execute_rollback
+    from releasegate.services.rollback import execute_rollback
 
     for seed in (1, 2, 3):
         registry.copy_to(STAGING, register(seed=seed), PROD)
@@ -639,12 +640,12 @@ def test_an_interrupted_rollback_that_no_longer_fits_is_abandoned_not_finished(h
     )
     assert rec.method == "canary" and rec.requested_by == "bob"
     assert registry.aliases(PROD) == {"champion": "2", "archive": "1"}  # champion untouched, challenger dropped
-    statuses = [r.details["status"] for r in context.decision_log().query(kind="rollback")]
+    statuses = [r.details["status"] for r in bootstrap.decision_log().query(kind="rollback")]
     assert statuses == ["pending", "abandoned", "pending", "final"]
 
 
 def test_a_later_rollback_makes_an_interrupted_promotion_abandoned(home, clock, monkeypatch):
-    from releasegate.adapters.rollback_ops import execute_rollback
+    from releasegate.services.rollback import execute_rollback
 
     champion = install_champion(register(WEAKER_BY_3PCT))
     approve_prod_version(MODEL, champion)
@@ -666,13 +667,15 @@ def test_a_later_rollback_makes_an_interrupted_promotion_abandoned(home, clock, 
     # The next promotion must not finish the interrupted one (that would put the rolled-back copy back).
     run2, state2 = promote_with_approvals(v2)
     assert state2.is_completed() and state2.result()["outcome"] == "promote"
-    first = [r.details["status"] for r in context.decision_log().query(kind="promotion", subject=f"promotion:{run_id}")]
+    first = [
+        r.details["status"] for r in bootstrap.decision_log().query(kind="promotion", subject=f"promotion:{run_id}")
+    ]
     assert first == ["pending", "abandoned"]
     assert registry.aliases(PROD) == {"champion": state2.result()["prod_version"], "archive": champion}
 
 
 def test_a_service_key_that_did_not_write_the_log_is_refused(home, monkeypatch):
-    from releasegate.trust import ServiceKeyError, load_or_create_key
+    from releasegate.store.trust import ServiceKeyError, load_or_create_key
 
     note = NewDecision(
         decision_kind=DecisionKind.deferral,
@@ -682,10 +685,10 @@ def test_a_service_key_that_did_not_write_the_log_is_refused(home, monkeypatch):
         actor="a",
         details={"deferral_reason_code": "X", "next_evaluation_at": "t"},
     )
-    context.decision_log().append(note)
+    bootstrap.decision_log().append(note)
     monkeypatch.setenv("RELEASEGATE_SERVICE_KEY", "ab" * 32)  # another home's key, say
     with pytest.raises(ServiceKeyError, match="does not match the decision log"):
-        context.decision_log().append(note)
+        bootstrap.decision_log().append(note)
     empty = home / "empty.key"
     empty.write_text("")
     with pytest.raises(ServiceKeyError, match="32 bytes"):

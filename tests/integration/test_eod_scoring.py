@@ -12,9 +12,10 @@ import pytest
 from prefect import get_client
 from prefect.client.schemas.objects import StateType
 
-from releasegate.adapters import context, registry
-from releasegate.rollback_tree import Action, Stage, TreeThresholds
-from releasegate.scoring import Assessment, canary_mask, challenger_stage, compare, judge
+from releasegate import bootstrap
+from releasegate.adapters import mlflow_registry as registry
+from releasegate.policy.rollback_tree import Action, Stage, TreeThresholds
+from releasegate.policy.scoring import Assessment, canary_mask, challenger_stage, compare, judge
 from tests.conftest import (
     InProcessWorker,
     apply_deployments,
@@ -133,7 +134,7 @@ def test_injected_drift_rolls_back_to_the_archive_and_requests_an_urgent_retrain
     assert set(out["latency_ms"]) == {"p50", "p95", "p99"} and 0 < out["latency_ms"]["p50"] <= out["latency_ms"]["p99"]
     lines = open(out["predictions_path"]).read().splitlines()
     assert lines[0].startswith("row,served_by_challenger,served_proba") and len(lines) == 4001
-    [mon] = context.decision_log().query(kind="monitoring")
+    [mon] = bootstrap.decision_log().query(kind="monitoring")
     assert mon.details["action"] == "rollback" and mon.details["champion"]["max_psi"] > 0.3
     assert mon.decision_id == out["decision_id"]
 
@@ -146,7 +147,7 @@ def test_injected_drift_rolls_back_to_the_archive_and_requests_an_urgent_retrain
     assert rt.parameters == {"model_name": model, "trigger": "drift"}
     events = [
         r
-        for r in context.decision_log().query(kind="event")
+        for r in bootstrap.decision_log().query(kind="event")
         if r.details["event_id"].startswith(mon.decision_id) and r.details.get("status") == "accepted"
     ]
     assert sorted(r.details["event_type"] for r in events) == [
@@ -164,7 +165,7 @@ def test_injected_drift_rolls_back_to_the_archive_and_requests_an_urgent_retrain
         fr = wait_final(rb.id)
     assert fr.state_type == StateType.COMPLETED, fr.state.message
     assert registry.alias_version(prod, "champion") == v1 and registry.alias_version(prod, "archive") is None
-    [pending, rec] = context.decision_log().query(kind="rollback")  # the plan before any alias moved, the result
+    [pending, rec] = bootstrap.decision_log().query(kind="rollback")  # the plan before any alias moved, the result
     assert pending.details["status"] == "pending" and rec.details["pending_decision_id"] == pending.decision_id
     assert rec.details["previous_version"] == v2 and rec.details["new_version"] == v1
     assert rec.details["trigger"] == "DRIFT_URGENT" and rec.details["verified"] is True
@@ -193,7 +194,7 @@ def test_seven_percent_drop_during_canary_drops_the_challenger_only(home):
         fr = wait_final(rb.id)
     assert fr.state_type == StateType.COMPLETED, fr.state.message
     assert registry.aliases(prod) == {"champion": v1}  # challenger dropped, champion untouched
-    [_pending, rec] = context.decision_log().query(kind="rollback")
+    [_pending, rec] = bootstrap.decision_log().query(kind="rollback")
     assert rec.details["method"] == "canary" and rec.details["dropped_challenger"] == v2
     assert rec.details["previous_version"] == rec.details["new_version"] == v1
 
@@ -207,7 +208,7 @@ def test_quiet_day_is_monitored_and_starts_nothing(home):
     assert out["action"] == "monitor" and out["reason_code"] == "WITHIN_LIMITS"
     assert "rollback" not in out and "retrain" not in out
     assert not run_by_key(f"rollback:monitoring:{model}:{DAY}:rollback:full")
-    [mon] = context.decision_log().query(kind="monitoring")
+    [mon] = bootstrap.decision_log().query(kind="monitoring")
     assert mon.decision_outcome.value == "accept" and mon.details["breached"] == []
 
 
@@ -218,5 +219,5 @@ def test_no_champion_fails_clearly_and_does_not_mark_the_date_complete(home):
     state = eod_scoring.with_options(retries=0)(business_date=DAY, model_name="nochamp", return_state=True)
     assert state.is_failed(), state
     assert "model_name: prod.nochamp has no 'champion' alias" in state.message
-    assert context.scheduling_store().completed(["eod-scoring"], [DAY]) == set()  # backfills keep waiting
-    assert context.decision_log().query(kind="monitoring") == []
+    assert bootstrap.scheduling_store().completed(["eod-scoring"], [DAY]) == set()  # backfills keep waiting
+    assert bootstrap.decision_log().query(kind="monitoring") == []

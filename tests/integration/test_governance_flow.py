@@ -2,7 +2,7 @@
 
 import pytest
 
-from releasegate.adapters import context
+from releasegate import bootstrap
 
 pytestmark = pytest.mark.prefect
 
@@ -14,7 +14,7 @@ def test_governance_run_records_its_decision(prefect_harness, rg_home):
     assert state.is_completed(), state.message
     result = state.result()
     assert result["audit_ok"] and result["policy_problems"] == []
-    rec = context.decision_log().get(result["decision_id"])
+    rec = bootstrap.decision_log().get(result["decision_id"])
     assert rec.decision_kind.value == "manual_run" and rec.decision_outcome.value == "accept"
     assert rec.details["requested_by"] == "alice" and rec.subject.startswith("flow_run:")
 
@@ -24,7 +24,7 @@ def test_prod_run_without_approval_is_refused_and_recorded(prefect_harness, rg_h
 
     state = governance_run(requested_by="bob", target_environment="prod", ticket_ref="CHG-1", return_state=True)
     assert state.is_failed() and "needs approved_at" in state.message
-    [rec] = context.decision_log().query(kind="manual_run")
+    [rec] = bootstrap.decision_log().query(kind="manual_run")
     assert rec.decision_outcome.value == "reject" and "approved_at" in rec.decision_rationale
     assert rec.details["ticket_ref"] == "CHG-1"
 
@@ -39,7 +39,7 @@ def test_governance_flow_carries_its_runtime_policy(rg_home):
 def test_govern_refuses_a_prod_run_approved_in_1999(prefect_harness, rg_home):
     from typer.testing import CliRunner
 
-    from releasegate.adapters import context
+    from releasegate import bootstrap
     from releasegate.cli import app
 
     args = ["govern", "--requested-by", "alice", "--reason-code", "hotfix", "--ticket-ref", "CHG-1"]
@@ -48,5 +48,5 @@ def test_govern_refuses_a_prod_run_approved_in_1999(prefect_harness, rg_home):
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
     out = " ".join(result.output.translate(str.maketrans("", "", "│╭╮╰╯─")).split())
     assert "approved_at: approval is older than the maximum age of 7 days" in out
-    [rec] = context.decision_log().query(kind="manual_run")
+    [rec] = bootstrap.decision_log().query(kind="manual_run")
     assert rec.decision_outcome.value == "reject" and "approved_at" in rec.decision_rationale

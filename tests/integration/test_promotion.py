@@ -20,11 +20,13 @@ from prefect.client.schemas.objects import StateType
 from prefect.flow_runs import resume_flow_run
 from typer.testing import CliRunner
 
-from releasegate.adapters import context, registry
-from releasegate.adapters.context import use_clock
+from releasegate import bootstrap
+from releasegate.adapters import mlflow_registry as registry
+from releasegate.bootstrap import use_clock
 from releasegate.cli import app
-from releasegate.gates import kpi_delta
-from releasegate.training import train
+from releasegate.decisions import DecisionKind
+from releasegate.policy.gates import GateReport, kpi_delta
+from releasegate.tools.training import train
 from tests.conftest import fast_capacity_policy
 
 pytestmark = pytest.mark.prefect
@@ -125,7 +127,7 @@ class Promotion:
         from flows.promotion import promotion
 
         self.state = None
-        clk = context.clock()
+        clk = bootstrap.clock()
 
         def target():
             with use_clock(clk):
@@ -179,7 +181,7 @@ def test_3pct_better_candidate_is_promoted_as_the_same_binary(home, clock):
     assert tags["source_version"] == v2 and tags["source_model"] == STAGING
     assert tags["decision_id"] == out["pending_decision_id"] and tags["git_sha"]
 
-    log = context.decision_log()
+    log = bootstrap.decision_log()
     records = log.query(kind="promotion", subject=f"promotion:{run2}")
     assert [r.details["status"] for r in records] == ["pending", "final"]
     final = log.get(out["decision_id"])
@@ -206,11 +208,18 @@ def test_1pct_better_candidate_is_held_with_a_measures_plan(home, clock):
     assert state.is_completed()
     out = state.result()
     assert out["outcome"] == "hold" and any(m.startswith("kpi_delta:") for m in out["measures_plan"])
-    rec = context.decision_log().get(out["decision_id"])
+    rec = bootstrap.decision_log().get(out["decision_id"])
     assert rec.decision_outcome.value == "reject" and rec.details["promotion_outcome"] == "hold"
     assert rec.details["tech_ready"] is False and rec.details["business_approved"] is False
     assert rec.tech_gate_report_ref.startswith("artifact:")
     assert registry.aliases(PROD) == {"champion": "1"}  # nothing moved
+    # Why it was held is in the hash-chained log itself: the TECH record holds the gate report.
+    [tech] = [
+        r for r in bootstrap.decision_log().query(kind="approval", subject=rec.subject) if r.details["role"] == "tech"
+    ]
+    report = GateReport.model_validate(tech.details["gate_report"])
+    assert report.outcome.value == "hold" and report.gate("kpi_delta").status == "fail"
+    assert tech.details["gate_report_sha256"] == report.sha256() == rec.details["gate_report_sha256"]
 
 
 def test_approved_exception_waives_the_kpi_gate_until_it_expires(home, clock):
@@ -236,7 +245,7 @@ def test_approved_exception_waives_the_kpi_gate_until_it_expires(home, clock):
         ],
     )
     assert no_expiry.exit_code == 1 and "exception_expiry: required" in no_expiry.output
-    [refused] = context.decision_log().query(kind="override")
+    [refused] = bootstrap.decision_log().query(kind="override")
     assert refused.decision_outcome.value == "reject" and "exception_expiry" in refused.decision_rationale
 
     expires = (clock.now() + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M:%S%z")
@@ -262,9 +271,9 @@ def test_approved_exception_waives_the_kpi_gate_until_it_expires(home, clock):
     assert ok.exit_code == 0, ok.output
     p = Promotion(candidate)
     run_id = wait_paused()  # the KPI gate is waived: the run now waits for PM
-    from releasegate.gates import GateReport  # noqa: F401  (documenting the type of the artifact)
+    from releasegate.policy.gates import GateReport  # noqa: F401  (documenting the type of the artifact)
 
-    tech = [r for r in context.decision_log().query(kind="approval", subject=f"promotion:{run_id}")]
+    tech = [r for r in bootstrap.decision_log().query(kind="approval", subject=f"promotion:{run_id}")]
     assert tech[0].details["outcome"] == "promote"
     resume_flow_run(run_id, run_input={"role": "pm", "approver": "pm-anna", "reference": "R", "decision": "reject"})
     assert p.result().is_completed()
@@ -275,7 +284,7 @@ def test_bad_approvals_are_refused_recorded_and_asked_again(home, clock):
     candidate = register()
     p = Promotion(candidate, requested_by="pm-anna")
     run_id = wait_paused()
-    log = context.decision_log()
+    log = bootstrap.decision_log()
 
     n = approve(run_id, "pm", "pm-anna")  # the requester approving their own promotion
     wait_repaused(run_id, n)
@@ -318,7 +327,7 @@ def test_risk_approval_before_a_tech_report_is_refused(home, clock):
     )
     [rec] = [
         r
-        for r in context.decision_log().query(kind="approval", subject=f"promotion:{run.id}")
+        for r in bootstrap.decision_log().query(kind="approval", subject=f"promotion:{run.id}")
         if r.details.get("role") == "risk"
     ]
     assert rec.decision_outcome.value == "reject" and "tech gate report" in rec.details["refusal"]
@@ -333,7 +342,7 @@ def test_expired_joint_ack_is_refused_and_the_run_rechecks(home, clock, tmp_path
 
     start = datetime.now(UTC) - timedelta(hours=31)  # in the past, so Prefect need not wait for the freeze end
     clock.set(start)
-    policy = yaml.safe_load(open(context.project_root() / "blocks" / "capacity_policy.yaml")) | {
+    policy = yaml.safe_load(open(bootstrap.project_root() / "blocks" / "capacity_policy.yaml")) | {
         "backoff_seconds": [1, 2],
         "windows": [
             {
@@ -349,7 +358,7 @@ def test_expired_joint_ack_is_refused_and_the_run_rechecks(home, clock, tmp_path
     path.write_text(yaml.safe_dump(policy))
     monkeypatch.setenv("RELEASEGATE_CAPACITY_POLICY", str(path))
     from releasegate.adapters.config import capacity_from_file
-    from releasegate.adapters.infra import infra_up
+    from releasegate.adapters.prefect_infra import infra_up
 
     infra_up(capacity_from_file(path))
     candidate = register()
@@ -395,7 +404,7 @@ def test_expired_joint_ack_is_refused_and_the_run_rechecks(home, clock, tmp_path
     assert run_id == fr.id
     expired = [
         r
-        for r in context.decision_log().query(kind="promotion", subject=f"promotion:{fr.id}")
+        for r in bootstrap.decision_log().query(kind="promotion", subject=f"promotion:{fr.id}")
         if r.details.get("reason_code") == "ACK_EXPIRED"
     ]
     assert (
@@ -416,8 +425,8 @@ def test_two_promotions_of_one_model_run_one_after_the_other(home, clock):
     b = Promotion(b_version)
     time.sleep(5)  # b has had time to start: it must be waiting on the model's lock, not at an approval
     assert [r.id for r in _paused_runs(datetime.now(UTC))] == [first]
-    assert context.decision_log().query(kind="approval", subject_prefix="promotion:") and all(
-        r.subject == f"promotion:{first}" for r in context.decision_log().query(kind="approval")
+    assert bootstrap.decision_log().query(kind="approval", subject_prefix="promotion:") and all(
+        r.subject == f"promotion:{first}" for r in bootstrap.decision_log().query(kind="approval")
     )
     n = approve(first, "pm", "pm-anna")
     wait_repaused(first, n)
@@ -429,7 +438,7 @@ def test_two_promotions_of_one_model_run_one_after_the_other(home, clock):
     approve(second, "risk", "risk-carla")
     assert b.result().is_completed()
     finals = [
-        r for r in context.decision_log().query(kind="promotion") if r.details.get("status") in ("pending", "final")
+        r for r in bootstrap.decision_log().query(kind="promotion") if r.details.get("status") in ("pending", "final")
     ]
     assert [(r.subject, r.details["status"]) for r in finals] == [
         (f"promotion:{first}", "pending"),
@@ -440,9 +449,10 @@ def test_two_promotions_of_one_model_run_one_after_the_other(home, clock):
 
 
 def test_a_crash_after_the_pending_record_converges_without_copying_twice(home, clock):
-    from releasegate.adapters import promotion_ops
-    from releasegate.gates import GatePolicy, execute_gates
-    from releasegate.handshake import Approval, Handshake, Role
+    from releasegate.policy.gates import GatePolicy, execute_gates
+    from releasegate.policy.handshake import Approval, Handshake, Role
+    from releasegate.services import promotion as promotion_ops
+    from releasegate.services import release
 
     version = register()
     dossier = promotion_ops.build_dossier(MODEL, version, GatePolicy())
@@ -461,25 +471,25 @@ def test_a_crash_after_the_pending_record_converges_without_copying_twice(home, 
     args = ("crash-run", report, "artifact:r", h, "JOINT_RELEASE_ACK:t", sha)
 
     # The process died after the pending record and the copy, before the aliases and the final record.
-    pending = promotion_ops.write_pending(*args)
+    pending = release.write_pending(*args)
     copied = registry.copy_to(STAGING, version, PROD)
     registry.set_tags(PROD, copied, {"decision_id": pending.decision_id})
     assert registry.aliases(PROD) == {}
 
-    out = promotion_ops.binary_promotion(*args)
+    out = release.binary_promotion(*args)
     assert out["converged"] and out["prod_version"] == copied and out["pending_decision_id"] == pending.decision_id
     assert [str(mv.version) for mv in registry.client().search_model_versions(f"name='{PROD}'")] == [copied]
     assert registry.aliases(PROD) == {"champion": copied}
-    final = context.decision_log().get(out["decision_id"])
+    final = bootstrap.decision_log().get(out["decision_id"])
     assert final.details["status"] == "final" and final.details["converged"] is True
 
-    again = promotion_ops.binary_promotion(*args)  # a further rerun changes nothing
+    again = release.binary_promotion(*args)  # a further rerun changes nothing
     assert again["decision_id"] == out["decision_id"]
-    assert len(context.decision_log().query(kind="promotion", subject="promotion:crash-run")) == 2
+    assert len(bootstrap.decision_log().query(kind="promotion", subject="promotion:crash-run")) == 2
 
 
 def test_unacknowledged_gate_failure_opens_a_p1_incident_after_30_minutes(home, clock):
-    from releasegate.adapters.gate_failures import escalate_unacknowledged
+    from releasegate.services.gate_failures import escalate_unacknowledged
 
     champion = register(WEAKER_BY_1PCT)
     install_champion(champion)
@@ -496,8 +506,11 @@ def test_unacknowledged_gate_failure_opens_a_p1_incident_after_30_minutes(home, 
     [incident] = escalate_unacknowledged()
     assert incident["gate_failure"] == held["decision_id"] and incident["waited_minutes"] == 30
     assert escalate_unacknowledged() == []  # once
-    rec = context.decision_log().get(incident["incident_decision"])
+    rec = bootstrap.decision_log().get(incident["incident_decision"])
     assert rec.details["severity"] == "P1" and rec.details["incident_for"] == held["decision_id"]
+    assert rec.decision_kind is DecisionKind.incident  # its own kind, no longer a "promotion"
+    [ack_rec] = bootstrap.decision_log().query(kind="gate_failure_ack")
+    assert ack_rec.details["acknowledged_decision_id"] == other["decision_id"] and ack_rec.actor == "ml-lead"
     listed = json.loads(runner.invoke(app, ["gate-failures", "--json"]).stdout)
     assert {(r["decision_id"], r["acknowledged"], r["incident"]) for r in listed} == {
         (held["decision_id"], False, True),

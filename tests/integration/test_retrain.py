@@ -19,10 +19,11 @@ from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterNam
 from prefect.client.schemas.objects import StateType
 from starlette.testclient import TestClient
 
-from releasegate.adapters import context, registry
-from releasegate.adapters.prefect_api import read_all_flow_runs
-from releasegate.training import train
-from releasegate.webhooks import sign
+from releasegate import bootstrap
+from releasegate.adapters import mlflow_registry as registry
+from releasegate.adapters.prefect_query import read_all_flow_runs
+from releasegate.policy.webhooks import sign
+from releasegate.tools.training import train
 from tests.conftest import ROOT, InProcessWorker, apply_deployments, cancel_unfinished_pool_runs, fast_capacity_policy
 
 pytestmark = pytest.mark.prefect
@@ -138,7 +139,7 @@ def test_forged_old_and_malformed_deliveries_get_4xx_and_create_nothing(home, cl
     )
     assert malformed.status_code == 400
     assert runs_of("retrain", "retrain:model-version:dev.forged") == []
-    assert context.decision_log().query(kind="event") == []
+    assert bootstrap.decision_log().query(kind="event") == []
     # None of them burnt its delivery id: the genuine delivery still goes through.
     ok = client.post("/webhooks/mlflow", **delivery(created_body("dev.forged", "1"), "f-1"))
     assert ok.status_code == 201
@@ -147,7 +148,7 @@ def test_forged_old_and_malformed_deliveries_get_4xx_and_create_nothing(home, cl
 # --------------------------------------------------------------------------------------- watcher
 def test_watcher_sends_one_event_per_new_version_across_restarts(home, clock):
     from releasegate.adapters.registry_watch import watch_once
-    from releasegate.db import dispose_engines
+    from releasegate.store.db import dispose_engines
 
     registry.log_and_register(train(seed=1, rows=500), "watched", "dev")
     first = watch_once()
@@ -203,7 +204,7 @@ def test_retrain_calls_the_job_as_a_sub_run_which_registers_a_staging_version_wi
     assert promo.parameters["candidate_version"] == version
     kinds = [
         (r.decision_kind.value, r.details.get("outcome") or r.details.get("version"))
-        for r in context.decision_log().query(kind="retrain")
+        for r in bootstrap.decision_log().query(kind="retrain")
     ]
     assert kinds == [("retrain", "retrain"), ("retrain", version)]
 
@@ -225,7 +226,7 @@ def test_gateway_outcomes_are_recorded_without_calling_the_job(home, clock, monk
     monkeypatch.setenv("RELEASEGATE_MARKET_DRIFT", "0.3")  # the generator's drift knob: a regime shift
     planned = retrain(model_name="steady", trigger="drift", wait_timeout_seconds=30)
     assert planned["outcome"] == "defer" and planned["reason_code"] == "RETRAIN_PLANNED"
-    recs = context.decision_log().query(kind="retrain", subject="model:steady")
+    recs = bootstrap.decision_log().query(kind="retrain", subject="model:steady")
     assert [r.details["reason_code"] for r in recs] == ["WITHIN_LIMITS", "RETRAIN_PLANNED"]
     assert recs[1].details["max_psi"] > 0.05 > recs[0].details["max_psi"]
     assert recs[1].details["next_evaluation_at"] == planned["next_evaluation_at"]
@@ -310,7 +311,7 @@ def test_end_to_end_through_a_real_mlflow_server_webhook(home, clock, tmp_path):
             time.sleep(0.5)
         [run] = runs_of("retrain", "retrain:model-version:dev.e2e:1")
         assert run.parameters["model_name"] == "e2e" and run.parameters["trigger"] == "registry_event"
-        [rec] = [r for r in context.decision_log().query(kind="event") if r.details.get("flow_run_id") == str(run.id)]
+        [rec] = [r for r in bootstrap.decision_log().query(kind="event") if r.details.get("flow_run_id") == str(run.id)]
         assert rec.actor == "producer:mlflow-webhook"
     finally:
         proc.terminate()

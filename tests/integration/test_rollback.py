@@ -4,11 +4,12 @@ from datetime import UTC, datetime
 
 import pytest
 
-from releasegate.adapters import context, registry
-from releasegate.adapters.rollback_ops import execute_rollback
+from releasegate import bootstrap
+from releasegate.adapters import mlflow_registry as registry
 from releasegate.decisions import DecisionOutcome
-from releasegate.rollback import RollbackRefused, plan_rollback
-from releasegate.training import train
+from releasegate.policy.rollback import RollbackRefused, plan_rollback
+from releasegate.services.rollback import execute_rollback
+from releasegate.tools.training import train
 from tests.conftest import approve_prod_version
 
 
@@ -50,7 +51,7 @@ def test_no_approved_version_is_refused_and_nothing_changes(prod):
     with pytest.raises(RollbackRefused, match="no final promotion decision"):
         execute_rollback("credit", trigger="drift", root_cause="PSI 0.4", requested_by="ops-olga")
     assert registry.aliases(prod) == before
-    recs = context.decision_log().query(kind="rollback")
+    recs = bootstrap.decision_log().query(kind="rollback")
     assert [r.decision_outcome for r in recs] == [DecisionOutcome.reject, DecisionOutcome.reject]
 
 
@@ -66,7 +67,7 @@ def test_full_rollback_restores_the_archived_version_and_documents_everything(pr
     assert rec.verified and rec.verification["smoke"]["ok"] and rec.verification["champion_after"] == "1"
     assert rec.duration_seconds >= rec.registry_seconds > 0
     # The plan is recorded before any alias moves; the final record names it.
-    [pending, log] = [r for r in context.decision_log().query(kind="rollback")]
+    [pending, log] = [r for r in bootstrap.decision_log().query(kind="rollback")]
     assert pending.details["status"] == "pending" and log.details["status"] == "final"
     assert log.details["pending_decision_id"] == pending.decision_id and log.details["converged"] is False
     assert log.decision_outcome is DecisionOutcome.accept and log.rollback_plan_ref == pending.rollback_plan_ref

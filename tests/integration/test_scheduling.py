@@ -23,9 +23,9 @@ from prefect.flow_engine import run_flow
 from prefect.states import Cancelled, Completed, Running
 from typer.testing import CliRunner
 
-from releasegate.adapters import context
-from releasegate.adapters.context import use_clock
-from releasegate.adapters.prefect_api import read_all_flow_runs
+from releasegate import bootstrap
+from releasegate.adapters.prefect_query import read_all_flow_runs
+from releasegate.bootstrap import use_clock
 from releasegate.cli import app
 from releasegate.clock import FixedClock
 from tests.conftest import ROOT, cancel_unfinished_pool_runs, prod_version
@@ -46,7 +46,7 @@ def deployed(prefect_harness):
     from flows.backfill import backfill
     from flows.eod_scoring import eod_scoring
     from releasegate.adapters.config import capacity_from_file
-    from releasegate.adapters.infra import infra_up
+    from releasegate.adapters.prefect_infra import infra_up
 
     infra_up(capacity_from_file(ROOT / "blocks" / "capacity_policy.yaml"))
     ids = {}
@@ -113,7 +113,7 @@ def expect_deferred(flow, run_id, code):
     fr = read(run_id)
     assert fr.state_type == StateType.SCHEDULED and fr.state_name == "Deferred", fr.state
     assert fr.state.message == code
-    deferral = context.scheduling_store().get_deferral(str(run_id))
+    deferral = bootstrap.scheduling_store().get_deferral(str(run_id))
     assert deferral.status == "open" and deferral.reason_code == code
     assert fr.state.state_details.scheduled_time == deferral.next_evaluation_at
     return fr, deferral
@@ -128,7 +128,7 @@ def test_backfill_waits_for_running_eod_then_starts(deployed, rg_home, policy, c
     bf = create_run(deployed["backfill"], start_date="2026-11-19", end_date="2026-11-20")
     fr, deferral = expect_deferred(backfill, bf.id, "PRIORITY_CONFLICT")
     assert deferral.next_evaluation_at == clock.now() + timedelta(seconds=1)
-    [rec] = context.decision_log().query(kind="deferral")
+    [rec] = bootstrap.decision_log().query(kind="deferral")
     assert rec.details["deferral_reason_code"] == "PRIORITY_CONFLICT"
     assert rec.details["evidence"]["blocking_runs"] == [str(eod.id)]
 
@@ -143,9 +143,9 @@ def test_backfill_waits_for_running_eod_then_starts(deployed, rg_home, policy, c
     state = execute(backfill, bf.id)
     assert state.is_completed(), state
     assert read(bf.id).state_type == StateType.COMPLETED
-    closed = context.scheduling_store().get_deferral(str(bf.id))
+    closed = bootstrap.scheduling_store().get_deferral(str(bf.id))
     assert closed.status == "admitted" and closed.closed_at == clock.now()
-    assert context.scheduling_store().completed(["backfill"], [date(2026, 11, 19), date(2026, 11, 20)]) == {
+    assert bootstrap.scheduling_store().completed(["backfill"], [date(2026, 11, 19), date(2026, 11, 20)]) == {
         ("backfill", date(2026, 11, 19)),
         ("backfill", date(2026, 11, 20)),
     }
@@ -202,7 +202,7 @@ def test_full_pool_gives_capacity_limit(deployed, rg_home, policy, clock):
 def test_sweeper_escalates_at_30_and_60_minutes(deployed, rg_home, policy, clock):
     from flows.backfill import backfill
     from releasegate.adapters.config import load_gateway_config
-    from releasegate.adapters.deferral_ops import sweep
+    from releasegate.adapters.prefect_deferrals import sweep
 
     eod = create_run(deployed["eod-scoring"], business_date="2026-11-20")
     set_state(eod.id, Running())
@@ -219,10 +219,10 @@ def test_sweeper_escalates_at_30_and_60_minutes(deployed, rg_home, policy, clock
     clock.advance(minutes=30)
     [incident] = sweep(cfg).escalations
     assert incident["level"] == "incident" and incident["event"] == "releasegate.incident.opened"
-    recs = context.decision_log().query(kind="deferral")
+    recs = bootstrap.decision_log().query(kind="deferral")
     assert [r.details.get("sla_escalation") for r in recs] == [None, "alert", "incident"]
     assert all(r.details.get("event_id") for r in recs[1:])
-    assert context.scheduling_store().get_deferral(str(bf.id)).sla_state == "incident"
+    assert bootstrap.scheduling_store().get_deferral(str(bf.id)).sla_state == "incident"
 
     set_state(bf.id, Cancelled())  # an ended run's deferral is closed by the sweeper
     report = sweep(cfg)
@@ -240,7 +240,7 @@ def test_override_needs_a_ticket_and_starts_the_run(deployed, rg_home, policy, c
     runner = CliRunner()
     refused = runner.invoke(app, ["deferrals", "override", str(bf.id), "--by", "ops-bob", "--reason", "late data"])
     assert refused.exit_code == 1 and "ticket" in refused.output
-    [rej] = context.decision_log().query(kind="override")
+    [rej] = bootstrap.decision_log().query(kind="override")
     assert rej.decision_outcome.value == "reject" and "ticket" in rej.decision_rationale
     assert read(bf.id).state_name == "Deferred"  # nothing moved
 
@@ -259,7 +259,7 @@ def test_override_needs_a_ticket_and_starts_the_run(deployed, rg_home, policy, c
         ],
     )
     assert ok.exit_code == 0, ok.output
-    granted = context.decision_log().query(kind="override")[-1]
+    granted = bootstrap.decision_log().query(kind="override")[-1]
     assert granted.decision_outcome.value == "override" and granted.details["ticket_ref"] == "CHG-42"
     assert granted.exception_expiry == clock.now() + timedelta(minutes=240)
     fr = read(bf.id)
@@ -291,7 +291,7 @@ def _runs_with_key_prefix(prefix: str) -> int:
 def test_events_with_30_percent_duplicates_from_8_threads(deployed, rg_home, clock):
     """Correctness of dedupe under concurrency: one run per key. (Throughput is measured by
     bench/intake_bench.py, not here: a 500-event version took 60-170 s on a busy 2-core machine.)"""
-    from releasegate.adapters.prefect_intake import send_event
+    from releasegate.adapters.prefect_runs import send_event
 
     unique, redeliveries = 70, 30
     events = [partition_event(i) for i in range(unique)]
@@ -327,9 +327,9 @@ def test_events_with_30_percent_duplicates_from_8_threads(deployed, rg_home, clo
     assert {r.flow_run_id for r in dupes} <= set(by_key)
     assert _runs_with_key_prefix("backfill:partition:positions:") == unique  # what Prefect holds
     # One accept decision (written before its run) and one "created" record per key (intake.py).
-    statuses = [r.details["status"] for r in context.decision_log().query(kind="event", limit=10_000)]
+    statuses = [r.details["status"] for r in bootstrap.decision_log().query(kind="event", limit=10_000)]
     assert len(statuses) == 2 * unique and statuses.count("accepted") == statuses.count("created") == unique
-    assert context.decision_log().verify().ok
+    assert bootstrap.decision_log().verify().ok
 
 
 def test_conflicting_redelivery_is_refused_and_recorded(deployed, rg_home, clock, tmp_path):
@@ -354,7 +354,7 @@ def test_conflicting_redelivery_is_refused_and_recorded(deployed, rg_home, clock
     body = json.loads(refused.stdout)
     assert body["status"] == "refused" and body["flow_run_id"] is None
     assert "different payload" in body["reason"]
-    rejects = [r for r in context.decision_log().query(kind="event") if r.decision_outcome.value == "reject"]
+    rejects = [r for r in bootstrap.decision_log().query(kind="event") if r.decision_outcome.value == "reject"]
     assert len(rejects) == 1 and rejects[0].details["idempotency_key"] == first["idempotency_key"]
     assert _runs_with_key_prefix(f"backfill:{first['idempotency_key']}") == 1
 
@@ -367,7 +367,7 @@ def test_invalid_event_is_refused_naming_the_field(deployed, rg_home, clock, tmp
     assert result.exit_code == 1
     body = json.loads(result.stdout)
     assert body["status"] == "refused" and "event_type" in body["reason"] and "v7" in body["reason"]
-    assert context.scheduling_store().lookup("backfill", bad["idempotency_key"]) is None  # nothing claimed
+    assert bootstrap.scheduling_store().lookup("backfill", bad["idempotency_key"]) is None  # nothing claimed
 
 
 def test_event_for_an_undeployed_deployment_says_what_to_run(deployed, rg_home, clock, tmp_path, monkeypatch):
@@ -380,8 +380,8 @@ def test_event_for_an_undeployed_deployment_says_what_to_run(deployed, rg_home, 
     result = CliRunner().invoke(app, ["events", "send", str(path)])
     assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
     assert "'nightly' is not deployed on the Prefect API" in result.output and "releasegate deploy" in result.output
-    assert context.scheduling_store().lookup("nightly", "partition:positions:9200") is None  # nothing claimed
-    assert context.decision_log().query(kind="event") == []  # nothing recorded
+    assert bootstrap.scheduling_store().lookup("nightly", "partition:positions:9200") is None  # nothing claimed
+    assert bootstrap.decision_log().query(kind="event") == []  # nothing recorded
 
 
 # ------------------------------------------------------------------------------ infra, report

@@ -6,7 +6,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from releasegate.capacity import (
+from releasegate.policy.capacity import (
     ActiveRun,
     CapacitySnapshot,
     DeferralReason,
@@ -15,7 +15,7 @@ from releasegate.capacity import (
     Window,
     evaluate,
 )
-from releasegate.deferrals import SlaState, escalations_due, sla_state
+from releasegate.policy.deferrals import SlaState, escalations_due, sla_state
 from tests.conftest import ROOT
 
 NOW = datetime(2026, 11, 23, 17, 0, tzinfo=UTC)  # Monday 18:00 in Zurich
@@ -235,7 +235,7 @@ def test_escalations_are_emitted_once_per_level():
 
 
 def test_backlog_evaluation_gives_exactly_what_one_by_one_gives():
-    from releasegate.capacity import evaluate_many
+    from releasegate.policy.capacity import evaluate_many
 
     freeze = Window(
         name="f", kind="change_freeze", start=NOW - timedelta(hours=1), end=NOW + timedelta(hours=1), deployments=["x"]

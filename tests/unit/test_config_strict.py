@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from releasegate.adapters.config import ConfigError, from_file, load_routes
 from releasegate.cli import app
-from releasegate.manual_runs import MAX_APPROVAL_AGE, decide_manual_run
+from releasegate.policy.manual_runs import MAX_APPROVAL_AGE, decide_manual_run
 from releasegate.yamlio import DuplicateKeyError, load_yaml
 from tests.conftest import ROOT
 

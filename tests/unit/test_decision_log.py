@@ -9,8 +9,8 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from releasegate.cli import app
-from releasegate.decision_log import DecisionLog
 from releasegate.decisions import REF_FIELDS, DecisionKind, DecisionOutcome, DecisionRefused, NewDecision
+from releasegate.store.decision_log import DecisionLog
 
 
 def deferral(i: int = 0) -> NewDecision:
@@ -213,7 +213,7 @@ def test_verify_catches_a_rehashed_edit(db_url, clock):
     """Editing a record and recomputing its own hash still breaks the next link."""
     from sqlalchemy.orm import Session
 
-    from releasegate.decision_log import DecisionRow, _content_hash_for_row
+    from releasegate.store.decision_log import DecisionRow, _content_hash_for_row
 
     log, ids = _filled(db_url, clock)
     _raw(log, "UPDATE decisions SET decision_outcome = 'accept' WHERE seq = 2")
@@ -297,9 +297,9 @@ def test_cli_add_list_and_verify(rg_home, monkeypatch):
 
 
 def test_cli_audit_verify_names_the_tampered_record(rg_home):
-    from releasegate.adapters import context
+    from releasegate import bootstrap
 
-    log = context.decision_log()
+    log = bootstrap.decision_log()
     ids = [log.append(deferral(i)).decision_id for i in range(3)]
     _drop_guard(log)
     _raw(log, "UPDATE decisions SET subject = 'flow_run:other' WHERE seq = 2")
@@ -314,7 +314,7 @@ def test_processes_migrating_a_fresh_postgres_log_at_once_do_not_collide(pg_url)
     import subprocess
     import sys
 
-    code = "import sys; from releasegate.db import get_engine; get_engine(sys.argv[1])"
+    code = "import sys; from releasegate.store.db import get_engine; get_engine(sys.argv[1])"
     procs = [
         subprocess.Popen([sys.executable, "-c", code, pg_url], stderr=subprocess.PIPE, text=True) for _ in range(4)
     ]

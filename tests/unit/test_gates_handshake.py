@@ -6,9 +6,8 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from releasegate.datagen import generate
-from releasegate.gates import Dossier, GatePolicy, PromotionOutcome, VersionFacts, execute_gates, kpi_delta
-from releasegate.handshake import (
+from releasegate.policy.gates import Dossier, GatePolicy, PromotionOutcome, VersionFacts, execute_gates, kpi_delta
+from releasegate.policy.handshake import (
     Approval,
     ApprovalFields,
     ApprovalRefused,
@@ -17,7 +16,8 @@ from releasegate.handshake import (
     check_approval,
     joint_release_ack,
 )
-from releasegate.psi import psi
+from releasegate.policy.psi import psi
+from releasegate.tools.datagen import generate
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 FP = "f" * 64

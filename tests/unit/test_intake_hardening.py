@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import text
 from starlette.testclient import TestClient
 
-from releasegate.decision_log import DecisionLog
-from releasegate.intake import DEFAULT_ROUTES, intake_event, prefect_idempotency_key
-from releasegate.scheduling_store import SchedulingStore
-from releasegate.webhooks import sign
+from releasegate.policy.webhooks import sign
+from releasegate.services.intake import DEFAULT_ROUTES, intake_event, prefect_idempotency_key
+from releasegate.store.decision_log import DecisionLog
+from releasegate.store.scheduling_store import SchedulingStore
 
 NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 
@@ -188,11 +188,11 @@ def _recorded(url: str) -> tuple[int, int]:
 
 
 def test_webhook_refuses_a_body_over_the_limit_before_reading_it_all(rg_home):
-    from releasegate.adapters import context
+    from releasegate import bootstrap
     from releasegate.adapters.webhook_app import create_app
 
     client = TestClient(create_app(secret=SECRET))
-    url = context.settings().resolved_database_url
+    url = bootstrap.settings().resolved_database_url
     big = json.dumps({"entity": "model_version", "action": "created", "data": {"pad": "x" * (2 * 1024 * 1024)}})
     assert len(big) > 1024 * 1024  # MAX_BODY_BYTES
     declared = client.post("/webhooks/mlflow", content=big, headers=signed(big, "big-1"))

@@ -5,8 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from releasegate.datagen import FEATURES, generate
-from releasegate.monitoring import (
+from releasegate.policy.monitoring import (
     MonitoringPolicy,
     evaluate,
     latency_percentiles,
@@ -14,7 +13,8 @@ from releasegate.monitoring import (
     missing_rate,
     schema_violations,
 )
-from releasegate.rollback_tree import Action, Stage, TreeInput, decide
+from releasegate.policy.rollback_tree import Action, Stage, TreeInput, decide
+from releasegate.tools.datagen import FEATURES, generate
 
 
 def _eval(cur, **kw):
@@ -106,7 +106,7 @@ def test_tree_never_drops_a_challenger_that_is_not_there(stage, psi, drop, impac
 def test_psi_in_threads_equals_psi_in_one_thread(monkeypatch):
     import numpy as np
 
-    from releasegate import psi as psi_mod
+    from releasegate.policy import psi as psi_mod
 
     rng = np.random.default_rng(5)
     ref, cur = rng.normal(size=(20_000, 7)), rng.normal(0.2, 1.1, size=(20_000, 7))
@@ -121,7 +121,7 @@ def test_psi_in_threads_equals_psi_in_one_thread(monkeypatch):
 def test_an_all_missing_feature_does_not_hide_drift_elsewhere():
     import numpy as np
 
-    from releasegate.monitoring import MonitoringPolicy, evaluate
+    from releasegate.policy.monitoring import MonitoringPolicy, evaluate
 
     rng = np.random.default_rng(1)
     ref, cur = rng.normal(size=(5000, 3)), rng.normal(size=(5000, 3))
@@ -138,10 +138,10 @@ def test_an_all_missing_feature_does_not_hide_drift_elsewhere():
 
 @given(st.floats(0, 2, allow_nan=False))
 def test_retrain_gateway_and_tree_read_psi_alike(psi):
-    """One rule for both (releasegate.thresholds): urgent exactly where the tree rolls back for drift."""
+    """One rule for both (releasegate.policy.thresholds): urgent exactly where the tree rolls back for drift."""
     from datetime import UTC, datetime
 
-    from releasegate.retrain import RetrainPolicy, RetrainSignals, retrain_gateway
+    from releasegate.policy.retrain import RetrainPolicy, RetrainSignals, retrain_gateway
 
     tree = decide(TreeInput(stage=Stage.full, max_psi=psi, metric_drop=0.0))
     signals = RetrainSignals(psi={"x": psi}, kpi_drop=0.0, trigger="drift")

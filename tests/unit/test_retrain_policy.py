@@ -5,8 +5,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from releasegate.retrain import RetrainPolicy, RetrainSignals, RetrainTrigger, retrain_gateway
-from releasegate.webhooks import WebhookRejected, sign, to_event, verify
+from releasegate.policy.retrain import RetrainPolicy, RetrainSignals, RetrainTrigger, retrain_gateway
+from releasegate.policy.webhooks import WebhookRejected, sign, to_event, verify
 
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
 P = RetrainPolicy()

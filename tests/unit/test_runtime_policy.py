@@ -7,7 +7,7 @@ import yaml
 from typer.testing import CliRunner
 
 from releasegate.cli import app
-from releasegate.runtime_policy import (
+from releasegate.policy.runtime_policy import (
     LateRunMode,
     LateRunPolicy,
     check_deployments,

@@ -5,9 +5,9 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from releasegate import capacity
 from releasegate.cli import app
-from releasegate.simulate import SimConfig, build_workload, run_model, simulate
+from releasegate.policy import capacity
+from releasegate.tools.simulate import SimConfig, build_workload, run_model, simulate
 
 SMALL = SimConfig(days=3, deployments=40, seed=7)
 
@@ -28,7 +28,7 @@ def test_every_start_in_the_gated_model_went_through_capacity_evaluate(monkeypat
         calls.append(d)
         return d
 
-    monkeypatch.setattr("releasegate.simulate.evaluate", spy)
+    monkeypatch.setattr("releasegate.tools.simulate.evaluate", spy)
     runs, gw, _ = build_workload(SMALL)
     res = run_model(runs, gw, SMALL, gated=True)
     assert res.gateway_evaluations == len(calls)

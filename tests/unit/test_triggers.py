@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from releasegate.triggers import (
+from releasegate.policy.triggers import (
     EVENT_SCHEMAS,
     EventEnvelope,
     ManualTrigger,

@@ -29,14 +29,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..capacity import GatewayConfig
-from ..gates import GatePolicy
-from ..handshake import Role
-from ..intake import DEFAULT_ROUTES, Route
-from ..monitoring import MonitoringPolicy
-from ..retrain import RetrainPolicy
-from ..yamlio import YamlError, load_yaml
-from . import context
+from releasegate import bootstrap
+from releasegate.policy.capacity import GatewayConfig
+from releasegate.policy.gates import GatePolicy
+from releasegate.policy.handshake import Role
+from releasegate.policy.monitoring import MonitoringPolicy
+from releasegate.policy.retrain import RetrainPolicy
+from releasegate.services.intake import DEFAULT_ROUTES, Route
+from releasegate.yamlio import YamlError, load_yaml
 
 # The ClickException the CLI catches and prints as a message: typer >= 0.2x vendors click as typer._click.
 if TYPE_CHECKING:  # checked against the installed typer
@@ -71,7 +71,7 @@ CONFIGS: dict[str, tuple[type[BaseModel], str, str]] = {
 
 def config_file(name: str) -> Path:
     _, filename, env = CONFIGS[name]
-    return Path(os.environ.get(env) or context.project_root() / "blocks" / filename)
+    return Path(os.environ.get(env) or bootstrap.project_root() / "blocks" / filename)
 
 
 class ConfigError(_CliMessage, ValueError):
@@ -134,7 +134,7 @@ def load(name: str, use_block: bool = True):
     model, _, env = CONFIGS[name]
     if use_block and not os.environ.get(env):
         try:
-            from .blocks import load_config_block
+            from releasegate.adapters.blocks import load_config_block
 
             values = load_config_block(name).values
         except ValueError as exc:
@@ -170,7 +170,7 @@ def _routes(path: str, mtime: float) -> tuple[Route, ...]:
 def load_routes() -> list[Route]:
     env = os.environ.get("RELEASEGATE_EVENT_ROUTES")
     try:
-        path = Path(env) if env else context.project_root() / "blocks" / "event_routes.yaml"
+        path = Path(env) if env else bootstrap.project_root() / "blocks" / "event_routes.yaml"
     except FileNotFoundError:
         return list(DEFAULT_ROUTES)
     if not path.is_file():

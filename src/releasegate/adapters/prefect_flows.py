@@ -2,7 +2,7 @@
 
 Prefect deployments carry a concurrency limit but no retries, timeout or late-run rule, and a flow's
 retries and timeout are fixed when the flow object is built. So the decorator reads the deployment's
-``runtime_policy`` (see ``releasegate.runtime_policy``) when the flow module is loaded, by the worker
+``runtime_policy`` (see ``releasegate.policy.runtime_policy``) when the flow module is loaded, by the worker
 or by a test, and builds the flow with those retries, retry delay and timeout. At the start of each run
 it applies the late-run rule: a run later than the policy allows ends Cancelled with the reason
 ``LATE_RUN_SKIPPED`` and a ``late_run`` decision record. Lateness counts from when the run was due: for
@@ -24,9 +24,15 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.states import Cancelled
 
-from ..decisions import DecisionKind, DecisionOutcome, NewDecision
-from ..runtime_policy import RuntimePolicy, find_deployment, late_run_verdict, load_prefect_yaml, policy_from_deployment
-from . import context
+from releasegate import bootstrap
+from releasegate.decisions import DecisionKind, DecisionOutcome, NewDecision
+from releasegate.policy.runtime_policy import (
+    RuntimePolicy,
+    find_deployment,
+    late_run_verdict,
+    load_prefect_yaml,
+    policy_from_deployment,
+)
 
 
 def load_deployment_flow(deployment: str, project: Path | None = None):
@@ -35,14 +41,14 @@ def load_deployment_flow(deployment: str, project: Path | None = None):
     the checkout on the import path."""
     from prefect.flows import load_flow_from_entrypoint
 
-    root = project or context.project_root()
+    root = project or bootstrap.project_root()
     dep = find_deployment(load_prefect_yaml(root / "prefect.yaml"), deployment)
     path, _, name = str(dep["entrypoint"]).rpartition(":")
     return load_flow_from_entrypoint(f"{root / path}:{name}", use_placeholder_flow=False)
 
 
 def load_policy(deployment: str) -> RuntimePolicy:
-    doc = load_prefect_yaml(context.project_root() / "prefect.yaml")
+    doc = load_prefect_yaml(bootstrap.project_root() / "prefect.yaml")
     return policy_from_deployment(find_deployment(doc, deployment))
 
 
@@ -61,7 +67,7 @@ def _due_at(run_id: str):
     run is rescheduled, so a run deferred by a 12-day freeze would otherwise be "12 days late" when the
     freeze ends and be skipped by its own deferral). An overridden deferral is due at the override."""
     scheduled = _scheduled_start()
-    deferral = context.scheduling_store().get_deferral(run_id)
+    deferral = bootstrap.scheduling_store().get_deferral(run_id)
     if deferral is None:
         return scheduled
     due = deferral.closed_at if deferral.status == "overridden" and deferral.closed_at else deferral.next_evaluation_at
@@ -76,10 +82,10 @@ def governed_flow(deployment: str, **flow_kwargs: Any) -> Callable[[Callable[...
         def body(*args: Any, **kwargs: Any):
             from prefect.runtime import flow_run
 
-            now = context.clock().now()
+            now = bootstrap.clock().now()
             verdict = late_run_verdict(policy.late_run, _due_at(str(flow_run.id)), now)
             if not verdict.run:
-                context.decision_log().append(
+                bootstrap.decision_log().append(
                     NewDecision(
                         decision_kind=DecisionKind.late_run,
                         decision_outcome=DecisionOutcome.reject,

@@ -1,7 +1,7 @@
 """The capacity gateway wired to Prefect: read the pool, decide, defer the run in place.
 
 ``gate_current_run`` is what every gated flow calls first. It builds a ``CapacitySnapshot`` from the
-Prefect API, asks ``releasegate.capacity.evaluate``, and when the run may not start:
+Prefect API, asks ``releasegate.policy.capacity.evaluate``, and when the run may not start:
 
 1. opens (or extends) the run's deferral, keeping the first deferral time for the SLA;
 2. writes a ``deferral`` decision record;
@@ -38,11 +38,19 @@ from prefect.client.schemas.objects import FlowRun, State, StateType
 from prefect.exceptions import Pause
 from prefect.states import Scheduled
 
-from ..capacity import ActiveRun, Admitted, CapacitySnapshot, GateDecision, GatewayConfig, RunRequest, evaluate
-from ..decisions import DecisionKind, DecisionOutcome, NewDecision
-from . import context
-from .config import load_gateway_config
-from .prefect_api import read_all_flow_runs
+from releasegate import bootstrap
+from releasegate.adapters.config import load_gateway_config
+from releasegate.adapters.prefect_query import read_all_flow_runs
+from releasegate.decisions import DecisionKind, DecisionOutcome, NewDecision
+from releasegate.policy.capacity import (
+    ActiveRun,
+    Admitted,
+    CapacitySnapshot,
+    GateDecision,
+    GatewayConfig,
+    RunRequest,
+    evaluate,
+)
 
 DEFERRED = "Deferred"
 
@@ -94,7 +102,7 @@ def build_snapshot(
     upcoming = [r for r in upcoming if str(r.id) != exclude and (r.state_name or "") != DEFERRED]
     names = _deployment_names(client, active + upcoming)
     gate = config.deployments.get(request.deployment)
-    completed = context.scheduling_store().completed(gate.upstreams if gate else [], request.business_dates)
+    completed = bootstrap.scheduling_store().completed(gate.upstreams if gate else [], request.business_dates)
     return CapacitySnapshot(
         active=[_as_active(r, names, "running" if r.state_type == StateType.RUNNING else "pending") for r in active],
         upcoming=[_as_active(r, names, "scheduled") for r in upcoming],
@@ -108,7 +116,7 @@ def use_override(run_id: str, now: datetime) -> str | None:
     An override admits one start of the run: its use is recorded (kind ``override``, naming the grant),
     and a retry or a later start goes through the gateway again. An override whose ``exception_expiry``
     has passed is recorded as expired and admits nothing."""
-    log = context.decision_log()
+    log = bootstrap.decision_log()
     subject = f"flow_run:{run_id}"
     good, forged = log.trusted(kind="override", subject=subject)
     log.refuse_forged(forged, "capacity-gateway")
@@ -160,8 +168,8 @@ def gate_current_run(
     from prefect.runtime import flow_run
 
     config = config or load_gateway_config()
-    store = context.scheduling_store()
-    now = context.clock().now()
+    store = bootstrap.scheduling_store()
+    now = bootstrap.clock().now()
     run_id = str(flow_run.id)
     logger = get_run_logger()
     previous = store.get_deferral(run_id)
@@ -194,7 +202,7 @@ def gate_current_run(
         reason, next_at = decision.deferral_reason_code, decision.next_evaluation_at
         code = reason.value
         deferral = store.record_deferral(run_id, deployment, code, next_at, decision.explanation, now)
-        context.decision_log().append(
+        bootstrap.decision_log().append(
             NewDecision(
                 decision_kind=DecisionKind.deferral,
                 decision_outcome=DecisionOutcome.reject,
@@ -221,7 +229,7 @@ def gate_current_run(
 def record_completion(deployment: str, business_dates: list[date]) -> None:
     from prefect.runtime import flow_run
 
-    store = context.scheduling_store()
-    now = context.clock().now()
+    store = bootstrap.scheduling_store()
+    now = bootstrap.clock().now()
     for d in business_dates:
         store.mark_completed(deployment, d, str(flow_run.id), now)

@@ -9,18 +9,19 @@ sending and advancing the cursor, starts one run.
 
 from __future__ import annotations
 
-from ..intake import IntakeResult
-from ..scheduling_store import RegistryEventStore
-from ..webhooks import split_name
-from . import context, registry
+from releasegate import bootstrap
+from releasegate.adapters import mlflow_registry as registry
+from releasegate.policy.webhooks import split_name
+from releasegate.services.intake import IntakeResult
+from releasegate.store.scheduling_store import RegistryEventStore
 
 
 def watch_once() -> list[IntakeResult]:
-    from .prefect_intake import send_event
+    from releasegate.adapters.prefect_runs import send_event
 
-    store = RegistryEventStore(context.settings().resolved_database_url)
+    store = RegistryEventStore(bootstrap.settings().resolved_database_url)
     c = registry.client()
-    now = context.clock().now()
+    now = bootstrap.clock().now()
     results: list[IntakeResult] = []
     for rm in c.search_registered_models(max_results=1000):
         parts = split_name(rm.name)

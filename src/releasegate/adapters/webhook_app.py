@@ -27,9 +27,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from ..scheduling_store import RegistryEventStore
-from ..webhooks import TOLERANCE, WebhookRejected, to_event, verify
-from . import context
+from releasegate import bootstrap
+from releasegate.policy.webhooks import TOLERANCE, WebhookRejected, to_event, verify
+from releasegate.store.scheduling_store import RegistryEventStore
 
 STATUS = {"created": 201, "duplicate": 200, "ignored": 202, "refused": 422}
 MAX_BODY_BYTES = 1024 * 1024
@@ -66,19 +66,19 @@ def create_app(secret: str | None = None, tolerance=TOLERANCE) -> Starlette:
             body = await read_body(request)
         except BodyTooLarge as exc:
             return JSONResponse({"error": str(exc)}, status_code=413)
-        now = context.clock().now()
+        now = bootstrap.clock().now()
         try:
             delivery_id = verify(key, dict(request.headers), body, now, tolerance)
             event = to_event(body, delivery_id, now)
         except WebhookRejected as exc:
             return JSONResponse({"error": exc.reason}, status_code=exc.status)
-        store = RegistryEventStore(context.settings().resolved_database_url)
+        store = RegistryEventStore(bootstrap.settings().resolved_database_url)
         if not await run_in_threadpool(store.claim_delivery, delivery_id, now):
             return JSONResponse({"error": f"delivery {delivery_id} was already received (replay)"}, status_code=409)
         if event is None:
             await run_in_threadpool(store.set_delivery_status, delivery_id, "ignored")
             return JSONResponse({"status": "ignored", "reason": "not an event releasegate acts on"}, status_code=202)
-        from .prefect_intake import send_event
+        from releasegate.adapters.prefect_runs import send_event
 
         try:
             result = await run_in_threadpool(send_event, event)

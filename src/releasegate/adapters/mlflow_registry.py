@@ -1,0 +1,263 @@
+"""MLflow registry adapter: environments as registered models, aliases, lineage, binary promotion.
+
+Names: ``<env>.<model>`` (``dev.credit``, ``staging.credit``, ``prod.credit``). Aliases on the prod
+model: ``champion`` (serving), ``challenger`` (shadow/canary), ``archive`` (previous champion, the
+rollback target); on the staging model: ``staging`` (latest validated). No version suffixes in names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from releasegate import bootstrap
+from releasegate.policy.gates import VersionFacts
+from releasegate.ports import RegistryUnavailable
+
+CHAMPION, CHALLENGER, STAGING, ARCHIVE = "champion", "challenger", "staging", "archive"
+EXPERIMENT = "releasegate"
+_HASH_EXCLUDE = {"registered_model_meta"}  # MLflow writes the registered model's name into it on download
+
+
+def _MlflowException() -> type[Exception]:  # noqa: N802 - used in except clauses; mlflow imports lazily
+    from mlflow.exceptions import MlflowException
+
+    return MlflowException
+
+
+def _is(exc: Exception, *codes: str) -> bool:
+    """Whether MLflow raised one of the error codes it documents (e.g. ``RESOURCE_DOES_NOT_EXIST``).
+
+    Only those answers mean "not there"; any other error (a timeout, a locked database) propagates, so
+    that a failed call is never read as an absent model, alias or copy."""
+    return getattr(exc, "error_code", None) in codes
+
+
+def model_name(env: str, model: str) -> str:
+    if "." in model:
+        raise ValueError(f"model {model!r}: give the bare model name, not '<env>.<model>'")
+    return f"{env}.{model}"
+
+
+def _mlflow():
+    import mlflow
+
+    s = bootstrap.settings()
+    mlflow.set_tracking_uri(s.resolved_tracking_uri)
+    mlflow.set_registry_uri(s.resolved_registry_uri)
+    return mlflow
+
+
+def client():
+    mlflow = _mlflow()
+    return mlflow.MlflowClient()
+
+
+def experiment_id() -> str:
+    c = client()
+    exp = c.get_experiment_by_name(EXPERIMENT)
+    if exp is not None:
+        return exp.experiment_id
+    artifacts = bootstrap.settings().home_dir / "mlartifacts"
+    artifacts.mkdir(parents=True, exist_ok=True)
+    try:
+        return c.create_experiment(EXPERIMENT, artifact_location=artifacts.as_uri())
+    except _MlflowException() as exc:  # created concurrently
+        if not _is(exc, "RESOURCE_ALREADY_EXISTS"):
+            raise
+        return c.get_experiment_by_name(EXPERIMENT).experiment_id
+
+
+def git_sha() -> str:
+    try:
+        root = bootstrap.project_root()
+        return (
+            subprocess.run(
+                ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+            ).stdout.strip()
+            or "unknown"
+        )
+    except (OSError, subprocess.SubprocessError, FileNotFoundError):
+        return "unknown"
+
+
+def log_and_register(
+    result,
+    model: str,
+    env: str = "staging",
+    data_timestamp: str | None = None,
+    extra_tags: dict[str, str] | None = None,
+) -> str:
+    """Log a trained model with lineage tags and register it as a new version of ``<env>.<model>``."""
+    import sklearn
+
+    from releasegate.fingerprint import fingerprint
+
+    mlflow = _mlflow()
+    name = model_name(env, model)
+    tags = {
+        "git_sha": git_sha(),
+        "data_timestamp": data_timestamp or datetime.now(UTC).isoformat(),
+        "env_fingerprint": fingerprint(),
+        **(extra_tags or {}),
+    }
+    with mlflow.start_run(experiment_id=experiment_id()) as run:
+        mlflow.log_params(result.params)
+        mlflow.log_metrics(result.metrics)
+        mlflow.set_tags(tags)
+        import numpy
+
+        info = mlflow.sklearn.log_model(
+            result.model,
+            name="model",
+            registered_model_name=name,
+            pip_requirements=[f"scikit-learn=={sklearn.__version__}", f"numpy=={numpy.__version__}"],
+            # The imputer keeps its fit dtype; a numpy.dtype holds no code. Nothing else is trusted.
+            skops_trusted_types=["numpy.dtype"],
+        )
+    version = str(info.registered_model_version)
+    c = client()
+    for k, v in tags.items():
+        c.set_model_version_tag(name, version, k, v)
+    c.set_model_version_tag(name, version, "run_id", run.info.run_id)
+    return version
+
+
+def artifact_sha256(uri: str) -> str:
+    """SHA-256 over the model's files (path and content), excluding registry bookkeeping."""
+    mlflow = _mlflow()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
+        h = hashlib.sha256()
+        for path in sorted(p for p in root.rglob("*") if p.is_file() and p.name not in _HASH_EXCLUDE):
+            h.update(str(path.relative_to(root)).encode())
+            h.update(hashlib.sha256(path.read_bytes()).digest())
+        return h.hexdigest()
+
+
+def version_facts(name: str, version: str, with_hash: bool = True) -> VersionFacts:
+    c = client()
+    mv = c.get_model_version(name, version)
+    metrics: dict[str, float] = {}
+    params: dict[str, str] = {}
+    if mv.run_id:
+        run = c.get_run(mv.run_id)
+        metrics, params = dict(run.data.metrics), dict(run.data.params)
+    return VersionFacts(
+        name=name,
+        version=str(mv.version),
+        run_id=mv.run_id,
+        metrics=metrics,
+        params=params,
+        tags=dict(mv.tags),
+        artifact_sha256=artifact_sha256(f"models:/{name}/{version}") if with_hash else None,
+    )
+
+
+def alias_version(name: str, alias: str) -> str | None:
+    c = client()
+    try:
+        return str(c.get_model_version_by_alias(name, alias).version)
+    except _MlflowException() as exc:
+        if _is(exc, "RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):  # no such model or alias
+            return None
+        raise
+
+
+def aliases(name: str) -> dict[str, str]:
+    c = client()
+    try:
+        return {k: str(v) for k, v in c.get_registered_model(name).aliases.items()}
+    except _MlflowException() as exc:
+        if _is(exc, "RESOURCE_DOES_NOT_EXIST"):
+            return {}
+        raise
+
+
+def registered_model_tags(name: str) -> dict[str, str]:
+    try:
+        return dict(client().get_registered_model(name).tags)
+    except _MlflowException() as exc:
+        if _is(exc, "RESOURCE_DOES_NOT_EXIST"):
+            return {}
+        raise
+
+
+def load_sklearn(uri: str):
+    return _mlflow().sklearn.load_model(uri)
+
+
+def smoke_test(uri: str, X) -> dict[str, Any]:
+    """Load through pyfunc (what serving uses) and score ``X``; never raises."""
+    try:
+        model = _mlflow().pyfunc.load_model(uri)
+        out = model.predict(X)
+        if len(out) != len(X):
+            return {"ok": False, "rows": len(X), "error": f"{len(out)} predictions for {len(X)} rows"}
+        return {"ok": True, "rows": len(X), "error": None}
+    except Exception as exc:  # the gate reports it
+        return {"ok": False, "rows": len(X), "error": f"{type(exc).__name__}: {exc}"[:500]}
+
+
+def find_copy(prod_name: str, staging_name: str, version: str, sha256: str, decision_id: str) -> str | None:
+    """The prod version an interrupted promotion already made, so that a rerun never copies twice.
+
+    First a version tagged with the promotion's pending ``decision_id``; else a copy of exactly
+    ``models:/<staging_name>/<version>`` (the source ``copy_model_version`` records) that no other
+    promotion has claimed (no ``decision_id`` tag) and whose artifacts hash to ``sha256``: the copy made
+    just before a crash, before its tag was set. Errors from MLflow propagate: "not found" must never be
+    guessed from a failed call (that is how a promotion would copy the same binary a second time)."""
+    versions = _search_versions(prod_name)
+    for mv in versions:
+        if mv.tags.get("decision_id") == decision_id:
+            return str(mv.version)
+    source = f"models:/{staging_name}/{version}"
+    for mv in versions:
+        if mv.source == source and not mv.tags.get("decision_id"):
+            if artifact_sha256(f"models:/{prod_name}/{mv.version}") == sha256:
+                return str(mv.version)
+    return None
+
+
+def _search_versions(name: str) -> list:
+    try:
+        return list(client().search_model_versions(f"name='{name}'"))
+    except _MlflowException() as exc:
+        if _is(exc, "RESOURCE_DOES_NOT_EXIST"):
+            return []
+        raise RegistryUnavailable(f"MLflow could not list the versions of {name}: {exc}") from exc
+
+
+def version_tags(name: str, version: str) -> dict[str, str]:
+    return dict(client().get_model_version(name, version).tags)
+
+
+def copy_to(src_name: str, version: str, dst_name: str) -> str:
+    return str(client().copy_model_version(f"models:/{src_name}/{version}", dst_name).version)
+
+
+def set_tags(name: str, version: str | None, tags: dict[str, str]) -> None:
+    """MLflow refuses a missing ``version`` (``MlflowException``: "version or stage must be set")."""
+    c = client()
+    for k, v in tags.items():
+        c.set_model_version_tag(name, version, k, str(v))
+
+
+def set_alias(name: str, alias: str, version: str) -> None:
+    client().set_registered_model_alias(name, alias, version)
+
+
+def delete_alias(name: str, alias: str) -> None:
+    try:
+        client().delete_registered_model_alias(name, alias)
+    except _MlflowException() as exc:  # already gone: deleting is idempotent
+        if not _is(exc, "RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            raise
+
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")

@@ -1,0 +1,216 @@
+"""Deferral operations on Prefect: the sweeper's escalations, audited overrides, the KPI report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from prefect import get_client
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterExpectedStartTime,
+    WorkPoolFilter,
+    WorkPoolFilterName,
+)
+from prefect.client.schemas.objects import StateType
+from prefect.events import emit_event
+from prefect.exceptions import ObjectNotFound
+from prefect.states import Scheduled
+
+from releasegate import bootstrap
+from releasegate.adapters.prefect_query import read_all_flow_runs
+from releasegate.decisions import DecisionKind, DecisionOutcome, DecisionRefused, NewDecision
+from releasegate.errors import Refused
+from releasegate.policy.capacity import GatewayConfig
+from releasegate.policy.deferrals import SLA_EVENTS, SlaState, escalations_due, sla_state
+from releasegate.policy.kpis import KpiReport, deferral_minutes, percentile
+from releasegate.policy.runtime_policy import check_deployments, load_prefect_yaml
+
+FINAL = {StateType.COMPLETED, StateType.FAILED, StateType.CANCELLED, StateType.CRASHED}
+
+
+@dataclass
+class SweepReport:
+    open_deferrals: int = 0
+    closed: list[str] = field(default_factory=list)
+    escalations: list[dict] = field(default_factory=list)
+
+
+def sweep(config: GatewayConfig) -> SweepReport:
+    """Escalate deferrals past their SLA (once per level) and close those whose run has ended."""
+    store, log = bootstrap.scheduling_store(), bootstrap.decision_log()
+    now = bootstrap.clock().now()
+    report = SweepReport()
+    with get_client(sync_client=True) as client:
+        for d in store.deferrals("open"):
+            try:
+                run = client.read_flow_run(d.flow_run_id)
+            except ObjectNotFound:
+                store.close_deferral(d.flow_run_id, "gone", now)
+                report.closed.append(d.flow_run_id)
+                continue
+            if run.state_type in FINAL:
+                # A run being re-evaluated (Pending/Running) is left alone: the gate closes or extends it.
+                store.close_deferral(d.flow_run_id, f"ended:{run.state_type.value.lower()}", now)
+                report.closed.append(d.flow_run_id)
+                continue
+            report.open_deferrals += 1
+            current = sla_state(d.first_deferred_at, now, config.sla_alert_minutes, config.sla_incident_minutes)
+            for level in escalations_due(current, SlaState(d.sla_state)):
+                waited = int((now - d.first_deferred_at) / timedelta(minutes=1))
+                event_name = SLA_EVENTS[level.value]
+                emitted = emit_event(
+                    event=event_name,
+                    resource={
+                        "prefect.resource.id": f"prefect.flow-run.{d.flow_run_id}",
+                        "prefect.resource.name": run.name,
+                        "releasegate.deployment": d.deployment,
+                    },
+                    payload={
+                        "deferral_reason_code": d.reason_code,
+                        "deferred_since": d.first_deferred_at.isoformat(),
+                        "waited_minutes": waited,
+                        "severity": "P1" if level is SlaState.incident else "P3",
+                    },
+                )
+                rec = log.append(
+                    NewDecision(
+                        decision_kind=DecisionKind.deferral,
+                        decision_outcome=DecisionOutcome.reject,
+                        decision_rationale=f"deferral SLA {level.value}: {d.deployment} run deferred for {waited} min "
+                        f"({d.reason_code})",
+                        subject=f"flow_run:{d.flow_run_id}",
+                        actor="releasegate:deferral-sweeper",
+                        details={
+                            "deployment": d.deployment,
+                            "deferral_reason_code": d.reason_code,
+                            "next_evaluation_at": d.next_evaluation_at.isoformat(),
+                            "deferred_since": d.first_deferred_at.isoformat(),
+                            "sla_escalation": level.value,
+                            "event": event_name,
+                            "event_id": str(emitted.id) if emitted else None,
+                        },
+                    ),
+                    now=now,
+                )
+                report.escalations.append(
+                    {
+                        "flow_run_id": d.flow_run_id,
+                        "level": level.value,
+                        "event": event_name,
+                        "decision_id": rec.decision_id,
+                        "waited_minutes": waited,
+                    }
+                )
+            if current.value != d.sla_state:
+                store.set_sla_state(d.flow_run_id, current.value)
+    return report
+
+
+class OverrideRefused(Refused):
+    """Also carries the id of the refusal record written for it (None when nothing was recorded)."""
+
+    what = "override refused"
+
+    def __init__(self, field: str, rule: str, decision_id: str | None):
+        super().__init__(field, rule)
+        self.decision_id = decision_id
+
+
+def override_deferral(flow_run_id: str, ticket: str | None, by: str, reason: str, expires_in: timedelta):
+    """Start a deferred run now. Needs a ticket; recorded as an ``override`` decision before anything moves."""
+    store, log = bootstrap.scheduling_store(), bootstrap.decision_log()
+    now = bootstrap.clock().now()
+
+    def refuse(field: str, rule: str):
+        rec = log.append(
+            NewDecision(
+                decision_kind=DecisionKind.override,
+                decision_outcome=DecisionOutcome.reject,
+                decision_rationale=f"override refused: {field}: {rule}",
+                subject=f"flow_run:{flow_run_id}",
+                actor=by or "<missing>",
+                details={"ticket_ref": ticket, "reason": reason, "refusal": f"{field}: {rule}"},
+            ),
+            now=now,
+        )
+        raise OverrideRefused(field, rule, rec.decision_id)
+
+    if not (ticket or "").strip():
+        refuse("ticket", "an override needs a ticket (--ticket)")
+    if not (by or "").strip():
+        refuse("by", "an override needs the name of who grants it (--by)")
+    if not (reason or "").strip():
+        refuse("reason", "an override needs a reason (--reason)")
+    deferral = store.get_deferral(flow_run_id)
+    if deferral is None or deferral.status != "open":
+        refuse("run", f"no open deferral for flow run {flow_run_id} (see `releasegate deferrals`)")
+    try:
+        rec = log.append(
+            NewDecision(
+                decision_kind=DecisionKind.override,
+                decision_outcome=DecisionOutcome.override,
+                decision_rationale=f"deferral overridden by {by}: {reason}",
+                subject=f"flow_run:{flow_run_id}",
+                actor=by,
+                exception_expiry=now + expires_in,
+                details={
+                    "ticket_ref": ticket,
+                    "deployment": deferral.deployment,
+                    "deferral_reason_code": deferral.reason_code,
+                    "deferred_since": deferral.first_deferred_at.isoformat(),
+                    "reason": reason,
+                },
+            ),
+            now=now,
+        )
+    except DecisionRefused as exc:
+        refuse(exc.field, exc.rule)
+    store.close_deferral(flow_run_id, "overridden", now)
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(flow_run_id, Scheduled(scheduled_time=now, message=f"OVERRIDE {ticket}"), force=True)
+    return rec
+
+
+def kpi_report(config: GatewayConfig, since: datetime, publish: bool = True) -> KpiReport:
+    now = bootstrap.clock().now()
+    with get_client(sync_client=True) as client:
+        runs = read_all_flow_runs(
+            client,
+            flow_run_filter=FlowRunFilter(
+                expected_start_time=FlowRunFilterExpectedStartTime(after_=since, before_=now)
+            ),
+            work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[config.pool_name])),
+        )
+    scheduled = [r for r in runs if r.deployment_id is not None]
+    started = [
+        r for r in scheduled if r.start_time is not None or r.state_type in (StateType.RUNNING, StateType.COMPLETED)
+    ]
+    ok, bad = check_deployments(load_prefect_yaml(bootstrap.project_root() / "prefect.yaml"))
+    deferrals = bootstrap.scheduling_store().deferrals(status=None, since=since)
+    minutes = deferral_minutes([d.first_deferred_at for d in deferrals], [d.closed_at for d in deferrals], now)
+    report = KpiReport(
+        since=since,
+        until=now,
+        scheduled_runs=len(scheduled),
+        started_runs=len(started),
+        deployments=len(ok) + len(bad),
+        deployments_with_policy=len(ok),
+        deferrals=len(deferrals),
+        deferral_minutes_p50=percentile(minutes, 50),
+        deferral_minutes_p95=percentile(minutes, 95),
+        deferral_minutes_max=max(minutes) if minutes else None,
+        deferrals_over_sla=sum(1 for m in minutes if m > config.sla_alert_minutes),
+        sla_minutes=config.sla_alert_minutes,
+    )
+    if publish:
+        import warnings
+
+        from prefect.artifacts import create_markdown_artifact
+
+        # The report is an operator command, not a flow run: Prefect warns that artifacts outside a run
+        # are deprecated, but they are still the place the UI shows them (Artifacts page, key below).
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            create_markdown_artifact(markdown=report.markdown(), key="releasegate-kpis", description="releasegate KPIs")
+    return report

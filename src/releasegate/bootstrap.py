@@ -1,0 +1,76 @@
+"""The composition root: settings, the decision log, the clock, and the ports services receive.
+
+Flows, the CLI and the tools get their handles here; ``ports()`` wires the real adapters (MLflow
+registry, sealed decision log, process clock) into the ``releasegate.ports.Ports`` a service takes.
+Tests swap the clock (and only the clock) with ``use_clock``.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+
+from releasegate.clock import Clock, SystemClock
+from releasegate.settings import Settings
+from releasegate.store.trust import SealedDecisionLog
+
+_clock: Clock = SystemClock()
+
+
+def clock() -> Clock:
+    return _clock
+
+
+@contextmanager
+def use_clock(c: Clock):
+    global _clock
+    old, _clock = _clock, c
+    try:
+        yield c
+    finally:
+        _clock = old
+
+
+def settings() -> Settings:
+    return Settings()
+
+
+def decision_log(url: str | None = None) -> SealedDecisionLog:
+    """The service path's log: every record it appends carries the service seal (``releasegate.store.trust``)."""
+    s = settings()
+    return SealedDecisionLog(url or s.resolved_database_url, clock=_ClockProxy(), key_loader=s.service_key_bytes)
+
+
+class _ClockProxy:
+    """Reads the current process clock at call time, so ``use_clock`` reaches existing logs too."""
+
+    def now(self):
+        return _clock.now()
+
+
+def project_root(start: Path | None = None) -> Path:
+    """The folder holding prefect.yaml: $RELEASEGATE_PROJECT_DIR, else searched upwards."""
+    import os
+
+    env = os.environ.get("RELEASEGATE_PROJECT_DIR")
+    if env:
+        return Path(env).resolve()
+    for base in [start or Path.cwd(), Path(__file__).resolve()]:
+        for folder in [base, *base.parents]:
+            if (folder / "prefect.yaml").is_file():
+                return folder
+    raise FileNotFoundError("no prefect.yaml found; run from the project folder or set RELEASEGATE_PROJECT_DIR")
+
+
+def scheduling_store(url: str | None = None):
+    from releasegate.store.scheduling_store import SchedulingStore
+
+    return SchedulingStore(url or settings().resolved_database_url)
+
+
+def ports():
+    """The real adapters behind the ports of ``releasegate.ports`` (imported lazily: MLflow is slow)."""
+    from releasegate.adapters import mlflow_registry
+    from releasegate.ports import Ports
+
+    return Ports(registry=mlflow_registry, log=decision_log(), clock=_ClockProxy())

@@ -1,0 +1,175 @@
+"""`releasegate approve` and `releasegate exception grant`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, NoReturn
+from uuid import UUID
+
+import typer
+
+from releasegate.cli._common import console, exit_refused
+from releasegate.decisions import DecisionKind, DecisionOutcome, DecisionRefused, NewDecision
+
+exception_app = typer.Typer(help="Approved exceptions to promotion gates.", no_args_is_help=True)
+
+
+def approve(
+    run: Annotated[str, typer.Argument(help="Flow run id of the paused promotion.")],
+    role: Annotated[str, typer.Option(help="pm or risk")],
+    by: Annotated[str, typer.Option(help="Approver (must be on the role's allow-list).")],
+    ref: Annotated[str, typer.Option(help="Ticket or document of your review.")],
+    statement: Annotated[str, typer.Option(help="PM: KPI target accepted. Risk: risk acceptance.")] = "",
+    comment: str = "",
+    reject: Annotated[bool, typer.Option("--reject", help="Reject the release instead of approving.")] = False,
+    wait_seconds: Annotated[int, typer.Option(help="How long to wait for the run to take the approval.")] = 30,
+) -> None:
+    """Give PM_GATE_PASS or RISK_GATE_PASS to a paused promotion run (same rules as the UI form)."""
+    import time as _time
+
+    from prefect import get_client
+    from prefect.flow_runs import resume_flow_run
+
+    from releasegate import bootstrap
+    from releasegate.policy.handshake import ApprovalFields, ApprovalRefused, Handshake, Role, check_approval
+    from releasegate.services.promotion import (
+        approver_config,
+        promotion_subject,
+        record_approval,
+        restore_handshake,
+        tech_pass,
+    )
+
+    try:
+        role_ = Role(role)
+    except ValueError:
+        exit_refused("role", f"must be pm or risk, got {role!r}", code=2)
+    with get_client(sync_client=True) as client:
+        fr = client.read_flow_run(UUID(run))
+    params = fr.parameters or {}
+    log = bootstrap.decision_log()
+    tech_ref, candidate_sha = tech_pass(run)
+    base = Handshake(
+        model=str(params.get("model_name", "?")),
+        candidate_version=str(params.get("candidate_version", "?")),
+        requested_by=str(params.get("requested_by", "registry-event")),
+        tech_report_ref=tech_ref,
+        tech_pass=tech_ref is not None,
+        candidate_sha256=candidate_sha,
+        allow_lists=approver_config().allow_lists(),
+    )
+    h = restore_handshake(run, base)
+    fields = ApprovalFields(
+        approver=by, decision="reject" if reject else "approve", reference=ref, statement=statement, comment=comment
+    )
+    raw = fields.model_dump() | {"role": role_.value}
+    try:
+        check_approval(h, role_, fields)
+        assert fr.state_type is not None  # a run read from the API has a state
+        if fr.state_type.value != "PAUSED":
+            raise ApprovalRefused("run", f"run {run} is not waiting for an approval (state {fr.state_name})")
+    except ApprovalRefused as exc:
+        did = record_approval(run, h, role_, None, f"{exc.field}: {exc.rule}", raw)
+        exit_refused(exc, decision_id=did)
+    before = len(log.query(subject=promotion_subject(run)))
+    resume_flow_run(fr.id, run_input=raw)
+    deadline = _time.monotonic() + wait_seconds
+    while _time.monotonic() < deadline:
+        new = log.query(subject=promotion_subject(run))[before:]
+        mine = [
+            r
+            for r in new
+            if r.decision_kind.value == "approval" and r.details.get("role") == role_.value and log.is_trusted(r)
+        ]
+        if mine:
+            r = mine[-1]
+            style = "green" if r.decision_outcome.value == "accept" else "red"
+            console.print(f"[{style}]{r.decision_rationale}[/{style}] (decision {r.decision_id})")
+            raise typer.Exit(0 if r.decision_outcome.value == "accept" else 1)
+        _time.sleep(0.5)
+    console.print(f"approval sent to run {run}; it has not recorded it yet (see `releasegate decisions`)")
+
+
+@exception_app.command("grant")
+def exception_grant(
+    model: Annotated[str, typer.Argument(help="Model name, e.g. credit.")],
+    version: Annotated[str, typer.Argument(help="Staging version the exception covers.")],
+    ticket: Annotated[str | None, typer.Option(help="Change/exception ticket (required).")] = None,
+    by: Annotated[str | None, typer.Option(help="Who grants it (required; on the exceptions allow-list).")] = None,
+    requested_by: Annotated[
+        str | None, typer.Option(help="Who asks for the exception (required; four eyes: not --by).")
+    ] = None,
+    rationale: Annotated[str | None, typer.Option(help="Why (required).")] = None,
+    expires: Annotated[
+        str | None, typer.Option(help="exception_expiry, ISO 8601 with offset, e.g. 2027-11-30T18:00:00+01:00.")
+    ] = None,
+    gate: Annotated[str, typer.Option(help="The gate it waives (only kpi_delta can be waived).")] = "kpi_delta",
+) -> None:
+    """Record an approved exception that waives a promotion gate's margin until it expires.
+
+    Refused (and recorded) unless: --by is on the `exceptions` allow-list of the approvers block, the
+    requester is someone else, the gate is one that may be waived, a ticket and a rationale are given,
+    and the expiry is a future time with its UTC offset. An exception never waives a worse candidate."""
+    from releasegate import bootstrap
+    from releasegate.services.promotion import WAIVABLE_GATES, approver_config, exception_subject
+
+    log = bootstrap.decision_log()
+    subject = exception_subject(model, version)
+    details = {
+        "ticket_ref": ticket,
+        "gate": gate,
+        "model_name": model,
+        "candidate_version": version,
+        "requested_by": requested_by,
+    }
+
+    def refuse(field: str, rule: str) -> NoReturn:
+        refusal = log.append(
+            NewDecision(
+                decision_kind=DecisionKind.override,
+                decision_outcome=DecisionOutcome.reject,
+                decision_rationale=f"exception refused: {field}: {rule}",
+                subject=subject,
+                actor=(by or "").strip() or "<missing>",
+                details={**details, "refusal": f"{field}: {rule}"},
+            )
+        )
+        exit_refused(field, rule, decision_id=refusal.decision_id)
+
+    expiry = None
+    if expires is not None:
+        try:
+            expiry = datetime.fromisoformat(expires.strip().replace("Z", "+00:00"))
+        except ValueError:
+            refuse("expires", f"{expires!r} is not an ISO 8601 time, e.g. 2027-11-30T18:00:00+01:00")
+        if expiry.tzinfo is None or expiry.utcoffset() is None:
+            refuse("expires", f"{expires!r} has no UTC offset: add one, e.g. {expires}+01:00 or {expires}Z")
+    if gate not in WAIVABLE_GATES:
+        refuse("gate", f"{gate!r} cannot be waived by an exception (waivable: {', '.join(WAIVABLE_GATES)})")
+    if not (by or "").strip():
+        refuse("by", "required: who grants the exception")
+    allowed = approver_config().exceptions
+    if by not in allowed:
+        refuse("by", f"{by!r} is not on the exceptions allow-list (approvers block, key `exceptions`)")
+    if not (requested_by or "").strip():
+        refuse("requested_by", "required: who asks for the exception (four eyes)")
+    if requested_by == by:
+        refuse("by", f"four eyes: {by!r} asked for this exception and cannot grant it")
+    try:
+        rec = log.append(
+            NewDecision(
+                decision_kind=DecisionKind.override,
+                decision_outcome=DecisionOutcome.override,
+                decision_rationale=rationale or "",
+                subject=subject,
+                actor=by,
+                exception_expiry=expiry,
+                details=details,
+            )
+        )
+    except DecisionRefused as exc:
+        refuse(exc.field, exc.rule)
+    console.print(
+        f"exception for {model} v{version} ({gate}) recorded as decision {rec.decision_id}, "
+        f"expires {rec.exception_expiry:%Y-%m-%d %H:%M} UTC"
+    )

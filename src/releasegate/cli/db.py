@@ -1,0 +1,22 @@
+"""`releasegate db upgrade`."""
+
+from __future__ import annotations
+
+import typer
+
+from releasegate.cli._common import console
+
+db_app = typer.Typer(help="Decision-log database.", no_args_is_help=True)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Apply the decision-log schema migrations (also done automatically on first use)."""
+    from releasegate.settings import Settings
+    from releasegate.store import db
+
+    url = Settings().resolved_database_url
+    engine = db.create_db_engine(url)
+    db.upgrade(engine, revision)
+    shown = engine.url.render_as_string(hide_password=True)
+    console.print(f"database {shown} at revision {db.current_revision(engine)}")

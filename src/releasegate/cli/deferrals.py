@@ -1,0 +1,88 @@
+"""`releasegate deferrals` (list) and `releasegate deferrals override`."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from releasegate.cli._common import console, exit_refused
+
+deferrals_app = typer.Typer(help="Deferred runs: list, override.", invoke_without_command=True)
+
+
+@deferrals_app.callback()
+def deferrals_list(
+    ctx: typer.Context,
+    all_: Annotated[bool, typer.Option("--all", help="Closed deferrals too.")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List open deferrals: run, deployment, reason, since, next evaluation, SLA state."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from releasegate import bootstrap
+    from releasegate.policy.deferrals import sla_state
+
+    now = bootstrap.clock().now()
+    rows = bootstrap.scheduling_store().deferrals(None if all_ else "open")
+    if as_json:
+        typer.echo(
+            json.dumps(
+                [{**r.__dict__, "sla_now": sla_state(r.first_deferred_at, now).value} for r in rows],
+                default=str,
+                indent=2,
+            )
+        )
+        return
+    table = Table(title=f"{'all' if all_ else 'open'} deferrals ({len(rows)})")
+    for col in (
+        "flow run",
+        "deployment",
+        "reason",
+        "since (UTC)",
+        "waited",
+        "next evaluation",
+        "attempts",
+        "SLA",
+        "status",
+    ):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        waited = int(((r.closed_at or now) - r.first_deferred_at).total_seconds() // 60)
+        table.add_row(
+            r.flow_run_id,
+            r.deployment,
+            r.reason_code,
+            f"{r.first_deferred_at:%Y-%m-%d %H:%M}",
+            f"{waited} min",
+            f"{r.next_evaluation_at:%H:%M:%S}",
+            str(r.attempts),
+            sla_state(r.first_deferred_at, r.closed_at or now).value,
+            r.status,
+        )
+    console.print(table)
+
+
+@deferrals_app.command("override")
+def deferrals_override(
+    run: Annotated[str, typer.Argument(help="Flow run id of the deferred run.")],
+    ticket: Annotated[str | None, typer.Option(help="Change/incident ticket (required).")] = None,
+    by: Annotated[str | None, typer.Option(help="Who grants the override (required).")] = None,
+    reason: Annotated[str | None, typer.Option(help="Why (required).")] = None,
+    expires_in_minutes: Annotated[int, typer.Option(help="Exception expiry.")] = 240,
+) -> None:
+    """Start a deferred run now; refused without a ticket; recorded as an override decision."""
+    from datetime import timedelta
+
+    from releasegate.adapters.prefect_deferrals import OverrideRefused, override_deferral
+
+    try:
+        rec = override_deferral(run, ticket, by or "", reason or "", timedelta(minutes=expires_in_minutes))
+    except OverrideRefused as exc:
+        exit_refused(exc)  # names the refusal's decision (exc.decision_id)
+    console.print(
+        f"override recorded as decision {rec.decision_id}; run {run} scheduled to start now "
+        f"(exception expires {rec.exception_expiry:%Y-%m-%d %H:%M} UTC)"
+    )

@@ -1,0 +1,47 @@
+"""`releasegate events send`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from releasegate.cli._common import console, err
+
+events_app = typer.Typer(help="Event intake.", no_args_is_help=True)
+
+
+@events_app.command("send")
+def events_send(
+    source: Annotated[str, typer.Argument(help="JSON file with one event (or a list), or - for stdin.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per event.")] = False,
+) -> None:
+    """Validate an event, dedupe it by deployment + idempotency_key, and start its run."""
+    from releasegate.adapters.prefect_runs import DeploymentMissing, send_event
+
+    text = sys.stdin.read() if source == "-" else Path(source).read_text()
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        doc = text  # recorded and refused by intake as not-an-object
+        err.print(f"[red]not JSON:[/red] {exc}")
+    events = doc if isinstance(doc, list) else [doc]
+    refused = 0
+    for raw in events:
+        try:
+            result = send_event(raw)
+        except DeploymentMissing as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from None
+        refused += result.status == "refused"
+        if as_json:
+            typer.echo(json.dumps(result.as_dict()))
+        elif result.status == "refused":
+            err.print(f"[red]refused[/red]: {result.reason} (decision {result.decision_id})")
+        else:
+            console.print(f"{result.status}: {result.deployment} flow run {result.flow_run_id}")
+    if refused:
+        raise typer.Exit(1)

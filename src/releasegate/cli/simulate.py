@@ -1,0 +1,98 @@
+"""`releasegate simulate`."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from releasegate.cli._common import console, err
+
+
+def simulate_cmd(
+    days: Annotated[int, typer.Option(help="Days of schedules to simulate.")] = 7,
+    deployments: Annotated[int, typer.Option(help="Number of deployments in the workload.")] = 200,
+    seed: Annotated[int, typer.Option(help="Workload seed (deterministic).")] = 42,
+    pool_cap: Annotated[int | None, typer.Option(help="Pool concurrency cap (default deployments // 10).")] = None,
+    bulk_cap: Annotated[int | None, typer.Option(help="Cap of the bulk queue (default: the pool cap).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """A week of cron schedules through the capacity gateway and through Prefect-native dispatch.
+
+    Virtual clock; the gateway is the same code the flows call. Priority window and backoff come from
+    the shipped capacity policy (blocks/capacity_policy.yaml)."""
+    from releasegate.tools.simulate import SimConfig, simulate
+
+    base = {}
+    try:
+        from releasegate.adapters.config import capacity_from_file
+
+        shipped = capacity_from_file()
+        base = {"priority_window_minutes": shipped.priority_window_minutes, "backoff_seconds": shipped.backoff_seconds}
+        base |= {"sla_alert_minutes": shipped.sla_alert_minutes, "sla_incident_minutes": shipped.sla_incident_minutes}
+    except FileNotFoundError as exc:  # no project folder: the simulation's own defaults are the shipped values
+        err.print(f"[yellow]shipped capacity policy not found ({exc}); using the built-in defaults[/]")
+    try:
+        cfg = SimConfig(days=days, deployments=deployments, seed=seed, pool_cap=pool_cap, bulk_cap=bulk_cap, **base)
+    except ValueError as exc:
+        err.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from None
+    report = simulate(cfg)
+    if as_json:
+        print(json.dumps(report.model_dump(mode="json"), indent=2))
+        return
+    _print_simulation(report)
+
+
+def _print_simulation(report) -> None:
+    n, g = report.prefect_native, report.releasegate
+    kinds = ", ".join(f"{k} {v}" for k, v in report.runs_by_kind.items())
+    console.print(
+        f"[bold]{report.config.days} days x {report.config.deployments} deployments[/]: "
+        f"{n.runs} runs ({kinds}); pool cap {report.pool_cap}; simulated in {report.seconds:.2f} s"
+    )
+    t = Table("", "prefect-native", "releasegate")
+    pct = lambda v: f"{v:.1%}"  # noqa: E731
+    mins = lambda v: f"{v:.1f} min"  # noqa: E731
+    rows = [
+        ("EOD runs", str(n.eod_runs), str(g.eod_runs)),
+        ("EOD started on time (<= 5 min)", pct(n.eod_on_time_share), pct(g.eod_on_time_share)),
+        ("EOD start delay p50", mins(n.eod_delay_p50_minutes), mins(g.eod_delay_p50_minutes)),
+        ("EOD start delay p95", mins(n.eod_delay_p95_minutes), mins(g.eod_delay_p95_minutes)),
+        ("EOD start delay max", mins(n.eod_delay_max_minutes), mins(g.eod_delay_max_minutes)),
+        (
+            "EOD SLA breaches (> 30 / > 60 min)",
+            f"{pct(n.eod_sla_alert_share)} / {pct(n.eod_sla_incident_share)}",
+            f"{pct(g.eod_sla_alert_share)} / {pct(g.eod_sla_incident_share)}",
+        ),
+        ("all runs: start delay p50", mins(n.all_delay_p50_minutes), mins(g.all_delay_p50_minutes)),
+        ("all runs: start delay p95", mins(n.all_delay_p95_minutes), mins(g.all_delay_p95_minutes)),
+        (
+            "all runs: SLA breaches (> 30 / > 60 min)",
+            f"{pct(n.all_sla_alert_share)} / {pct(n.all_sla_incident_share)}",
+            f"{pct(g.all_sla_alert_share)} / {pct(g.all_sla_incident_share)}",
+        ),
+        ("runs started inside a freeze/maintenance window", str(n.started_in_window), str(g.started_in_window)),
+        ("pool utilisation", pct(n.utilisation), pct(g.utilisation)),
+        ("gateway evaluations", "-", f"{g.gateway_evaluations:,}"),
+        ("model time", f"{n.seconds:.2f} s", f"{g.seconds:.2f} s"),
+    ]
+    for r in rows:
+        t.add_row(*r)
+    console.print(t)
+    d = Table(
+        "deferral reason",
+        "deferrals",
+        "runs",
+        "p50",
+        "p95",
+        "max",
+        title="releasegate deferrals (time deferred per run)",
+    )
+    for code, s in g.deferrals_by_reason.items():
+        d.add_row(
+            code, f"{s.deferrals:,}", f"{s.runs:,}", mins(s.p50_minutes), mins(s.p95_minutes), mins(s.max_minutes)
+        )
+    console.print(d)

@@ -1,0 +1,365 @@
+"""The capacity gateway: may this run start now, and if not, why and when to ask again.
+
+This is the one file that answers "why was this run deferred". ``evaluate`` takes the run's request, a
+snapshot of the pool (what runs, what is due), the gateway configuration and ``now``, and returns a
+``GateDecision`` = ``Admitted | Deferred``: a deferral carries its ``deferral_reason_code`` and
+``next_evaluation_at``; an admission carries neither.
+
+Checks, in this order (the first that holds decides):
+
+1. ``CHANGE_FREEZE`` — a change-freeze window covering the deployment is active; ask again at its end.
+2. ``MAINTENANCE_WINDOW`` — a maintenance window is active; ask again at its end.
+3. ``UPSTREAM_NOT_READY`` — an upstream deployment's run for the same business date(s) has not
+   completed; ask again after the backoff.
+4. ``PRIORITY_CONFLICT`` — a run in a higher-priority queue (lower number) is running, or due within
+   ``priority_window_minutes``; ask again after the backoff. This is how EOD scoring goes before
+   backfills: Prefect itself orders only due runs by queue priority and never holds a lower one back.
+5. ``CAPACITY_LIMIT`` — the pool-wide cap is reached; ask again after the backoff.
+6. ``QUEUE_LIMIT`` — the run's queue cap is reached; ask again after the backoff.
+
+The backoff grows with the run's previous deferrals (``backoff_seconds``, last value repeated).
+Windows carry their own IANA timezone and recur once, daily or weekly. Pure module: ``now`` is passed in.
+
+How the flows use it (``releasegate.adapters.prefect_gate``): every gated flow calls the gateway
+first; a deferred run puts itself back into a Prefect ``Scheduled`` state named ``Deferred`` at
+``next_evaluation_at`` with the reason code as message, writes a deferral record, and signals Prefect's
+engine to exit cleanly so the worker picks it up again at that time. Admission control from outside
+(holding runs in an unpolled queue and moving them) is not possible: Prefect cannot move a flow run to
+another work queue after creation, and cron runs are created ``Scheduled`` by Prefect's scheduler
+where any worker may take them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from releasegate.policy.triggers import AwareDatetime, IanaTimezone, NonBlank
+
+
+class DeferralReason(StrEnum):
+    CAPACITY_LIMIT = "CAPACITY_LIMIT"
+    QUEUE_LIMIT = "QUEUE_LIMIT"
+    PRIORITY_CONFLICT = "PRIORITY_CONFLICT"
+    CHANGE_FREEZE = "CHANGE_FREEZE"
+    MAINTENANCE_WINDOW = "MAINTENANCE_WINDOW"
+    UPSTREAM_NOT_READY = "UPSTREAM_NOT_READY"
+
+
+REASON_DESCRIPTIONS: dict[DeferralReason, str] = {
+    DeferralReason.CAPACITY_LIMIT: "the work pool's concurrency cap is reached",
+    DeferralReason.QUEUE_LIMIT: "the run's work queue cap is reached",
+    DeferralReason.PRIORITY_CONFLICT: "a higher-priority run is running or due within the priority window",
+    DeferralReason.CHANGE_FREEZE: "a change freeze is in force",
+    DeferralReason.MAINTENANCE_WINDOW: "a maintenance window is in force",
+    DeferralReason.UPSTREAM_NOT_READY: "an upstream run for the same business date has not completed",
+}
+
+
+# ------------------------------------------------------------------------------ configuration
+class Window(BaseModel):
+    """A change freeze or maintenance window, once or recurring, in its own timezone.
+
+    ``once``: ``start`` and ``end`` (aware datetimes). ``daily``/``weekly``: ``start_time`` (local) and
+    ``duration_minutes``; ``weekly`` also ``weekdays`` (0 = Monday). ``deployments`` empty = all.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: NonBlank
+    kind: Literal["change_freeze", "maintenance"]
+    timezone: IanaTimezone = "UTC"
+    recurrence: Literal["once", "daily", "weekly"] = "once"
+    start: AwareDatetime | None = None
+    end: AwareDatetime | None = None
+    start_time: time | None = None
+    duration_minutes: Annotated[int, Field(ge=1, le=7 * 24 * 60)] | None = None
+    weekdays: list[Annotated[int, Field(ge=0, le=6)]] = Field(default_factory=list)
+    deployments: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _shape(self) -> Window:
+        if self.recurrence == "once":
+            if self.start is None or self.end is None:
+                raise ValueError(f"window {self.name!r}: a one-off window needs start and end")
+            if self.end <= self.start:
+                raise ValueError(f"window {self.name!r}: end must be after start")
+        else:
+            if self.start_time is None or self.duration_minutes is None:
+                raise ValueError(
+                    f"window {self.name!r}: a {self.recurrence} window needs start_time and duration_minutes"
+                )
+            if self.recurrence == "weekly" and not self.weekdays:
+                raise ValueError(f"window {self.name!r}: a weekly window needs weekdays (0 = Monday)")
+        return self
+
+    def applies_to(self, deployment: str) -> bool:
+        return not self.deployments or deployment in self.deployments
+
+    def active_at(self, now: datetime) -> tuple[datetime, datetime] | None:
+        """The (start, end) in UTC of the occurrence covering ``now``, if any."""
+        if self.recurrence == "once":
+            assert self.start is not None and self.end is not None
+            return (self.start.astimezone(UTC), self.end.astimezone(UTC)) if self.start <= now < self.end else None
+        tz = ZoneInfo(self.timezone)
+        local = now.astimezone(tz)
+        span = timedelta(minutes=self.duration_minutes or 0)
+        days_back = span.days + 1
+        for back in range(days_back, -1, -1):
+            day = local.date() - timedelta(days=back)
+            if self.recurrence == "weekly" and day.weekday() not in self.weekdays:
+                continue
+            start = datetime.combine(day, self.start_time, tzinfo=tz)  # type: ignore[arg-type]
+            end = start + span
+            if start <= now < end:
+                return start.astimezone(UTC), end.astimezone(UTC)
+        return None
+
+
+class QueueConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: NonBlank
+    priority: Annotated[int, Field(ge=1)]
+    concurrency_limit: Annotated[int, Field(ge=1)]
+
+
+class DeploymentGate(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    queue: NonBlank
+    upstreams: list[str] = Field(default_factory=list)
+
+
+class GatewayConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    pool_name: NonBlank = "releasegate"
+    pool_concurrency_limit: Annotated[int, Field(ge=1)] = 4
+    queues: list[QueueConfig]
+    deployments: dict[str, DeploymentGate] = Field(default_factory=dict)
+    priority_window_minutes: Annotated[int, Field(ge=0)] = 15
+    backoff_seconds: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [60, 120, 300, 600])
+    windows: list[Window] = Field(default_factory=list)
+    sla_alert_minutes: Annotated[int, Field(ge=1)] = 30
+    sla_incident_minutes: Annotated[int, Field(ge=1)] = 60
+
+    @model_validator(mode="after")
+    def _consistent(self) -> GatewayConfig:
+        names = {q.name for q in self.queues}
+        for dep, gate in self.deployments.items():
+            if gate.queue not in names:
+                raise ValueError(f"deployments.{dep}.queue: {gate.queue!r} is not one of the queues {sorted(names)}")
+        if self.sla_incident_minutes <= self.sla_alert_minutes:
+            raise ValueError("sla_incident_minutes must be greater than sla_alert_minutes")
+        return self
+
+    def queue(self, name: str) -> QueueConfig:
+        for q in self.queues:
+            if q.name == name:
+                return q
+        raise KeyError(f"unknown work queue {name!r}")
+
+    def backoff(self, attempts: int) -> timedelta:
+        steps = self.backoff_seconds
+        return timedelta(seconds=steps[min(attempts, len(steps) - 1)])
+
+
+# ------------------------------------------------------------------------------------ inputs
+class RunRequest(BaseModel):
+    """The run asking to start."""
+
+    model_config = ConfigDict(frozen=True)
+    flow_run_id: str
+    deployment: str
+    queue: str
+    business_dates: list[date] = Field(default_factory=list)
+    attempts: int = 0  # deferrals so far
+
+
+class ActiveRun(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    flow_run_id: str
+    deployment: str | None
+    queue: str | None
+    state: Literal["running", "pending", "scheduled"]
+    expected_start: datetime | None = None
+
+
+class CapacitySnapshot(BaseModel):
+    """What the pool looks like now, the requesting run excluded."""
+
+    model_config = ConfigDict(frozen=True)
+    active: list[ActiveRun] = Field(default_factory=list)  # running or pending: they hold a slot
+    upcoming: list[ActiveRun] = Field(default_factory=list)  # scheduled and not deferred
+    completed: set[tuple[str, date]] = Field(default_factory=set)  # (deployment, business_date) done
+
+
+class Admitted(BaseModel):
+    """The run may start now."""
+
+    model_config = ConfigDict(frozen=True)
+    admitted: Literal[True] = True
+    deferral_reason_code: None = None
+    next_evaluation_at: None = None
+    explanation: str
+    evidence: dict[str, Any] = Field(default_factory=dict)
+
+
+class Deferred(BaseModel):
+    """The run may not start now: why (a reason code) and when to ask again."""
+
+    model_config = ConfigDict(frozen=True)
+    admitted: Literal[False] = False
+    deferral_reason_code: DeferralReason
+    next_evaluation_at: datetime
+    explanation: str
+    evidence: dict[str, Any] = Field(default_factory=dict)
+
+
+GateDecision = Admitted | Deferred
+
+
+# ---------------------------------------------------------------------------------- the rule
+def _defer(reason: DeferralReason, at: datetime, explanation: str, **evidence: Any) -> Deferred:
+    return Deferred(
+        deferral_reason_code=reason,
+        next_evaluation_at=at,
+        explanation=f"{reason.value}: {explanation}",
+        evidence=evidence,
+    )
+
+
+def evaluate(request: RunRequest, snapshot: CapacitySnapshot, config: GatewayConfig, now: datetime) -> GateDecision:
+    """Admit the run, or defer it with a reason code and the time to ask again."""
+    return _Evaluator(snapshot, config, now).decide(request)
+
+
+def evaluate_many(
+    requests: list[RunRequest], snapshot: CapacitySnapshot, config: GatewayConfig, now: datetime
+) -> list[GateDecision]:
+    """The same rule for a whole backlog against one snapshot (what the sweeper or a simulation asks):
+    the snapshot's per-priority blockers and queue counts are computed once, not once per run."""
+    ev = _Evaluator(snapshot, config, now)
+    return [ev.decide(r) for r in requests]
+
+
+class _Evaluator:
+    """``evaluate`` over one snapshot; caches what does not depend on the request."""
+
+    def __init__(self, snapshot: CapacitySnapshot, config: GatewayConfig, now: datetime):
+        self.snapshot, self.config, self.now = snapshot, config, now.astimezone(UTC)
+        self.priority_of = {q.name: q.priority for q in config.queues}
+        self._blockers: dict[int, list[ActiveRun]] = {}
+        self._blocker_ids: dict[int, list[str]] = {}
+        self._windows: dict[tuple[str, str], tuple[datetime, str] | None] = {}
+        self._in_queue: dict[str | None, int] | None = None
+
+    def blockers(self, my_priority: int) -> list[ActiveRun]:
+        if my_priority not in self._blockers:
+            horizon = self.now + timedelta(minutes=self.config.priority_window_minutes)
+            prio = self.priority_of
+
+            def higher(run: ActiveRun) -> bool:
+                return run.queue in prio and prio[run.queue] < my_priority
+
+            found = [r for r in self.snapshot.active if higher(r)]
+            found += [
+                r
+                for r in self.snapshot.upcoming
+                if higher(r) and r.expected_start is not None and r.expected_start <= horizon
+            ]
+            self._blockers[my_priority] = found
+        return self._blockers[my_priority]
+
+    def blocker_ids(self, my_priority: int) -> list[str]:
+        if my_priority not in self._blocker_ids:
+            self._blocker_ids[my_priority] = [r.flow_run_id for r in self.blockers(my_priority)]
+        return self._blocker_ids[my_priority]
+
+    def window(self, kind: str, deployment: str) -> tuple[datetime, str] | None:
+        key = (kind, deployment)
+        if key not in self._windows:
+            ends = [
+                (span[1], w.name)
+                for w in self.config.windows
+                if w.kind == kind and w.applies_to(deployment) and (span := w.active_at(self.now)) is not None
+            ]
+            self._windows[key] = max(ends) if ends else None
+        return self._windows[key]
+
+    def in_queue(self, queue: str) -> int:
+        if self._in_queue is None:
+            counts: dict[str | None, int] = {}
+            for r in self.snapshot.active:
+                counts[r.queue] = counts.get(r.queue, 0) + 1
+            self._in_queue = counts
+        return self._in_queue.get(queue, 0)
+
+    def decide(self, request: RunRequest) -> GateDecision:
+        config, snapshot, now = self.config, self.snapshot, self.now
+        backoff_at = now + config.backoff(request.attempts)
+
+        for kind, reason in (
+            ("change_freeze", DeferralReason.CHANGE_FREEZE),
+            ("maintenance", DeferralReason.MAINTENANCE_WINDOW),
+        ):
+            hit = self.window(kind, request.deployment)
+            if hit:
+                end, name = hit
+                return _defer(
+                    reason, end, f"window {name!r} until {end.isoformat()}", window=name, window_end=end.isoformat()
+                )
+
+        gate = config.deployments.get(request.deployment)
+        if gate and gate.upstreams and request.business_dates:
+            missing = [
+                f"{up}@{d.isoformat()}"
+                for up in gate.upstreams
+                for d in request.business_dates
+                if (up, d) not in snapshot.completed
+            ]
+            if missing:
+                return _defer(
+                    DeferralReason.UPSTREAM_NOT_READY,
+                    backoff_at,
+                    f"waiting for {', '.join(missing[:5])}{' …' if len(missing) > 5 else ''}",
+                    missing=missing,
+                )
+
+        blockers = self.blockers(config.queue(request.queue).priority)  # never the requester: it ranks equal
+        if blockers:
+            b = blockers[0]
+            if b.state in ("running", "pending"):
+                what = "running"
+            else:  # an upcoming run: blockers() keeps only those with an expected start inside the window
+                assert b.expected_start is not None
+                what = f"due at {b.expected_start.isoformat()}"
+            return _defer(
+                DeferralReason.PRIORITY_CONFLICT,
+                backoff_at,
+                f"{b.deployment or 'a run'} ({b.flow_run_id}) in queue {b.queue!r} is {what}",
+                blocking_runs=self.blocker_ids(config.queue(request.queue).priority),
+            )
+
+        in_pool = len(snapshot.active)
+        if in_pool >= config.pool_concurrency_limit:
+            return _defer(
+                DeferralReason.CAPACITY_LIMIT,
+                backoff_at,
+                f"{in_pool} runs hold the pool's {config.pool_concurrency_limit} slots",
+                active=in_pool,
+            )
+        in_queue = self.in_queue(request.queue)
+        queue_cap = config.queue(request.queue).concurrency_limit
+        if in_queue >= queue_cap:
+            return _defer(
+                DeferralReason.QUEUE_LIMIT,
+                backoff_at,
+                f"{in_queue} runs hold queue {request.queue!r}'s {queue_cap} slots",
+                active_in_queue=in_queue,
+            )
+        return Admitted(
+            explanation=f"admitted: {in_pool}/{config.pool_concurrency_limit} pool slots, "
+            f"{in_queue}/{queue_cap} in {request.queue!r}, no freeze, upstreams ready, no higher-priority run",
+        )

@@ -1,0 +1,329 @@
+"""Promotion gates and the promotion gateway (pure).
+
+A ``Dossier`` holds what MLflow knows of the candidate and the current champion; ``execute_gates``
+turns it into a ``GateReport`` with one ``GateResult`` per gate (name, status pass/fail/waived, measured
+value, threshold, evidence, fixable?) and ``gateway`` decides:
+
+* ``promote`` — every gate passed or was waived;
+* ``hold`` — something failed, but every failure is fixable; the report carries a measures plan;
+* ``reject`` — a failure that no measure fixes (the candidate is worse than the champion, or the
+  artifact does not load and score).
+
+Gates (thresholds in ``GatePolicy``, stored in the ``releasegate-gate-policy`` block):
+
+* ``kpi_delta`` passes when the relative primary-KPI gain vs the champion is ≥ ``min_kpi_delta``
+  (+2 %), or there is no champion (first release); an approved, unexpired exception granted for this
+  gate waives the margin, never a worse candidate (a negative delta is never waived). On failure: hold
+  if the gain is ≥ 0, reject if the candidate is worse.
+* ``drift`` passes when the max PSI of the candidate's training data vs current prod inputs is
+  ≤ ``max_psi`` (0.2). On failure: hold (retrain on recent data).
+* ``reproducibility`` passes when the staging build's environment fingerprint equals the target's.
+  On failure: hold (rebuild in the target environment).
+* ``smoke_test`` passes when the candidate loads from the registry and scores a holdout sample
+  without error. On failure: reject.
+* ``canary_shadow``: models marked critical need shadow/canary evidence (not required otherwise).
+  On failure: hold (run shadow scoring).
+* ``monitoring_rollback`` passes when monitoring is configured and a rollback target exists (the
+  current champion becomes ``archive``), or this is the first release. On failure: hold.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class GatePolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    primary_metric: str = "roc_auc"
+    higher_is_better: bool = True
+    min_kpi_delta: float = 0.02
+    max_psi: float = 0.2
+    require_reproducibility: bool = True
+    smoke_rows: int = 200
+
+
+class VersionFacts(BaseModel):
+    """What the dossier knows of one model version."""
+
+    model_config = ConfigDict(frozen=True)
+    name: str
+    version: str
+    run_id: str | None = None
+    metrics: dict[str, float] = Field(default_factory=dict)
+    params: dict[str, str] = Field(default_factory=dict)
+    tags: dict[str, str] = Field(default_factory=dict)
+    artifact_sha256: str | None = None
+
+
+class Dossier(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    model: str
+    candidate: VersionFacts
+    champion: VersionFacts | None
+    archive_version: str | None
+    target_fingerprint: str
+    critical: bool = False
+    monitoring_configured: bool = True
+    drift_psi: dict[str, float] = Field(default_factory=dict)
+    smoke: dict[str, Any] = Field(default_factory=dict)  # {"ok": bool, "rows": n, "error": str|None}
+    exception: dict[str, Any] | None = None  # an approved KPI exception: {"decision_id", "expires_at"}
+    built_at: datetime
+
+
+class GateResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    name: str
+    status: Literal["pass", "fail", "waived"]
+    measured: Any = None
+    threshold: Any = None
+    evidence: str
+    fixable: bool = True
+    measure: str | None = None  # what fixes it
+
+
+class PromotionOutcome(StrEnum):
+    promote = "promote"
+    hold = "hold"
+    reject = "reject"
+
+
+class GateReport(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    model: str
+    candidate_version: str
+    champion_version: str | None
+    gates: list[GateResult]
+    outcome: PromotionOutcome
+    measures_plan: list[str] = Field(default_factory=list)
+    evaluated_at: datetime
+
+    @property
+    def tech_gate_pass(self) -> bool:
+        return self.outcome is PromotionOutcome.promote
+
+    def gate(self, name: str) -> GateResult:
+        return next(g for g in self.gates if g.name == name)
+
+    def as_json(self) -> dict[str, Any]:
+        """The report as stored in the technical decision record (``details.gate_report``)."""
+        return self.model_dump(mode="json")
+
+    def sha256(self) -> str:
+        """SHA-256 of the canonical JSON of ``as_json()``: ties outcome records to the stored report."""
+        canonical = json.dumps(self.as_json(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def markdown(self) -> str:
+        lines = [
+            f"# Gate report: {self.model} v{self.candidate_version} → **{self.outcome.value.upper()}**",
+            f"Champion: {('v' + self.champion_version) if self.champion_version else 'none (first release)'}",
+            "",
+            "| gate | status | measured | threshold | evidence |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [f"| {g.name} | {g.status} | {g.measured} | {g.threshold} | {g.evidence} |" for g in self.gates]
+        if self.measures_plan:
+            lines += ["", "## Measures plan", *[f"- {m}" for m in self.measures_plan]]
+        return "\n".join(lines)
+
+
+def kpi_delta(candidate: float, champion: float, higher_is_better: bool = True) -> float:
+    """Relative improvement of the candidate over the champion (0.03 = 3 % better)."""
+    if champion == 0:
+        return float("inf") if candidate != champion else 0.0
+    delta = (candidate - champion) / abs(champion)
+    return delta if higher_is_better else -delta
+
+
+def _kpi_gate(d: Dossier, p: GatePolicy, now: datetime) -> GateResult:
+    name, metric = "kpi_delta", p.primary_metric
+    cand = d.candidate.metrics.get(metric)
+    if cand is None:
+        return GateResult(
+            name=name,
+            status="fail",
+            evidence=f"candidate has no metric {metric!r}",
+            threshold=p.min_kpi_delta,
+            measure=f"log {metric} for the candidate's run",
+        )
+    if d.champion is None:
+        return GateResult(
+            name=name,
+            status="pass",
+            measured=None,
+            threshold=p.min_kpi_delta,
+            evidence=f"first release: no champion to beat ({metric}={cand:.4f})",
+        )
+    champ = d.champion.metrics.get(metric)
+    if champ is None:
+        return GateResult(
+            name=name,
+            status="fail",
+            evidence=f"champion v{d.champion.version} has no {metric!r}",
+            threshold=p.min_kpi_delta,
+            measure=f"log {metric} for the champion",
+        )
+    delta = kpi_delta(cand, champ, p.higher_is_better)
+    evidence = f"{metric}: candidate {cand:.4f} vs champion {champ:.4f} ({delta:+.2%})"
+    if delta >= p.min_kpi_delta - 1e-12:  # exactly +2 % passes, whatever the float rounding
+        return GateResult(
+            name=name, status="pass", measured=round(delta, 6), threshold=p.min_kpi_delta, evidence=evidence
+        )
+    exc = d.exception
+    # An exception waives the +2 % margin, never a worse candidate, and only when granted for this gate.
+    if exc and exc.get("gate") == name and delta >= 0 and datetime.fromisoformat(exc["expires_at"]) > now:
+        return GateResult(
+            name=name,
+            status="waived",
+            measured=round(delta, 6),
+            threshold=p.min_kpi_delta,
+            evidence=f"{evidence}; waived by approved exception {exc['decision_id']} until {exc['expires_at']}",
+        )
+    return GateResult(
+        name=name,
+        status="fail",
+        measured=round(delta, 6),
+        threshold=p.min_kpi_delta,
+        evidence=evidence,
+        fixable=delta >= 0,
+        measure=(
+            f"improve {metric} by {p.min_kpi_delta:+.0%} over the champion, or obtain an approved exception"
+            if delta >= 0
+            else None
+        ),
+    )
+
+
+def _drift_gate(d: Dossier, p: GatePolicy) -> GateResult:
+    if not d.drift_psi:
+        return GateResult(
+            name="drift",
+            status="fail",
+            threshold=p.max_psi,
+            evidence="no drift measurement",
+            measure="measure PSI of the training data against current prod inputs",
+        )
+    worst = max(d.drift_psi, key=lambda k: d.drift_psi[k])
+    value = d.drift_psi[worst]
+    ok = value <= p.max_psi
+    return GateResult(
+        name="drift",
+        status="pass" if ok else "fail",
+        measured=round(value, 4),
+        threshold=p.max_psi,
+        evidence=f"max PSI {value:.4f} on {worst} over {len(d.drift_psi)} features",
+        measure=None if ok else "retrain on recent data (training data no longer matches prod inputs)",
+    )
+
+
+def _repro_gate(d: Dossier, p: GatePolicy) -> GateResult:
+    built = d.candidate.tags.get("env_fingerprint")
+    if not p.require_reproducibility:
+        return GateResult(name="reproducibility", status="waived", evidence="not required by the gate policy")
+    if not built:
+        return GateResult(
+            name="reproducibility",
+            status="fail",
+            evidence="candidate has no env_fingerprint tag",
+            measure="rebuild the candidate with lineage tags",
+        )
+    ok = built == d.target_fingerprint
+    return GateResult(
+        name="reproducibility",
+        status="pass" if ok else "fail",
+        measured=built[:16],
+        threshold=d.target_fingerprint[:16],
+        evidence="staging build and target share the environment fingerprint"
+        if ok
+        else "staging build environment differs from the target's",
+        measure=None if ok else "rebuild the candidate in the target environment",
+    )
+
+
+def _smoke_gate(d: Dossier) -> GateResult:
+    s = d.smoke
+    if s.get("ok"):
+        return GateResult(
+            name="smoke_test",
+            status="pass",
+            measured=s.get("rows"),
+            threshold="no error",
+            evidence=f"loaded from the registry and scored {s.get('rows')} holdout rows",
+        )
+    return GateResult(
+        name="smoke_test",
+        status="fail",
+        measured=s.get("rows"),
+        threshold="no error",
+        evidence=f"loading or scoring failed: {s.get('error')}",
+        fixable=False,
+    )
+
+
+def _canary_gate(d: Dossier) -> GateResult:
+    if not d.critical:
+        return GateResult(name="canary_shadow", status="pass", evidence="model not marked critical: not required")
+    ref = d.candidate.tags.get("shadow_evidence_ref")
+    if ref:
+        return GateResult(name="canary_shadow", status="pass", measured=ref, evidence=f"shadow/canary evidence {ref}")
+    return GateResult(
+        name="canary_shadow",
+        status="fail",
+        evidence="critical model without shadow/canary evidence",
+        measure="run the candidate as challenger in shadow and tag shadow_evidence_ref",
+    )
+
+
+def _rollback_gate(d: Dossier) -> GateResult:
+    if not d.monitoring_configured:
+        return GateResult(
+            name="monitoring_rollback",
+            status="fail",
+            evidence="no monitoring thresholds configured",
+            measure="configure the monitoring-thresholds block",
+        )
+    if d.champion is None:
+        return GateResult(
+            name="monitoring_rollback", status="pass", evidence="first release: no rollback target needed"
+        )
+    target = d.champion.version
+    return GateResult(
+        name="monitoring_rollback",
+        status="pass",
+        measured=f"v{target}",
+        evidence=f"monitoring configured; current champion v{target} becomes the archive (rollback) target"
+        + (f"; archive holds v{d.archive_version}" if d.archive_version else ""),
+    )
+
+
+def execute_gates(dossier: Dossier, policy: GatePolicy, now: datetime) -> GateReport:
+    gates = [
+        _kpi_gate(dossier, policy, now),
+        _drift_gate(dossier, policy),
+        _repro_gate(dossier, policy),
+        _smoke_gate(dossier),
+        _canary_gate(dossier),
+        _rollback_gate(dossier),
+    ]
+    failed = [g for g in gates if g.status == "fail"]
+    if not failed:
+        outcome = PromotionOutcome.promote
+    elif all(g.fixable for g in failed):
+        outcome = PromotionOutcome.hold
+    else:
+        outcome = PromotionOutcome.reject
+    return GateReport(
+        model=dossier.model,
+        candidate_version=dossier.candidate.version,
+        champion_version=dossier.champion.version if dossier.champion else None,
+        gates=gates,
+        outcome=outcome,
+        measures_plan=[f"{g.name}: {g.measure}" for g in failed if g.measure],
+        evaluated_at=now,
+    )

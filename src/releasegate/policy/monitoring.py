@@ -1,0 +1,164 @@
+"""Monitoring checks for a scored batch: drift, missing values, schema, failures, latency, metric drop.
+
+Pure and vectorised (numpy): the EOD scoring flow measures, this module judges. Thresholds are the
+seeds' defaults and live in ``blocks/monitoring_thresholds.yaml`` (block
+``releasegate-config/monitoring-thresholds``, the same one the promotion gate ``monitoring_rollback``
+requires): PSI > 0.2, missing > 5 %, failure rate > 1 %, metric drop > 5 %, latency p95 over the SLA.
+The decision tree's thresholds come from the same block (``tree_thresholds``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from releasegate.policy.psi import psi
+from releasegate.policy.rollback_tree import TreeThresholds
+
+
+class MonitoringPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    max_psi: float = Field(0.2, gt=0)
+    urgent_psi: float = Field(0.3, gt=0)
+    max_missing_rate: float = Field(0.05, ge=0, le=1)
+    max_failure_rate: float = Field(0.01, ge=0, le=1)
+    max_metric_drop: float = Field(0.05, ge=0, le=1)
+    severe_metric_drop: float = Field(0.10, ge=0, le=1)
+    max_latency_p95_ms: float = Field(500.0, gt=0)
+
+    def tree_thresholds(self) -> TreeThresholds:
+        return TreeThresholds(
+            psi_urgent=self.urgent_psi,
+            psi_plan=self.max_psi,
+            drop_severe=self.severe_metric_drop,
+            drop_canary=self.max_metric_drop,
+        )
+
+
+class Check(BaseModel):
+    name: str
+    value: float | None
+    threshold: float
+    breached: bool
+    detail: str = ""
+
+
+class MonitoringReport(BaseModel):
+    checks: list[Check]
+    psi: dict[str, float]
+
+    @property
+    def breached(self) -> list[Check]:
+        return [c for c in self.checks if c.breached]
+
+    @property
+    def max_psi(self) -> float:
+        finite = [v for v in self.psi.values() if np.isfinite(v)]
+        return max(finite) if finite else 0.0
+
+
+def missing_rate(x: np.ndarray) -> np.ndarray:
+    """Share of NaN per column."""
+    a = np.asarray(x, dtype=np.float64)
+    return np.isnan(a).mean(axis=0) if a.size else np.zeros(a.shape[-1] if a.ndim == 2 else 0)
+
+
+def schema_violations(x: np.ndarray, features: Sequence[str], expected: Sequence[str]) -> list[str]:
+    """What is wrong with the batch's columns vs the model's signature (names, order, finite values)."""
+    out = []
+    if list(features) != list(expected):
+        missing = [f for f in expected if f not in features]
+        extra = [f for f in features if f not in expected]
+        out.append(
+            f"columns differ: missing {missing}, unexpected {extra}" if missing or extra else "column order differs"
+        )
+    a = np.asarray(x, dtype=np.float64)
+    if np.isinf(a).any():
+        out.append(f"{int(np.isinf(a).sum())} infinite values")
+    return out
+
+
+def latency_percentiles(latencies_ms: Sequence[float] | np.ndarray) -> dict[str, float]:
+    a = np.asarray(latencies_ms, dtype=np.float64)
+    if a.size == 0:
+        return {"p50": 0.0, "p95": 0.0, "p99": 0.0}
+    p50, p95, p99 = np.percentile(a, [50, 95, 99])
+    return {"p50": float(p50), "p95": float(p95), "p99": float(p99)}
+
+
+def metric_drop(current: float | None, baseline: float | None) -> float | None:
+    """Relative drop of the primary metric vs baseline (positive = worse); None when unknown.
+
+    Rounded to 12 digits so a drop of exactly the threshold (0.76 vs 0.80 = 5 %) is not pushed over it
+    by binary floating point."""
+    if current is None or not baseline:
+        return None
+    return round((baseline - current) / baseline, 12)
+
+
+def evaluate(
+    policy: MonitoringPolicy,
+    *,
+    reference: np.ndarray,
+    current: np.ndarray,
+    features: Sequence[str],
+    expected_features: Sequence[str] | None = None,
+    rows: int,
+    failures: int,
+    latency_ms: Mapping[str, float],
+    metric_now: float | None = None,
+    metric_baseline: float | None = None,
+) -> MonitoringReport:
+    drift = dict(zip(features, (float(v) for v in psi(reference, current)), strict=True))
+    finite = {f: v for f, v in drift.items() if np.isfinite(v)}
+    worst = max(finite, key=finite.__getitem__) if finite else None
+    # A feature with no values at all has no PSI (NaN): it must not hide drift elsewhere (NaN compares
+    # False), and it is a schema violation in its own right.
+    empty = [f for f, v in drift.items() if not np.isfinite(v)]
+    miss = missing_rate(current)
+    worst_miss = float(miss.max()) if miss.size else 0.0
+    schema = schema_violations(current, features, expected_features or features)
+    if empty:
+        schema.append(f"no values for {', '.join(empty)}")
+    fail_rate = failures / rows if rows else 1.0
+    drop = metric_drop(metric_now, metric_baseline)
+    checks = [
+        Check(
+            name="drift_psi",
+            value=drift[worst] if worst else 0.0,
+            threshold=policy.max_psi,
+            breached=drift[worst] > policy.max_psi if worst else False,
+            detail=f"max on {worst}" if worst else "",
+        ),
+        Check(
+            name="missing_rate",
+            value=worst_miss,
+            threshold=policy.max_missing_rate,
+            breached=worst_miss > policy.max_missing_rate,
+            detail=f"max on {features[int(miss.argmax())]}" if miss.size else "",
+        ),
+        Check(name="schema", value=float(len(schema)), threshold=0, breached=bool(schema), detail="; ".join(schema)),
+        Check(
+            name="failure_rate",
+            value=fail_rate,
+            threshold=policy.max_failure_rate,
+            breached=fail_rate > policy.max_failure_rate,
+            detail=f"{failures}/{rows} rows failed",
+        ),
+        Check(
+            name="latency_p95_ms",
+            value=float(latency_ms.get("p95", 0.0)),
+            threshold=policy.max_latency_p95_ms,
+            breached=float(latency_ms.get("p95", 0.0)) > policy.max_latency_p95_ms,
+        ),
+        Check(
+            name="metric_drop",
+            value=drop,
+            threshold=policy.max_metric_drop,
+            breached=drop is not None and drop > policy.max_metric_drop,
+            detail="no baseline" if drop is None else f"{metric_now:.4f} vs baseline {metric_baseline:.4f}",
+        ),
+    ]
+    return MonitoringReport(checks=checks, psi=drift)

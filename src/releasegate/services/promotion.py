@@ -1,0 +1,284 @@
+"""Promotion I/O: the dossier from MLflow, approval records, and binary promotion.
+
+Binary promotion writes in this order, so that a crash at any point is detected and a rerun converges,
+and no alias ever moves without its decision:
+
+1. a ``promotion`` decision with ``details.status = "pending"`` (every ref, tech_ready and
+   business_approved as separate facts, the candidate's artifact hash);
+2. the registry: ``copy_model_version`` staging → prod (the exact binary tested in staging, never
+   retrained), the copy's artifacts hashed and compared with the candidate's, the prod version tagged
+   (source version, git SHA, decision_id), ``champion`` moved to it and the previous champion to
+   ``archive``;
+3. a ``promotion`` decision with ``details.status = "final"`` naming the pending one.
+
+A rerun that finds a pending decision without its final one finishes from there instead of copying
+again: before any copy it looks for a prod version already tagged with the pending decision, or an
+untagged copy of the same source (``models:/staging.<model>/<version>``, which ``copy_model_version``
+records as the copy's source) whose artifacts hash to the tested candidate's. A crash after the
+champion moved but before the final record is finished by the next promotion of the model
+(``finish_unfinished``), which runs under the same lock. Only records sealed by the service path
+(``releasegate.store.trust``) count as pending or final: a forged "final" promotion neither blocks nor
+approves anything.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from releasegate import bootstrap
+from releasegate.adapters import mlflow_registry as registry
+from releasegate.adapters.config import ApproverConfig
+from releasegate.decisions import DecisionKind, DecisionOutcome, NewDecision
+from releasegate.fingerprint import fingerprint
+from releasegate.policy.gates import Dossier, GatePolicy, GateReport
+from releasegate.policy.handshake import (
+    Approval,
+    ApprovalFields,
+    ApprovalRefused,
+    Handshake,
+    Role,
+    approval_ref,
+    check_approval,
+)
+from releasegate.policy.psi import psi
+from releasegate.services.promotion_log import promotion_history
+from releasegate.services.release import promotion_subject
+from releasegate.tools.datagen import generate, seed_for
+
+
+def exception_subject(model: str, version: str) -> str:
+    return f"model:{model}:v{version}"
+
+
+def current_prod_inputs(rows: int = 5000, today: date | None = None):
+    import os
+
+    day = today or bootstrap.clock().now().date()
+    return generate(rows, seed=seed_for(day, 17), drift=float(os.environ.get("RELEASEGATE_MARKET_DRIFT", "0") or 0))
+
+
+def training_data(params: dict[str, str]):
+    """The data a version was trained on, regenerated from its logged params (seed, rows, drift)."""
+    return generate(int(params.get("rows", 4000)), seed=int(params.get("seed", 0)), drift=float(params.get("drift", 0)))
+
+
+def drift_vs_prod(params: dict[str, str], current=None) -> dict[str, float]:
+    """PSI per feature of a version's training data vs today's prod inputs."""
+    from releasegate.tools.datagen import FEATURES
+
+    current = current if current is not None else current_prod_inputs()
+    psis = psi(training_data(params).X, current.X)
+    return dict(zip(FEATURES, (round(float(v), 6) for v in psis), strict=True))
+
+
+WAIVABLE_GATES = ("kpi_delta",)  # the only gate an exception may waive (never for a worse candidate)
+
+
+def approved_exception(model: str, version: str, now: datetime, requested_by: str) -> dict[str, Any] | None:
+    """The newest exception that still holds for this candidate, re-checked, not trusted from the record.
+
+    Taken only if sealed by the service path, granted for the ``kpi_delta`` gate, unexpired, by someone
+    still on the ``exceptions`` allow-list, who is neither the promotion's requester nor the person who
+    asked for the exception."""
+    log = bootstrap.decision_log()
+    good, forged = log.trusted(kind="override", subject=exception_subject(model, version))
+    log.refuse_forged(forged, "promotion")
+    allowed = set(approver_config().exceptions)
+    for rec in reversed(good):
+        d = rec.details
+        if rec.decision_outcome is not DecisionOutcome.override or d.get("gate") not in WAIVABLE_GATES:
+            continue
+        if not rec.exception_expiry or rec.exception_expiry <= now:
+            continue
+        if rec.actor not in allowed or rec.actor in (requested_by, d.get("requested_by")):
+            continue
+        return {
+            "decision_id": rec.decision_id,
+            "expires_at": rec.exception_expiry.isoformat(),
+            "gate": d["gate"],
+            "granted_by": rec.actor,
+        }
+    return None
+
+
+def build_dossier(model: str, candidate_version: str, policy: GatePolicy, requested_by: str = "") -> Dossier:
+    now = bootstrap.clock().now()
+    staging, prod = registry.model_name("staging", model), registry.model_name("prod", model)
+    candidate = registry.version_facts(staging, candidate_version)
+    champ_v = registry.alias_version(prod, registry.CHAMPION)
+    if champ_v is None and promotion_history(model, "promotion").finals:
+        raise RuntimeError(
+            f"{prod} has no champion alias, but the decision log holds approved promotions of {model}: the "
+            "KPI gate cannot judge a 'first release'. Restore the champion (a rollback, or the alias in MLflow "
+            "to the version the log names) and start the promotion again"
+        )
+    champion = registry.version_facts(prod, champ_v, with_hash=True) if champ_v else None
+    p = candidate.params
+    drift = drift_vs_prod(p)
+    holdout = generate(policy.smoke_rows, seed=int(p.get("seed", 0)) + 1_000_003)
+    smoke = registry.smoke_test(f"models:/{staging}/{candidate_version}", holdout.X)
+    tags = {**registry.registered_model_tags(staging), **registry.registered_model_tags(prod)}
+    monitoring = (bootstrap.project_root() / "blocks" / "monitoring_thresholds.yaml").is_file()
+    return Dossier(
+        model=model,
+        candidate=candidate,
+        champion=champion,
+        archive_version=registry.alias_version(prod, registry.ARCHIVE),
+        target_fingerprint=fingerprint(),
+        critical=tags.get("critical", "").lower() == "true",
+        monitoring_configured=monitoring,
+        drift_psi=drift,
+        smoke=smoke,
+        exception=approved_exception(model, candidate_version, now, requested_by),
+        built_at=now,
+    )
+
+
+def approver_config() -> ApproverConfig:
+    from releasegate.adapters.config import load
+
+    return load("approvers")
+
+
+def record_tech(flow_run_id: str, report: GateReport, report_ref: str, candidate_sha256: str | None = None) -> None:
+    bootstrap.decision_log().append(
+        NewDecision(
+            decision_kind=DecisionKind.approval,
+            decision_outcome=DecisionOutcome.accept if report.tech_gate_pass else DecisionOutcome.reject,
+            decision_rationale=f"TECH_GATE_{'PASS' if report.tech_gate_pass else 'FAIL'}: "
+            f"gate report {report.outcome.value}",
+            subject=promotion_subject(flow_run_id),
+            actor="releasegate:gates",
+            tech_gate_report_ref=report_ref,
+            details={
+                "role": "tech",
+                "approver": "releasegate:gates",
+                "model_name": report.model,
+                "candidate_version": report.candidate_version,
+                "outcome": report.outcome.value,
+                "candidate_sha256": candidate_sha256,
+                # The report itself, so "why was this model held" is answered by the hash-chained log.
+                "gate_report": report.as_json(),
+                "gate_report_sha256": report.sha256(),
+            },
+        )
+    )
+
+
+def record_approval(
+    flow_run_id: str, h: Handshake, role: Role, a: Approval | None, refusal: str | None, raw: dict[str, Any]
+) -> str:
+    """Record one approval, or one refusal of an approval: callers pass ``a`` or ``refusal``."""
+    if refusal:
+        rationale = f"{role.value.upper()} approval refused: {refusal}"
+    else:
+        assert a is not None  # no refusal: the approval was validated
+        rationale = f"{role.value.upper()}_GATE_{'PASS' if a.decision == 'approve' else 'REJECT'} by {a.approver}"
+    rec = bootstrap.decision_log().append(
+        NewDecision(
+            decision_kind=DecisionKind.approval,
+            decision_outcome=DecisionOutcome.reject
+            if (refusal or (a and a.decision == "reject"))
+            else DecisionOutcome.accept,
+            decision_rationale=rationale,
+            subject=promotion_subject(flow_run_id),
+            actor=str(raw.get("approver") or "<missing>"),
+            tech_gate_report_ref=h.tech_report_ref,
+            pm_gate_ref=approval_ref(h.pm) if h.pm else None,
+            details={
+                "role": role.value,
+                "approver": str(raw.get("approver") or "<missing>"),
+                "model_name": h.model,
+                "candidate_version": h.candidate_version,
+                "candidate_sha256": h.candidate_sha256,
+                "reference": raw.get("reference"),
+                "decision": raw.get("decision"),
+                "statement": raw.get("statement"),
+                "comment": raw.get("comment"),
+                "at": a.at.isoformat() if a else None,
+                "refusal": refusal,
+            },
+        )
+    )
+    return rec.decision_id
+
+
+def restore_handshake(flow_run_id: str, base: Handshake) -> Handshake:
+    """Approvals already given to this promotion run (after its last expired ack), from the decision log.
+
+    Nothing stored is trusted as such: only records sealed by the service path count, and each is
+    re-checked with ``check_approval`` in log order (allow-list, four eyes, order) against the current
+    handshake, and must be about the same model, version and artifact hash as this run; its time is the
+    record's own timestamp. Unsealed approval records are recorded as
+    refused forgeries and ignored."""
+    log = bootstrap.decision_log()
+    good, forged = log.trusted(subject=promotion_subject(flow_run_id))
+    log.refuse_forged(forged, "promotion")
+    h = base.model_copy(update={"pm": None, "risk": None})
+    for rec in good:
+        d = rec.details
+        if rec.decision_kind is DecisionKind.promotion and d.get("reason_code") == "ACK_EXPIRED":
+            h = h.model_copy(update={"pm": None, "risk": None})
+            continue
+        if rec.decision_kind is not DecisionKind.approval or d.get("refusal") or d.get("role") not in ("pm", "risk"):
+            continue
+        # An approval is about one model, version and binary: parameters changed on the run since (the
+        # Prefect API lets anyone edit them) or a replaced staging artifact make it count for nothing.
+        about = (d.get("model_name"), str(d.get("candidate_version")), d.get("candidate_sha256"))
+        if about != (base.model, str(base.candidate_version), base.candidate_sha256):
+            continue
+        role = Role(d["role"])
+        try:
+            fields = ApprovalFields(
+                approver=str(d.get("approver") or ""),
+                decision=d.get("decision"),
+                reference=str(d.get("reference") or ""),
+                statement=str(d.get("statement") or ""),
+                comment=str(d.get("comment") or ""),
+            )
+            check_approval(h, role, fields)
+        except (ApprovalRefused, ValueError):  # no longer valid (e.g. removed from the allow-list)
+            continue
+        a = Approval(**fields.model_dump(), role=role, at=rec.decision_timestamp)
+        h = h.model_copy(update={role.value: a})
+    return h
+
+
+def tech_pass(flow_run_id: str) -> tuple[str | None, str | None]:
+    """(tech gate report ref, candidate artifact hash) of this run's last sealed TECH_GATE_PASS."""
+    good, _ = bootstrap.decision_log().trusted(kind="approval", subject=promotion_subject(flow_run_id))
+    passed = [r for r in good if r.details.get("role") == "tech" and r.decision_outcome is DecisionOutcome.accept]
+    if not passed:
+        return None, None
+    return passed[-1].tech_gate_report_ref, passed[-1].details.get("candidate_sha256")
+
+
+def record_outcome(
+    flow_run_id: str, report: GateReport, report_ref: str, outcome: DecisionOutcome, rationale: str, **details: Any
+) -> str:
+    rec = bootstrap.decision_log().append(
+        NewDecision(
+            decision_kind=DecisionKind.promotion,
+            decision_outcome=outcome,
+            decision_rationale=rationale,
+            subject=promotion_subject(flow_run_id),
+            actor="releasegate:promotion",
+            tech_gate_report_ref=report_ref,
+            details={
+                "model_name": report.model,
+                "candidate_version": report.candidate_version,
+                "promotion_outcome": report.outcome.value,
+                "measures_plan": report.measures_plan,
+                "gate_report_sha256": report.sha256(),  # the report is in this run's TECH record
+                "tech_ready": report.tech_gate_pass,
+                "business_approved": False,
+                **details,
+            },
+        )
+    )
+    return rec.decision_id
+
+
+def report_git_sha(name: str, version: str) -> str:
+    return registry.version_tags(name, version).get("git_sha", "unknown")

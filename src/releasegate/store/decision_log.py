@@ -1,0 +1,338 @@
+"""The decision log: append-only, hash-chained, on SQLite or PostgreSQL.
+
+The API offers ``append``, ``get``, ``query`` and ``verify``: no update, no delete. Each record
+stores the SHA-256 of its predecessor (``prev_hash``) and its own (``record_hash``, over its position,
+``prev_hash`` and its canonical content), and a one-row head table remembers the newest link. Database
+triggers refuse UPDATE and DELETE on the table; ``verify`` catches whoever goes around them (a record
+edited, deleted or reordered in raw SQL) and names the first record where the chain breaks. The head
+row is guarded too (migration 0004): it cannot be deleted or duplicated, and it only advances by one,
+to the record just appended, so deleting the newest records cannot be hidden by rewinding the head.
+
+Concurrent appenders are serialised by the head row (``SELECT … FOR UPDATE`` on PostgreSQL,
+``BEGIN IMMEDIATE`` on SQLite), and ``prev_hash`` is unique, so the chain can never fork.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, overload
+
+from sqlalchemy import JSON, Integer, String, Text, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from releasegate.clock import Clock, SystemClock
+from releasegate.decisions import (
+    GENESIS_HASH,
+    DecisionKind,
+    DecisionRecord,
+    NewDecision,
+    make_record,
+    record_hash,
+)
+from releasegate.store.db import Base, get_engine
+
+TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+@overload
+def format_ts(value: datetime) -> str: ...
+@overload
+def format_ts(value: None) -> None: ...
+@overload
+def format_ts(value: datetime | None) -> str | None: ...
+def format_ts(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).strftime(TS_FORMAT)
+
+
+@overload
+def parse_ts(value: str) -> datetime: ...
+@overload
+def parse_ts(value: None) -> None: ...
+@overload
+def parse_ts(value: str | None) -> datetime | None: ...
+def parse_ts(value: str | None) -> datetime | None:
+    return None if value is None else datetime.strptime(value, TS_FORMAT).replace(tzinfo=UTC)
+
+
+class DecisionRow(Base):
+    __tablename__ = "decisions"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    decision_id: Mapped[str] = mapped_column(String(64), unique=True)
+    decision_timestamp: Mapped[str] = mapped_column(String(32))
+    decision_kind: Mapped[str] = mapped_column(String(32))
+    decision_outcome: Mapped[str] = mapped_column(String(16))
+    decision_rationale: Mapped[str] = mapped_column(Text)
+    # TEXT (migration 0004): no length limit below what the event contract and the callers let in.
+    subject: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(Text)
+    tech_gate_report_ref: Mapped[str | None] = mapped_column(Text)
+    pm_gate_ref: Mapped[str | None] = mapped_column(Text)
+    risk_gate_ref: Mapped[str | None] = mapped_column(Text)
+    joint_release_ack_ref: Mapped[str | None] = mapped_column(Text)
+    rollback_plan_ref: Mapped[str | None] = mapped_column(Text)
+    exception_expiry: Mapped[str | None] = mapped_column(String(32))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    record_hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+    def to_record(self) -> DecisionRecord:
+        return DecisionRecord(
+            decision_id=self.decision_id,
+            decision_timestamp=parse_ts(self.decision_timestamp),
+            decision_kind=DecisionKind(self.decision_kind),
+            decision_outcome=self.decision_outcome,
+            decision_rationale=self.decision_rationale,
+            subject=self.subject,
+            actor=self.actor,
+            tech_gate_report_ref=self.tech_gate_report_ref,
+            pm_gate_ref=self.pm_gate_ref,
+            risk_gate_ref=self.risk_gate_ref,
+            joint_release_ack_ref=self.joint_release_ack_ref,
+            rollback_plan_ref=self.rollback_plan_ref,
+            exception_expiry=parse_ts(self.exception_expiry),
+            details=self.details or {},
+        )
+
+
+class IndexRow(Base):
+    """What readers look records up by, taken from ``details`` when a record is appended (migration 0005).
+
+    Not part of the hashed content: it only finds records; readers still read (and, for trusted kinds,
+    check the seal of) the record itself. ``refers_to`` is the decision a record answers: the pending
+    promotion it ends, the gate failure it acknowledges or escalates."""
+
+    __tablename__ = "decision_index"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    decision_kind: Mapped[str] = mapped_column(String(32))
+    decision_timestamp: Mapped[str] = mapped_column(String(32))
+    model_name: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str | None] = mapped_column(String(32))
+    role: Mapped[str | None] = mapped_column(String(32))
+    promotion_outcome: Mapped[str | None] = mapped_column(String(16))
+    refers_to: Mapped[str | None] = mapped_column(String(64))
+    subject_sha256: Mapped[str] = mapped_column(String(64))  # subjects are TEXT: index their digest
+
+
+def subject_digest(subject: str) -> str:
+    return hashlib.sha256(subject.encode()).hexdigest()
+
+
+REFERS_TO_KEYS = ("pending_decision_id", "acknowledged_decision_id", "incident_for")
+
+
+def index_values(details: dict[str, Any]) -> dict[str, str | None]:
+    """The ``decision_index`` columns of a record's ``details`` (shared with migration 0005's backfill)."""
+
+    def text(key: str, limit: int | None = None) -> str | None:
+        value = details.get(key)
+        if not isinstance(value, str | int) or isinstance(value, bool):
+            return None
+        s = str(value)
+        return s if limit is None or len(s) <= limit else None
+
+    refers = next((text(k, 64) for k in REFERS_TO_KEYS if text(k, 64)), None)
+    return {
+        "model_name": text("model_name"),
+        "status": text("status", 32),
+        "role": text("role", 32),
+        "promotion_outcome": text("promotion_outcome", 16),
+        "refers_to": refers,
+    }
+
+
+class HeadRow(Base):
+    __tablename__ = "decision_log_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_seq: Mapped[int] = mapped_column(Integer)
+    last_hash: Mapped[str] = mapped_column(String(64))
+
+
+@dataclass(frozen=True)
+class StoredDecision:
+    seq: int
+    record: DecisionRecord
+    prev_hash: str
+    record_hash: str
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    seq: int | None
+    decision_id: str | None
+    problem: str
+
+    def __str__(self) -> str:
+        where = f"record #{self.seq} ({self.decision_id})" if self.seq is not None else "the log"
+        return f"{where}: {self.problem}"
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    checked: int
+    first_break: ChainBreak | None
+
+    @property
+    def ok(self) -> bool:
+        return self.first_break is None
+
+
+def _content_hash_for_row(row: DecisionRow) -> str:
+    return record_hash(row.seq, row.prev_hash, row.to_record().content())
+
+
+class DecisionLog:
+    """Append-only store of decision records."""
+
+    def __init__(self, url: str, clock: Clock | None = None):
+        self.url = url
+        self.engine = get_engine(url)
+        self.clock = clock or SystemClock()
+
+    # -- writing -------------------------------------------------------------------------------
+    def append(self, new: NewDecision, now: datetime | None = None) -> DecisionRecord:
+        """Validate ``new`` (raising ``DecisionRefused``), then append it to the chain."""
+        record = make_record(new, now or self.clock.now())
+        return self.append_record(record).record
+
+    def append_record(self, record: DecisionRecord) -> StoredDecision:
+        with Session(self.engine) as session, session.begin():
+            stmt = select(HeadRow).where(HeadRow.id == 1)
+            if self.engine.dialect.name == "postgresql":
+                stmt = stmt.with_for_update()
+            head = session.execute(stmt).scalar_one()
+            seq = head.last_seq + 1
+            content = record.content()
+            digest = record_hash(seq, head.last_hash, content)
+            session.add(
+                DecisionRow(
+                    seq=seq,
+                    decision_id=record.decision_id,
+                    decision_timestamp=format_ts(record.decision_timestamp),
+                    decision_kind=record.decision_kind.value,
+                    decision_outcome=record.decision_outcome.value,
+                    decision_rationale=record.decision_rationale,
+                    subject=record.subject,
+                    actor=record.actor,
+                    tech_gate_report_ref=record.tech_gate_report_ref,
+                    pm_gate_ref=record.pm_gate_ref,
+                    risk_gate_ref=record.risk_gate_ref,
+                    joint_release_ack_ref=record.joint_release_ack_ref,
+                    rollback_plan_ref=record.rollback_plan_ref,
+                    exception_expiry=format_ts(record.exception_expiry),
+                    details=content["details"],
+                    prev_hash=head.last_hash,
+                    record_hash=digest,
+                )
+            )
+            session.add(
+                IndexRow(
+                    seq=seq,
+                    decision_kind=record.decision_kind.value,
+                    decision_timestamp=format_ts(record.decision_timestamp),
+                    subject_sha256=subject_digest(record.subject),
+                    **index_values(content["details"]),
+                )
+            )
+            # The record first: the head's trigger lets the head advance only to a record that exists.
+            session.flush()
+            prev = head.last_hash
+            head.last_seq = seq
+            head.last_hash = digest
+        return StoredDecision(seq=seq, record=record, prev_hash=prev, record_hash=digest)
+
+    # -- reading -------------------------------------------------------------------------------
+    def get(self, decision_id: str) -> DecisionRecord | None:
+        with Session(self.engine) as session:
+            row = session.execute(
+                select(DecisionRow).where(DecisionRow.decision_id == decision_id)
+            ).scalar_one_or_none()
+            return row.to_record() if row else None
+
+    def query(
+        self,
+        kind: DecisionKind | str | None = None,
+        subject: str | None = None,
+        subject_prefix: str | None = None,
+        since: datetime | None = None,
+        limit: int | None = None,
+        newest_first: bool = False,
+    ) -> list[DecisionRecord]:
+        stmt = select(DecisionRow)
+        if kind is not None:
+            stmt = stmt.where(DecisionRow.decision_kind == DecisionKind(kind).value)
+        if subject is not None:
+            stmt = stmt.where(DecisionRow.subject == subject)
+        if subject_prefix is not None:
+            stmt = stmt.where(DecisionRow.subject.startswith(subject_prefix, autoescape=True))
+        if since is not None:
+            stmt = stmt.where(DecisionRow.decision_timestamp >= format_ts(since))
+        stmt = stmt.order_by(DecisionRow.seq.desc() if newest_first else DecisionRow.seq)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        with Session(self.engine) as session:
+            return [row.to_record() for row in session.execute(stmt).scalars()]
+
+    def count(self) -> int:
+        with Session(self.engine) as session:
+            return session.execute(select(HeadRow.last_seq).where(HeadRow.id == 1)).scalar_one()
+
+    # -- verifying -----------------------------------------------------------------------------
+    def verify(self) -> VerifyResult:
+        """Walk the chain in order; name the first record that was edited, deleted or reordered."""
+        with Session(self.engine) as session:
+            rows: Iterable[DecisionRow] = session.execute(select(DecisionRow).order_by(DecisionRow.seq)).scalars()
+            head = session.execute(select(HeadRow).where(HeadRow.id == 1)).scalar_one()
+            return _walk(rows, head)
+
+
+def _walk(rows: Iterable[DecisionRow], head: HeadRow) -> VerifyResult:
+    prev_hash, expected_seq, checked = GENESIS_HASH, 1, 0
+    for row in rows:
+        if row.seq != expected_seq:
+            missing = f"#{expected_seq}" if row.seq == expected_seq + 1 else f"#{expected_seq}–#{row.seq - 1}"
+            return VerifyResult(
+                checked, ChainBreak(row.seq, row.decision_id, f"record {missing} before it was deleted")
+            )
+        if row.prev_hash != prev_hash:
+            return VerifyResult(
+                checked,
+                ChainBreak(
+                    row.seq,
+                    row.decision_id,
+                    "its predecessor link does not match the record before it (records deleted or reordered)",
+                ),
+            )
+        try:
+            actual = _content_hash_for_row(row)
+        except Exception as exc:  # a value edited into something that no longer parses
+            return VerifyResult(checked, ChainBreak(row.seq, row.decision_id, f"was edited: unreadable ({exc})"))
+        if actual != row.record_hash:
+            return VerifyResult(
+                checked, ChainBreak(row.seq, row.decision_id, "was edited: its content no longer matches its hash")
+            )
+        prev_hash = row.record_hash
+        expected_seq += 1
+        checked += 1
+    if head.last_seq != checked or head.last_hash != prev_hash:
+        if head.last_seq > checked + 1:
+            missing = f" (#{checked + 1}–#{head.last_seq})"
+        elif head.last_seq == checked + 1:
+            missing = f" (#{head.last_seq})"
+        else:
+            missing = ""
+        return VerifyResult(
+            checked,
+            ChainBreak(
+                head.last_seq,
+                None,
+                f"the log's head expects {head.last_seq} records but the chain holds {checked}: "
+                f"the newest records were deleted{missing}",
+            ),
+        )
+    return VerifyResult(checked, None)

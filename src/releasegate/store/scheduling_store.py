@@ -1,0 +1,307 @@
+"""Mutable scheduling state beside the decision log: event dedupe, open deferrals, completions.
+
+The decision log records every decision; these tables hold what the gateway and intake need to answer
+fast: "was this idempotency key seen" (one indexed read, no Prefect call), "since when has this run
+been deferred" (Prefect restarts its timers on each re-deferral) and "has the upstream run for this
+business date completed".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import Integer, String, Text, bindparam, delete, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from releasegate.store.db import Base, get_engine
+from releasegate.store.decision_log import format_ts, parse_ts
+
+
+class IntakeRow(Base):
+    """Column lengths against the event contract (``triggers.EventEnvelope``) and ``intake.Route``:
+    ``deployment`` 200 = ``Route.deployment``, ``idempotency_key`` 200 = contract, ``event_id`` 512 =
+    contract, ``event_type`` TEXT (contract 512; migration 0004)."""
+
+    __tablename__ = "event_intake"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    deployment: Mapped[str] = mapped_column(String(200))
+    idempotency_key: Mapped[str] = mapped_column(String(200))
+    payload_sha256: Mapped[str] = mapped_column(String(64))
+    event_id: Mapped[str] = mapped_column(String(512))
+    event_type: Mapped[str] = mapped_column(Text)
+    flow_run_id: Mapped[str | None] = mapped_column(String(64))
+    received_at: Mapped[str] = mapped_column(String(32))
+
+
+class DeferralRow(Base):
+    __tablename__ = "deferrals"
+    flow_run_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    deployment: Mapped[str] = mapped_column(String(200))
+    reason_code: Mapped[str] = mapped_column(String(32))
+    first_deferred_at: Mapped[str] = mapped_column(String(32))
+    last_deferred_at: Mapped[str] = mapped_column(String(32))
+    next_evaluation_at: Mapped[str] = mapped_column(String(32))
+    attempts: Mapped[int] = mapped_column(Integer)
+    sla_state: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    closed_at: Mapped[str | None] = mapped_column(String(32))
+    explanation: Mapped[str] = mapped_column(Text)
+
+
+class CompletionRow(Base):
+    __tablename__ = "run_completions"
+    deployment: Mapped[str] = mapped_column(String(200), primary_key=True)
+    business_date: Mapped[str] = mapped_column(String(10), primary_key=True)
+    flow_run_id: Mapped[str] = mapped_column(String(64))
+    completed_at: Mapped[str] = mapped_column(String(32))
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Result of claiming an idempotency key: ``new`` when this caller owns it."""
+
+    new: bool
+    payload_sha256: str
+    flow_run_id: str | None
+
+
+@dataclass(frozen=True)
+class Deferral:
+    flow_run_id: str
+    deployment: str
+    reason_code: str
+    first_deferred_at: datetime
+    last_deferred_at: datetime
+    next_evaluation_at: datetime
+    attempts: int
+    sla_state: str
+    status: str
+    closed_at: datetime | None
+    explanation: str
+
+
+def _deferral(row: DeferralRow) -> Deferral:
+    return Deferral(
+        flow_run_id=row.flow_run_id,
+        deployment=row.deployment,
+        reason_code=row.reason_code,
+        first_deferred_at=parse_ts(row.first_deferred_at),
+        last_deferred_at=parse_ts(row.last_deferred_at),
+        next_evaluation_at=parse_ts(row.next_evaluation_at),
+        attempts=row.attempts,
+        sla_state=row.sla_state,
+        status=row.status,
+        closed_at=parse_ts(row.closed_at),
+        explanation=row.explanation,
+    )
+
+
+class SchedulingStore:
+    def __init__(self, url: str):
+        self.engine = get_engine(url)
+
+    # -- event intake ----------------------------------------------------------------------------
+    # The duplicate fast path: a prepared Core statement on a pooled connection (no ORM session, no
+    # expression building per call) - about 2.5x faster than the ORM query, measured in bench/intake_bench.py.
+    _LOOKUP = select(IntakeRow.payload_sha256, IntakeRow.flow_run_id).where(
+        IntakeRow.deployment == bindparam("deployment"), IntakeRow.idempotency_key == bindparam("key")
+    )
+
+    def lookup(self, deployment: str, key: str) -> Claim | None:
+        with self.engine.connect() as c:
+            row = c.execute(self._LOOKUP, {"deployment": deployment, "key": key}).first()
+        return None if row is None else Claim(new=False, payload_sha256=row[0], flow_run_id=row[1])
+
+    def claim(
+        self, deployment: str, key: str, payload_sha256: str, event_id: str, event_type: str, now: datetime
+    ) -> Claim:
+        """Insert the key, or return what holds it. The unique constraint decides races."""
+        try:
+            with Session(self.engine) as s, s.begin():
+                s.add(
+                    IntakeRow(
+                        deployment=deployment,
+                        idempotency_key=key,
+                        payload_sha256=payload_sha256,
+                        event_id=event_id,
+                        event_type=event_type,
+                        received_at=format_ts(now),
+                    )
+                )
+            return Claim(new=True, payload_sha256=payload_sha256, flow_run_id=None)
+        except IntegrityError:
+            existing = self.lookup(deployment, key)
+            assert existing is not None
+            return existing
+
+    def set_flow_run(self, deployment: str, key: str, flow_run_id: str) -> None:
+        with Session(self.engine) as s, s.begin():
+            s.execute(
+                update(IntakeRow)
+                .where(IntakeRow.deployment == deployment, IntakeRow.idempotency_key == key)
+                .values(flow_run_id=flow_run_id)
+            )
+
+    def count_runs(self, deployment: str | None = None) -> int:
+        stmt = select(IntakeRow.id).where(IntakeRow.flow_run_id.is_not(None))
+        if deployment:
+            stmt = stmt.where(IntakeRow.deployment == deployment)
+        with Session(self.engine) as s:
+            return len(s.execute(stmt).all())
+
+    # -- deferrals -------------------------------------------------------------------------------
+    def get_deferral(self, flow_run_id: str) -> Deferral | None:
+        with Session(self.engine) as s:
+            row = s.get(DeferralRow, flow_run_id)
+            return _deferral(row) if row else None
+
+    def record_deferral(
+        self,
+        flow_run_id: str,
+        deployment: str,
+        reason_code: str,
+        next_evaluation_at: datetime,
+        explanation: str,
+        now: datetime,
+    ) -> Deferral:
+        """Open a deferral, or count one more on an open one (keeping its first deferral time)."""
+        with Session(self.engine) as s, s.begin():
+            row = s.get(DeferralRow, flow_run_id)
+            if row is None or row.status != "open":
+                if row is not None:
+                    s.delete(row)
+                    s.flush()
+                row = DeferralRow(
+                    flow_run_id=flow_run_id,
+                    deployment=deployment,
+                    first_deferred_at=format_ts(now),
+                    attempts=0,
+                    sla_state="ok",
+                    status="open",
+                )
+                s.add(row)
+            row.reason_code = reason_code
+            row.last_deferred_at = format_ts(now)
+            row.next_evaluation_at = format_ts(next_evaluation_at)
+            row.attempts = row.attempts + 1
+            row.explanation = explanation
+            s.flush()
+            return _deferral(row)
+
+    def close_deferral(self, flow_run_id: str, status: str, now: datetime) -> Deferral | None:
+        with Session(self.engine) as s, s.begin():
+            row = s.get(DeferralRow, flow_run_id)
+            if row is None or row.status != "open":
+                return None
+            row.status = status
+            row.closed_at = format_ts(now)
+            s.flush()
+            return _deferral(row)
+
+    def set_sla_state(self, flow_run_id: str, sla_state: str) -> None:
+        with Session(self.engine) as s, s.begin():
+            s.execute(update(DeferralRow).where(DeferralRow.flow_run_id == flow_run_id).values(sla_state=sla_state))
+
+    def deferrals(self, status: str | None = "open", since: datetime | None = None) -> list[Deferral]:
+        stmt = select(DeferralRow).order_by(DeferralRow.first_deferred_at)
+        if status:
+            stmt = stmt.where(DeferralRow.status == status)
+        if since:
+            stmt = stmt.where(DeferralRow.first_deferred_at >= format_ts(since))
+        with Session(self.engine) as s:
+            return [_deferral(r) for r in s.execute(stmt).scalars()]
+
+    # -- completions -----------------------------------------------------------------------------
+    def mark_completed(self, deployment: str, business_date: date, flow_run_id: str, now: datetime) -> None:
+        with Session(self.engine) as s, s.begin():
+            row = s.get(CompletionRow, (deployment, business_date.isoformat()))
+            if row is None:
+                s.add(
+                    CompletionRow(
+                        deployment=deployment,
+                        business_date=business_date.isoformat(),
+                        flow_run_id=flow_run_id,
+                        completed_at=format_ts(now),
+                    )
+                )
+            else:
+                row.flow_run_id, row.completed_at = flow_run_id, format_ts(now)
+
+    def completed(self, deployments: list[str], dates: list[date]) -> set[tuple[str, date]]:
+        if not deployments or not dates:
+            return set()
+        with Session(self.engine) as s:
+            rows = s.execute(
+                select(CompletionRow.deployment, CompletionRow.business_date).where(
+                    CompletionRow.deployment.in_(deployments),
+                    CompletionRow.business_date.in_([d.isoformat() for d in dates]),
+                )
+            ).all()
+        return {(d, date.fromisoformat(b)) for d, b in rows}
+
+
+class DeliveryRow(Base):
+    __tablename__ = "webhook_deliveries"
+    # TEXT (migration 0004): the id comes from a header and becomes event_id (contract: 512).
+    delivery_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    received_at: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(32))
+
+
+class WatchRow(Base):
+    __tablename__ = "registry_watch"
+    registered_model: Mapped[str] = mapped_column(String(300), primary_key=True)
+    last_version: Mapped[int] = mapped_column(Integer)
+    staging_alias_version: Mapped[str | None] = mapped_column(String(32))
+    updated_at: Mapped[str] = mapped_column(String(32))
+
+
+class RegistryEventStore:
+    """Webhook delivery ids (a replayed id is refused) and the registry watcher's cursor."""
+
+    def __init__(self, url: str):
+        self.engine = get_engine(url)
+
+    def claim_delivery(self, delivery_id: str, now: datetime) -> bool:
+        """True the first time a delivery id is seen, False for a replay."""
+        try:
+            with Session(self.engine) as s, s.begin():
+                s.add(DeliveryRow(delivery_id=delivery_id, received_at=format_ts(now), status="received"))
+            return True
+        except IntegrityError:
+            return False
+
+    def set_delivery_status(self, delivery_id: str, status: str) -> None:
+        with Session(self.engine) as s, s.begin():
+            s.execute(update(DeliveryRow).where(DeliveryRow.delivery_id == delivery_id).values(status=status))
+
+    def release_delivery(self, delivery_id: str) -> None:
+        """Forget a delivery that failed inside releasegate, so MLflow's retry is not taken for a replay."""
+        with Session(self.engine) as s, s.begin():
+            s.execute(delete(DeliveryRow).where(DeliveryRow.delivery_id == delivery_id))
+
+    def cursor(self, registered_model: str) -> tuple[int, str | None]:
+        with Session(self.engine) as s:
+            row = s.get(WatchRow, registered_model)
+            return (row.last_version, row.staging_alias_version) if row else (0, None)
+
+    def advance(
+        self, registered_model: str, last_version: int, staging_alias_version: str | None, now: datetime
+    ) -> None:
+        with Session(self.engine) as s, s.begin():
+            row = s.get(WatchRow, registered_model)
+            if row is None:
+                s.add(
+                    WatchRow(
+                        registered_model=registered_model,
+                        last_version=last_version,
+                        staging_alias_version=staging_alias_version,
+                        updated_at=format_ts(now),
+                    )
+                )
+            else:
+                row.last_version = max(row.last_version, last_version)
+                row.staging_alias_version = staging_alias_version
+                row.updated_at = format_ts(now)

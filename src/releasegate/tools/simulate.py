@@ -1,0 +1,396 @@
+"""A week of schedules, in virtual time, through the capacity gateway and through Prefect-native dispatch.
+
+``releasegate simulate --days 7 --deployments 200`` builds a workload (EOD scoring on weekdays,
+intraday scoring, daily backfills with backfill storms before EOD, weekly retrains, reports), then runs
+it twice on the same virtual pool:
+
+* **prefect-native** — what a Prefect work pool does by itself: when a slot is free, the due run of the
+  highest-priority queue (earliest first within a queue) starts, within the pool and queue caps.
+  Nothing is held back, so a backfill started at 18:20 still holds its slot when EOD is due at 18:30,
+  and change freezes are not known to it.
+* **releasegate** — the same dispatch, but every handed-out run first asks
+  ``releasegate.policy.capacity.evaluate`` (the very function the flows call) with a snapshot built the way
+  ``adapters.prefect_gate.build_snapshot`` builds it: running runs, higher-priority scheduled runs due
+  within the priority window that are not deferred. A deferred run goes back to ``Scheduled`` at
+  ``next_evaluation_at`` (losing its place, as in Prefect) with its reason code.
+
+Both report: share of EOD runs started on time, p50/p95/max start delay, SLA breaches (start delay past
+the deferral SLA: 30 min alert, 60 min incident), runs started inside a freeze or maintenance window,
+pool utilisation, and for releasegate the deferral durations by reason code. Pure: no Prefect, no I/O,
+the clock is virtual; deterministic for a seed.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
+from zoneinfo import ZoneInfo
+
+import numpy as np
+from cronsim import CronSim
+from pydantic import BaseModel, Field
+
+from releasegate.policy.capacity import (
+    ActiveRun,
+    CapacitySnapshot,
+    Deferred,
+    DeploymentGate,
+    GatewayConfig,
+    QueueConfig,
+    RunRequest,
+    Window,
+    evaluate,
+)
+
+ZRH = "Europe/Zurich"
+CRITICAL, BULK = "critical", "bulk"
+
+
+class SimConfig(BaseModel):
+    days: int = Field(7, ge=1, le=62)
+    deployments: int = Field(200, ge=5, le=5000)
+    seed: int = 42
+    start: date = date(2026, 11, 23)  # a Monday
+    pool_cap: int | None = Field(None, ge=1, description="default: deployments // 10, at least 4")
+    critical_cap: int | None = Field(None, ge=1, description="default: the pool cap (no reserved slots)")
+    bulk_cap: int | None = Field(None, ge=1, description="default: the pool cap (no reserved slots)")
+    priority_window_minutes: int = 15
+    backoff_seconds: list[int] = Field(default_factory=lambda: [60, 120, 300, 600])
+    on_time_minutes: float = 5.0
+    sla_alert_minutes: int = 30
+    sla_incident_minutes: int = 60
+    storm_weekdays: list[int] = Field(default_factory=lambda: [1, 3], description="0 = Monday")
+    storm_runs_per_backfill: int = 3
+    storm_local_time: dtime = dtime(17, 40)
+
+    @property
+    def pool(self) -> int:
+        return self.pool_cap or max(4, self.deployments // 10)
+
+
+@dataclass(slots=True)
+class SimRun:
+    idx: int
+    deployment: str
+    kind: str
+    queue: str
+    scheduled: int  # seconds since the simulation start
+    duration: int
+    key: int = 0  # current expected start (moves when deferred)
+    attempts: int = 0
+    started: int | None = None
+    deferred: dict[str, int] = field(default_factory=dict)  # reason -> seconds deferred under it
+    deferral_count: dict[str, int] = field(default_factory=dict)  # reason -> number of deferrals
+    in_window: bool = False
+
+
+class Workload(BaseModel):
+    config: SimConfig
+    gateway: GatewayConfig
+    kinds: dict[str, int]
+    runs: int
+
+
+# ----------------------------------------------------------------------------------- workload
+def _cron_times(expr: str, tz: str, start: datetime, end: datetime) -> list[datetime]:
+    out = []
+    for t in CronSim(expr, start.astimezone(ZoneInfo(tz))):
+        if t >= end:
+            break
+        out.append(t)
+    return out
+
+
+def build_workload(cfg: SimConfig) -> tuple[list[SimRun], GatewayConfig, dict[str, int]]:
+    rng = np.random.default_rng(cfg.seed)
+    t0 = datetime.combine(cfg.start, dtime(0), tzinfo=UTC)
+    t_end = t0 + timedelta(days=cfg.days)
+    n = cfg.deployments
+    counts = {"eod": max(1, n // 10), "scoring": max(1, n // 10), "retrain": max(1, n // 10), "report": max(1, n // 5)}
+    counts["backfill"] = max(1, n - sum(counts.values()))
+    specs: list[tuple[str, str, str, list[str], str, tuple[int, int]]] = []  # name, kind, queue, crons, tz, minutes
+    for i in range(counts["eod"]):
+        h, m = divmod(18 * 60 + 15 * (i % 5), 60)  # 18:00 .. 19:00 local
+        specs.append((f"eod-{i}", "eod", CRITICAL, [f"{m} {h} * * 1-5"], ZRH, (10, 25)))
+    for i in range(counts["scoring"]):
+        specs.append((f"scoring-{i}", "scoring", CRITICAL, [f"{i % 60} 8-16/2 * * 1-5"], ZRH, (3, 8)))
+    for i in range(counts["backfill"]):
+        h, m = int(rng.integers(0, 24)), int(rng.integers(0, 60))
+        specs.append((f"backfill-{i}", "backfill", BULK, [f"{m} {h} * * *"], ZRH, (15, 45)))
+    for i in range(counts["retrain"]):
+        d, h = int(rng.integers(0, 7)), int(rng.integers(0, 24))
+        specs.append((f"retrain-{i}", "retrain", BULK, [f"{i % 60} {h} * * {(d + 1) % 7}"], ZRH, (30, 90)))
+    for i in range(counts["report"]):
+        specs.append((f"report-{i}", "report", BULK, [f"{i % 60} */4 * * *"], "UTC", (5, 15)))
+
+    runs: list[SimRun] = []
+
+    def add(name: str, kind: str, queue: str, at: datetime, minutes: tuple[int, int]) -> None:
+        sec = int((at - t0).total_seconds())
+        dur = int(rng.integers(minutes[0] * 60, minutes[1] * 60 + 1))
+        runs.append(SimRun(len(runs), name, kind, queue, sec, dur, key=sec))
+
+    for name, kind, queue, crons, tz, minutes in specs:
+        for expr in crons:
+            for at in _cron_times(expr, tz, t0 - timedelta(seconds=1), t_end):
+                add(name, kind, queue, at, minutes)
+    # Backfill storms: partitions re-arrive late in the afternoon and every backfill deployment reruns.
+    zrh = ZoneInfo(ZRH)
+    for day in range(cfg.days):
+        storm_date = cfg.start + timedelta(days=day)
+        if storm_date.weekday() not in cfg.storm_weekdays:
+            continue
+        base = datetime.combine(storm_date, cfg.storm_local_time, tzinfo=zrh)
+        for name, kind, queue, _, _, minutes in specs:
+            if kind == "backfill":
+                for k in range(cfg.storm_runs_per_backfill):
+                    add(name, kind, queue, base + timedelta(seconds=int(rng.integers(0, 20 * 60)) + k), minutes)
+
+    bulk_names = [s[0] for s in specs if s[1] in ("backfill", "retrain")]
+    gateway = GatewayConfig(
+        pool_name="sim",
+        pool_concurrency_limit=cfg.pool,
+        queues=[
+            QueueConfig(name=CRITICAL, priority=1, concurrency_limit=cfg.critical_cap or cfg.pool),
+            QueueConfig(name=BULK, priority=10, concurrency_limit=cfg.bulk_cap or cfg.pool),
+        ],
+        deployments={s[0]: DeploymentGate(queue=s[2]) for s in specs},
+        priority_window_minutes=cfg.priority_window_minutes,
+        backoff_seconds=cfg.backoff_seconds,
+        windows=[
+            Window(
+                name="wednesday-change-freeze",
+                kind="change_freeze",
+                timezone=ZRH,
+                recurrence="weekly",
+                weekdays=[2],
+                start_time=dtime(10, 0),
+                duration_minutes=240,
+                deployments=bulk_names,
+            ),
+            Window(
+                name="sunday-maintenance",
+                kind="maintenance",
+                timezone=ZRH,
+                recurrence="weekly",
+                weekdays=[6],
+                start_time=dtime(2, 0),
+                duration_minutes=120,
+            ),
+        ],
+        sla_alert_minutes=cfg.sla_alert_minutes,
+        sla_incident_minutes=cfg.sla_incident_minutes,
+    )
+    runs.sort(key=lambda r: (r.scheduled, r.idx))
+    for i, r in enumerate(runs):
+        r.idx = i
+    return runs, gateway, {k: sum(1 for r in runs if r.kind == k) for k in counts}
+
+
+# --------------------------------------------------------------------------------------- engine
+class ReasonStats(BaseModel):
+    deferrals: int
+    runs: int
+    p50_minutes: float
+    p95_minutes: float
+    max_minutes: float
+
+
+class ModelResult(BaseModel):
+    model: str
+    runs: int
+    started: int
+    eod_runs: int
+    eod_on_time_share: float
+    eod_delay_p50_minutes: float
+    eod_delay_p95_minutes: float
+    eod_delay_max_minutes: float
+    eod_sla_alert_share: float
+    eod_sla_incident_share: float
+    all_delay_p50_minutes: float
+    all_delay_p95_minutes: float
+    all_sla_alert_share: float
+    all_sla_incident_share: float
+    started_in_window: int
+    utilisation: float
+    gateway_evaluations: int = 0
+    deferrals_by_reason: dict[str, ReasonStats] = Field(default_factory=dict)
+    seconds: float
+
+
+def _window_at(gw: GatewayConfig, deployment: str, now: datetime) -> bool:
+    return any(w.applies_to(deployment) and w.active_at(now) is not None for w in gw.windows)
+
+
+def run_model(runs: list[SimRun], gw: GatewayConfig, cfg: SimConfig, gated: bool) -> ModelResult:
+    """Dispatch ``runs`` on a virtual pool; ``gated`` asks the capacity gateway before each start."""
+    wall = time.perf_counter()
+    t0 = datetime.combine(cfg.start, dtime(0), tzinfo=UTC)
+    runs = [SimRun(r.idx, r.deployment, r.kind, r.queue, r.scheduled, r.duration, key=r.scheduled) for r in runs]
+    prio = {q.name: q.priority for q in gw.queues}
+    qcap = {q.name: q.concurrency_limit for q in gw.queues}
+    horizon_s = gw.priority_window_minutes * 60
+    events: list[tuple[int, int, int]] = []  # (time, 0 finish | 1 due, run idx)
+    for r in runs:
+        events.append((r.scheduled, 1, r.idx))
+    heapq.heapify(events)
+    waiting: dict[str, list[tuple[int, int]]] = {q: [] for q in prio}  # queue -> heap of (key, idx)
+    upcoming: dict[str, list[tuple[int, int]]] = {q: [] for q in prio}  # never-deferred runs by schedule
+    for r in runs:
+        upcoming[r.queue].append((r.scheduled, r.idx))
+    for h in upcoming.values():
+        heapq.heapify(h)
+    running: dict[int, ActiveRun] = {}
+    in_queue = dict.fromkeys(prio, 0)
+    busy = 0
+    evaluations = 0
+    last_t = 0
+
+    def snapshot(req: SimRun, now: int) -> CapacitySnapshot:
+        ups = []
+        limit = now + horizon_s
+        for q, p in prio.items():
+            if p >= prio[req.queue]:
+                continue
+            h = upcoming[q]
+            while h and (runs[h[0][1]].started is not None or runs[h[0][1]].attempts > 0):
+                heapq.heappop(h)  # stale: started or deferred (a deferred run is not "upcoming")
+            for key, idx in heapq.nsmallest(3, h):
+                if key <= limit and idx != req.idx and runs[idx].started is None and runs[idx].attempts == 0:
+                    r = runs[idx]
+                    ups.append(
+                        ActiveRun.model_construct(
+                            flow_run_id=str(idx),
+                            deployment=r.deployment,
+                            queue=r.queue,
+                            state="scheduled",
+                            expected_start=t0 + timedelta(seconds=key),
+                        )
+                    )
+        return CapacitySnapshot.model_construct(active=list(running.values()), upcoming=ups, completed=set())
+
+    def dispatch(now: int) -> None:
+        nonlocal busy, evaluations
+        while len(running) < gw.pool_concurrency_limit:
+            best = None
+            for q, h in waiting.items():
+                if h and in_queue[q] < qcap[q]:
+                    cand = (prio[q], h[0][0], h[0][1], q)
+                    if best is None or cand < best:
+                        best = cand
+            if best is None:
+                return
+            _, _, idx, q = best
+            heapq.heappop(waiting[q])
+            r = runs[idx]
+            now_dt = t0 + timedelta(seconds=now)
+            if gated:
+                evaluations += 1
+                req = RunRequest.model_construct(
+                    flow_run_id=str(idx), deployment=r.deployment, queue=r.queue, business_dates=[], attempts=r.attempts
+                )
+                d = evaluate(req, snapshot(r, now), gw, now_dt)
+                if isinstance(d, Deferred):
+                    code = d.deferral_reason_code.value
+                    nxt = int((d.next_evaluation_at - t0).total_seconds())
+                    nxt = max(nxt, now + 1)
+                    r.attempts += 1
+                    r.deferral_count[code] = r.deferral_count.get(code, 0) + 1
+                    r.deferred[code] = r.deferred.get(code, 0) + (nxt - now)
+                    r.key = nxt
+                    heapq.heappush(events, (nxt, 1, idx))
+                    continue
+            r.started = now
+            r.in_window = _window_at(gw, r.deployment, now_dt) if gw.windows else False
+            running[idx] = ActiveRun.model_construct(
+                flow_run_id=str(idx), deployment=r.deployment, queue=r.queue, state="running", expected_start=None
+            )
+            in_queue[q] += 1
+            busy += r.duration
+            heapq.heappush(events, (now + r.duration, 0, idx))
+
+    while events:
+        t = events[0][0]
+        while events and events[0][0] == t:
+            _, kind, idx = heapq.heappop(events)
+            r = runs[idx]
+            if kind == 0:
+                del running[idx]
+                in_queue[r.queue] -= 1
+            else:
+                heapq.heappush(waiting[r.queue], (r.key, idx))
+        dispatch(t)
+        last_t = t
+
+    return _result("releasegate" if gated else "prefect-native", runs, cfg, gw, busy, last_t, evaluations, wall)
+
+
+def _pct(a: np.ndarray, q: float) -> float:
+    return float(np.percentile(a, q)) if a.size else 0.0
+
+
+def _result(name, runs, cfg, gw, busy, makespan, evaluations, wall) -> ModelResult:
+    started = [r for r in runs if r.started is not None]
+    delay = np.array([(r.started - r.scheduled) / 60 for r in started])
+    eod = np.array([(r.started - r.scheduled) / 60 for r in started if r.kind == "eod"])
+    n_eod = sum(1 for r in runs if r.kind == "eod")
+    by_reason: dict[str, ReasonStats] = {}
+    if evaluations:
+        reasons = sorted({k for r in runs for k in r.deferred})
+        for code in reasons:
+            per_run = np.array([r.deferred[code] / 60 for r in runs if code in r.deferred])
+            by_reason[code] = ReasonStats(
+                deferrals=sum(r.deferral_count.get(code, 0) for r in runs),
+                runs=int(per_run.size),
+                p50_minutes=round(_pct(per_run, 50), 2),
+                p95_minutes=round(_pct(per_run, 95), 2),
+                max_minutes=round(float(per_run.max()), 2),
+            )
+    return ModelResult(
+        model=name,
+        runs=len(runs),
+        started=len(started),
+        eod_runs=n_eod,
+        eod_on_time_share=round(float((eod <= cfg.on_time_minutes).mean()) if eod.size else 0.0, 4),
+        eod_delay_p50_minutes=round(_pct(eod, 50), 2),
+        eod_delay_p95_minutes=round(_pct(eod, 95), 2),
+        eod_delay_max_minutes=round(float(eod.max()) if eod.size else 0.0, 2),
+        eod_sla_alert_share=round(float((eod > cfg.sla_alert_minutes).mean()) if eod.size else 0.0, 4),
+        eod_sla_incident_share=round(float((eod > cfg.sla_incident_minutes).mean()) if eod.size else 0.0, 4),
+        all_delay_p50_minutes=round(_pct(delay, 50), 2),
+        all_delay_p95_minutes=round(_pct(delay, 95), 2),
+        all_sla_alert_share=round(float((delay > cfg.sla_alert_minutes).mean()) if delay.size else 0.0, 4),
+        all_sla_incident_share=round(float((delay > cfg.sla_incident_minutes).mean()) if delay.size else 0.0, 4),
+        started_in_window=sum(1 for r in started if r.in_window),
+        utilisation=round(busy / (gw.pool_concurrency_limit * makespan), 4) if makespan else 0.0,
+        gateway_evaluations=evaluations,
+        deferrals_by_reason=by_reason,
+        seconds=round(time.perf_counter() - wall, 3),
+    )
+
+
+class SimReport(BaseModel):
+    config: SimConfig
+    pool_cap: int
+    runs_by_kind: dict[str, int]
+    prefect_native: ModelResult
+    releasegate: ModelResult
+    seconds: float
+
+
+def simulate(cfg: SimConfig) -> SimReport:
+    wall = time.perf_counter()
+    runs, gw, kinds = build_workload(cfg)
+    native = run_model(runs, gw, cfg, gated=False)
+    gated = run_model(runs, gw, cfg, gated=True)
+    return SimReport(
+        config=cfg,
+        pool_cap=gw.pool_concurrency_limit,
+        runs_by_kind=kinds,
+        prefect_native=native,
+        releasegate=gated,
+        seconds=round(time.perf_counter() - wall, 3),
+    )
