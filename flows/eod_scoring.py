@@ -23,6 +23,7 @@ from releasegate.adapters.prefect_flows import governed_flow
 from releasegate.adapters.prefect_gate import gate_current_run, record_completion
 from releasegate.policy.triggers import local_business_date
 from releasegate.services.eod import NoChampion, markdown, record_and_act, score_business_date, summary
+from releasegate.slugs import artifact_key
 
 DEPLOYMENT = "eod-scoring"
 
@@ -54,7 +55,7 @@ def eod_scoring(
     if result.comparison:
         logger.info("shadow comparison: %s", result.comparison.model_dump())
     create_markdown_artifact(
-        markdown=markdown(result), key=f"eod-{model_name}", description=f"EOD {day} prod.{model_name}"
+        markdown=markdown(result), key=artifact_key("eod", model_name), description=f"EOD {day} prod.{model_name}"
     )
     acted = record_and_act(result, str(flow_run.id))
     logger.info(

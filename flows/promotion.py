@@ -23,7 +23,7 @@ from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
 
 from releasegate import bootstrap
-from releasegate.adapters.config import load
+from releasegate.adapters.config import gate_policy_for
 from releasegate.adapters.prefect_flows import governed_flow
 from releasegate.adapters.prefect_gate import gate_current_run
 from releasegate.adapters.prefect_locks import ensure_alias_lock, ensure_model_lock
@@ -41,6 +41,7 @@ from releasegate.services.promotion import (
     restore_handshake,
 )
 from releasegate.services.release import binary_promotion, finish_unfinished
+from releasegate.slugs import artifact_key
 
 DEPLOYMENT = "promotion"
 MAX_APPROVAL_ATTEMPTS = 5
@@ -54,7 +55,7 @@ class ApprovalInput(RunInput, ApprovalFields):
 
 @flow(name="build-dossier")
 def build_dossier_flow(model_name: str, candidate_version: str, requested_by: str = "") -> dict:
-    dossier = build_dossier(model_name, candidate_version, load("gate-policy"), requested_by)
+    dossier = build_dossier(model_name, candidate_version, gate_policy_for(model_name), requested_by)
     c, ch = dossier.candidate, dossier.champion
     md = "\n".join(
         [
@@ -69,16 +70,18 @@ def build_dossier_flow(model_name: str, candidate_version: str, requested_by: st
             f"- approved KPI exception: {dossier.exception or 'none'}",
         ]
     )
-    artifact_id = create_markdown_artifact(markdown=md, key=f"dossier-{model_name}", description="Promotion dossier")
+    artifact_id = create_markdown_artifact(
+        markdown=md, key=artifact_key("dossier", model_name), description="Promotion dossier"
+    )
     return {"dossier": dossier.model_dump(mode="json"), "artifact_id": str(artifact_id)}
 
 
 @flow(name="execute-gates")
 def execute_gates(dossier: dict) -> dict:
     d = Dossier.model_validate(dossier)
-    report = evaluate_gates(d, load("gate-policy"), bootstrap.clock().now())
+    report = evaluate_gates(d, gate_policy_for(d.model), bootstrap.clock().now())
     artifact_id = create_markdown_artifact(
-        markdown=report.markdown(), key=f"gate-report-{d.model}", description="Promotion gate report"
+        markdown=report.markdown(), key=artifact_key("gate-report", d.model), description="Promotion gate report"
     )
     return {"report": report.model_dump(mode="json"), "artifact_id": str(artifact_id)}
 

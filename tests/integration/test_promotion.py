@@ -222,6 +222,27 @@ def test_1pct_better_candidate_is_held_with_a_measures_plan(home, clock):
     assert tech.details["gate_report_sha256"] == report.sha256() == rec.details["gate_report_sha256"]
 
 
+def test_the_model_manifest_sets_the_kpi_and_its_direction(home, clock, tmp_path, monkeypatch):
+    """The promotion judges a model by its own KPI from blocks/models.yaml: declared lower-is-better, the
+    higher-AUC candidate is the worse one and does not get through."""
+    manifest = tmp_path / "models.yaml"
+    manifest.write_text(
+        yaml.safe_dump({"models": [{"name": MODEL, "primary_kpi": {"metric": "roc_auc", "direction": "lower"}}]})
+    )
+    monkeypatch.setenv("RELEASEGATE_MODELS", str(manifest))
+    install_champion(register(WEAKER_BY_3PCT))
+    out = Promotion(register()).result().result()
+    assert out["outcome"] != "promote"
+    [tech] = [
+        r
+        for r in bootstrap.decision_log().query(kind="approval")
+        if r.details["role"] == "tech" and r.details["candidate_version"] == "2"
+    ]
+    kpi = GateReport.model_validate(tech.details["gate_report"]).gate("kpi_delta")
+    assert kpi.status == "fail" and kpi.measured is not None and kpi.measured < 0  # judged the other way round
+    assert registry.aliases(PROD) == {"champion": "1"}
+
+
 def test_approved_exception_waives_the_kpi_gate_until_it_expires(home, clock):
     champion = register(WEAKER_BY_1PCT)
     install_champion(champion)

@@ -10,6 +10,7 @@ variable naming a YAML file overrides both (tests, one-off runs).
 | retrain-policy     | retrain.RetrainPolicy      | blocks/retrain_policy.yaml    | RELEASEGATE_RETRAIN_POLICY    |
 | monitoring-thresholds | monitoring.MonitoringPolicy | blocks/monitoring_thresholds.yaml |
 |                    |                            | (env: RELEASEGATE_MONITORING_THRESHOLDS)                      |
+| models             | models.ModelManifest       | blocks/models.yaml            | RELEASEGATE_MODELS            |
 
 Event routes are read from ``blocks/event_routes.yaml`` only (or $RELEASEGATE_EVENT_ROUTES), so that
 event intake answers duplicates without any Prefect call.
@@ -33,6 +34,8 @@ from releasegate import bootstrap
 from releasegate.policy.capacity import GatewayConfig
 from releasegate.policy.gates import GatePolicy
 from releasegate.policy.handshake import Role
+from releasegate.policy.metrics import Direction
+from releasegate.policy.models import ModelManifest, ModelSpec
 from releasegate.policy.monitoring import MonitoringPolicy
 from releasegate.policy.retrain import RetrainPolicy
 from releasegate.services.intake import DEFAULT_ROUTES, Route
@@ -66,6 +69,7 @@ CONFIGS: dict[str, tuple[type[BaseModel], str, str]] = {
     "approvers": (ApproverConfig, "approvers.yaml", "RELEASEGATE_APPROVERS"),
     "retrain-policy": (RetrainPolicy, "retrain_policy.yaml", "RELEASEGATE_RETRAIN_POLICY"),
     "monitoring-thresholds": (MonitoringPolicy, "monitoring_thresholds.yaml", "RELEASEGATE_MONITORING_THRESHOLDS"),
+    "models": (ModelManifest, "models.yaml", "RELEASEGATE_MODELS"),
 }
 
 
@@ -110,11 +114,30 @@ def config_error(
     return ConfigError(path, problems[0][0], problems[0][1], problems)
 
 
+def _named_models(problems: list[tuple[str, str]], data: Any) -> list[tuple[str, str]]:
+    """``models.2.primary_kpi.direction`` -> ``models[credit].primary_kpi.direction``: name the model."""
+    entries = data.get("models") if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        return problems
+    out = []
+    for field, rule in problems:
+        parts = field.split(".")
+        if len(parts) >= 2 and parts[0] == "models" and parts[1].isdigit() and int(parts[1]) < len(entries):
+            entry = entries[int(parts[1])]
+            name = entry.get("name") if isinstance(entry, dict) else None
+            parts[:2] = [f"models[{name if name else '#' + parts[1]}]"]
+            field = ".".join(parts)
+        out.append((field, rule))
+    return out
+
+
 def validate_config(model: type[M], data: Any, path: str | Path) -> M:
     try:
         return model.model_validate({} if data is None else data)
     except ValidationError as exc:
-        raise config_error(path, exc, model) from None
+        err = config_error(path, exc, model)
+        problems = _named_models(err.problems, data)
+        raise ConfigError(path, problems[0][0], problems[0][1], problems) from None
 
 
 def from_file(name: str, path: Path | None = None):
@@ -176,3 +199,31 @@ def load_routes() -> list[Route]:
     if not path.is_file():
         return list(DEFAULT_ROUTES)
     return list(_routes(str(path), path.stat().st_mtime))
+
+
+def model_spec(model: str) -> ModelSpec | None:
+    """The manifest entry of ``model`` (block, else file), None when the manifest does not name it."""
+    try:
+        manifest: ModelManifest = load("models")
+    except ConfigError as exc:
+        if "cannot be read" in exc.rule and not os.environ.get("RELEASEGATE_MODELS"):
+            return None  # no manifest file in this project: every model on the global defaults
+        raise
+    return manifest.get(model)
+
+
+def gate_policy_for(model: str, use_block: bool = True) -> GatePolicy:
+    """The gate policy with the model's own primary KPI (metric, direction, minimum gain) when the
+    manifest names the model; the global ``gate-policy`` otherwise."""
+    policy: GatePolicy = load("gate-policy", use_block)
+    spec = model_spec(model)
+    if spec is None:
+        return policy
+    kpi = spec.primary_kpi
+    return policy.model_copy(
+        update={
+            "primary_metric": kpi.metric,
+            "higher_is_better": kpi.better is Direction.higher_better,
+            "min_kpi_delta": kpi.min_delta,
+        }
+    )

@@ -24,7 +24,7 @@ def watch_once() -> list[IntakeResult]:
     now = bootstrap.clock().now()
     results: list[IntakeResult] = []
     for rm in c.search_registered_models(max_results=1000):
-        parts = split_name(rm.name)
+        parts = split_name(rm.name, bootstrap.settings().environments)
         if parts is None:
             continue
         env, model = parts

@@ -58,6 +58,8 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
 
 
 def create_app(secret: str | None = None, tolerance=TOLERANCE) -> Starlette:
+    environments = tuple(bootstrap.settings().environments)  # RELEASEGATE_ENVIRONMENTS
+
     async def mlflow_webhook(request: Request) -> JSONResponse:
         key = secret or os.environ.get("RELEASEGATE_WEBHOOK_SECRET")
         if not key:
@@ -69,7 +71,7 @@ def create_app(secret: str | None = None, tolerance=TOLERANCE) -> Starlette:
         now = bootstrap.clock().now()
         try:
             delivery_id = verify(key, dict(request.headers), body, now, tolerance)
-            event = to_event(body, delivery_id, now)
+            event = to_event(body, delivery_id, now, environments)
         except WebhookRejected as exc:
             return JSONResponse({"error": exc.reason}, status_code=exc.status)
         store = RegistryEventStore(bootstrap.settings().resolved_database_url)

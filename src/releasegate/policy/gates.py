@@ -37,6 +37,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from releasegate.policy.metrics import Direction, relative_gain
+
 
 class GatePolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -134,11 +136,8 @@ class GateReport(BaseModel):
 
 
 def kpi_delta(candidate: float, champion: float, higher_is_better: bool = True) -> float:
-    """Relative improvement of the candidate over the champion (0.03 = 3 % better)."""
-    if champion == 0:
-        return float("inf") if candidate != champion else 0.0
-    delta = (candidate - champion) / abs(champion)
-    return delta if higher_is_better else -delta
+    """Relative improvement of the candidate over the champion (0.03 = 3 % better), in the KPI's direction."""
+    return relative_gain(candidate, champion, Direction.higher_better if higher_is_better else Direction.lower_better)
 
 
 def _kpi_gate(d: Dossier, p: GatePolicy, now: datetime) -> GateResult:

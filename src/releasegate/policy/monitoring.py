@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from releasegate.policy.metrics import Direction, relative_drop
 from releasegate.policy.psi import psi
 from releasegate.policy.rollback_tree import TreeThresholds
 
@@ -88,14 +89,12 @@ def latency_percentiles(latencies_ms: Sequence[float] | np.ndarray) -> dict[str,
     return {"p50": float(p50), "p95": float(p95), "p99": float(p99)}
 
 
-def metric_drop(current: float | None, baseline: float | None) -> float | None:
-    """Relative drop of the primary metric vs baseline (positive = worse); None when unknown.
-
-    Rounded to 12 digits so a drop of exactly the threshold (0.76 vs 0.80 = 5 %) is not pushed over it
-    by binary floating point."""
-    if current is None or not baseline:
-        return None
-    return round((baseline - current) / baseline, 12)
+def metric_drop(
+    current: float | None, baseline: float | None, direction: Direction = Direction.higher_better
+) -> float | None:
+    """Relative drop of the primary metric vs baseline in the metric's direction (positive = worse: a
+    lower AUC, a higher RMSE); None when unknown."""
+    return relative_drop(current, baseline, direction)
 
 
 def evaluate(
@@ -110,6 +109,7 @@ def evaluate(
     latency_ms: Mapping[str, float],
     metric_now: float | None = None,
     metric_baseline: float | None = None,
+    metric_direction: Direction = Direction.higher_better,
 ) -> MonitoringReport:
     drift = dict(zip(features, (float(v) for v in psi(reference, current)), strict=True))
     finite = {f: v for f, v in drift.items() if np.isfinite(v)}
@@ -123,7 +123,7 @@ def evaluate(
     if empty:
         schema.append(f"no values for {', '.join(empty)}")
     fail_rate = failures / rows if rows else 1.0
-    drop = metric_drop(metric_now, metric_baseline)
+    drop = metric_drop(metric_now, metric_baseline, metric_direction)
     checks = [
         Check(
             name="drift_psi",

@@ -22,6 +22,7 @@ import base64
 import hashlib
 import hmac
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -69,13 +70,17 @@ def verify(secret: str, headers: dict[str, str], body: bytes, now: datetime, tol
     return delivery_id
 
 
-def split_name(name: str) -> tuple[str, str] | None:
+def split_name(name: str, environments: Sequence[str] = ENVIRONMENTS) -> tuple[str, str] | None:
+    """``<env>.<model>`` -> (env, model) when ``env`` is one of ``environments`` (RELEASEGATE_ENVIRONMENTS)."""
     env, _, model = name.partition(".")
-    return (env, model) if env in ENVIRONMENTS and model else None
+    return (env, model) if env in environments and model else None
 
 
-def to_event(body: bytes, delivery_id: str, now: datetime) -> dict[str, Any] | None:
-    """The event-contract dict for a delivery, or None for deliveries releasegate does not act on.
+def to_event(
+    body: bytes, delivery_id: str, now: datetime, environments: Sequence[str] = ENVIRONMENTS
+) -> dict[str, Any] | None:
+    """The event-contract dict for a delivery, or None for deliveries releasegate does not act on
+    (a registered model outside ``environments``, an action that is not a new version or a staging alias).
 
     Raises ``WebhookRejected(400)`` for a body that is not the MLflow webhook shape."""
     try:
@@ -88,7 +93,7 @@ def to_event(body: bytes, delivery_id: str, now: datetime) -> dict[str, Any] | N
     name, version = data.get("name"), data.get("version")
     if not isinstance(name, str) or version is None:
         raise WebhookRejected(400, "data.name and data.version are required")
-    parts = split_name(name)
+    parts = split_name(name, environments)
     if parts is None:
         return None
     env, model = parts

@@ -28,7 +28,7 @@ from typing import Any
 
 from releasegate import bootstrap
 from releasegate.adapters import mlflow_registry as registry
-from releasegate.adapters.config import ApproverConfig
+from releasegate.adapters.config import ApproverConfig, model_spec
 from releasegate.decisions import DecisionKind, DecisionOutcome, NewDecision
 from releasegate.fingerprint import fingerprint
 from releasegate.policy.gates import Dossier, GatePolicy, GateReport
@@ -41,6 +41,7 @@ from releasegate.policy.handshake import (
     approval_ref,
     check_approval,
 )
+from releasegate.policy.models import Criticality
 from releasegate.policy.psi import psi
 from releasegate.services.promotion_log import promotion_history
 from releasegate.services.release import promotion_subject
@@ -120,13 +121,16 @@ def build_dossier(model: str, candidate_version: str, policy: GatePolicy, reques
     smoke = registry.smoke_test(f"models:/{staging}/{candidate_version}", holdout.X)
     tags = {**registry.registered_model_tags(staging), **registry.registered_model_tags(prod)}
     monitoring = (bootstrap.project_root() / "blocks" / "monitoring_thresholds.yaml").is_file()
+    spec = model_spec(model)
     return Dossier(
         model=model,
         candidate=candidate,
         champion=champion,
         archive_version=registry.alias_version(prod, registry.ARCHIVE),
         target_fingerprint=fingerprint(),
-        critical=tags.get("critical", "").lower() == "true",
+        # critical by the model manifest, or by the registered model's tag (the older way)
+        critical=(spec is not None and spec.criticality is Criticality.critical)
+        or tags.get("critical", "").lower() == "true",
         monitoring_configured=monitoring,
         drift_psi=drift,
         smoke=smoke,

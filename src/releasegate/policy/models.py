@@ -1,0 +1,177 @@
+"""The model manifest: what a team declares about each model releasegate governs (``blocks/models.yaml``,
+saved as the block ``releasegate-config/models``).
+
+Per model: its registry names per environment, its primary KPI (metric, direction, minimum relative
+gain over the champion), optional guard metrics, criticality and risk tier, the task and how to
+predict, where a business date's inputs and labels come from, the retrain deployment and approvers.
+Everything refuses unknown fields; a refusal names the model, the field and the rule (the loader,
+``adapters.config``, turns ``models.<i>`` into ``models[<name>]``). Pure: no I/O here; the data sources
+are read by an adapter.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Annotated, Self
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from releasegate.policy.metrics import Direction, direction_of
+from releasegate.slugs import slug
+
+NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$"  # no '.', which separates environment and model
+ENTRYPOINT = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+
+class Criticality(StrEnum):
+    standard = "standard"
+    critical = "critical"  # shadow / canary evidence is mandatory before a promotion
+
+
+class RiskTier(StrEnum):
+    standard = "standard"
+    high = "high"  # the handshake adds COMPLIANCE after RISK
+
+
+class Task(StrEnum):
+    classification = "classification"
+    regression = "regression"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Kpi(_Strict):
+    metric: str = Field(min_length=1)
+    direction: Direction | None = None  # default: the metric catalogue's (``policy.metrics``)
+    min_delta: Annotated[float, Field(ge=0, le=1)] = 0.02  # relative gain over the champion, +2 %
+
+    @model_validator(mode="after")
+    def _known_direction(self) -> Self:
+        direction_of(self.metric, self.direction)  # refuses a metric of unknown direction
+        return self
+
+    @property
+    def better(self) -> Direction:
+        return direction_of(self.metric, self.direction)
+
+
+class GuardMetric(_Strict):
+    """A metric the candidate must keep within ``limit`` (absolute), e.g. ``max_latency_ms <= 50``."""
+
+    metric: str = Field(min_length=1)
+    direction: Direction | None = None
+    limit: float
+
+    @model_validator(mode="after")
+    def _known_direction(self) -> Self:
+        direction_of(self.metric, self.direction)
+        return self
+
+
+class DataSource(_Strict):
+    """A business date's data: ``uri`` (Parquet or CSV path/URI template with ``{business_date}``), or
+    ``entrypoint`` (``package.module:function``, called with the business date, returns a DataFrame)."""
+
+    uri: str | None = None
+    entrypoint: str | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> Self:
+        if (self.uri is None) == (self.entrypoint is None):
+            raise ValueError("give exactly one of uri or entrypoint")
+        if self.uri is not None:
+            if "{business_date}" not in self.uri:
+                raise ValueError("uri must contain {business_date}, the date the data is for")
+            if not self.uri.split("?")[0].endswith((".parquet", ".csv")):
+                raise ValueError("uri must name a .parquet or .csv file")
+        if self.entrypoint is not None and not ENTRYPOINT.match(self.entrypoint):
+            raise ValueError("entrypoint must look like package.module:function")
+        return self
+
+
+class RetrainJob(_Strict):
+    """The model's own retrain deployment (``flow-name/deployment-name``), called as a child run, with
+    parameter templates (``{model_name}``, ``{version}``, ``{trigger}``, ``{business_date}``)."""
+
+    deployment: str = Field(pattern=r"^[^/\s]+/[^/\s]+$")
+    parameters: dict[str, str] = Field(default_factory=dict)
+
+
+class ModelApprovers(_Strict):
+    pm: list[str] = Field(default_factory=list)
+    risk: list[str] = Field(default_factory=list)
+    compliance: list[str] = Field(default_factory=list)
+
+
+class ModelSpec(_Strict):
+    name: str = Field(pattern=NAME)
+    registry: dict[str, str] = Field(default_factory=dict)  # environment -> registered model name template
+    primary_kpi: Kpi
+    guards: list[GuardMetric] = Field(default_factory=list)
+    criticality: Criticality = Criticality.standard
+    risk_tier: RiskTier = RiskTier.standard
+    task: Task = Task.classification
+    predict: str | None = None  # "predict" or "predict_proba:<column>"; default from the task
+    label_column: str = "label"
+    current_inputs: DataSource | None = None
+    labels: DataSource | None = None
+    retrain: RetrainJob | None = None
+    scoring_deployment: str | None = Field(default=None, pattern=r"^[^/\s]+/[^/\s]+$")
+    approvers: ModelApprovers | None = None  # None: the global lists (blocks/approvers.yaml)
+
+    @field_validator("registry")
+    @classmethod
+    def _templates(cls, v: dict[str, str]) -> dict[str, str]:
+        for env, template in v.items():
+            if not template.strip():
+                raise ValueError(f"registry.{env}: give a registered model name or a template")
+        return v
+
+    @field_validator("predict")
+    @classmethod
+    def _predict(cls, v: str | None) -> str | None:
+        if v is not None and v != "predict" and not re.fullmatch(r"predict_proba:\d+", v):
+            raise ValueError("predict must be 'predict' or 'predict_proba:<column index>'")
+        return v
+
+    def registered_name(self, env: str) -> str:
+        return self.registry.get(env, "{env}.{model}").format(env=env, model=self.name)
+
+    @property
+    def prediction(self) -> str:
+        return self.predict or ("predict_proba:1" if self.task is Task.classification else "predict")
+
+    @property
+    def key(self) -> str:
+        """The model's Prefect key part (artifact keys allow only ``[a-z0-9-]``)."""
+        return slug(self.name)
+
+
+class ModelManifest(_Strict):
+    models: list[ModelSpec] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique(self) -> Self:
+        names: dict[str, str] = {}
+        keys: dict[str, str] = {}
+        for m in self.models:
+            for taken, seen, what in ((m.name, names, "name"), (m.key, keys, "key (its name as a slug)")):
+                if taken in seen:
+                    raise ValueError(f"model {m.name!r}: {what} {taken!r} is already used by {seen[taken]!r}")
+                seen[taken] = m.name
+        return self
+
+    def get(self, name: str) -> ModelSpec | None:
+        return next((m for m in self.models if m.name == name), None)
+
+    def require(self, name: str) -> ModelSpec:
+        spec = self.get(name)
+        if spec is None:
+            known = ", ".join(m.name for m in self.models) or "none"
+            raise KeyError(
+                f"model {name!r} is not in the model manifest (known: {known}); add it to blocks/models.yaml"
+            )
+        return spec

@@ -1,0 +1,122 @@
+"""The model manifest (blocks/models.yaml) and metric directions: each model judged by its own KPI."""
+
+from datetime import UTC, datetime
+
+import pytest
+import yaml
+
+from releasegate.adapters.config import ConfigError, gate_policy_for, validate_config
+from releasegate.policy.gates import Dossier, GatePolicy, VersionFacts, execute_gates
+from releasegate.policy.metrics import Direction, UnknownMetric, direction_of, relative_gain
+from releasegate.policy.models import ModelManifest
+from releasegate.policy.monitoring import metric_drop
+from releasegate.policy.webhooks import split_name
+from releasegate.slugs import artifact_key
+from tests.conftest import ROOT
+
+NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+DIABETES = {
+    "name": "diabetes_b",
+    "primary_kpi": {"metric": "rmse", "min_delta": 0.02},
+    "task": "regression",
+    "current_inputs": {"uri": "data/inputs/{business_date}.parquet"},
+    "labels": {"uri": "data/labels/{business_date}.parquet"},
+    "retrain": {"deployment": "diabetes-train/diabetes-train", "parameters": {"trigger": "{trigger}"}},
+}
+
+
+def _manifest(*models):
+    return validate_config(ModelManifest, {"models": list(models)}, "blocks/models.yaml")
+
+
+def test_the_shipped_manifest_is_valid_and_names_the_demo_model():
+    doc = yaml.safe_load((ROOT / "blocks" / "models.yaml").read_text())
+    spec = _manifest(*doc["models"]).require("credit")
+    assert spec.primary_kpi.better is Direction.higher_better and spec.registered_name("prod") == "prod.credit"
+
+
+def test_directions_come_from_the_catalogue_or_the_entry():
+    assert direction_of("rmse") is Direction.lower_better and direction_of("roc_auc") is Direction.higher_better
+    assert direction_of("my_score", Direction.lower_better) is Direction.lower_better
+    with pytest.raises(UnknownMetric, match="give its direction"):
+        direction_of("my_score")
+    assert relative_gain(50.0, 52.0, Direction.lower_better) == pytest.approx(2 / 52)  # lower rmse: better
+    assert metric_drop(55.0, 50.0, Direction.lower_better) == pytest.approx(0.1)  # higher rmse: a drop
+    assert metric_drop(0.72, 0.80) == pytest.approx(0.1)  # AUC, as before
+
+
+def _rmse_dossier(candidate: float, champion: float) -> Dossier:
+    fp = "f" * 64
+    return Dossier(
+        model="diabetes_b",
+        candidate=VersionFacts(
+            name="staging.diabetes_b",
+            version="2",
+            metrics={"rmse": candidate},
+            tags={"env_fingerprint": fp},
+            artifact_sha256="a" * 64,
+        ),
+        champion=VersionFacts(name="prod.diabetes_b", version="1", metrics={"rmse": champion}),
+        archive_version=None,
+        target_fingerprint=fp,
+        drift_psi={"x": 0.01},
+        smoke={"ok": True, "rows": 10},
+        built_at=NOW,
+    )
+
+
+def test_a_lower_is_better_kpi_rejects_the_worse_rmse_and_promotes_the_better(tmp_path, monkeypatch):
+    path = tmp_path / "models.yaml"
+    path.write_text(yaml.safe_dump({"models": [DIABETES]}))
+    monkeypatch.setenv("RELEASEGATE_MODELS", str(path))
+    monkeypatch.setenv("RELEASEGATE_GATE_POLICY", str(ROOT / "blocks" / "gate_policy.yaml"))
+    policy = gate_policy_for("diabetes_b")
+    assert (policy.primary_metric, policy.higher_is_better, policy.min_kpi_delta) == ("rmse", False, 0.02)
+    worse = execute_gates(_rmse_dossier(candidate=55.0, champion=50.0), policy, NOW)
+    better = execute_gates(_rmse_dossier(candidate=48.0, champion=50.0), policy, NOW)
+    assert worse.gate("kpi_delta").status == "fail" and worse.outcome.value != "promote"
+    assert better.gate("kpi_delta").status == "pass" and better.outcome.value == "promote"
+    # the same numbers under the global (higher-is-better AUC) policy would be judged the wrong way round
+    assert execute_gates(_rmse_dossier(55.0, 50.0), GatePolicy(primary_metric="rmse"), NOW).outcome.value == "promote"
+    assert gate_policy_for("not-in-manifest") == GatePolicy.model_validate(
+        yaml.safe_load((ROOT / "blocks" / "gate_policy.yaml").read_text())
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "words"),
+    [
+        (
+            {"primary_kpi": {"metric": "rmse", "direction": "sideways"}},
+            "models[diabetes_b].primary_kpi.direction",
+            "'higher' or 'lower'",
+        ),
+        ({"primary_kpi": {"metric": "my_score"}}, "models[diabetes_b].primary_kpi", "give its direction"),
+        ({"current_inputs": {"uri": "data/inputs.parquet"}}, "models[diabetes_b].current_inputs", "{business_date}"),
+        (
+            {"current_inputs": {"uri": "x/{business_date}.parquet", "entrypoint": "pkg.mod:load"}},
+            "models[diabetes_b].current_inputs",
+            "exactly one",
+        ),
+        ({"retrain": {"deployment": "no-slash"}}, "models[diabetes_b].retrain.deployment", "pattern"),
+        ({"predict": "predict_log"}, "models[diabetes_b].predict", "predict_proba:<column index>"),
+        ({"colour": "blue"}, "models[diabetes_b].colour", "unknown field"),
+        ({"name": "prod.diabetes"}, "models[prod.diabetes].name", "pattern"),
+    ],
+)
+def test_a_bad_manifest_entry_names_the_model_the_field_and_the_rule(change, field, words):
+    with pytest.raises(ConfigError) as e:
+        _manifest(DIABETES | change)
+    assert e.value.field == field and words in e.value.rule, (e.value.field, e.value.rule)
+    assert "blocks/models.yaml" in str(e.value)
+
+
+def test_two_models_may_not_share_a_name_or_a_prefect_key():
+    with pytest.raises(ConfigError, match="model 'diabetes-b': key .* 'diabetes-b' is already used by 'diabetes_b'"):
+        _manifest(DIABETES, DIABETES | {"name": "diabetes-b"})
+
+
+def test_prefect_keys_and_environments_follow_the_model_and_the_settings():
+    assert artifact_key("dossier", "diabetes_b") == "dossier-diabetes-b"
+    assert split_name("uat.churn", ["dev", "uat", "prod"]) == ("uat", "churn")
+    assert split_name("uat.churn") is None  # not one of the default environments
