@@ -243,6 +243,22 @@ def test_the_model_manifest_sets_the_kpi_and_its_direction(home, clock, tmp_path
     assert registry.aliases(PROD) == {"champion": "1"}
 
 
+def test_a_version_logged_without_an_input_example_is_held_with_what_to_log(home, clock):
+    """The smoke test scores the model's own logged input_example (not releasegate's demo rows); a team's
+    model logged without one is held, and the measure says what to log."""
+    result = train(seed=11)
+    mlflow = registry._mlflow()
+    with mlflow.start_run(experiment_id=registry.experiment_id()):
+        mlflow.log_metrics(result.metrics)
+        info = mlflow.sklearn.log_model(
+            result.model, name="model", registered_model_name=STAGING, skops_trusted_types=["numpy.dtype"]
+        )
+    out = Promotion(str(info.registered_model_version)).result().result()
+    assert out["outcome"] == "hold"
+    assert any(m.startswith("smoke_test:") and "input_example" in m for m in out["measures_plan"])
+    assert registry.aliases(PROD) == {}  # nothing moved
+
+
 def test_approved_exception_waives_the_kpi_gate_until_it_expires(home, clock):
     champion = register(WEAKER_BY_1PCT)
     install_champion(champion)

@@ -224,3 +224,19 @@ def test_psi_ignores_missing_values():
     a = generate(5000, seed=1).X
     b = generate(5000, seed=1, missing_rate=0.2).X
     assert psi(a, b).max() < 0.01
+
+
+def test_a_model_without_an_input_example_is_held_with_what_to_log():
+    """The smoke test scores the model's own logged input_example; without one the gate says what to log."""
+    missing = {
+        "ok": False,
+        "rows": 0,
+        "error": "no input_example was logged with the model",
+        "measure": "log the model with input_example=<a few rows of real inputs>",
+    }
+    report = execute_gates(dossier(smoke=missing), GatePolicy(), NOW)
+    smoke = report.gate("smoke_test")
+    assert smoke.status == "fail" and smoke.fixable and "input_example" in smoke.measure
+    assert report.outcome is PromotionOutcome.hold and any("input_example" in m for m in report.measures_plan)
+    broken = execute_gates(dossier(smoke={"ok": False, "rows": 5, "error": "schema mismatch"}), GatePolicy(), NOW)
+    assert broken.outcome is PromotionOutcome.reject  # a model that cannot score its own example: no measure

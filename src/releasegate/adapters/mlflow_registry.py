@@ -112,9 +112,12 @@ def log_and_register(
         mlflow.set_tags(tags)
         import numpy
 
+        X = numpy.asarray(result.holdout.X)
         info = mlflow.sklearn.log_model(
             result.model,
             name="model",
+            # what the smoke test scores (and the signature MLflow infers from it): complete rows only
+            input_example=X[~numpy.isnan(X).any(axis=1)][:5],
             registered_model_name=name,
             pip_requirements=[f"scikit-learn=={sklearn.__version__}", f"numpy=={numpy.__version__}"],
             # The imputer keeps its fit dtype; a numpy.dtype holds no code. Nothing else is trusted.
@@ -192,16 +195,30 @@ def load_sklearn(uri: str):
     return _mlflow().sklearn.load_model(uri)
 
 
-def smoke_test(uri: str, X) -> dict[str, Any]:
-    """Load through pyfunc (what serving uses) and score ``X``; never raises."""
+def smoke_test(uri: str, X: Any = None) -> dict[str, Any]:
+    """Load through pyfunc (what serving uses) and score ``X``, by default the ``input_example`` logged
+    with the model (any model, any flavour: its own inputs, checked against its own signature); never
+    raises. Without ``X`` and without a logged example the check fails and says what to log."""
     try:
         model = _mlflow().pyfunc.load_model(uri)
+        source = "given rows"
+        if X is None:
+            X, source = model.input_example, "its input_example"
+            if X is None:
+                return {
+                    "ok": False,
+                    "rows": 0,
+                    "error": "no input_example was logged with the model",
+                    "measure": "log the model with input_example=<a few rows of real inputs> "
+                    "(mlflow.<flavor>.log_model(..., input_example=...)) so that it can be loaded and scored",
+                }
         out = model.predict(X)
-        if len(out) != len(X):
-            return {"ok": False, "rows": len(X), "error": f"{len(out)} predictions for {len(X)} rows"}
-        return {"ok": True, "rows": len(X), "error": None}
+        n = len(X)
+        if len(out) != n:
+            return {"ok": False, "rows": n, "error": f"{len(out)} predictions for {n} rows of {source}"}
+        return {"ok": True, "rows": n, "error": None, "source": source}
     except Exception as exc:  # the gate reports it
-        return {"ok": False, "rows": len(X), "error": f"{type(exc).__name__}: {exc}"[:500]}
+        return {"ok": False, "rows": 0, "error": f"{type(exc).__name__}: {exc}"[:500]}
 
 
 def find_copy(prod_name: str, staging_name: str, version: str, sha256: str, decision_id: str) -> str | None:

@@ -253,7 +253,16 @@ def _smoke_gate(d: Dossier) -> GateResult:
             status="pass",
             measured=s.get("rows"),
             threshold="no error",
-            evidence=f"loaded from the registry and scored {s.get('rows')} holdout rows",
+            evidence=f"loaded from the registry and scored {s.get('rows')} rows of {s.get('source', 'holdout data')}",
+        )
+    if s.get("measure"):  # something the training run did not log: a new version with it can pass
+        return GateResult(
+            name="smoke_test",
+            status="fail",
+            measured=s.get("rows"),
+            threshold="no error",
+            evidence=f"cannot smoke-test: {s.get('error')}",
+            measure=s["measure"],
         )
     return GateResult(
         name="smoke_test",

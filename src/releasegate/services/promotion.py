@@ -117,8 +117,7 @@ def build_dossier(model: str, candidate_version: str, policy: GatePolicy, reques
     champion = registry.version_facts(prod, champ_v, with_hash=True) if champ_v else None
     p = candidate.params
     drift = drift_vs_prod(p)
-    holdout = generate(policy.smoke_rows, seed=int(p.get("seed", 0)) + 1_000_003)
-    smoke = registry.smoke_test(f"models:/{staging}/{candidate_version}", holdout.X)
+    smoke = registry.smoke_test(f"models:/{staging}/{candidate_version}")  # on its logged input_example
     tags = {**registry.registered_model_tags(staging), **registry.registered_model_tags(prod)}
     monitoring = (bootstrap.project_root() / "blocks" / "monitoring_thresholds.yaml").is_file()
     spec = model_spec(model)
