@@ -120,3 +120,65 @@ def test_prefect_keys_and_environments_follow_the_model_and_the_settings():
     assert artifact_key("dossier", "diabetes_b") == "dossier-diabetes-b"
     assert split_name("uat.churn", ["dev", "uat", "prod"]) == ("uat", "churn")
     assert split_name("uat.churn") is None  # not one of the default environments
+
+
+def test_metric_functions_agree_with_scikit_learn_and_teams_can_add_their_own(monkeypatch):
+    import numpy as np
+    from sklearn.metrics import accuracy_score, f1_score, mean_absolute_error, r2_score, roc_auc_score
+
+    from releasegate.policy import metrics
+    from releasegate.policy.metrics import compute, register_metric
+
+    monkeypatch.setattr(metrics, "CATALOGUE", dict(metrics.CATALOGUE))  # the registration stays in this test
+    monkeypatch.setattr(metrics, "FUNCTIONS", dict(metrics.FUNCTIONS))
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 500).astype(float)
+    p = np.round(np.clip(y * 0.3 + rng.random(500) * 0.7, 0, 1), 2)  # ties on purpose
+    assert compute("roc_auc", y, p) == pytest.approx(roc_auc_score(y, p))
+    assert compute("accuracy", y, p) == pytest.approx(accuracy_score(y, p >= 0.5))
+    assert compute("f1", y, p) == pytest.approx(f1_score(y, p >= 0.5))
+    yr, pr = rng.normal(100, 20, 300), rng.normal(100, 20, 300)
+    assert compute("rmse", yr, pr) == pytest.approx(float(np.sqrt(np.mean((yr - pr) ** 2))))
+    assert compute("mae", yr, pr) == pytest.approx(mean_absolute_error(yr, pr))
+    assert compute("r2", yr, pr) == pytest.approx(r2_score(yr, pr))
+    pr[:10] = np.nan  # rows without a prediction do not count
+    assert compute("mae", yr, pr) == pytest.approx(mean_absolute_error(yr[10:], pr[10:]))
+    with pytest.raises(UnknownMetric, match="register_metric"):
+        compute("pinball", yr, pr)
+    register_metric("max_error", Direction.lower_better, lambda a, b: float(np.max(np.abs(a - b))))
+    assert direction_of("max_error") is Direction.lower_better and compute("max_error", yr[10:], pr[10:]) > 0
+
+
+def test_data_sources_load_a_business_date_or_name_what_is_wrong(tmp_path):
+    from datetime import date
+
+    import pandas as pd
+
+    from releasegate.adapters.data_sources import DataSourceError, load_frame, require_columns
+
+    (tmp_path / "in").mkdir()
+    pd.DataFrame({"age": [0.1, 0.2], "bmi": [0.3, 0.4]}).to_parquet(tmp_path / "in" / "2026-11-30.parquet")
+    pd.DataFrame({"target": [150.0, 80.0]}).to_csv(tmp_path / "in" / "labels-2026-11-30.csv", index=False)
+    spec = _manifest(
+        DIABETES
+        | {
+            "current_inputs": {"uri": str(tmp_path / "in" / "{business_date}.parquet")},
+            "labels": {"uri": f"file://{tmp_path}/in/labels-{{business_date}}.csv"},
+        }
+    ).require("diabetes_b")
+    frame = load_frame(spec, "current_inputs", date(2026, 11, 30))
+    assert list(frame.columns) == ["age", "bmi"] and len(frame) == 2
+    assert load_frame(spec, "labels", date(2026, 11, 30))["target"].tolist() == [150.0, 80.0]
+
+    with pytest.raises(DataSourceError) as e:
+        load_frame(spec, "current_inputs", date(2026, 12, 1))
+    assert (
+        e.value.field == "models[diabetes_b].current_inputs" and "no file for business date 2026-12-01" in e.value.rule
+    )
+    with pytest.raises(DataSourceError) as e:
+        require_columns(spec, "current_inputs", frame, ["age", "bmi", "s1"])
+    assert "missing column(s) s1" in e.value.rule
+    bad = _manifest(DIABETES | {"current_inputs": {"entrypoint": "no_such_pkg.data:load"}}).require("diabetes_b")
+    with pytest.raises(DataSourceError, match="does not import"):
+        load_frame(bad, "current_inputs", date(2026, 11, 30))
