@@ -2,7 +2,7 @@
 
 ``uri``: a Parquet or CSV file (local path or ``file://`` URI; any URI pandas reads) with
 ``{business_date}`` filled in as ``YYYY-MM-DD``. ``entrypoint``: ``package.module:function``, imported
-as installed (releasegate never edits ``sys.path``: install the team's package, or run from its project
+as installed (releasegate never changes the import path: install the team's package, or run from its project
 folder), called with the business date, returning a pandas DataFrame.
 
 Every problem is a ``DataSourceError`` naming the model, the field (``current_inputs`` / ``labels``) and

@@ -17,6 +17,7 @@ from typing import Any
 
 from releasegate import bootstrap
 from releasegate.policy.gates import VersionFacts
+from releasegate.policy.psi import ReferenceProfile
 from releasegate.ports import RegistryUnavailable
 
 CHAMPION, CHALLENGER, STAGING, ARCHIVE = "champion", "challenger", "staging", "archive"
@@ -160,6 +161,24 @@ def version_facts(name: str, version: str, with_hash: bool = True) -> VersionFac
         tags=dict(mv.tags),
         artifact_sha256=artifact_sha256(f"models:/{name}/{version}") if with_hash else None,
     )
+
+
+def reference_profile(name: str, version: str) -> ReferenceProfile | None:
+    """The reference profile logged with the version's run (``releasegate.evidence``), None when absent."""
+    from releasegate.adapters.mlflow_evidence import PROFILE_ARTIFACT
+
+    run_id = client().get_model_version(name, version).run_id
+    if not run_id:
+        return None
+    try:
+        doc = _mlflow().artifacts.load_dict(f"runs:/{run_id}/{PROFILE_ARTIFACT}")
+    except _MlflowException() as exc:
+        if _is(exc, "RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise RegistryUnavailable(f"MLflow could not read {PROFILE_ARTIFACT} of {name} v{version}: {exc}") from exc
+    except OSError:  # the local artifact store says "no such file" this way
+        return None
+    return ReferenceProfile.model_validate(doc)
 
 
 def alias_version(name: str, alias: str) -> str | None:

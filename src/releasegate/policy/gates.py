@@ -73,6 +73,7 @@ class Dossier(BaseModel):
     critical: bool = False
     monitoring_configured: bool = True
     drift_psi: dict[str, float] = Field(default_factory=dict)
+    drift_measure: str | None = None  # why drift could not be measured, as what to do about it
     smoke: dict[str, Any] = Field(default_factory=dict)  # {"ok": bool, "rows": n, "error": str|None}
     exception: dict[str, Any] | None = None  # an approved KPI exception: {"decision_id", "expires_at"}
     built_at: datetime
@@ -206,7 +207,7 @@ def _drift_gate(d: Dossier, p: GatePolicy) -> GateResult:
             status="fail",
             threshold=p.max_psi,
             evidence="no drift measurement",
-            measure="measure PSI of the training data against current prod inputs",
+            measure=d.drift_measure or "measure PSI of the training data against current prod inputs",
         )
     worst = max(d.drift_psi, key=lambda k: d.drift_psi[k])
     value = d.drift_psi[worst]

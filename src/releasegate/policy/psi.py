@@ -12,9 +12,11 @@ moderate, > 0.2 significant shift, > 0.3 urgent. Pure module.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict
 
 DEFAULT_BINS = 10
 DEFAULT_FLOOR = 1e-4
@@ -77,3 +79,62 @@ def _psi_1d(r: np.ndarray, c: np.ndarray, qs: np.ndarray, floor: float) -> float
     rc = np.maximum(np.bincount(_bin_index(e, r), minlength=nb) / r.size, floor)
     cc = np.maximum(np.bincount(_bin_index(e, c), minlength=nb) / c.size, floor)
     return float(np.sum((cc - rc) * np.log(cc / rc)))
+
+
+# -- a reference profile, computed once per model version ---------------------------------------------
+class ReferenceProfile(BaseModel):
+    """Per-feature bin edges and reference shares of a training set: drift is then ``psi_against`` the
+    profile, so the training data is never read again (``releasegate.evidence`` logs it with the run)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    features: list[str]
+    edges: list[list[float]]  # per feature, the inner quantile edges (outer bins open to ±inf)
+    shares: list[list[float]]  # per feature, the reference share of each bin (len(edges) + 1)
+    rows: int
+    floor: float = DEFAULT_FLOOR
+
+
+def reference_profile(
+    reference: np.ndarray, features: Sequence[str], bins: int = DEFAULT_BINS, floor: float = DEFAULT_FLOOR
+) -> ReferenceProfile:
+    ref = np.asarray(reference, dtype=np.float64)
+    if ref.ndim != 2 or ref.shape[1] != len(features):
+        raise ValueError(f"reference must have one column per feature ({len(features)}), has shape {ref.shape}")
+    qs = np.linspace(0, 1, bins + 1)[1:-1]
+    edges, shares = [], []
+    for j in range(ref.shape[1]):
+        r = ref[:, j]
+        r = r[~np.isnan(r)]
+        e = np.unique(np.quantile(r, qs)) if r.size else np.array([])
+        counts = np.bincount(_bin_index(e, r), minlength=e.size + 1) if r.size else np.zeros(e.size + 1)
+        edges.append([float(v) for v in e])
+        shares.append([float(v) for v in (counts / r.size if r.size else counts)])
+    return ReferenceProfile(features=list(features), edges=edges, shares=shares, rows=int(ref.shape[0]), floor=floor)
+
+
+def psi_against(profile: ReferenceProfile, current: np.ndarray) -> np.ndarray:
+    """PSI per feature of ``current`` (columns in ``profile.features`` order) against the profile; the
+    same arithmetic as ``psi`` with the profile's edges. NaN for a feature with no values on either side."""
+    cur = np.asarray(current, dtype=np.float64)
+    if cur.ndim != 2 or cur.shape[1] != len(profile.features):
+        raise ValueError(f"current must have the profile's {len(profile.features)} columns, has shape {cur.shape}")
+
+    def column(j: int) -> float:
+        c = np.ascontiguousarray(cur[:, j])
+        if np.isnan(c).any():
+            c = c[~np.isnan(c)]
+        ref_shares = np.asarray(profile.shares[j])
+        if c.size == 0 or not ref_shares.sum():
+            return float("nan")
+        e = np.asarray(profile.edges[j])
+        rc = np.maximum(ref_shares, profile.floor)
+        cc = np.maximum(np.bincount(_bin_index(e, c), minlength=e.size + 1) / c.size, profile.floor)
+        return float(np.sum((cc - rc) * np.log(cc / rc)))
+
+    n = cur.shape[1]
+    workers = min(n, os.cpu_count() or 1)
+    if workers > 1 and cur.size >= _PARALLEL_MIN_VALUES:
+        with ThreadPoolExecutor(workers) as pool:
+            return np.array(list(pool.map(column, range(n))))
+    return np.array([column(j) for j in range(n)])

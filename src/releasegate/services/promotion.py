@@ -23,12 +23,14 @@ approves anything.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+import math
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from releasegate import bootstrap
 from releasegate.adapters import mlflow_registry as registry
 from releasegate.adapters.config import ApproverConfig, model_spec
+from releasegate.adapters.data_sources import DataSourceError, load_frame
 from releasegate.decisions import DecisionKind, DecisionOutcome, NewDecision
 from releasegate.fingerprint import fingerprint
 from releasegate.policy.gates import Dossier, GatePolicy, GateReport
@@ -41,8 +43,8 @@ from releasegate.policy.handshake import (
     approval_ref,
     check_approval,
 )
-from releasegate.policy.models import Criticality
-from releasegate.policy.psi import psi
+from releasegate.policy.models import Criticality, ModelSpec
+from releasegate.policy.psi import psi, psi_against
 from releasegate.services.promotion_log import promotion_history
 from releasegate.services.release import promotion_subject
 from releasegate.tools.datagen import generate, seed_for
@@ -71,6 +73,34 @@ def drift_vs_prod(params: dict[str, str], current=None) -> dict[str, float]:
     current = current if current is not None else current_prod_inputs()
     psis = psi(training_data(params).X, current.X)
     return dict(zip(FEATURES, (round(float(v), 6) for v in psis), strict=True))
+
+
+PROFILE_MEASURE = "log a reference profile with the training run: releasegate.evidence.log_reference_profile(X_train)"
+
+
+def drift_from_profile(
+    spec: ModelSpec, name: str, version: str, today: date, look_back_days: int = 7
+) -> tuple[dict[str, float], str | None]:
+    """PSI per feature of the model's newest current inputs (today, else up to ``look_back_days`` back)
+    against the reference profile logged with the version's run; or no figures and what to do."""
+    profile = registry.reference_profile(name, version)
+    if profile is None:
+        return {}, PROFILE_MEASURE
+    frame, why = None, ""
+    for back in range(look_back_days + 1):
+        try:
+            frame = load_frame(spec, "current_inputs", today - timedelta(days=back))
+            break
+        except DataSourceError as exc:
+            why = exc.rule
+    if frame is None:
+        return {}, f"provide current inputs (models[{spec.name}].current_inputs): {why}"
+    missing = [f for f in profile.features if f not in frame.columns]
+    if missing:
+        return {}, f"current inputs lack the profiled feature(s) {', '.join(missing)}: align the data source"
+    values = psi_against(profile, frame[profile.features].to_numpy(dtype=float))
+    drift = {f: round(float(v), 6) for f, v in zip(profile.features, values, strict=True) if math.isfinite(v)}
+    return drift, None if drift else "current inputs have no values for any profiled feature"
 
 
 WAIVABLE_GATES = ("kpi_delta",)  # the only gate an exception may waive (never for a worse candidate)
@@ -116,11 +146,14 @@ def build_dossier(model: str, candidate_version: str, policy: GatePolicy, reques
         )
     champion = registry.version_facts(prod, champ_v, with_hash=True) if champ_v else None
     p = candidate.params
-    drift = drift_vs_prod(p)
+    spec = model_spec(model)
+    if spec is not None and spec.current_inputs is not None:  # the model's own data and training profile
+        drift, drift_measure = drift_from_profile(spec, staging, candidate_version, now.date())
+    else:  # the built-in demo model: its generated prod inputs
+        drift, drift_measure = drift_vs_prod(p), None
     smoke = registry.smoke_test(f"models:/{staging}/{candidate_version}")  # on its logged input_example
     tags = {**registry.registered_model_tags(staging), **registry.registered_model_tags(prod)}
     monitoring = (bootstrap.project_root() / "blocks" / "monitoring_thresholds.yaml").is_file()
-    spec = model_spec(model)
     return Dossier(
         model=model,
         candidate=candidate,
@@ -132,6 +165,7 @@ def build_dossier(model: str, candidate_version: str, policy: GatePolicy, reques
         or tags.get("critical", "").lower() == "true",
         monitoring_configured=monitoring,
         drift_psi=drift,
+        drift_measure=drift_measure,
         smoke=smoke,
         exception=approved_exception(model, candidate_version, now, requested_by),
         built_at=now,
