@@ -182,3 +182,18 @@ def test_data_sources_load_a_business_date_or_name_what_is_wrong(tmp_path):
     bad = _manifest(DIABETES | {"current_inputs": {"entrypoint": "no_such_pkg.data:load"}}).require("diabetes_b")
     with pytest.raises(DataSourceError, match="does not import"):
         load_frame(bad, "current_inputs", date(2026, 11, 30))
+
+
+def test_psi_against_a_stored_profile_equals_psi_on_the_reference_itself():
+    import numpy as np
+
+    from releasegate.policy.psi import ReferenceProfile, psi, psi_against, reference_profile
+
+    rng = np.random.default_rng(5)
+    ref = rng.normal(size=(5000, 4))
+    ref[rng.random(5000) < 0.05, 1] = np.nan  # missing values are left out, as in psi
+    cur = rng.normal(size=(3000, 4)) + np.array([0.0, 0.3, 0.0, 1.0])
+    profile = ReferenceProfile.model_validate_json(reference_profile(ref, list("abcd")).model_dump_json())
+    assert np.allclose(psi_against(profile, cur.astype(np.float32)), psi(ref, cur.astype(np.float32)), atol=1e-9)
+    with pytest.raises(ValueError, match="4 columns"):
+        psi_against(profile, cur[:, :3])
