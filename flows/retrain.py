@@ -1,7 +1,9 @@
 """``retrain``: the retrain gateway. Registry events, drift, KPI degradation or periodic refit lead here;
 the gateway (``releasegate.policy.retrain``) decides, the decision is recorded, and on ``retrain`` the
-``retrain-job`` deployment is called as a sub-run (``run_deployment``, linked as a child of this run)
-and awaited. A planned retrain (``defer``) schedules the next evaluation of this deployment at the
+model's own retrain deployment (``retrain`` in the model manifest, parameters templated; the built-in
+``retrain-job`` for a model without one) is called as a sub-run (``run_deployment``, linked as a child
+of this run) and awaited. A retrain deployment that is not deployed is refused (recorded) before any
+decision or run. A planned retrain (``defer``) schedules the next evaluation of this deployment at the
 off-peak slot, once per model and day (idempotency key)."""
 
 from typing import Any
@@ -10,12 +12,14 @@ from prefect import get_client, get_run_logger
 from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 from prefect.runtime import flow_run
-from prefect.states import Scheduled
+from prefect.states import Failed, Scheduled, State
 
 from releasegate import bootstrap
-from releasegate.adapters.config import load
+from releasegate.adapters.config import load, model_spec
 from releasegate.adapters.prefect_flows import governed_flow
+from releasegate.adapters.prefect_runs import api_url, deployment_exists
 from releasegate.decisions import DecisionKind, DecisionOutcome, NewDecision
+from releasegate.policy.models import DEFAULT_RETRAIN_DEPLOYMENT, retrain_call
 from releasegate.policy.retrain import RetrainTrigger, retrain_gateway
 from releasegate.services.retrain import signals
 
@@ -30,11 +34,39 @@ def retrain(
     version: str | None = None,
     source_environment: str | None = None,
     wait_timeout_seconds: int = 3600,
-) -> dict[str, Any]:
+) -> dict[str, Any] | State:
     logger = get_run_logger()
     now = bootstrap.clock().now()
     s = signals(model_name, RetrainTrigger(trigger), source_environment)
     decision = retrain_gateway(s, load("retrain-policy"), now)
+    job, job_params = retrain_call(
+        model_spec(model_name),
+        {
+            "model_name": model_name,
+            "version": version or "",
+            "trigger": str(trigger),
+            "reason": f"{decision.reason_code}: {decision.reason}",
+            "reason_code": str(decision.reason_code),
+            "business_date": now.date().isoformat(),
+        },
+    )
+    if decision.outcome == "retrain" and not deployment_exists(job):
+        # Refused before anything is recorded as decided or started: no retrain decision, no child run.
+        field = f"models[{model_name}].retrain.deployment" if job != DEFAULT_RETRAIN_DEPLOYMENT else "deployment"
+        rule = f"{job!r} is not deployed on the Prefect API {api_url()}: deploy it (prefect deploy) or fix the manifest"
+        bootstrap.decision_log().append(
+            NewDecision(
+                decision_kind=DecisionKind.refusal,
+                decision_outcome=DecisionOutcome.reject,
+                decision_rationale=f"retrain of {model_name} refused: {field}: {rule}",
+                subject=f"model:{model_name}",
+                actor="releasegate:retrain-gateway",
+                details={"field": field, "rule": rule, "flow_run_id": str(flow_run.id)},
+            )
+        )
+        # Failed, not an exception (no traceback for a configuration mistake). The deployment's retries
+        # still apply: the run tries again after retry_delay_seconds, when the job may be deployed.
+        return Failed(message=f"retrain refused: {field}: {rule}")
     rec = bootstrap.decision_log().append(
         NewDecision(
             decision_kind=DecisionKind.retrain,
@@ -81,18 +113,19 @@ def retrain(
     if decision.outcome == "no_retrain":
         return out
     child = run_deployment(
-        name="retrain-job/retrain-job",
-        parameters={"model_name": model_name, "reason": f"{decision.reason_code}: {decision.reason}"},
+        name=job,  # the model's own retrain deployment (manifest), else the built-in retrain-job
+        parameters=job_params,
         timeout=wait_timeout_seconds,
         as_subflow=True,
         idempotency_key=f"retrain-job:{flow_run.id}",
     )
     assert isinstance(child, FlowRun)  # called from a sync flow: the sync implementation ran
-    logger.info("retrain-job run %s ended %s", child.id, child.state_name)
+    logger.info("%s run %s ended %s", job, child.id, child.state_name)
     if not child.state or not child.state.is_completed():
-        raise RuntimeError(f"retrain-job run {child.id} ended {child.state_name} (decision {rec.decision_id})")
+        raise RuntimeError(f"{job} run {child.id} ended {child.state_name} (decision {rec.decision_id})")
     # The job's own decision record says what it registered (run results are not persisted by default).
-    job = next(
+    # (A team's own job may record nothing: then "job" is None and the child run is the evidence.)
+    done = next(
         (
             r
             for r in bootstrap.decision_log().query(kind="retrain", subject=f"model:{model_name}", newest_first=True)
@@ -102,5 +135,6 @@ def retrain(
     )
     return out | {
         "retrain_job_run_id": str(child.id),
-        "job": {"version": job.details.get("version"), "decision_id": job.decision_id} if job else None,
+        "retrain_deployment": job,
+        "job": {"version": done.details.get("version"), "decision_id": done.decision_id} if done else None,
     }

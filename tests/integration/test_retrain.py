@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import yaml
-from prefect import get_client
+from prefect import flow, get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
 from prefect.client.schemas.objects import StateType
 from starlette.testclient import TestClient
@@ -207,6 +207,67 @@ def test_retrain_calls_the_job_as_a_sub_run_which_registers_a_staging_version_wi
         for r in bootstrap.decision_log().query(kind="retrain")
     ]
     assert kinds == [("retrain", "retrain"), ("retrain", version)]
+
+
+@flow(name="team-train")
+def team_train(model: str, why: str, version: str = "") -> dict:
+    """A team's own retrain flow: releasegate only calls it (it records nothing of its own)."""
+    return {"model": model, "why": why, "version": version}
+
+
+def _manifest(tmp_path, monkeypatch, model: str, deployment: str) -> None:
+    path = tmp_path / "models.yaml"
+    entry = {
+        "name": model,
+        "primary_kpi": {"metric": "rmse"},
+        "task": "regression",
+        "retrain": {
+            "deployment": deployment,
+            "parameters": {"model": "{model_name}", "why": "{reason_code}", "version": "{version}"},
+        },
+    }
+    path.write_text(yaml.safe_dump({"models": [entry]}))
+    monkeypatch.setenv("RELEASEGATE_MODELS", str(path))
+
+
+def test_a_models_own_retrain_deployment_is_called_with_its_templated_parameters(home, clock, tmp_path, monkeypatch):
+    from flows.retrain import retrain
+
+    team_train.to_deployment(name="team-train", work_pool_name="releasegate", work_queue_name="bulk").apply()
+    _manifest(tmp_path, monkeypatch, "team_model", "team-train/team-train")
+    with InProcessWorker({"team-train": team_train}) as worker:
+        state = retrain(
+            model_name="team_model",
+            trigger="registry_event",
+            version="4",
+            wait_timeout_seconds=180,
+            return_state=True,
+        )
+    assert state.is_completed(), state.message
+    out = state.result()
+    assert out["outcome"] == "retrain" and out["retrain_deployment"] == "team-train/team-train"
+    assert worker.ran and str(worker.ran[0]) == out["retrain_job_run_id"] and out["job"] is None
+    with get_client(sync_client=True) as c:
+        child = c.read_flow_run(out["retrain_job_run_id"])
+    assert child.parameters == {"model": "team_model", "why": "NO_CHAMPION", "version": "4"}
+    assert child.state_type == StateType.COMPLETED and child.parent_task_run_id is not None
+
+
+def test_a_retrain_deployment_that_does_not_exist_is_refused_before_anything_starts(home, clock, tmp_path, monkeypatch):
+    from flows.retrain import retrain
+
+    _manifest(tmp_path, monkeypatch, "ghost_model", "team-train/not-deployed")
+    # Without the deployment's retry (one more attempt after 300 s, which would refuse again the same way).
+    state = retrain.with_options(retries=0)(
+        model_name="ghost_model", trigger="registry_event", version="1", return_state=True
+    )
+    assert state.is_failed()
+    assert "models[ghost_model].retrain.deployment" in state.message and "not deployed" in state.message
+    log = bootstrap.decision_log()
+    assert log.query(kind="retrain", subject="model:ghost_model") == []  # no retrain decided
+    [refusal] = log.query(kind="refusal", subject="model:ghost_model")
+    assert refusal.details["field"] == "models[ghost_model].retrain.deployment"
+    assert runs_of("not-deployed") == []
 
 
 def test_gateway_outcomes_are_recorded_without_calling_the_job(home, clock, monkeypatch, tmp_path):

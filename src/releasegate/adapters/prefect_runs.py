@@ -56,6 +56,21 @@ def ensure_deployment(deployment: str) -> None:
         raise DeploymentMissing(deployment, str(_client().api_url)) from None
 
 
+def deployment_exists(full_name: str) -> bool:
+    """Whether ``flow-name/deployment-name`` is deployed on the Prefect API this process talks to."""
+    from prefect.exceptions import ObjectNotFound
+
+    try:
+        _client().read_deployment_by_name(full_name)
+    except ObjectNotFound:
+        return False
+    return True
+
+
+def api_url() -> str:
+    return str(_client().api_url)
+
+
 def prefect_create_run(deployment: str, parameters: dict[str, Any], idempotency_key: str) -> str:
     run = _client().create_flow_run_from_deployment(
         deployment_id(deployment),

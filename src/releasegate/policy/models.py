@@ -12,6 +12,7 @@ are read by an adapter.
 from __future__ import annotations
 
 import re
+import string
 from enum import StrEnum
 from typing import Annotated, Self
 
@@ -92,12 +93,42 @@ class DataSource(_Strict):
         return self
 
 
+RETRAIN_PLACEHOLDERS = ("model_name", "version", "trigger", "reason", "reason_code", "business_date")
+DEFAULT_RETRAIN_DEPLOYMENT = "retrain-job/retrain-job"  # the built-in demo model's job
+
+
 class RetrainJob(_Strict):
     """The model's own retrain deployment (``flow-name/deployment-name``), called as a child run, with
-    parameter templates (``{model_name}``, ``{version}``, ``{trigger}``, ``{business_date}``)."""
+    parameter templates over ``RETRAIN_PLACEHOLDERS`` (``{model_name}``, ``{version}``, ``{trigger}``,
+    ``{reason}``, ``{reason_code}``, ``{business_date}``)."""
 
     deployment: str = Field(pattern=r"^[^/\s]+/[^/\s]+$")
     parameters: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("parameters")
+    @classmethod
+    def _known_placeholders(cls, v: dict[str, str]) -> dict[str, str]:
+        for key, template in v.items():
+            try:
+                names = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+            except ValueError as exc:
+                raise ValueError(f"parameters.{key}: {exc}") from None
+            unknown = [n for n in names if n not in RETRAIN_PLACEHOLDERS]
+            if unknown:
+                raise ValueError(
+                    f"parameters.{key}: unknown placeholder(s) {', '.join(unknown)} "
+                    f"(known: {', '.join(RETRAIN_PLACEHOLDERS)})"
+                )
+        return v
+
+
+def retrain_call(spec: ModelSpec | None, values: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """The deployment to call for a retrain and its parameters: the model's own job from the manifest,
+    else the built-in ``retrain-job`` with ``model_name`` and ``reason``."""
+    if spec is None or spec.retrain is None:
+        return DEFAULT_RETRAIN_DEPLOYMENT, {"model_name": values["model_name"], "reason": values["reason"]}
+    filled = {k: t.format_map(values) for k, t in spec.retrain.parameters.items()}
+    return spec.retrain.deployment, filled
 
 
 class ModelApprovers(_Strict):
