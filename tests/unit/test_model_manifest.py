@@ -197,3 +197,22 @@ def test_psi_against_a_stored_profile_equals_psi_on_the_reference_itself():
     assert np.allclose(psi_against(profile, cur.astype(np.float32)), psi(ref, cur.astype(np.float32)), atol=1e-9)
     with pytest.raises(ValueError, match="4 columns"):
         psi_against(profile, cur[:, :3])
+
+
+def test_the_retrain_call_is_the_models_own_deployment_with_its_parameters_filled():
+    from releasegate.policy.models import DEFAULT_RETRAIN_DEPLOYMENT, retrain_call
+
+    values = {
+        "model_name": "diabetes_b",
+        "version": "4",
+        "trigger": "drift",
+        "reason": "PSI 0.4",
+        "reason_code": "DRIFT_URGENT",
+        "business_date": "2026-12-01",
+    }
+    spec = _manifest(DIABETES).require("diabetes_b")
+    assert retrain_call(spec, values) == ("diabetes-train/diabetes-train", {"trigger": "drift"})
+    assert retrain_call(None, values) == (DEFAULT_RETRAIN_DEPLOYMENT, {"model_name": "diabetes_b", "reason": "PSI 0.4"})
+    with pytest.raises(ConfigError) as e:
+        _manifest(DIABETES | {"retrain": {"deployment": "a/b", "parameters": {"x": "{run_id}"}}})
+    assert e.value.field == "models[diabetes_b].retrain.parameters" and "unknown placeholder(s) run_id" in e.value.rule
