@@ -12,7 +12,7 @@ from prefect import get_client, get_run_logger
 from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 from prefect.runtime import flow_run
-from prefect.states import Failed, Scheduled, State
+from prefect.states import Scheduled
 
 from releasegate import bootstrap
 from releasegate.adapters.config import load, model_spec
@@ -24,6 +24,10 @@ from releasegate.policy.retrain import RetrainTrigger, retrain_gateway
 from releasegate.services.retrain import signals
 
 DEPLOYMENT = "retrain"
+
+
+class RetrainRefused(RuntimeError):
+    """The retrain cannot be started as configured (e.g. the model's retrain deployment is not deployed)."""
 OUTCOME = {"retrain": DecisionOutcome.accept, "defer": DecisionOutcome.reject, "no_retrain": DecisionOutcome.reject}
 
 
@@ -34,7 +38,7 @@ def retrain(
     version: str | None = None,
     source_environment: str | None = None,
     wait_timeout_seconds: int = 3600,
-) -> dict[str, Any] | State:
+) -> dict[str, Any]:
     logger = get_run_logger()
     now = bootstrap.clock().now()
     s = signals(model_name, RetrainTrigger(trigger), source_environment)
@@ -64,9 +68,10 @@ def retrain(
                 details={"field": field, "rule": rule, "flow_run_id": str(flow_run.id)},
             )
         )
-        # Failed, not an exception (no traceback for a configuration mistake). The deployment's retries
-        # still apply: the run tries again after retry_delay_seconds, when the job may be deployed.
-        return Failed(message=f"retrain refused: {field}: {rule}")
+        # Raised, not returned as Failed (see adapters/prefect_flows.py: a returned Failed with retries
+        # left crashes the run on a worker). The deployment's retry tries again after its delay, when the
+        # job may be deployed; a retry that is still refused records that too.
+        raise RetrainRefused(f"retrain refused: {field}: {rule}")
     rec = bootstrap.decision_log().append(
         NewDecision(
             decision_kind=DecisionKind.retrain,

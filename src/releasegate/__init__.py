@@ -1,8 +1,14 @@
 """releasegate: the governance layer that decides when ML jobs run and whether a model may reach production.
 
-Policy modules in this package (everything except ``adapters`` and ``cli``) are pure functions over
-pydantic models with the clock passed in; they never import Prefect. Flows in ``flows/`` call them and
-do the I/O.
+The public surface for a team's own code:
+
+* ``releasegate.governed(deployment, gate=False, project_dir=None, **flow_kwargs)``: a decorator that
+  makes any function a Prefect flow under its deployment's runtime policy and late-run rule (from the
+  prefect.yaml of the flow's project), optionally behind the capacity gateway;
+* ``releasegate.evidence.log_reference_profile(X_train)``: what training code logs for the drift gate.
+
+Inside, the folder says the role of a module (README "Layout"): ``policy/`` pure rules, ``store/``,
+``services/``, ``adapters/`` (the only library code that imports Prefect or MLflow), ``cli/``, ``tools/``.
 """
 
 import os as _os
@@ -14,3 +20,11 @@ _os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 _os.environ.setdefault("DO_NOT_TRACK", "1")
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):  # lazy: importing releasegate must not import Prefect (4-7 s)
+    if name == "governed":
+        from releasegate.adapters.prefect_flows import governed_flow
+
+        return governed_flow
+    raise AttributeError(f"module 'releasegate' has no attribute {name!r}")

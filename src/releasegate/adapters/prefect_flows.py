@@ -17,6 +17,8 @@ reports the run as Crashed and the retry never happens (seen on the ``make up`` 
 from __future__ import annotations
 
 import functools
+import inspect
+import typing
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,6 @@ from prefect.states import Cancelled
 from releasegate import bootstrap
 from releasegate.decisions import DecisionKind, DecisionOutcome, NewDecision
 from releasegate.policy.runtime_policy import (
-    RuntimePolicy,
     find_deployment,
     late_run_verdict,
     load_prefect_yaml,
@@ -45,11 +46,6 @@ def load_deployment_flow(deployment: str, project: Path | None = None):
     dep = find_deployment(load_prefect_yaml(root / "prefect.yaml"), deployment)
     path, _, name = str(dep["entrypoint"]).rpartition(":")
     return load_flow_from_entrypoint(f"{root / path}:{name}", use_placeholder_flow=False)
-
-
-def load_policy(deployment: str) -> RuntimePolicy:
-    doc = load_prefect_yaml(bootstrap.project_root() / "prefect.yaml")
-    return policy_from_deployment(find_deployment(doc, deployment))
 
 
 def _scheduled_start():
@@ -74,10 +70,45 @@ def _due_at(run_id: str):
     return max(d for d in (scheduled, due) if d is not None)
 
 
-def governed_flow(deployment: str, **flow_kwargs: Any) -> Callable[[Callable[..., Any]], Any]:
-    policy = load_policy(deployment)
+def project_of(fn: Callable[..., Any], deployment: str) -> Path:
+    """The project whose prefect.yaml declares ``deployment``: searched upwards from the flow's own
+    source file (a team's flow finds the team's project, releasegate's flows find releasegate's), else
+    ``RELEASEGATE_PROJECT_DIR`` / the folder searched upwards from the working directory."""
+    source = inspect.getsourcefile(fn)
+    if source:
+        for folder in Path(source).resolve().parents:
+            candidate = folder / "prefect.yaml"
+            if candidate.is_file():
+                try:
+                    find_deployment(load_prefect_yaml(candidate), deployment)
+                except KeyError:
+                    continue
+                return folder
+    return bootstrap.project_root()
+
+
+def governed_flow(
+    deployment: str, *, project_dir: str | Path | None = None, gate: bool = False, **flow_kwargs: Any
+) -> Callable[[Callable[..., Any]], Any]:
+    """A Prefect flow under the deployment's runtime policy (retries, delay, timeout) and late-run rule,
+    read from the prefect.yaml of the flow's project (``project_of``, or ``project_dir``). ``gate=True``
+    also puts every run through the capacity gateway first (in-place deferral with a reason code); flows
+    that know their business dates call ``gate_current_run`` themselves instead. Public as
+    ``releasegate.governed``."""
 
     def decorate(fn: Callable[..., Any]):
+        root = Path(project_dir) if project_dir is not None else project_of(fn, deployment)
+        try:
+            policy = policy_from_deployment(find_deployment(load_prefect_yaml(root / "prefect.yaml"), deployment))
+        except KeyError:
+            raise KeyError(
+                f"deployment {deployment!r} is not in {root / 'prefect.yaml'}: declare it there with its "
+                "runtime_policy (see README 'Runtime policy'), or pass project_dir="
+            ) from None
+        # Resolve string annotations (``from __future__ import annotations``) in the flow's own module:
+        # Prefect validates parameters against the wrapper, whose module does not know, e.g., ``date``.
+        fn.__annotations__ = typing.get_type_hints(fn)
+
         @functools.wraps(fn)
         def body(*args: Any, **kwargs: Any):
             from prefect.runtime import flow_run
@@ -101,6 +132,10 @@ def governed_flow(deployment: str, **flow_kwargs: Any) -> Callable[[Callable[...
                 )
                 get_run_logger().warning(verdict.reason)
                 return Cancelled(message=verdict.reason)
+            if gate:
+                from releasegate.adapters.prefect_gate import gate_current_run
+
+                gate_current_run(deployment)
             return fn(*args, **kwargs)
 
         body.runtime_policy = policy  # type: ignore[attr-defined]
