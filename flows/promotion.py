@@ -56,12 +56,14 @@ class ApprovalInput(RunInput, ApprovalFields):
 @flow(name="build-dossier")
 def build_dossier_flow(model_name: str, candidate_version: str, requested_by: str = "") -> dict:
     dossier = build_dossier(model_name, candidate_version, gate_policy_for(model_name), requested_by)
-    c, ch = dossier.candidate, dossier.champion
+    c, ch, env = dossier.candidate, dossier.champion, dossier.environment
     md = "\n".join(
         [
             f"# Dossier: {model_name} v{candidate_version}",
-            f"- candidate `{c.name}` v{c.version}: metrics {c.metrics}, git {c.tags.get('git_sha', '?')[:12]}, "
-            f"data {c.tags.get('data_timestamp', '?')}, fingerprint {c.tags.get('env_fingerprint', '?')[:16]}",
+            f"- candidate `{c.name}` v{c.version}: metrics {c.metrics}, data {c.tags.get('data_timestamp', '?')}",
+            f"- environment: {env.requirements if env else 0} requirements "
+            f"(sha256 {(env.requirements_sha256 or '?')[:16] if env else '?'}), "
+            f"commit {((env.source_commit or '?') if env else '?')[:12]}",
             f"- artifact sha256 `{c.artifact_sha256}`",
             f"- champion: {f'`{ch.name}` v{ch.version}: metrics {ch.metrics}' if ch else 'none (first release)'}",
             f"- archive: {dossier.archive_version or 'none'}; critical: {dossier.critical}",

@@ -72,6 +72,10 @@ def test_drift_is_measured_against_the_logged_profile_on_the_models_own_inputs(t
     assert set(d.drift_psi) == set(X.columns) and d.drift_measure is None
     assert max(d.drift_psi.values()) < 0.2  # same population
     assert d.smoke["ok"] and d.smoke["rows"] == 5 and d.smoke["source"] == "its input_example"
+    # reproducibility from the model's own requirements.txt (MLflow's inference pins them) and commit
+    assert d.environment.requirements > 0 and d.environment.unpinned == []
+    repro = execute_gates(d, GatePolicy(), TODAY).gate("reproducibility")
+    assert repro.status == "pass" or repro.measure.startswith("train from a git checkout"), repro
 
     shifted = X[300:].copy()
     shifted["bmi"] = shifted["bmi"] + 3 * X["bmi"].std()

@@ -6,7 +6,15 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from releasegate.policy.gates import Dossier, GatePolicy, PromotionOutcome, VersionFacts, execute_gates, kpi_delta
+from releasegate.policy.gates import (
+    Dossier,
+    EnvironmentFacts,
+    GatePolicy,
+    PromotionOutcome,
+    VersionFacts,
+    execute_gates,
+    kpi_delta,
+)
 from releasegate.policy.handshake import (
     Approval,
     ApprovalFields,
@@ -21,6 +29,7 @@ from releasegate.tools.datagen import generate
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 FP = "f" * 64
+ENV = EnvironmentFacts(requirements_sha256="e" * 64, requirements=6, source_commit="c" * 40)
 
 
 def dossier(cand_auc=0.82, champ_auc=0.79, **kw) -> Dossier:
@@ -35,7 +44,7 @@ def dossier(cand_auc=0.82, champ_auc=0.79, **kw) -> Dossier:
         ),
         champion=VersionFacts(name="prod.credit", version="1", metrics={"roc_auc": champ_auc}) if champ_auc else None,
         archive_version=None,
-        target_fingerprint=FP,
+        environment=ENV,
         drift_psi={"x": 0.05, "y": 0.12},
         smoke={"ok": True, "rows": 200},
         built_at=NOW,
@@ -98,7 +107,9 @@ def test_an_exception_never_waives_a_worse_candidate_or_another_gate():
     ("change", "gate", "expected"),
     [
         ({"drift_psi": {"x": 0.25}}, "drift", PromotionOutcome.hold),
-        ({"target_fingerprint": "0" * 64}, "reproducibility", PromotionOutcome.hold),
+        ({"environment": ENV.model_copy(update={"unpinned": ["pandas>=2"]})}, "reproducibility", PromotionOutcome.hold),
+        ({"environment": ENV.model_copy(update={"source_commit": None})}, "reproducibility", PromotionOutcome.hold),
+        ({"environment": None}, "reproducibility", PromotionOutcome.hold),
         ({"smoke": {"ok": False, "rows": 200, "error": "ValueError: bad"}}, "smoke_test", PromotionOutcome.reject),
         ({"critical": True}, "canary_shadow", PromotionOutcome.hold),
         ({"monitoring_configured": False}, "monitoring_rollback", PromotionOutcome.hold),

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from releasegate.adapters.config import ConfigError, gate_policy_for, validate_config
-from releasegate.policy.gates import Dossier, GatePolicy, VersionFacts, execute_gates
+from releasegate.policy.gates import Dossier, EnvironmentFacts, GatePolicy, VersionFacts, execute_gates
 from releasegate.policy.metrics import Direction, UnknownMetric, direction_of, relative_gain
 from releasegate.policy.models import ModelManifest
 from releasegate.policy.monitoring import metric_drop
@@ -58,7 +58,7 @@ def _rmse_dossier(candidate: float, champion: float) -> Dossier:
         ),
         champion=VersionFacts(name="prod.diabetes_b", version="1", metrics={"rmse": champion}),
         archive_version=None,
-        target_fingerprint=fp,
+        environment=EnvironmentFacts(requirements_sha256=fp, requirements=3, source_commit="c" * 40),
         drift_psi={"x": 0.01},
         smoke={"ok": True, "rows": 10},
         built_at=NOW,

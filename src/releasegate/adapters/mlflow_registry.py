@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from releasegate import bootstrap
-from releasegate.policy.gates import VersionFacts
+from releasegate.policy.gates import EnvironmentFacts, VersionFacts
 from releasegate.policy.psi import ReferenceProfile
 from releasegate.ports import RegistryUnavailable
 
@@ -179,6 +179,33 @@ def reference_profile(name: str, version: str) -> ReferenceProfile | None:
     except OSError:  # the local artifact store says "no such file" this way
         return None
     return ReferenceProfile.model_validate(doc)
+
+
+def environment_facts(name: str, version: str) -> EnvironmentFacts:
+    """The version's rebuild facts (``gates.EnvironmentFacts``) from MLflow's own records; missing pieces
+    stay empty for the reproducibility gate to name."""
+    c = client()
+    mv = c.get_model_version(name, version)
+    commit = None
+    if mv.run_id:
+        commit = c.get_run(mv.run_id).data.tags.get("mlflow.source.git.commit")
+    commit = commit or (mv.tags.get("git_sha") if mv.tags.get("git_sha") not in (None, "", "unknown") else None)
+    try:
+        text = Path(_mlflow().pyfunc.get_model_dependencies(f"models:/{name}/{version}", format="pip")).read_text()
+    except _MlflowException() as exc:
+        if not _is(exc, "RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            raise RegistryUnavailable(f"MLflow could not read the requirements of {name} v{version}: {exc}") from exc
+        return EnvironmentFacts(source_commit=commit)
+    except OSError:  # no requirements.txt in the model's artifacts
+        return EnvironmentFacts(source_commit=commit)
+    lines = sorted({s for raw in text.splitlines() if (s := raw.split("#")[0].strip()) and not s.startswith("-")})
+    unpinned = [s for s in lines if "==" not in s and " @ " not in s]
+    return EnvironmentFacts(
+        requirements_sha256=hashlib.sha256("\n".join(lines).encode()).hexdigest(),
+        requirements=len(lines),
+        unpinned=unpinned,
+        source_commit=commit,
+    )
 
 
 def alias_version(name: str, alias: str) -> str | None:

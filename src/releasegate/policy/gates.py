@@ -63,13 +63,26 @@ class VersionFacts(BaseModel):
     artifact_sha256: str | None = None
 
 
+class EnvironmentFacts(BaseModel):
+    """How a version can be rebuilt, from what MLflow logged with it: the ``requirements.txt`` MLflow writes
+    beside every model (its SHA-256 over the sorted requirement lines, and the ones not pinned to one
+    version) and the training code's commit (``mlflow.source.git.commit``, else the ``git_sha`` tag)."""
+
+    model_config = ConfigDict(frozen=True)
+    requirements_sha256: str | None = None
+    requirements: int = 0
+    unpinned: list[str] = Field(default_factory=list)
+    source_commit: str | None = None
+
+
 class Dossier(BaseModel):
     model_config = ConfigDict(frozen=True)
     model: str
     candidate: VersionFacts
     champion: VersionFacts | None
     archive_version: str | None
-    target_fingerprint: str
+    environment: EnvironmentFacts | None = None  # the candidate's
+    champion_environment: EnvironmentFacts | None = None
     critical: bool = False
     monitoring_configured: bool = True
     drift_psi: dict[str, float] = Field(default_factory=dict)
@@ -223,26 +236,44 @@ def _drift_gate(d: Dossier, p: GatePolicy) -> GateResult:
 
 
 def _repro_gate(d: Dossier, p: GatePolicy) -> GateResult:
-    built = d.candidate.tags.get("env_fingerprint")
+    """Can the candidate be rebuilt? Its own logged requirements, every one pinned, and its source commit."""
+    name = "reproducibility"
     if not p.require_reproducibility:
-        return GateResult(name="reproducibility", status="waived", evidence="not required by the gate policy")
-    if not built:
+        return GateResult(name=name, status="waived", evidence="not required by the gate policy")
+    env = d.environment
+    if env is None or env.requirements_sha256 is None:
         return GateResult(
-            name="reproducibility",
+            name=name,
             status="fail",
-            evidence="candidate has no env_fingerprint tag",
-            measure="rebuild the candidate with lineage tags",
+            evidence="no requirements.txt logged with the model",
+            measure="log the model with MLflow (it writes requirements.txt beside the model; pass "
+            "pip_requirements=[...] with pinned versions if inference misses some)",
         )
-    ok = built == d.target_fingerprint
+    if env.unpinned:
+        return GateResult(
+            name=name,
+            status="fail",
+            measured=env.requirements_sha256[:16],
+            evidence=f"requirements not pinned to one version: {', '.join(env.unpinned[:5])}",
+            measure="pin every requirement (name==version) in the model's pip_requirements",
+        )
+    if not env.source_commit:
+        return GateResult(
+            name=name,
+            status="fail",
+            measured=env.requirements_sha256[:16],
+            evidence="no source commit recorded for the training run",
+            measure="train from a git checkout (MLflow tags mlflow.source.git.commit) or tag the run git_sha",
+        )
+    champ = d.champion_environment
+    same = champ is not None and champ.requirements_sha256 == env.requirements_sha256
+    vs = "" if champ is None else (" (same as the champion's)" if same else " (differs from the champion's)")
     return GateResult(
-        name="reproducibility",
-        status="pass" if ok else "fail",
-        measured=built[:16],
-        threshold=d.target_fingerprint[:16],
-        evidence="staging build and target share the environment fingerprint"
-        if ok
-        else "staging build environment differs from the target's",
-        measure=None if ok else "rebuild the candidate in the target environment",
+        name=name,
+        status="pass",
+        measured=env.requirements_sha256[:16],
+        threshold="pinned requirements + commit",
+        evidence=f"{env.requirements} pinned requirements{vs}, commit {env.source_commit[:12]}",
     )
 
 

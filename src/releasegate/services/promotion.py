@@ -32,7 +32,6 @@ from releasegate.adapters import mlflow_registry as registry
 from releasegate.adapters.config import ApproverConfig, model_spec
 from releasegate.adapters.data_sources import DataSourceError, load_frame
 from releasegate.decisions import DecisionKind, DecisionOutcome, NewDecision
-from releasegate.fingerprint import fingerprint
 from releasegate.policy.gates import Dossier, GatePolicy, GateReport
 from releasegate.policy.handshake import (
     Approval,
@@ -159,7 +158,8 @@ def build_dossier(model: str, candidate_version: str, policy: GatePolicy, reques
         candidate=candidate,
         champion=champion,
         archive_version=registry.alias_version(prod, registry.ARCHIVE),
-        target_fingerprint=fingerprint(),
+        environment=registry.environment_facts(staging, candidate_version),
+        champion_environment=registry.environment_facts(prod, champ_v) if champ_v else None,
         # critical by the model manifest, or by the registered model's tag (the older way)
         critical=(spec is not None and spec.criticality is Criticality.critical)
         or tags.get("critical", "").lower() == "true",
