@@ -366,8 +366,15 @@ def test_governance_run_from_the_custom_run_form(stack, page, shots):
     shots(page, "03-governance-run-completed")
 
 
-def resume_with_approval(page, shots, step: str, role: str, approver: str, reference: str, statement: str) -> None:
-    """On a paused promotion run's page: Resume (in the run's menu), fill the approval form, submit."""
+def resume_with_approval(
+    page, shots, step: str, role: str, approver: str, reference: str, statement: str, resumed: Callable[[], bool]
+) -> None:
+    """On a paused promotion run's page: Resume (in the run's menu), fill the approval form, submit.
+
+    Done when ``resumed()`` (the API: the run took the input) holds, not when the dialog closes: on a
+    busy machine the UI once kept the dialog open for 2 minutes after a click it had not acted on. So the
+    submit is clicked again while the dialog is still open and the run has not resumed (a second submit
+    to a run that did resume is refused by Prefect and changes nothing)."""
     from playwright.sync_api import expect
 
     main = page.get_by_role("main")
@@ -382,8 +389,15 @@ def resume_with_approval(page, shots, step: str, role: str, approver: str, refer
     form.get_by_role("textbox", name=re.compile(r"^Statement")).fill(statement)
     choose(form, "Role", role)
     shots(page, f"{step}-resume-form-{role}", full_page=False)
-    form.get_by_role("button", name="Resume", exact=True).click()
-    expect(form).to_be_hidden()
+    submit = form.get_by_role("button", name="Resume", exact=True)
+    submit.click()
+    deadline, clicked = time.monotonic() + WAIT_S, time.monotonic()
+    while not resumed():
+        assert time.monotonic() < deadline, f"the run did not take the {role} approval within {WAIT_S:.0f} s"
+        time.sleep(1)
+        if time.monotonic() - clicked > 30 and form.is_visible() and not resumed():
+            submit.click(timeout=ACTION_MS)
+            clicked = time.monotonic()
 
 
 def test_pm_approval_through_the_resume_form(stack, page, shots):
@@ -414,7 +428,11 @@ def test_pm_approval_through_the_resume_form(stack, page, shots):
     expect(page.get_by_role("main").get_by_text("Paused", exact=True).first).to_be_visible(timeout=WAIT_MS)
     shots(page, "04-promotion-paused")
     pauses = pause_count(stack.api, run.id)
-    resume_with_approval(page, shots, "05", "pm", "pm-anna", "PM-REV-42", "KPI target accepted")
+
+    def took_input(role: str):  # the approval record of ``role`` exists: the run resumed with the input
+        return lambda: bool(approvals(role))
+
+    resume_with_approval(page, shots, "05", "pm", "pm-anna", "PM-REV-42", "KPI target accepted", took_input("pm"))
     [pm] = wait_for("the PM approval record", lambda: approvals("pm"))
     assert pm.decision_outcome.value == "accept", pm.details
     assert (pm.details["approver"], pm.details["reference"], pm.details["decision"]) == (
@@ -430,7 +448,7 @@ def test_pm_approval_through_the_resume_form(stack, page, shots):
         lambda: pause_count(stack.api, run.id) > pauses and run_state(stack.api, run.id).is_paused(),
     )
     page.reload()
-    resume_with_approval(page, shots, "06", "risk", "risk-carla", "RISK-REV-7", "risk accepted")
+    resume_with_approval(page, shots, "06", "risk", "risk-carla", "RISK-REV-7", "risk accepted", took_input("risk"))
     state = wait_for(
         f"promotion run {run.id} to finish",
         lambda: (s := run_state(stack.api, run.id)).is_final() and s,
