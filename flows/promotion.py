@@ -67,7 +67,12 @@ def build_dossier_flow(model_name: str, candidate_version: str, requested_by: st
             f"- artifact sha256 `{c.artifact_sha256}`",
             f"- champion: {f'`{ch.name}` v{ch.version}: metrics {ch.metrics}' if ch else 'none (first release)'}",
             f"- archive: {dossier.archive_version or 'none'}; critical: {dossier.critical}",
-            f"- drift PSI (training vs current prod inputs): max {max(dossier.drift_psi.values()):.4f}",
+            "- drift PSI (training profile vs current inputs): "
+            + (
+                f"max {max(dossier.drift_psi.values()):.4f}"
+                if dossier.drift_psi
+                else f"not measured: {dossier.drift_measure}"
+            ),
             f"- smoke test: {dossier.smoke}",
             f"- approved KPI exception: {dossier.exception or 'none'}",
         ]

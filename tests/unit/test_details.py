@@ -132,3 +132,16 @@ def test_the_index_is_backfilled_for_records_written_before_it(log, clock):
     assert [f.decision_id for f in open_gate_failures(log, clock.now())] == [rec.decision_id]
     assert [r.decision_id for r in promotion_of(log, "r")] == [rec.decision_id]
     assert log.verify().ok
+
+
+def test_a_forged_acknowledgement_or_incident_does_not_silence_a_gate_failure(log, clock):
+    held = _held(log, "run-9")
+    plain = DecisionLog(log.url)  # around the service path: no seal
+    plain.append(_new(DecisionKind.gate_failure_ack, {"acknowledged_decision_id": held.decision_id, "model_name": "m"}))
+    plain.append(
+        _new(
+            DecisionKind.incident, {"incident_for": held.decision_id, "severity": "P1"}, outcome=DecisionOutcome.reject
+        )
+    )
+    [f] = open_gate_failures(log, clock.now())
+    assert f.decision_id == held.decision_id and not f.acknowledged and not f.escalated

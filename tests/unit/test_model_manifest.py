@@ -216,3 +216,10 @@ def test_the_retrain_call_is_the_models_own_deployment_with_its_parameters_fille
     with pytest.raises(ConfigError) as e:
         _manifest(DIABETES | {"retrain": {"deployment": "a/b", "parameters": {"x": "{run_id}"}}})
     assert e.value.field == "models[diabetes_b].retrain.parameters" and "unknown placeholder(s) run_id" in e.value.rule
+
+
+def test_a_zero_reference_is_judged_in_the_metrics_direction():
+    assert relative_gain(0.1, 0.0, Direction.higher_better) == float("inf")
+    assert relative_gain(-0.1, 0.0, Direction.higher_better) == float("-inf")  # a worse r2 stays worse
+    assert relative_gain(0.1, 0.0, Direction.lower_better) == float("-inf")
+    assert relative_gain(0.0, 0.0, Direction.lower_better) == 0.0

@@ -111,6 +111,10 @@ def log_and_register(
         mlflow.log_params(result.params)
         mlflow.log_metrics(result.metrics)
         mlflow.set_tags(tags)
+        from releasegate.adapters.mlflow_evidence import log_reference_profile
+        from releasegate.tools.datagen import FEATURES
+
+        log_reference_profile(result.train.X, list(FEATURES))  # what the drift gate compares with
         import numpy
 
         X = numpy.asarray(result.holdout.X)

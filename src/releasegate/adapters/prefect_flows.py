@@ -107,7 +107,12 @@ def governed_flow(
             ) from None
         # Resolve string annotations (``from __future__ import annotations``) in the flow's own module:
         # Prefect validates parameters against the wrapper, whose module does not know, e.g., ``date``.
-        fn.__annotations__ = typing.get_type_hints(fn)
+        # ``include_extras`` keeps ``Annotated[...]`` constraints; a name only importable under
+        # ``TYPE_CHECKING`` cannot be resolved at run time: then the annotations stay as written.
+        try:
+            fn.__annotations__ = typing.get_type_hints(fn, include_extras=True)
+        except NameError:
+            pass
 
         @functools.wraps(fn)
         def body(*args: Any, **kwargs: Any):

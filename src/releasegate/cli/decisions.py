@@ -20,6 +20,8 @@ TRUSTED_KIND_COMMANDS = {
     "override": "`releasegate exception grant` or `releasegate deferrals override`",
     "rollback": "the rollback deployment",
     "refusal": "releasegate itself",
+    "gate_failure_ack": "`releasegate gate-failures ack`",
+    "incident": "the deferral sweeper",
 }
 
 

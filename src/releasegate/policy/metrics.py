@@ -49,8 +49,11 @@ def direction_of(metric: str, given: Direction | None = None) -> Direction:
 
 def relative_gain(candidate: float, reference: float, direction: Direction) -> float:
     """How much better ``candidate`` is than ``reference``, relative (0.03 = 3 % better; negative = worse)."""
-    if reference == 0:
-        return float("inf") if candidate != reference else 0.0
+    if reference == 0:  # no relative scale: any change is "infinitely" better or worse, in its direction
+        if candidate == reference:
+            return 0.0
+        better = candidate > reference if direction is Direction.higher_better else candidate < reference
+        return float("inf") if better else float("-inf")
     delta = (candidate - reference) / abs(reference)
     return delta if direction is Direction.higher_better else -delta
 

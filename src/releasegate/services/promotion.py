@@ -144,12 +144,11 @@ def build_dossier(model: str, candidate_version: str, policy: GatePolicy, reques
             "to the version the log names) and start the promotion again"
         )
     champion = registry.version_facts(prod, champ_v, with_hash=True) if champ_v else None
-    p = candidate.params
     spec = model_spec(model)
     if spec is not None and spec.current_inputs is not None:  # the model's own data and training profile
         drift, drift_measure = drift_from_profile(spec, staging, candidate_version, now.date())
-    else:  # the built-in demo model: its generated prod inputs
-        drift, drift_measure = drift_vs_prod(p), None
+    else:  # nothing to compare with: the drift gate fails (closed) and says what to declare
+        drift, drift_measure = {}, f"declare models[{model}].current_inputs in blocks/models.yaml"
     smoke = registry.smoke_test(f"models:/{staging}/{candidate_version}")  # on its logged input_example
     tags = {**registry.registered_model_tags(staging), **registry.registered_model_tags(prod)}
     monitoring = (bootstrap.project_root() / "blocks" / "monitoring_thresholds.yaml").is_file()

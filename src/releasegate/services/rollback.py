@@ -19,6 +19,7 @@ from releasegate.decisions import DecisionKind, DecisionOutcome, DecisionRecord,
 from releasegate.policy.rollback import RollbackPlan, RollbackRecord, RollbackRefused, plan_rollback, verification_ok
 from releasegate.ports import Ports
 from releasegate.services.promotion_log import promotion_history
+from releasegate.tools.datagen import generate
 
 
 def rollback_targets(model: str, champion: str | None, ports: Ports | None = None) -> tuple[set[str], dict[str, str]]:
@@ -216,7 +217,10 @@ def execute_rollback(
     if plan.drop_challenger and registry.alias_version(prod, registry.CHALLENGER) == plan.drop_challenger:
         registry.delete_alias(prod, registry.CHALLENGER)
     registry_seconds = time.perf_counter() - r0
-    smoke = registry.smoke_test(f"models:/{prod}@{registry.CHAMPION}")  # the restored version's input_example
+    uri = f"models:/{prod}@{registry.CHAMPION}"
+    smoke = registry.smoke_test(uri)  # the restored version's own input_example
+    if smoke.get("measure"):  # a version logged without an example (the demo model before it logged one)
+        smoke = registry.smoke_test(uri, generate(500, seed=7).X) | {"source": "generated demo rows"}
     failure_rate = 0.0 if smoke["ok"] else 1.0
     verification = {
         "smoke": smoke,

@@ -39,9 +39,18 @@ from releasegate.store.decision_log import DecisionLog, StoredDecision
 SEAL = "seal"
 
 # Kinds some decision relies on for authorisation: approvals (handshake), promotions (binary promotion,
-# rollback targets), overrides (gate exceptions, deferral overrides), rollbacks, refusals (forgery notes).
+# rollback targets), overrides (gate exceptions, deferral overrides), rollbacks, refusals (forgery notes),
+# gate-failure acknowledgements and incidents (a forged one would silence a P1 escalation).
 TRUSTED_KINDS = frozenset(
-    {DecisionKind.approval, DecisionKind.promotion, DecisionKind.override, DecisionKind.rollback, DecisionKind.refusal}
+    {
+        DecisionKind.approval,
+        DecisionKind.promotion,
+        DecisionKind.override,
+        DecisionKind.rollback,
+        DecisionKind.refusal,
+        DecisionKind.gate_failure_ack,
+        DecisionKind.incident,
+    }
 )
 
 

@@ -7,9 +7,9 @@
 * ``open_gate_failures(since)``: held or rejected promotions with whether each was acknowledged or
   escalated to an incident (both the kinds of migration 0005 and the older forms).
 
-The views find records; they do not decide trust. ``approved_prod_versions`` takes only records with a
-valid service seal (``SealedDecisionLog.is_trusted``); callers of the others that act on trusted kinds
-filter the same way (``services.promotion_log``).
+The views find records; trust is the seal's. ``approved_prod_versions`` and ``open_gate_failures`` take
+only records with a valid service seal (``SealedDecisionLog.is_trusted``); callers of the others that act
+on trusted kinds filter the same way (``services.promotion_log``).
 """
 
 from __future__ import annotations
@@ -82,7 +82,9 @@ def approved_prod_versions(log: SealedDecisionLog, model: str) -> list[str]:
     return list(dict.fromkeys(str(r.details["prod_version"]) for r in finals))
 
 
-def open_gate_failures(log: DecisionLog, since: datetime) -> list[GateFailure]:
+def open_gate_failures(log: SealedDecisionLog, since: datetime) -> list[GateFailure]:
+    """Only sealed records count, failures and answers alike: a forged acknowledgement or incident
+    (written around the service path) must not silence an escalation."""
     failures = _records(
         log,
         _joined().where(
@@ -92,10 +94,11 @@ def open_gate_failures(log: DecisionLog, since: datetime) -> list[GateFailure]:
             or_(IndexRow.status.is_(None), IndexRow.status != "incident"),
         ),
     )
+    failures = [f for f in failures if log.is_trusted(f)]
     ids = [f.decision_id for f in failures]
     if not ids:
         return []
-    answers = _records(log, _joined().where(IndexRow.refers_to.in_(ids)))
+    answers = [r for r in _records(log, _joined().where(IndexRow.refers_to.in_(ids))) if log.is_trusted(r)]
     acked = {
         r.details.get("acknowledged_decision_id")
         for r in answers

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 import numpy as np
 
@@ -66,3 +67,15 @@ def generate(rows: int, seed: int, drift: float = 0.0, missing_rate: float = 0.0
     if missing_rate > 0:
         X[rng.random(X.shape) < missing_rate] = np.nan
     return Batch(X=X, y=y)
+
+
+def current_inputs(business_date: date, rows: int = 5000) -> Any:
+    """The demo model's data source (``blocks/models.yaml``: ``current_inputs.entrypoint``): the business
+    date's generated prod inputs as a DataFrame, shifted by ``RELEASEGATE_MARKET_DRIFT`` (demo, tests)."""
+    import os
+
+    import pandas as pd
+
+    drift = float(os.environ.get("RELEASEGATE_MARKET_DRIFT", "0") or 0)
+    batch = generate(rows, seed=seed_for(business_date, 17), drift=drift)
+    return pd.DataFrame(batch.X, columns=list(FEATURES))
