@@ -333,12 +333,20 @@ def test_governance_run_from_the_custom_run_form(stack, page, shots):
     expect(form.get_by_role("button", name="Select target_environment")).to_have_text("dev")
     shots(page, "01-governance-run-form-filled")
 
-    form.get_by_role("button", name="Submit", exact=True).click()
+    submit = form.get_by_role("button", name="Submit", exact=True)
+    submit.click()
     # The submitted run as the Prefect API has it (the UI's "View run" toast is transient: not waited for).
-    [run] = wait_for(
-        f"the flow run submitted with ticket_ref {ticket} to exist",
-        lambda: deployment_runs(stack.api, stack.deployments["governance-run"], ticket_ref=ticket),
-    )
+    # On a busy machine the UI once ignored the click (form still shown, no run after 180 s): while the
+    # form is still on screen and no run exists, submit again every 30 s (checked just before clicking).
+    deadline, clicked = time.monotonic() + WAIT_S, time.monotonic()
+    while not (runs := deployment_runs(stack.api, stack.deployments["governance-run"], ticket_ref=ticket)):
+        assert time.monotonic() < deadline, f"no flow run with ticket_ref {ticket} within {WAIT_S:.0f} s"
+        time.sleep(1)
+        if time.monotonic() - clicked > 30 and re.search(r"/run\b", page.url) and submit.is_visible():
+            if not deployment_runs(stack.api, stack.deployments["governance-run"], ticket_ref=ticket):
+                submit.click(timeout=ACTION_MS)
+            clicked = time.monotonic()
+    run = min(runs, key=lambda r: r.created)  # a re-submit the UI did act on late would be the second
     run_id = str(run.id)
     page.goto(f"{ui}/runs/flow-run/{run_id}")
     expect(page).to_have_url(re.compile(rf"/runs/flow-run/{run_id}(\?|$)"))
