@@ -12,7 +12,7 @@ moderate, > 0.2 significant shift, > 0.3 urgent. Pure module.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -45,39 +45,56 @@ def psi(
         ref, cur = ref[:, None], cur[:, None]
     if ref.shape[1] != cur.shape[1]:
         raise ValueError(f"reference has {ref.shape[1]} features, current has {cur.shape[1]}")
-    if bins < 2:
-        raise ValueError("bins must be at least 2")
-    qs = np.linspace(0, 1, bins + 1)[1:-1]
-    n = ref.shape[1]
+    qs = _quantiles(bins)
 
     def column(j: int) -> float:
         # One contiguous copy per feature: column slices of a C-ordered array are strided and slow.
-        return _psi_1d(np.ascontiguousarray(ref[:, j]), np.ascontiguousarray(cur[:, j]), qs, floor)
+        r, c = _present(np.ascontiguousarray(ref[:, j])), _present(np.ascontiguousarray(cur[:, j]))
+        if r.size == 0 or c.size == 0:
+            return float("nan")
+        e = _edges(r, qs)
+        return _psi_of_shares(_shares(e, r), _shares(e, c), floor)
 
-    workers = min(n, os.cpu_count() or 1)
-    if workers > 1 and ref.size + cur.size >= _PARALLEL_MIN_VALUES:
-        # numpy releases the GIL in the copies, the partition, the comparisons and the arithmetic, so
-        # columns run in threads (1 M x 20 on 2 cores: 1.04 s serial -> bench/psi_bench.py). Same
-        # arithmetic per column, same results.
-        with ThreadPoolExecutor(workers) as pool:
-            return np.array(list(pool.map(column, range(n))))
-    return np.array([column(j) for j in range(n)])
+    return _per_column(ref.shape[1], ref.size + cur.size, column)
 
 
 _PARALLEL_MIN_VALUES = 2_000_000
 
 
-def _psi_1d(r: np.ndarray, c: np.ndarray, qs: np.ndarray, floor: float) -> float:
-    if np.isnan(r).any():
-        r = r[~np.isnan(r)]
-    if np.isnan(c).any():
-        c = c[~np.isnan(c)]
-    if r.size == 0 or c.size == 0:
-        return float("nan")
-    e = np.unique(np.quantile(r, qs))
-    nb = e.size + 1
-    rc = np.maximum(np.bincount(_bin_index(e, r), minlength=nb) / r.size, floor)
-    cc = np.maximum(np.bincount(_bin_index(e, c), minlength=nb) / c.size, floor)
+def _per_column(n: int, values: int, column: Callable[[int], float]) -> np.ndarray:
+    """``column(j)`` for every feature; in threads for large inputs: numpy releases the GIL in the copies,
+    the partition, the comparisons and the arithmetic (1 M x 20 on 2 cores: 1.04 s serial ->
+    bench/psi_bench.py). Same arithmetic per column, same results."""
+    workers = min(n, os.cpu_count() or 1)
+    if workers > 1 and values >= _PARALLEL_MIN_VALUES:
+        with ThreadPoolExecutor(workers) as pool:
+            return np.array(list(pool.map(column, range(n))))
+    return np.array([column(j) for j in range(n)])
+
+
+def _quantiles(bins: int) -> np.ndarray:
+    if bins < 2:
+        raise ValueError("bins must be at least 2")
+    return np.linspace(0, 1, bins + 1)[1:-1]
+
+
+def _present(x: np.ndarray) -> np.ndarray:
+    """``x`` without its missing values (left out of both samples)."""
+    return x[~np.isnan(x)] if np.isnan(x).any() else x
+
+
+def _edges(r: np.ndarray, qs: np.ndarray) -> np.ndarray:
+    """The inner bin edges: the reference's quantiles, each once."""
+    return np.unique(np.quantile(r, qs))
+
+
+def _shares(e: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The share of ``x`` (non-empty, no NaN) in each of the ``len(e) + 1`` bins."""
+    return np.bincount(_bin_index(e, x), minlength=e.size + 1) / x.size
+
+
+def _psi_of_shares(ref: np.ndarray, cur: np.ndarray, floor: float) -> float:
+    rc, cc = np.maximum(ref, floor), np.maximum(cur, floor)
     return float(np.sum((cc - rc) * np.log(cc / rc)))
 
 
@@ -101,15 +118,13 @@ def reference_profile(
     ref = np.asarray(reference, dtype=np.float64)
     if ref.ndim != 2 or ref.shape[1] != len(features):
         raise ValueError(f"reference must have one column per feature ({len(features)}), has shape {ref.shape}")
-    qs = np.linspace(0, 1, bins + 1)[1:-1]
+    qs = _quantiles(bins)
     edges, shares = [], []
     for j in range(ref.shape[1]):
-        r = ref[:, j]
-        r = r[~np.isnan(r)]
-        e = np.unique(np.quantile(r, qs)) if r.size else np.array([])
-        counts = np.bincount(_bin_index(e, r), minlength=e.size + 1) if r.size else np.zeros(e.size + 1)
+        r = _present(ref[:, j])
+        e = _edges(r, qs) if r.size else np.array([])
         edges.append([float(v) for v in e])
-        shares.append([float(v) for v in (counts / r.size if r.size else counts)])
+        shares.append([float(v) for v in (_shares(e, r) if r.size else np.zeros(e.size + 1))])
     return ReferenceProfile(features=list(features), edges=edges, shares=shares, rows=int(ref.shape[0]), floor=floor)
 
 
@@ -121,20 +136,10 @@ def psi_against(profile: ReferenceProfile, current: np.ndarray) -> np.ndarray:
         raise ValueError(f"current must have the profile's {len(profile.features)} columns, has shape {cur.shape}")
 
     def column(j: int) -> float:
-        c = np.ascontiguousarray(cur[:, j], dtype=np.float64)
-        if np.isnan(c).any():
-            c = c[~np.isnan(c)]
+        c = _present(np.ascontiguousarray(cur[:, j], dtype=np.float64))
         ref_shares = np.asarray(profile.shares[j])
         if c.size == 0 or not ref_shares.sum():
             return float("nan")
-        e = np.asarray(profile.edges[j])
-        rc = np.maximum(ref_shares, profile.floor)
-        cc = np.maximum(np.bincount(_bin_index(e, c), minlength=e.size + 1) / c.size, profile.floor)
-        return float(np.sum((cc - rc) * np.log(cc / rc)))
+        return _psi_of_shares(ref_shares, _shares(np.asarray(profile.edges[j]), c), profile.floor)
 
-    n = cur.shape[1]
-    workers = min(n, os.cpu_count() or 1)
-    if workers > 1 and cur.size >= _PARALLEL_MIN_VALUES:
-        with ThreadPoolExecutor(workers) as pool:
-            return np.array(list(pool.map(column, range(n))))
-    return np.array([column(j) for j in range(n)])
+    return _per_column(cur.shape[1], cur.size, column)
