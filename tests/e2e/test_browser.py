@@ -334,18 +334,14 @@ def test_governance_run_from_the_custom_run_form(stack, page, shots):
     shots(page, "01-governance-run-form-filled")
 
     submit = form.get_by_role("button", name="Submit", exact=True)
-    submit.click()
     # The submitted run as the Prefect API has it (the UI's "View run" toast is transient: not waited for).
-    # On a busy machine the UI once ignored the click (form still shown, no run after 180 s): while the
-    # form is still on screen and no run exists, submit again every 30 s (checked just before clicking).
-    deadline, clicked = time.monotonic() + WAIT_S, time.monotonic()
-    while not (runs := deployment_runs(stack.api, stack.deployments["governance-run"], ticket_ref=ticket)):
-        assert time.monotonic() < deadline, f"no flow run with ticket_ref {ticket} within {WAIT_S:.0f} s"
-        time.sleep(1)
-        if time.monotonic() - clicked > 30 and re.search(r"/run\b", page.url) and submit.is_visible():
-            if not deployment_runs(stack.api, stack.deployments["governance-run"], ticket_ref=ticket):
-                submit.click(timeout=ACTION_MS)
-            clicked = time.monotonic()
+    # On a busy machine the UI once ignored the click (form still shown, no run after 180 s).
+    runs = submit_until(
+        submit,
+        lambda: deployment_runs(stack.api, stack.deployments["governance-run"], ticket_ref=ticket),
+        still_open=lambda: bool(re.search(r"/run\b", page.url)) and submit.is_visible(),
+        what=f"a flow run with ticket_ref {ticket}",
+    )
     run = min(runs, key=lambda r: r.created)  # a re-submit the UI did act on late would be the second
     run_id = str(run.id)
     page.goto(f"{ui}/runs/flow-run/{run_id}")
@@ -398,14 +394,23 @@ def resume_with_approval(
     choose(form, "Role", role)
     shots(page, f"{step}-resume-form-{role}", full_page=False)
     submit = form.get_by_role("button", name="Resume", exact=True)
+    submit_until(submit, resumed, still_open=form.is_visible, what=f"the run to take the {role} approval")
+
+
+def submit_until(submit, done: Callable[[], Any], still_open: Callable[[], bool], what: str, every: float = 30):
+    """Click ``submit``, then wait for ``done()`` (the API's answer, not the UI's). While it is not done
+    and the form is ``still_open()``, click again every ``every`` seconds, checking ``done()`` just before:
+    on a busy machine the Prefect UI has kept a form open for minutes after a click it did not act on."""
     submit.click()
     deadline, clicked = time.monotonic() + WAIT_S, time.monotonic()
-    while not resumed():
-        assert time.monotonic() < deadline, f"the run did not take the {role} approval within {WAIT_S:.0f} s"
+    while not (result := done()):
+        assert time.monotonic() < deadline, f"no {what} within {WAIT_S:.0f} s"
         time.sleep(1)
-        if time.monotonic() - clicked > 30 and form.is_visible() and not resumed():
-            submit.click(timeout=ACTION_MS)
+        if time.monotonic() - clicked > every and still_open():
+            if not done():
+                submit.click(timeout=ACTION_MS)
             clicked = time.monotonic()
+    return result
 
 
 def test_pm_approval_through_the_resume_form(stack, page, shots):
