@@ -19,7 +19,7 @@ from releasegate.adapters.config import load, model_spec
 from releasegate.adapters.prefect_flows import governed_flow
 from releasegate.adapters.prefect_runs import api_url, deployment_exists
 from releasegate.decisions import DecisionKind, DecisionOutcome, NewDecision
-from releasegate.policy.models import DEFAULT_RETRAIN_DEPLOYMENT, retrain_call
+from releasegate.policy.models import DEFAULT_RETRAIN_DEPLOYMENT, manifest_field, retrain_call
 from releasegate.policy.retrain import RetrainTrigger, retrain_gateway
 from releasegate.services.retrain import signals
 
@@ -28,6 +28,8 @@ DEPLOYMENT = "retrain"
 
 class RetrainRefused(RuntimeError):
     """The retrain cannot be started as configured (e.g. the model's retrain deployment is not deployed)."""
+
+
 OUTCOME = {"retrain": DecisionOutcome.accept, "defer": DecisionOutcome.reject, "no_retrain": DecisionOutcome.reject}
 
 
@@ -56,7 +58,7 @@ def retrain(
     )
     if decision.outcome == "retrain" and not deployment_exists(job):
         # Refused before anything is recorded as decided or started: no retrain decision, no child run.
-        field = f"models[{model_name}].retrain.deployment" if job != DEFAULT_RETRAIN_DEPLOYMENT else "deployment"
+        field = manifest_field(model_name, "retrain.deployment") if job != DEFAULT_RETRAIN_DEPLOYMENT else "deployment"
         rule = f"{job!r} is not deployed on the Prefect API {api_url()}: deploy it (prefect deploy) or fix the manifest"
         bootstrap.decision_log().append(
             NewDecision(

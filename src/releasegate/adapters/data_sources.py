@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from releasegate.errors import Refused
-from releasegate.policy.models import DataSource, ModelSpec
+from releasegate.policy.models import DataSource, ModelSpec, manifest_field
 
 
 class DataSourceError(Refused):
@@ -28,7 +28,7 @@ class DataSourceError(Refused):
 
     def __init__(self, model: str, field: str, rule: str):
         self.model = model
-        super().__init__(f"models[{model}].{field}", rule)
+        super().__init__(manifest_field(model, field), rule)
 
 
 def _local_path(uri: str) -> Path | None:

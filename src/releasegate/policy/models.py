@@ -25,6 +25,11 @@ NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$"  # no '.', which separates environmen
 ENTRYPOINT = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
+def manifest_field(model: str, field: str) -> str:
+    """How a refusal names a manifest field: ``models[<name>].<field>`` (the list index means nothing)."""
+    return f"models[{model}].{field}"
+
+
 class Criticality(StrEnum):
     standard = "standard"
     critical = "critical"  # shadow / canary evidence is mandatory before a promotion

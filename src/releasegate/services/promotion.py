@@ -42,7 +42,7 @@ from releasegate.policy.handshake import (
     approval_ref,
     check_approval,
 )
-from releasegate.policy.models import Criticality, ModelSpec
+from releasegate.policy.models import Criticality, ModelSpec, manifest_field
 from releasegate.policy.psi import psi, psi_against
 from releasegate.services.promotion_log import promotion_history
 from releasegate.services.release import promotion_subject
@@ -93,7 +93,7 @@ def drift_from_profile(
         except DataSourceError as exc:
             why = exc.rule
     if frame is None:
-        return {}, f"provide current inputs (models[{spec.name}].current_inputs): {why}"
+        return {}, f"provide current inputs ({manifest_field(spec.name, 'current_inputs')}): {why}"
     missing = [f for f in profile.features if f not in frame.columns]
     if missing:
         return {}, f"current inputs lack the profiled feature(s) {', '.join(missing)}: align the data source"
@@ -148,7 +148,7 @@ def build_dossier(model: str, candidate_version: str, policy: GatePolicy, reques
     if spec is not None and spec.current_inputs is not None:  # the model's own data and training profile
         drift, drift_measure = drift_from_profile(spec, staging, candidate_version, now.date())
     else:  # nothing to compare with: the drift gate fails (closed) and says what to declare
-        drift, drift_measure = {}, f"declare models[{model}].current_inputs in blocks/models.yaml"
+        drift, drift_measure = {}, f"declare {manifest_field(model, 'current_inputs')} in blocks/models.yaml"
     smoke = registry.smoke_test(f"models:/{staging}/{candidate_version}")  # on its logged input_example
     tags = {**registry.registered_model_tags(staging), **registry.registered_model_tags(prod)}
     monitoring = (bootstrap.project_root() / "blocks" / "monitoring_thresholds.yaml").is_file()
