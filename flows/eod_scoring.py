@@ -30,7 +30,10 @@ DEPLOYMENT = "eod-scoring"
 
 @governed_flow(DEPLOYMENT, log_prints=True)
 def eod_scoring(
-    business_date: date | None = None, model_name: str = "credit", rows: int = 5000, canary_share: float = 0.1
+    model_name: str,
+    business_date: date | None = None,
+    rows: int | None = None,
+    canary_share: float = 0.1,
 ) -> dict:
     logger = get_run_logger()
     when = flow_run.scheduled_start_time or bootstrap.clock().now()

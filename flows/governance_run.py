@@ -54,8 +54,7 @@ def governance_run(
     _, policy_problems = check_deployments(load_prefect_yaml(bootstrap.project_root() / "prefect.yaml"))
     lines = [
         "# Governance run",
-        f"- requested by **{requested_by}** ({trigger.reason_code.value}) against "
-        f"`{trigger.target_environment.value}`",
+        f"- requested by **{requested_by}** ({trigger.reason_code.value}) against `{trigger.target_environment.value}`",
         f"- decision `{record.decision_id}`",
         f"- decision log: {audit.checked} records, chain "
         + ("intact" if audit.ok else f"**BROKEN** at {audit.first_break}"),

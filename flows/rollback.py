@@ -15,7 +15,7 @@ wait behind a change freeze or a full critical queue.
   the refusal is a decision record and nothing changes in the registry.
 """
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
 from prefect import get_run_logger
@@ -29,6 +29,7 @@ from releasegate.adapters.prefect_locks import ensure_alias_lock
 from releasegate.decisions import DecisionKind
 from releasegate.policy.manual_runs import decide_manual_run
 from releasegate.policy.rollback import RollbackRefused
+from releasegate.services.eod import verify_on_day
 from releasegate.services.rollback import execute_rollback
 from releasegate.slugs import artifact_key
 
@@ -75,7 +76,10 @@ def rollback(
     expected_version: str | None = None,
     ticket_ref: str | None = None,
     approved_at: datetime | None = None,
+    business_date: date | None = None,
 ) -> dict:
+    """``business_date``: verify the restored version on that day's inputs (the model's
+    ``current_inputs``) as well as on its logged ``input_example``."""
     logger = get_run_logger()
     run_id = str(flow_run.id) if flow_run.id else "local"
     log = bootstrap.decision_log()
@@ -87,6 +91,8 @@ def rollback(
         "method": method,
         "expected_version": expected_version,
     }
+    if business_date is not None:
+        parameters["business_date"] = business_date.isoformat()
     if not requested_by_monitoring(run_id, parameters):
         trigger = "manual"  # whatever the form said: a person started it
         verdict = decide_manual_run(
@@ -114,6 +120,8 @@ def rollback(
                 root_cause=reason,
                 requested_by=requested_by,
                 expected_version=expected_version,
+                business_date=business_date,
+                verify_day=verify_on_day,
             )
     except RollbackRefused as exc:
         logger.error("%s", exc)

@@ -207,3 +207,17 @@ def apply_deployments(flows: dict) -> dict:
         name: f.to_deployment(name=name, work_pool_name="releasegate", work_queue_name=q).apply()
         for name, (f, q) in flows.items()
     }
+
+
+def govern(monkeypatch, tmp_path: Path, *names: str, **fields) -> Path:
+    """A model manifest ($RELEASEGATE_MODELS) with the shipped ``credit`` entry copied for each name
+    (its data sources, KPI and task), ``fields`` overriding; returns the file."""
+    import yaml
+
+    shipped = yaml.safe_load((ROOT / "blocks" / "models.yaml").read_text())["models"]
+    base = next(m for m in shipped if m["name"] == "credit")
+    doc = {"models": [{**base, "name": n, **fields} for n in names]}
+    path = tmp_path / "models.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    monkeypatch.setenv("RELEASEGATE_MODELS", str(path))
+    return path

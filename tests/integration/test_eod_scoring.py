@@ -22,6 +22,7 @@ from tests.conftest import (
     approve_prod_version,
     cancel_unfinished_pool_runs,
     fast_capacity_policy,
+    govern,
     prod_version,
 )
 
@@ -92,6 +93,7 @@ def deployed(prefect_harness):
 def home(rg_home, tmp_path, monkeypatch, deployed, live_clock):
     cancel_unfinished_pool_runs()
     fast_capacity_policy(tmp_path, monkeypatch)
+    govern(monkeypatch, tmp_path, "eoddrift", "eodcanary", "eodquiet", "nochamp")
     yield rg_home
     cancel_unfinished_pool_runs()
 
@@ -133,7 +135,7 @@ def test_injected_drift_rolls_back_to_the_archive_and_requests_an_urgent_retrain
     assert out["rows"] == 4000 and out["failures"] == 0
     assert set(out["latency_ms"]) == {"p50", "p95", "p99"} and 0 < out["latency_ms"]["p50"] <= out["latency_ms"]["p99"]
     lines = open(out["predictions_path"]).read().splitlines()
-    assert lines[0].startswith("row,served_by_challenger,served_proba") and len(lines) == 4001
+    assert lines[0] == "row,served_by_challenger,served,champion,challenger,label" and len(lines) == 4001
     [mon] = bootstrap.decision_log().query(kind="monitoring")
     assert mon.details["action"] == "rollback" and mon.details["champion"]["max_psi"] > 0.3
     assert mon.decision_id == out["decision_id"]
@@ -170,6 +172,10 @@ def test_injected_drift_rolls_back_to_the_archive_and_requests_an_urgent_retrain
     assert rec.details["previous_version"] == v2 and rec.details["new_version"] == v1
     assert rec.details["trigger"] == "DRIFT_URGENT" and rec.details["verified"] is True
     assert rec.actor == "releasegate:monitoring" and "PSI" in rec.details["root_cause"]
+    # verified on the day's own inputs too, not only on the logged input_example
+    on_day = rec.details["verification"]["business_date"]
+    assert on_day["ok"] and on_day["business_date"] == DAY.isoformat() and on_day["failures"] == 0
+    assert on_day["rows"] == 5000 and on_day["kpi"] == "roc_auc" and 0.5 < on_day["value"] <= 1
 
 
 def test_seven_percent_drop_during_canary_drops_the_challenger_only(home):

@@ -24,7 +24,14 @@ from releasegate.adapters import mlflow_registry as registry
 from releasegate.adapters.prefect_query import read_all_flow_runs
 from releasegate.policy.webhooks import sign
 from releasegate.tools.training import train
-from tests.conftest import ROOT, InProcessWorker, apply_deployments, cancel_unfinished_pool_runs, fast_capacity_policy
+from tests.conftest import (
+    ROOT,
+    InProcessWorker,
+    apply_deployments,
+    cancel_unfinished_pool_runs,
+    fast_capacity_policy,
+    govern,
+)
 
 pytestmark = pytest.mark.prefect
 SECRET = "test-secret"
@@ -273,6 +280,7 @@ def test_a_retrain_deployment_that_does_not_exist_is_refused_before_anything_sta
 def test_gateway_outcomes_are_recorded_without_calling_the_job(home, clock, monkeypatch, tmp_path):
     from flows.retrain import retrain
 
+    govern(monkeypatch, tmp_path, "steady")  # its data sources: the generated demo portfolio's
     registry.log_and_register(train(seed=21), "steady", "staging")
     prod_v = registry.copy_to("staging.steady", "1", "prod.steady")
     registry.set_alias("prod.steady", "champion", prod_v)

@@ -123,7 +123,7 @@ def expect_deferred(flow, run_id, code):
 def test_backfill_waits_for_running_eod_then_starts(deployed, rg_home, policy, clock):
     from flows.backfill import backfill
 
-    eod = create_run(deployed["eod-scoring"], business_date="2026-11-20")
+    eod = create_run(deployed["eod-scoring"], model_name="credit", business_date="2026-11-20")
     set_state(eod.id, Running())  # the EOD run is running on a worker
     bf = create_run(deployed["backfill"], start_date="2026-11-19", end_date="2026-11-20")
     fr, deferral = expect_deferred(backfill, bf.id, "PRIORITY_CONFLICT")
@@ -181,7 +181,7 @@ def test_upstream_not_ready_until_eod_for_that_date_completes(deployed, rg_home,
     assert "eod-scoring@2026-11-20" in deferral.explanation
 
     prod_version("credit", seed=1, alias="champion")  # EOD scores prod.credit@champion
-    eod = create_run(deployed["eod-scoring"], business_date="2026-11-20")
+    eod = create_run(deployed["eod-scoring"], model_name="credit", business_date="2026-11-20")
     assert execute(eod_scoring, eod.id).is_completed()  # the real EOD run, gated and admitted
     clock.advance(seconds=2)
     assert execute(backfill, bf.id).is_completed()
@@ -194,7 +194,7 @@ def test_full_pool_gives_capacity_limit(deployed, rg_home, policy, clock):
     holders = [create_run(deployed["backfill"], start_date="2026-11-20", end_date="2026-11-20") for _ in range(2)]
     for h in holders:
         set_state(h.id, Running())
-    eod = create_run(deployed["eod-scoring"], business_date="2026-11-20")
+    eod = create_run(deployed["eod-scoring"], model_name="credit", business_date="2026-11-20")
     expect_deferred(eod_scoring, eod.id, "CAPACITY_LIMIT")
 
 
@@ -204,7 +204,7 @@ def test_sweeper_escalates_at_30_and_60_minutes(deployed, rg_home, policy, clock
     from releasegate.adapters.config import load_gateway_config
     from releasegate.adapters.prefect_deferrals import sweep
 
-    eod = create_run(deployed["eod-scoring"], business_date="2026-11-20")
+    eod = create_run(deployed["eod-scoring"], model_name="credit", business_date="2026-11-20")
     set_state(eod.id, Running())
     bf = create_run(deployed["backfill"], start_date="2026-11-20", end_date="2026-11-20")
     expect_deferred(backfill, bf.id, "PRIORITY_CONFLICT")
@@ -232,7 +232,7 @@ def test_sweeper_escalates_at_30_and_60_minutes(deployed, rg_home, policy, clock
 def test_override_needs_a_ticket_and_starts_the_run(deployed, rg_home, policy, clock):
     from flows.backfill import backfill
 
-    eod = create_run(deployed["eod-scoring"], business_date="2026-11-20")
+    eod = create_run(deployed["eod-scoring"], model_name="credit", business_date="2026-11-20")
     set_state(eod.id, Running())
     bf = create_run(deployed["backfill"], start_date="2026-11-20", end_date="2026-11-20")
     expect_deferred(backfill, bf.id, "PRIORITY_CONFLICT")
@@ -401,7 +401,7 @@ def test_infra_up_is_idempotent(deployed, rg_home):
 def test_report_prints_kpis(deployed, rg_home, policy, clock):
     from flows.backfill import backfill
 
-    eod = create_run(deployed["eod-scoring"], business_date="2026-11-20")
+    eod = create_run(deployed["eod-scoring"], model_name="credit", business_date="2026-11-20")
     set_state(eod.id, Running())
     bf = create_run(deployed["backfill"], start_date="2026-11-20", end_date="2026-11-20")
     expect_deferred(backfill, bf.id, "PRIORITY_CONFLICT")

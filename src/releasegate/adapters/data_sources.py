@@ -83,3 +83,58 @@ def require_columns(spec: ModelSpec, field: str, frame: Any, columns: Sequence[s
             field,
             f"missing column(s) {', '.join(missing)} that the model's signature (or label_column) requires",
         )
+
+
+class BusinessBatch:
+    """A business date's inputs (only the model's feature columns, in its order) and labels (or None)."""
+
+    def __init__(self, business_date: date, X: Any, y: Any, features: list[str], label_source: str | None):
+        self.business_date, self.X, self.y, self.features, self.label_source = (
+            business_date,
+            X,
+            y,
+            features,
+            label_source,
+        )
+
+    @property
+    def rows(self) -> int:
+        return len(self.X)
+
+
+def as_float(frame: Any) -> Any:
+    """A frame as a float matrix for the monitoring checks (a non-numeric value counts as missing)."""
+    import pandas as pd
+
+    try:
+        return frame.to_numpy(dtype=float)
+    except (TypeError, ValueError):
+        return frame.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+
+
+def load_batch(spec: ModelSpec, business_date: date, features: Sequence[str] | None, rows: int | None = None):
+    """The day's ``current_inputs`` (restricted to ``features``; None: every column but the label) and
+    labels: ``labels`` when declared (one row per input row, same order), else the inputs' own
+    ``label_column`` when present, else None (the KPI is then not measured that day)."""
+    frame = load_frame(spec, "current_inputs", business_date)
+    if rows is not None:
+        frame = frame.head(rows)
+    cols = list(features) if features else [c for c in frame.columns if c != spec.label_column]
+    require_columns(spec, "current_inputs", frame, cols)
+    y, source = None, None
+    if spec.labels is not None:
+        labels = load_frame(spec, "labels", business_date)
+        if rows is not None:
+            labels = labels.head(rows)
+        require_columns(spec, "labels", labels, [spec.label_column])
+        if len(labels) != len(frame):
+            raise DataSourceError(
+                spec.name,
+                "labels",
+                f"{len(labels)} label rows for {len(frame)} input rows on {business_date.isoformat()}: "
+                "give one label per input row, in the same order",
+            )
+        y, source = labels[spec.label_column].to_numpy(dtype=float), "labels"
+    elif spec.label_column in frame.columns:
+        y, source = frame[spec.label_column].to_numpy(dtype=float), "current_inputs"
+    return BusinessBatch(business_date, frame[cols].reset_index(drop=True), y, cols, source)

@@ -100,7 +100,9 @@ def metric_drop(
 def evaluate(
     policy: MonitoringPolicy,
     *,
-    reference: np.ndarray,
+    reference: np.ndarray | None = None,
+    drift: Mapping[str, float] | None = None,
+    drift_missing: str = "no reference to measure drift against",
     current: np.ndarray,
     features: Sequence[str],
     expected_features: Sequence[str] | None = None,
@@ -111,7 +113,15 @@ def evaluate(
     metric_baseline: float | None = None,
     metric_direction: Direction = Direction.higher_better,
 ) -> MonitoringReport:
-    drift = dict(zip(features, (float(v) for v in psi(reference, current)), strict=True))
+    """The checks of one scored batch. Drift is ``drift`` (PSI per feature, measured against the version's
+    logged reference profile) or computed here from the ``reference`` rows; with neither, the drift check
+    is not breached and its detail says ``drift_missing`` (what to log)."""
+    measured = drift is not None or reference is not None
+    if drift is None:
+        drift = (
+            {} if reference is None else dict(zip(features, (float(v) for v in psi(reference, current)), strict=True))
+        )
+    drift = dict(drift)
     finite = {f: v for f, v in drift.items() if np.isfinite(v)}
     worst = max(finite, key=finite.__getitem__) if finite else None
     # A feature with no values at all has no PSI (NaN): it must not hide drift elsewhere (NaN compares
@@ -130,7 +140,7 @@ def evaluate(
             value=drift[worst] if worst else 0.0,
             threshold=policy.max_psi,
             breached=drift[worst] > policy.max_psi if worst else False,
-            detail=f"max on {worst}" if worst else "",
+            detail=f"max on {worst}" if worst else ("" if measured else drift_missing),
         ),
         Check(
             name="missing_rate",

@@ -24,6 +24,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
+from releasegate.policy.metrics import Direction, relative_drop
 from releasegate.policy.rollback_tree import Action, Stage, TreeInput, TreeReason, TreeResult, TreeThresholds, decide
 
 
@@ -45,11 +46,15 @@ def challenger_stage(has_challenger: bool, canary_share: float) -> Stage | None:
 
 class ShadowComparison(BaseModel):
     rows: int
-    agreement: float = Field(description="share of rows where both models take the same 0/1 decision")
-    mean_abs_diff: float = Field(description="mean |p_challenger - p_champion|")
+    agreement: float | None = Field(
+        description="share of rows where both models take the same 0/1 decision (classification; None otherwise)"
+    )
+    mean_abs_diff: float = Field(description="mean |prediction_challenger - prediction_champion|")
     champion_metric: float | None
     challenger_metric: float | None
-    relative_drop: float | None = Field(description="(champion - challenger) / champion; positive = worse")
+    relative_drop: float | None = Field(
+        description="how much worse the challenger's metric is, relative, in the metric's direction; positive = worse"
+    )
 
 
 def compare(
@@ -57,24 +62,24 @@ def compare(
     p_challenger: np.ndarray,
     champion_metric: float | None,
     challenger_metric: float | None,
-    threshold: float = 0.5,
+    threshold: float | None = 0.5,
+    direction: Direction = Direction.higher_better,
 ) -> ShadowComparison:
+    """Champion vs challenger on the same rows. ``threshold``: the 0/1 decision cut of a classifier's
+    scores (None for a regression: no agreement share); ``direction``: which way the metric is better."""
     a, b = np.asarray(p_champion, dtype=np.float64), np.asarray(p_challenger, dtype=np.float64)
     ok = np.isfinite(a) & np.isfinite(b)
-    agree = float(((a[ok] >= threshold) == (b[ok] >= threshold)).mean()) if ok.any() else 0.0
+    agree = None
+    if threshold is not None:
+        agree = round(float(((a[ok] >= threshold) == (b[ok] >= threshold)).mean()) if ok.any() else 0.0, 6)
     diff = float(np.abs(a[ok] - b[ok]).mean()) if ok.any() else 0.0
-    drop = (
-        round((champion_metric - challenger_metric) / champion_metric, 12)
-        if champion_metric and challenger_metric is not None
-        else None
-    )
     return ShadowComparison(
         rows=int(a.size),
-        agreement=round(agree, 6),
+        agreement=agree,
         mean_abs_diff=round(diff, 6),
         champion_metric=champion_metric,
         challenger_metric=challenger_metric,
-        relative_drop=drop,
+        relative_drop=relative_drop(challenger_metric, champion_metric, direction),
     )
 
 

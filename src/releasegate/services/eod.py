@@ -10,20 +10,23 @@ one rollback and one retrain request per model and business date, whatever retri
 from __future__ import annotations
 
 import json
-import time
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from pydantic import BaseModel
-from sklearn.metrics import roc_auc_score
 
 from releasegate import bootstrap
 from releasegate.adapters import mlflow_registry as registry
-from releasegate.adapters.config import load
+from releasegate.adapters.config import load, model_spec
+from releasegate.adapters.data_sources import BusinessBatch, DataSourceError, as_float, load_batch, require_columns
+from releasegate.adapters.model_io import Predictor
 from releasegate.decisions import DecisionKind, DecisionOutcome, NewDecision
+from releasegate.policy.metrics import compute
+from releasegate.policy.models import ModelSpec, Task, manifest_field
 from releasegate.policy.monitoring import MonitoringPolicy, MonitoringReport, evaluate, latency_percentiles
+from releasegate.policy.psi import psi_against
 from releasegate.policy.rollback_tree import Stage
 from releasegate.policy.scoring import (
     Assessment,
@@ -34,8 +37,7 @@ from releasegate.policy.scoring import (
     compare,
     judge,
 )
-from releasegate.services.promotion import current_prod_inputs, training_data
-from releasegate.tools.datagen import FEATURES
+from releasegate.services.promotion import PROFILE_MEASURE
 
 
 class NoChampion(RuntimeError):
@@ -48,13 +50,14 @@ class Scored(BaseModel):
     version: str
     failures: int
     latency_ms: dict[str, float]
-    metric: float | None  # ROC AUC on the batch's labels
+    metric: float | None  # the model's primary KPI on the batch's labels (None: no labels that day)
 
 
 class EodResult(BaseModel):
     model_name: str
     business_date: date
     rows: int
+    kpi: str
     champion: Scored
     challenger: Scored | None
     canary_share: float
@@ -67,28 +70,7 @@ class EodResult(BaseModel):
     challenger_assessment: Assessment | None
     verdict: Verdict
     predictions_path: str
-
-
-def _score(model: Any, X: np.ndarray, chunk_rows: int) -> tuple[np.ndarray, int, list[float]]:
-    """Score in chunks like a batch server would; a chunk that raises counts all its rows as failed."""
-    out = np.full(len(X), np.nan)
-    lat: list[float] = []
-    for start in range(0, len(X), chunk_rows):
-        part = X[start : start + chunk_rows]
-        t0 = time.perf_counter()
-        try:
-            out[start : start + len(part)] = model.predict_proba(part)[:, 1]
-        except Exception:
-            pass  # counted below as failed rows (NaN)
-        lat.append((time.perf_counter() - t0) * 1000)
-    return out, int((~np.isfinite(out)).sum()), lat
-
-
-def _auc(y: np.ndarray, p: np.ndarray) -> float | None:
-    ok = np.isfinite(p)
-    if ok.sum() < 2 or len(np.unique(y[ok])) < 2:
-        return None
-    return float(roc_auc_score(y[ok], p[ok]))
+    label_source: str | None
 
 
 def _champion_stage(tags: dict[str, str]) -> Stage:
@@ -96,9 +78,22 @@ def _champion_stage(tags: dict[str, str]) -> Stage:
     return Stage.post_retrain if tags.get("retrain_reason") else Stage.full
 
 
+def governed_spec(model: str) -> ModelSpec:
+    """The manifest entry EOD, backfill and rollback verification need; a model without one is refused."""
+    spec = model_spec(model)
+    if spec is None:
+        raise DataSourceError(
+            model, "current_inputs", "the model is not in the model manifest: add it to blocks/models.yaml"
+        )
+    return spec
+
+
 def score_business_date(
-    model: str, day: date, *, rows: int = 5000, canary_share: float = 0.1, chunk_rows: int = 250
+    model: str, day: date, *, rows: int | None = None, canary_share: float = 0.1, chunk_rows: int = 250
 ) -> EodResult:
+    """Score ``day``'s inputs (the model's ``current_inputs``; ``rows``: only the first rows) with the
+    champion, and the challenger in shadow / canary; measure against the day's labels and judge."""
+    spec = governed_spec(model)
     prod = registry.model_name("prod", model)
     aliases = registry.aliases(prod)
     champ_v = aliases.get(registry.CHAMPION)
@@ -108,32 +103,41 @@ def score_business_date(
             "promote a version first (deployment 'promotion')"
         )
     policy: MonitoringPolicy = load("monitoring-thresholds")
-    batch = current_prod_inputs(rows, today=day)
-    c_facts, c_proba, champion, c_report = _score_and_check(policy, prod, champ_v, batch, chunk_rows)
+    batch = load_batch(spec, day, None, rows)
+    n = batch.rows
+    c_facts, c_pred, champion, c_report = _score_and_check(policy, spec, prod, champ_v, batch, chunk_rows)
     c_assess = _assessment(champ_v, _champion_stage(c_facts.tags), c_report)
 
     ch_v = aliases.get(registry.CHALLENGER)
     stage = challenger_stage(ch_v is not None and ch_v != champ_v, canary_share)
-    served = c_proba.copy()
-    mask = np.zeros(rows, dtype=bool)
+    served = c_pred.copy()
+    mask = np.zeros(n, dtype=bool)
     challenger = comparison = ch_report = ch_assess = None
-    ch_proba = np.full(rows, np.nan)
+    ch_pred = np.full(n, np.nan)
     if stage is not None and ch_v is not None:
         # The challenger is judged against the champion on the same rows, not against its own baseline.
-        _, ch_proba, challenger, ch_report = _score_and_check(
-            policy, prod, ch_v, batch, chunk_rows, baseline=champion.metric
+        _, ch_pred, challenger, ch_report = _score_and_check(
+            policy, spec, prod, ch_v, batch, chunk_rows, baseline=champion.metric
         )
-        comparison = compare(c_proba, ch_proba, champion.metric, challenger.metric)
+        comparison = compare(
+            c_pred,
+            ch_pred,
+            champion.metric,
+            challenger.metric,
+            threshold=0.5 if spec.task is Task.classification else None,
+            direction=spec.primary_kpi.better,
+        )
         ch_assess = _assessment(ch_v, stage, ch_report)
         if stage is Stage.canary:
-            mask = canary_mask(rows, canary_share, f"{prod}:{day.isoformat()}")
-            served[mask] = ch_proba[mask]
+            mask = canary_mask(n, canary_share, f"{prod}:{day.isoformat()}")
+            served[mask] = ch_pred[mask]
     verdict = judge(c_assess, ch_assess, policy.tree_thresholds())
-    path = _write_outputs(model, day, batch.y, c_proba, ch_proba, served, mask)
+    path = _write_outputs(spec, day, batch.y, c_pred, ch_pred, served, mask)
     return EodResult(
         model_name=model,
         business_date=day,
-        rows=rows,
+        rows=n,
+        kpi=spec.primary_kpi.metric,
         champion=champion,
         challenger=challenger,
         canary_share=canary_share if stage is Stage.canary else 0.0,
@@ -146,36 +150,97 @@ def score_business_date(
         challenger_assessment=ch_assess,
         verdict=verdict,
         predictions_path=str(path),
+        label_source=batch.label_source,
     )
 
 
 _OWN_BASELINE = object()
 
 
+def model_inputs(spec: ModelSpec, predictor: Predictor, version: str, batch: BusinessBatch, profile=None):
+    """The batch's columns this version reads, in its order (its signature, else its reference profile)."""
+    feats = predictor.features(profile.features if profile is not None else None)
+    if feats is None:
+        raise DataSourceError(
+            spec.name,
+            "current_inputs",
+            f"version {version} names no input columns: log it with a signature of named columns (an "
+            "input_example DataFrame) or a reference profile (releasegate.evidence.log_reference_profile)",
+        )
+    require_columns(spec, "current_inputs", batch.X, feats)
+    return feats, batch.X[feats]
+
+
 def _score_and_check(
-    policy: MonitoringPolicy, prod: str, version: str, batch, chunk_rows: int, baseline: Any = _OWN_BASELINE
+    policy: MonitoringPolicy,
+    spec: ModelSpec,
+    prod: str,
+    version: str,
+    batch: BusinessBatch,
+    chunk_rows: int,
+    baseline: Any = _OWN_BASELINE,
 ):
     """Score ``batch`` with one prod version and run the monitoring checks on it.
 
-    ``baseline``: the metric its drop is measured against (None: unknown, no drop); by default the
-    version's own logged ROC AUC."""
+    ``baseline``: the KPI value its drop is measured against (None: unknown, no drop); by default the
+    value the version's training run logged."""
     facts = registry.version_facts(prod, version, with_hash=False)
-    proba, failures, lat = _score(registry.load_sklearn(f"models:/{prod}/{version}"), batch.X, chunk_rows)
-    scored = Scored(
-        version=version, failures=failures, latency_ms=latency_percentiles(lat), metric=_auc(batch.y, proba)
-    )
+    predictor = Predictor(f"models:/{prod}/{version}", spec.prediction, field=manifest_field(spec.name, "predict"))
+    profile = registry.reference_profile(prod, version)
+    feats, X = model_inputs(spec, predictor, version, batch, profile)
+    pred, failures, lat = predictor.score(X, chunk_rows)
+    kpi = spec.primary_kpi.metric
+    value = None
+    if batch.y is not None:
+        value = compute(kpi, batch.y, pred)
+        value = value if np.isfinite(value) else None
+    scored = Scored(version=version, failures=failures, latency_ms=latency_percentiles(lat), metric=value)
+    drift = None
+    if profile is not None:  # PSI against the bins logged at training: the training set is never re-read
+        require_columns(spec, "current_inputs", batch.X, profile.features)
+        values = psi_against(profile, as_float(batch.X[profile.features]))
+        drift = {f: float(v) for f, v in zip(profile.features, values, strict=True)}
     report = evaluate(
         policy,
-        reference=training_data(facts.params).X,
-        current=batch.X,
-        features=FEATURES,
-        rows=len(batch.y),
+        drift=drift,
+        drift_missing=PROFILE_MEASURE,
+        current=as_float(X),
+        features=feats,
+        rows=batch.rows,
         failures=failures,
         latency_ms=scored.latency_ms,
         metric_now=scored.metric,
-        metric_baseline=facts.metrics.get("roc_auc") if baseline is _OWN_BASELINE else baseline,
+        metric_baseline=facts.metrics.get(kpi) if baseline is _OWN_BASELINE else baseline,
+        metric_direction=spec.primary_kpi.better,
     )
-    return facts, proba, scored, report
+    return facts, pred, scored, report
+
+
+def verify_on_day(model: str, version: str, day: date, chunk_rows: int = 250) -> dict[str, Any]:
+    """Score ``day``'s inputs with prod ``version`` (a rollback's restored version): rows, failures, the
+    KPI on the day's labels. Never raises: a data or model problem is a failed check that says why."""
+    try:
+        spec = governed_spec(model)
+        prod = registry.model_name("prod", model)
+        policy: MonitoringPolicy = load("monitoring-thresholds")
+        batch = load_batch(spec, day, None)
+        predictor = Predictor(f"models:/{prod}/{version}", spec.prediction, field=manifest_field(model, "predict"))
+        _, X = model_inputs(spec, predictor, version, batch, registry.reference_profile(prod, version))
+        pred, failures, lat = predictor.score(X, chunk_rows)
+    except Exception as exc:  # noqa: BLE001 - reported as the failed verification it is
+        return {"ok": False, "business_date": day.isoformat(), "failure_rate": 1.0, "error": str(exc)[:500]}
+    rate = failures / batch.rows
+    value = compute(spec.primary_kpi.metric, batch.y, pred) if batch.y is not None else None
+    return {
+        "ok": rate <= policy.max_failure_rate,
+        "business_date": day.isoformat(),
+        "rows": batch.rows,
+        "failures": failures,
+        "failure_rate": round(rate, 6),
+        "latency_ms": latency_percentiles(lat),
+        "kpi": spec.primary_kpi.metric,
+        "value": value if value is not None and np.isfinite(value) else None,
+    }
 
 
 def _assessment(version: str, stage: Stage, report: MonitoringReport) -> Assessment:
@@ -191,19 +256,22 @@ def _assessment(version: str, stage: Stage, report: MonitoringReport) -> Assessm
     )
 
 
-def _write_outputs(model, day, y, c_proba, ch_proba, served, mask) -> Path:
-    folder = bootstrap.settings().home_dir / "scoring" / model / day.isoformat()
+def _write_outputs(spec: ModelSpec, day, y, c_pred, ch_pred, served, mask) -> Path:
+    import pandas as pd
+
+    folder = bootstrap.settings().home_dir / "scoring" / spec.name / day.isoformat()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "predictions.csv"
-    table = np.column_stack([np.arange(len(y)), mask.astype(int), served, c_proba, ch_proba, y])
-    np.savetxt(
-        path,
-        table,
-        delimiter=",",
-        fmt=["%d", "%d", "%.6f", "%.6f", "%.6f", "%d"],
-        header="row,served_by_challenger,served_proba,champion_proba,challenger_proba,label",
-        comments="",
-    )
+    pd.DataFrame(
+        {
+            "row": np.arange(len(c_pred)),
+            "served_by_challenger": mask.astype(int),
+            "served": served,
+            "champion": c_pred,
+            "challenger": ch_pred,
+            spec.label_column: y if y is not None else np.full(len(c_pred), np.nan),
+        }
+    ).to_csv(path, index=False, float_format="%.6f")
     return path
 
 
@@ -296,8 +364,10 @@ def summary(result: EodResult) -> dict[str, Any]:
         "canary_rows": result.canary_rows,
         "failures": result.served_failures,
         "latency_ms": result.champion.latency_ms,
-        "champion_auc": result.champion.metric,
-        "challenger_auc": result.challenger.metric if result.challenger else None,
+        "kpi": result.kpi,
+        "champion_metric": result.champion.metric,
+        "challenger_metric": result.challenger.metric if result.challenger else None,
+        "label_source": result.label_source,
         "max_psi": round(result.champion_report.max_psi, 6),
         "shadow": result.comparison.model_dump(mode="json") if result.comparison else None,
         "action": result.verdict.action,

@@ -43,35 +43,13 @@ from releasegate.policy.handshake import (
     check_approval,
 )
 from releasegate.policy.models import Criticality, ModelSpec, manifest_field
-from releasegate.policy.psi import psi, psi_against
+from releasegate.policy.psi import psi_against
 from releasegate.services.promotion_log import promotion_history
 from releasegate.services.release import promotion_subject
-from releasegate.tools.datagen import generate, seed_for
 
 
 def exception_subject(model: str, version: str) -> str:
     return f"model:{model}:v{version}"
-
-
-def current_prod_inputs(rows: int = 5000, today: date | None = None):
-    import os
-
-    day = today or bootstrap.clock().now().date()
-    return generate(rows, seed=seed_for(day, 17), drift=float(os.environ.get("RELEASEGATE_MARKET_DRIFT", "0") or 0))
-
-
-def training_data(params: dict[str, str]):
-    """The data a version was trained on, regenerated from its logged params (seed, rows, drift)."""
-    return generate(int(params.get("rows", 4000)), seed=int(params.get("seed", 0)), drift=float(params.get("drift", 0)))
-
-
-def drift_vs_prod(params: dict[str, str], current=None) -> dict[str, float]:
-    """PSI per feature of a version's training data vs today's prod inputs."""
-    from releasegate.tools.datagen import FEATURES
-
-    current = current if current is not None else current_prod_inputs()
-    psis = psi(training_data(params).X, current.X)
-    return dict(zip(FEATURES, (round(float(v), 6) for v in psis), strict=True))
 
 
 PROFILE_MEASURE = "log a reference profile with the training run: releasegate.evidence.log_reference_profile(X_train)"

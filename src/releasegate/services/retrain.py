@@ -1,16 +1,20 @@
-"""Retrain I/O: the signals the retrain gateway needs, read from MLflow and generated prod inputs."""
+"""Retrain I/O: the signals the retrain gateway needs, read from MLflow and the model's own data.
+
+Drift: the newest current inputs (the manifest's ``current_inputs``) against the champion's logged
+reference profile; KPI drop: the champion's primary KPI on today's labelled inputs against the value its
+training run logged, in the KPI's own direction. A model without data sources gives neither signal."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sklearn.metrics import roc_auc_score
-
 from releasegate import bootstrap
 from releasegate.adapters import mlflow_registry as registry
-from releasegate.policy.metrics import Direction, relative_drop
+from releasegate.adapters.config import model_spec
+from releasegate.policy.metrics import relative_drop
 from releasegate.policy.retrain import RetrainSignals, RetrainTrigger
-from releasegate.services.promotion import current_prod_inputs, drift_vs_prod
+from releasegate.services.eod import verify_on_day
+from releasegate.services.promotion import drift_from_profile
 
 
 def signals(model: str, trigger: RetrainTrigger, source_environment: str | None = None) -> RetrainSignals:
@@ -19,12 +23,15 @@ def signals(model: str, trigger: RetrainTrigger, source_environment: str | None 
     if champ is None:
         return RetrainSignals(trigger=trigger, has_champion=False, source_environment=source_environment)
     facts = registry.version_facts(prod, champ, with_hash=False)
-    current = current_prod_inputs()
-    drift = drift_vs_prod(facts.params, current)
-    model_obj = registry.load_sklearn(f"models:/{prod}/{champ}")
-    auc_now = float(roc_auc_score(current.y, model_obj.predict_proba(current.X)[:, 1]))
-    baseline = facts.metrics.get("roc_auc")
-    drop = relative_drop(auc_now, baseline, Direction.higher_better)  # the demo model's KPI, roc_auc
+    spec = model_spec(model)
+    drift: dict[str, float] = {}
+    drop = None
+    if spec is not None and spec.current_inputs is not None:
+        today = bootstrap.clock().now().date()
+        drift, _ = drift_from_profile(spec, prod, champ, today)
+        on_day = verify_on_day(model, champ, today)
+        kpi = spec.primary_kpi
+        drop = relative_drop(on_day.get("value"), facts.metrics.get(kpi.metric), kpi.better)
     run = registry.client().get_run(facts.run_id) if facts.run_id else None
     started = datetime.fromtimestamp(run.info.start_time / 1000, UTC) if run else None
     age = (bootstrap.clock().now() - started).total_seconds() / 86400 if started else None

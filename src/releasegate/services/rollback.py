@@ -11,15 +11,15 @@ verification is never left without its record. Only records sealed by the servic
 from __future__ import annotations
 
 import time
-from datetime import datetime
-from typing import Literal
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Any, Literal
 
 from releasegate import bootstrap
 from releasegate.decisions import DecisionKind, DecisionOutcome, DecisionRecord, NewDecision
 from releasegate.policy.rollback import RollbackPlan, RollbackRecord, RollbackRefused, plan_rollback, verification_ok
 from releasegate.ports import Ports
 from releasegate.services.promotion_log import promotion_history
-from releasegate.tools.datagen import generate
 
 
 def rollback_targets(model: str, champion: str | None, ports: Ports | None = None) -> tuple[set[str], dict[str, str]]:
@@ -121,6 +121,8 @@ def execute_rollback(
     follow_up: str = "root-cause analysis; retrain if drift is confirmed",
     expected_version: str | None = None,
     ports: Ports | None = None,
+    business_date: date | None = None,
+    verify_day: Callable[[str, str, date], dict[str, Any]] | None = None,
 ) -> RollbackRecord:
     """Plan (or resume), record pending, move aliases, verify, record final.
 
@@ -219,11 +221,15 @@ def execute_rollback(
     registry_seconds = time.perf_counter() - r0
     uri = f"models:/{prod}@{registry.CHAMPION}"
     smoke = registry.smoke_test(uri)  # the restored version's own input_example
-    if smoke.get("measure"):  # a version logged without an example (the demo model before it logged one)
-        smoke = registry.smoke_test(uri, generate(500, seed=7).X) | {"source": "generated demo rows"}
     failure_rate = 0.0 if smoke["ok"] else 1.0
+    # and, given the business date that triggered it, the restored version on that day's real inputs
+    serving = plan.new_version or registry.alias_version(prod, registry.CHAMPION)
+    on_day = verify_day(model, serving, business_date) if verify_day and business_date and serving else None
+    if on_day is not None:
+        failure_rate = max(failure_rate, float(on_day.get("failure_rate", 1.0)))
     verification = {
         "smoke": smoke,
+        "business_date": on_day,
         "failure_rate": failure_rate,
         "champion_after": registry.alias_version(prod, registry.CHAMPION),
     }
@@ -242,7 +248,9 @@ def execute_rollback(
         duration_seconds=round(time.perf_counter() - t0, 4),
         registry_seconds=round(registry_seconds, 4),
         verification=verification,
-        verified=verification_ok(smoke, failure_rate) and verification["champion_after"] == plan.new_version,
+        verified=verification_ok(smoke, failure_rate)
+        and (on_day is None or bool(on_day.get("ok")))
+        and verification["champion_after"] == plan.new_version,
         follow_up=follow_up,
     )
     log.append(

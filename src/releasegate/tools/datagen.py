@@ -79,3 +79,15 @@ def current_inputs(business_date: date, rows: int = 5000) -> Any:
     drift = float(os.environ.get("RELEASEGATE_MARKET_DRIFT", "0") or 0)
     batch = generate(rows, seed=seed_for(business_date, 17), drift=drift)
     return pd.DataFrame(batch.X, columns=list(FEATURES))
+
+
+def labels(business_date: date, rows: int = 5000) -> Any:
+    """The demo model's labels for a business date (``labels.entrypoint``): the default flags of the
+    same generated rows as ``current_inputs``, column ``label``, one per input row in the same order."""
+    import os
+
+    import pandas as pd
+
+    drift = float(os.environ.get("RELEASEGATE_MARKET_DRIFT", "0") or 0)
+    batch = generate(rows, seed=seed_for(business_date, 17), drift=drift)
+    return pd.DataFrame({"label": batch.y})
