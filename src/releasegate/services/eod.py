@@ -89,13 +89,21 @@ def governed_spec(model: str) -> ModelSpec:
 
 
 def score_business_date(
-    model: str, day: date, *, rows: int | None = None, canary_share: float = 0.1, chunk_rows: int = 250
+    model: str,
+    day: date,
+    *,
+    rows: int | None = None,
+    canary_share: float = 0.1,
+    chunk_rows: int = 250,
+    version: str | None = None,
 ) -> EodResult:
     """Score ``day``'s inputs (the model's ``current_inputs``; ``rows``: only the first rows) with the
-    champion, and the challenger in shadow / canary; measure against the day's labels and judge."""
+    champion, and the challenger in shadow / canary; measure against the day's labels and judge.
+
+    ``version``: score that prod version alone, in the champion's place (a backfill of a past date)."""
     spec = governed_spec(model)
     prod = registry.model_name("prod", model)
-    aliases = registry.aliases(prod)
+    aliases = registry.aliases(prod) if version is None else {registry.CHAMPION: version}
     champ_v = aliases.get(registry.CHAMPION)
     if champ_v is None:
         raise NoChampion(
