@@ -12,14 +12,16 @@ export DO_NOT_TRACK ?= 1
 venv: $(STAMP)
 
 # Re-installs only when pyproject.toml changed since the last install.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml examples/credit/pyproject.toml examples/diabetes/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# the example team project the demo and the tests govern (its own package, only the public contract)
+	$(BIN)/python -m pip install --quiet --no-deps -e examples/credit -e examples/diabetes
 	@touch $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src flows deployments blocks tests bench
+	$(BIN)/ruff check src flows deployments blocks tests bench examples
 
 # mypy with the configuration in pyproject.toml ([tool.mypy]: src/releasegate and flows, strict for the
 # pure policy modules and the stores).

@@ -28,21 +28,21 @@ def main() -> None:
     from releasegate.tools.approval_driver import demo_approvers_file
 
     os.environ["RELEASEGATE_APPROVERS"] = str(demo_approvers_file(home))
+    from credit_example.training import log_and_register, train
     from prefect.testing.utilities import prefect_test_harness
 
     from flows.promotion import promotion
     from releasegate.adapters import mlflow_registry as registry
     from releasegate.tools.approval_driver import DemoApprover
-    from releasegate.tools.training import train
 
     times = []
     with prefect_test_harness(server_startup_timeout=120):
         for i in range(repeats + 1):  # the first is the warm-up
             model = f"benchpromo{i}"
-            weak = registry.log_and_register(train(seed=11, without=("collateral_ratio",)), model, "staging")
+            weak = log_and_register(train(seed=11, without=("collateral_ratio",)), model, "staging")
             champ = registry.copy_to(f"staging.{model}", weak, f"prod.{model}")
             registry.set_alias(f"prod.{model}", "champion", champ)
-            cand = registry.log_and_register(train(seed=11), model, "staging")
+            cand = log_and_register(train(seed=11), model, "staging")
             with DemoApprover(model, cand) as approver:
                 t0 = time.perf_counter()
                 state = promotion(model_name=model, candidate_version=cand, requested_by="bench", return_state=True)

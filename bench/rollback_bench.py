@@ -31,6 +31,7 @@ def main() -> None:
     a = args(__doc__.splitlines()[0])
     repeats = a.repeats or 7
     isolated_home()
+    from credit_example.training import log_and_register, train
     from prefect import get_client
     from prefect.flow_engine import run_flow
     from prefect.testing.utilities import prefect_test_harness
@@ -43,7 +44,6 @@ def main() -> None:
     from releasegate.adapters.prefect_runs import send_event
     from releasegate.decisions import DecisionKind, DecisionOutcome, NewDecision
     from releasegate.services.rollback import execute_rollback
-    from releasegate.tools.training import train
 
     t_start = time.perf_counter()
     with prefect_test_harness(server_startup_timeout=120):
@@ -52,11 +52,10 @@ def main() -> None:
         rollback.to_deployment(name="rollback", work_pool_name="releasegate", work_queue_name="critical").apply()
         model, prod = "benchrb", "prod.benchrb"
         for seed in (1, 2):
-            v = registry.log_and_register(train(seed=seed, rows=800), model, "staging")
+            v = log_and_register(train(seed=seed, rows=800), model, "staging")
             pv = registry.copy_to(f"staging.{model}", v, prod)
             refs = {
-                f: "bench"
-                for f in ("tech_gate_report_ref", "pm_gate_ref", "risk_gate_ref", "joint_release_ack_ref")
+                f: "bench" for f in ("tech_gate_report_ref", "pm_gate_ref", "risk_gate_ref", "joint_release_ack_ref")
             }
             facts = {"model_name": model, "candidate_version": pv, "prod_version": pv}
             done = None
@@ -68,7 +67,8 @@ def main() -> None:
                         decision_rationale=f"bench setup: approved version ({status})",
                         subject=f"model:{model}",
                         actor="bench",
-                        details=facts | {"status": status}
+                        details=facts
+                        | {"status": status}
                         | ({"pending_decision_id": done.decision_id} if done is not None else {}),
                         rollback_plan_ref="bench",
                         **refs,

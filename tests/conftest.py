@@ -186,10 +186,11 @@ def approve_prod_version(model: str, prod_version: str, previous_champion: str |
 
 def prod_version(model: str, seed: int, *, rows: int = 800, without: tuple[str, ...] = (), alias: str | None = None):
     """Train, register in staging, copy to prod (binary) and optionally alias it; returns the prod version."""
-    from releasegate.adapters import mlflow_registry as registry
-    from releasegate.tools.training import train
+    from credit_example.training import log_and_register, train
 
-    staged = registry.log_and_register(train(seed=seed, rows=rows, without=without), model, "staging")
+    from releasegate.adapters import mlflow_registry as registry
+
+    staged = log_and_register(train(seed=seed, rows=rows, without=without), model, "staging")
     version = registry.copy_to(registry.model_name("staging", model), staged, registry.model_name("prod", model))
     if alias:
         registry.set_alias(registry.model_name("prod", model), alias, version)

@@ -414,14 +414,14 @@ def submit_until(submit, done: Callable[[], Any], still_open: Callable[[], bool]
 
 
 def test_pm_approval_through_the_resume_form(stack, page, shots):
+    from credit_example.training import log_and_register, train
     from playwright.sync_api import expect
     from prefect import get_client
 
     from releasegate import bootstrap
     from releasegate.adapters import mlflow_registry as registry
-    from releasegate.tools.training import train
 
-    version = registry.log_and_register(train(seed=11), MODEL, "staging")  # no champion: a first release
+    version = log_and_register(train(seed=11), MODEL, "staging")  # no champion: a first release
     with on_server(stack.api), get_client(sync_client=True) as c:
         run = c.create_flow_run_from_deployment(
             stack.deployments["promotion"],

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import yaml
+from credit_example.training import log_and_register, train
 from prefect import get_client
 from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterState
 from prefect.client.schemas.filters import FlowRunFilterStateType as StateTypeFilter
@@ -26,7 +27,6 @@ from releasegate.bootstrap import use_clock
 from releasegate.cli import app
 from releasegate.decisions import DecisionKind
 from releasegate.policy.gates import GateReport, kpi_delta
-from releasegate.tools.training import train
 from tests.conftest import fast_capacity_policy
 
 pytestmark = pytest.mark.prefect
@@ -51,7 +51,7 @@ WEAKER_BY_1PCT = ("exposure_musd",)  # measured: ~+1.2 %
 
 
 def register(without: tuple[str, ...] = (), seed: int = 11) -> str:
-    return registry.log_and_register(train(seed=seed, without=without), MODEL, "staging")
+    return log_and_register(train(seed=seed, without=without), MODEL, "staging")
 
 
 def install_champion(version: str) -> str:

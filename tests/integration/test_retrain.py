@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import yaml
+from credit_example.training import log_and_register, train
 from prefect import flow, get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
 from prefect.client.schemas.objects import StateType
@@ -23,7 +24,6 @@ from releasegate import bootstrap
 from releasegate.adapters import mlflow_registry as registry
 from releasegate.adapters.prefect_query import read_all_flow_runs
 from releasegate.policy.webhooks import sign
-from releasegate.tools.training import train
 from tests.conftest import (
     ROOT,
     InProcessWorker,
@@ -39,9 +39,10 @@ SECRET = "test-secret"
 
 @pytest.fixture(scope="module")
 def deployed(prefect_harness):
+    from credit_example.retrain_job import retrain_job
+
     from flows.promotion import promotion
     from flows.retrain import retrain
-    from flows.retrain_job import retrain_job
 
     return apply_deployments(
         {"retrain": (retrain, "bulk"), "retrain-job": (retrain_job, "bulk"), "promotion": (promotion, "critical")}
@@ -157,11 +158,11 @@ def test_watcher_sends_one_event_per_new_version_across_restarts(home, clock):
     from releasegate.adapters.registry_watch import watch_once
     from releasegate.store.db import dispose_engines
 
-    registry.log_and_register(train(seed=1, rows=500), "watched", "dev")
+    log_and_register(train(seed=1, rows=500), "watched", "dev")
     first = watch_once()
     assert [(r.status, r.deployment) for r in first] == [("created", "retrain")]
     assert watch_once() == []
-    registry.log_and_register(train(seed=2, rows=500), "watched", "dev")
+    log_and_register(train(seed=2, rows=500), "watched", "dev")
     dispose_engines()  # a restart: new engines, the cursor comes from the database
     second = watch_once()
     assert [(r.status, r.deployment) for r in second] == [("created", "retrain")]
@@ -177,8 +178,9 @@ def test_watcher_sends_one_event_per_new_version_across_restarts(home, clock):
 
 # ------------------------------------------------------------------------------- gateway and job
 def test_retrain_calls_the_job_as_a_sub_run_which_registers_a_staging_version_with_lineage(home, clock):
+    from credit_example.retrain_job import retrain_job
+
     from flows.retrain import retrain
-    from flows.retrain_job import retrain_job
 
     with InProcessWorker({"retrain-job": retrain_job}) as worker:
         state = retrain(
@@ -281,7 +283,7 @@ def test_gateway_outcomes_are_recorded_without_calling_the_job(home, clock, monk
     from flows.retrain import retrain
 
     govern(monkeypatch, tmp_path, "steady")  # its data sources: the generated demo portfolio's
-    registry.log_and_register(train(seed=21), "steady", "staging")
+    log_and_register(train(seed=21), "steady", "staging")
     prod_v = registry.copy_to("staging.steady", "1", "prod.steady")
     registry.set_alias("prod.steady", "champion", prod_v)
     # Thresholds in a policy file (as an operator would): any measurable drift is "plan", nothing is

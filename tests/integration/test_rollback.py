@@ -3,13 +3,13 @@
 from datetime import UTC, datetime
 
 import pytest
+from credit_example.training import log_and_register, train
 
 from releasegate import bootstrap
 from releasegate.adapters import mlflow_registry as registry
 from releasegate.decisions import DecisionOutcome
 from releasegate.policy.rollback import RollbackRefused, plan_rollback
 from releasegate.services.rollback import execute_rollback
-from releasegate.tools.training import train
 from tests.conftest import approve_prod_version
 
 
@@ -17,7 +17,7 @@ from tests.conftest import approve_prod_version
 def prod(rg_home):
     """prod.credit v1 (approved, archived) and v2 (approved champion)."""
     for seed in (1, 2):
-        registry.log_and_register(train(seed=seed, rows=800), "credit", "staging")
+        log_and_register(train(seed=seed, rows=800), "credit", "staging")
     for v in ("1", "2"):
         registry.copy_to("staging.credit", v, "prod.credit")
     return "prod.credit"

@@ -70,3 +70,28 @@ def test_layout_exists():
         assert (ROOT / name).exists(), name
     for folder in ("policy", "store", "services", "adapters", "cli", "tools"):
         assert (PKG / folder / "__init__.py").is_file(), folder
+
+
+def test_the_library_imports_no_example_model_and_examples_import_no_internals_but_the_demo_harness():
+    """releasegate governs a team's models through the manifest; it never imports an example project.
+    An example project's model code (data, training, jobs) uses only the public contract
+    (``releasegate.governed``, ``releasegate.evidence``); its ``demo`` module may drive the demo harness."""
+    examples = ROOT / "examples"
+    packages = {p.parent.name for p in examples.glob("*/*/__init__.py")}
+    assert packages >= {"credit_example", "diabetes_example"}
+    bad = [
+        f"{path.relative_to(ROOT)}: {m}"
+        for path in [*PKG.rglob("*.py"), *(ROOT / "flows").rglob("*.py")]
+        for m in _imports(path)
+        if m.split(".")[0] in packages
+    ]
+    assert not bad, bad
+    public = {"releasegate", "releasegate.evidence"}
+    internal = [
+        f"{path.relative_to(ROOT)}: {m}"
+        for path in (examples / "diabetes").rglob("*.py")
+        if path.name != "demo.py"
+        for m in _imports(path)
+        if m.split(".")[0] == "releasegate" and m not in public
+    ]
+    assert not internal, internal

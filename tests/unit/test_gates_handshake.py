@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
+from credit_example.data import generate
 
 from releasegate.policy.gates import (
     Dossier,
@@ -25,7 +26,6 @@ from releasegate.policy.handshake import (
     joint_release_ack,
 )
 from releasegate.policy.psi import psi
-from releasegate.tools.datagen import generate
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 FP = "f" * 64

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from credit_example.data import FEATURES, generate
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -14,7 +15,6 @@ from releasegate.policy.monitoring import (
     schema_violations,
 )
 from releasegate.policy.rollback_tree import Action, Stage, TreeInput, decide
-from releasegate.tools.datagen import FEATURES, generate
 
 
 def _eval(cur, **kw):

@@ -1,9 +1,10 @@
 """A model's data for a business date, from what its manifest entry declares (``policy.models.DataSource``).
 
 ``uri``: a Parquet or CSV file (local path or ``file://`` URI; any URI pandas reads) with
-``{business_date}`` filled in as ``YYYY-MM-DD``. ``entrypoint``: ``package.module:function``, imported
-as installed (releasegate never changes the import path: install the team's package, or run from its project
-folder), called with the business date, returning a pandas DataFrame.
+``{business_date}`` filled in as ``YYYY-MM-DD``, ``${VAR}`` from the environment and ``~`` expanded.
+``entrypoint``: ``package.module:function``, imported as installed (releasegate never changes the import
+path: install the team's package, or run from its project folder), called with the business
+date, returning a pandas DataFrame.
 
 Every problem is a ``DataSourceError`` naming the model, the field (``current_inputs`` / ``labels``) and
 the rule: a missing file for the date, an unreadable file, an entry point that does not import or does
@@ -13,6 +14,8 @@ not return a DataFrame, a frame without a column the model's signature needs.
 from __future__ import annotations
 
 import importlib
+import os
+import re
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
@@ -47,7 +50,10 @@ def load_frame(spec: ModelSpec, field: str, business_date: date) -> Any:
         raise DataSourceError(spec.name, field, "not declared in the model manifest (blocks/models.yaml)")
     day = business_date.isoformat()
     if source.uri is not None:
-        uri = source.uri.replace("{business_date}", day)
+        uri = os.path.expanduser(os.path.expandvars(source.uri.replace("{business_date}", day)))
+        unset = re.findall(r"\$\{?(\w+)", uri)
+        if unset:
+            raise DataSourceError(spec.name, field, f"environment variable {unset[0]} in the uri is not set")
         local = _local_path(uri)
         if local is not None and not local.is_file():
             raise DataSourceError(spec.name, field, f"no file for business date {day}: {local}")

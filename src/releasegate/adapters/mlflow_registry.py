@@ -87,16 +87,28 @@ def git_sha() -> str:
         return "unknown"
 
 
-def log_and_register(
-    result,
+def log_sklearn_version(
+    fitted: Any,
     model: str,
-    env: str = "staging",
+    env: str,
+    *,
+    X_train: Any,
+    features: list[str],
+    input_example: Any,
+    params: dict[str, Any] | None = None,
+    metrics: dict[str, float] | None = None,
     data_timestamp: str | None = None,
     extra_tags: dict[str, str] | None = None,
+    skops_trusted_types: list[str] | None = None,
 ) -> str:
-    """Log a trained model with lineage tags and register it as a new version of ``<env>.<model>``."""
+    """Log a fitted scikit-learn model the way releasegate judges a version, and register it as a new
+    version of ``<env>.<model>``: params and metrics, lineage tags (git SHA, data timestamp, environment
+    fingerprint, run id), the reference profile of ``X_train`` (drift), the ``input_example`` (smoke test
+    and signature) and pinned requirements (reproducibility). Returns the version."""
+    import numpy
     import sklearn
 
+    from releasegate.adapters.mlflow_evidence import log_reference_profile
     from releasegate.fingerprint import fingerprint
 
     mlflow = _mlflow()
@@ -108,25 +120,17 @@ def log_and_register(
         **(extra_tags or {}),
     }
     with mlflow.start_run(experiment_id=experiment_id()) as run:
-        mlflow.log_params(result.params)
-        mlflow.log_metrics(result.metrics)
+        mlflow.log_params(params or {})
+        mlflow.log_metrics(metrics or {})
         mlflow.set_tags(tags)
-        from releasegate.adapters.mlflow_evidence import log_reference_profile
-        from releasegate.tools.datagen import FEATURES
-
-        log_reference_profile(result.train.X, list(FEATURES))  # what the drift gate compares with
-        import numpy
-
-        X = numpy.asarray(result.holdout.X)
+        log_reference_profile(X_train, features)  # what the drift gates compare with
         info = mlflow.sklearn.log_model(
-            result.model,
+            fitted,
             name="model",
-            # what the smoke test scores (and the signature MLflow infers from it): complete rows only
-            input_example=X[~numpy.isnan(X).any(axis=1)][:5],
+            input_example=input_example,
             registered_model_name=name,
             pip_requirements=[f"scikit-learn=={sklearn.__version__}", f"numpy=={numpy.__version__}"],
-            # The imputer keeps its fit dtype; a numpy.dtype holds no code. Nothing else is trusted.
-            skops_trusted_types=["numpy.dtype"],
+            skops_trusted_types=skops_trusted_types,
         )
     version = str(info.registered_model_version)
     c = client()

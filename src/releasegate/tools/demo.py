@@ -1,10 +1,10 @@
 """``releasegate demo`` (``make demo``): the whole lifecycle on embedded defaults.
 
-Trains v1 and promotes it (approvals by the demo approver identities), runs EOD scoring, shows a
-backfill deferred with PRIORITY_CONFLICT while EOD runs, a registry event firing a retrain, the v2
-candidate gated, injected drift and a rollback; then a summary table (step, outcome, reason code,
-decision id, seconds) and where to look next. ``--json`` prints the same as JSON. The steps live in
-``tools/lifecycle.py``; this module only prints.
+Brings the platform up and runs the demo of every installed example project (``examples/credit``: a
+classifier on generated data; ``examples/diabetes``: a regression on Parquet files), each through
+promotion, EOD scoring, retrain, drift, rollback and backfill; then one summary table per model (step,
+outcome, reason code, decision id, seconds) and where to look next. ``--json`` prints the same as JSON.
+The harness is ``tools/lifecycle.py``, the steps are the examples' own; this module only prints.
 """
 
 from __future__ import annotations
@@ -29,8 +29,10 @@ def run_demo(console: Console, as_json: bool = False) -> int:
     def progress(s) -> None:
         mark = "[green]ok[/]" if s.ok else "[red]FAILED[/]"
         target = err if as_json else console
+        who = f"[cyan]{s.model}[/] " if s.model else ""
         target.print(
-            f"{mark} [bold]{s.step}[/] ({s.what}) [dim]{s.seconds:.1f} s[/]: {s.outcome} {s.reason_code} {s.detail}"
+            f"{mark} {who}[bold]{s.step}[/] ({s.what}) [dim]{s.seconds:.1f} s[/]: "
+            f"{s.outcome} {s.reason_code} {s.detail}"
         )
 
     (err if as_json else console).print(f"[bold]releasegate demo[/] in {home} (ephemeral Prefect, SQLite MLflow)")
@@ -39,13 +41,17 @@ def run_demo(console: Console, as_json: bool = False) -> int:
     if as_json:
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
         return 0 if doc["ok"] else 1
-    t = Table(title=f"releasegate demo: {doc['seconds']:.0f} s")
-    for col in ("#", "step", "outcome", "reason code", "decision id", "s"):
-        t.add_column(col, overflow="fold", no_wrap=col in ("reason code", "decision id"))
-    for i, s in enumerate(steps, 1):
-        style = "" if s.ok else "red"
-        t.add_row(str(i), s.step, s.outcome, s.reason_code, s.decision_id[:8], f"{s.seconds:.1f}", style=style)
-    console.print(t)
+    groups = list(dict.fromkeys(s.model for s in steps))  # the platform's steps, then one table per model
+    for model in groups:
+        mine = [s for s in steps if s.model == model]
+        title = f"model {model}" if model else "platform"
+        t = Table(title=f"releasegate demo, {title}: {sum(s.seconds for s in mine):.0f} s")
+        for col in ("#", "step", "outcome", "reason code", "decision id", "s"):
+            t.add_column(col, overflow="fold", no_wrap=col in ("reason code", "decision id"))
+        for i, s in enumerate(mine, 1):
+            style = "" if s.ok else "red"
+            t.add_row(str(i), s.step, s.outcome, s.reason_code, s.decision_id[:8], f"{s.seconds:.1f}", style=style)
+        console.print(t)
     console.print("[bold]Where to look next[/]")
     for line in where_next(home):
         console.print(f"  {line}")

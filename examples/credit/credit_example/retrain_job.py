@@ -10,14 +10,14 @@ MLflow webhook and the registry watcher use for the alias change, so one promoti
 from prefect import get_run_logger
 from prefect.runtime import flow_run
 
+from credit_example.data import generate, seed_for
+from credit_example.training import log_and_register, train
 from releasegate import bootstrap
 from releasegate.adapters import mlflow_registry as registry
 from releasegate.adapters.prefect_flows import governed_flow
 from releasegate.adapters.prefect_gate import gate_current_run
 from releasegate.adapters.prefect_runs import send_event
 from releasegate.decisions import DecisionKind, DecisionOutcome, NewDecision
-from releasegate.tools.datagen import generate, seed_for
-from releasegate.tools.training import train
 
 DEPLOYMENT = "retrain-job"
 MIN_AUC = 0.6
@@ -42,7 +42,7 @@ def retrain_job(
     drift = drift if drift is not None else float(os.environ.get("RELEASEGATE_MARKET_DRIFT", "0") or 0)
     logger.info("training %s on %d rows (seed %d, drift %.2f): %s", model_name, rows, seed, drift, reason)
     result = train(seed=seed, rows=rows, drift=drift)
-    version = registry.log_and_register(
+    version = log_and_register(
         result,
         model_name,
         "staging",

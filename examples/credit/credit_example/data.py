@@ -1,4 +1,4 @@
-"""Deterministic "portfolio risk" data, generated on the machine (no downloads).
+"""The example team's data: deterministic "portfolio risk" rows, generated on the machine (no downloads).
 
 Each row is a credit position: exposure, loan-to-value, rating, volatility, sector beta, tenor, leverage,
 liquidity, past delinquencies, collateral ratio. The label is a default flag drawn from a logistic
@@ -69,25 +69,27 @@ def generate(rows: int, seed: int, drift: float = 0.0, missing_rate: float = 0.0
     return Batch(X=X, y=y)
 
 
-def current_inputs(business_date: date, rows: int = 5000) -> Any:
-    """The demo model's data source (``blocks/models.yaml``: ``current_inputs.entrypoint``): the business
-    date's generated prod inputs as a DataFrame, shifted by ``RELEASEGATE_MARKET_DRIFT`` (demo, tests)."""
+def _day(business_date: date) -> Batch:
+    """The business date's generated rows: ``CREDIT_EXAMPLE_ROWS`` of them (default 5000), shifted by
+    ``RELEASEGATE_MARKET_DRIFT`` (the demo's and the tests' knob for a market regime change)."""
     import os
 
+    rows = int(os.environ.get("CREDIT_EXAMPLE_ROWS", "5000") or 5000)
+    drift = float(os.environ.get("RELEASEGATE_MARKET_DRIFT", "0") or 0)
+    return generate(rows, seed=seed_for(business_date, 17), drift=drift)
+
+
+def current_inputs(business_date: date) -> Any:
+    """The model's ``current_inputs`` (entry point ``credit_example.data:current_inputs``): the business
+    date's generated prod inputs as a DataFrame."""
     import pandas as pd
 
-    drift = float(os.environ.get("RELEASEGATE_MARKET_DRIFT", "0") or 0)
-    batch = generate(rows, seed=seed_for(business_date, 17), drift=drift)
-    return pd.DataFrame(batch.X, columns=list(FEATURES))
+    return pd.DataFrame(_day(business_date).X, columns=list(FEATURES))
 
 
-def labels(business_date: date, rows: int = 5000) -> Any:
-    """The demo model's labels for a business date (``labels.entrypoint``): the default flags of the
-    same generated rows as ``current_inputs``, column ``label``, one per input row in the same order."""
-    import os
-
+def labels(business_date: date) -> Any:
+    """The model's ``labels`` (entry point ``credit_example.data:labels``): the default flags of the same
+    rows as ``current_inputs``, column ``label``, one per input row in the same order."""
     import pandas as pd
 
-    drift = float(os.environ.get("RELEASEGATE_MARKET_DRIFT", "0") or 0)
-    batch = generate(rows, seed=seed_for(business_date, 17), drift=drift)
-    return pd.DataFrame({"label": batch.y})
+    return pd.DataFrame({"label": _day(business_date).y})
