@@ -53,6 +53,48 @@ def labels(business_date):
     return pd.read_parquet(HERE / "labels" / f"{business_date.isoformat()}.parquet")
 '''
 
+TEAM_FLOW = """
+import numpy as np
+
+import releasegate
+from releasegate.evidence import log_sklearn_version
+
+
+def fit_and_log(alpha, env="staging", tags=None):
+    from sklearn.datasets import load_diabetes
+    from sklearn.linear_model import Ridge
+
+    data = load_diabetes(as_frame=True)
+    X, y = data.data, data.target
+    model = Ridge(alpha=alpha).fit(X[:300], y[:300])
+    rmse = float(np.sqrt(np.mean((model.predict(X[300:]) - y[300:]) ** 2)))
+    version = log_sklearn_version(
+        model, "diab_team", env, X_train=X[:300], features=list(X.columns), input_example=X[:5],
+        metrics={"rmse": rmse}, extra_tags=tags,
+    )
+    return version, rmse
+
+
+@releasegate.governed("team-retrain", gate=True)
+def team_retrain(reason: str = "requested", alpha: float = 0.01) -> dict:
+    version, rmse = fit_and_log(alpha, tags={"retrain_reason": reason})
+    return {"version": version, "rmse": rmse}
+"""
+
+TEAM_PREFECT_YAML = """
+name: diab-team
+deployments:
+  - name: team-retrain
+    entrypoint: team_flows.py:team_retrain
+    work_pool: {name: releasegate, work_queue_name: bulk}
+    concurrency_limit: {limit: 1, collision_strategy: ENQUEUE}
+    runtime_policy:
+      retries: 0
+      retry_delay_seconds: 0
+      timeout_seconds: 600
+      late_run: {mode: run_late}
+"""
+
 
 @pytest.fixture(scope="module")
 def deployed(prefect_harness):
@@ -60,6 +102,68 @@ def deployed(prefect_harness):
     from flows.rollback import rollback
 
     return apply_deployments({"rollback": (rollback, "critical"), "retrain": (retrain, "bulk")})
+
+
+def test_a_team_project_from_a_registry_event_to_its_own_retrain_and_promotion_by_its_lower_is_better_kpi(
+    team, monkeypatch
+):
+    """The team's folder holds its own flow (``team_flows.team_retrain``, governed by its own prefect.yaml):
+    a new dev version reaches the retrain gateway, which calls the team's deployment as a child run; the
+    retrained candidate (rmse 53.1) beats the champion (56.5) by more than 2 % and is promoted; a worse
+    one (69.8) is refused and nothing moves."""
+    from prefect import get_client
+    from prefect.flow_engine import run_flow
+
+    from flows.promotion import promotion
+    from flows.retrain import retrain
+    from releasegate.adapters.registry_watch import watch_once
+    from releasegate.tools.approval_driver import DemoApprover, demo_approvers_file
+
+    _, _, folder = team
+    import shutil
+
+    import team_flows
+
+    today = bootstrap.clock().now().date().isoformat()  # the drift gate reads the newest day's inputs
+    for part in ("inputs", "labels"):
+        shutil.copy(folder / part / f"{QUIET}.parquet", folder / part / f"{today}.parquet")
+
+    monkeypatch.setenv("RELEASEGATE_APPROVERS", str(demo_approvers_file(folder)))
+    team_flows.team_retrain.to_deployment(
+        name="team-retrain", work_pool_name="releasegate", work_queue_name="bulk"
+    ).apply()
+
+    def promote(version):
+        with DemoApprover(MODEL, version):
+            return promotion(model_name=MODEL, candidate_version=version, requested_by="team-ml-engineer")
+
+    v1, _ = team_flows.fit_and_log(1.0)
+    first = promote(v1)
+    assert first["outcome"] == "promote", first
+    assert registry.alias_version(PROD, "champion") == first["prod_version"]
+
+    team_flows.fit_and_log(0.01, env="dev")  # the registry event: a new dev version
+    [created] = [x for x in watch_once() if x.status == "created" and x.deployment == "retrain"]
+    with InProcessWorker({"team-retrain": team_flows.team_retrain}) as worker, get_client(sync_client=True) as c:
+        state = run_flow(retrain, flow_run=c.read_flow_run(created.flow_run_id), return_type="state")
+        assert state.is_completed(), state.message
+        out = state.result()
+        child = c.read_flow_run(out["retrain_job_run_id"])
+    assert out["outcome"] == "retrain" and out["retrain_deployment"] == "team-retrain/team-retrain"
+    assert worker.ran and child.parent_task_run_id is not None and child.state_type == StateType.COMPLETED
+    assert child.parameters == {"reason": out["reason_code"]}
+    retrained = str(max(int(v.version) for v in registry.client().search_model_versions(f"name='staging.{MODEL}'")))
+
+    better = promote(retrained)
+    assert better["outcome"] == "promote", better
+    champion = registry.alias_version(PROD, "champion")
+    assert champion == better["prod_version"] and registry.alias_version(PROD, "archive") == first["prod_version"]
+
+    worse, rmse = team_flows.fit_and_log(10.0)
+    refused = promote(worse)
+    assert refused["outcome"] in ("hold", "reject") and rmse > 60
+    assert any("kpi" in m.lower() for m in refused["measures_plan"]), refused
+    assert registry.alias_version(PROD, "champion") == champion  # nothing moved
 
 
 @pytest.fixture
@@ -75,6 +179,8 @@ def team(rg_home, tmp_path, monkeypatch, deployed, live_clock):
     (folder / "inputs").mkdir(parents=True)
     (folder / "labels").mkdir()
     (folder / "team_data.py").write_text(TEAM_DATA)
+    (folder / "team_flows.py").write_text(TEAM_FLOW)
+    (folder / "prefect.yaml").write_text(TEAM_PREFECT_YAML)
     for day in [*DAYS, QUIET, DRIFTED]:
         idx = np.random.default_rng(day.toordinal()).choice(len(X), size=300, replace=True)
         inputs = X.iloc[idx].reset_index(drop=True)
@@ -91,6 +197,7 @@ def team(rg_home, tmp_path, monkeypatch, deployed, live_clock):
                 "label_column": "target",
                 "current_inputs": {"uri": str(folder / "inputs" / "{business_date}.parquet")},
                 "labels": {"entrypoint": "team_data:labels"},
+                "retrain": {"deployment": "team-retrain/team-retrain", "parameters": {"reason": "{reason_code}"}},
             }
         ]
     }

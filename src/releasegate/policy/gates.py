@@ -208,7 +208,9 @@ def _kpi_gate(d: Dossier, p: GatePolicy, now: datetime) -> GateResult:
         measure=(
             f"improve {metric} by {p.min_kpi_delta:+.0%} over the champion, or obtain an approved exception"
             if delta >= 0
-            else None
+            # not fixable for this version (no exception waives a worse candidate): what the plan says
+            else f"this version is worse than the champion ({delta:+.1%} on {metric}) and cannot be promoted: "
+            "train a new candidate"
         ),
     )
 
