@@ -175,7 +175,7 @@ def promotion(
                     tech_report_ref=report_ref,
                     tech_pass=True,
                     candidate_sha256=report_artifact_sha(built),
-                    allow_lists=approver_config().allow_lists(),
+                    allow_lists=approver_config(model_name).allow_lists(),
                 ),
             )
             timeout_s = approval_timeout_minutes * 60

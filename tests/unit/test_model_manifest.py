@@ -223,3 +223,27 @@ def test_a_zero_reference_is_judged_in_the_metrics_direction():
     assert relative_gain(-0.1, 0.0, Direction.higher_better) == float("-inf")  # a worse r2 stays worse
     assert relative_gain(0.1, 0.0, Direction.lower_better) == float("-inf")
     assert relative_gain(0.0, 0.0, Direction.lower_better) == 0.0
+
+
+def test_a_models_own_approvers_replace_the_global_list_of_that_role_only(tmp_path, monkeypatch):
+    import yaml
+
+    from releasegate.policy.handshake import Role
+    from releasegate.services.promotion import approver_config
+
+    (tmp_path / "approvers.yaml").write_text(yaml.safe_dump({"pm": ["pm-anna"], "risk": ["risk-carla"]}))
+    (tmp_path / "models.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "models": [
+                    {"name": "own", "primary_kpi": {"metric": "rmse"}, "approvers": {"risk": ["risk-rita"]}},
+                    {"name": "plain", "primary_kpi": {"metric": "rmse"}},
+                ]
+            }
+        )
+    )
+    monkeypatch.setenv("RELEASEGATE_APPROVERS", str(tmp_path / "approvers.yaml"))
+    monkeypatch.setenv("RELEASEGATE_MODELS", str(tmp_path / "models.yaml"))
+    assert approver_config("own").allow_lists() == {Role.pm: ["pm-anna"], Role.risk: ["risk-rita"]}
+    assert approver_config("plain").allow_lists() == approver_config().allow_lists()
+    assert approver_config("unlisted").allow_lists() == {Role.pm: ["pm-anna"], Role.risk: ["risk-carla"]}

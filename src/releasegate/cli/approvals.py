@@ -56,7 +56,7 @@ def approve(
         tech_report_ref=tech_ref,
         tech_pass=tech_ref is not None,
         candidate_sha256=candidate_sha,
-        allow_lists=approver_config().allow_lists(),
+        allow_lists=approver_config(str(params.get("model_name", "")) or None).allow_lists(),
     )
     h = restore_handshake(run, base)
     fields = ApprovalFields(

@@ -149,10 +149,17 @@ def build_dossier(model: str, candidate_version: str, policy: GatePolicy, reques
     )
 
 
-def approver_config() -> ApproverConfig:
+def approver_config(model: str | None = None) -> ApproverConfig:
+    """The approver allow-lists: the global ones (``blocks/approvers.yaml``), with a role's list replaced
+    by the model's own (``models[<name>].approvers.pm`` / ``.risk``) where its manifest entry gives one."""
     from releasegate.adapters.config import load
 
-    return load("approvers")
+    config: ApproverConfig = load("approvers")
+    spec = model_spec(model) if model else None
+    if spec is None or spec.approvers is None:
+        return config
+    own = {role: names for role in ("pm", "risk") if (names := getattr(spec.approvers, role))}
+    return config.model_copy(update=own)
 
 
 def record_tech(flow_run_id: str, report: GateReport, report_ref: str, candidate_sha256: str | None = None) -> None:
