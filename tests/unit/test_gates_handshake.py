@@ -62,6 +62,7 @@ def test_all_gates_pass_promotes():
     assert report.outcome is PromotionOutcome.promote and report.tech_gate_pass
     assert {g.name for g in report.gates} == {
         "kpi_delta",
+        "guards",
         "drift",
         "reproducibility",
         "smoke_test",
@@ -251,3 +252,26 @@ def test_a_model_without_an_input_example_is_held_with_what_to_log():
     assert report.outcome is PromotionOutcome.hold and any("input_example" in m for m in report.measures_plan)
     broken = execute_gates(dossier(smoke={"ok": False, "rows": 5, "error": "schema mismatch"}), GatePolicy(), NOW)
     assert broken.outcome is PromotionOutcome.reject  # a model that cannot score its own example: no measure
+
+
+def test_guard_metrics_hold_each_limit_in_the_metrics_own_direction():
+    from releasegate.policy.models import GuardMetric
+
+    guards = [
+        GuardMetric(metric="recall", limit=0.6),
+        GuardMetric(metric="p95_latency_ms", direction="lower", limit=50),
+    ]
+    policy = GatePolicy(guards=guards)
+
+    def cand(**metrics):
+        c = dossier().candidate
+        return dossier(candidate=c.model_copy(update={"metrics": {**c.metrics, **metrics}}))
+
+    ok = execute_gates(cand(recall=0.7, p95_latency_ms=40), policy, NOW)
+    assert ok.outcome is PromotionOutcome.promote and ok.gate("guards").status == "pass"
+    slow = execute_gates(cand(recall=0.7, p95_latency_ms=80), policy, NOW)
+    assert slow.outcome is PromotionOutcome.hold and "p95_latency_ms 80 > limit 50" in slow.gate("guards").evidence
+    assert "guards: bring p95_latency_ms within its limit" in slow.measures_plan
+    unlogged = execute_gates(cand(p95_latency_ms=40), policy, NOW).gate("guards")
+    assert unlogged.status == "fail" and unlogged.measure == "log recall for the candidate's run"
+    assert execute_gates(dossier(), GatePolicy(), NOW).gate("guards").status == "pass"  # none declared

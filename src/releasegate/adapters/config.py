@@ -225,5 +225,6 @@ def gate_policy_for(model: str, use_block: bool = True) -> GatePolicy:
             "primary_metric": kpi.metric,
             "higher_is_better": kpi.better is Direction.higher_better,
             "min_kpi_delta": kpi.min_delta,
+            "guards": list(spec.guards),
         }
     )

@@ -37,7 +37,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from releasegate.policy.metrics import Direction, relative_gain
+from releasegate.policy.metrics import Direction, direction_of, relative_gain
+from releasegate.policy.models import GuardMetric
 
 
 class GatePolicy(BaseModel):
@@ -48,6 +49,8 @@ class GatePolicy(BaseModel):
     max_psi: float = 0.2
     require_reproducibility: bool = True
     smoke_rows: int = 200
+    # the model's guard metrics (manifest ``guards``): each an absolute limit on the candidate's logged value
+    guards: list[GuardMetric] = Field(default_factory=list)
 
 
 class VersionFacts(BaseModel):
@@ -279,6 +282,37 @@ def _repro_gate(d: Dossier, p: GatePolicy) -> GateResult:
     )
 
 
+def _guards_gate(d: Dossier, p: GatePolicy) -> GateResult:
+    """Every guard metric of the model within its limit, on the candidate's logged value, in the metric's
+    direction (``max_latency_ms`` lower is better: value <= limit; ``recall`` higher: value >= limit)."""
+    if not p.guards:
+        return GateResult(name="guards", status="pass", evidence="no guard metrics declared for the model")
+    missing = [g.metric for g in p.guards if g.metric not in d.candidate.metrics]
+    broken: list[tuple[str, str]] = []  # (metric, what is wrong)
+    for g in p.guards:
+        value = d.candidate.metrics.get(g.metric)
+        if value is None:
+            continue
+        higher = direction_of(g.metric, g.direction) is Direction.higher_better
+        if (value < g.limit) if higher else (value > g.limit):
+            broken.append((g.metric, f"{g.metric} {value:g} {'<' if higher else '>'} limit {g.limit:g}"))
+    if missing or broken:
+        return GateResult(
+            name="guards",
+            status="fail",
+            evidence="; ".join([why for _, why in broken] + [f"{m} not logged" for m in missing]),
+            measure="; ".join(
+                [f"log {m} for the candidate's run" for m in missing]
+                + [f"bring {m} within its limit" for m, _ in broken]
+            ),
+        )
+    return GateResult(
+        name="guards",
+        status="pass",
+        evidence="; ".join(f"{g.metric} {d.candidate.metrics[g.metric]:g} within {g.limit:g}" for g in p.guards),
+    )
+
+
 def _smoke_gate(d: Dossier) -> GateResult:
     s = d.smoke
     if s.get("ok"):
@@ -347,6 +381,7 @@ def _rollback_gate(d: Dossier) -> GateResult:
 def execute_gates(dossier: Dossier, policy: GatePolicy, now: datetime) -> GateReport:
     gates = [
         _kpi_gate(dossier, policy, now),
+        _guards_gate(dossier, policy),
         _drift_gate(dossier, policy),
         _repro_gate(dossier, policy),
         _smoke_gate(dossier),
