@@ -35,6 +35,7 @@ from releasegate.policy.handshake import joint_release_ack as compute_ack
 from releasegate.services.promotion import (
     approver_config,
     build_dossier,
+    high_risk,
     record_approval,
     record_outcome,
     record_tech,
@@ -50,7 +51,7 @@ MAX_APPROVAL_ATTEMPTS = 5
 class ApprovalInput(RunInput, ApprovalFields):
     """The approval form shown in the Prefect UI."""
 
-    role: Literal["pm", "risk"] = "pm"
+    role: Literal["pm", "risk", "compliance"] = "pm"
 
 
 @flow(name="build-dossier")
@@ -176,10 +177,11 @@ def promotion(
                     tech_pass=True,
                     candidate_sha256=report_artifact_sha(built),
                     allow_lists=approver_config(model_name).allow_lists(),
+                    requires_compliance=high_risk(model_name),
                 ),
             )
             timeout_s = approval_timeout_minutes * 60
-            for role in (Role.pm, Role.risk):
+            for role in h.roles:
                 if getattr(h, role.value) is None:
                     h, a = _wait_for(role, h, run_id, timeout_s)
                     if a is None:

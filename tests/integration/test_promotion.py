@@ -27,7 +27,7 @@ from releasegate.bootstrap import use_clock
 from releasegate.cli import app
 from releasegate.decisions import DecisionKind
 from releasegate.policy.gates import GateReport, kpi_delta
-from tests.conftest import fast_capacity_policy
+from tests.conftest import fast_capacity_policy, govern
 
 pytestmark = pytest.mark.prefect
 MODEL = "credit"
@@ -196,6 +196,31 @@ def test_3pct_better_candidate_is_promoted_as_the_same_binary(home, clock):
     roles = [r.details["role"] for r in log.query(kind="approval", subject=f"promotion:{run2}")]
     assert roles == ["tech", "pm", "risk"]
     assert log.verify().ok
+
+
+def test_a_high_risk_model_is_released_only_after_compliance_signs_off_third(home, clock, tmp_path, monkeypatch):
+    """risk_tier: high in the manifest adds COMPLIANCE_GATE_PASS after RISK: PM and Risk are not enough,
+    a compliance approval by someone not on its list is refused and recorded, then a third person's
+    sign-off releases it and the promotion record carries the compliance ref."""
+    govern(monkeypatch, tmp_path, MODEL, risk_tier="high")
+    p = Promotion(register())
+    run_id = wait_paused()
+    wait_repaused(run_id, approve(run_id, "pm", "pm-anna"))
+    wait_repaused(run_id, approve(run_id, "risk", "risk-carla"))
+    assert registry.aliases(PROD) == {}  # PM + Risk: not released
+    wait_repaused(run_id, approve(run_id, "compliance", "risk-dan"))  # not on the compliance list
+    approve(run_id, "compliance", "compliance-frank")
+    state = p.result()
+    assert state.is_completed(), state.message
+    assert state.result()["outcome"] == "promote" and registry.alias_version(PROD, "champion")
+    approvals = [r for r in bootstrap.decision_log().query(kind="approval") if r.details["role"] == "compliance"]
+    assert [(r.details["approver"], r.decision_outcome.value) for r in approvals] == [
+        ("risk-dan", "reject"),
+        ("compliance-frank", "accept"),
+    ]
+    assert "approver" in approvals[0].details["refusal"] and "allow-list" in approvals[0].details["refusal"]
+    final = [r for r in bootstrap.decision_log().query(kind="promotion") if r.details.get("status") == "final"][-1]
+    assert final.details["compliance_gate_ref"] == "COMPLIANCE_GATE_PASS:compliance-frank:REV-1"
 
 
 def test_1pct_better_candidate_is_held_with_a_measures_plan(home, clock):

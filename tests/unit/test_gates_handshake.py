@@ -194,6 +194,32 @@ def test_ack_needs_every_pass():
     assert not joint_release_ack(hs(pm=given(Role.pm, "pm-anna")), NOW).valid
 
 
+def test_a_high_risk_model_needs_compliance_after_risk_from_a_third_person():
+    lists = LISTS | {Role.compliance: ["comp-frank", "both", "risk-carla"]}
+    pm, risk = given(Role.pm, "pm-anna"), given(Role.risk, "risk-carla", NOW + timedelta(hours=1))
+    high = hs(allow_lists=lists, requires_compliance=True)
+    assert high.roles == (Role.pm, Role.risk, Role.compliance) and hs().roles == (Role.pm, Role.risk)
+    refusals = [
+        (high.model_copy(update={"pm": pm}), ap("comp-frank"), "risk_gate_ref", "RISK_GATE_PASS first"),
+        (high.model_copy(update={"pm": pm, "risk": risk}), ap("risk-carla"), "approver", "four eyes"),
+        (high.model_copy(update={"pm": pm, "risk": risk}), ap("pm-anna"), "approver", "allow-list"),
+        (hs(allow_lists=lists, pm=pm, risk=risk), ap("comp-frank"), "role", "needs no compliance approval"),
+    ]
+    for h, a, field, words in refusals:
+        with pytest.raises(ApprovalRefused) as ei:
+            check_approval(h, Role.compliance, a)
+        assert ei.value.field == field and words in ei.value.rule, ei.value
+    both = high.model_copy(update={"pm": pm, "risk": risk})
+    missing = joint_release_ack(both, NOW + timedelta(hours=2))
+    assert not missing.valid and "COMPLIANCE" in missing.reason  # PM and RISK are not enough
+    check_approval(both, Role.compliance, ap("comp-frank"))
+    done = both.model_copy(update={"compliance": given(Role.compliance, "comp-frank", NOW + timedelta(hours=3))})
+    assert joint_release_ack(done, NOW + timedelta(hours=27)).valid  # 24 h after the *latest* approval
+    assert not joint_release_ack(done, NOW + timedelta(hours=27, seconds=1)).valid
+    # the ack binds all three approvals: a standard model's ack over the same PM and RISK differs
+    assert joint_release_ack(done, NOW).ref != joint_release_ack(hs(pm=pm, risk=risk), NOW).ref
+
+
 # ---------------------------------------------------------------------------------------- PSI
 def _reference_psi(ref, cur, bins=10, floor=1e-4):
     """A plain-Python PSI: quantile edges of the reference, counts per bin, floor, sum."""

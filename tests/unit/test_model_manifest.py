@@ -244,6 +244,10 @@ def test_a_models_own_approvers_replace_the_global_list_of_that_role_only(tmp_pa
     )
     monkeypatch.setenv("RELEASEGATE_APPROVERS", str(tmp_path / "approvers.yaml"))
     monkeypatch.setenv("RELEASEGATE_MODELS", str(tmp_path / "models.yaml"))
-    assert approver_config("own").allow_lists() == {Role.pm: ["pm-anna"], Role.risk: ["risk-rita"]}
+    assert approver_config("own").allow_lists() == {Role.pm: ["pm-anna"], Role.risk: ["risk-rita"], Role.compliance: []}
     assert approver_config("plain").allow_lists() == approver_config().allow_lists()
-    assert approver_config("unlisted").allow_lists() == {Role.pm: ["pm-anna"], Role.risk: ["risk-carla"]}
+    assert approver_config("unlisted").allow_lists() == {
+        Role.pm: ["pm-anna"],
+        Role.risk: ["risk-carla"],
+        Role.compliance: [],
+    }

@@ -57,10 +57,11 @@ class ApproverConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     pm: list[str] = []
     risk: list[str] = []
+    compliance: list[str] = []  # COMPLIANCE_GATE_PASS, for models of risk_tier "high"
     exceptions: list[str] = []  # who may grant a gate exception (never the person who asked for it)
 
     def allow_lists(self) -> dict[Role, list[str]]:
-        return {Role.pm: list(self.pm), Role.risk: list(self.risk)}
+        return {Role.pm: list(self.pm), Role.risk: list(self.risk), Role.compliance: list(self.compliance)}
 
 
 CONFIGS: dict[str, tuple[type[BaseModel], str, str]] = {

@@ -16,7 +16,7 @@ exception_app = typer.Typer(help="Approved exceptions to promotion gates.", no_a
 
 def approve(
     run: Annotated[str, typer.Argument(help="Flow run id of the paused promotion.")],
-    role: Annotated[str, typer.Option(help="pm or risk")],
+    role: Annotated[str, typer.Option(help="pm, risk or compliance (models of risk_tier high)")],
     by: Annotated[str, typer.Option(help="Approver (must be on the role's allow-list).")],
     ref: Annotated[str, typer.Option(help="Ticket or document of your review.")],
     statement: Annotated[str, typer.Option(help="PM: KPI target accepted. Risk: risk acceptance.")] = "",
@@ -34,6 +34,7 @@ def approve(
     from releasegate.policy.handshake import ApprovalFields, ApprovalRefused, Handshake, Role, check_approval
     from releasegate.services.promotion import (
         approver_config,
+        high_risk,
         promotion_subject,
         record_approval,
         restore_handshake,
@@ -43,7 +44,7 @@ def approve(
     try:
         role_ = Role(role)
     except ValueError:
-        exit_refused("role", f"must be pm or risk, got {role!r}", code=2)
+        exit_refused("role", f"must be pm, risk or compliance, got {role!r}", code=2)
     with get_client(sync_client=True) as client:
         fr = client.read_flow_run(UUID(run))
     params = fr.parameters or {}
@@ -57,6 +58,7 @@ def approve(
         tech_pass=tech_ref is not None,
         candidate_sha256=candidate_sha,
         allow_lists=approver_config(str(params.get("model_name", "")) or None).allow_lists(),
+        requires_compliance=high_risk(str(params.get("model_name", ""))),
     )
     h = restore_handshake(run, base)
     fields = ApprovalFields(

@@ -1,4 +1,5 @@
-"""The release handshake: TECH_GATE_PASS → PM_GATE_PASS → RISK_GATE_PASS → JOINT_RELEASE_ACK (pure).
+"""The release handshake: TECH_GATE_PASS → PM_GATE_PASS → RISK_GATE_PASS (→ COMPLIANCE_GATE_PASS for a
+model of ``risk_tier: high``) → JOINT_RELEASE_ACK (pure).
 
 Technical promotion and business approval are separate facts. ``TECH_GATE_PASS`` comes from the gate
 report; PM and Risk approvals come from people (the Prefect UI's approval form or
@@ -6,8 +7,9 @@ report; PM and Risk approvals come from people (the Prefect UI's approval form o
 
 * an approval needs a non-blank approver and reference;
 * the approver must be on the role's allow-list (the ``releasegate-approvers`` block);
-* four eyes: the approver is not the requester, and the PM approver is not the Risk approver;
-* order: no PM or Risk pass without a valid tech gate report, no Risk pass before the PM pass;
+* four eyes: the approver is not the requester, and PM, Risk and Compliance are three different people;
+* order: no pass without a valid tech gate report, no Risk pass before the PM pass, no Compliance pass
+  before the Risk pass, and none at all where the model does not require one;
 * a role already approved cannot be approved twice.
 
 ``joint_release_ack`` is valid only within ``ack_validity`` (24 h) of the later approval; after that
@@ -31,6 +33,7 @@ ACK_VALIDITY = timedelta(hours=24)
 class Role(StrEnum):
     pm = "pm"
     risk = "risk"
+    compliance = "compliance"  # only for models of risk_tier "high" (``Handshake.requires_compliance``)
 
 
 class ApprovalFields(BaseModel):
@@ -59,7 +62,17 @@ class Handshake(BaseModel):
     candidate_sha256: str | None = None  # the artifact the approvals are about (binds them to the binary)
     pm: Approval | None = None
     risk: Approval | None = None
+    compliance: Approval | None = None
+    requires_compliance: bool = False  # the model's risk_tier is "high"
     allow_lists: dict[Role, list[str]] = Field(default_factory=dict)
+
+    @property
+    def roles(self) -> tuple[Role, ...]:
+        """The business approvals this release needs, in order."""
+        return (Role.pm, Role.risk, Role.compliance) if self.requires_compliance else (Role.pm, Role.risk)
+
+    def given(self) -> list[Approval]:
+        return [a for r in self.roles if (a := getattr(self, r.value)) is not None]
 
 
 class ApprovalRefused(Refused):
@@ -72,6 +85,8 @@ def check_approval(h: Handshake, role: Role, a: ApprovalFields) -> None:
         raise ApprovalRefused("approver", "required")
     if not a.reference.strip():
         raise ApprovalRefused("reference", "required: the ticket or document of your review")
+    if role not in h.roles:
+        raise ApprovalRefused("role", f"{h.model} needs no {role.value} approval (its risk_tier is not high)")
     if not (h.tech_pass and h.tech_report_ref):
         raise ApprovalRefused(
             "tech_gate_report_ref",
@@ -82,20 +97,22 @@ def check_approval(h: Handshake, role: Role, a: ApprovalFields) -> None:
         raise ApprovalRefused("approver", f"{a.approver!r} is not on the {role.value} allow-list")
     if a.approver == h.requested_by:
         raise ApprovalRefused("approver", f"four eyes: {a.approver!r} requested this promotion and cannot approve it")
-    if role is Role.risk:
-        if h.pm is None or h.pm.decision != "approve":
-            raise ApprovalRefused("pm_gate_ref", "RISK_GATE_PASS needs PM_GATE_PASS first")
-        if h.pm.approver == a.approver:
+    if getattr(h, role.value) is not None:
+        raise ApprovalRefused("role", f"{role.value.upper()} has already decided")
+    previous = {Role.risk: (Role.pm, "pm_gate_ref"), Role.compliance: (Role.risk, "risk_gate_ref")}.get(role)
+    if previous is not None:
+        before: Approval | None = getattr(h, previous[0].value)
+        if before is None or before.decision != "approve":
             raise ApprovalRefused(
-                "approver", f"four eyes: {a.approver!r} gave the PM approval and cannot also give Risk's"
+                previous[1], f"{role.value.upper()}_GATE_PASS needs {previous[0].value.upper()}_GATE_PASS first"
             )
-        if h.risk is not None:
-            raise ApprovalRefused("role", "Risk has already decided")
-    if role is Role.pm:
-        if h.pm is not None:
-            raise ApprovalRefused("role", "PM has already decided")
-        if h.risk is not None and h.risk.approver == a.approver:
-            raise ApprovalRefused("approver", f"four eyes: {a.approver!r} gave the Risk approval")
+    for other in h.given():
+        if other.role is not role and other.approver == a.approver:
+            raise ApprovalRefused(
+                "approver",
+                f"four eyes: {a.approver!r} gave the {other.role.value.upper()} approval and cannot also give "
+                f"{role.value.upper()}'s",
+            )
 
 
 def approval_ref(a: Approval) -> str:
@@ -111,11 +128,13 @@ class JointAck(BaseModel):
 
 
 def joint_release_ack(h: Handshake, now: datetime, validity: timedelta = ACK_VALIDITY) -> JointAck:
-    if not (h.tech_pass and h.pm and h.risk):
-        return JointAck(valid=False, ref=None, reason="JOINT_RELEASE_ACK needs TECH, PM and RISK passes")
-    if h.pm.decision != "approve" or h.risk.decision != "approve":
-        return JointAck(valid=False, ref=None, reason="PM or Risk rejected the release")
-    later = max(h.pm.at, h.risk.at)
+    names = ", ".join(["TECH", *(r.value.upper() for r in h.roles)])
+    given = h.given()
+    if not h.tech_pass or len(given) != len(h.roles):
+        return JointAck(valid=False, ref=None, reason=f"JOINT_RELEASE_ACK needs {names} passes")
+    if any(a.decision != "approve" for a in given):
+        return JointAck(valid=False, ref=None, reason="a business approver rejected the release")
+    later = max(a.at for a in given)
     expires = later + validity
     if now > expires:
         return JointAck(
@@ -124,9 +143,6 @@ def joint_release_ack(h: Handshake, now: datetime, validity: timedelta = ACK_VAL
             expires_at=expires,
             reason=f"JOINT_RELEASE_ACK expired at {expires.isoformat()} (24 h after the later approval): re-check",
         )
-    digest = hashlib.sha256(
-        f"{h.model}|{h.candidate_version}|{h.tech_report_ref}|{approval_ref(h.pm)}|{approval_ref(h.risk)}".encode()
-    ).hexdigest()[:16]
-    return JointAck(
-        valid=True, ref=f"JOINT_RELEASE_ACK:{digest}", reason="TECH, PM and RISK passed", expires_at=expires
-    )
+    refs = "|".join(approval_ref(a) for a in given)
+    digest = hashlib.sha256(f"{h.model}|{h.candidate_version}|{h.tech_report_ref}|{refs}".encode()).hexdigest()[:16]
+    return JointAck(valid=True, ref=f"JOINT_RELEASE_ACK:{digest}", reason=f"{names} passed", expires_at=expires)

@@ -42,7 +42,7 @@ from releasegate.policy.handshake import (
     approval_ref,
     check_approval,
 )
-from releasegate.policy.models import Criticality, ModelSpec, manifest_field
+from releasegate.policy.models import Criticality, ModelSpec, RiskTier, manifest_field
 from releasegate.policy.psi import psi_against
 from releasegate.services.promotion_log import promotion_history
 from releasegate.services.release import promotion_subject
@@ -149,16 +149,23 @@ def build_dossier(model: str, candidate_version: str, policy: GatePolicy, reques
     )
 
 
+def high_risk(model: str) -> bool:
+    """Whether the model's manifest entry says ``risk_tier: high`` (its release needs COMPLIANCE_GATE_PASS)."""
+    spec = model_spec(model)
+    return spec is not None and spec.risk_tier is RiskTier.high
+
+
 def approver_config(model: str | None = None) -> ApproverConfig:
     """The approver allow-lists: the global ones (``blocks/approvers.yaml``), with a role's list replaced
-    by the model's own (``models[<name>].approvers.pm`` / ``.risk``) where its manifest entry gives one."""
+    by the model's own (``models[<name>].approvers.pm`` / ``.risk`` / ``.compliance``) where its manifest
+    entry gives one."""
     from releasegate.adapters.config import load
 
     config: ApproverConfig = load("approvers")
     spec = model_spec(model) if model else None
     if spec is None or spec.approvers is None:
         return config
-    own = {role: names for role in ("pm", "risk") if (names := getattr(spec.approvers, role))}
+    own = {role: names for role in ("pm", "risk", "compliance") if (names := getattr(spec.approvers, role))}
     return config.model_copy(update=own)
 
 
@@ -236,13 +243,15 @@ def restore_handshake(flow_run_id: str, base: Handshake) -> Handshake:
     log = bootstrap.decision_log()
     good, forged = log.trusted(subject=promotion_subject(flow_run_id))
     log.refuse_forged(forged, "promotion")
-    h = base.model_copy(update={"pm": None, "risk": None})
+    cleared: dict[str, Any] = {r.value: None for r in Role}
+    h = base.model_copy(update=cleared)
     for rec in good:
         d = rec.details
         if rec.decision_kind is DecisionKind.promotion and d.get("reason_code") == "ACK_EXPIRED":
-            h = h.model_copy(update={"pm": None, "risk": None})
+            h = h.model_copy(update=cleared)
             continue
-        if rec.decision_kind is not DecisionKind.approval or d.get("refusal") or d.get("role") not in ("pm", "risk"):
+        business_roles = {r.value for r in h.roles}
+        if rec.decision_kind is not DecisionKind.approval or d.get("refusal") or d.get("role") not in business_roles:
             continue
         # An approval is about one model, version and binary: parameters changed on the run since (the
         # Prefect API lets anyone edit them) or a replaced staging artifact make it count for nothing.

@@ -51,6 +51,8 @@ def _release_plan(flow_run_id, report, report_ref, h, ack_ref, candidate_sha256,
         "tech_ready": True,
         "business_approved": True,
         "promotion_outcome": "promote",
+        # COMPLIANCE_GATE_PASS (risk_tier high): the decision record's fixed fields have no slot for it
+        "compliance_gate_ref": approval_ref(h.compliance) if h.compliance else None,
     }
     return staging, prod, refs, common
 

@@ -15,7 +15,7 @@ import threading
 import time
 from pathlib import Path
 
-DEMO_PM, DEMO_RISK = "demo-pm-approver", "demo-risk-approver"
+DEMO_PM, DEMO_RISK, DEMO_COMPLIANCE = "demo-pm-approver", "demo-risk-approver", "demo-compliance-approver"
 
 
 def demo_approvers_file(folder: Path) -> Path:
@@ -28,6 +28,7 @@ def demo_approvers_file(folder: Path) -> Path:
     doc = load_yaml(project_root() / "blocks" / "approvers.yaml")
     doc["pm"] = [*doc.get("pm", []), DEMO_PM]
     doc["risk"] = [*doc.get("risk", []), DEMO_RISK]
+    doc["compliance"] = [*doc.get("compliance", []), DEMO_COMPLIANCE]
     path = folder / "approvers.demo.yaml"
     path.write_text(yaml.safe_dump(doc))
     return path
@@ -41,10 +42,11 @@ class DemoApprover:
         *,
         pm: str = DEMO_PM,
         risk: str = DEMO_RISK,
+        compliance: str = DEMO_COMPLIANCE,
         reference: str = "DEMO-APPROVAL",
         poll_seconds: float = 0.3,
     ):
-        self.model, self.version, self.pm, self.risk = model, version, pm, risk
+        self.model, self.version, self.pm, self.risk, self.compliance = model, version, pm, risk, compliance
         self.reference, self.poll = reference, poll_seconds
         self.given: list[tuple[str, str]] = []
         self._stop = threading.Event()
@@ -92,7 +94,8 @@ class DemoApprover:
                             continue  # this pause is answered; the run has not paused again yet
                         # The flow asks for one role per pause; its pause key says which (pm-approval-…).
                         key = (r.state.state_details.pause_key or "") if r.state else ""
-                        role, who = ("risk", self.risk) if key.startswith("risk-") else ("pm", self.pm)
+                        role = next((x for x in ("risk", "compliance") if key.startswith(f"{x}-")), "pm")
+                        who = {"pm": self.pm, "risk": self.risk, "compliance": self.compliance}[role]
                         resume_flow_run(
                             r.id,
                             run_input={
