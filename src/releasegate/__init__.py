@@ -5,7 +5,11 @@ The public surface for a team's own code:
 * ``releasegate.governed(deployment, gate=False, project_dir=None, **flow_kwargs)``: a decorator that
   makes any function a Prefect flow under its deployment's runtime policy and late-run rule (from the
   prefect.yaml of the flow's project), optionally behind the capacity gateway;
-* ``releasegate.evidence.log_reference_profile(X_train)``: what training code logs for the drift gate.
+* ``releasegate.evidence.log_reference_profile(X_train)`` / ``log_sklearn_version(...)``: what training
+  code logs for the gates;
+* ``releasegate.submit_candidate(model, version, producer=..., checks_ok=..., summary=...)``: a team's
+  job hands a staging version to releasegate (records its verdict; a good one is put up for promotion);
+  ``releasegate.already_rejected(model, flow_run_id)`` lets a retried job stop early.
 
 Inside, the folder says the role of a module (README "Layout"): ``policy/`` pure rules, ``store/``,
 ``services/``, ``adapters/`` (the only library code that imports Prefect or MLflow), ``cli/``, ``tools/``.
@@ -27,4 +31,8 @@ def __getattr__(name: str):  # lazy: importing releasegate must not import Prefe
         from releasegate.adapters.prefect_flows import governed_flow
 
         return governed_flow
+    if name in ("submit_candidate", "already_rejected"):
+        from releasegate.adapters import candidates
+
+        return getattr(candidates, name)
     raise AttributeError(f"module 'releasegate' has no attribute {name!r}")

@@ -1,0 +1,69 @@
+"""``releasegate.submit_candidate``: how a team's own training or retrain job hands a staging version to
+releasegate (public API).
+
+It records the job's verdict on its candidate as a ``retrain`` decision (accepted when the team's own
+checks passed, rejected with what failed otherwise); for an accepted candidate it sets the ``staging``
+alias and announces ``registry.staging_version.validated@v1`` through event intake with the idempotency
+key ``staging-validated:<model>:<version>`` (the MLflow webhook and the registry watcher use the same
+key for the alias change, so one promotion run starts however many announce it). A rejected candidate
+moves no alias and starts nothing. ``already_rejected`` lets a retried job end at once instead of training
+and registering the same candidate again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from releasegate import bootstrap
+from releasegate.adapters import mlflow_registry as registry
+from releasegate.decisions import DecisionKind, DecisionOutcome, NewDecision
+
+
+def already_rejected(model: str, flow_run_id: str) -> str | None:
+    """The decision id of a candidate this flow run already submitted as failing its checks, else None."""
+    for rec in bootstrap.decision_log().query(kind="retrain", subject=f"model:{model}", newest_first=True):
+        if rec.details.get("flow_run_id") == flow_run_id and rec.decision_outcome is DecisionOutcome.reject:
+            return rec.decision_id
+    return None
+
+
+def submit_candidate(
+    model: str,
+    version: str,
+    *,
+    producer: str,
+    checks_ok: bool,
+    summary: str,
+    flow_run_id: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Record the job's verdict on ``staging.<model>`` v``version`` and, when ``checks_ok``, put it up for
+    promotion. Returns ``{"decision_id", "promotion"}`` (the intake result, or None when rejected)."""
+    from releasegate.adapters.prefect_runs import send_event
+
+    staging = registry.model_name("staging", model)
+    now = bootstrap.clock().now()
+    rec = bootstrap.decision_log().append(
+        NewDecision(
+            decision_kind=DecisionKind.retrain,
+            decision_outcome=DecisionOutcome.accept if checks_ok else DecisionOutcome.reject,
+            decision_rationale=f"registered {staging} v{version}: {summary}",
+            subject=f"model:{model}",
+            actor=producer,
+            details={"version": version, "flow_run_id": flow_run_id, **(details or {})},
+        )
+    )
+    if not checks_ok:
+        return {"decision_id": rec.decision_id, "promotion": None}
+    registry.set_alias(staging, registry.STAGING, version)
+    announced = send_event(
+        {
+            "event_id": f"{producer}:{flow_run_id or rec.decision_id}",
+            "event_type": "registry.staging_version.validated@v1",
+            "occurred_at": now.isoformat(),
+            "producer": producer,
+            "idempotency_key": f"staging-validated:{model}:{version}",
+            "payload": {"model_name": model, "version": version},
+        }
+    )
+    return {"decision_id": rec.decision_id, "promotion": announced.as_dict()}
