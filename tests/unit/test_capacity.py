@@ -259,3 +259,84 @@ def test_backlog_evaluation_gives_exactly_what_one_by_one_gives():
     ]
     for snap in snaps:
         assert evaluate_many(requests, snap, cfg, NOW) == [evaluate(r, snap, cfg, NOW) for r in requests]
+
+
+# ------------------------------------------------------------------ reservation-based admission
+def _bf(minutes: float | None, i: int = 0) -> RunRequest:
+    return RunRequest(
+        flow_run_id=f"bf{i}",
+        deployment="backfill",
+        queue="bulk",
+        business_dates=[DAY],
+        expected_seconds=None if minutes is None else minutes * 60,
+    )
+
+
+def _eod_due(minutes_from_now: float, duration_minutes: float = 20, i: int = 9) -> ActiveRun:
+    return ActiveRun(
+        flow_run_id=f"eod{i}",
+        deployment="eod-scoring",
+        queue="critical",
+        state="scheduled",
+        expected_start=NOW + timedelta(minutes=minutes_from_now),
+        expected_seconds=duration_minutes * 60,
+    )
+
+
+def _running(i: int, ends_in_minutes: float | None, queue="bulk") -> ActiveRun:
+    end = None if ends_in_minutes is None else NOW + timedelta(minutes=ends_in_minutes)
+    return ActiveRun(flow_run_id=f"r{i}", deployment="backfill", queue=queue, state="running", expected_end=end)
+
+
+RESERVE = {  # the bulk queue may use the whole pool: only the reservation holds backfills back
+    "admission": "reservation",
+    "queues": [
+        {"name": "critical", "priority": 1, "concurrency_limit": 2},
+        {"name": "bulk", "priority": 10, "concurrency_limit": 3},
+    ],
+}
+
+
+def test_reservation_a_running_eod_does_not_block_a_backfill_that_fits_in_a_free_slot():
+    snap = CapacitySnapshot(active=[_running(1, 30, queue="critical")], completed=READY)
+    assert evaluate(_bf(40), snap, config(**RESERVE), NOW).admitted
+    # the first rule held it back for as long as EOD ran
+    assert not evaluate(_bf(40), snap, config(), NOW).admitted
+
+
+def test_reservation_backfills_that_end_before_eod_is_due_start_at_once_the_rest_wait_for_its_end():
+    """Pool of 3, two backfills running past EOD's start in 10 min: a third that would also run past it
+    would leave EOD no slot; one that ends within 10 min does not."""
+    snap = CapacitySnapshot(active=[_running(1, 60), _running(2, 60)], upcoming=[_eod_due(10)], completed=READY)
+    assert evaluate(_bf(8), snap, config(**RESERVE), NOW).admitted  # done before EOD starts
+    d = evaluate(_bf(30), snap, config(**RESERVE), NOW)
+    assert d.deferral_reason_code is DeferralReason.PRIORITY_CONFLICT
+    assert d.next_evaluation_at == NOW + timedelta(minutes=30)  # the reservation's end: 10 + 20 min
+    assert d.evidence["blocking_runs"] == ["eod9"] and "eod-scoring (eod9)" in d.explanation
+    assert "reservation" in d.explanation
+    unknown = evaluate(_bf(None), snap, config(**RESERVE), NOW)  # no estimate: assumed to run past EOD
+    assert unknown.deferral_reason_code is DeferralReason.PRIORITY_CONFLICT
+
+
+def test_reservation_slots_freed_before_the_reservation_count_for_it():
+    # two running backfills end in 5 min: at EOD's start (10 min) the pool has room for EOD and this run
+    snap = CapacitySnapshot(active=[_running(1, 5), _running(2, 5)], upcoming=[_eod_due(10)], completed=READY)
+    assert evaluate(_bf(60), snap, config(**RESERVE), NOW).admitted
+    # two EOD runs due (10 and 12 min) and one slot running past them: no room for a long backfill
+    busy = CapacitySnapshot(active=[_running(1, 60)], upcoming=[_eod_due(10), _eod_due(12, i=8)], completed=READY)
+    d = evaluate(_bf(60), busy, config(**RESERVE), NOW)
+    assert d.deferral_reason_code is DeferralReason.PRIORITY_CONFLICT and d.evidence["blocking_runs"] == ["eod8"]
+    assert evaluate(_bf(60), busy, config(**RESERVE, reservation_horizon_minutes=5), NOW).admitted  # beyond
+
+
+def test_reservation_capacity_and_queue_deferrals_ask_again_when_the_first_slot_frees():
+    full = CapacitySnapshot(active=[_running(1, 7), _running(2, 50), _running(3, 12)], completed=READY)
+    d = evaluate(_bf(10), full, config(**RESERVE), NOW)
+    assert d.deferral_reason_code is DeferralReason.CAPACITY_LIMIT and d.next_evaluation_at == NOW + timedelta(
+        minutes=7
+    )
+    queue_full = CapacitySnapshot(active=[_running(1, 25), _running(2, 40), _running(3, 30)], completed=READY)
+    q = evaluate(_bf(10), queue_full, config(**RESERVE, pool_concurrency_limit=5), NOW)
+    assert q.deferral_reason_code is DeferralReason.QUEUE_LIMIT and q.next_evaluation_at == NOW + timedelta(minutes=25)
+    unknown = CapacitySnapshot(active=[_running(1, None), _running(2, None), _running(3, None)], completed=READY)
+    assert evaluate(_bf(10), unknown, config(**RESERVE), NOW).next_evaluation_at == NOW + timedelta(seconds=60)

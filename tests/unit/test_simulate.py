@@ -17,6 +17,7 @@ def test_same_seed_same_report():
     strip = lambda r: {k: v for k, v in r.model_dump().items() if k != "seconds"}  # noqa: E731
     assert strip(a.prefect_native) == strip(b.prefect_native)
     assert strip(a.releasegate) == strip(b.releasegate)
+    assert strip(a.reservation) == strip(b.reservation)
 
 
 def test_every_start_in_the_gated_model_went_through_capacity_evaluate(monkeypatch):
@@ -47,6 +48,20 @@ def test_gateway_keeps_windows_and_eod_priority_that_native_dispatch_does_not():
     assert g.eod_delay_max_minutes <= n.eod_delay_max_minutes
     assert n.runs == g.runs == sum(r.runs_by_kind.values())
     assert not n.deferrals_by_reason and n.gateway_evaluations == 0
+    res = r.reservation  # the reservation rule keeps the same two promises
+    assert res.started_in_window == 0 and res.eod_on_time_share >= n.eod_on_time_share
+    assert res.runs == res.started
+
+
+def test_the_reservation_rule_defers_no_longer_than_the_priority_window_rule_on_the_default_week():
+    """Measured on the default workload (bench/RESULTS.md): EOD on time under both rules, and backfills
+    held back by EOD for less time when they are held only where they would take EOD's slot."""
+    r = simulate(SimConfig())
+    first, res = r.releasegate, r.reservation
+    assert first.eod_on_time_share == res.eod_on_time_share == 1.0
+    conflict = "PRIORITY_CONFLICT"
+    assert res.deferrals_by_reason[conflict].p95_minutes < first.deferrals_by_reason[conflict].p95_minutes
+    assert res.all_delay_p95_minutes <= first.all_delay_p95_minutes
 
 
 def test_reserved_bulk_slots_are_a_configuration_choice():
@@ -54,10 +69,13 @@ def test_reserved_bulk_slots_are_a_configuration_choice():
     assert r.pool_cap == 4 and r.prefect_native.started == r.prefect_native.runs
 
 
-def test_cli_prints_both_models_and_json():
+def test_cli_prints_both_models_and_json(monkeypatch):
+    from releasegate.cli._common import console
+
+    monkeypatch.setattr(console, "width", 160)  # three model columns: a wide terminal
     res = CliRunner().invoke(app, ["simulate", "--days", "2", "--deployments", "30"])
     assert res.exit_code == 0, res.output
-    for text in ("prefect-native", "releasegate", "EOD started on time", "deferral reason"):
+    for text in ("prefect-native", "priority window", "reservation", "EOD started on time", "deferral reason"):
         assert text in res.output
     res = CliRunner().invoke(app, ["simulate", "--days", "2", "--deployments", "30", "--json"])
     doc = json.loads(res.output)

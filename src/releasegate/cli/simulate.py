@@ -47,52 +47,58 @@ def simulate_cmd(
 
 
 def _print_simulation(report) -> None:
-    n, g = report.prefect_native, report.releasegate
+    models = (report.prefect_native, report.releasegate, report.reservation)
+    n = models[0]
     kinds = ", ".join(f"{k} {v}" for k, v in report.runs_by_kind.items())
     console.print(
         f"[bold]{report.config.days} days x {report.config.deployments} deployments[/]: "
         f"{n.runs} runs ({kinds}); pool cap {report.pool_cap}; simulated in {report.seconds:.2f} s"
     )
-    t = Table("", "prefect-native", "releasegate")
+    t = Table("", "prefect-native", "priority window", "reservation", title="native vs the gateway's two rules")
+    t.columns[0].no_wrap = True
     pct = lambda v: f"{v:.1%}"  # noqa: E731
     mins = lambda v: f"{v:.1f} min"  # noqa: E731
     rows = [
-        ("EOD runs", str(n.eod_runs), str(g.eod_runs)),
-        ("EOD started on time (<= 5 min)", pct(n.eod_on_time_share), pct(g.eod_on_time_share)),
-        ("EOD start delay p50", mins(n.eod_delay_p50_minutes), mins(g.eod_delay_p50_minutes)),
-        ("EOD start delay p95", mins(n.eod_delay_p95_minutes), mins(g.eod_delay_p95_minutes)),
-        ("EOD start delay max", mins(n.eod_delay_max_minutes), mins(g.eod_delay_max_minutes)),
+        ("EOD runs", lambda m: str(m.eod_runs)),
+        ("EOD started on time (<= 5 min)", lambda m: pct(m.eod_on_time_share)),
+        ("EOD start delay p50", lambda m: mins(m.eod_delay_p50_minutes)),
+        ("EOD start delay p95", lambda m: mins(m.eod_delay_p95_minutes)),
+        ("EOD start delay max", lambda m: mins(m.eod_delay_max_minutes)),
         (
             "EOD SLA breaches (> 30 / > 60 min)",
-            f"{pct(n.eod_sla_alert_share)} / {pct(n.eod_sla_incident_share)}",
-            f"{pct(g.eod_sla_alert_share)} / {pct(g.eod_sla_incident_share)}",
+            lambda m: f"{pct(m.eod_sla_alert_share)} / {pct(m.eod_sla_incident_share)}",
         ),
-        ("all runs: start delay p50", mins(n.all_delay_p50_minutes), mins(g.all_delay_p50_minutes)),
-        ("all runs: start delay p95", mins(n.all_delay_p95_minutes), mins(g.all_delay_p95_minutes)),
+        ("all runs: start delay p50", lambda m: mins(m.all_delay_p50_minutes)),
+        ("all runs: start delay p95", lambda m: mins(m.all_delay_p95_minutes)),
         (
             "all runs: SLA breaches (> 30 / > 60 min)",
-            f"{pct(n.all_sla_alert_share)} / {pct(n.all_sla_incident_share)}",
-            f"{pct(g.all_sla_alert_share)} / {pct(g.all_sla_incident_share)}",
+            lambda m: f"{pct(m.all_sla_alert_share)} / {pct(m.all_sla_incident_share)}",
         ),
-        ("runs started inside a freeze/maintenance window", str(n.started_in_window), str(g.started_in_window)),
-        ("pool utilisation", pct(n.utilisation), pct(g.utilisation)),
-        ("gateway evaluations", "-", f"{g.gateway_evaluations:,}"),
-        ("model time", f"{n.seconds:.2f} s", f"{g.seconds:.2f} s"),
+        ("runs started inside a freeze/maintenance window", lambda m: str(m.started_in_window)),
+        ("pool utilisation", lambda m: pct(m.utilisation)),
+        ("gateway evaluations", lambda m: f"{m.gateway_evaluations:,}" if m.gateway_evaluations else "-"),
+        ("model time", lambda m: f"{m.seconds:.2f} s"),
     ]
-    for r in rows:
-        t.add_row(*r)
+    for label, cell in rows:
+        t.add_row(label, *(cell(m) for m in models))
     console.print(t)
-    d = Table(
-        "deferral reason",
-        "deferrals",
-        "runs",
-        "p50",
-        "p95",
-        "max",
-        title="releasegate deferrals (time deferred per run)",
-    )
-    for code, s in g.deferrals_by_reason.items():
-        d.add_row(
-            code, f"{s.deferrals:,}", f"{s.runs:,}", mins(s.p50_minutes), mins(s.p95_minutes), mins(s.max_minutes)
+    for m in models[1:]:
+        d = Table(
+            "deferral reason",
+            "deferrals",
+            "runs",
+            "p50",
+            "p95",
+            "max",
+            title=f"{m.model} deferrals (time deferred per run)",
         )
-    console.print(d)
+        for code, st in m.deferrals_by_reason.items():
+            d.add_row(
+                code,
+                f"{st.deferrals:,}",
+                f"{st.runs:,}",
+                mins(st.p50_minutes),
+                mins(st.p95_minutes),
+                mins(st.max_minutes),
+            )
+        console.print(d)

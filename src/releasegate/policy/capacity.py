@@ -11,13 +11,26 @@ Checks, in this order (the first that holds decides):
 2. ``MAINTENANCE_WINDOW`` — a maintenance window is active; ask again at its end.
 3. ``UPSTREAM_NOT_READY`` — an upstream deployment's run for the same business date(s) has not
    completed; ask again after the backoff.
-4. ``PRIORITY_CONFLICT`` — a run in a higher-priority queue (lower number) is running, or due within
-   ``priority_window_minutes``; ask again after the backoff. This is how EOD scoring goes before
-   backfills: Prefect itself orders only due runs by queue priority and never holds a lower one back.
+4. ``PRIORITY_CONFLICT`` — by the configured ``admission`` rule:
+
+   * ``priority_window`` (the first rule): a run in a higher-priority queue (lower number) is running,
+     or due within ``priority_window_minutes``; ask again after the backoff.
+   * ``reservation`` (EASY backfilling, as Slurm's backfill scheduler does it): every higher-priority
+     run due within ``reservation_horizon_minutes`` holds a reservation (its start, one slot, its
+     expected duration). A lower-priority run is admitted when it fits in the free slots *and* does not
+     take a slot some reservation needs at its start: either it is expected to end before that start,
+     or the pool still has a slot for the reservation then (runs expected to have ended by then do not
+     count). Otherwise it is deferred to the end of the reservation that blocked it, which the
+     explanation names. A run of unknown duration is assumed to run past every reservation.
+
+   This is how EOD scoring goes before backfills: Prefect itself orders only due runs by queue priority
+   and never holds a lower one back.
 5. ``CAPACITY_LIMIT`` — the pool-wide cap is reached; ask again after the backoff.
 6. ``QUEUE_LIMIT`` — the run's queue cap is reached; ask again after the backoff.
 
-The backoff grows with the run's previous deferrals (``backoff_seconds``, last value repeated).
+The backoff grows with the run's previous deferrals (``backoff_seconds``, last value repeated). Under
+the ``reservation`` rule a capacity or queue deferral asks again when the first run holding a slot is
+expected to end (when the snapshot knows it), not after a fixed backoff.
 Windows carry their own IANA timezone and recur once, daily or weekly. Pure module: ``now`` is passed in.
 
 How the flows use it (``releasegate.adapters.prefect_gate``): every gated flow calls the gateway
@@ -31,14 +44,16 @@ where any worker may take them.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from releasegate.policy.triggers import AwareDatetime, IanaTimezone, NonBlank
+from releasegate.policy.triggers import NonBlank
+from releasegate.policy.windows import Window
+
+__all__ = ["Window"]  # re-exported: configurations and tools import it from here
 
 
 class DeferralReason(StrEnum):
@@ -61,64 +76,6 @@ REASON_DESCRIPTIONS: dict[DeferralReason, str] = {
 
 
 # ------------------------------------------------------------------------------ configuration
-class Window(BaseModel):
-    """A change freeze or maintenance window, once or recurring, in its own timezone.
-
-    ``once``: ``start`` and ``end`` (aware datetimes). ``daily``/``weekly``: ``start_time`` (local) and
-    ``duration_minutes``; ``weekly`` also ``weekdays`` (0 = Monday). ``deployments`` empty = all.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    name: NonBlank
-    kind: Literal["change_freeze", "maintenance"]
-    timezone: IanaTimezone = "UTC"
-    recurrence: Literal["once", "daily", "weekly"] = "once"
-    start: AwareDatetime | None = None
-    end: AwareDatetime | None = None
-    start_time: time | None = None
-    duration_minutes: Annotated[int, Field(ge=1, le=7 * 24 * 60)] | None = None
-    weekdays: list[Annotated[int, Field(ge=0, le=6)]] = Field(default_factory=list)
-    deployments: list[str] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _shape(self) -> Window:
-        if self.recurrence == "once":
-            if self.start is None or self.end is None:
-                raise ValueError(f"window {self.name!r}: a one-off window needs start and end")
-            if self.end <= self.start:
-                raise ValueError(f"window {self.name!r}: end must be after start")
-        else:
-            if self.start_time is None or self.duration_minutes is None:
-                raise ValueError(
-                    f"window {self.name!r}: a {self.recurrence} window needs start_time and duration_minutes"
-                )
-            if self.recurrence == "weekly" and not self.weekdays:
-                raise ValueError(f"window {self.name!r}: a weekly window needs weekdays (0 = Monday)")
-        return self
-
-    def applies_to(self, deployment: str) -> bool:
-        return not self.deployments or deployment in self.deployments
-
-    def active_at(self, now: datetime) -> tuple[datetime, datetime] | None:
-        """The (start, end) in UTC of the occurrence covering ``now``, if any."""
-        if self.recurrence == "once":
-            assert self.start is not None and self.end is not None
-            return (self.start.astimezone(UTC), self.end.astimezone(UTC)) if self.start <= now < self.end else None
-        tz = ZoneInfo(self.timezone)
-        local = now.astimezone(tz)
-        span = timedelta(minutes=self.duration_minutes or 0)
-        days_back = span.days + 1
-        for back in range(days_back, -1, -1):
-            day = local.date() - timedelta(days=back)
-            if self.recurrence == "weekly" and day.weekday() not in self.weekdays:
-                continue
-            start = datetime.combine(day, self.start_time, tzinfo=tz)  # type: ignore[arg-type]
-            end = start + span
-            if start <= now < end:
-                return start.astimezone(UTC), end.astimezone(UTC)
-        return None
-
-
 class QueueConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     name: NonBlank
@@ -139,6 +96,8 @@ class GatewayConfig(BaseModel):
     queues: list[QueueConfig]
     deployments: dict[str, DeploymentGate] = Field(default_factory=dict)
     priority_window_minutes: Annotated[int, Field(ge=0)] = 15
+    admission: Literal["priority_window", "reservation"] = "priority_window"
+    reservation_horizon_minutes: Annotated[int, Field(ge=0)] = 240
     backoff_seconds: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [60, 120, 300, 600])
     windows: list[Window] = Field(default_factory=list)
     sla_alert_minutes: Annotated[int, Field(ge=1)] = 30
@@ -175,6 +134,9 @@ class RunRequest(BaseModel):
     queue: str
     business_dates: list[date] = Field(default_factory=list)
     attempts: int = 0  # deferrals so far
+    # how long the run is expected to take (a conservative percentile of its deployment's completed
+    # runs, else its runtime policy's timeout); None: unknown, assumed to run past every reservation
+    expected_seconds: float | None = None
 
 
 class ActiveRun(BaseModel):
@@ -184,6 +146,8 @@ class ActiveRun(BaseModel):
     queue: str | None
     state: Literal["running", "pending", "scheduled"]
     expected_start: datetime | None = None
+    expected_end: datetime | None = None  # a running run: when it is expected to free its slot
+    expected_seconds: float | None = None  # a scheduled run: how long its reservation lasts
 
 
 class CapacitySnapshot(BaseModel):
@@ -221,6 +185,13 @@ GateDecision = Admitted | Deferred
 
 
 # ---------------------------------------------------------------------------------- the rule
+def _ends_after(reserved: ActiveRun, now: datetime, t: datetime) -> bool:
+    """Whether a reservation still holds its slot at ``t`` (unknown duration: it does)."""
+    if reserved.expected_seconds is None:
+        return True
+    return max(reserved.expected_start or now, now) + timedelta(seconds=reserved.expected_seconds) > t
+
+
 def _defer(reason: DeferralReason, at: datetime, explanation: str, **evidence: Any) -> Deferred:
     return Deferred(
         deferral_reason_code=reason,
@@ -271,6 +242,94 @@ class _Evaluator:
             ]
             self._blockers[my_priority] = found
         return self._blockers[my_priority]
+
+    def reservations(self, my_priority: int) -> list[ActiveRun]:
+        """Higher-priority scheduled runs due within the reservation horizon, earliest first."""
+        key = -my_priority - 1  # cached beside the blockers, under a key of their own
+        if key not in self._blockers:
+            horizon = self.now + timedelta(minutes=self.config.reservation_horizon_minutes)
+            prio = self.priority_of
+            due = [
+                r
+                for r in self.snapshot.upcoming
+                if r.queue in prio
+                and prio[r.queue] < my_priority
+                and r.expected_start is not None
+                and r.expected_start <= horizon
+            ]
+            self._blockers[key] = sorted(due, key=lambda r: r.expected_start or self.now)
+        return self._blockers[key]
+
+    def _blocking(self, t: datetime, mine: float | None, res: list[ActiveRun]) -> tuple[ActiveRun, int, int] | None:
+        """The first reservation a run started at ``t`` (expected to take ``mine`` seconds) would take the
+        slot of, with the slots running and reserved at its start; None when it takes none."""
+        now, cap = self.now, self.config.pool_concurrency_limit
+        my_end = t + timedelta(seconds=mine) if mine is not None else None
+        for i, r in enumerate(res):
+            start = max(r.expected_start or now, now)
+            if start < t:
+                continue  # begun before t: it holds its slot in the count of every later start
+            if my_end is not None and my_end <= start:
+                return None  # done before this and every later reservation starts
+            running_then = sum(1 for a in self.snapshot.active if a.expected_end is None or a.expected_end > start)
+            reserved_then = sum(1 for q in res[: i + 1] if _ends_after(q, now, start))
+            if running_then + reserved_then + 1 > cap:
+                return r, running_then, reserved_then
+        return None
+
+    def _earliest_fit(self, mine: float | None, res: list[ActiveRun]) -> datetime | None:
+        """The first time a slot frees (a running run's or a reservation's expected end) at which the run
+        would fit: a free slot then, and no reservation's slot taken."""
+        now, cap = self.now, self.config.pool_concurrency_limit
+        ends = {a.expected_end for a in self.snapshot.active if a.expected_end is not None and a.expected_end > now}
+        ends |= {
+            max(q.expected_start or now, now) + timedelta(seconds=q.expected_seconds)
+            for q in res
+            if q.expected_seconds is not None
+        }
+        for t in sorted(ends):
+            busy = sum(1 for a in self.snapshot.active if a.expected_end is None or a.expected_end > t)
+            busy += sum(1 for q in res if max(q.expected_start or now, now) <= t and _ends_after(q, now, t))
+            if busy + 1 <= cap and self._blocking(t, mine, res) is None:
+                return t
+        return None
+
+    def reservation_conflict(self, request: RunRequest, my_priority: int, backoff_at: datetime) -> Deferred | None:
+        """The reservation this run would take a slot from (EASY backfilling), as a deferral to the earliest
+        time it fits; else None."""
+        res = self.reservations(my_priority)
+        hit = self._blocking(self.now, request.expected_seconds, res) if res else None
+        if hit is None:
+            return None
+        r, running_then, reserved_then = hit
+        start = max(r.expected_start or self.now, self.now)
+        end = start + timedelta(seconds=r.expected_seconds) if r.expected_seconds is not None else None
+        mine = request.expected_seconds
+        until = (
+            f"until {(self.now + timedelta(seconds=mine)).isoformat()}" if mine is not None else "for an unknown time"
+        )
+        fits = self._earliest_fit(mine, res)
+        return _defer(
+            DeferralReason.PRIORITY_CONFLICT,
+            fits or backoff_at,
+            f"{r.deployment or 'a run'} ({r.flow_run_id}) in queue {r.queue!r} holds a reservation at "
+            f"{start.isoformat()}{f' until {end.isoformat()}' if end else ''}; this run, expected to run "
+            f"{until}, would take the slot it needs ({running_then} running then, {reserved_then} reserved, "
+            f"cap {self.config.pool_concurrency_limit}); it fits "
+            + (f"from {fits.isoformat()}" if fits else "at no known time: asking again after the backoff"),
+            blocking_runs=[r.flow_run_id],
+            reservation_start=start.isoformat(),
+            reservation_end=end.isoformat() if end else None,
+        )
+
+    def next_free(self, queue: str | None = None) -> datetime | None:
+        """When the first slot (of ``queue``, or of the pool) is expected to free, if the snapshot knows."""
+        ends = [
+            r.expected_end
+            for r in self.snapshot.active
+            if r.expected_end is not None and r.expected_end > self.now and (queue is None or r.queue == queue)
+        ]
+        return min(ends) if ends else None
 
     def blocker_ids(self, my_priority: int) -> list[str]:
         if my_priority not in self._blocker_ids:
@@ -327,7 +386,13 @@ class _Evaluator:
                     missing=missing,
                 )
 
-        blockers = self.blockers(config.queue(request.queue).priority)  # never the requester: it ranks equal
+        my_priority = config.queue(request.queue).priority
+        reservation = config.admission == "reservation"
+        if reservation:
+            conflict = self.reservation_conflict(request, my_priority, backoff_at)
+            if conflict is not None:
+                return conflict
+        blockers = [] if reservation else self.blockers(my_priority)  # never the requester: it ranks equal
         if blockers:
             b = blockers[0]
             if b.state in ("running", "pending"):
@@ -339,14 +404,14 @@ class _Evaluator:
                 DeferralReason.PRIORITY_CONFLICT,
                 backoff_at,
                 f"{b.deployment or 'a run'} ({b.flow_run_id}) in queue {b.queue!r} is {what}",
-                blocking_runs=self.blocker_ids(config.queue(request.queue).priority),
+                blocking_runs=self.blocker_ids(my_priority),
             )
 
         in_pool = len(snapshot.active)
         if in_pool >= config.pool_concurrency_limit:
             return _defer(
                 DeferralReason.CAPACITY_LIMIT,
-                backoff_at,
+                (self.next_free() if reservation else None) or backoff_at,
                 f"{in_pool} runs hold the pool's {config.pool_concurrency_limit} slots",
                 active=in_pool,
             )
@@ -355,7 +420,7 @@ class _Evaluator:
         if in_queue >= queue_cap:
             return _defer(
                 DeferralReason.QUEUE_LIMIT,
-                backoff_at,
+                (self.next_free(request.queue) if reservation else None) or backoff_at,
                 f"{in_queue} runs hold queue {request.queue!r}'s {queue_cap} slots",
                 active_in_queue=in_queue,
             )

@@ -2,7 +2,7 @@
 
 ``releasegate simulate --days 7 --deployments 200`` builds a workload (EOD scoring on weekdays,
 intraday scoring, daily backfills with backfill storms before EOD, weekly retrains, reports), then runs
-it twice on the same virtual pool:
+it three times on the same virtual pool:
 
 * **prefect-native** — what a Prefect work pool does by itself: when a slot is free, the due run of the
   highest-priority queue (earliest first within a queue) starts, within the pool and queue caps.
@@ -12,7 +12,12 @@ it twice on the same virtual pool:
   ``releasegate.policy.capacity.evaluate`` (the very function the flows call) with a snapshot built the way
   ``adapters.prefect_gate.build_snapshot`` builds it: running runs, higher-priority scheduled runs due
   within the priority window that are not deferred. A deferred run goes back to ``Scheduled`` at
-  ``next_evaluation_at`` (losing its place, as in Prefect) with its reason code.
+  ``next_evaluation_at`` (losing its place, as in Prefect) with its reason code. This is the gateway's
+  first rule (``admission: priority_window``).
+* **reservation** — the same gateway with ``admission: reservation`` (EASY backfilling): higher-priority
+  runs due within the reservation horizon reserve a slot at their start; a lower-priority run starts when
+  it fits without taking a reserved slot. Expected durations are conservative: the upper end of each
+  deployment's duration range (what a high percentile of its own completed runs gives).
 
 Both report: share of EOD runs started on time, p50/p95/max start delay, SLA breaches (start delay past
 the deferral SLA: 30 min alert, 60 min incident), runs started inside a freeze or maintenance window,
@@ -79,6 +84,7 @@ class SimRun:
     queue: str
     scheduled: int  # seconds since the simulation start
     duration: int
+    expected: int = 0  # the conservative duration estimate the reservation rule plans with
     key: int = 0  # current expected start (moves when deferred)
     attempts: int = 0
     started: int | None = None
@@ -131,7 +137,7 @@ def build_workload(cfg: SimConfig) -> tuple[list[SimRun], GatewayConfig, dict[st
     def add(name: str, kind: str, queue: str, at: datetime, minutes: tuple[int, int]) -> None:
         sec = int((at - t0).total_seconds())
         dur = int(rng.integers(minutes[0] * 60, minutes[1] * 60 + 1))
-        runs.append(SimRun(len(runs), name, kind, queue, sec, dur, key=sec))
+        runs.append(SimRun(len(runs), name, kind, queue, sec, dur, expected=minutes[1] * 60, key=sec))
 
     for name, kind, queue, crons, tz, minutes in specs:
         for expr in crons:
@@ -226,13 +232,19 @@ def _window_at(gw: GatewayConfig, deployment: str, now: datetime) -> bool:
 
 
 def run_model(runs: list[SimRun], gw: GatewayConfig, cfg: SimConfig, gated: bool) -> ModelResult:
-    """Dispatch ``runs`` on a virtual pool; ``gated`` asks the capacity gateway before each start."""
+    """Dispatch ``runs`` on a virtual pool; ``gated`` asks the capacity gateway (with ``gw``'s admission
+    rule) before each start."""
     wall = time.perf_counter()
     t0 = datetime.combine(cfg.start, dtime(0), tzinfo=UTC)
-    runs = [SimRun(r.idx, r.deployment, r.kind, r.queue, r.scheduled, r.duration, key=r.scheduled) for r in runs]
+    runs = [
+        SimRun(r.idx, r.deployment, r.kind, r.queue, r.scheduled, r.duration, expected=r.expected, key=r.scheduled)
+        for r in runs
+    ]
     prio = {q.name: q.priority for q in gw.queues}
     qcap = {q.name: q.concurrency_limit for q in gw.queues}
-    horizon_s = gw.priority_window_minutes * 60
+    reserving = gw.admission == "reservation"
+    horizon_s = (gw.reservation_horizon_minutes if reserving else gw.priority_window_minutes) * 60
+    look = gw.pool_concurrency_limit + 1 if reserving else 3  # how many due runs a snapshot needs
     events: list[tuple[int, int, int]] = []  # (time, 0 finish | 1 due, run idx)
     for r in runs:
         events.append((r.scheduled, 1, r.idx))
@@ -256,11 +268,14 @@ def run_model(runs: list[SimRun], gw: GatewayConfig, cfg: SimConfig, gated: bool
             if p >= prio[req.queue]:
                 continue
             h = upcoming[q]
-            while h and (runs[h[0][1]].started is not None or runs[h[0][1]].attempts > 0):
-                heapq.heappop(h)  # stale: started or deferred (a deferred run is not "upcoming")
-            for key, idx in heapq.nsmallest(3, h):
-                if key <= limit and idx != req.idx and runs[idx].started is None and runs[idx].attempts == 0:
-                    r = runs[idx]
+            # stale: started, or (first rule) deferred: a deferred run is not "upcoming" to the first rule;
+            # under the reservation rule a deferred higher-priority run keeps its reservation at its next try
+            while h and (runs[h[0][1]].started is not None or (runs[h[0][1]].attempts > 0 and not reserving)):
+                heapq.heappop(h)
+            for _, idx in heapq.nsmallest(look, h):
+                r = runs[idx]
+                key = max(r.key, now)
+                if key <= limit and idx != req.idx and r.started is None and (reserving or r.attempts == 0):
                     ups.append(
                         ActiveRun.model_construct(
                             flow_run_id=str(idx),
@@ -268,6 +283,7 @@ def run_model(runs: list[SimRun], gw: GatewayConfig, cfg: SimConfig, gated: bool
                             queue=r.queue,
                             state="scheduled",
                             expected_start=t0 + timedelta(seconds=key),
+                            expected_seconds=r.expected,
                         )
                     )
         return CapacitySnapshot.model_construct(active=list(running.values()), upcoming=ups, completed=set())
@@ -290,7 +306,12 @@ def run_model(runs: list[SimRun], gw: GatewayConfig, cfg: SimConfig, gated: bool
             if gated:
                 evaluations += 1
                 req = RunRequest.model_construct(
-                    flow_run_id=str(idx), deployment=r.deployment, queue=r.queue, business_dates=[], attempts=r.attempts
+                    flow_run_id=str(idx),
+                    deployment=r.deployment,
+                    queue=r.queue,
+                    business_dates=[],
+                    attempts=r.attempts,
+                    expected_seconds=r.expected,
                 )
                 d = evaluate(req, snapshot(r, now), gw, now_dt)
                 if isinstance(d, Deferred):
@@ -306,7 +327,13 @@ def run_model(runs: list[SimRun], gw: GatewayConfig, cfg: SimConfig, gated: bool
             r.started = now
             r.in_window = _window_at(gw, r.deployment, now_dt) if gw.windows else False
             running[idx] = ActiveRun.model_construct(
-                flow_run_id=str(idx), deployment=r.deployment, queue=r.queue, state="running", expected_start=None
+                flow_run_id=str(idx),
+                deployment=r.deployment,
+                queue=r.queue,
+                state="running",
+                expected_start=None,
+                expected_end=now_dt + timedelta(seconds=r.expected),
+                expected_seconds=None,
             )
             in_queue[q] += 1
             busy += r.duration
@@ -325,7 +352,8 @@ def run_model(runs: list[SimRun], gw: GatewayConfig, cfg: SimConfig, gated: bool
         dispatch(t)
         last_t = t
 
-    return _result("releasegate" if gated else "prefect-native", runs, cfg, gw, busy, last_t, evaluations, wall)
+    name = ("releasegate-reservation" if reserving else "releasegate") if gated else "prefect-native"
+    return _result(name, runs, cfg, gw, busy, last_t, evaluations, wall)
 
 
 def _pct(a: np.ndarray, q: float) -> float:
@@ -377,7 +405,8 @@ class SimReport(BaseModel):
     pool_cap: int
     runs_by_kind: dict[str, int]
     prefect_native: ModelResult
-    releasegate: ModelResult
+    releasegate: ModelResult  # the first rule (priority window)
+    reservation: ModelResult  # the reservation rule
     seconds: float
 
 
@@ -386,11 +415,13 @@ def simulate(cfg: SimConfig) -> SimReport:
     runs, gw, kinds = build_workload(cfg)
     native = run_model(runs, gw, cfg, gated=False)
     gated = run_model(runs, gw, cfg, gated=True)
+    reserved = run_model(runs, gw.model_copy(update={"admission": "reservation"}), cfg, gated=True)
     return SimReport(
         config=cfg,
         pool_cap=gw.pool_concurrency_limit,
         runs_by_kind=kinds,
         prefect_native=native,
         releasegate=gated,
+        reservation=reserved,
         seconds=round(time.perf_counter() - wall, 3),
     )
