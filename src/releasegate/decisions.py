@@ -55,6 +55,7 @@ class DecisionKind(StrEnum):
     # written and readers (``services.gate_failures``) accept both forms.
     gate_failure_ack = "gate_failure_ack"  # someone acknowledged a held or rejected promotion
     incident = "incident"  # an incident releasegate opened (e.g. a gate failure nobody acknowledged)
+    schedule = "schedule"  # a schedule rule (DST, catch-up, one run per occurrence) moved or dropped a run
 
 
 class DecisionOutcome(StrEnum):

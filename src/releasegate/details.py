@@ -95,6 +95,12 @@ class LateRunDetails(KindDetails):
     late_run_mode: str
 
 
+class ScheduleDetails(KindDetails):
+    deployment: str
+    rule: str  # dst | catch_up | duplicate_occurrence
+    action: str  # skip | move
+
+
 class ApprovalDetails(KindDetails):
     role: str  # tech | pm | risk | compliance; gate_failure_ack in logs before 0005
     approver: str
@@ -145,6 +151,7 @@ DETAILS: dict[DecisionKind, type[KindDetails]] = {
     DecisionKind.refusal: RefusalDetails,
     DecisionKind.gate_failure_ack: GateFailureAckDetails,
     DecisionKind.incident: IncidentDetails,
+    DecisionKind.schedule: ScheduleDetails,
 }
 
 

@@ -87,3 +87,20 @@ def test_bad_input_names_the_field():
     assert res.exit_code == 2 and "days" in res.output
     with pytest.raises(ValueError, match="deployments"):
         SimConfig(deployments=1)
+
+
+def test_cli_workloads_table_and_unknown_workload(monkeypatch):
+    from releasegate.cli._common import console
+
+    monkeypatch.setattr(console, "width", 220)
+    args = ["simulate", "--days", "2", "--deployments", "30", "--workloads", "default,small-pool"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    for text in ("default", "small-pool", "lower bound", "reservation", "p95 / bound"):
+        assert text in res.output
+    res = CliRunner().invoke(app, ["simulate", "--days", "2", "--workloads", "nope"])
+    assert res.exit_code == 2 and "workloads: unknown" in res.output
+    res = CliRunner().invoke(app, [*args, "--json"])
+    docs = json.loads(res.stdout)
+    assert [d["workload"] for d in docs] == ["default", "small-pool"]
+    assert docs[1]["pool_cap"] < docs[0]["pool_cap"]

@@ -5,7 +5,8 @@ retries and timeout are fixed when the flow object is built. So the decorator re
 ``runtime_policy`` (see ``releasegate.policy.runtime_policy``) when the flow module is loaded, by the worker
 or by a test, and builds the flow with those retries, retry delay and timeout. At the start of each run
 it applies the late-run rule: a run later than the policy allows ends Cancelled with the reason
-``LATE_RUN_SKIPPED`` and a ``late_run`` decision record. Lateness counts from when the run was due: for
+``LATE_RUN_SKIPPED`` and a ``late_run`` decision record; then the schedule rules (DST, one run per cron
+occurrence, catch-up: ``adapters.prefect_schedule``). Lateness counts from when the run was due: for
 a deferred run, the last ``next_evaluation_at`` the gateway gave it (``_due_at``).
 
 A governed flow that fails *raises*; it does not return a ``Failed`` state. With retries, Prefect 3.8's
@@ -29,6 +30,7 @@ from prefect.states import Cancelled
 from releasegate import bootstrap
 from releasegate.decisions import DecisionKind, DecisionOutcome, NewDecision
 from releasegate.policy.runtime_policy import (
+    cron_schedules,
     find_deployment,
     late_run_verdict,
     load_prefect_yaml,
@@ -99,7 +101,9 @@ def governed_flow(
     def decorate(fn: Callable[..., Any]):
         root = Path(project_dir) if project_dir is not None else project_of(fn, deployment)
         try:
-            policy = policy_from_deployment(find_deployment(load_prefect_yaml(root / "prefect.yaml"), deployment))
+            dep = find_deployment(load_prefect_yaml(root / "prefect.yaml"), deployment)
+            policy = policy_from_deployment(dep)
+            crons = cron_schedules(dep)
         except KeyError:
             raise KeyError(
                 f"deployment {deployment!r} is not in {root / 'prefect.yaml'}: declare it there with its "
@@ -137,6 +141,11 @@ def governed_flow(
                 )
                 get_run_logger().warning(verdict.reason)
                 return Cancelled(message=verdict.reason)
+            from releasegate.adapters.prefect_schedule import apply_schedule_rules
+
+            ended = apply_schedule_rules(deployment, policy, crons)  # DST, one run per occurrence, catch-up
+            if ended is not None:
+                return ended
             if gate:
                 from releasegate.adapters.prefect_gate import gate_current_run
 

@@ -7,7 +7,9 @@ late-run behaviour. They live in ``prefect.yaml`` beside the deployment:
   Prefect itself enforces it;
 * ``runtime_policy`` — our key (Prefect ignores unknown deployment keys) with ``retries``,
   ``retry_delay_seconds``, ``timeout_seconds`` and ``late_run: {mode: run_late | skip,
-  skip_after_minutes}``. Prefect has no per-deployment retries, timeout or late-run rule, so
+  skip_after_minutes}``, and optionally ``dst: first | shifted | skip`` and ``catch_up: {mode: run_all |
+  latest_only | at_most, max_runs}`` (``policy.schedule_rules``). Prefect has no per-deployment retries,
+  timeout, late-run, DST or catch-up rule, so
   ``releasegate.adapters.prefect_flows.governed_flow`` applies them to the flow when it is loaded.
 
 ``check_deployments`` lists every deployment lacking a complete profile, every deployment entry that is
@@ -27,6 +29,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
+from releasegate.policy.schedule_rules import CatchUpPolicy, DstRule
 from releasegate.policy.triggers import CronSchedule
 from releasegate.yamlio import load_yaml
 
@@ -63,6 +66,9 @@ class RuntimePolicy(BaseModel):
     concurrency_limit: Annotated[int, Field(ge=1, le=10_000)]
     collision_strategy: CollisionStrategy = CollisionStrategy.ENQUEUE
     late_run: LateRunPolicy
+    # schedule rules Prefect lacks (policy/schedule_rules.py); optional, with Prefect-like defaults
+    dst: DstRule = DstRule.first
+    catch_up: CatchUpPolicy = Field(default_factory=CatchUpPolicy)
 
 
 REQUIRED = ("retries", "retry_delay_seconds", "timeout_seconds", "concurrency_limit", "late_run")
@@ -119,6 +125,16 @@ def deployment_problems(dep: dict[str, Any]) -> list[str]:
             loc = ".".join(str(p) for p in err["loc"]) or "runtime_policy"
             problems.append(f"{loc}: {err['msg']}")
     return problems
+
+
+def cron_schedules(dep: dict[str, Any]) -> list[tuple[str, str]]:
+    """The deployment's cron schedules as (expression, timezone), aliases such as ``@daily`` expanded."""
+    out: list[tuple[str, str]] = []
+    for sched in dep.get("schedules") or []:
+        if isinstance(sched, dict) and isinstance(sched.get("cron"), str):
+            cron: str = sched["cron"]
+            out.append((_CRON_ALIASES.get(cron.strip().lower()) or cron, str(sched.get("timezone") or "UTC")))
+    return out
 
 
 _CRON_ALIASES = {

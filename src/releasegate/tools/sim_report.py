@@ -1,0 +1,86 @@
+"""What a simulated dispatch model reports: start delays, SLA shares, deferrals by reason code."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+
+class ReasonStats(BaseModel):
+    deferrals: int
+    runs: int
+    p50_minutes: float
+    p95_minutes: float
+    max_minutes: float
+
+
+class ModelResult(BaseModel):
+    model: str
+    runs: int
+    started: int
+    eod_runs: int
+    eod_on_time_share: float
+    eod_delay_p50_minutes: float
+    eod_delay_p95_minutes: float
+    eod_delay_max_minutes: float
+    eod_sla_alert_share: float
+    eod_sla_incident_share: float
+    all_delay_p50_minutes: float
+    all_delay_p95_minutes: float
+    all_sla_alert_share: float
+    all_sla_incident_share: float
+    started_in_window: int
+    utilisation: float
+    gateway_evaluations: int = 0
+    deferrals_by_reason: dict[str, ReasonStats] = Field(default_factory=dict)
+    seconds: float
+
+
+def _pct(a: np.ndarray, q: float) -> float:
+    return float(np.percentile(a, q)) if a.size else 0.0
+
+
+def result(
+    name: str, runs: list[Any], cfg: Any, gw: Any, busy: int, makespan: int, evaluations: int, wall: float
+) -> ModelResult:
+    """Summarise one dispatch model's runs (``SimRun``s) into its ``ModelResult``."""
+    started = [r for r in runs if r.started is not None]
+    delay = np.array([(r.started - r.scheduled) / 60 for r in started])
+    eod = np.array([(r.started - r.scheduled) / 60 for r in started if r.kind == "eod"])
+    n_eod = sum(1 for r in runs if r.kind == "eod")
+    by_reason: dict[str, ReasonStats] = {}
+    if evaluations:
+        reasons = sorted({k for r in runs for k in r.deferred})
+        for code in reasons:
+            per_run = np.array([r.deferred[code] / 60 for r in runs if code in r.deferred])
+            by_reason[code] = ReasonStats(
+                deferrals=sum(r.deferral_count.get(code, 0) for r in runs),
+                runs=int(per_run.size),
+                p50_minutes=round(_pct(per_run, 50), 2),
+                p95_minutes=round(_pct(per_run, 95), 2),
+                max_minutes=round(float(per_run.max()), 2),
+            )
+    return ModelResult(
+        model=name,
+        runs=len(runs),
+        started=len(started),
+        eod_runs=n_eod,
+        eod_on_time_share=round(float((eod <= cfg.on_time_minutes).mean()) if eod.size else 0.0, 4),
+        eod_delay_p50_minutes=round(_pct(eod, 50), 2),
+        eod_delay_p95_minutes=round(_pct(eod, 95), 2),
+        eod_delay_max_minutes=round(float(eod.max()) if eod.size else 0.0, 2),
+        eod_sla_alert_share=round(float((eod > cfg.sla_alert_minutes).mean()) if eod.size else 0.0, 4),
+        eod_sla_incident_share=round(float((eod > cfg.sla_incident_minutes).mean()) if eod.size else 0.0, 4),
+        all_delay_p50_minutes=round(_pct(delay, 50), 2),
+        all_delay_p95_minutes=round(_pct(delay, 95), 2),
+        all_sla_alert_share=round(float((delay > cfg.sla_alert_minutes).mean()) if delay.size else 0.0, 4),
+        all_sla_incident_share=round(float((delay > cfg.sla_incident_minutes).mean()) if delay.size else 0.0, 4),
+        started_in_window=sum(1 for r in started if r.in_window),
+        utilisation=round(busy / (gw.pool_concurrency_limit * makespan), 4) if makespan else 0.0,
+        gateway_evaluations=evaluations,
+        deferrals_by_reason=by_reason,
+        seconds=round(time.perf_counter() - wall, 3),
+    )
