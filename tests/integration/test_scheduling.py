@@ -20,7 +20,7 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.objects import StateType
 from prefect.exceptions import Pause
 from prefect.flow_engine import run_flow
-from prefect.states import Cancelled, Completed, Running
+from prefect.states import Cancelled, Completed, Running, Scheduled
 from typer.testing import CliRunner
 
 from releasegate import bootstrap
@@ -196,6 +196,52 @@ def test_full_pool_gives_capacity_limit(deployed, rg_home, policy, clock):
         set_state(h.id, Running())
     eod = create_run(deployed["eod-scoring"], model_name="credit", business_date="2026-11-20")
     expect_deferred(eod_scoring, eod.id, "CAPACITY_LIMIT")
+
+
+def test_reservation_admits_backfills_that_fit_and_defers_the_rest_to_the_reservations_end(
+    deployed, rg_home, policy, clock
+):
+    """admission: reservation. An EOD run due in 10 min holds one slot of a pool of 3: a backfill starts
+    at once while a slot stays free for EOD; with two running, the next is deferred to the end of EOD's
+    reservation, which the deferral names; EOD then starts on time."""
+    from flows.backfill import backfill
+    from flows.eod_scoring import eod_scoring
+    from releasegate.adapters.prefect_gate import expected_durations
+
+    policy(admission="reservation", pool_concurrency_limit=3)
+    # The storm is judged 10 min before EOD is due; the Prefect server holds a run until its scheduled
+    # time in real time, so the fake clock starts 10 min back and EOD is due at real now.
+    clock.advance(minutes=-10)
+    # a deployment of its own: no run history, so the backfills' durations are unknown (assumed to
+    # outlast any reservation) whatever other tests completed
+    storm = backfill.to_deployment(name="backfill-storm", work_pool_name="releasegate", work_queue_name="bulk").apply()
+    due = clock.now() + timedelta(minutes=10)
+    with get_client(sync_client=True) as c:
+        eod = c.create_flow_run_from_deployment(
+            deployed["eod-scoring"],
+            parameters={"model_name": "credit", "business_date": "2026-11-20"},
+            state=Scheduled(scheduled_time=due),
+        )
+        eod_expected = expected_durations(c, {str(deployed["eod-scoring"]): "eod-scoring"})["eod-scoring"]
+    assert eod_expected is not None  # its history, or its runtime policy's timeout
+
+    holder = create_run(storm, start_date="2026-11-20", end_date="2026-11-20")
+    set_state(holder.id, Running())
+    fits = create_run(storm, start_date="2026-11-20", end_date="2026-11-20")
+    assert execute(backfill, fits.id).is_completed()  # 1 running + EOD's reserved slot + this one = 3
+
+    set_state(create_run(storm, start_date="2026-11-20", end_date="2026-11-20").id, Running())
+    late = create_run(storm, start_date="2026-11-20", end_date="2026-11-20")
+    _, deferral = expect_deferred(backfill, late.id, "PRIORITY_CONFLICT")
+    assert deferral.next_evaluation_at == due + timedelta(seconds=eod_expected)  # the reservation's end
+    [rec] = bootstrap.decision_log().query(kind="deferral", subject=f"flow_run:{late.id}")
+    assert rec.details["evidence"]["blocking_runs"] == [str(eod.id)]
+    assert "eod-scoring" in rec.decision_rationale and "reservation" in rec.decision_rationale
+
+    clock.advance(minutes=10)  # EOD is due: two backfills hold slots, its own slot is free
+    prod_version("credit", seed=1, alias="champion")
+    assert execute(eod_scoring, eod.id).is_completed()
+    assert bootstrap.scheduling_store().get_deferral(str(eod.id)) is None  # never deferred
 
 
 # ---------------------------------------------------------------------------- sweeper, override

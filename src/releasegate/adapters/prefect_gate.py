@@ -35,6 +35,7 @@ from prefect.client.schemas.filters import (
     WorkQueueFilterName,
 )
 from prefect.client.schemas.objects import FlowRun, State, StateType
+from prefect.client.schemas.sorting import FlowRunSort
 from prefect.exceptions import Pause
 from prefect.states import Scheduled
 
@@ -50,6 +51,7 @@ from releasegate.policy.capacity import (
     GatewayConfig,
     RunRequest,
     evaluate,
+    expected_duration,
 )
 
 DEFERRED = "Deferred"
@@ -63,14 +65,53 @@ def _deployment_names(client, runs: list[FlowRun]) -> dict[str, str]:
     return {str(d.id): d.name for d in deps}
 
 
-def _as_active(run: FlowRun, names: dict[str, str], state: str) -> ActiveRun:
+def _as_active(
+    run: FlowRun, names: dict[str, str], state: str, durations: dict[str, float | None] | None = None
+) -> ActiveRun:
+    name = names.get(str(run.deployment_id)) if run.deployment_id else None
+    expected = (durations or {}).get(name or "")
+    started = run.start_time if state == "running" else None
     return ActiveRun(
         flow_run_id=str(run.id),
-        deployment=names.get(str(run.deployment_id)) if run.deployment_id else None,
+        deployment=name,
         queue=run.work_queue_name,
         state=state,
         expected_start=run.expected_start_time,
+        expected_end=started + timedelta(seconds=expected) if started and expected is not None else None,
+        expected_seconds=expected if state == "scheduled" else None,
     )
+
+
+HISTORY = 50  # completed runs per deployment the duration estimate looks at
+
+
+def expected_durations(client, deployment_ids: dict[str, str]) -> dict[str, float | None]:
+    """Per deployment name: the conservative duration of its runs (``capacity.expected_duration``) from
+    its last completed runs in Prefect, falling back to the runtime policy's ``timeout_seconds`` in the
+    project's prefect.yaml. Prefect keeps every run's ``total_run_time``; nothing is stored by us."""
+    from releasegate.policy.runtime_policy import find_deployment, load_prefect_yaml, policy_from_deployment
+
+    try:
+        doc = load_prefect_yaml(bootstrap.project_root() / "prefect.yaml")
+    except (OSError, ValueError):
+        doc = {}
+    out: dict[str, float | None] = {}
+    for dep_id, name in deployment_ids.items():
+        done = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.COMPLETED]))
+            ),
+            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[dep_id])),
+            sort=FlowRunSort.END_TIME_DESC,
+            limit=HISTORY,
+        )
+        samples = [r.total_run_time.total_seconds() for r in done if r.total_run_time]
+        try:
+            fallback: float | None = float(policy_from_deployment(find_deployment(doc, name)).timeout_seconds)
+        except (KeyError, ValueError):
+            fallback = None
+        out[name] = expected_duration(samples, fallback)
+    return out
 
 
 def build_snapshot(
@@ -84,7 +125,10 @@ def build_snapshot(
         ),
         work_pool_filter=pool,
     )
-    horizon = now + timedelta(minutes=config.priority_window_minutes)
+    reserving = config.admission == "reservation"
+    horizon = now + timedelta(
+        minutes=config.reservation_horizon_minutes if reserving else config.priority_window_minutes
+    )
     mine = config.queue(request.queue).priority
     higher = [q.name for q in config.queues if q.priority < mine]
     upcoming = []
@@ -101,11 +145,15 @@ def build_snapshot(
     active = [r for r in active if str(r.id) != exclude]
     upcoming = [r for r in upcoming if str(r.id) != exclude and (r.state_name or "") != DEFERRED]
     names = _deployment_names(client, active + upcoming)
+    durations = expected_durations(client, names) if reserving else None
     gate = config.deployments.get(request.deployment)
     completed = bootstrap.scheduling_store().completed(gate.upstreams if gate else [], request.business_dates)
     return CapacitySnapshot(
-        active=[_as_active(r, names, "running" if r.state_type == StateType.RUNNING else "pending") for r in active],
-        upcoming=[_as_active(r, names, "scheduled") for r in upcoming],
+        active=[
+            _as_active(r, names, "running" if r.state_type == StateType.RUNNING else "pending", durations)
+            for r in active
+        ],
+        upcoming=[_as_active(r, names, "scheduled", durations) for r in upcoming],
         completed=completed,
     )
 
@@ -185,12 +233,19 @@ def gate_current_run(
             own_queue = client.read_flow_run(flow_run.id).work_queue_name
             known = {q.name for q in config.queues}
             queue = own_queue if own_queue in known else max(config.queues, key=lambda q: q.priority).name
+        own = client.read_flow_run(flow_run.id)
+        mine = (
+            expected_durations(client, {str(own.deployment_id): deployment}).get(deployment)
+            if config.admission == "reservation" and own.deployment_id
+            else None
+        )
         request = RunRequest(
             flow_run_id=run_id,
             deployment=deployment,
             queue=queue,
             business_dates=business_dates or [],
             attempts=previous.attempts if previous is not None and previous.status == "open" else 0,
+            expected_seconds=mine,
         )
         snapshot = build_snapshot(client, config, run_id, request, now)
         decision = evaluate(request, snapshot, config, now)

@@ -184,6 +184,19 @@ class Deferred(BaseModel):
 GateDecision = Admitted | Deferred
 
 
+def expected_duration(
+    samples: list[float], fallback: float | None, percentile: float = 90.0, min_samples: int = 3
+) -> float | None:
+    """How long a deployment's run is planned to take: a conservative percentile (nearest rank, rounded
+    up) of its own completed runs' durations (seconds) when there are ``min_samples``, else ``fallback``
+    (its runtime policy's timeout), else None (unknown: the run is assumed to outlast every reservation)."""
+    if len(samples) < min_samples:
+        return fallback
+    ordered = sorted(samples)
+    rank = max(1, -(-len(ordered) * percentile // 100))  # ceil without floats drifting
+    return float(ordered[int(rank) - 1])
+
+
 # ---------------------------------------------------------------------------------- the rule
 def _ends_after(reserved: ActiveRun, now: datetime, t: datetime) -> bool:
     """Whether a reservation still holds its slot at ``t`` (unknown duration: it does)."""
