@@ -229,14 +229,17 @@ def gate_current_run(
     gate = config.deployments.get(deployment)
     with get_client(sync_client=True) as client:
         queue = gate.queue if gate else None
+        reserving = config.admission == "reservation"
+        # the run's own record: its queue when the policy names none, its deployment's history to plan with
+        own = client.read_flow_run(flow_run.id) if queue is None or reserving else None
         if queue is None:
-            own_queue = client.read_flow_run(flow_run.id).work_queue_name
+            assert own is not None
             known = {q.name for q in config.queues}
+            own_queue = own.work_queue_name
             queue = own_queue if own_queue in known else max(config.queues, key=lambda q: q.priority).name
-        own = client.read_flow_run(flow_run.id)
         mine = (
             expected_durations(client, {str(own.deployment_id): deployment}).get(deployment)
-            if config.admission == "reservation" and own.deployment_id
+            if reserving and own is not None and own.deployment_id
             else None
         )
         request = RunRequest(

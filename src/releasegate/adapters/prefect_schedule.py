@@ -104,6 +104,8 @@ def later_due(client: Any, run: FlowRun, now: datetime, crons: list[tuple[str, s
 
 def apply_schedule_rules(deployment: str, policy: RuntimePolicy, crons: list[tuple[str, str]]) -> State | None:
     """``None``: the run goes on. A ``Cancelled`` state: end the run with it. A move does not return."""
+    if not crons and policy.catch_up.mode is CatchUpMode.run_all:
+        return None  # no rule can apply: spare every run start a read of its flow run
     from prefect.runtime import flow_run
 
     run_id = str(flow_run.id)
