@@ -198,11 +198,17 @@ def expected_duration(
 
 
 # ---------------------------------------------------------------------------------- the rule
+def _span(reserved: ActiveRun, now: datetime) -> tuple[datetime, datetime | None]:
+    """A reservation's start (not before ``now``) and expected end (None: unknown duration)."""
+    start = max(reserved.expected_start or now, now)
+    end = start + timedelta(seconds=reserved.expected_seconds) if reserved.expected_seconds is not None else None
+    return start, end
+
+
 def _ends_after(reserved: ActiveRun, now: datetime, t: datetime) -> bool:
     """Whether a reservation still holds its slot at ``t`` (unknown duration: it does)."""
-    if reserved.expected_seconds is None:
-        return True
-    return max(reserved.expected_start or now, now) + timedelta(seconds=reserved.expected_seconds) > t
+    end = _span(reserved, now)[1]
+    return end is None or end > t
 
 
 def _defer(reason: DeferralReason, at: datetime, explanation: str, **evidence: Any) -> Deferred:
@@ -235,6 +241,7 @@ class _Evaluator:
         self.snapshot, self.config, self.now = snapshot, config, now.astimezone(UTC)
         self.priority_of = {q.name: q.priority for q in config.queues}
         self._blockers: dict[int, list[ActiveRun]] = {}
+        self._reservations: dict[int, list[ActiveRun]] = {}
         self._blocker_ids: dict[int, list[str]] = {}
         self._windows: dict[tuple[str, str], tuple[datetime, str] | None] = {}
         self._in_queue: dict[str | None, int] | None = None
@@ -258,8 +265,7 @@ class _Evaluator:
 
     def reservations(self, my_priority: int) -> list[ActiveRun]:
         """Higher-priority scheduled runs due within the reservation horizon, earliest first."""
-        key = -my_priority - 1  # cached beside the blockers, under a key of their own
-        if key not in self._blockers:
+        if my_priority not in self._reservations:
             horizon = self.now + timedelta(minutes=self.config.reservation_horizon_minutes)
             prio = self.priority_of
             due = [
@@ -270,8 +276,8 @@ class _Evaluator:
                 and r.expected_start is not None
                 and r.expected_start <= horizon
             ]
-            self._blockers[key] = sorted(due, key=lambda r: r.expected_start or self.now)
-        return self._blockers[key]
+            self._reservations[my_priority] = sorted(due, key=lambda r: r.expected_start or self.now)
+        return self._reservations[my_priority]
 
     def _blocking(self, t: datetime, mine: float | None, res: list[ActiveRun]) -> tuple[ActiveRun, int, int] | None:
         """The first reservation a run started at ``t`` (expected to take ``mine`` seconds) would take the
@@ -279,7 +285,7 @@ class _Evaluator:
         now, cap = self.now, self.config.pool_concurrency_limit
         my_end = t + timedelta(seconds=mine) if mine is not None else None
         for i, r in enumerate(res):
-            start = max(r.expected_start or now, now)
+            start = _span(r, now)[0]
             if start < t:
                 continue  # begun before t: it holds its slot in the count of every later start
             if my_end is not None and my_end <= start:
@@ -295,14 +301,10 @@ class _Evaluator:
         would fit: a free slot then, and no reservation's slot taken."""
         now, cap = self.now, self.config.pool_concurrency_limit
         ends = {a.expected_end for a in self.snapshot.active if a.expected_end is not None and a.expected_end > now}
-        ends |= {
-            max(q.expected_start or now, now) + timedelta(seconds=q.expected_seconds)
-            for q in res
-            if q.expected_seconds is not None
-        }
+        ends |= {end for q in res if (end := _span(q, now)[1]) is not None}
         for t in sorted(ends):
             busy = sum(1 for a in self.snapshot.active if a.expected_end is None or a.expected_end > t)
-            busy += sum(1 for q in res if max(q.expected_start or now, now) <= t and _ends_after(q, now, t))
+            busy += sum(1 for q in res if _span(q, now)[0] <= t and _ends_after(q, now, t))
             if busy + 1 <= cap and self._blocking(t, mine, res) is None:
                 return t
         return None
@@ -315,8 +317,7 @@ class _Evaluator:
         if hit is None:
             return None
         r, running_then, reserved_then = hit
-        start = max(r.expected_start or self.now, self.now)
-        end = start + timedelta(seconds=r.expected_seconds) if r.expected_seconds is not None else None
+        start, end = _span(r, self.now)
         mine = request.expected_seconds
         until = (
             f"until {(self.now + timedelta(seconds=mine)).isoformat()}" if mine is not None else "for an unknown time"
