@@ -93,31 +93,14 @@ def main() -> None:
 
 
 def simulation_markdown(reports: list[dict]) -> str:
-    """The four workloads: native FIFO, the two gateway rules and the lower bound, side by side."""
-    pct = lambda v: f"{v:.1%}"  # noqa: E731
-    lines = [
-        "| workload | model | EOD on time | PRIORITY_CONFLICT p50/p95/max min | all-run p95 min | > 30 min "
-        "| > 60 min | utilisation | p95 / bound |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+    """The four workloads: native FIFO, the two gateway rules and the lower bound, side by side (the rows
+    ``releasegate simulate --workloads all`` prints)."""
+    from releasegate.tools.sim_report import WORKLOAD_COLUMNS, workload_rows
+    from releasegate.tools.simulate import SimReport
+
+    lines = ["| " + " | ".join(WORKLOAD_COLUMNS) + " |", "|" + "---|" * len(WORKLOAD_COLUMNS)]
     for r in reports:
-        b = r["lower_bound"]
-        head = f"{r['workload']} (pool {r['pool_cap']}, {r['prefect_native']['runs']} runs, {r['seconds']:.1f} s)"
-        for i, key in enumerate(("prefect_native", "releasegate", "reservation")):
-            m = r[key]
-            pc = m["deferrals_by_reason"].get("PRIORITY_CONFLICT")
-            pcs = f"{pc['p50_minutes']:.0f} / {pc['p95_minutes']:.0f} / {pc['max_minutes']:.0f}" if pc else "-"
-            ratio = m["all_delay_p95_minutes"] / b["all_delay_p95_minutes"] if b["all_delay_p95_minutes"] else 0
-            label = {"prefect_native": "prefect-native", "releasegate": "priority window"}.get(key, key)
-            lines.append(
-                f"| {head if i == 0 else ''} | {label} | {pct(m['eod_on_time_share'])} | {pcs} "
-                f"| {m['all_delay_p95_minutes']:.0f} | {pct(m['all_sla_alert_share'])} "
-                f"| {pct(m['all_sla_incident_share'])} | {pct(m['utilisation'])} | {ratio:.2f}x |"
-            )
-        lines.append(
-            f"| | lower bound | | | >= {b['all_delay_p95_minutes']:.0f} | >= {pct(b['all_sla_alert_share'])} "
-            f"| >= {pct(b['all_sla_incident_share'])} | | 1.00x |"
-        )
+        lines += ["| " + " | ".join(row) + " |" for row in workload_rows(SimReport.model_validate(r))]
     return "\n".join(lines)
 
 

@@ -131,58 +131,16 @@ def _progress(name: str, i: int, n: int) -> None:
 
 def _print_workloads(reports) -> None:
     """One table: per workload the three dispatch models and the bound no schedule can beat."""
+    from releasegate.tools.sim_report import WORKLOAD_COLUMNS, workload_rows
+
     t = Table(
-        "workload",
-        "model",
-        "EOD on time",
-        "PRIORITY_CONFLICT p50/p95/max",
-        "CAPACITY+QUEUE p95",
-        "all p95 delay",
-        "> 30 min",
-        "> 60 min",
-        "util.",
-        "p95 / bound",
+        *WORKLOAD_COLUMNS,
         title="deferral SLA goal: p95 <= 30 min; all-run p95 and > 60 min: <= native and <= 1.5x the bound",
     )
-    pct = lambda v: f"{v:.1%}"  # noqa: E731
     for r in reports:
-        b = r.lower_bound
-        head = f"{r.workload} (pool {r.pool_cap}, {r.prefect_native.runs:,} runs, {r.seconds:.1f} s)"
-        for i, (label, m) in enumerate(
-            (("prefect-native", r.prefect_native), ("priority window", r.releasegate), ("reservation", r.reservation))
-        ):
-            pc = m.deferrals_by_reason.get("PRIORITY_CONFLICT")
-            caps = [
-                m.deferrals_by_reason[c].p95_minutes
-                for c in ("CAPACITY_LIMIT", "QUEUE_LIMIT")
-                if c in m.deferrals_by_reason
-            ]
-            ratio = m.all_delay_p95_minutes / b.all_delay_p95_minutes if b.all_delay_p95_minutes else float("nan")
-            t.add_row(
-                head if i == 0 else "",
-                label,
-                pct(m.eod_on_time_share),
-                f"{pc.p50_minutes:.0f} / {pc.p95_minutes:.0f} / {pc.max_minutes:.0f}" if pc else "-",
-                f"{max(caps):.0f}" if caps else "-",
-                f"{m.all_delay_p95_minutes:.0f} min",
-                pct(m.all_sla_alert_share),
-                pct(m.all_sla_incident_share),
-                pct(m.utilisation),
-                f"{ratio:.2f}x",
-            )
-        t.add_row(
-            "",
-            "[italic]lower bound[/]",
-            "",
-            "",
-            "",
-            f">= {b.all_delay_p95_minutes:.0f} min",
-            f">= {pct(b.all_sla_alert_share)}",
-            f">= {pct(b.all_sla_incident_share)}",
-            "",
-            "1.00x",
-            end_section=True,
-        )
+        rows = workload_rows(r)
+        for i, row in enumerate(rows):
+            t.add_row(*row, end_section=i == len(rows) - 1)
     console.print(t)
     console.print(
         "[dim]lower bound: no schedule that keeps the windows can do better on that workload, even knowing every "

@@ -84,3 +84,64 @@ def result(
         deferrals_by_reason=by_reason,
         seconds=round(time.perf_counter() - wall, 3),
     )
+
+
+WORKLOAD_COLUMNS = (
+    "workload",
+    "model",
+    "EOD on time",
+    "PRIORITY_CONFLICT p50/p95/max min",
+    "CAPACITY+QUEUE p95 min",
+    "all-run p95 min",
+    "> 30 min",
+    "> 60 min",
+    "utilisation",
+    "p95 / bound",
+)
+
+
+def workload_rows(report: Any) -> list[tuple[str, ...]]:
+    """The rows of one workload (a ``SimReport``) in the ``--workloads`` table, as text: the three dispatch
+    models, then the lower bound. ``releasegate simulate`` and ``make bench`` print the same rows."""
+    pct = lambda v: f"{v:.1%}"  # noqa: E731
+    b = report.lower_bound
+    head = f"{report.workload} (pool {report.pool_cap}, {report.prefect_native.runs:,} runs, {report.seconds:.1f} s)"
+    rows: list[tuple[str, ...]] = []
+    models = (("prefect-native", report.prefect_native), ("priority window", report.releasegate))
+    for i, (label, m) in enumerate((*models, ("reservation", report.reservation))):
+        pc = m.deferrals_by_reason.get("PRIORITY_CONFLICT")
+        caps = [
+            m.deferrals_by_reason[c].p95_minutes
+            for c in ("CAPACITY_LIMIT", "QUEUE_LIMIT")
+            if c in m.deferrals_by_reason
+        ]
+        ratio = m.all_delay_p95_minutes / b.all_delay_p95_minutes if b.all_delay_p95_minutes else float("nan")
+        rows.append(
+            (
+                head if i == 0 else "",
+                label,
+                pct(m.eod_on_time_share),
+                f"{pc.p50_minutes:.0f} / {pc.p95_minutes:.0f} / {pc.max_minutes:.0f}" if pc else "-",
+                f"{max(caps):.0f}" if caps else "-",
+                f"{m.all_delay_p95_minutes:.0f}",
+                pct(m.all_sla_alert_share),
+                pct(m.all_sla_incident_share),
+                pct(m.utilisation),
+                f"{ratio:.2f}x",
+            )
+        )
+    rows.append(
+        (
+            "",
+            "lower bound",
+            "",
+            "",
+            "",
+            f">= {b.all_delay_p95_minutes:.0f}",
+            f">= {pct(b.all_sla_alert_share)}",
+            f">= {pct(b.all_sla_incident_share)}",
+            "",
+            "1.00x",
+        )
+    )
+    return rows
