@@ -189,6 +189,98 @@ def test_pool_cap_holds_across_two_workers(on_stack):
     print(f"runs submitted per worker (information, not asserted): {submitted}")
 
 
+def _run_logs(run_id) -> list:
+    from prefect import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    found, offset = [], 0
+    with get_client(sync_client=True) as c:
+        while True:
+            page = c.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])), limit=200, offset=offset)
+            found += page
+            if len(page) < 200:
+                break
+            offset += len(page)
+    return found
+
+
+def _held(run_id) -> list[tuple[datetime, datetime]]:
+    """When the run's body held its admission slots: from each "capacity gateway: admitted" line to the
+    next "releasing admission slots" line. Both are logged while the slots are held, so these spans
+    lie inside the real holding time: spans that overlap mean slots that overlapped."""
+    from releasegate.adapters.prefect_slots import RELEASING
+
+    spans, start = [], None
+    for log in sorted(_run_logs(run_id), key=lambda x: x.timestamp):
+        if log.message.startswith("capacity gateway: admitted"):
+            start = log.timestamp
+        elif log.message.startswith(RELEASING) and start is not None:
+            spans.append((start, log.timestamp))
+            start = None
+    return spans
+
+
+def _peak(spans: list[tuple[datetime, datetime]]) -> int:
+    events = sorted([(a, 1) for a, _ in spans] + [(b, -1) for _, b in spans], key=lambda e: (e[0], e[1]))
+    peak = now = 0
+    for _, step in events:
+        now += step
+        peak = max(peak, now)
+    return peak
+
+
+def test_two_workers_racing_never_admit_more_than_the_cap(on_stack):
+    """Atomic admission across workers. Prefect's own pool, queue and deployment caps are lifted (as if
+    they overshot, Prefect #9270/#17415), so the two workers start as many of the 8 backfills at once as they
+    like and each run's gateway races the others for the policy's 2 slots, again at every re-evaluation.
+    Every run completes, the runs that held slots at once never exceed 2, and no slot is left taken."""
+    from prefect import get_client
+    from prefect.client.schemas.actions import DeploymentUpdate, WorkPoolUpdate
+    from prefect.client.schemas.objects import StateType
+
+    from releasegate.adapters import prefect_slots
+    from releasegate.policy.capacity import GatewayConfig
+
+    config = GatewayConfig.model_validate(POLICY)
+    with get_client(sync_client=True) as c:
+        bulk = next(q for q in c.read_work_queues(work_pool_name="releasegate") if q.name == "bulk")
+        c.update_work_pool("releasegate", WorkPoolUpdate(concurrency_limit=50))
+        c.update_work_queue(bulk.id, concurrency_limit=50)
+        backfill = on_stack["ids"]["backfill"]
+        deployment_cap = c.read_deployment(backfill).global_concurrency_limit
+        c.update_deployment(backfill, DeploymentUpdate(concurrency_limit=50))  # its prefect.yaml says 2
+        try:
+            ids = [
+                c.create_flow_run_from_deployment(backfill, parameters={"start_date": d, "end_date": d}).id
+                for d in ((date(2026, 4, 1) + timedelta(days=i)).isoformat() for i in range(8))
+            ]
+            _wait(
+                lambda: (
+                    all(c.read_flow_run(i).state_type == StateType.COMPLETED for i in ids)
+                    or [r for r in ids if c.read_flow_run(r).state_type in (StateType.FAILED, StateType.CRASHED)]
+                ),
+                RUNS_DEADLINE_S,
+                "the 8 backfills to complete",
+            )
+        finally:
+            c.update_work_pool("releasegate", WorkPoolUpdate(concurrency_limit=POLICY["pool_concurrency_limit"]))
+            c.update_work_queue(bulk.id, concurrency_limit=2)
+            assert deployment_cap is not None
+            c.update_deployment(backfill, DeploymentUpdate(concurrency_limit=deployment_cap.limit))
+        states = {i: c.read_flow_run(i).state_type for i in ids}
+    assert all(s == StateType.COMPLETED for s in states.values()), states
+    spans = {i: _wait(lambda i=i: _held(i), 120, f"the admission log lines of {i}") for i in ids}
+    # One span per attempt: a run the runtime policy retried (e.g. 8 first uses of a fresh MLflow SQLite
+    # database racing on its migration) was admitted again, and each attempt's slots count below.
+    assert all(len(v) >= 1 for v in spans.values()), spans
+    peak = _peak([s for v in spans.values() for s in v])
+    assert 1 <= peak <= 2, f"policy cap 2 exceeded: {peak} runs held admission slots at once"
+    assert prefect_slots.held_slots(config) == dict.fromkeys(prefect_slots.held_slots(config), 0)
+    deferred = sum("Deferred" in [st.name for st in _states(i)] for i in ids)
+    attempts = sum(len(v) for v in spans.values())
+    print(f"racing (information): {deferred} of 8 runs deferred at least once, {attempts} admissions, peak {peak}")
+
+
 def _admitted_at(run_id) -> datetime | None:
     """When the capacity gateway admitted the run: its "capacity gateway: admitted" log line.
 

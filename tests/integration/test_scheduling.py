@@ -6,6 +6,7 @@ state is set through the API exactly as the engine would; only the clock is fake
 """
 
 import json
+import logging
 import random
 import threading
 from datetime import UTC, date, datetime, timedelta
@@ -107,6 +108,14 @@ def set_state(run_id, state):
         c.set_flow_run_state(run_id, state, force=True)
 
 
+def run_admitted(run_id):
+    """A run running on a worker after the gateway admitted it: Running, with its admission label."""
+    from releasegate.adapters import prefect_slots
+
+    set_state(run_id, Running())
+    prefect_slots.mark(str(run_id), prefect_slots.HELD)
+
+
 def expect_deferred(flow, run_id, code):
     with pytest.raises(Pause):
         execute(flow, run_id)
@@ -124,7 +133,7 @@ def test_backfill_waits_for_running_eod_then_starts(deployed, rg_home, policy, c
     from flows.backfill import backfill
 
     eod = create_run(deployed["eod-scoring"], model_name="credit", business_date="2026-11-20")
-    set_state(eod.id, Running())  # the EOD run is running on a worker
+    run_admitted(eod.id)  # the EOD run is running on a worker
     bf = create_run(deployed["backfill"], start_date="2026-11-19", end_date="2026-11-20")
     fr, deferral = expect_deferred(backfill, bf.id, "PRIORITY_CONFLICT")
     assert deferral.next_evaluation_at == clock.now() + timedelta(seconds=1)
@@ -193,9 +202,44 @@ def test_full_pool_gives_capacity_limit(deployed, rg_home, policy, clock):
     policy(pool_concurrency_limit=2)
     holders = [create_run(deployed["backfill"], start_date="2026-11-20", end_date="2026-11-20") for _ in range(2)]
     for h in holders:
-        set_state(h.id, Running())
+        run_admitted(h.id)
     eod = create_run(deployed["eod-scoring"], model_name="credit", business_date="2026-11-20")
     expect_deferred(eod_scoring, eod.id, "CAPACITY_LIMIT")
+
+
+def test_a_run_admitted_from_a_stale_snapshot_is_deferred_when_another_took_the_last_slot(
+    deployed, rg_home, policy, clock, caplog
+):
+    """Atomic admission: the snapshot shows a free pool, but a run on another worker already holds the
+    pool's leased slots (it is not Running yet). The policy admits, the slot request fails, the run is
+    deferred with CAPACITY_LIMIT naming the Prefect limit. Once the slots are back it is admitted, holds
+    one slot of the pool's and its queue's limit while its body runs, and gives both back at the end."""
+    from prefect.concurrency.sync import concurrency
+
+    from flows.backfill import backfill
+    from releasegate.adapters import prefect_slots
+    from releasegate.adapters.config import capacity_from_file
+
+    config = capacity_from_file(policy(pool_concurrency_limit=2))
+    prefect_slots.ensure_limits(config)
+    pool, queue = prefect_slots.pool_limit(config), prefect_slots.queue_limit(config, "bulk")
+    run = create_run(deployed["backfill"], start_date="2026-11-21", end_date="2026-11-21")
+    caplog.set_level(logging.INFO, logger="prefect.flow_runs")
+    with concurrency(pool, occupy=2, strict=True, lease_duration=60):  # the other worker's run
+        _, deferral = expect_deferred(backfill, run.id, "CAPACITY_LIMIT")
+        assert prefect_slots.held_slots(config)[queue] == 0  # a lost race holds nothing
+    [rec] = bootstrap.decision_log().query(kind="deferral", subject=f"flow_run:{run.id}")
+    assert rec.details["evidence"]["limit"] == pool
+    assert "took the last slot" in rec.decision_rationale
+    assert deferral.next_evaluation_at == clock.now() + timedelta(seconds=1)  # the backoff
+
+    set_state(run.id, Scheduled(scheduled_time=datetime.now(UTC)))
+    assert execute(backfill, run.id).is_completed()
+    assert prefect_slots.held_slots(config) == dict.fromkeys(prefect_slots.held_slots(config), 0)
+    messages = [r.getMessage() for r in caplog.records if r.name == "prefect.flow_runs"]
+    assert any(m.startswith("capacity gateway: admitted") for m in messages), messages
+    [released] = [m for m in messages if m.startswith(prefect_slots.RELEASING)]
+    assert pool in released and queue in released
 
 
 def test_reservation_admits_backfills_that_fit_and_defers_the_rest_to_the_reservations_end(
@@ -226,7 +270,7 @@ def test_reservation_admits_backfills_that_fit_and_defers_the_rest_to_the_reserv
     assert eod_expected is not None  # its history, or its runtime policy's timeout
 
     holder = create_run(storm, start_date="2026-11-20", end_date="2026-11-20")
-    set_state(holder.id, Running())
+    run_admitted(holder.id)
     fits = create_run(storm, start_date="2026-11-20", end_date="2026-11-20")
     assert execute(backfill, fits.id).is_completed()  # 1 running + EOD's reserved slot + this one = 3
 
@@ -251,7 +295,7 @@ def test_sweeper_escalates_at_30_and_60_minutes(deployed, rg_home, policy, clock
     from releasegate.adapters.prefect_deferrals import sweep
 
     eod = create_run(deployed["eod-scoring"], model_name="credit", business_date="2026-11-20")
-    set_state(eod.id, Running())
+    run_admitted(eod.id)
     bf = create_run(deployed["backfill"], start_date="2026-11-20", end_date="2026-11-20")
     expect_deferred(backfill, bf.id, "PRIORITY_CONFLICT")
     cfg = load_gateway_config()
@@ -279,7 +323,7 @@ def test_override_needs_a_ticket_and_starts_the_run(deployed, rg_home, policy, c
     from flows.backfill import backfill
 
     eod = create_run(deployed["eod-scoring"], model_name="credit", business_date="2026-11-20")
-    set_state(eod.id, Running())
+    run_admitted(eod.id)
     bf = create_run(deployed["backfill"], start_date="2026-11-20", end_date="2026-11-20")
     expect_deferred(backfill, bf.id, "PRIORITY_CONFLICT")
 
@@ -442,13 +486,16 @@ def test_infra_up_is_idempotent(deployed, rg_home):
         pool = c.read_work_pool("releasegate")
     assert (queues["critical"].priority, queues["bulk"].priority) == (1, 10)
     assert queues["critical"].concurrency_limit == 2 and pool.concurrency_limit == 4
+    with get_client(sync_client=True) as c:  # the atomic admission slots mirror the caps
+        assert c.read_global_concurrency_limit_by_name("rg-pool-releasegate").limit == 4
+        assert c.read_global_concurrency_limit_by_name("rg-queue-releasegate-bulk").limit == 2
 
 
 def test_report_prints_kpis(deployed, rg_home, policy, clock):
     from flows.backfill import backfill
 
     eod = create_run(deployed["eod-scoring"], model_name="credit", business_date="2026-11-20")
-    set_state(eod.id, Running())
+    run_admitted(eod.id)
     bf = create_run(deployed["backfill"], start_date="2026-11-20", end_date="2026-11-20")
     expect_deferred(backfill, bf.id, "PRIORITY_CONFLICT")
     set_state(eod.id, Completed())

@@ -146,11 +146,14 @@ def governed_flow(
             ended = apply_schedule_rules(deployment, policy, crons)  # DST, one run per occurrence, catch-up
             if ended is not None:
                 return ended
-            if gate:
-                from releasegate.adapters.prefect_gate import gate_current_run
+            from releasegate.adapters.prefect_slots import admission_scope
 
-                gate_current_run(deployment)
-            return fn(*args, **kwargs)
+            with admission_scope():  # slots the gateway grants this run are held until the body returns
+                if gate:
+                    from releasegate.adapters.prefect_gate import gate_current_run
+
+                    gate_current_run(deployment)
+                return fn(*args, **kwargs)
 
         body.runtime_policy = policy  # type: ignore[attr-defined]
         # The decorator-factory form: the same Flow as flow(body, ...); that spelling is missing from

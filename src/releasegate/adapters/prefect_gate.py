@@ -12,8 +12,10 @@ Prefect API, asks ``releasegate.policy.capacity.evaluate``, and when the run may
 
 Step 4 uses an internal Prefect signal (``prefect.exceptions.Pause``), the same one
 ``pause_flow_run(reschedule=True)`` uses; the pin ``prefect<3.9`` and the harness tests guard it.
+An admitted run then takes leased slots of the pool's and its queue's Prefect concurrency limits
+(``prefect_slots``): granted atomically by the server, so two workers never both take the last slot.
 An overridden deferral (``releasegate deferrals override``) is admitted once without asking the gateway,
-while its ``exception_expiry`` holds (``use_override``).
+while its ``exception_expiry`` holds (``use_override``); it takes no slot (the override is the exception).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from prefect.exceptions import Pause
 from prefect.states import Scheduled
 
 from releasegate import bootstrap
+from releasegate.adapters import prefect_slots
 from releasegate.adapters.config import load_gateway_config
 from releasegate.adapters.prefect_query import read_all_flow_runs
 from releasegate.decisions import DecisionKind, DecisionOutcome, NewDecision
@@ -52,6 +55,7 @@ from releasegate.policy.capacity import (
     RunRequest,
     evaluate,
     expected_duration,
+    slots_taken,
 )
 
 DEFERRED = "Deferred"
@@ -66,8 +70,13 @@ def _deployment_names(client, runs: list[FlowRun]) -> dict[str, str]:
 
 
 def _as_active(
-    run: FlowRun, names: dict[str, str], state: str, durations: dict[str, float | None] | None = None
+    run: FlowRun,
+    names: dict[str, str],
+    state: str,
+    durations: dict[str, float | None] | None = None,
+    now: datetime | None = None,
 ) -> ActiveRun:
+    """A Prefect run as the policy sees it; a ``starting`` run (at the gateway) is due ``now``."""
     name = names.get(str(run.deployment_id)) if run.deployment_id else None
     expected = (durations or {}).get(name or "")
     started = run.start_time if state == "running" else None
@@ -76,9 +85,9 @@ def _as_active(
         deployment=name,
         queue=run.work_queue_name,
         state=state,
-        expected_start=run.expected_start_time,
+        expected_start=now if state == "starting" else run.expected_start_time,
         expected_end=started + timedelta(seconds=expected) if started and expected is not None else None,
-        expected_seconds=expected if state == "scheduled" else None,
+        expected_seconds=expected if state in ("scheduled", "starting") else None,
     )
 
 
@@ -146,6 +155,13 @@ def build_snapshot(
     upcoming = [r for r in upcoming if str(r.id) != exclude and (r.state_name or "") != DEFERRED]
     names = _deployment_names(client, active + upcoming)
     durations = expected_durations(client, names) if reserving else None
+
+    def starting(run: FlowRun) -> bool:  # a gated run not admitted yet: no slot, no capacity held
+        gated = config.deployments.get(names.get(str(run.deployment_id), ""))
+        return gated is not None and gated.gated and not prefect_slots.admitted(run)
+
+    at_gate = [r for r in active if starting(r)]
+    active = [r for r in active if not starting(r)]
     gate = config.deployments.get(request.deployment)
     completed = bootstrap.scheduling_store().completed(gate.upstreams if gate else [], request.business_dates)
     return CapacitySnapshot(
@@ -153,7 +169,8 @@ def build_snapshot(
             _as_active(r, names, "running" if r.state_type == StateType.RUNNING else "pending", durations)
             for r in active
         ],
-        upcoming=[_as_active(r, names, "scheduled", durations) for r in upcoming],
+        upcoming=[_as_active(r, names, "scheduled", durations) for r in upcoming]
+        + [_as_active(r, names, "starting", durations, now) for r in at_gate],
         completed=completed,
     )
 
@@ -224,6 +241,7 @@ def gate_current_run(
     grant = use_override(run_id, now)
     if grant is not None:
         logger.warning("deferral of %s overridden by ticket %s: admitted without the gateway", run_id, grant)
+        prefect_slots.mark(run_id, prefect_slots.OVERRIDE)  # holds capacity, took no slot
         return Admitted(explanation=f"admitted by the audited override {grant}")
 
     gate = config.deployments.get(deployment)
@@ -252,7 +270,14 @@ def gate_current_run(
         )
         snapshot = build_snapshot(client, config, run_id, request, now)
         decision = evaluate(request, snapshot, config, now)
+        if isinstance(decision, Admitted) and prefect_slots.in_scope():
+            full = prefect_slots.take_slots(config, queue, run_id)  # atomic across workers: see prefect_slots
+            if full is not None:
+                pool_wide = full == prefect_slots.pool_limit(config)
+                decision = slots_taken(request, config, now, full, pool_wide)
         if isinstance(decision, Admitted):
+            if not prefect_slots.in_scope():  # a plain @flow: admitted from the snapshot only
+                prefect_slots.mark(run_id, prefect_slots.UNLEASED)
             store.close_deferral(run_id, "admitted", now)
             logger.info("capacity gateway: %s", decision.explanation)
             return decision

@@ -81,6 +81,12 @@ def infra_up(config: GatewayConfig) -> list[InfraChange]:
             else:
                 changes.append(InfraChange(f"queue {q.name}", "unchanged", detail))
 
+    from releasegate.adapters.prefect_slots import ensure_limits, limits_of
+
+    caps = {n: c for q in config.queues for n, c in limits_of(config, q.name).items()}
+    for name, action in ensure_limits(config).items():  # the atomic admission slots (prefect_slots)
+        changes.append(InfraChange(f"concurrency limit {name}", action, f"limit={caps[name]}, leased slots"))
+
     for name in CONFIGS:
         value = (config if name == "capacity-policy" else from_file(name)).model_dump(mode="json")
         try:

@@ -27,6 +27,10 @@ Checks, in this order (the first that holds decides):
    and never holds a lower one back.
 5. ``CAPACITY_LIMIT`` — the pool-wide cap is reached; ask again after the backoff.
 6. ``QUEUE_LIMIT`` — the run's queue cap is reached; ask again after the backoff.
+7. After an admission, the run takes one leased slot of the pool's and its queue's Prefect global
+   concurrency limit (``adapters.prefect_slots``): the snapshot may be stale by the time two workers
+   act on it, the slots are granted atomically. A run that finds them taken (``slots_taken``) is
+   deferred with ``CAPACITY_LIMIT`` or ``QUEUE_LIMIT`` naming the limit, after the backoff.
 
 The backoff grows with the run's previous deferrals (``backoff_seconds``, last value repeated). Under
 the ``reservation`` rule a capacity or queue deferral asks again when the first run holding a slot is
@@ -46,14 +50,15 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from releasegate.policy.triggers import NonBlank
+from releasegate.policy.gateway_config import DeploymentGate, GatewayConfig, QueueConfig
 from releasegate.policy.windows import Window
 
-__all__ = ["Window"]  # re-exported: configurations and tools import it from here
+# re-exported: configurations and tools import them from here
+__all__ = ["DeploymentGate", "GatewayConfig", "QueueConfig", "Window"]
 
 
 class DeferralReason(StrEnum):
@@ -73,55 +78,6 @@ REASON_DESCRIPTIONS: dict[DeferralReason, str] = {
     DeferralReason.MAINTENANCE_WINDOW: "a maintenance window is in force",
     DeferralReason.UPSTREAM_NOT_READY: "an upstream run for the same business date has not completed",
 }
-
-
-# ------------------------------------------------------------------------------ configuration
-class QueueConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    name: NonBlank
-    priority: Annotated[int, Field(ge=1)]
-    concurrency_limit: Annotated[int, Field(ge=1)]
-
-
-class DeploymentGate(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    queue: NonBlank
-    upstreams: list[str] = Field(default_factory=list)
-
-
-class GatewayConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    pool_name: NonBlank = "releasegate"
-    pool_concurrency_limit: Annotated[int, Field(ge=1)] = 4
-    queues: list[QueueConfig]
-    deployments: dict[str, DeploymentGate] = Field(default_factory=dict)
-    priority_window_minutes: Annotated[int, Field(ge=0)] = 15
-    admission: Literal["priority_window", "reservation"] = "priority_window"
-    reservation_horizon_minutes: Annotated[int, Field(ge=0)] = 240
-    backoff_seconds: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [60, 120, 300, 600])
-    windows: list[Window] = Field(default_factory=list)
-    sla_alert_minutes: Annotated[int, Field(ge=1)] = 30
-    sla_incident_minutes: Annotated[int, Field(ge=1)] = 60
-
-    @model_validator(mode="after")
-    def _consistent(self) -> GatewayConfig:
-        names = {q.name for q in self.queues}
-        for dep, gate in self.deployments.items():
-            if gate.queue not in names:
-                raise ValueError(f"deployments.{dep}.queue: {gate.queue!r} is not one of the queues {sorted(names)}")
-        if self.sla_incident_minutes <= self.sla_alert_minutes:
-            raise ValueError("sla_incident_minutes must be greater than sla_alert_minutes")
-        return self
-
-    def queue(self, name: str) -> QueueConfig:
-        for q in self.queues:
-            if q.name == name:
-                return q
-        raise KeyError(f"unknown work queue {name!r}")
-
-    def backoff(self, attempts: int) -> timedelta:
-        steps = self.backoff_seconds
-        return timedelta(seconds=steps[min(attempts, len(steps) - 1)])
 
 
 # ------------------------------------------------------------------------------------ inputs
@@ -144,7 +100,9 @@ class ActiveRun(BaseModel):
     flow_run_id: str
     deployment: str | None
     queue: str | None
-    state: Literal["running", "pending", "scheduled"]
+    # starting: a gated run deciding at the gateway (Pending or Running in Prefect, no slot yet): it holds
+    # no capacity, but a higher-priority one out-ranks lower runs as if due now
+    state: Literal["running", "pending", "scheduled", "starting"]
     expected_start: datetime | None = None
     expected_end: datetime | None = None  # a running run: when it is expected to free its slot
     expected_seconds: float | None = None  # a scheduled run: how long its reservation lasts
@@ -155,7 +113,7 @@ class CapacitySnapshot(BaseModel):
 
     model_config = ConfigDict(frozen=True)
     active: list[ActiveRun] = Field(default_factory=list)  # running or pending: they hold a slot
-    upcoming: list[ActiveRun] = Field(default_factory=list)  # scheduled and not deferred
+    upcoming: list[ActiveRun] = Field(default_factory=list)  # scheduled and not deferred, or starting
     completed: set[tuple[str, date]] = Field(default_factory=set)  # (deployment, business_date) done
 
 
@@ -217,6 +175,18 @@ def _defer(reason: DeferralReason, at: datetime, explanation: str, **evidence: A
         next_evaluation_at=at,
         explanation=f"{reason.value}: {explanation}",
         evidence=evidence,
+    )
+
+
+def slots_taken(request: RunRequest, config: GatewayConfig, now: datetime, limit: str, pool_wide: bool) -> Deferred:
+    """Check 7: the policy admitted the run from its snapshot, but a run admitted meanwhile (on another
+    worker) took the last slot of ``limit``; ask again after the backoff."""
+    reason = DeferralReason.CAPACITY_LIMIT if pool_wide else DeferralReason.QUEUE_LIMIT
+    return _defer(
+        reason,
+        now + config.backoff(request.attempts),
+        f"admitted from the snapshot, but another run took the last slot of the Prefect limit {limit!r} first",
+        limit=limit,
     )
 
 
@@ -411,6 +381,8 @@ class _Evaluator:
             b = blockers[0]
             if b.state in ("running", "pending"):
                 what = "running"
+            elif b.state == "starting":
+                what = "starting (at the gateway)"
             else:  # an upcoming run: blockers() keeps only those with an expected start inside the window
                 assert b.expected_start is not None
                 what = f"due at {b.expected_start.isoformat()}"
