@@ -11,6 +11,7 @@
 | RELEASEGATE_PREFECT_TELEMETRY         | false                                     |
 | RELEASEGATE_APPROVAL_POLL_SECONDS     | 5 (how often a paused run checks for input)|
 | RELEASEGATE_SERVICE_KEY               | <home>/service.key (64 hex chars, mode 0600, made on first use) |
+| RELEASEGATE_CHECKPOINT_DIR            | <home>/checkpoints (signed log checkpoints: put it outside the DB's reach) |
 
 The service key seals every record releasegate writes (``releasegate.store.trust``); it is never in the log.
 Every process that writes or reads trusted records of one decision log needs the same key: the same
@@ -41,6 +42,7 @@ class Settings(BaseSettings):
     prefect_telemetry: bool = False
     approval_poll_seconds: int = Field(default=5, ge=1, le=60)
     service_key: SecretStr | None = Field(default=None, description="Hex key that seals trusted records.")
+    checkpoint_dir: Path | None = Field(default=None, description="Where `audit checkpoint` writes.")
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
@@ -67,6 +69,16 @@ class Settings(BaseSettings):
         if self.service_key is not None:
             return parse_key(self.service_key.get_secret_value(), "RELEASEGATE_SERVICE_KEY")
         return load_or_create_key(self.home_dir / "service.key")
+
+    @property
+    def resolved_checkpoint_dir(self) -> Path:
+        return (self.checkpoint_dir or self.home_dir / "checkpoints").expanduser()
+
+    def signing_key(self):
+        """The service's Ed25519 key for checkpoints: <home>/service_ed25519.pem (made on first use)."""
+        from releasegate.store.checkpoints import KEY_FILE, load_or_create_signing_key
+
+        return load_or_create_signing_key(self.home_dir / KEY_FILE)
 
     @property
     def resolved_tracking_uri(self) -> str:

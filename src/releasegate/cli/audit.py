@@ -1,6 +1,8 @@
-"""`releasegate audit verify`."""
+"""`releasegate audit verify | checkpoint | export`."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
@@ -10,11 +12,48 @@ from releasegate.decisions import DecisionKind
 audit_app = typer.Typer(help="Audit the decision log.", no_args_is_help=True)
 
 
+def _pinned_key(public_key: str | None):
+    from releasegate import bootstrap
+    from releasegate.store.checkpoints import parse_public_key
+
+    if public_key is None:  # this service's own key: fine on the service host, an auditor pins it
+        return bootstrap.settings().signing_key().public_key()
+    text = Path(public_key).read_text() if Path(public_key).is_file() else public_key
+    try:
+        return parse_public_key(text, "--public-key")
+    except ValueError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
 @audit_app.command("verify")
-def audit_verify() -> None:
-    """Walk the hash chain; exit 1 naming the first record edited, deleted or reordered."""
+def audit_verify(
+    checkpoints: Path | None = typer.Option(
+        None, "--checkpoints", help="Folder of signed checkpoints: prove the log still holds each of them."
+    ),
+    public_key: str | None = typer.Option(
+        None, "--public-key", help="The service's checkpoint key (hex, or a file): default this home's own key."
+    ),
+) -> None:
+    """Walk the hash chain; exit 1 naming the first record edited, deleted or reordered. With
+    --checkpoints, also name a consistent rewrite or a cut tail that the chain alone cannot see."""
+    from releasegate.store.checkpoints import check, read_checkpoints
+
     log = _log()
     result = log.verify()
+    if checkpoints is not None:
+        if not checkpoints.is_dir():
+            err.print(f"[red]--checkpoints: {checkpoints} is not a folder[/red] (where `audit checkpoint` wrote)")
+            raise typer.Exit(2)
+        found = read_checkpoints(checkpoints)
+        findings = check(log, found, _pinned_key(public_key))
+        for f in findings:
+            err.print(f"[red]checkpoint not honoured:[/red] {f}")
+        if findings:
+            if not result.ok:
+                err.print(f"[red]decision log tampered:[/red] {result.first_break}")
+            raise typer.Exit(1)
+        console.print(f"{len(found)} signed checkpoints verified: the log still holds every record they vouch for")
     if not result.ok:
         err.print(f"[red]decision log tampered:[/red] {result.first_break} (after {result.checked} intact records)")
         raise typer.Exit(1)
@@ -35,3 +74,46 @@ def audit_verify() -> None:
         err.print("records of a trusted kind without a valid service seal that no reader has noted yet")
         raise typer.Exit(1)
     console.print("every approval, promotion, override, rollback and refusal carries a valid service seal")
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(
+    folder: Path | None = typer.Option(
+        None, "--dir", help="Where to write (default RELEASEGATE_CHECKPOINT_DIR, else <home>/checkpoints)."
+    ),
+) -> None:
+    """Sign the log's head (last seq, last hash, time) with the service key and write it as a new file
+    outside the database. The chain must verify first: a broken log is not vouched for."""
+    from releasegate import bootstrap
+    from releasegate.store.checkpoints import make_checkpoint, public_hex, write_checkpoint
+
+    log = _log()
+    result = log.verify()
+    if not result.ok:
+        err.print(f"[red]no checkpoint: decision log tampered:[/red] {result.first_break}")
+        raise typer.Exit(1)
+    s = bootstrap.settings()
+    key = s.signing_key()
+    cp = make_checkpoint(log, key, bootstrap.clock().now())
+    path = write_checkpoint(cp, folder or s.resolved_checkpoint_dir)
+    console.print(f"checkpoint #{cp.last_seq} ({cp.last_hash[:16]}…) signed and written to {path}")
+    console.print(f"service public key (pin it: audit verify --public-key): {public_hex(key.public_key())}")
+
+
+@audit_app.command("export")
+def audit_export(
+    out: Path = typer.Option(..., "--out", help="The JSON Lines file to write."),
+    checkpoints: Path | None = typer.Option(None, "--checkpoints", help="Checkpoints to include as proofs."),
+) -> None:
+    """Write the log as JSON Lines for an auditor: every record with seq, prev_hash and record_hash (the
+    chain proof: SHA-256 over seq, prev_hash and the record), then the signed checkpoints."""
+    from releasegate.store.checkpoints import export_lines, read_checkpoints
+
+    log = _log()
+    found = read_checkpoints(checkpoints) if checkpoints is not None and checkpoints.is_dir() else []
+    n = 0
+    with out.open("w") as fh:
+        for line in export_lines(log, found):
+            fh.write(line + "\n")
+            n += 1
+    console.print(f"wrote {n} lines to {out} ({log.count()} records, {n - log.count()} checkpoints)")

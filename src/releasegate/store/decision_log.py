@@ -15,7 +15,7 @@ Concurrent appenders are serialised by the head row (``SELECT … FOR UPDATE`` o
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, overload
@@ -281,6 +281,33 @@ class DecisionLog:
     def count(self) -> int:
         with Session(self.engine) as session:
             return session.execute(select(HeadRow.last_seq).where(HeadRow.id == 1)).scalar_one()
+
+    def head(self) -> tuple[int, str]:
+        """The log's head: (last seq, last record hash); (0, genesis hash) when empty."""
+        with Session(self.engine) as session:
+            head = session.execute(select(HeadRow).where(HeadRow.id == 1)).scalar_one()
+            return head.last_seq, head.last_hash
+
+    def hash_at(self, seq: int) -> str | None:
+        """The stored hash of record ``seq`` (None: no such record)."""
+        with Session(self.engine) as session:
+            return session.execute(select(DecisionRow.record_hash).where(DecisionRow.seq == seq)).scalar_one_or_none()
+
+    def iter_stored(self, batch: int = 1000) -> Iterator[StoredDecision]:
+        """Every record in chain order with its hashes, read in batches (for exports of large logs)."""
+        after = 0
+        while True:
+            with Session(self.engine) as session:
+                rows = list(
+                    session.execute(
+                        select(DecisionRow).where(DecisionRow.seq > after).order_by(DecisionRow.seq).limit(batch)
+                    ).scalars()
+                )
+                stored = [StoredDecision(r.seq, r.to_record(), r.prev_hash, r.record_hash) for r in rows]
+            if not stored:
+                return
+            yield from stored
+            after = stored[-1].seq
 
     # -- verifying -----------------------------------------------------------------------------
     def verify(self) -> VerifyResult:

@@ -91,21 +91,26 @@ def _read_key(path: Path) -> bytes:
     return parse_key(path.read_text(), str(path))
 
 
-def load_or_create_key(path: Path) -> bytes:
-    """The service key file (64 hex chars), created atomically with mode 0600 when missing."""
-    if path.exists():
-        return _read_key(path)
+def create_secret_file(path: Path, data: bytes) -> None:
+    """Write a key file with mode 0600 unless it exists; atomic: of two racing processes one key wins
+    and both read it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(secrets.token_hex(MIN_KEY_BYTES))
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
     try:
         os.link(tmp, path)  # atomic, and fails if another process created the key first
     except FileExistsError:
         pass
     finally:
         tmp.unlink()
+
+
+def load_or_create_key(path: Path) -> bytes:
+    """The service key file (64 hex chars), created atomically with mode 0600 when missing."""
+    if not path.exists():
+        create_secret_file(path, secrets.token_hex(MIN_KEY_BYTES).encode())
     return _read_key(path)
 
 
