@@ -57,6 +57,9 @@ def prepare_environment(home: Path) -> None:
     os.environ.pop("RELEASEGATE_MLFLOW_TRACKING_URI", None)
     os.environ["PREFECT_HOME"] = str(home / "prefect")
     os.environ["PREFECT_SERVER_ALLOW_EPHEMERAL_MODE"] = "true"
+    # The ephemeral server starts in 12-20 s on 2 cores and later on a busy machine: Prefect's default
+    # of 20 s made `make demo` fail there ("Timed out while attempting to connect to ephemeral Prefect API").
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
