@@ -382,3 +382,32 @@ def test_long_subject_actor_and_refs_round_trip(db_url, clock):
         )
     )
     assert log.get(rec.decision_id) == rec and log.verify().ok
+
+
+def test_verify_quick_path_reproduces_every_hash_append_writes(db_url, clock):
+    """verify computes hashes from the columns (fast) and falls back to the exact path on a mismatch:
+    for what append writes the quick path must agree, or verify would be slow for nothing."""
+    from sqlalchemy.orm import Session
+
+    from releasegate.store.decision_log import DecisionRow, _quick_hash_for_row
+
+    log = DecisionLog(db_url, clock=clock)
+    log.append(deferral(0))
+    clock.advance(seconds=1.5)  # a timestamp with a fraction, and then one without
+    log.append(
+        NewDecision(
+            decision_kind=DecisionKind.override,
+            decision_outcome=DecisionOutcome.override,
+            decision_rationale="ticket",
+            subject="flow_run:x",
+            actor="ops",
+            exception_expiry=clock.now() + timedelta(hours=2),
+            details={"ticket_ref": "CHG-1", "nested": {"b": [1, 2.5, None], "a": "ü"}},
+        )
+    )
+    clock.advance(seconds=0.5)
+    log.append(deferral(1))
+    with Session(log.engine) as s:
+        rows = s.query(DecisionRow).order_by(DecisionRow.seq).all()
+        assert [_quick_hash_for_row(r) for r in rows] == [r.record_hash for r in rows]
+    assert log.verify().ok

@@ -15,6 +15,7 @@ Concurrent appenders are serialised by the head row (``SELECT … FOR UPDATE`` o
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -186,6 +187,42 @@ def _content_hash_for_row(row: DecisionRow) -> str:
     return record_hash(row.seq, row.prev_hash, row.to_record().content())
 
 
+_STORED_TS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
+_REFS = ("tech_gate_report_ref", "pm_gate_ref", "risk_gate_ref", "joint_release_ack_ref", "rollback_plan_ref")
+
+
+def _json_ts(value: str | None) -> str | None:
+    """A stored timestamp as ``DecisionRecord.content()`` spells it (pydantic drops a zero fraction)."""
+    if value is None:
+        return None
+    if not _STORED_TS.fullmatch(value):
+        raise ValueError("not in the stored format")
+    return value[:-8] + "Z" if value.endswith(".000000Z") else value
+
+
+def _quick_hash_for_row(row: Any) -> str | None:
+    """The record hash computed straight from the columns, without building the pydantic record: what
+    makes ``verify`` of a million records several times faster. None when a column is not in the form
+    ``append`` writes; ``verify`` then takes the exact path, and also for any row whose hash this does
+    not reproduce, so a row is reported only when the exact computation disagrees too."""
+    try:
+        content = {
+            "decision_id": row.decision_id,
+            "decision_timestamp": _json_ts(row.decision_timestamp),
+            "decision_kind": row.decision_kind,
+            "decision_outcome": row.decision_outcome,
+            "decision_rationale": row.decision_rationale,
+            "subject": row.subject,
+            "actor": row.actor,
+            **{ref: getattr(row, ref) for ref in _REFS},
+            "exception_expiry": _json_ts(row.exception_expiry),
+            "details": row.details or {},
+        }
+        return record_hash(row.seq, row.prev_hash, content)
+    except (ValueError, TypeError):
+        return None
+
+
 class DecisionLog:
     """Append-only store of decision records."""
 
@@ -313,12 +350,14 @@ class DecisionLog:
     def verify(self) -> VerifyResult:
         """Walk the chain in order; name the first record that was edited, deleted or reordered."""
         with Session(self.engine) as session:
-            rows: Iterable[DecisionRow] = session.execute(select(DecisionRow).order_by(DecisionRow.seq)).scalars()
+            # plain rows, not ORM objects: a third of the time of a million-record walk
+            table = DecisionRow.__table__
+            rows: Iterable[Any] = session.execute(select(table).order_by(table.c.seq))
             head = session.execute(select(HeadRow).where(HeadRow.id == 1)).scalar_one()
             return _walk(rows, head)
 
 
-def _walk(rows: Iterable[DecisionRow], head: HeadRow) -> VerifyResult:
+def _walk(rows: Iterable[Any], head: HeadRow) -> VerifyResult:
     prev_hash, expected_seq, checked = GENESIS_HASH, 1, 0
     for row in rows:
         if row.seq != expected_seq:
@@ -336,7 +375,10 @@ def _walk(rows: Iterable[DecisionRow], head: HeadRow) -> VerifyResult:
                 ),
             )
         try:
-            actual = _content_hash_for_row(row)
+            actual = _quick_hash_for_row(row)
+            if actual != row.record_hash:
+                exact = row if isinstance(row, DecisionRow) else DecisionRow(**row._mapping)
+                actual = _content_hash_for_row(exact)  # the exact path decides
         except Exception as exc:  # a value edited into something that no longer parses
             return VerifyResult(checked, ChainBreak(row.seq, row.decision_id, f"was edited: unreadable ({exc})"))
         if actual != row.record_hash:

@@ -1,0 +1,218 @@
+"""Decision log: appends/s with 8 concurrent writers, and audit verify of a large log (SQLite, PostgreSQL).
+
+Run by hand: ``.venv/bin/python bench/audit_bench.py [--records 1000000]`` (also part of ``make bench``).
+
+* **appends/s, 8 writers** (goal >= 500/s on PostgreSQL): 8 threads append sealed ``deferral`` records
+  through ``SealedDecisionLog.append`` (validation, HMAC seal, chain link under the head-row lock, index
+  row) into one log; total records / wall time. The chain is verified afterwards.
+* **verify N records** (goal <= 30 s for 1 M): a log of N sealed records is built in bulk (the same
+  ``make_record``/``record_hash`` as ``append``, inserted in batches; the head row is set once, so its
+  advance-by-one trigger is dropped on this throw-away database), then timed: ``DecisionLog.verify`` (the
+  chain walk ``audit verify`` does), the re-check of every record's service seal, and
+  ``audit verify --checkpoints`` over one signed checkpoint.
+PostgreSQL rows need 127.0.0.1:5432 (trust) as on project machines (``RELEASEGATE_TEST_PG``); without it
+they are skipped with a note.
+"""
+
+import os
+import sys
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _common import Row, args, emit, isolated_home  # noqa: E402
+
+PG_ADMIN = os.environ.get("RELEASEGATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+KEY = bytes(range(32))
+
+
+def _new(i: int):
+    from releasegate.decisions import DecisionKind, DecisionOutcome, NewDecision
+
+    return NewDecision(
+        decision_kind=DecisionKind.deferral,
+        decision_outcome=DecisionOutcome.reject,
+        decision_rationale=f"CAPACITY_LIMIT: 4 runs hold the pool's 4 slots ({i})",
+        subject=f"flow_run:{uuid.uuid4()}",
+        actor="releasegate:capacity-gateway",
+        details={"deferral_reason_code": "CAPACITY_LIMIT", "next_evaluation_at": "2026-12-02T08:00:00+00:00"},
+    )
+
+
+def _databases():
+    """(label, url, drop) for SQLite and, when reachable, a fresh PostgreSQL database."""
+    home = Path(os.environ["RELEASEGATE_HOME"])
+    out = [("sqlite", f"sqlite:///{home / f'bench-{uuid.uuid4().hex[:6]}.db'}", None)]
+    try:
+        import psycopg
+
+        name = f"rg_bench_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+        def drop(name=name):
+            with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+        base = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+        out.append(("postgresql", f"{base}/{name}", drop))
+    except Exception as exc:  # no server here: say so in the table instead of failing the bench
+        print(f"PostgreSQL not reachable ({exc.__class__.__name__}): its rows are skipped", file=sys.stderr)
+    return out
+
+
+def appends(url: str, writers: int = 8, per_writer: int = 250) -> float:
+    from releasegate.store.trust import SealedDecisionLog
+
+    log = SealedDecisionLog(url, key_loader=lambda: KEY)
+    log.append(_new(-1))  # schema, key check
+    errors: list[BaseException] = []
+
+    def write(w: int) -> None:
+        try:
+            for i in range(per_writer):
+                log.append(_new(w * per_writer + i))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(writers)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - t0
+    assert not errors, errors[:1]
+    assert log.count() == writers * per_writer + 1 and log.verify().ok
+    return writers * per_writer / elapsed
+
+
+def build(url: str, n: int) -> None:
+    """N sealed records in bulk: what N appends leave behind, without N head-row round trips."""
+    from sqlalchemy import insert, text
+
+    from releasegate.decisions import GENESIS_HASH, make_record, record_hash
+    from releasegate.store.decision_log import DecisionLog, DecisionRow, format_ts
+    from releasegate.store.trust import SEAL, seal_of
+
+    log = DecisionLog(url)
+    log.count()  # creates the schema
+    with log.engine.begin() as conn:  # a throw-away database: set the head once at the end
+        if log.engine.dialect.name == "sqlite":
+            conn.execute(text("DROP TRIGGER IF EXISTS decision_log_head_advance_only"))
+        else:
+            conn.execute(text("DROP TRIGGER decision_log_head_guard ON decision_log_head"))
+    prev, t0, batch = GENESIS_HASH, datetime(2026, 1, 1, tzinfo=UTC), []
+    for seq in range(1, n + 1):
+        rec = make_record(_new(seq), t0 + timedelta(seconds=seq))
+        rec = rec.model_copy(update={"details": {**rec.details, SEAL: seal_of(KEY, rec)}})
+        h = record_hash(seq, prev, rec.content())
+        batch.append(
+            {
+                "seq": seq,
+                "decision_id": rec.decision_id,
+                "decision_timestamp": format_ts(rec.decision_timestamp),
+                "decision_kind": rec.decision_kind.value,
+                "decision_outcome": rec.decision_outcome.value,
+                "decision_rationale": rec.decision_rationale,
+                "subject": rec.subject,
+                "actor": rec.actor,
+                "details": rec.details,
+                "prev_hash": prev,
+                "record_hash": h,
+            }
+        )
+        prev = h
+        if len(batch) == 5000 or seq == n:
+            with log.engine.begin() as conn:
+                conn.execute(insert(DecisionRow), batch)
+            batch = []
+            if seq % 100_000 == 0:
+                print(f"  built {seq:,} records", file=sys.stderr)
+    with log.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE decision_log_head SET last_seq = :n, last_hash = :h WHERE id = 1"), {"n": n, "h": prev}
+        )
+
+
+def verify_times(url: str, n: int) -> tuple[float, float, float]:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from releasegate.store.checkpoints import check, make_checkpoint, read_checkpoints, write_checkpoint
+    from releasegate.store.decision_log import DecisionLog
+    from releasegate.store.trust import has_valid_seal
+
+    log = DecisionLog(url)
+    t0 = time.perf_counter()
+    result = log.verify()
+    chain = time.perf_counter() - t0
+    assert result.ok and result.checked == n, result
+    t0 = time.perf_counter()
+    assert all(has_valid_seal(KEY, s.record) for s in log.iter_stored(batch=5000))
+    seals = time.perf_counter() - t0
+    key = Ed25519PrivateKey.generate()
+    folder = Path(os.environ["RELEASEGATE_HOME"]) / f"cps-{uuid.uuid4().hex[:6]}"
+    write_checkpoint(make_checkpoint(log, key, datetime.now(UTC)), folder)
+    t0 = time.perf_counter()
+    assert not check(log, read_checkpoints(folder), key.public_key())
+    return chain, seals, time.perf_counter() - t0
+
+
+def main() -> None:
+    import argparse
+
+    extra = argparse.ArgumentParser(add_help=False)
+    extra.add_argument("--records", type=int, default=1_000_000)
+    known, rest = extra.parse_known_args()
+    sys.argv = [sys.argv[0], *rest]
+    a = args(__doc__.splitlines()[0])
+    isolated_home()
+    n = known.records
+    rows = []
+    for label, url, drop in _databases():
+        try:
+            rate = appends(url)
+            rows.append(Row("audit", f"appends/s, 8 writers ({label})", rate, "/s", ">= 500/s on PostgreSQL", "sealed"))
+            big = url.replace("bench-", "bench-big-") if label == "sqlite" else url + "_big"
+            drop_big = None
+            if label == "postgresql":
+                import psycopg
+
+                name = big.rsplit("/", 1)[1]
+                with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+                    conn.execute(f'CREATE DATABASE "{name}"')
+
+                def drop_big(name=name):
+                    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+                        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+            try:
+                t0 = time.perf_counter()
+                build(big, n)
+                print(f"  {label}: built {n:,} records in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+                chain, seals, cps = verify_times(big, n)
+                note = f"{n:,} records"
+                rows.append(Row("audit", f"verify chain ({label})", chain, "s", "<= 30 s for 1 M", note))
+                rows.append(Row("audit", f"re-check every seal ({label})", seals, "s", "", note))
+                rows.append(Row("audit", f"verify --checkpoints, 1 file ({label})", cps, "s", "", note))
+            finally:
+                from releasegate.store.db import dispose_engines
+
+                dispose_engines()
+                if drop_big:
+                    drop_big()
+        finally:
+            if drop:
+                from releasegate.store.db import dispose_engines
+
+                dispose_engines()
+                drop()
+    emit(rows, a.json)
+
+
+if __name__ == "__main__":
+    main()
