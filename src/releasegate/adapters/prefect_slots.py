@@ -25,8 +25,9 @@ from __future__ import annotations
 import contextvars
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from typing import Any
 from uuid import UUID
 
 import httpx
@@ -124,7 +125,7 @@ def take_slots(config: GatewayConfig, queue: str, run_id: str) -> str | None:
                 raise
             return full_limit(names)
     lease_id = UUID(granted.json()["lease_id"])
-    stack.callback(mark, run_id, RELEASED)  # runs after the lease is given back (last in, first out)
+    stack.callback(_quietly, mark, run_id, RELEASED)  # runs after the lease is given back (last in, first out)
     stack.enter_context(_leased(lease_id))
     mark(run_id, HELD)
     # Runs first when the scope closes (last in, first out), so the line is logged while the slots are
@@ -156,8 +157,22 @@ def _leased(lease_id: UUID) -> Iterator[None]:
     finally:
         stop.set()
         thread.join(timeout=5)
-        with get_client(sync_client=True) as c:
-            c.release_concurrency_slots_with_lease(lease_id)
+        _quietly(_release, lease_id)
+
+
+def _release(lease_id: UUID) -> None:
+    with get_client(sync_client=True) as c:
+        c.release_concurrency_slots_with_lease(lease_id)
+
+
+def _quietly(fn: Callable[..., None], *args: Any) -> None:
+    """At the end of a run whose body is done: an API error must not fail the run. An unreleased lease
+    expires after LEASE_SECONDS; a label left at ``held`` on a finished run is never read (only Pending
+    and Running runs are)."""
+    try:
+        fn(*args)
+    except Exception as exc:
+        _logger.warning("admission clean-up %s%s failed: %s", fn.__name__, args, exc)
 
 
 def _log_release(names: list[str]) -> None:
