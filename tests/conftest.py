@@ -88,6 +88,30 @@ def prefect_harness():
         yield
 
 
+def drain_prefect_services(timeout: float = 60) -> None:
+    """Send what this process queued for a Prefect server (events, run logs) while that server is still up.
+
+    Call it in the teardown of a fixture that stops its own server, before stopping it: Prefect's
+    EventsWorker otherwise keeps the events for the stopped server and retries them when pytest exits,
+    for 20+ minutes of "Unable to connect to ws://127.0.0.1:<port>/api/events/in" after the summary
+    (which then drowned the summary in CI's output). A drained worker is started afresh on next use."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=timeout)
+    EventsWorker.drain_all(timeout=timeout)
+
+
+def pytest_unconfigure(config) -> None:
+    """Nothing Prefect logs after the session may bury pytest's summary: pytest has closed the stream
+    Prefect's console handler writes to, and every late warning became a 60-line "Logging error"."""
+    import logging
+
+    logging.raiseExceptions = False
+    for name in ("prefect.events.clients", "prefect._internal.concurrency"):
+        logging.getLogger(name).disabled = True
+
+
 def cancel_unfinished_pool_runs(pool: str = "releasegate") -> int:
     """Cancel every unfinished run on the shared test pool (the harness is shared by all modules)."""
     from prefect import get_client

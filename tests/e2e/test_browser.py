@@ -27,6 +27,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.conftest import drain_prefect_services
+
 pytestmark = pytest.mark.prefect
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -141,6 +143,7 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
             procs.append(start_worker(home, "browser", worker_env, cwd=ROOT))
             yield Stack(home=home, api=api, ui=api.removesuffix("/api"), deployments=deployments)
         finally:
+            drain_prefect_services()  # while the server is up (tests/conftest.py says why)
             for p in reversed(procs):  # the worker stops its flow-run subprocesses, then the server goes
                 p.stop()
             dispose_engines()

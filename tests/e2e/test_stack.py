@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from releasegate.store.db import dispose_engines
-from tests.conftest import _PG_SKIP, PG_ADMIN_URL, ROOT
+from tests.conftest import _PG_SKIP, PG_ADMIN_URL, ROOT, drain_prefect_services
 
 pytestmark = [pytest.mark.prefect, pytest.mark.postgres]
 
@@ -93,6 +93,7 @@ def stack(tmp_path_factory):
         procs += workers
         yield {"api": api, "home": home, "env": env, "ids": ids, "workers": workers}
     finally:
+        drain_prefect_services()  # while the server is up (tests/conftest.py says why)
         for p in reversed(procs):
             p.stop()
         dispose_engines()

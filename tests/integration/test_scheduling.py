@@ -214,6 +214,8 @@ def test_a_run_admitted_from_a_stale_snapshot_is_deferred_when_another_took_the_
     pool's leased slots (it is not Running yet). The policy admits, the slot request fails, the run is
     deferred with CAPACITY_LIMIT naming the Prefect limit. Once the slots are back it is admitted, holds
     one slot of the pool's and its queue's limit while its body runs, and gives both back at the end."""
+    from prefect import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
     from prefect.concurrency.sync import concurrency
 
     from flows.backfill import backfill
@@ -234,7 +236,11 @@ def test_a_run_admitted_from_a_stale_snapshot_is_deferred_when_another_took_the_
     assert deferral.next_evaluation_at == clock.now() + timedelta(seconds=1)  # the backoff
 
     set_state(run.id, Scheduled(scheduled_time=datetime.now(UTC)))
+    with get_client(sync_client=True) as c:  # a cap left from an older policy: corrected at admission
+        c.update_global_concurrency_limit(pool, GlobalConcurrencyLimitUpdate(limit=5))
     assert execute(backfill, run.id).is_completed()
+    with get_client(sync_client=True) as c:
+        assert c.read_global_concurrency_limit_by_name(pool).limit == 2
     assert prefect_slots.held_slots(config) == dict.fromkeys(prefect_slots.held_slots(config), 0)
     messages = [r.getMessage() for r in caplog.records if r.name == "prefect.flow_runs"]
     assert any(m.startswith("capacity gateway: admitted") for m in messages), messages

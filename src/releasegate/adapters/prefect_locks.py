@@ -4,27 +4,39 @@ per model. Taken by the flows with ``concurrency(name, occupy=1, strict=True)``.
 from __future__ import annotations
 
 from prefect import get_client
+from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, GlobalConcurrencyLimitUpdate
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
 
-def _ensure_limit(name: str) -> str:
-    """A Prefect global concurrency limit of 1, created when missing and re-activated when someone
-    deactivated it in the UI: an inactive limit admits everyone, and releasegate's one-at-a-time rule
-    must not depend on a UI toggle. Callers take it with ``concurrency(name, strict=True)``."""
-    with get_client(sync_client=True) as c:
+def ensure_limit(client: SyncPrefectClient, name: str, cap: int = 1) -> str:
+    """A Prefect global concurrency limit ``name`` with ``cap`` slots, created when missing, re-activated
+    when someone deactivated it in the UI (an inactive limit admits everyone, and releasegate's rules must
+    not depend on a UI toggle) and without slot decay. Returns created | updated | unchanged.
+
+    Used for the one-at-a-time locks below (cap 1, taken with ``concurrency(name, strict=True)``) and for
+    the admission slots mirroring the capacity policy (``prefect_slots``)."""
+    action = "unchanged"
+    try:
+        limit = client.read_global_concurrency_limit_by_name(name)
+    except ObjectNotFound:
+        action = "created"
         try:
-            limit = c.read_global_concurrency_limit_by_name(name)
-        except ObjectNotFound:
-            try:
-                c.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
-            except ObjectAlreadyExists:  # created concurrently
-                pass
-            limit = c.read_global_concurrency_limit_by_name(name)
-        if not limit.active or limit.limit != 1 or (limit.slot_decay_per_second or 0) != 0:
-            c.update_global_concurrency_limit(
-                name, GlobalConcurrencyLimitUpdate(active=True, limit=1, slot_decay_per_second=0)
-            )
+            client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=cap))
+        except ObjectAlreadyExists:  # created concurrently
+            pass
+        limit = client.read_global_concurrency_limit_by_name(name)
+    if not limit.active or limit.limit != cap or (limit.slot_decay_per_second or 0) != 0:
+        action = "updated" if action == "unchanged" else action
+        client.update_global_concurrency_limit(
+            name, GlobalConcurrencyLimitUpdate(active=True, limit=cap, slot_decay_per_second=0)
+        )
+    return action
+
+
+def _ensure_limit(name: str) -> str:
+    with get_client(sync_client=True) as c:
+        ensure_limit(c, name)
     return name
 
 

@@ -32,10 +32,10 @@ from uuid import UUID
 
 import httpx
 from prefect import get_client
-from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, GlobalConcurrencyLimitUpdate
 from prefect.client.schemas.objects import ConcurrencyLeaseHolder, FlowRun
-from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+from prefect.exceptions import ObjectNotFound
 
+from releasegate.adapters.prefect_locks import ensure_limit
 from releasegate.policy.capacity import GatewayConfig
 
 LEASE_SECONDS = 60.0  # how long slots of a dead run stay taken; Prefect renews the lease of a live one
@@ -64,32 +64,14 @@ def ensure_limits(config: GatewayConfig, names: dict[str, int] | None = None) ->
     """Create or correct the policy's limits (all, or ``names``): active, no slot decay, the policy's cap.
     Returns name -> created | updated | unchanged.
 
-    Called by ``releasegate infra up`` for all, and before a run takes its slots for its two (a policy
-    edited in its block takes effect at the next admission). An inactive limit would admit everyone, so
-    it is re-activated."""
+    Called by ``releasegate infra up`` for all, and by ``take_slots`` when Prefect's answer shows a limit
+    missing or with another cap than the policy's (a policy edited in its block takes effect at the next
+    admission)."""
     wanted = names or {pool_limit(config): config.pool_concurrency_limit} | {
         queue_limit(config, q.name): q.concurrency_limit for q in config.queues
     }
-    actions = {}
     with get_client(sync_client=True) as c:
-        for name, cap in wanted.items():
-            action = "unchanged"
-            try:
-                limit = c.read_global_concurrency_limit_by_name(name)
-            except ObjectNotFound:
-                action = "created"
-                try:
-                    c.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=cap))
-                except ObjectAlreadyExists:  # created by a racing run
-                    pass
-                limit = c.read_global_concurrency_limit_by_name(name)
-            if not limit.active or limit.limit != cap or (limit.slot_decay_per_second or 0) != 0:
-                action = "updated" if action == "unchanged" else action
-                c.update_global_concurrency_limit(
-                    name, GlobalConcurrencyLimitUpdate(active=True, limit=cap, slot_decay_per_second=0)
-                )
-            actions[name] = action
-    return actions
+        return {name: ensure_limit(c, name, cap) for name, cap in wanted.items()}
 
 
 @contextmanager
@@ -115,16 +97,12 @@ def take_slots(config: GatewayConfig, queue: str, run_id: str) -> str | None:
     stack = _scope.get()
     assert stack is not None, "take_slots needs the admission scope governed_flow opens"
     names = limits_of(config, queue)
-    ensure_limits(config, names)
-    holder = ConcurrencyLeaseHolder(type="flow_run", id=UUID(run_id))
-    with get_client(sync_client=True) as c:
-        try:
-            granted = c.increment_concurrency_slots_with_lease(list(names), 1, "concurrency", LEASE_SECONDS, holder)
-        except httpx.HTTPStatusError as exc:
-            if exc.response.status_code != 423:  # 423 Locked: no free slot; anything else is an error
-                raise
-            return full_limit(names)
-    lease_id = UUID(granted.json()["lease_id"])
+    lease_id = _try_lease(names, run_id)
+    if lease_id is _MISMATCH:  # first admission on this server, or the policy's caps changed
+        ensure_limits(config, names)
+        lease_id = _try_lease(names, run_id)
+    if not isinstance(lease_id, UUID):
+        return full_limit(names)
     stack.callback(_quietly, mark, run_id, RELEASED)  # runs after the lease is given back (last in, first out)
     stack.enter_context(_leased(lease_id))
     mark(run_id, HELD)
@@ -132,6 +110,32 @@ def take_slots(config: GatewayConfig, queue: str, run_id: str) -> str | None:
     # still held: between "capacity gateway: admitted" and this line the run's body held its slots.
     stack.callback(_log_release, list(names))
     return None
+
+
+_MISMATCH = object()
+
+
+def _try_lease(names: dict[str, int], run_id: str) -> UUID | object | None:
+    """One slot of each limit under one lease: its id, None when a limit has no free slot, or _MISMATCH
+    when a limit is missing or its cap is not the policy's (the lease, if any, is given back).
+
+    The answer lists the limits Prefect found with their caps, so the hot path needs no read before it;
+    the limits are ensured only when that answer disagrees with the policy. (A limit someone deactivated
+    in the UI is re-activated by ``releasegate infra up``.)"""
+    holder = ConcurrencyLeaseHolder(type="flow_run", id=UUID(run_id))
+    with get_client(sync_client=True) as c:
+        try:
+            granted = c.increment_concurrency_slots_with_lease(list(names), 1, "concurrency", LEASE_SECONDS, holder)
+        except httpx.HTTPStatusError as exc:
+            if exc.response.status_code != 423:  # 423 Locked: no free slot; anything else is an error
+                raise
+            return None
+        body = granted.json()
+        lease_id = UUID(body["lease_id"])
+        if {lim["name"]: lim["limit"] for lim in body.get("limits", [])} != names:
+            c.release_concurrency_slots_with_lease(lease_id)
+            return _MISMATCH
+    return lease_id
 
 
 @contextmanager
