@@ -85,19 +85,17 @@ def audit_checkpoint(
     """Sign the log's head (last seq, last hash, time) with the service key and write it as a new file
     outside the database. The chain must verify first: a broken log is not vouched for."""
     from releasegate import bootstrap
-    from releasegate.store.checkpoints import make_checkpoint, public_hex, write_checkpoint
+    from releasegate.services.audit import LogNotVouchedFor, take_checkpoint
 
-    log = _log()
-    result = log.verify()
-    if not result.ok:
-        err.print(f"[red]no checkpoint: decision log tampered:[/red] {result.first_break}")
-        raise typer.Exit(1)
     s = bootstrap.settings()
-    key = s.signing_key()
-    cp = make_checkpoint(log, key, bootstrap.clock().now())
-    path = write_checkpoint(cp, folder or s.resolved_checkpoint_dir)
-    console.print(f"checkpoint #{cp.last_seq} ({cp.last_hash[:16]}…) signed and written to {path}")
-    console.print(f"service public key (pin it: audit verify --public-key): {public_hex(key.public_key())}")
+    try:
+        taken = take_checkpoint(_log(), s.signing_key(), bootstrap.clock(), folder or s.resolved_checkpoint_dir)
+    except LogNotVouchedFor as exc:
+        err.print(f"[red]{exc}[/red] (run `releasegate audit verify` for the break)")
+        raise typer.Exit(1) from None
+    cp = taken.checkpoint
+    console.print(f"checkpoint #{cp.last_seq} ({cp.last_hash[:16]}…) signed and written to {taken.path}")
+    console.print(f"service public key (pin it: audit verify --public-key): {taken.public_key}")
 
 
 @audit_app.command("export")
