@@ -1,10 +1,12 @@
 """``registry-watcher``: every minute, turn new registry versions and staging-alias moves into events
-(for an embedded SQLite registry, where no MLflow server sends webhooks)."""
+(for an embedded SQLite registry, where no MLflow server sends webhooks), and guard the prod aliases:
+a ``champion`` or ``archive`` moved outside releasegate is an incident, moved back per policy
+(``services.alias_guard``; RELEASEGATE_ALIAS_GUARD)."""
 
 from prefect import get_run_logger
 
 from releasegate.adapters.prefect_flows import governed_flow
-from releasegate.adapters.registry_watch import watch_once
+from releasegate.adapters.registry_watch import guard_prod_aliases, watch_once
 
 
 @governed_flow("registry-watcher")
@@ -13,5 +15,12 @@ def registry_watcher() -> dict:
     counts: dict[str, int] = {}
     for r in results:
         counts[r.status] = counts.get(r.status, 0) + 1
-    get_run_logger().info("registry watcher: %s", counts or "nothing new")
-    return counts
+    logger = get_run_logger()
+    logger.info("registry watcher: %s", counts or "nothing new")
+    guarded = guard_prod_aliases()
+    for g in guarded:
+        for f in g.findings:
+            logger.error("P1 incident %s (%s): %s", g.incident_decision, g.status, f)
+    aliases = {g.model: g.status for g in guarded}
+    logger.info("alias guard: %s", aliases or "no prod models")
+    return counts | {"alias_guard": aliases}

@@ -12,6 +12,7 @@
 | RELEASEGATE_APPROVAL_POLL_SECONDS     | 5 (how often a paused run checks for input)|
 | RELEASEGATE_SERVICE_KEY               | <home>/service.key (64 hex chars, mode 0600, made on first use) |
 | RELEASEGATE_CHECKPOINT_DIR            | <home>/checkpoints (signed log checkpoints: put it outside the DB's reach) |
+| RELEASEGATE_ALIAS_GUARD               | restore (champion/archive moved outside releasegate: restore, report, off) |
 
 The service key seals every record releasegate writes (``releasegate.store.trust``); it is never in the log.
 Every process that writes or reads trusted records of one decision log needs the same key: the same
@@ -23,6 +24,7 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -43,6 +45,9 @@ class Settings(BaseSettings):
     approval_poll_seconds: int = Field(default=5, ge=1, le=60)
     service_key: SecretStr | None = Field(default=None, description="Hex key that seals trusted records.")
     checkpoint_dir: Path | None = Field(default=None, description="Where `audit checkpoint` writes.")
+    alias_guard: Literal["restore", "report", "off"] = Field(
+        default="restore", description="What the registry watcher does with a champion/archive moved by hand."
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

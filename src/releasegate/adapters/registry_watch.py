@@ -12,6 +12,7 @@ from __future__ import annotations
 from releasegate import bootstrap
 from releasegate.adapters import mlflow_registry as registry
 from releasegate.policy.webhooks import split_name
+from releasegate.services.alias_guard import GuardResult
 from releasegate.services.intake import IntakeResult
 from releasegate.store.scheduling_store import RegistryEventStore
 
@@ -59,3 +60,35 @@ def watch_once() -> list[IntakeResult]:
             )
         store.advance(rm.name, max(versions, default=last), alias or alias_seen, now)
     return results
+
+
+def guard_prod_aliases(mode: str | None = None) -> list[GuardResult]:
+    """The protected champion (``services.alias_guard``) for every model in the prod registry namespace,
+    each under its alias lock; incidents go out as Prefect events. ``mode`` (restore | report | off)
+    defaults to RELEASEGATE_ALIAS_GUARD."""
+    from prefect.concurrency.sync import concurrency
+
+    from releasegate.adapters import prefect_events
+    from releasegate.adapters.prefect_locks import ensure_alias_lock
+    from releasegate.services.alias_guard import guard_model
+
+    s = bootstrap.settings()
+    mode = mode or s.alias_guard
+    if mode == "off":
+        return []
+    ports = bootstrap.ports()
+    out = []
+    for rm in registry.client().search_registered_models(max_results=1000):
+        parts = split_name(rm.name, s.environments)
+        if parts is None or parts[0] != s.prod_environment:
+            continue
+        out.append(
+            guard_model(
+                parts[1],
+                ports,
+                restore=mode == "restore",
+                emit_event=prefect_events.emit_event,
+                lock=lambda m: concurrency(ensure_alias_lock(m), occupy=1, strict=True, timeout_seconds=60),
+            )
+        )
+    return out

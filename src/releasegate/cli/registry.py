@@ -1,4 +1,4 @@
-"""`releasegate registry watch`."""
+"""`releasegate registry watch | guard`."""
 
 from __future__ import annotations
 
@@ -30,3 +30,25 @@ def registry_watch(
         if once:
             return
         _time.sleep(interval)
+
+
+@registry_app.command("guard")
+def registry_guard(
+    report_only: Annotated[
+        bool, typer.Option("--report-only", help="Record and report a moved alias, do not move it back.")
+    ] = False,
+) -> None:
+    """Compare champion/archive of every prod model with the decision log (what the registry watcher does
+    every minute): a moved alias is a P1 incident record and event, moved back unless --report-only or
+    RELEASEGATE_ALIAS_GUARD=report. Exit 1 when an alias was out of place."""
+    from releasegate.adapters.registry_watch import guard_prod_aliases
+
+    results = guard_prod_aliases("report" if report_only else None)
+    for g in results:
+        console.print(f"{g.model}: {g.status} {g.aliases_after}")
+        for f in g.findings:
+            console.print(f"  {f} (incident {g.incident_decision or 'already recorded'})")
+    if not results:
+        console.print("no prod models, or RELEASEGATE_ALIAS_GUARD=off")
+    if any(g.findings for g in results):
+        raise typer.Exit(1)

@@ -1,0 +1,145 @@
+"""The protected champion on a real MLflow registry (SQLite in a temp dir) and a real decision log: an
+alias moved by hand is detected, reported as an incident and moved back to where the log's last sealed
+promotion or rollback put it."""
+
+import pytest
+from credit_example.training import log_and_register, train
+
+from releasegate import bootstrap
+from releasegate.adapters import mlflow_registry as registry
+from releasegate.decisions import DecisionKind
+from releasegate.services.alias_guard import INCIDENT_KIND, guard_model
+from releasegate.services.rollback import execute_rollback
+from tests.conftest import approve_prod_version
+
+PROD = "prod.credit"
+
+
+@pytest.fixture
+def promoted(rg_home):
+    """prod.credit v1 promoted, then v2 promoted over it (champion 2, archive 1), as services.release does."""
+    for seed in (1, 2, 3):
+        log_and_register(train(seed=seed, rows=800), "credit", "staging")
+    for v in ("1", "2", "3"):
+        registry.copy_to("staging.credit", v, PROD)
+    approve_prod_version("credit", "1")
+    registry.set_alias(PROD, registry.CHAMPION, "1")
+    approve_prod_version("credit", "2", previous_champion="1")
+    registry.set_alias(PROD, registry.ARCHIVE, "1")
+    registry.set_alias(PROD, registry.CHAMPION, "2")
+    return bootstrap.ports()
+
+
+def _incidents() -> list:
+    recs = bootstrap.decision_log().query(kind=DecisionKind.incident, subject="model:credit")
+    return [r for r in recs if r.details.get("incident_kind") == INCIDENT_KIND]
+
+
+def test_aliases_where_the_log_puts_them_are_left_alone(promoted):
+    result = guard_model("credit", promoted)
+    assert result.status == "ok" and result.findings == []
+    assert _incidents() == []
+
+
+def test_a_champion_moved_by_hand_is_an_incident_and_is_moved_back(promoted):
+    events = []
+    registry.set_alias(PROD, registry.CHAMPION, "3")  # someone with registry access, outside releasegate
+    result = guard_model("credit", promoted, emit_event=lambda **e: events.append(e))
+    assert result.status == "restored"
+    [f] = result.findings
+    assert (f.alias, f.found, f.expected) == ("champion", "3", "2")
+    assert registry.aliases(PROD) == {"champion": "2", "archive": "1"}  # restored, archive untouched
+    [rec] = _incidents()
+    assert rec.decision_id == result.incident_decision
+    assert rec.details["found"] == {"champion": "3", "archive": "1"}
+    assert rec.details["restore"] == {"champion": "2"}
+    assert "alias champion points at v3" in rec.decision_rationale and "moved back" in rec.decision_rationale
+    final_v2 = [r for r in bootstrap.decision_log().query(kind="promotion") if r.details.get("status") == "final"][-1]
+    assert rec.details["incident_for"] == final_v2.decision_id  # the record that vouches for v2
+    assert bootstrap.decision_log().is_trusted(rec)  # sealed by the service path
+    [e] = events
+    assert e["event"] == "releasegate.incident.opened" and e["payload"]["restored"] is True
+    assert guard_model("credit", promoted).status == "ok"
+
+
+def test_a_deleted_archive_comes_back_and_report_mode_reports_once_without_moving(promoted):
+    registry.delete_alias(PROD, registry.ARCHIVE)
+    assert guard_model("credit", promoted).status == "restored"
+    assert registry.aliases(PROD) == {"champion": "2", "archive": "1"}
+
+    registry.set_alias(PROD, registry.CHAMPION, "1")
+    first = guard_model("credit", promoted, restore=False)
+    assert first.status == "reported" and registry.alias_version(PROD, registry.CHAMPION) == "1"
+    assert guard_model("credit", promoted, restore=False).status == "already_reported"  # once, not every minute
+    assert len(_incidents()) == 2
+
+
+def test_a_rollback_by_releasegate_is_not_an_incident(promoted):
+    execute_rollback("credit", trigger="drift", root_cause="PSI 0.4", requested_by="ops-olga")
+    assert registry.aliases(PROD) == {"champion": "1"}
+    assert guard_model("credit", promoted).status == "ok"
+    registry.set_alias(PROD, registry.CHAMPION, "2")  # "undoing" the rollback by hand
+    assert guard_model("credit", promoted).status == "restored"
+    assert registry.aliases(PROD) == {"champion": "1"}
+
+
+def test_a_promotion_in_flight_is_not_judged(promoted):
+    from releasegate.decisions import DecisionOutcome, NewDecision
+    from tests.conftest import APPROVAL_REFS
+
+    bootstrap.decision_log().append(
+        NewDecision(
+            decision_kind=DecisionKind.promotion,
+            decision_outcome=DecisionOutcome.accept,
+            decision_rationale="test promotion (pending registry)",
+            subject="model:credit",
+            actor="test",
+            details={"model_name": "credit", "candidate_version": "3", "status": "pending"},
+            **APPROVAL_REFS,
+        )
+    )
+    registry.set_alias(PROD, registry.CHAMPION, "3")  # the binary step moved it; its final is not written yet
+    assert guard_model("credit", promoted).status == "in_flight"
+    assert registry.alias_version(PROD, registry.CHAMPION) == "3" and _incidents() == []
+
+
+def test_a_champion_releasegate_never_promoted_is_reported_not_moved(rg_home):
+    log_and_register(train(seed=1, rows=800), "credit", "staging")
+    registry.copy_to("staging.credit", "1", PROD)
+    registry.set_alias(PROD, registry.CHAMPION, "1")
+    result = guard_model("credit", bootstrap.ports())
+    assert result.status == "reported"
+    assert registry.alias_version(PROD, registry.CHAMPION) == "1"
+    [rec] = _incidents()
+    assert "no sealed promotion" in rec.decision_rationale
+
+
+@pytest.mark.prefect
+def test_the_registry_watchers_guard_runs_under_the_alias_lock_and_restores(promoted, prefect_harness):
+    from flows.registry_watcher import registry_watcher
+    from releasegate.adapters.registry_watch import guard_prod_aliases
+
+    registry.set_alias(PROD, registry.CHAMPION, "3")
+    out = registry_watcher()  # the deployment's flow, every minute
+    assert out["alias_guard"] == {"credit": "restored"}
+    assert registry.alias_version(PROD, registry.CHAMPION) == "2"
+    assert [r.status for r in guard_prod_aliases()] == ["ok"]
+
+
+@pytest.mark.prefect
+def test_registry_guard_cli_reports_with_exit_1_and_report_only_moves_nothing(promoted, prefect_harness):
+    from typer.testing import CliRunner
+
+    from releasegate.cli import app
+
+    registry.set_alias(PROD, registry.CHAMPION, "3")
+    done = CliRunner().invoke(app, ["registry", "guard", "--report-only"])
+    said = " ".join(done.output.split())
+    assert done.exit_code == 1, done.output
+    assert "credit: reported" in said and "alias champion points at v3" in said
+    assert registry.alias_version(PROD, registry.CHAMPION) == "3"
+    done = CliRunner().invoke(app, ["registry", "guard"])
+    assert done.exit_code == 1 and "credit: restored" in " ".join(done.output.split())
+    done = CliRunner().invoke(app, ["registry", "guard"])
+    assert done.exit_code == 0 and "credit: ok" in done.output
+    assert registry.alias_version(PROD, registry.CHAMPION) == "2"
