@@ -21,6 +21,7 @@ from prefect.events import emit_event
 from prefect.input import RunInput
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed, State
+from pydantic import Field
 
 from releasegate import bootstrap
 from releasegate.adapters.config import gate_policy_for
@@ -32,6 +33,7 @@ from releasegate.policy.gates import Dossier, GateReport, PromotionOutcome
 from releasegate.policy.gates import execute_gates as evaluate_gates
 from releasegate.policy.handshake import Approval, ApprovalFields, ApprovalRefused, Handshake, Role, check_approval
 from releasegate.policy.handshake import joint_release_ack as compute_ack
+from releasegate.policy.signatures import check_signed, fields_from_token
 from releasegate.services.promotion import (
     approver_config,
     build_dossier,
@@ -49,9 +51,14 @@ MAX_APPROVAL_ATTEMPTS = 5
 
 
 class ApprovalInput(RunInput, ApprovalFields):
-    """The approval form shown in the Prefect UI."""
+    """The approval form shown in the Prefect UI: paste the signed token (the other fields may stay
+    empty: the token states them)."""
 
     role: Literal["pm", "risk", "compliance"] = "pm"
+    token: str = Field(
+        default="",
+        description="Signed approval token: `releasegate approve RUN --role ROLE --by YOU --ref REF --token-only`.",
+    )
 
 
 @flow(name="build-dossier")
@@ -112,16 +119,20 @@ def _wait_for(role: Role, h: Handshake, run_id: str, timeout_s: int) -> tuple[Ha
         )
         raw = received.model_dump(include=set(ApprovalFields.model_fields) | {"role"})
         try:
-            if received.role != role.value:
-                raise ApprovalRefused("role", f"this run waits for {role.value.upper()} approval, not {received.role}")
-            check_approval(h, role, received)
+            if received.token.strip() and not received.approver.strip():  # the token alone, pasted in the UI
+                raw |= fields_from_token(received.token)
+            fields = ApprovalFields.model_validate({k: v for k, v in raw.items() if k != "role"})
+            if raw["role"] != role.value:
+                raise ApprovalRefused("role", f"this run waits for {role.value.upper()} approval, not {raw['role']}")
+            check_approval(h, role, fields)
+            signed = check_signed(h, role, fields, received.token, run_id, bootstrap.clock().now())
         except ApprovalRefused as exc:
             did = record_approval(run_id, h, role, None, f"{exc.field}: {exc.rule}", raw)
             logger.warning("approval refused (%s: %s), decision %s; waiting again", exc.field, exc.rule, did)
             continue
-        a = Approval(**(raw | {"role": role, "at": bootstrap.clock().now()}))
+        a = Approval(**fields.model_dump(), role=role, at=bootstrap.clock().now(), key_id=signed.key_id)
         h = h.model_copy(update={role.value: a})
-        record_approval(run_id, h, role, a, None, raw)
+        record_approval(run_id, h, role, a, None, raw, signed)
         logger.info("%s_GATE_%s by %s", role.value.upper(), "PASS" if a.decision == "approve" else "REJECT", a.approver)
         return h, a
     return h, None
@@ -176,7 +187,9 @@ def promotion(
                     tech_report_ref=report_ref,
                     tech_pass=True,
                     candidate_sha256=report_artifact_sha(built),
+                    gate_report_sha256=report.sha256(),
                     allow_lists=approver_config(model_name).allow_lists(),
+                    keys=approver_config(model_name).keys,
                     requires_compliance=high_risk(model_name),
                 ),
             )

@@ -70,13 +70,48 @@ def db_url(request) -> str:
 
 @pytest.fixture
 def rg_home(tmp_path, monkeypatch) -> Path:
-    """An empty RELEASEGATE_HOME for one test; the decision log is a SQLite file in it."""
+    """An empty RELEASEGATE_HOME for one test; the decision log is a SQLite file in it. The shipped
+    approvers each get a signing key (``approver_keys``)."""
     home = tmp_path / "home"
     monkeypatch.setenv("RELEASEGATE_HOME", str(home))
     monkeypatch.delenv("RELEASEGATE_DATABASE_URL", raising=False)
     monkeypatch.setenv("RELEASEGATE_PROJECT_DIR", str(ROOT))
+    approver_keys(tmp_path / "approvers", monkeypatch)
     yield home
     dispose_engines()
+
+
+def approver_keys(folder: Path, monkeypatch, extra: dict[str, list[str]] | None = None) -> Path:
+    """What each approver does once (`releasegate keys init`) and the admin pins: a key per name on the
+    shipped allow-lists (plus ``extra`` role -> names), in ``folder/keys`` (RELEASEGATE_KEY_DIR), and a copy
+    of the approvers block with the public keys (RELEASEGATE_APPROVERS). Returns the copy."""
+    import yaml
+
+    from releasegate.store.keys import create_key
+
+    doc = yaml.safe_load((ROOT / "blocks" / "approvers.yaml").read_text())
+    for role, names in (extra or {}).items():
+        doc[role] = [*doc.get(role, []), *names]
+    names = sorted({n for role in ("pm", "risk", "compliance", "exceptions") for n in doc.get(role, [])})
+    doc["keys"] = {n: create_key(folder / "keys", n)[1] for n in names}
+    path = folder / "approvers.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    monkeypatch.setenv("RELEASEGATE_KEY_DIR", str(folder / "keys"))
+    monkeypatch.setenv("RELEASEGATE_APPROVERS", str(path))
+    return path
+
+
+def signed_approval(run_id, role: str, approver: str, reference: str = "REV-1", decision: str = "approve", **kw):
+    """The run input `releasegate approve` sends: the fields and a token signed with the approver's key."""
+    from releasegate import bootstrap
+    from releasegate.store.keys import create_key, key_path
+    from releasegate.tools.approval_driver import signed_input
+
+    if not key_path(bootstrap.settings().key_dir, approver).exists():  # someone with a key nobody pinned
+        create_key(bootstrap.settings().key_dir, approver)
+    return signed_input(
+        str(run_id), role, approver, bootstrap.settings().key_dir, reference=reference, decision=decision, **kw
+    )
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@
 | RELEASEGATE_APPROVAL_POLL_SECONDS     | 5 (how often a paused run checks for input)|
 | RELEASEGATE_SERVICE_KEY               | <home>/service.key (64 hex chars, mode 0600, made on first use) |
 | RELEASEGATE_CHECKPOINT_DIR            | <home>/checkpoints (signed log checkpoints: put it outside the DB's reach) |
+| RELEASEGATE_KEY_DIR                   | ~/.releasegate/keys (an approver's own signing keys, mode 0600) |
 | RELEASEGATE_ALIAS_GUARD               | restore (champion/archive moved outside releasegate: restore, report, off) |
 
 The service key seals every record releasegate writes (``releasegate.store.trust``); it is never in the log.
@@ -45,6 +46,9 @@ class Settings(BaseSettings):
     approval_poll_seconds: int = Field(default=5, ge=1, le=60)
     service_key: SecretStr | None = Field(default=None, description="Hex key that seals trusted records.")
     checkpoint_dir: Path | None = Field(default=None, description="Where `audit checkpoint` writes.")
+    key_dir: Path = Field(
+        default=Path("~/.releasegate/keys"), description="Approvers' private keys (`keys init`, `approve`)."
+    )
     alias_guard: Literal["restore", "report", "off"] = Field(
         default="restore", description="What the registry watcher does with a champion/archive moved by hand."
     )

@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import drain_prefect_services
+from tests.conftest import approver_keys, drain_prefect_services
 
 pytestmark = pytest.mark.prefect
 
@@ -108,6 +108,10 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
     }
     procs = []
     with pytest.MonkeyPatch.context() as mp:
+        # Each approver's key (their own machine: this process) and the block pinning the public keys
+        # (the worker's flows read it): the form takes only signed approvals.
+        releasegate_env["RELEASEGATE_APPROVERS"] = str(approver_keys(home.parent / "approvers", mp))
+        releasegate_env["RELEASEGATE_KEY_DIR"] = str(home.parent / "approvers" / "keys")
         for k, v in releasegate_env.items():
             mp.setenv(k, v)
         for k in ("RELEASEGATE_DATABASE_URL", "RELEASEGATE_MLFLOW_TRACKING_URI", "RELEASEGATE_MLFLOW_REGISTRY_URI"):
@@ -373,10 +377,32 @@ def test_governance_run_from_the_custom_run_form(stack, page, shots):
     shots(page, "03-governance-run-completed")
 
 
+def token_for(api: str, run_id, role: str, approver: str, reference: str) -> str:
+    """What the approver runs on their own machine before filling the form."""
+    from typer.testing import CliRunner
+
+    from releasegate.cli import app
+
+    with on_server(api):
+        args = ["approve", str(run_id), "--role", role, "--by", approver, "--ref", reference, "--token-only"]
+        done = CliRunner().invoke(app, args)
+    assert done.exit_code == 0, done.output
+    return "".join(done.output.split())
+
+
 def resume_with_approval(
-    page, shots, step: str, role: str, approver: str, reference: str, statement: str, resumed: Callable[[], bool]
+    page,
+    shots,
+    step: str,
+    role: str,
+    approver: str,
+    reference: str,
+    statement: str,
+    token: str,
+    resumed: Callable[[], bool],
 ) -> None:
-    """On a paused promotion run's page: Resume (in the run's menu), fill the approval form, submit.
+    """On a paused promotion run's page: Resume (in the run's menu), fill the approval form with the
+    signed token, submit.
 
     Done when ``resumed()`` (the API: the run took the input) holds, not when the dialog closes: on a
     busy machine the UI once kept the dialog open for 2 minutes after a click it had not acted on. So the
@@ -394,6 +420,7 @@ def resume_with_approval(
     choose(form, "Decision", "approve")
     form.get_by_role("textbox", name=re.compile(r"^Reference")).fill(reference)
     form.get_by_role("textbox", name=re.compile(r"^Statement")).fill(statement)
+    form.get_by_role("textbox", name=re.compile(r"^Token")).fill(token)
     choose(form, "Role", role)
     shots(page, f"{step}-resume-form-{role}", full_page=False)
     submit = form.get_by_role("button", name="Resume", exact=True)
@@ -448,7 +475,10 @@ def test_pm_approval_through_the_resume_form(stack, page, shots):
     def took_input(role: str):  # the approval record of ``role`` exists: the run resumed with the input
         return lambda: bool(approvals(role))
 
-    resume_with_approval(page, shots, "05", "pm", "pm-anna", "PM-REV-42", "KPI target accepted", took_input("pm"))
+    token = token_for(stack.api, run.id, "pm", "pm-anna", "PM-REV-42")
+    resume_with_approval(
+        page, shots, "05", "pm", "pm-anna", "PM-REV-42", "KPI target accepted", token, took_input("pm")
+    )
     [pm] = wait_for("the PM approval record", lambda: approvals("pm"))
     assert pm.decision_outcome.value == "accept", pm.details
     assert (pm.details["approver"], pm.details["reference"], pm.details["decision"]) == (
@@ -457,6 +487,7 @@ def test_pm_approval_through_the_resume_form(stack, page, shots):
         "approve",
     )
     assert pm.details["statement"] == "KPI target accepted" and not pm.details.get("refusal")
+    assert pm.details["signed_statement"]["run_id"] == str(run.id) and pm.details["signature"]
 
     # Risk approves too, through the same form, so that the run ends (promoted) rather than waiting.
     wait_for(
@@ -464,7 +495,10 @@ def test_pm_approval_through_the_resume_form(stack, page, shots):
         lambda: pause_count(stack.api, run.id) > pauses and run_state(stack.api, run.id).is_paused(),
     )
     page.reload()
-    resume_with_approval(page, shots, "06", "risk", "risk-carla", "RISK-REV-7", "risk accepted", took_input("risk"))
+    token = token_for(stack.api, run.id, "risk", "risk-carla", "RISK-REV-7")
+    resume_with_approval(
+        page, shots, "06", "risk", "risk-carla", "RISK-REV-7", "risk accepted", token, took_input("risk")
+    )
     state = wait_for(
         f"promotion run {run.id} to finish",
         lambda: (s := run_state(stack.api, run.id)).is_final() and s,

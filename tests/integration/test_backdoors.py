@@ -540,10 +540,32 @@ def test_rollback_is_governed_takes_the_alias_lock_and_a_manual_one_needs_a_tick
 
 # ----------------------------------------------------------------------- found in review
 def test_approvals_count_only_for_the_model_version_and_binary_they_were_given_for(home):
-    from releasegate.policy.handshake import Approval, Handshake, Role
-    from releasegate.services.promotion import record_approval, restore_handshake
+    from releasegate.decisions import DecisionKind, DecisionOutcome, NewDecision
+    from releasegate.policy.handshake import Approval, ApprovalFields, Handshake, Role
+    from releasegate.policy.signatures import sign, statement_for
+    from releasegate.services.promotion import approver_config, record_approval, restore_handshake
+    from releasegate.store.keys import key_path, load_key
 
     now = datetime.now(UTC)
+    report = "c" * 64
+    bootstrap.decision_log().append(  # the run's TECH_GATE_PASS: the report the approvals sign over
+        NewDecision(
+            decision_kind=DecisionKind.approval,
+            decision_outcome=DecisionOutcome.accept,
+            decision_rationale="TECH_GATE_PASS: gate report promote",
+            subject="promotion:run-1",
+            actor="releasegate:gates",
+            tech_gate_report_ref="artifact:r",
+            details={
+                "role": "tech",
+                "approver": "releasegate:gates",
+                "model_name": MODEL,
+                "candidate_version": "3",
+                "candidate_sha256": "a" * 64,
+                "gate_report_sha256": report,
+            },
+        )
+    )
     base = Handshake(
         model=MODEL,
         candidate_version="3",
@@ -551,18 +573,48 @@ def test_approvals_count_only_for_the_model_version_and_binary_they_were_given_f
         tech_report_ref="artifact:r",
         tech_pass=True,
         candidate_sha256="a" * 64,
+        gate_report_sha256=report,
         allow_lists={Role.pm: ["pm-anna"], Role.risk: ["risk-carla"]},
+        keys=approver_config().keys,
     )
     h = base
     for role, who in ((Role.pm, "pm-anna"), (Role.risk, "risk-carla")):
         raw = {"approver": who, "reference": "R", "decision": "approve", "statement": "", "comment": ""}
-        a = Approval(**raw, role=role, at=now)
+        signed = sign(
+            statement_for(h, role, ApprovalFields(**raw), "run-1", now),
+            load_key(key_path(bootstrap.settings().key_dir, who)),
+        )
+        a = Approval(**raw, role=role, at=now, key_id=signed.key_id)
         h = h.model_copy(update={role.value: a})
-        record_approval("run-1", h, role, a, None, raw)
+        record_approval("run-1", h, role, a, None, raw, signed)
     assert restore_handshake("run-1", base).risk is not None  # the same run, version and binary
     # The run's parameters edited through the Prefect API to another version, or the staging binary swapped:
     assert restore_handshake("run-1", base.model_copy(update={"candidate_version": "5"})).pm is None
     assert restore_handshake("run-1", base.model_copy(update={"candidate_sha256": "b" * 64})).pm is None
+    # A pinned key replaced since (the approver's key was revoked): the stored approval no longer counts.
+    assert restore_handshake("run-1", base.model_copy(update={"keys": {**base.keys, "pm-anna": "00" * 32}})).pm is None
+
+
+def test_an_unsigned_approval_record_never_counts(home):
+    """An approval record written through the service path without a signature (as every approval was
+    before signed approvals) is not restored into a promotion's handshake."""
+    from releasegate.policy.handshake import Approval, Handshake, Role
+    from releasegate.services.promotion import record_approval, restore_handshake
+
+    base = Handshake(
+        model=MODEL,
+        candidate_version="3",
+        requested_by="ml-engineer",
+        tech_report_ref="artifact:r",
+        tech_pass=True,
+        candidate_sha256="a" * 64,
+        gate_report_sha256="c" * 64,
+        allow_lists={Role.pm: ["pm-anna"], Role.risk: ["risk-carla"]},
+    )
+    raw = {"approver": "pm-anna", "reference": "R", "decision": "approve", "statement": "", "comment": ""}
+    a = Approval(**raw, role=Role.pm, at=datetime.now(UTC))
+    record_approval("run-2", base.model_copy(update={"pm": a}), Role.pm, a, None, raw)
+    assert restore_handshake("run-2", base).pm is None
 
 
 def test_a_rollback_event_sent_by_hand_is_a_manual_run(home, tmp_path):

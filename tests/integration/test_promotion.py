@@ -7,9 +7,11 @@ run input to the paused flow, as the Prefect UI's form or `releasegate approve` 
 """
 
 import json
+import os
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import yaml
@@ -27,7 +29,7 @@ from releasegate.bootstrap import use_clock
 from releasegate.cli import app
 from releasegate.decisions import DecisionKind
 from releasegate.policy.gates import GateReport, kpi_delta
-from tests.conftest import fast_capacity_policy, govern
+from tests.conftest import fast_capacity_policy, govern, signed_approval
 
 pytestmark = pytest.mark.prefect
 MODEL = "credit"
@@ -107,15 +109,7 @@ def pause_count(run_id) -> int:
 def approve(run_id, role, approver, reference="REV-1", decision="approve"):
     n = pause_count(run_id)
     resume_flow_run(
-        run_id,
-        run_input={
-            "role": role,
-            "approver": approver,
-            "reference": reference,
-            "decision": decision,
-            "statement": f"{role} ok",
-            "comment": "",
-        },
+        run_id, run_input=signed_approval(run_id, role, approver, reference, decision, statement=f"{role} ok")
     )
     return n
 
@@ -337,7 +331,7 @@ def test_approved_exception_waives_the_kpi_gate_until_it_expires(home, clock):
 
     tech = [r for r in bootstrap.decision_log().query(kind="approval", subject=f"promotion:{run_id}")]
     assert tech[0].details["outcome"] == "promote"
-    resume_flow_run(run_id, run_input={"role": "pm", "approver": "pm-anna", "reference": "R", "decision": "reject"})
+    resume_flow_run(run_id, run_input=signed_approval(run_id, "pm", "pm-anna", "R", "reject"))
     assert p.result().is_completed()
 
 
@@ -578,3 +572,119 @@ def test_unacknowledged_gate_failure_opens_a_p1_incident_after_30_minutes(home, 
         (held["decision_id"], False, True),
         (other["decision_id"], True, False),
     }
+
+
+# ------------------------------------------------------------------------------- signed approvals
+def _token(run, role, approver, *, key_of=None, decision="approve", reference="REV-1", **override) -> str:
+    """A token as `releasegate approve --token-only` makes it, with fields overridden to forge one."""
+    from releasegate.policy.signatures import ApprovalStatement, sign
+    from releasegate.services.promotion import tech_pass
+    from releasegate.store.keys import key_path, load_key
+
+    fields = dict(
+        model=MODEL,
+        candidate_version=str(_params(run)["candidate_version"]),
+        role=role,
+        decision=decision,
+        approver=approver,
+        reference=reference,
+        gate_report_sha256=tech_pass(str(run))[2],
+        run_id=str(run),
+        signed_at=bootstrap.clock().now(),
+    )
+    key = load_key(key_path(bootstrap.settings().key_dir, key_of or approver))
+    return sign(ApprovalStatement(**(fields | override)), key).token()
+
+
+def _params(run_id) -> dict:
+    with get_client(sync_client=True) as c:
+        return c.read_flow_run(run_id).parameters
+
+
+def _send(run_id, role, approver, token, reference="REV-1") -> int:
+    n = pause_count(run_id)
+    resume_flow_run(run_id, run_input={"role": role, "approver": approver, "reference": reference, "token": token})
+    return n
+
+
+def test_unsigned_forged_replayed_and_shared_key_approvals_are_refused_and_recorded(home, clock, tmp_path, monkeypatch):
+    """Signed approvals on the real flow: the Prefect form's input is checked against the key pinned for
+    the approver. Unsigned, signed with someone else's key, over another gate report, altered, replayed
+    from another run, and one key for PM and Risk (under two names) are each refused naming the field and
+    rule and recorded; the champion does not move until a valid signed PM and Risk approval arrive. The
+    token alone, pasted into the form, is enough. `audit verify` re-verifies the signatures."""
+    import shutil
+
+    from releasegate.store.keys import create_key
+
+    approvers = yaml.safe_load(Path(os.environ["RELEASEGATE_APPROVERS"]).read_text())  # rg_home's pinned keys
+    keys = bootstrap.settings().key_dir
+    approvers["keys"]["risk-dan"] = approvers["keys"]["pm-ben"]  # one person, two names, one key
+    (keys / "risk-dan.pem").unlink()
+    shutil.copy(keys / "pm-ben.pem", keys / "risk-dan.pem")
+    (tmp_path / "approvers-shared.yaml").write_text(yaml.safe_dump(approvers))
+    monkeypatch.setenv("RELEASEGATE_APPROVERS", str(tmp_path / "approvers-shared.yaml"))
+    create_key(keys, "mallory")
+
+    champion = install_champion(register(WEAKER_BY_3PCT))
+    p = Promotion(register())
+    run_id = wait_paused()
+    log = bootstrap.decision_log()
+    from releasegate.services.promotion import tech_pass
+
+    _, _, tech_report = tech_pass(str(run_id))
+    good = _token(run_id, "pm", "pm-ben")
+    attempts = [
+        ("", "token"),  # unsigned: a typed name proves nothing
+        (_token(run_id, "pm", "pm-ben", key_of="mallory"), "token"),  # not pm-ben's pinned key
+        (_token(run_id, "pm", "pm-ben", gate_report_sha256="0" * 64), "gate_report_sha256"),  # another report
+        (good[:-6] + ("AAAAAA" if not good.endswith("AAAAAA") else "BBBBBB"), "token"),  # altered
+    ]
+    for token, _ in attempts:
+        wait_repaused(run_id, _send(run_id, "pm", "pm-ben", token))
+    refusals = [r for r in log.query(kind="approval", subject=f"promotion:{run_id}") if r.details.get("refusal")]
+    assert [r.details["refusal"].split(":")[0] for r in refusals] == [f for _, f in attempts]
+    assert "required" in refusals[0].details["refusal"] and "releasegate approve" in refusals[0].details["refusal"]
+    assert "not 'pm-ben''s pinned key" in refusals[1].details["refusal"]
+    assert tech_report[:16] in refusals[2].details["refusal"]
+    assert all(r.decision_outcome.value == "reject" for r in refusals)
+    assert registry.alias_version(PROD, "champion") == champion
+
+    # The UI path: `approve --token-only` prints the token; pasted alone into the form, it is the approval.
+    runner = CliRunner()
+    printed = runner.invoke(
+        app, ["approve", str(run_id), "--role", "pm", "--by", "pm-ben", "--ref", "REV-1", "--token-only"]
+    )
+    assert printed.exit_code == 0, printed.output
+    token = "".join(printed.output.split())
+    assert token.startswith("rg-approval-v1.")
+    wait_repaused(run_id, _send(run_id, "pm", "", token, reference=""))
+    [pm] = [
+        r
+        for r in log.query(kind="approval", subject=f"promotion:{run_id}")
+        if r.details.get("role") == "pm" and not r.details.get("refusal")
+    ]
+    assert pm.details["approver"] == "pm-ben" and pm.details["signed_statement"]["run_id"] == str(run_id)
+    assert pm.details["signed_statement"]["gate_report_sha256"] == tech_report
+
+    other_run = "5b1f0c39-0000-4000-8000-000000000000"
+    replayed = _token(run_id, "risk", "risk-carla", run_id=other_run)  # signed for another run
+    wait_repaused(run_id, _send(run_id, "risk", "risk-carla", replayed))
+    shared = _token(run_id, "risk", "risk-dan")  # the key that gave PM's approval
+    wait_repaused(run_id, _send(run_id, "risk", "risk-dan", shared))
+    risk_refusals = [
+        r.details["refusal"]
+        for r in log.query(kind="approval", subject=f"promotion:{run_id}")
+        if r.details.get("refusal") and r.details.get("role") == "risk"
+    ]
+    assert risk_refusals[0].startswith("run_id:") and "a replay" in risk_refusals[0]
+    assert risk_refusals[1].startswith("token:") and "four eyes: the key" in risk_refusals[1]
+    assert registry.alias_version(PROD, "champion") == champion
+
+    ok = runner.invoke(app, ["approve", str(run_id), "--role", "risk", "--by", "risk-carla", "--ref", "R-3"])
+    assert ok.exit_code == 0, ok.output
+    state = p.result()
+    assert state.is_completed() and state.result()["outcome"] == "promote"
+    verified = runner.invoke(app, ["audit", "verify"])
+    assert verified.exit_code == 0, verified.output
+    assert "2 signed approvals re-verified" in " ".join(verified.output.split())

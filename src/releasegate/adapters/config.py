@@ -28,7 +28,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from releasegate import bootstrap
 from releasegate.policy.capacity import GatewayConfig
@@ -59,6 +59,18 @@ class ApproverConfig(BaseModel):
     risk: list[str] = []
     compliance: list[str] = []  # COMPLIANCE_GATE_PASS, for models of risk_tier "high"
     exceptions: list[str] = []  # who may grant a gate exception (never the person who asked for it)
+    # Each approver's Ed25519 public key (hex, as `releasegate keys init` prints it): a prod promotion
+    # takes signed approvals only (``policy.signatures``).
+    keys: dict[str, str] = {}
+
+    @field_validator("keys")
+    @classmethod
+    def _keys_are_ed25519(cls, keys: dict[str, str]) -> dict[str, str]:
+        from releasegate.policy.signatures import parse_public_key
+
+        for name, text in keys.items():
+            parse_public_key(text, f"keys.{name}")
+        return keys
 
     def allow_lists(self) -> dict[Role, list[str]]:
         return {Role.pm: list(self.pm), Role.risk: list(self.risk), Role.compliance: list(self.compliance)}

@@ -13,6 +13,7 @@ from releasegate.cli import (
     events,
     gate_failures,
     infra,
+    keys,
     policy,
     registry,
     report,
@@ -47,6 +48,7 @@ app.add_typer(approvals.exception_app, name="exception")
 app.add_typer(gate_failures.gate_failures_app, name="gate-failures")
 app.add_typer(webhook.webhook_app_cli, name="webhook")
 app.add_typer(registry.registry_app, name="registry")
+app.add_typer(keys.keys_app, name="keys")
 
 
 def main() -> None:  # console-script entry point

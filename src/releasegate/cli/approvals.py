@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, NoReturn
 from uuid import UUID
 
@@ -23,8 +24,18 @@ def approve(
     comment: str = "",
     reject: Annotated[bool, typer.Option("--reject", help="Reject the release instead of approving.")] = False,
     wait_seconds: Annotated[int, typer.Option(help="How long to wait for the run to take the approval.")] = 30,
+    key: Annotated[
+        Path | None, typer.Option("--key", help="Your private key (default <RELEASEGATE_KEY_DIR>/<--by>.pem).")
+    ] = None,
+    token_only: Annotated[
+        bool, typer.Option("--token-only", help="Print the signed token (to paste into the UI form); send nothing.")
+    ] = False,
 ) -> None:
-    """Give PM_GATE_PASS or RISK_GATE_PASS to a paused promotion run (same rules as the UI form)."""
+    """Sign and give PM_GATE_PASS, RISK_GATE_PASS or COMPLIANCE_GATE_PASS to a paused promotion run.
+
+    The approval is a statement signed with your key (`releasegate keys init`) over the model, version,
+    role, decision, the run's gate report hash, the run id and the time; the run checks it against the key
+    pinned for you in the approvers block (same rules as the UI form)."""
     import time as _time
 
     from prefect import get_client
@@ -32,6 +43,7 @@ def approve(
 
     from releasegate import bootstrap
     from releasegate.policy.handshake import ApprovalFields, ApprovalRefused, Handshake, Role, check_approval
+    from releasegate.policy.signatures import check_signed, sign, statement_for
     from releasegate.services.promotion import (
         approver_config,
         high_risk,
@@ -40,6 +52,7 @@ def approve(
         restore_handshake,
         tech_pass,
     )
+    from releasegate.store.keys import KeyRefused, key_path, load_key
 
     try:
         role_ = Role(role)
@@ -49,7 +62,7 @@ def approve(
         fr = client.read_flow_run(UUID(run))
     params = fr.parameters or {}
     log = bootstrap.decision_log()
-    tech_ref, candidate_sha = tech_pass(run)
+    tech_ref, candidate_sha, report_sha = tech_pass(run)
     base = Handshake(
         model=str(params.get("model_name", "?")),
         candidate_version=str(params.get("candidate_version", "?")),
@@ -57,7 +70,9 @@ def approve(
         tech_report_ref=tech_ref,
         tech_pass=tech_ref is not None,
         candidate_sha256=candidate_sha,
+        gate_report_sha256=report_sha,
         allow_lists=approver_config(str(params.get("model_name", "")) or None).allow_lists(),
+        keys=approver_config(str(params.get("model_name", "")) or None).keys,
         requires_compliance=high_risk(str(params.get("model_name", ""))),
     )
     h = restore_handshake(run, base)
@@ -66,13 +81,23 @@ def approve(
     )
     raw = fields.model_dump() | {"role": role_.value}
     try:
+        signing_key = load_key(key or key_path(bootstrap.settings().key_dir.expanduser(), by))
+    except KeyRefused as exc:  # nothing was signed or sent: nothing to record
+        exit_refused(exc, code=2)
+    try:
         check_approval(h, role_, fields)
         assert fr.state_type is not None  # a run read from the API has a state
         if fr.state_type.value != "PAUSED":
             raise ApprovalRefused("run", f"run {run} is not waiting for an approval (state {fr.state_name})")
+        signed = sign(statement_for(h, role_, fields, run, bootstrap.clock().now()), signing_key)
+        check_signed(h, role_, fields, signed.token(), run, bootstrap.clock().now())  # e.g. not your pinned key
     except ApprovalRefused as exc:
         did = record_approval(run, h, role_, None, f"{exc.field}: {exc.rule}", raw)
         exit_refused(exc, decision_id=did)
+    if token_only:
+        console.print(signed.token(), soft_wrap=True, highlight=False)
+        return
+    raw["token"] = signed.token()
     before = len(log.query(subject=promotion_subject(run)))
     resume_flow_run(fr.id, run_input=raw)
     deadline = _time.monotonic() + wait_seconds

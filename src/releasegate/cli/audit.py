@@ -14,7 +14,7 @@ audit_app = typer.Typer(help="Audit the decision log.", no_args_is_help=True)
 
 def _pinned_key(public_key: str | None):
     from releasegate import bootstrap
-    from releasegate.store.checkpoints import parse_public_key
+    from releasegate.policy.signatures import parse_public_key
 
     if public_key is None:  # this service's own key: fine on the service host, an auditor pins it
         return bootstrap.settings().signing_key().public_key()
@@ -74,6 +74,20 @@ def audit_verify(
         err.print("records of a trusted kind without a valid service seal that no reader has noted yet")
         raise typer.Exit(1)
     console.print("every approval, promotion, override, rollback and refusal carries a valid service seal")
+    from releasegate.policy.signatures import recorded_signature_problem
+
+    signed = bad = 0
+    for r in log.query(kind=DecisionKind.approval):
+        if not r.details.get("signature"):
+            continue
+        signed += 1
+        problem = recorded_signature_problem(r.subject, r.details)
+        if problem:
+            bad += 1
+            err.print(f"[red]approval signature broken[/red] {r.decision_id} by {r.actor!r}: {problem}")
+    if bad:
+        raise typer.Exit(1)
+    console.print(f"{signed} signed approvals re-verified against their statements and keys")
 
 
 @audit_app.command("checkpoint")

@@ -50,6 +50,7 @@ class Approval(ApprovalFields):
     model_config = ConfigDict(frozen=True)
     role: Role
     at: datetime
+    key_id: str | None = None  # the signing key's identity (``policy.signatures``): four eyes by key
 
 
 class Handshake(BaseModel):
@@ -60,11 +61,13 @@ class Handshake(BaseModel):
     tech_report_ref: str | None = None
     tech_pass: bool = False
     candidate_sha256: str | None = None  # the artifact the approvals are about (binds them to the binary)
+    gate_report_sha256: str | None = None  # the TECH gate report a signed approval approves
     pm: Approval | None = None
     risk: Approval | None = None
     compliance: Approval | None = None
     requires_compliance: bool = False  # the model's risk_tier is "high"
     allow_lists: dict[Role, list[str]] = Field(default_factory=dict)
+    keys: dict[str, str] = Field(default_factory=dict)  # approver -> pinned Ed25519 public key (hex)
 
     @property
     def roles(self) -> tuple[Role, ...]:

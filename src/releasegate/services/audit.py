@@ -9,7 +9,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from releasegate.clock import Clock
-from releasegate.store.checkpoints import Checkpoint, make_checkpoint, public_hex, write_checkpoint
+from releasegate.policy.signatures import public_hex
+from releasegate.store.checkpoints import Checkpoint, make_checkpoint, write_checkpoint
 from releasegate.store.decision_log import DecisionLog
 
 

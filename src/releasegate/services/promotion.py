@@ -44,6 +44,7 @@ from releasegate.policy.handshake import (
 )
 from releasegate.policy.models import Criticality, ModelSpec, RiskTier, manifest_field
 from releasegate.policy.psi import psi_against
+from releasegate.policy.signatures import SignedApproval, check_signed
 from releasegate.services.promotion_log import promotion_history
 from releasegate.services.release import promotion_subject
 
@@ -195,9 +196,16 @@ def record_tech(flow_run_id: str, report: GateReport, report_ref: str, candidate
 
 
 def record_approval(
-    flow_run_id: str, h: Handshake, role: Role, a: Approval | None, refusal: str | None, raw: dict[str, Any]
+    flow_run_id: str,
+    h: Handshake,
+    role: Role,
+    a: Approval | None,
+    refusal: str | None,
+    raw: dict[str, Any],
+    signed: SignedApproval | None = None,
 ) -> str:
-    """Record one approval, or one refusal of an approval: callers pass ``a`` or ``refusal``."""
+    """Record one approval, or one refusal of an approval: callers pass ``a`` or ``refusal``; an accepted
+    approval keeps its signed statement, public key and signature (``audit verify`` re-verifies them)."""
     if refusal:
         rationale = f"{role.value.upper()} approval refused: {refusal}"
     else:
@@ -226,6 +234,8 @@ def record_approval(
                 "comment": raw.get("comment"),
                 "at": a.at.isoformat() if a else None,
                 "refusal": refusal,
+                "gate_report_sha256": h.gate_report_sha256,
+                **(signed.record() if signed is not None and refusal is None else {}),
             },
         )
     )
@@ -243,6 +253,14 @@ def restore_handshake(flow_run_id: str, base: Handshake) -> Handshake:
     log = bootstrap.decision_log()
     good, forged = log.trusted(subject=promotion_subject(flow_run_id))
     log.refuse_forged(forged, "promotion")
+    reports = {  # the TECH gate reports of this run (same binary) a signed approval may approve
+        r.details.get("gate_report_sha256")
+        for r in good
+        if r.decision_kind is DecisionKind.approval
+        and r.details.get("role") == "tech"
+        and r.decision_outcome is DecisionOutcome.accept
+        and r.details.get("candidate_sha256") == base.candidate_sha256
+    }
     cleared: dict[str, Any] = {r.value: None for r in Role}
     h = base.model_copy(update=cleared)
     for rec in good:
@@ -268,20 +286,27 @@ def restore_handshake(flow_run_id: str, base: Handshake) -> Handshake:
                 comment=str(d.get("comment") or ""),
             )
             check_approval(h, role, fields)
-        except (ApprovalRefused, ValueError):  # no longer valid (e.g. removed from the allow-list)
+            signed = SignedApproval.from_record(d)
+            if signed is None or signed.statement.gate_report_sha256 not in reports:
+                continue  # unsigned, or signed over a report this run never had
+            report_of = h.model_copy(update={"gate_report_sha256": signed.statement.gate_report_sha256})
+            check_signed(report_of, role, fields, signed.token(), flow_run_id, rec.decision_timestamp)
+        except (ApprovalRefused, ValueError):  # no longer valid (e.g. removed from the allow-list, key changed)
             continue
-        a = Approval(**fields.model_dump(), role=role, at=rec.decision_timestamp)
+        a = Approval(**fields.model_dump(), role=role, at=rec.decision_timestamp, key_id=signed.key_id)
         h = h.model_copy(update={role.value: a})
     return h
 
 
-def tech_pass(flow_run_id: str) -> tuple[str | None, str | None]:
-    """(tech gate report ref, candidate artifact hash) of this run's last sealed TECH_GATE_PASS."""
+def tech_pass(flow_run_id: str) -> tuple[str | None, str | None, str | None]:
+    """(tech gate report ref, candidate artifact hash, gate report hash) of this run's last sealed
+    TECH_GATE_PASS: what a signed approval of the run approves."""
     good, _ = bootstrap.decision_log().trusted(kind="approval", subject=promotion_subject(flow_run_id))
     passed = [r for r in good if r.details.get("role") == "tech" and r.decision_outcome is DecisionOutcome.accept]
     if not passed:
-        return None, None
-    return passed[-1].tech_gate_report_ref, passed[-1].details.get("candidate_sha256")
+        return None, None, None
+    d = passed[-1].details
+    return passed[-1].tech_gate_report_ref, d.get("candidate_sha256"), d.get("gate_report_sha256")
 
 
 def record_outcome(

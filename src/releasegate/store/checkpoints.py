@@ -19,7 +19,6 @@ Signatures are asymmetric on purpose: an auditor verifies with the public key an
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -31,6 +30,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from releasegate.policy.signatures import key_id
 from releasegate.store.decision_log import DecisionLog
 from releasegate.store.trust import create_secret_file
 
@@ -73,22 +73,6 @@ def load_or_create_signing_key(path: Path) -> Ed25519PrivateKey:
     if not isinstance(key, Ed25519PrivateKey):
         raise ValueError(f"{path}: not an Ed25519 private key")
     return key
-
-
-def public_hex(key: Ed25519PublicKey) -> str:
-    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw).hex()
-
-
-def parse_public_key(text: str, source: str) -> Ed25519PublicKey:
-    """A pinned public key: 64 hex characters (as ``audit checkpoint`` prints it)."""
-    try:
-        return Ed25519PublicKey.from_public_bytes(bytes.fromhex(text.strip()))
-    except ValueError:
-        raise ValueError(f"{source}: expected the 64-hex-character public key `audit checkpoint` prints") from None
-
-
-def key_id(key: Ed25519PublicKey) -> str:
-    return hashlib.sha256(bytes.fromhex(public_hex(key))).hexdigest()
 
 
 def make_checkpoint(log: DecisionLog, key: Ed25519PrivateKey, now: datetime) -> Checkpoint:
