@@ -92,7 +92,7 @@ def approver_keys(folder: Path, monkeypatch, extra: dict[str, list[str]] | None 
     doc = yaml.safe_load((ROOT / "blocks" / "approvers.yaml").read_text())
     for role, names in (extra or {}).items():
         doc[role] = [*doc.get(role, []), *names]
-    names = sorted({n for role in ("pm", "risk", "compliance", "exceptions") for n in doc.get(role, [])})
+    names = sorted({n for role in ("pm", "risk", "compliance", "exceptions", "overrides") for n in doc.get(role, [])})
     doc["keys"] = {n: create_key(folder / "keys", n)[1] for n in names}
     path = folder / "approvers.yaml"
     path.write_text(yaml.safe_dump(doc))

@@ -256,15 +256,23 @@ def _grant(*extra):
 
 
 def test_exceptions_need_the_allow_list_four_eyes_their_gate_and_an_offset(home):
+    from releasegate.store.keys import create_key
+
+    mallorys_key, _ = create_key(bootstrap.settings().key_dir, "mallory")
     cases = [
         (["--by", "mallory", "--requested-by", "olga"], "not on the exceptions allow-list"),
+        (
+            ["--by", "head-mrm-eva", "--requested-by", "olga", "--key", str(mallorys_key)],
+            "not 'head-mrm-eva''s pinned key",
+        ),
         (["--by", "head-mrm-eva", "--requested-by", "head-mrm-eva"], "four eyes"),
         (["--by", "head-mrm-eva", "--requested-by", "olga", "--gate", "drift"], "cannot be waived"),
         (["--by", "head-mrm-eva", "--requested-by", "olga", "--expires", "2027-11-30T18:00:00"], "no UTC offset"),
     ]
     for args, rule in cases:
         out = _grant(*args)
-        assert out.exit_code == 1 and rule in out.output and "Traceback" not in out.output, out.output
+        said = " ".join(out.output.split())  # rich wraps long lines at the runner's width
+        assert out.exit_code == 1 and rule in said and "Traceback" not in out.output, out.output
     refused = bootstrap.decision_log().query(kind="override")
     assert len(refused) == len(cases) and all(r.decision_outcome is DecisionOutcome.reject for r in refused)
     forged = runner.invoke(

@@ -687,4 +687,4 @@ def test_unsigned_forged_replayed_and_shared_key_approvals_are_refused_and_recor
     assert state.is_completed() and state.result()["outcome"] == "promote"
     verified = runner.invoke(app, ["audit", "verify"])
     assert verified.exit_code == 0, verified.output
-    assert "2 signed approvals re-verified" in " ".join(verified.output.split())
+    assert "2 signed approvals and 0 signed exceptions/overrides re-verified" in " ".join(verified.output.split())

@@ -366,6 +366,58 @@ def test_override_needs_a_ticket_and_starts_the_run(deployed, rg_home, policy, c
     assert json.loads(listed.stdout)[0]["status"] == "overridden"
 
 
+def test_an_override_is_signed_by_someone_on_the_overrides_list_with_their_pinned_key(deployed, rg_home, policy, clock):
+    """Overrides are signed grants: not on the `overrides` allow-list, signed with a key that is not the
+    granter's pinned key, or with an exception_expiry in the past, each refused naming field and rule,
+    recorded, and the run stays deferred; a sealed but unsigned grant admits nothing; a signed one does,
+    and `audit verify` re-verifies its signature."""
+    from flows.backfill import backfill
+    from releasegate.decisions import DecisionKind, DecisionOutcome, NewDecision
+    from releasegate.store.keys import create_key, key_path
+
+    eod = create_run(deployed["eod-scoring"], model_name="credit", business_date="2026-11-20")
+    run_admitted(eod.id)
+    bf = create_run(deployed["backfill"], start_date="2026-11-20", end_date="2026-11-20")
+    expect_deferred(backfill, bf.id, "PRIORITY_CONFLICT")
+    keys = bootstrap.settings().key_dir
+    create_key(keys, "mallory")
+    runner = CliRunner()
+    base = ["deferrals", "override", str(bf.id), "--ticket", "CHG-9", "--reason", "regulator deadline"]
+    cases = [
+        (["--by", "mallory"], "by: 'mallory' is not on the overrides allow-list"),
+        (["--by", "ops-lena", "--key", str(key_path(keys, "mallory"))], "key: the grant is signed with a key"),
+        (["--by", "ops-bob", "--expires-in-minutes", "-5"], "exception_expiry: must lie in the future"),
+    ]
+    for args, said in cases:
+        out = runner.invoke(app, base + args)
+        assert out.exit_code == 1 and said in " ".join(out.output.split()), out.output
+    refused = bootstrap.decision_log().query(kind="override")
+    assert len(refused) == 3 and all(r.decision_outcome is DecisionOutcome.reject for r in refused)
+    assert read(bf.id).state_name == "Deferred"
+
+    bootstrap.decision_log().append(  # a sealed grant without a signature (as written before signed grants)
+        NewDecision(
+            decision_kind=DecisionKind.override,
+            decision_outcome=DecisionOutcome.override,
+            decision_rationale="deferral overridden by ops-bob: r",
+            subject=f"flow_run:{bf.id}",
+            actor="ops-bob",
+            exception_expiry=clock.now() + timedelta(hours=1),
+            details={"ticket_ref": "CHG-1", "reason": "r"},
+        )
+    )
+    set_state(bf.id, Scheduled(scheduled_time=datetime.now(UTC)))
+    expect_deferred(backfill, bf.id, "PRIORITY_CONFLICT")  # the unsigned grant admitted nothing
+
+    ok = runner.invoke(app, base + ["--by", "ops-bob"])
+    assert ok.exit_code == 0, ok.output
+    granted = bootstrap.decision_log().query(kind="override")[-1]
+    assert granted.details["signed_grant"]["subject"] == f"flow_run:{bf.id}" and granted.details["signature"]
+    assert execute(backfill, bf.id).is_completed()
+    verified = runner.invoke(app, ["audit", "verify"])
+    assert verified.exit_code == 0 and "1 signed exceptions/overrides" in " ".join(verified.output.split())
+
+
 # ------------------------------------------------------------------------------- event intake
 def partition_event(i: int, business_date: str = "2026-11-20", dataset: str = "positions") -> dict:
     return {

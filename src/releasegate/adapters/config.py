@@ -59,6 +59,7 @@ class ApproverConfig(BaseModel):
     risk: list[str] = []
     compliance: list[str] = []  # COMPLIANCE_GATE_PASS, for models of risk_tier "high"
     exceptions: list[str] = []  # who may grant a gate exception (never the person who asked for it)
+    overrides: list[str] = []  # who may override a deferral (start a deferred run now, with a ticket)
     # Each approver's Ed25519 public key (hex, as `releasegate keys init` prints it): a prod promotion
     # takes signed approvals only (``policy.signatures``).
     keys: dict[str, str] = {}

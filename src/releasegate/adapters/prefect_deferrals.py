@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from prefect import get_client
 from prefect.client.schemas.filters import (
@@ -117,8 +118,12 @@ class OverrideRefused(Refused):
         self.decision_id = decision_id
 
 
-def override_deferral(flow_run_id: str, ticket: str | None, by: str, reason: str, expires_in: timedelta):
-    """Start a deferred run now. Needs a ticket; recorded as an ``override`` decision before anything moves."""
+def override_deferral(
+    flow_run_id: str, ticket: str | None, by: str, reason: str, expires_in: timedelta, key_file: Path | None = None
+):
+    """Start a deferred run now. Needs a ticket and a grant signed by someone on the ``overrides``
+    allow-list with their pinned key (``policy.grants``); recorded as an ``override`` decision before
+    anything moves."""
     store, log = bootstrap.scheduling_store(), bootstrap.decision_log()
     now = bootstrap.clock().now()
 
@@ -145,6 +150,8 @@ def override_deferral(flow_run_id: str, ticket: str | None, by: str, reason: str
     deferral = store.get_deferral(flow_run_id)
     if deferral is None or deferral.status != "open":
         refuse("run", f"no open deferral for flow run {flow_run_id} (see `releasegate deferrals`)")
+    expiry = (now + expires_in).replace(microsecond=0)
+    signed = _sign_override(flow_run_id, str(ticket), by, reason, expiry, now, key_file, refuse)
     try:
         rec = log.append(
             NewDecision(
@@ -153,13 +160,14 @@ def override_deferral(flow_run_id: str, ticket: str | None, by: str, reason: str
                 decision_rationale=f"deferral overridden by {by}: {reason}",
                 subject=f"flow_run:{flow_run_id}",
                 actor=by,
-                exception_expiry=now + expires_in,
+                exception_expiry=expiry,
                 details={
                     "ticket_ref": ticket,
                     "deployment": deferral.deployment,
                     "deferral_reason_code": deferral.reason_code,
                     "deferred_since": deferral.first_deferred_at.isoformat(),
                     "reason": reason,
+                    **signed,
                 },
             ),
             now=now,
@@ -170,6 +178,29 @@ def override_deferral(flow_run_id: str, ticket: str | None, by: str, reason: str
     with get_client(sync_client=True) as client:
         client.set_flow_run_state(flow_run_id, Scheduled(scheduled_time=now, message=f"OVERRIDE {ticket}"), force=True)
     return rec
+
+
+def _sign_override(run_id, ticket, by, reason, expiry, now, key_file, refuse) -> dict:
+    from releasegate.adapters.config import load
+    from releasegate.policy.grants import GrantRefused, GrantStatement, check_grant, sign_grant
+    from releasegate.store.keys import KeyRefused, key_path, load_key
+
+    statement = GrantStatement(
+        kind="deferral_override",
+        subject=f"flow_run:{run_id}",
+        granted_by=by,
+        ticket_ref=ticket,
+        expires_at=expiry,
+        terms={"reason": reason},
+        signed_at=now,
+    )
+    try:
+        signed = sign_grant(statement, load_key(key_file or key_path(bootstrap.settings().key_dir, by)))
+        config = load("approvers")
+        check_grant(signed, config.keys, config.overrides, "overrides")
+    except (KeyRefused, GrantRefused) as exc:
+        refuse(exc.field, exc.rule)
+    return signed.record()
 
 
 def kpi_report(config: GatewayConfig, since: datetime, publish: bool = True) -> KpiReport:

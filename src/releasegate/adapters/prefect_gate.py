@@ -186,10 +186,18 @@ def use_override(run_id: str, now: datetime) -> str | None:
     good, forged = log.trusted(kind="override", subject=subject)
     log.refuse_forged(forged, "capacity-gateway")
     used = {r.details.get("override_decision_id") for r in good if r.details.get("override_decision_id")}
+    from releasegate.adapters.config import load
+    from releasegate.policy.grants import recorded_grant_problem
+
+    keys = load("approvers").keys
     grants = [
         r
         for r in good
-        if r.decision_outcome is DecisionOutcome.override and r.decision_id not in used and r.exception_expiry
+        if r.decision_outcome is DecisionOutcome.override
+        and r.decision_id not in used
+        and r.exception_expiry
+        # signed by the granter with the key pinned now, over this run, ticket and expiry
+        and recorded_grant_problem(r.subject, r.actor, r.exception_expiry, r.details, keys) is None
     ]
     if not grants:
         return None

@@ -131,14 +131,20 @@ def exception_grant(
         str | None, typer.Option(help="exception_expiry, ISO 8601 with offset, e.g. 2027-11-30T18:00:00+01:00.")
     ] = None,
     gate: Annotated[str, typer.Option(help="The gate it waives (only kpi_delta can be waived).")] = "kpi_delta",
+    key: Annotated[
+        Path | None, typer.Option("--key", help="Your private key (default <RELEASEGATE_KEY_DIR>/<--by>.pem).")
+    ] = None,
 ) -> None:
     """Record an approved exception that waives a promotion gate's margin until it expires.
 
     Refused (and recorded) unless: --by is on the `exceptions` allow-list of the approvers block, the
     requester is someone else, the gate is one that may be waived, a ticket and a rationale are given,
-    and the expiry is a future time with its UTC offset. An exception never waives a worse candidate."""
+    the expiry is a future time with its UTC offset, and the grant is signed with --by's pinned key
+    (`releasegate keys init`). An exception never waives a worse candidate."""
     from releasegate import bootstrap
+    from releasegate.policy.grants import GrantStatement
     from releasegate.services.promotion import WAIVABLE_GATES, approver_config, exception_subject
+    from releasegate.store.keys import key_path
 
     log = bootstrap.decision_log()
     subject = exception_subject(model, version)
@@ -182,6 +188,21 @@ def exception_grant(
         refuse("requested_by", "required: who asks for the exception (four eyes)")
     if requested_by == by:
         refuse("by", f"four eyes: {by!r} asked for this exception and cannot grant it")
+    if expiry is not None and (ticket or "").strip():  # otherwise the record itself is refused below
+        details |= _signed_grant(
+            refuse,
+            key or key_path(bootstrap.settings().key_dir.expanduser(), str(by)),
+            GrantStatement(
+                kind="gate_exception",
+                subject=subject,
+                granted_by=str(by),
+                ticket_ref=str(ticket),
+                expires_at=expiry,
+                terms={"gate": gate, "requested_by": str(requested_by)},
+                signed_at=bootstrap.clock().now(),
+            ),
+            "exceptions",
+        )
     try:
         rec = log.append(
             NewDecision(
@@ -200,3 +221,19 @@ def exception_grant(
         f"exception for {model} v{version} ({gate}) recorded as decision {rec.decision_id}, "
         f"expires {rec.exception_expiry:%Y-%m-%d %H:%M} UTC"
     )
+
+
+def _signed_grant(refuse, key_file: Path, statement, allow_list: str) -> dict:
+    """Sign a grant with the granter's key and check it against the pinned key; the record's details for
+    it, or ``refuse(field, rule)`` (which records the refusal and exits)."""
+    from releasegate.policy.grants import GrantRefused, check_grant, sign_grant
+    from releasegate.services.promotion import approver_config
+    from releasegate.store.keys import KeyRefused, load_key
+
+    try:
+        signed = sign_grant(statement, load_key(key_file))
+        config = approver_config()
+        check_grant(signed, config.keys, getattr(config, allow_list), allow_list)
+    except (KeyRefused, GrantRefused) as exc:
+        refuse(exc.field, exc.rule)
+    return signed.record()

@@ -85,9 +85,23 @@ def audit_verify(
         if problem:
             bad += 1
             err.print(f"[red]approval signature broken[/red] {r.decision_id} by {r.actor!r}: {problem}")
+    from releasegate.policy.grants import recorded_grant_problem
+
+    grants = 0
+    for r in log.query(kind=DecisionKind.override):
+        if not r.details.get("signature"):
+            continue
+        grants += 1
+        problem = recorded_grant_problem(r.subject, r.actor, r.exception_expiry, r.details)
+        if problem:
+            bad += 1
+            err.print(f"[red]grant signature broken[/red] {r.decision_id} by {r.actor!r}: {problem}")
     if bad:
         raise typer.Exit(1)
-    console.print(f"{signed} signed approvals re-verified against their statements and keys")
+    console.print(
+        f"{signed} signed approvals and {grants} signed exceptions/overrides re-verified against their "
+        "statements and keys"
+    )
 
 
 @audit_app.command("checkpoint")

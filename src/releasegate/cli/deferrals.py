@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -72,14 +73,20 @@ def deferrals_override(
     by: Annotated[str | None, typer.Option(help="Who grants the override (required).")] = None,
     reason: Annotated[str | None, typer.Option(help="Why (required).")] = None,
     expires_in_minutes: Annotated[int, typer.Option(help="Exception expiry.")] = 240,
+    key: Annotated[
+        Path | None, typer.Option("--key", help="Your private key (default <RELEASEGATE_KEY_DIR>/<--by>.pem).")
+    ] = None,
 ) -> None:
-    """Start a deferred run now; refused without a ticket; recorded as an override decision."""
+    """Start a deferred run now; refused without a ticket, unless --by is on the `overrides` allow-list and
+    signs with their pinned key; recorded as an override decision."""
     from datetime import timedelta
 
     from releasegate.adapters.prefect_deferrals import OverrideRefused, override_deferral
 
     try:
-        rec = override_deferral(run, ticket, by or "", reason or "", timedelta(minutes=expires_in_minutes))
+        rec = override_deferral(
+            run, ticket, by or "", reason or "", timedelta(minutes=expires_in_minutes), key_file=key
+        )
     except OverrideRefused as exc:
         exit_refused(exc)  # names the refusal's decision (exc.decision_id)
     console.print(

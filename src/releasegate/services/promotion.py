@@ -33,6 +33,7 @@ from releasegate.adapters.config import ApproverConfig, model_spec
 from releasegate.adapters.data_sources import DataSourceError, load_frame
 from releasegate.decisions import DecisionKind, DecisionOutcome, NewDecision
 from releasegate.policy.gates import Dossier, GatePolicy, GateReport
+from releasegate.policy.grants import recorded_grant_problem
 from releasegate.policy.handshake import (
     Approval,
     ApprovalFields,
@@ -93,7 +94,8 @@ def approved_exception(model: str, version: str, now: datetime, requested_by: st
     log = bootstrap.decision_log()
     good, forged = log.trusted(kind="override", subject=exception_subject(model, version))
     log.refuse_forged(forged, "promotion")
-    allowed = set(approver_config().exceptions)
+    config = approver_config()
+    allowed = set(config.exceptions)
     for rec in reversed(good):
         d = rec.details
         if rec.decision_outcome is not DecisionOutcome.override or d.get("gate") not in WAIVABLE_GATES:
@@ -101,6 +103,9 @@ def approved_exception(model: str, version: str, now: datetime, requested_by: st
         if not rec.exception_expiry or rec.exception_expiry <= now:
             continue
         if rec.actor not in allowed or rec.actor in (requested_by, d.get("requested_by")):
+            continue
+        # signed by the granter with the key pinned now, over this subject, ticket and expiry
+        if recorded_grant_problem(rec.subject, rec.actor, rec.exception_expiry, d, config.keys) is not None:
             continue
         return {
             "decision_id": rec.decision_id,
