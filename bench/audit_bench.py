@@ -10,6 +10,8 @@ Run by hand: ``.venv/bin/python bench/audit_bench.py [--records 1000000]`` (also
   advance-by-one trigger is dropped on this throw-away database), then timed: ``DecisionLog.verify`` (the
   chain walk ``audit verify`` does), the re-check of every record's service seal, and
   ``audit verify --checkpoints`` over one signed checkpoint.
+* **re-verify approval signatures**: what ``audit verify`` adds per signed approval (Ed25519 verify of the
+  recorded statement and the checks against its record), timed over 20,000, scaled to 1 M.
 PostgreSQL rows need 127.0.0.1:5432 (trust) as on project machines (``RELEASEGATE_TEST_PG``); without it
 they are skipped with a note.
 """
@@ -162,6 +164,41 @@ def verify_times(url: str, n: int) -> tuple[float, float, float]:
     return chain, seals, time.perf_counter() - t0
 
 
+def signature_checks(n: int = 20_000) -> float:
+    """Seconds per 1 M signed approvals for ``audit verify``'s re-verification of each recorded
+    signature (``policy.signatures.recorded_signature_problem``: statement, key id, Ed25519 verify)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from releasegate.policy.handshake import Role
+    from releasegate.policy.signatures import ApprovalStatement, recorded_signature_problem, sign
+
+    key = Ed25519PrivateKey.generate()
+    records = []
+    for i in range(n):
+        signed = sign(
+            ApprovalStatement(
+                model="credit",
+                candidate_version=str(i),
+                role=Role.pm,
+                decision="approve",
+                approver="pm-anna",
+                reference=f"REV-{i}",
+                gate_report_sha256="c" * 64,
+                run_id=f"run-{i}",
+                signed_at=datetime(2026, 12, 2, tzinfo=UTC),
+            ),
+            key,
+        )
+        details = signed.record() | {"role": "pm", "approver": "pm-anna", "decision": "approve"}
+        details |= {"model_name": "credit", "candidate_version": str(i), "gate_report_sha256": "c" * 64}
+        records.append((f"promotion:run-{i}", details))
+    t0 = time.perf_counter()
+    bad = sum(recorded_signature_problem(subject, d) is not None for subject, d in records)
+    took = time.perf_counter() - t0
+    assert bad == 0
+    return took / n * 1_000_000
+
+
 def main() -> None:
     import argparse
 
@@ -211,6 +248,8 @@ def main() -> None:
 
                 dispose_engines()
                 drop()
+    per_million = signature_checks()
+    rows.append(Row("audit", "re-verify approval signatures", per_million, "s per 1 M", "", "20,000 timed"))
     emit(rows, a.json)
 
 

@@ -378,16 +378,17 @@ def test_governance_run_from_the_custom_run_form(stack, page, shots):
 
 
 def token_for(api: str, run_id, role: str, approver: str, reference: str) -> str:
-    """What the approver runs on their own machine before filling the form."""
-    from typer.testing import CliRunner
+    """What the approver runs on their own machine before filling the form (a real process: Playwright's
+    event loop in this one would turn Prefect's sync calls into coroutines)."""
+    import subprocess
 
-    from releasegate.cli import app
+    from releasegate.tools.stack import exe
 
-    with on_server(api):
-        args = ["approve", str(run_id), "--role", role, "--by", approver, "--ref", reference, "--token-only"]
-        done = CliRunner().invoke(app, args)
-    assert done.exit_code == 0, done.output
-    return "".join(done.output.split())
+    args = ["approve", str(run_id), "--role", role, "--by", approver, "--ref", reference, "--token-only"]
+    env = os.environ | {"PREFECT_API_URL": api, "COLUMNS": "4000"}
+    done = subprocess.run([exe("releasegate"), *args], env=env, cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return "".join(done.stdout.split())
 
 
 def resume_with_approval(

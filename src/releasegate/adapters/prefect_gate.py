@@ -94,18 +94,24 @@ def _as_active(
 HISTORY = 50  # completed runs per deployment the duration estimate looks at
 
 
-def expected_durations(client, deployment_ids: dict[str, str]) -> dict[str, float | None]:
+def expected_durations(
+    client, deployment_ids: dict[str, str], known: dict[str, float | None] | None = None
+) -> dict[str, float | None]:
     """Per deployment name: the conservative duration of its runs (``capacity.expected_duration``) from
     its last completed runs in Prefect, falling back to the runtime policy's ``timeout_seconds`` in the
-    project's prefect.yaml. Prefect keeps every run's ``total_run_time``; nothing is stored by us."""
+    project's prefect.yaml. Prefect keeps every run's ``total_run_time``; nothing is stored by us.
+    Names already in ``known`` (read earlier in the same gate evaluation) are not read again."""
     from releasegate.policy.runtime_policy import find_deployment, load_prefect_yaml, policy_from_deployment
 
+    out: dict[str, float | None] = dict(known or {})
+    todo = {dep_id: name for dep_id, name in deployment_ids.items() if name not in out}
+    if not todo:
+        return out
     try:
         doc = load_prefect_yaml(bootstrap.project_root() / "prefect.yaml")
     except (OSError, ValueError):
         doc = {}
-    out: dict[str, float | None] = {}
-    for dep_id, name in deployment_ids.items():
+    for dep_id, name in todo.items():
         done = client.read_flow_runs(
             flow_run_filter=FlowRunFilter(
                 state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.COMPLETED]))
@@ -124,7 +130,12 @@ def expected_durations(client, deployment_ids: dict[str, str]) -> dict[str, floa
 
 
 def build_snapshot(
-    client, config: GatewayConfig, exclude: str | None, request: RunRequest, now: datetime
+    client,
+    config: GatewayConfig,
+    exclude: str | None,
+    request: RunRequest,
+    now: datetime,
+    known_durations: dict[str, float | None] | None = None,
 ) -> CapacitySnapshot:
     pool = WorkPoolFilter(name=WorkPoolFilterName(any_=[config.pool_name]))
     active = read_all_flow_runs(
@@ -154,7 +165,7 @@ def build_snapshot(
     active = [r for r in active if str(r.id) != exclude]
     upcoming = [r for r in upcoming if str(r.id) != exclude and (r.state_name or "") != DEFERRED]
     names = _deployment_names(client, active + upcoming)
-    durations = expected_durations(client, names) if reserving else None
+    durations = expected_durations(client, names, known_durations) if reserving else None
 
     def starting(run: FlowRun) -> bool:  # a gated run not admitted yet: no slot, no capacity held
         gated = config.deployments.get(names.get(str(run.deployment_id), ""))
@@ -263,11 +274,12 @@ def gate_current_run(
             known = {q.name for q in config.queues}
             own_queue = own.work_queue_name
             queue = own_queue if own_queue in known else max(config.queues, key=lambda q: q.priority).name
-        mine = (
-            expected_durations(client, {str(own.deployment_id): deployment}).get(deployment)
+        own_duration = (
+            expected_durations(client, {str(own.deployment_id): deployment})
             if reserving and own is not None and own.deployment_id
-            else None
+            else {}
         )
+        mine = own_duration.get(deployment)
         request = RunRequest(
             flow_run_id=run_id,
             deployment=deployment,
@@ -276,7 +288,7 @@ def gate_current_run(
             attempts=previous.attempts if previous is not None and previous.status == "open" else 0,
             expected_seconds=mine,
         )
-        snapshot = build_snapshot(client, config, run_id, request, now)
+        snapshot = build_snapshot(client, config, run_id, request, now, own_duration)  # its duration: read once
         decision = evaluate(request, snapshot, config, now)
         if isinstance(decision, Admitted) and prefect_slots.in_scope():
             full = prefect_slots.take_slots(config, queue, run_id)  # atomic across workers: see prefect_slots
