@@ -2,6 +2,7 @@
 
 import json
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -245,6 +246,64 @@ def test_concurrent_appends_keep_one_chain(db_url, clock):
     assert not errors
     result = log.verify()
     assert result.ok and result.checked == 120 == log.count()
+
+
+def test_a_failing_record_in_a_shared_commit_fails_alone(db_url, clock):
+    """Group commit: appends of concurrent threads share a transaction; a record the database refuses
+    (its decision_id exists) fails only its own caller, the others are chained and kept."""
+    from sqlalchemy.exc import IntegrityError
+
+    from releasegate.decisions import make_record
+    from releasegate.store.group_commit import GroupCommit
+
+    log = DecisionLog(db_url, clock=clock)
+    first = log.append(deferral(0))
+    start, outcomes = threading.Barrier(8), {}
+
+    def worker(t):
+        start.wait()
+        rec = make_record(deferral(t), clock.now(), decision_id=first.decision_id if t == 3 else None)
+        try:
+            outcomes[t] = log.append_record(rec).seq
+        except IntegrityError:
+            outcomes[t] = "duplicate"
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert outcomes[3] == "duplicate"
+    assert sorted(v for t, v in outcomes.items() if t != 3) == list(range(2, 9))
+    result = log.verify()
+    assert result.ok and result.checked == 8 == log.count()
+
+    batches = []  # and the grouping itself: waiting writers go out together, in order
+    group = GroupCommit(lambda items: (batches.append(list(items)), items)[1], lambda item: item)
+    entered, gate = threading.Event(), threading.Event()
+
+    def write(items):
+        entered.set()
+        gate.wait(30)
+        batches.append(list(items))
+        return items
+
+    slow = GroupCommit(write, lambda item: item)
+    t0 = threading.Thread(target=slow.submit, args=("lead",))
+    t0.start()
+    assert entered.wait(30)  # the leader is writing its batch
+    waiting = [threading.Thread(target=slow.submit, args=(f"w{i}",)) for i in range(5)]
+    for th in waiting:
+        th.start()
+    deadline = time.monotonic() + 30
+    while len(slow._queue) < 5:  # all five queued behind the leader
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    gate.set()
+    for th in [t0, *waiting]:
+        th.join(30)
+    assert batches[0] == ["lead"] and sorted(batches[1]) == [f"w{i}" for i in range(5)]
+    assert group.submit("alone") == "alone"
 
 
 # ------------------------------------------------------------------------------------- CLI

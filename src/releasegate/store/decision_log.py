@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,6 +35,7 @@ from releasegate.decisions import (
     record_hash,
 )
 from releasegate.store.db import Base, get_engine
+from releasegate.store.group_commit import GroupCommit
 
 TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -238,50 +240,9 @@ class DecisionLog:
         return self.append_record(record).record
 
     def append_record(self, record: DecisionRecord) -> StoredDecision:
-        with Session(self.engine) as session, session.begin():
-            stmt = select(HeadRow).where(HeadRow.id == 1)
-            if self.engine.dialect.name == "postgresql":
-                stmt = stmt.with_for_update()
-            head = session.execute(stmt).scalar_one()
-            seq = head.last_seq + 1
-            content = record.content()
-            digest = record_hash(seq, head.last_hash, content)
-            session.add(
-                DecisionRow(
-                    seq=seq,
-                    decision_id=record.decision_id,
-                    decision_timestamp=format_ts(record.decision_timestamp),
-                    decision_kind=record.decision_kind.value,
-                    decision_outcome=record.decision_outcome.value,
-                    decision_rationale=record.decision_rationale,
-                    subject=record.subject,
-                    actor=record.actor,
-                    tech_gate_report_ref=record.tech_gate_report_ref,
-                    pm_gate_ref=record.pm_gate_ref,
-                    risk_gate_ref=record.risk_gate_ref,
-                    joint_release_ack_ref=record.joint_release_ack_ref,
-                    rollback_plan_ref=record.rollback_plan_ref,
-                    exception_expiry=format_ts(record.exception_expiry),
-                    details=content["details"],
-                    prev_hash=head.last_hash,
-                    record_hash=digest,
-                )
-            )
-            session.add(
-                IndexRow(
-                    seq=seq,
-                    decision_kind=record.decision_kind.value,
-                    decision_timestamp=format_ts(record.decision_timestamp),
-                    subject_sha256=subject_digest(record.subject),
-                    **index_values(content["details"]),
-                )
-            )
-            # The record first: the head's trigger lets the head advance only to a record that exists.
-            session.flush()
-            prev = head.last_hash
-            head.last_seq = seq
-            head.last_hash = digest
-        return StoredDecision(seq=seq, record=record, prev_hash=prev, record_hash=digest)
+        """Chain ``record`` to the log. Concurrent appends of this process share one transaction
+        (``store.group_commit``); each record still advances the head by one."""
+        return _group_commit(self.engine).submit(record)
 
     # -- reading -------------------------------------------------------------------------------
     def get(self, decision_id: str) -> DecisionRecord | None:
@@ -355,6 +316,76 @@ class DecisionLog:
             rows: Iterable[Any] = session.execute(select(table).order_by(table.c.seq))
             head = session.execute(select(HeadRow).where(HeadRow.id == 1)).scalar_one()
             return _walk(rows, head)
+
+
+def _append_in(session: Session, head: HeadRow, record: DecisionRecord) -> StoredDecision:
+    seq = head.last_seq + 1
+    content = record.content()
+    digest = record_hash(seq, head.last_hash, content)
+    session.add(
+        DecisionRow(
+            seq=seq,
+            decision_id=record.decision_id,
+            decision_timestamp=format_ts(record.decision_timestamp),
+            decision_kind=record.decision_kind.value,
+            decision_outcome=record.decision_outcome.value,
+            decision_rationale=record.decision_rationale,
+            subject=record.subject,
+            actor=record.actor,
+            tech_gate_report_ref=record.tech_gate_report_ref,
+            pm_gate_ref=record.pm_gate_ref,
+            risk_gate_ref=record.risk_gate_ref,
+            joint_release_ack_ref=record.joint_release_ack_ref,
+            rollback_plan_ref=record.rollback_plan_ref,
+            exception_expiry=format_ts(record.exception_expiry),
+            details=content["details"],
+            prev_hash=head.last_hash,
+            record_hash=digest,
+        )
+    )
+    session.add(
+        IndexRow(
+            seq=seq,
+            decision_kind=record.decision_kind.value,
+            decision_timestamp=format_ts(record.decision_timestamp),
+            subject_sha256=subject_digest(record.subject),
+            **index_values(content["details"]),
+        )
+    )
+    # The record first: the head's trigger lets the head advance only, by one, to a record that exists.
+    session.flush()
+    prev = head.last_hash
+    head.last_seq = seq
+    head.last_hash = digest
+    session.flush()
+    return StoredDecision(seq=seq, record=record, prev_hash=prev, record_hash=digest)
+
+
+def _write_batch(engine: Any, records: list[DecisionRecord]) -> list[StoredDecision]:
+    """Append ``records`` in one transaction under the head-row lock, in order."""
+    with Session(engine) as session, session.begin():
+        stmt = select(HeadRow).where(HeadRow.id == 1)
+        if engine.dialect.name == "postgresql":
+            stmt = stmt.with_for_update()
+        head = session.execute(stmt).scalar_one()
+        return [_append_in(session, head, r) for r in records]
+
+
+_COMMITS: dict[int, tuple[Any, GroupCommit[DecisionRecord, StoredDecision]]] = {}
+_COMMITS_LOCK = threading.Lock()
+
+
+def _group_commit(engine: Any) -> GroupCommit[DecisionRecord, StoredDecision]:
+    """One group per engine (``get_engine`` caches one per URL and process; the engine is kept beside
+    its group because the id of a disposed engine may be reused)."""
+    with _COMMITS_LOCK:
+        known = _COMMITS.get(id(engine))
+        if known is None or known[0] is not engine:
+            group: GroupCommit[DecisionRecord, StoredDecision] = GroupCommit(
+                lambda records: _write_batch(engine, records), lambda record: _write_batch(engine, [record])[0]
+            )
+            known = _COMMITS[id(engine)] = (engine, group)
+        return known[1]
 
 
 def _walk(rows: Iterable[Any], head: HeadRow) -> VerifyResult:
