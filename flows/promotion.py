@@ -126,9 +126,10 @@ def _wait_for(role: Role, h: Handshake, run_id: str, timeout_s: int) -> tuple[Ha
                 raise ApprovalRefused("role", f"this run waits for {role.value.upper()} approval, not {raw['role']}")
             check_approval(h, role, fields)
             signed = check_signed(h, role, fields, received.token, run_id, bootstrap.clock().now())
-        except ApprovalRefused as exc:
-            did = record_approval(run_id, h, role, None, f"{exc.field}: {exc.rule}", raw)
-            logger.warning("approval refused (%s: %s), decision %s; waiting again", exc.field, exc.rule, did)
+        except (ApprovalRefused, ValueError) as exc:  # ValueError: input the form let through, unreadable
+            field, rule = (exc.field, exc.rule) if isinstance(exc, ApprovalRefused) else ("input", f"unreadable: {exc}")
+            did = record_approval(run_id, h, role, None, f"{field}: {rule}", raw)
+            logger.warning("approval refused (%s: %s), decision %s; waiting again", field, rule, did)
             continue
         a = Approval(**fields.model_dump(), role=role, at=bootstrap.clock().now(), key_id=signed.key_id)
         h = h.model_copy(update={role.value: a})

@@ -162,6 +162,7 @@ def test_an_interrupted_promotion_past_its_ack_is_abandoned_and_the_champion_put
     ports.clock.advance(hours=25)
     [out] = finish_unfinished(MODEL, ports=ports)
     assert out["champion_restored"] == "0" and reg.aliases(PROD)["champion"] == "0"
+    assert "archive" not in reg.aliases(PROD)  # the binary step had archived v0: put back as it was
     assert _statuses(ports) == ["pending", "abandoned"] and reg.copies == 1
 
 

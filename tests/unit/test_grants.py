@@ -39,13 +39,26 @@ def test_check_grant_names_the_allow_list_the_key_and_the_signature():
 
 
 def test_a_recorded_grant_must_say_what_its_record_says():
-    details = {"ticket_ref": "EXC-7", **sign_grant(STATEMENT, EVA).record()}
+    details = {
+        "ticket_ref": "EXC-7",
+        "gate": "kpi_delta",
+        "requested_by": "olga",
+        **sign_grant(STATEMENT, EVA).record(),
+    }
     expiry = STATEMENT.expires_at
     assert recorded_grant_problem("model:credit:v7", "head-mrm-eva", expiry, details, PINNED) is None
     assert (
         recorded_grant_problem("model:credit:v7", "head-mrm-eva", expiry, {"ticket_ref": "EXC-7"}) == "unsigned grant"
     )
     assert "another subject" in recorded_grant_problem("model:credit:v8", "head-mrm-eva", expiry, details)
+    # the record's unsigned terms must be the signed ones (four eyes rests on requested_by)
+    assert "terms" in recorded_grant_problem("model:credit:v7", "head-mrm-eva", expiry, details | {"requested_by": "x"})
+    assert (
+        recorded_grant_problem(
+            "model:credit:v7", "head-mrm-eva", expiry, details | {"gate": "kpi_delta", "requested_by": "olga"}
+        )
+        is None
+    )
     assert "expiry" in recorded_grant_problem("model:credit:v7", "head-mrm-eva", expiry + timedelta(days=9), details)
     assert "pinned key" in recorded_grant_problem(
         "model:credit:v7", "head-mrm-eva", expiry, details, {"head-mrm-eva": public_hex(MALLORY.public_key())}

@@ -65,6 +65,13 @@ def test_a_valid_token_is_accepted_and_keeps_what_an_auditor_re_verifies():
 def test_each_broken_token_is_refused_naming_the_field():
     assert refused("").field == "token" and "releasegate approve" in refused("").rule
     assert refused("hello").field == "token"
+    import base64
+    import json
+
+    raw = json.loads(base64.urlsafe_b64decode(token().split(".", 1)[1] + "=="))
+    for bad in ({"public_key": "zz"}, {"signature": "not hex"}):  # a hand-made token: refused, not a crash
+        forged = "rg-approval-v1." + base64.urlsafe_b64encode(json.dumps(raw | bad).encode()).decode()
+        assert refused(forged).field == "token"
     assert refused(token()[:-10]).field == "token"  # cut
     assert "pinned key" in refused(token(key="mallory")).rule  # pm-anna's name, mallory's key
     e = refused(token(gate_report_sha256="d" * 64))

@@ -64,9 +64,9 @@ def ensure_limits(config: GatewayConfig, names: dict[str, int] | None = None) ->
     """Create or correct the policy's limits (all, or ``names``): active, no slot decay, the policy's cap.
     Returns name -> created | updated | unchanged.
 
-    Called by ``releasegate infra up`` for all, and by ``take_slots`` when Prefect's answer shows a limit
-    missing or with another cap than the policy's (a policy edited in its block takes effect at the next
-    admission)."""
+    Called by ``releasegate infra up`` for all, and by ``take_slots`` for a run's two before it takes
+    their slots (a policy edited in its block takes effect at the next admission; a limit deactivated in
+    the UI would admit everyone, so it is re-activated)."""
     wanted = names or {pool_limit(config): config.pool_concurrency_limit} | {
         queue_limit(config, q.name): q.concurrency_limit for q in config.queues
     }
@@ -97,8 +97,11 @@ def take_slots(config: GatewayConfig, queue: str, run_id: str) -> str | None:
     stack = _scope.get()
     assert stack is not None, "take_slots needs the admission scope governed_flow opens"
     names = limits_of(config, queue)
+    # Ensured before every lease: Prefect's answer lists a limit someone deactivated in the UI (or gave a
+    # slot decay) with its cap, as if it held, so only reading the limits catches that (two small reads).
+    ensure_limits(config, names)
     lease_id = _try_lease(names, run_id)
-    if lease_id is _MISMATCH:  # first admission on this server, or the policy's caps changed
+    if lease_id is _MISMATCH:  # the policy's caps changed between the two calls (a block edited): once more
         ensure_limits(config, names)
         lease_id = _try_lease(names, run_id)
     if not isinstance(lease_id, UUID):
@@ -119,9 +122,8 @@ def _try_lease(names: dict[str, int], run_id: str) -> UUID | object | None:
     """One slot of each limit under one lease: its id, None when a limit has no free slot, or _MISMATCH
     when a limit is missing or its cap is not the policy's (the lease, if any, is given back).
 
-    The answer lists the limits Prefect found with their caps, so the hot path needs no read before it;
-    the limits are ensured only when that answer disagrees with the policy. (A limit someone deactivated
-    in the UI is re-activated by ``releasegate infra up``.)"""
+    The answer lists the limits Prefect found with their caps; it is checked against the policy so that
+    a slot is never held under a cap the policy does not have."""
     holder = ConcurrencyLeaseHolder(type="flow_run", id=UUID(run_id))
     with get_client(sync_client=True) as c:
         try:

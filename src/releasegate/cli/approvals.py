@@ -144,7 +144,6 @@ def exception_grant(
     from releasegate import bootstrap
     from releasegate.policy.grants import GrantStatement
     from releasegate.services.promotion import WAIVABLE_GATES, approver_config, exception_subject
-    from releasegate.store.keys import key_path
 
     log = bootstrap.decision_log()
     subject = exception_subject(model, version)
@@ -191,7 +190,8 @@ def exception_grant(
     if expiry is not None and (ticket or "").strip():  # otherwise the record itself is refused below
         details |= _signed_grant(
             refuse,
-            key or key_path(bootstrap.settings().key_dir.expanduser(), str(by)),
+            key,
+            str(by),
             GrantStatement(
                 kind="gate_exception",
                 subject=subject,
@@ -223,15 +223,17 @@ def exception_grant(
     )
 
 
-def _signed_grant(refuse, key_file: Path, statement, allow_list: str) -> dict:
-    """Sign a grant with the granter's key and check it against the pinned key; the record's details for
-    it, or ``refuse(field, rule)`` (which records the refusal and exits)."""
+def _signed_grant(refuse, key_file: Path | None, by: str, statement, allow_list: str) -> dict:
+    """Sign a grant with the granter's key (``key_file``, default theirs in RELEASEGATE_KEY_DIR) and check
+    it against the pinned key; the record's details for it, or ``refuse(field, rule)`` (which records the
+    refusal and exits)."""
+    from releasegate import bootstrap
     from releasegate.policy.grants import GrantRefused, check_grant, sign_grant
     from releasegate.services.promotion import approver_config
-    from releasegate.store.keys import KeyRefused, load_key
+    from releasegate.store.keys import KeyRefused, key_path, load_key
 
     try:
-        signed = sign_grant(statement, load_key(key_file))
+        signed = sign_grant(statement, load_key(key_file or key_path(bootstrap.settings().key_dir, by)))
         config = approver_config()
         check_grant(signed, config.keys, getattr(config, allow_list), allow_list)
     except (KeyRefused, GrantRefused) as exc:

@@ -76,15 +76,31 @@ def audit_verify(
     console.print("every approval, promotion, override, rollback and refusal carries a valid service seal")
     from releasegate.policy.signatures import recorded_signature_problem
 
-    signed = bad = 0
+    pinned = _pinned_approver_keys()
+    signed = bad = unsigned = unpinned = 0
     for r in log.query(kind=DecisionKind.approval):
-        if not r.details.get("signature"):
+        d = r.details
+        if not d.get("signature"):
+            business = d.get("role") in ("pm", "risk", "compliance") and not d.get("refusal")
+            unsigned += business and r.decision_outcome.value == "accept"
             continue
         signed += 1
-        problem = recorded_signature_problem(r.subject, r.details)
+        problem = recorded_signature_problem(r.subject, d)
         if problem:
             bad += 1
             err.print(f"[red]approval signature broken[/red] {r.decision_id} by {r.actor!r}: {problem}")
+        elif pinned is not None and pinned.get(str(d.get("approver")), "").lower() != str(d.get("public_key")).lower():
+            unpinned += 1
+    if unsigned:
+        err.print(
+            f"[yellow]{unsigned} accepted business approvals carry no signature[/yellow] (given before signed "
+            "approvals; no promotion restores them)"
+        )
+    if unpinned:
+        err.print(
+            f"[yellow]{unpinned} signed approvals verify with a key that is not pinned for their approver now[/yellow] "
+            "(a key replaced since, or a key the approvers block never held: check its history)"
+        )
     from releasegate.policy.grants import recorded_grant_problem
 
     grants = 0
@@ -143,3 +159,13 @@ def audit_export(
             fh.write(line + "\n")
             n += 1
     console.print(f"wrote {n} lines to {out} ({log.count()} records, {n - log.count()} checkpoints)")
+
+
+def _pinned_approver_keys() -> dict[str, str] | None:
+    """The approvers block's pinned keys, or None when it cannot be read here (the auditor's machine)."""
+    try:
+        from releasegate.services.promotion import approver_config
+
+        return approver_config().keys
+    except Exception:
+        return None

@@ -21,9 +21,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from releasegate.errors import Refused
-from releasegate.policy.signatures import key_id, parse_public_key, public_hex
+from releasegate.policy.signatures import HexKey, HexSignature, key_id, parse_public_key, public_hex
 
 GrantKind = Literal["gate_exception", "deferral_override"]
+TERMS: dict[str, set[str]] = {"gate_exception": {"gate", "requested_by"}, "deferral_override": {"reason"}}
 
 
 class GrantStatement(BaseModel):
@@ -43,8 +44,8 @@ class GrantStatement(BaseModel):
 class SignedGrant(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     statement: GrantStatement
-    public_key: str
-    signature: str
+    public_key: HexKey
+    signature: HexSignature
 
     def verifies(self) -> bool:
         try:
@@ -118,6 +119,10 @@ def recorded_grant_problem(
     s = signed.statement
     if (s.subject, s.granted_by, s.ticket_ref) != (subject, actor, details.get("ticket_ref")):
         return "the signed grant names another subject, granter or ticket than the record"
+    kind = "gate_exception" if subject.startswith("model:") else "deferral_override"
+    terms = TERMS[kind]
+    if s.kind != kind or set(s.terms) != terms or any(s.terms[t] != str(details.get(t)) for t in terms):
+        return f"the signed grant's kind or terms ({', '.join(sorted(terms))}) are not the record's"
     if expiry is None or s.expires_at != expiry:
         return "the signed grant's expiry is not the record's exception_expiry"
     if pinned is not None and pinned.get(actor, "").lower() != signed.public_key.lower():

@@ -22,12 +22,12 @@ import base64
 import hashlib
 import json
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
 from releasegate.policy.handshake import ApprovalFields, ApprovalRefused, Handshake, Role
 
@@ -74,11 +74,15 @@ class ApprovalStatement(BaseModel):
         return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":")).encode()
 
 
+HexKey = Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]{64}$")]  # a raw Ed25519 public key
+HexSignature = Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]{128}$")]  # a raw Ed25519 signature
+
+
 class SignedApproval(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     statement: ApprovalStatement
-    public_key: str  # hex
-    signature: str  # hex
+    public_key: HexKey
+    signature: HexSignature
 
     @property
     def key_id(self) -> str:

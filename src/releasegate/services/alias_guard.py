@@ -31,7 +31,7 @@ NOT_MOVED = "; reported, not moved (no sealed record to restore from, or RELEASE
 @dataclass
 class GuardResult:
     model: str
-    status: str  # ok | in_flight | reported | restored | already_reported
+    status: str  # ok | in_flight | reported | restored | already_reported | "not checked: <why>"
     findings: list[AliasFinding] = field(default_factory=list)
     incident_decision: str | None = None
     aliases_after: dict[str, str] = field(default_factory=dict)

@@ -47,6 +47,7 @@ def _release_plan(flow_run_id, report, report_ref, h, ack_ref, candidate_sha256,
         "staging_model": staging,
         "prod_model": prod,
         "previous_champion": previous,
+        "previous_archive": reg.alias_version(prod, reg.ARCHIVE),  # put back if the promotion is abandoned
         "candidate_sha256": candidate_sha256,
         "tech_ready": True,
         "business_approved": True,
@@ -140,6 +141,11 @@ def finish_unfinished(model: str, ports: Ports | None = None) -> list[dict[str, 
         )
         if restore:
             registry.set_alias(prod, registry.CHAMPION, restore)
+            if "previous_archive" in d:  # the archive the binary step moved (records since it was written)
+                if d["previous_archive"]:
+                    registry.set_alias(prod, registry.ARCHIVE, str(d["previous_archive"]))
+                elif registry.alias_version(prod, registry.ARCHIVE) is not None:
+                    registry.delete_alias(prod, registry.ARCHIVE)
         out.append({"abandoned": p.decision_id, "reason": why, "champion_restored": restore})
     return out
 

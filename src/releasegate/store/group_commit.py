@@ -74,18 +74,25 @@ class GroupCommit(Generic[In, Out]):
 
     def _commit(self, batch: list[_Slot[In, Out]]) -> None:
         try:
-            results = self._write_batch([s.item for s in batch])
-        except BaseException:
-            for s in batch:  # alone, each gets what its own write does
-                try:
-                    s.result = self._write_one(s.item)
-                except BaseException as exc:
-                    s.error = exc
-        else:
-            for s, r in zip(batch, results, strict=True):
-                s.result = r
-        for s in batch:
-            s.done.set()
+            try:
+                results = self._write_batch([s.item for s in batch])
+            except Exception:
+                for s in batch:  # alone, each gets what its own write does
+                    try:
+                        s.result = self._write_one(s.item)
+                    except Exception as exc:
+                        s.error = exc
+            else:
+                for s, r in zip(batch, results, strict=True):
+                    s.result = r
+        except BaseException:  # interrupted (or a bug above): every waiter still gets an answer
+            for s in batch:
+                if s.result is None and s.error is None:
+                    s.error = RuntimeError("the shared write was interrupted; the record may not be appended")
+            raise
+        finally:
+            for s in batch:
+                s.done.set()
 
     @staticmethod
     def _outcome(slot: _Slot[In, Out]) -> Out:
