@@ -10,6 +10,8 @@ Run by hand: ``.venv/bin/python bench/audit_bench.py [--records 1000000]`` (also
   advance-by-one trigger is dropped on this throw-away database), then timed: ``DecisionLog.verify`` (the
   chain walk ``audit verify`` does), the re-check of every record's service seal, and
   ``audit verify --checkpoints`` over one signed checkpoint.
+* **audit verify, whole**: the CLI as an auditor runs it on that log, whose every 100th record is a signed
+  PM approval: chain, the seals of the trusted kinds, every approval signature.
 * **re-verify approval signatures**: what ``audit verify`` adds per signed approval (Ed25519 verify of the
   recorded statement and the checks against its record), timed over 20,000, scaled to 1 M.
 PostgreSQL rows need 127.0.0.1:5432 (trust) as on project machines (``RELEASEGATE_TEST_PG``); without it
@@ -32,9 +34,59 @@ PG_ADMIN = os.environ.get("RELEASEGATE_TEST_PG", "postgresql://postgres@127.0.0.
 KEY = bytes(range(32))
 
 
+_APPROVER_KEY = None
+
+
+def _signed_approval(i: int):
+    """Every 100th record of the large log: a signed PM approval, as the promotion flow records it."""
+    global _APPROVER_KEY
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from releasegate.decisions import DecisionKind, DecisionOutcome, NewDecision
+    from releasegate.policy.handshake import Role
+    from releasegate.policy.signatures import ApprovalStatement, sign
+
+    _APPROVER_KEY = _APPROVER_KEY or Ed25519PrivateKey.generate()
+    run = f"run-{i}"
+    signed = sign(
+        ApprovalStatement(
+            model="credit",
+            candidate_version=str(i),
+            role=Role.pm,
+            decision="approve",
+            approver="pm-anna",
+            reference=f"REV-{i}",
+            gate_report_sha256="c" * 64,
+            run_id=run,
+            signed_at=datetime(2026, 1, 1, tzinfo=UTC),
+        ),
+        _APPROVER_KEY,
+    )
+    return NewDecision(
+        decision_kind=DecisionKind.approval,
+        decision_outcome=DecisionOutcome.accept,
+        decision_rationale="PM_GATE_PASS by pm-anna",
+        subject=f"promotion:{run}",
+        actor="pm-anna",
+        tech_gate_report_ref="artifact:r",
+        details={
+            "role": "pm",
+            "approver": "pm-anna",
+            "model_name": "credit",
+            "candidate_version": str(i),
+            "decision": "approve",
+            "reference": f"REV-{i}",
+            "gate_report_sha256": "c" * 64,
+            **signed.record(),
+        },
+    )
+
+
 def _new(i: int):
     from releasegate.decisions import DecisionKind, DecisionOutcome, NewDecision
 
+    if i % 100 == 0:
+        return _signed_approval(i)
     return NewDecision(
         decision_kind=DecisionKind.deferral,
         decision_outcome=DecisionOutcome.reject,
@@ -97,7 +149,7 @@ def build(url: str, n: int) -> None:
     """N sealed records in bulk: what N appends leave behind, without N head-row round trips."""
     from sqlalchemy import insert, text
 
-    from releasegate.decisions import GENESIS_HASH, make_record, record_hash
+    from releasegate.decisions import GENESIS_HASH, REF_FIELDS, make_record, record_hash
     from releasegate.store.decision_log import DecisionLog, DecisionRow, format_ts
     from releasegate.store.trust import SEAL, seal_of
 
@@ -124,6 +176,8 @@ def build(url: str, n: int) -> None:
                 "subject": rec.subject,
                 "actor": rec.actor,
                 "details": rec.details,
+                **{ref: getattr(rec, ref) for ref in REF_FIELDS},
+                "exception_expiry": format_ts(rec.exception_expiry),
                 "prev_hash": prev,
                 "record_hash": h,
             }
@@ -141,7 +195,22 @@ def build(url: str, n: int) -> None:
         )
 
 
-def verify_times(url: str, n: int) -> tuple[float, float, float]:
+def _audit_verify(url: str) -> float:
+    """``releasegate audit verify`` as an auditor runs it (chain, seals of the trusted kinds, every
+    approval signature), timed; it must pass."""
+    from typer.testing import CliRunner
+
+    from releasegate.cli import app
+
+    env = {"RELEASEGATE_DATABASE_URL": url, "RELEASEGATE_SERVICE_KEY": KEY.hex()}
+    t0 = time.perf_counter()
+    done = CliRunner().invoke(app, ["audit", "verify"], env=env)
+    took = time.perf_counter() - t0
+    assert done.exit_code == 0 and "signed approvals" in done.output, done.output[-2000:]
+    return took
+
+
+def verify_times(url: str, n: int) -> tuple[float, float, float, float]:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from releasegate.store.checkpoints import check, make_checkpoint, read_checkpoints, write_checkpoint
@@ -156,12 +225,13 @@ def verify_times(url: str, n: int) -> tuple[float, float, float]:
     t0 = time.perf_counter()
     assert all(has_valid_seal(KEY, s.record) for s in log.iter_stored(batch=5000))
     seals = time.perf_counter() - t0
+    whole = _audit_verify(url)
     key = Ed25519PrivateKey.generate()
     folder = Path(os.environ["RELEASEGATE_HOME"]) / f"cps-{uuid.uuid4().hex[:6]}"
     write_checkpoint(make_checkpoint(log, key, datetime.now(UTC)), folder)
     t0 = time.perf_counter()
     assert not check(log, read_checkpoints(folder), key.public_key())
-    return chain, seals, time.perf_counter() - t0
+    return chain, seals, time.perf_counter() - t0, whole
 
 
 def signature_checks(n: int = 20_000) -> float:
@@ -231,8 +301,11 @@ def main() -> None:
                 t0 = time.perf_counter()
                 build(big, n)
                 print(f"  {label}: built {n:,} records in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
-                chain, seals, cps = verify_times(big, n)
+                chain, seals, cps, whole = verify_times(big, n)
                 note = f"{n:,} records"
+                rows.append(
+                    Row("audit", f"audit verify, whole ({label})", whole, "s", "<= 30 s for 1 M", note + ", 1 % signed")
+                )
                 rows.append(Row("audit", f"verify chain ({label})", chain, "s", "<= 30 s for 1 M", note))
                 rows.append(Row("audit", f"re-check every seal ({label})", seals, "s", "", note))
                 rows.append(Row("audit", f"verify --checkpoints, 1 file ({label})", cps, "s", "", note))

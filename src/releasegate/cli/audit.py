@@ -76,7 +76,7 @@ def audit_verify(
     console.print("every approval, promotion, override, rollback and refusal carries a valid service seal")
     from releasegate.policy.signatures import recorded_signature_problem
 
-    pinned = _pinned_approver_keys()
+    pinned: dict[str, str] | None = None  # read at the first signed approval (none: nothing to read)
     signed = bad = unsigned = unpinned = 0
     for r in log.query(kind=DecisionKind.approval):
         d = r.details
@@ -85,6 +85,7 @@ def audit_verify(
             unsigned += business and r.decision_outcome.value == "accept"
             continue
         signed += 1
+        pinned = _pinned_approver_keys() if signed == 1 else pinned
         problem = recorded_signature_problem(r.subject, d)
         if problem:
             bad += 1
@@ -162,10 +163,14 @@ def audit_export(
 
 
 def _pinned_approver_keys() -> dict[str, str] | None:
-    """The approvers block's pinned keys, or None when it cannot be read here (the auditor's machine)."""
-    try:
-        from releasegate.services.promotion import approver_config
+    """The pinned keys: the approvers block when a Prefect API is configured (PREFECT_API_URL), else the
+    approvers file (RELEASEGATE_APPROVERS or blocks/approvers.yaml); None when neither can be read (an
+    auditor's machine). Never starts a Prefect server of its own."""
+    import os
 
-        return approver_config().keys
+    from releasegate.adapters.config import load
+
+    try:
+        return load("approvers", use_block=bool(os.environ.get("PREFECT_API_URL"))).keys
     except Exception:
         return None
