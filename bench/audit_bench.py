@@ -237,31 +237,9 @@ def verify_times(url: str, n: int) -> tuple[float, float, float, float]:
 def signature_checks(n: int = 20_000) -> float:
     """Seconds per 1 M signed approvals for ``audit verify``'s re-verification of each recorded
     signature (``policy.signatures.recorded_signature_problem``: statement, key id, Ed25519 verify)."""
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from releasegate.policy.signatures import recorded_signature_problem
 
-    from releasegate.policy.handshake import Role
-    from releasegate.policy.signatures import ApprovalStatement, recorded_signature_problem, sign
-
-    key = Ed25519PrivateKey.generate()
-    records = []
-    for i in range(n):
-        signed = sign(
-            ApprovalStatement(
-                model="credit",
-                candidate_version=str(i),
-                role=Role.pm,
-                decision="approve",
-                approver="pm-anna",
-                reference=f"REV-{i}",
-                gate_report_sha256="c" * 64,
-                run_id=f"run-{i}",
-                signed_at=datetime(2026, 12, 2, tzinfo=UTC),
-            ),
-            key,
-        )
-        details = signed.record() | {"role": "pm", "approver": "pm-anna", "decision": "approve"}
-        details |= {"model_name": "credit", "candidate_version": str(i), "gate_report_sha256": "c" * 64}
-        records.append((f"promotion:run-{i}", details))
+    records = [(rec.subject, rec.details) for rec in map(_signed_approval, range(n))]
     t0 = time.perf_counter()
     bad = sum(recorded_signature_problem(subject, d) is not None for subject, d in records)
     took = time.perf_counter() - t0

@@ -181,9 +181,9 @@ def override_deferral(
 
 
 def _sign_override(run_id, ticket, by, reason, expiry, now, key_file, refuse) -> dict:
-    from releasegate.adapters.config import load
-    from releasegate.policy.grants import GrantRefused, GrantStatement, check_grant, sign_grant
-    from releasegate.store.keys import KeyRefused, key_path, load_key
+    from releasegate.policy.grants import GrantRefused, GrantStatement
+    from releasegate.services.grants import signed_grant
+    from releasegate.store.keys import KeyRefused
 
     statement = GrantStatement(
         kind="deferral_override",
@@ -195,12 +195,10 @@ def _sign_override(run_id, ticket, by, reason, expiry, now, key_file, refuse) ->
         signed_at=now,
     )
     try:
-        signed = sign_grant(statement, load_key(key_file or key_path(bootstrap.settings().key_dir, by)))
-        config = load("approvers")
-        check_grant(signed, config.keys, config.overrides, "overrides")
+        return signed_grant(statement, key_file, "overrides")
     except (KeyRefused, GrantRefused) as exc:
-        refuse(exc.field, exc.rule)
-    return signed.record()
+        refuse(exc.field, exc.rule)  # records the refusal and raises OverrideRefused
+        raise
 
 
 def kpi_report(config: GatewayConfig, since: datetime, publish: bool = True) -> KpiReport:

@@ -142,8 +142,10 @@ def exception_grant(
     the expiry is a future time with its UTC offset, and the grant is signed with --by's pinned key
     (`releasegate keys init`). An exception never waives a worse candidate."""
     from releasegate import bootstrap
-    from releasegate.policy.grants import GrantStatement
+    from releasegate.policy.grants import GrantRefused, GrantStatement
+    from releasegate.services.grants import signed_grant
     from releasegate.services.promotion import WAIVABLE_GATES, approver_config, exception_subject
+    from releasegate.store.keys import KeyRefused
 
     log = bootstrap.decision_log()
     subject = exception_subject(model, version)
@@ -188,21 +190,22 @@ def exception_grant(
     if requested_by == by:
         refuse("by", f"four eyes: {by!r} asked for this exception and cannot grant it")
     if expiry is not None and (ticket or "").strip():  # otherwise the record itself is refused below
-        details |= _signed_grant(
-            refuse,
-            key,
-            str(by),
-            GrantStatement(
-                kind="gate_exception",
-                subject=subject,
-                granted_by=str(by),
-                ticket_ref=str(ticket),
-                expires_at=expiry,
-                terms={"gate": gate, "requested_by": str(requested_by)},
-                signed_at=bootstrap.clock().now(),
-            ),
-            "exceptions",
-        )
+        try:
+            details |= signed_grant(
+                GrantStatement(
+                    kind="gate_exception",
+                    subject=subject,
+                    granted_by=str(by),
+                    ticket_ref=str(ticket),
+                    expires_at=expiry,
+                    terms={"gate": gate, "requested_by": str(requested_by)},
+                    signed_at=bootstrap.clock().now(),
+                ),
+                key,
+                "exceptions",
+            )
+        except (KeyRefused, GrantRefused) as exc:
+            refuse(exc.field, exc.rule)
     try:
         rec = log.append(
             NewDecision(
@@ -221,21 +224,3 @@ def exception_grant(
         f"exception for {model} v{version} ({gate}) recorded as decision {rec.decision_id}, "
         f"expires {rec.exception_expiry:%Y-%m-%d %H:%M} UTC"
     )
-
-
-def _signed_grant(refuse, key_file: Path | None, by: str, statement, allow_list: str) -> dict:
-    """Sign a grant with the granter's key (``key_file``, default theirs in RELEASEGATE_KEY_DIR) and check
-    it against the pinned key; the record's details for it, or ``refuse(field, rule)`` (which records the
-    refusal and exits)."""
-    from releasegate import bootstrap
-    from releasegate.policy.grants import GrantRefused, check_grant, sign_grant
-    from releasegate.services.promotion import approver_config
-    from releasegate.store.keys import KeyRefused, key_path, load_key
-
-    try:
-        signed = sign_grant(statement, load_key(key_file or key_path(bootstrap.settings().key_dir, by)))
-        config = approver_config()
-        check_grant(signed, config.keys, getattr(config, allow_list), allow_list)
-    except (KeyRefused, GrantRefused) as exc:
-        refuse(exc.field, exc.rule)
-    return signed.record()

@@ -12,23 +12,20 @@ pinned *now*; ``audit verify`` re-verifies every one.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any, Literal
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
 from releasegate.errors import Refused
-from releasegate.policy.signatures import HexKey, HexSignature, key_id, parse_public_key, public_hex
+from releasegate.policy.signatures import Signed, Statement, signature_by
 
 GrantKind = Literal["gate_exception", "deferral_override"]
 TERMS: dict[str, set[str]] = {"gate_exception": {"gate", "requested_by"}, "deferral_override": {"reason"}}
 
 
-class GrantStatement(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class GrantStatement(Statement):
     kind: GrantKind
     subject: str
     granted_by: str
@@ -37,32 +34,12 @@ class GrantStatement(BaseModel):
     terms: dict[str, str]  # gate + requested_by (exception); reason (override)
     signed_at: datetime
 
-    def canonical(self) -> bytes:
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":")).encode()
 
-
-class SignedGrant(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class SignedGrant(Signed):
     statement: GrantStatement
-    public_key: HexKey
-    signature: HexSignature
-
-    def verifies(self) -> bool:
-        try:
-            parse_public_key(self.public_key, "public_key").verify(
-                bytes.fromhex(self.signature), self.statement.canonical()
-            )
-            return True
-        except (InvalidSignature, ValueError):
-            return False
 
     def record(self) -> dict[str, Any]:
-        return {
-            "signed_grant": self.statement.model_dump(mode="json"),
-            "public_key": self.public_key,
-            "key_id": key_id(parse_public_key(self.public_key, "public_key")),
-            "signature": self.signature,
-        }
+        return {"signed_grant": self.statement.model_dump(mode="json"), **self.proof()}
 
     @classmethod
     def from_record(cls, details: dict[str, Any]) -> SignedGrant | None:
@@ -80,9 +57,7 @@ class GrantRefused(Refused):
 
 
 def sign_grant(statement: GrantStatement, key: Ed25519PrivateKey) -> SignedGrant:
-    return SignedGrant(
-        statement=statement, public_key=public_hex(key.public_key()), signature=key.sign(statement.canonical()).hex()
-    )
+    return SignedGrant(statement=statement, **signature_by(statement, key))
 
 
 def check_grant(signed: SignedGrant, pinned: dict[str, str], allowed: list[str], allow_list: str) -> None:

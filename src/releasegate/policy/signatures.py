@@ -56,31 +56,24 @@ def key_id(key: Ed25519PublicKey) -> str:
     return hashlib.sha256(bytes.fromhex(public_hex(key))).hexdigest()
 
 
-class ApprovalStatement(BaseModel):
-    """What the approver signs."""
+HexKey = Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]{64}$")]  # a raw Ed25519 public key
+HexSignature = Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]{128}$")]  # a raw Ed25519 signature
+
+
+class Statement(BaseModel):
+    """What a key signs: its canonical JSON (an approval here, a grant in ``policy.grants``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    model: str
-    candidate_version: str
-    role: Role
-    decision: Literal["approve", "reject"]
-    approver: str
-    reference: str
-    gate_report_sha256: str
-    run_id: str
-    signed_at: datetime
 
     def canonical(self) -> bytes:
         return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":")).encode()
 
 
-HexKey = Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]{64}$")]  # a raw Ed25519 public key
-HexSignature = Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]{128}$")]  # a raw Ed25519 signature
+class Signed(BaseModel):
+    """A statement with the signer's public key and the Ed25519 signature over its canonical JSON."""
 
-
-class SignedApproval(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    statement: ApprovalStatement
+    statement: Statement
     public_key: HexKey
     signature: HexSignature
 
@@ -97,18 +90,40 @@ class SignedApproval(BaseModel):
         except (InvalidSignature, ValueError):
             return False
 
+    def proof(self) -> dict[str, str]:
+        """The signer's key, its id and the signature, as records keep them beside the statement."""
+        return {"public_key": self.public_key, "key_id": self.key_id, "signature": self.signature}
+
+
+def signature_by(statement: Statement, key: Ed25519PrivateKey) -> dict[str, str]:
+    """``public_key`` and ``signature`` of ``statement`` signed with ``key`` (the fields of ``Signed``)."""
+    return {"public_key": public_hex(key.public_key()), "signature": key.sign(statement.canonical()).hex()}
+
+
+class ApprovalStatement(Statement):
+    """What the approver signs."""
+
+    model: str
+    candidate_version: str
+    role: Role
+    decision: Literal["approve", "reject"]
+    approver: str
+    reference: str
+    gate_report_sha256: str
+    run_id: str
+    signed_at: datetime
+
+
+class SignedApproval(Signed):
+    statement: ApprovalStatement
+
     def token(self) -> str:
         raw = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":")).encode()
         return TOKEN_PREFIX + base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
     def record(self) -> dict[str, Any]:
         """What an approval record keeps (``audit verify`` re-verifies it)."""
-        return {
-            "signed_statement": self.statement.model_dump(mode="json"),
-            "public_key": self.public_key,
-            "key_id": self.key_id,
-            "signature": self.signature,
-        }
+        return {"signed_statement": self.statement.model_dump(mode="json"), **self.proof()}
 
     @classmethod
     def from_record(cls, details: dict[str, Any]) -> SignedApproval | None:
@@ -122,9 +137,7 @@ class SignedApproval(BaseModel):
 
 
 def sign(statement: ApprovalStatement, key: Ed25519PrivateKey) -> SignedApproval:
-    return SignedApproval(
-        statement=statement, public_key=public_hex(key.public_key()), signature=key.sign(statement.canonical()).hex()
-    )
+    return SignedApproval(statement=statement, **signature_by(statement, key))
 
 
 def open_token(token: str) -> SignedApproval:
