@@ -20,17 +20,27 @@ def test_same_seed_same_report():
     assert strip(a.reservation) == strip(b.reservation)
 
 
-def test_every_start_in_the_gated_model_went_through_capacity_evaluate(monkeypatch):
+@pytest.mark.parametrize("admission", ["priority_window", "reservation"])
+def test_every_start_in_the_gated_model_went_through_capacity_evaluate(monkeypatch, admission):
+    """The simulation asks the gateway through ``capacity.decider`` (one snapshot's answers reused while
+    the pool does not change); every answer is the one a fresh ``capacity.evaluate`` gives."""
     calls = []
-    real = capacity.evaluate
+    real = capacity.decider
 
-    def spy(request, snapshot, config, now):
-        d = real(request, snapshot, config, now)
-        calls.append(d)
-        return d
+    def spy(snapshot, config, now):
+        decide = real(snapshot, config, now)
 
-    monkeypatch.setattr("releasegate.tools.simulate.evaluate", spy)
+        def answer(request):
+            d = decide(request)
+            assert d == capacity.evaluate(request, snapshot, config, now)
+            calls.append(d)
+            return d
+
+        return answer
+
+    monkeypatch.setattr("releasegate.tools.simulate.decider", spy)
     runs, gw, _ = build_workload(SMALL)
+    gw = gw.model_copy(update={"admission": admission})
     res = run_model(runs, gw, SMALL, gated=True)
     assert res.gateway_evaluations == len(calls)
     assert sum(d.admitted for d in calls) == res.started == len(runs)  # one admission per run, all ran

@@ -48,6 +48,8 @@ where any worker may take them.
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal
@@ -163,10 +165,65 @@ def _span(reserved: ActiveRun, now: datetime) -> tuple[datetime, datetime | None
     return start, end
 
 
-def _ends_after(reserved: ActiveRun, now: datetime, t: datetime) -> bool:
-    """Whether a reservation still holds its slot at ``t`` (unknown duration: it does)."""
-    end = _span(reserved, now)[1]
-    return end is None or end > t
+class _Plan:
+    """The reservations one priority level must respect, precomputed once per snapshot: each
+    reservation's span and the pool's load at its start (running runs still expected to run then, plus
+    the reservations holding a slot then). ``blocking`` and ``earliest_fit`` answer from these, and
+    remember their answers per expected duration: a backlog of runs of one deployment asks the same
+    question many times against one snapshot."""
+
+    def __init__(self, res: list[ActiveRun], active: list[ActiveRun], now: datetime, cap: int):
+        self.cap, self.now = cap, now
+        self.res = res
+        self.spans = [_span(r, now) for r in res]
+        self.unknown_active = sum(1 for a in active if a.expected_end is None)
+        self.active_ends = sorted(a.expected_end for a in active if a.expected_end is not None)
+        self.load = []
+        for i, (start, _) in enumerate(self.spans):
+            reserved = sum(1 for _, end in self.spans[: i + 1] if end is None or end > start)
+            self.load.append((self.running_at(start), reserved))
+        self._blocking: dict[float | None, tuple[ActiveRun, int, int] | None] = {}
+        self._fit: dict[float | None, datetime | None] = {}
+
+    def running_at(self, t: datetime) -> int:
+        """Running runs still expected to hold their slot at ``t`` (unknown end: they do)."""
+        return self.unknown_active + len(self.active_ends) - bisect_right(self.active_ends, t)
+
+    def blocking(self, t: datetime, mine: float | None) -> tuple[ActiveRun, int, int] | None:
+        """The first reservation a run started at ``t`` (expected to take ``mine`` seconds) would take the
+        slot of, with the slots running and reserved at its start; None when it takes none."""
+        if t == self.now and mine in self._blocking:
+            return self._blocking[mine]
+        my_end = t + timedelta(seconds=mine) if mine is not None else None
+        hit = None
+        for i, (start, _) in enumerate(self.spans):
+            if start < t:
+                continue  # begun before t: it holds its slot in the count of every later start
+            if my_end is not None and my_end <= start:
+                break  # done before this and every later reservation starts
+            running_then, reserved_then = self.load[i]
+            if running_then + reserved_then + 1 > self.cap:
+                hit = (self.res[i], running_then, reserved_then)
+                break
+        if t == self.now:
+            self._blocking[mine] = hit
+        return hit
+
+    def earliest_fit(self, mine: float | None) -> datetime | None:
+        """The first time a slot frees (a running run's or a reservation's expected end) at which the run
+        would fit: a free slot then, and no reservation's slot taken."""
+        if mine in self._fit:
+            return self._fit[mine]
+        ends = {e for e in self.active_ends if e > self.now} | {end for _, end in self.spans if end is not None}
+        fit = None
+        for t in sorted(ends):
+            busy = self.running_at(t)
+            busy += sum(1 for start, end in self.spans if start <= t and (end is None or end > t))
+            if busy + 1 <= self.cap and self.blocking(t, mine) is None:
+                fit = t
+                break
+        self._fit[mine] = fit
+        return fit
 
 
 def _defer(reason: DeferralReason, at: datetime, explanation: str, **evidence: Any) -> Deferred:
@@ -195,13 +252,19 @@ def evaluate(request: RunRequest, snapshot: CapacitySnapshot, config: GatewayCon
     return _Evaluator(snapshot, config, now).decide(request)
 
 
+def decider(snapshot: CapacitySnapshot, config: GatewayConfig, now: datetime) -> Callable[[RunRequest], GateDecision]:
+    """``evaluate`` bound to one snapshot: the snapshot's per-priority blockers, reservations and queue
+    counts are computed once, and answers for equal expected durations reused, whoever asks next
+    (what the sweeper or a simulation needs while the pool does not change)."""
+    return _Evaluator(snapshot, config, now).decide
+
+
 def evaluate_many(
     requests: list[RunRequest], snapshot: CapacitySnapshot, config: GatewayConfig, now: datetime
 ) -> list[GateDecision]:
-    """The same rule for a whole backlog against one snapshot (what the sweeper or a simulation asks):
-    the snapshot's per-priority blockers and queue counts are computed once, not once per run."""
-    ev = _Evaluator(snapshot, config, now)
-    return [ev.decide(r) for r in requests]
+    """The same rule for a whole backlog against one snapshot (``decider`` applied to each)."""
+    decide = decider(snapshot, config, now)
+    return [decide(r) for r in requests]
 
 
 class _Evaluator:
@@ -212,6 +275,7 @@ class _Evaluator:
         self.priority_of = {q.name: q.priority for q in config.queues}
         self._blockers: dict[int, list[ActiveRun]] = {}
         self._reservations: dict[int, list[ActiveRun]] = {}
+        self._plans: dict[int, _Plan] = {}
         self._blocker_ids: dict[int, list[str]] = {}
         self._windows: dict[tuple[str, str], tuple[datetime, str] | None] = {}
         self._in_queue: dict[str | None, int] | None = None
@@ -249,41 +313,20 @@ class _Evaluator:
             self._reservations[my_priority] = sorted(due, key=lambda r: r.expected_start or self.now)
         return self._reservations[my_priority]
 
-    def _blocking(self, t: datetime, mine: float | None, res: list[ActiveRun]) -> tuple[ActiveRun, int, int] | None:
-        """The first reservation a run started at ``t`` (expected to take ``mine`` seconds) would take the
-        slot of, with the slots running and reserved at its start; None when it takes none."""
-        now, cap = self.now, self.config.pool_concurrency_limit
-        my_end = t + timedelta(seconds=mine) if mine is not None else None
-        for i, r in enumerate(res):
-            start = _span(r, now)[0]
-            if start < t:
-                continue  # begun before t: it holds its slot in the count of every later start
-            if my_end is not None and my_end <= start:
-                return None  # done before this and every later reservation starts
-            running_then = sum(1 for a in self.snapshot.active if a.expected_end is None or a.expected_end > start)
-            reserved_then = sum(1 for q in res[: i + 1] if _ends_after(q, now, start))
-            if running_then + reserved_then + 1 > cap:
-                return r, running_then, reserved_then
-        return None
-
-    def _earliest_fit(self, mine: float | None, res: list[ActiveRun]) -> datetime | None:
-        """The first time a slot frees (a running run's or a reservation's expected end) at which the run
-        would fit: a free slot then, and no reservation's slot taken."""
-        now, cap = self.now, self.config.pool_concurrency_limit
-        ends = {a.expected_end for a in self.snapshot.active if a.expected_end is not None and a.expected_end > now}
-        ends |= {end for q in res if (end := _span(q, now)[1]) is not None}
-        for t in sorted(ends):
-            busy = sum(1 for a in self.snapshot.active if a.expected_end is None or a.expected_end > t)
-            busy += sum(1 for q in res if _span(q, now)[0] <= t and _ends_after(q, now, t))
-            if busy + 1 <= cap and self._blocking(t, mine, res) is None:
-                return t
-        return None
+    def plan(self, my_priority: int) -> _Plan:
+        if my_priority not in self._plans:
+            self._plans[my_priority] = _Plan(
+                self.reservations(my_priority), self.snapshot.active, self.now, self.config.pool_concurrency_limit
+            )
+        return self._plans[my_priority]
 
     def reservation_conflict(self, request: RunRequest, my_priority: int, backoff_at: datetime) -> Deferred | None:
         """The reservation this run would take a slot from (EASY backfilling), as a deferral to the earliest
         time it fits; else None."""
-        res = self.reservations(my_priority)
-        hit = self._blocking(self.now, request.expected_seconds, res) if res else None
+        if not self.reservations(my_priority):
+            return None
+        plan = self.plan(my_priority)
+        hit = plan.blocking(self.now, request.expected_seconds)
         if hit is None:
             return None
         r, running_then, reserved_then = hit
@@ -292,7 +335,7 @@ class _Evaluator:
         until = (
             f"until {(self.now + timedelta(seconds=mine)).isoformat()}" if mine is not None else "for an unknown time"
         )
-        fits = self._earliest_fit(mine, res)
+        fits = plan.earliest_fit(mine)
         return _defer(
             DeferralReason.PRIORITY_CONFLICT,
             fits or backoff_at,

@@ -9,7 +9,8 @@ it three times on the same virtual pool:
   Nothing is held back, so a backfill started at 18:20 still holds its slot when EOD is due at 18:30,
   and change freezes are not known to it.
 * **releasegate** — the same dispatch, but every handed-out run first asks
-  ``releasegate.policy.capacity.evaluate`` (the very function the flows call) with a snapshot built the way
+  ``releasegate.policy.capacity.evaluate`` (the very rule the flows call; through ``capacity.decider``,
+  which reuses one snapshot's answers while the pool does not change) with a snapshot built the way
   ``adapters.prefect_gate.build_snapshot`` builds it: running runs, higher-priority scheduled runs due
   within the priority window that are not deferred. A deferred run goes back to ``Scheduled`` at
   ``next_evaluation_at`` (losing its place, as in Prefect) with its reason code. This is the gateway's
@@ -44,11 +45,12 @@ from releasegate.policy.capacity import (
     CapacitySnapshot,
     Deferred,
     DeploymentGate,
+    GateDecision,
     GatewayConfig,
     QueueConfig,
     RunRequest,
     Window,
-    evaluate,
+    decider,
 )
 from releasegate.tools.sim_bound import LowerBound, effective_releases, lower_bound
 from releasegate.tools.sim_report import ModelResult, ReasonStats, result
@@ -257,6 +259,9 @@ def run_model(runs: list[SimRun], gw: GatewayConfig, cfg: SimConfig, gated: bool
     busy = 0
     evaluations = 0
     last_t = 0
+    # the gateway's answer function per requesting queue, valid while the pool does not change: a start
+    # changes every snapshot, a deferral only those of lower-priority queues (its reservation moves)
+    deciders: dict[str, Callable[[RunRequest], GateDecision]] = {}
 
     def snapshot(req: SimRun, now: int) -> CapacitySnapshot:
         ups = []
@@ -287,6 +292,7 @@ def run_model(runs: list[SimRun], gw: GatewayConfig, cfg: SimConfig, gated: bool
 
     def dispatch(now: int) -> None:
         nonlocal busy, evaluations
+        deciders.clear()
         while len(running) < gw.pool_concurrency_limit:
             best = None
             for q, h in waiting.items():
@@ -310,8 +316,12 @@ def run_model(runs: list[SimRun], gw: GatewayConfig, cfg: SimConfig, gated: bool
                     attempts=r.attempts,
                     expected_seconds=r.expected,
                 )
-                d = evaluate(req, snapshot(r, now), gw, now_dt)
+                if q not in deciders:
+                    deciders[q] = decider(snapshot(r, now), gw, now_dt)
+                d = deciders[q](req)
                 if isinstance(d, Deferred):
+                    for other in [o for o in deciders if prio[o] > prio[q]]:
+                        del deciders[other]
                     code = d.deferral_reason_code.value
                     nxt = int((d.next_evaluation_at - t0).total_seconds())
                     nxt = max(nxt, now + 1)
@@ -321,6 +331,7 @@ def run_model(runs: list[SimRun], gw: GatewayConfig, cfg: SimConfig, gated: bool
                     r.key = nxt
                     heapq.heappush(events, (nxt, 1, idx))
                     continue
+            deciders.clear()
             r.started = now
             r.in_window = _window_at(gw, r.deployment, now_dt) if gw.windows else False
             running[idx] = ActiveRun.model_construct(
