@@ -470,3 +470,62 @@ def test_verify_quick_path_reproduces_every_hash_append_writes(db_url, clock):
         rows = s.query(DecisionRow).order_by(DecisionRow.seq).all()
         assert [_quick_hash_for_row(r) for r in rows] == [r.record_hash for r in rows]
     assert log.verify().ok
+
+
+# ------------------------------------------------------------------------ walk in seq ranges
+def _rehash(log, seq):
+    from sqlalchemy.orm import Session
+
+    from releasegate.store.decision_log import DecisionRow, _content_hash_for_row
+
+    _raw(log, "UPDATE decisions SET decision_outcome = 'accept' WHERE seq = :s", s=seq)
+    with Session(log.engine) as s:
+        new_hash = _content_hash_for_row(s.get(DecisionRow, seq))
+    _raw(log, "UPDATE decisions SET record_hash = :h WHERE seq = :s", h=new_hash, s=seq)
+
+
+TAMPERS = {
+    "edit first of second range": lambda log: _raw(log, "UPDATE decisions SET actor = 'x' WHERE seq = 5"),
+    "delete last of first range": lambda log: _raw(log, "DELETE FROM decisions WHERE seq = 4"),
+    "delete first of second range": lambda log: _raw(log, "DELETE FROM decisions WHERE seq = 5"),
+    "rehashed edit before the boundary": lambda log: _rehash(log, 4),
+    "delete the newest": lambda log: _raw(log, "DELETE FROM decisions WHERE seq = 8"),
+    "reorder across the boundary": lambda log: (
+        _raw(log, "UPDATE decisions SET seq = 100 WHERE seq = 4"),
+        _raw(log, "UPDATE decisions SET seq = 4 WHERE seq = 5"),
+        _raw(log, "UPDATE decisions SET seq = 5 WHERE seq = 100"),
+    ),
+}
+
+
+def test_walk_in_ranges_answers_an_intact_log_without_the_walk_in_order(db_url, clock, monkeypatch):
+    """Two processes walk 1..4 and 5..8 and meet end to end; the walk in order is not needed."""
+    from releasegate.store import chain_walk
+
+    log, _ = _filled(db_url, clock, n=8)
+
+    def in_order(*_):
+        raise AssertionError("an intact log is answered by the ranges")
+
+    monkeypatch.setattr(chain_walk, "walk", in_order)
+    result = log.verify(workers=2)
+    assert result.ok and result.checked == 8
+
+
+@pytest.mark.parametrize("tamper", list(TAMPERS))
+def test_walk_in_ranges_names_the_same_break_as_the_walk_in_order(db_url, clock, tamper):
+    log, _ = _filled(db_url, clock, n=8)
+    TAMPERS[tamper](log)
+    parallel, in_order = log.verify(workers=2), log.verify(workers=1)
+    assert not in_order.ok and parallel == in_order
+
+
+def test_walk_in_ranges_leaves_records_appended_after_the_head_was_read(db_url, clock):
+    """The ranges stop at the head read first: a record appended meanwhile is the next verify's."""
+    from releasegate.store.chain_walk import walk_in_ranges
+
+    log, _ = _filled(db_url, clock, n=8)
+    last_seq, last_hash = log.head()
+    log.append(deferral(99))
+    assert walk_in_ranges(log.url, last_seq, last_hash, 3) == 8
+    assert walk_in_ranges(log.url, last_seq, "0" * 64, 3) is None  # a head the chain does not reach

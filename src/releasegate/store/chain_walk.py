@@ -1,0 +1,157 @@
+"""Walking the decision log's hash chain: in order in one process, or in seq ranges on several cores.
+
+``walk`` is the reference: it reads every record in chain order and names the first one edited, deleted
+or reordered. A record's check needs only the record itself and its predecessor's stored hash, so a long
+chain can be cut into seq ranges walked side by side (``walk_in_ranges``): each range checks its records
+(no gap, each links to the one before, each hash reproduces its content) and reports its first link and
+last hash; the ranges must then meet end to end, from the genesis hash to the head. That answers only
+"intact, N records" quickly: on any finding it returns None and ``DecisionLog.verify`` walks the whole
+chain in order, so a tampered log is always named by the reference walk, word for word.
+
+Why by hand: neither SQLite nor PostgreSQL verifies a hash chain, and a single Python process walks
+about 50,000 records a second (reading, canonical JSON, SHA-256); an auditor's 1 M-record log then takes
+~20 s on one core of a two-core machine, the goal is 30 s for the whole ``audit verify``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing import get_context
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import create_engine, select
+
+from releasegate.decisions import GENESIS_HASH
+
+if TYPE_CHECKING:
+    from releasegate.store.decision_log import VerifyResult
+
+# below this many records the processes' start-up (imports, ~1 s each) costs more than it saves
+PARALLEL_FROM = 200_000
+MAX_WORKERS = 4
+
+
+def default_workers(records: int) -> int:
+    """How many processes walk a chain of ``records``: one per core (at most 4) for a long chain."""
+    if records < PARALLEL_FROM:
+        return 1
+    return max(1, min(MAX_WORKERS, os.cpu_count() or 1))
+
+
+def walk(rows: Iterable[Any], head: Any) -> VerifyResult:
+    """The chain in order against the head row: the number of intact records and the first break."""
+    from releasegate.store.decision_log import ChainBreak, VerifyResult
+
+    prev_hash, expected_seq, checked = GENESIS_HASH, 1, 0
+    for row in rows:
+        if row.seq != expected_seq:
+            missing = f"#{expected_seq}" if row.seq == expected_seq + 1 else f"#{expected_seq}–#{row.seq - 1}"
+            return VerifyResult(
+                checked, ChainBreak(row.seq, row.decision_id, f"record {missing} before it was deleted")
+            )
+        if row.prev_hash != prev_hash:
+            return VerifyResult(
+                checked,
+                ChainBreak(
+                    row.seq,
+                    row.decision_id,
+                    "its predecessor link does not match the record before it (records deleted or reordered)",
+                ),
+            )
+        try:
+            intact = _hash_matches(row)
+        except Exception as exc:  # a value edited into something that no longer parses
+            return VerifyResult(checked, ChainBreak(row.seq, row.decision_id, f"was edited: unreadable ({exc})"))
+        if not intact:
+            return VerifyResult(
+                checked, ChainBreak(row.seq, row.decision_id, "was edited: its content no longer matches its hash")
+            )
+        prev_hash = row.record_hash
+        expected_seq += 1
+        checked += 1
+    if head.last_seq != checked or head.last_hash != prev_hash:
+        if head.last_seq > checked + 1:
+            missing = f" (#{checked + 1}–#{head.last_seq})"
+        elif head.last_seq == checked + 1:
+            missing = f" (#{head.last_seq})"
+        else:
+            missing = ""
+        return VerifyResult(
+            checked,
+            ChainBreak(
+                head.last_seq,
+                None,
+                f"the log's head expects {head.last_seq} records but the chain holds {checked}: "
+                f"the newest records were deleted{missing}",
+            ),
+        )
+    return VerifyResult(checked, None)
+
+
+def _hash_matches(row: Any) -> bool:
+    """Whether the row's content reproduces its stored hash: the quick computation from the columns,
+    and the exact pydantic path whenever the quick one disagrees (it decides)."""
+    from releasegate.store.decision_log import DecisionRow, _content_hash_for_row, _quick_hash_for_row
+
+    stored: str = row.record_hash
+    if _quick_hash_for_row(row) == stored:
+        return True
+    exact = row if isinstance(row, DecisionRow) else DecisionRow(**row._mapping)
+    return _content_hash_for_row(exact) == stored
+
+
+@dataclass(frozen=True)
+class _Range:
+    lo: int
+    hi: int
+    intact: bool  # every seq lo..hi present, linked to the one before, hash reproduced
+    first_prev: str | None  # the predecessor link of record lo
+    last_hash: str | None  # the hash of record hi
+
+
+def _walk_range(url: str, lo: int, hi: int) -> _Range:
+    """Records ``lo``..``hi`` in order, in a process of their own. A plain engine: no migrations, and
+    on SQLite no ``BEGIN IMMEDIATE`` (that would make the readers queue on the write lock)."""
+    from releasegate.store.decision_log import DecisionRow
+
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    engine = create_engine(url)
+    try:
+        table = DecisionRow.__table__
+        query = select(table).where(table.c.seq >= lo, table.c.seq <= hi).order_by(table.c.seq)
+        with engine.connect() as conn:
+            rows = conn.execution_options(stream_results=True, yield_per=5000).execute(query)
+            expected, first_prev, prev = lo, None, None
+            for row in rows:
+                if row.seq != expected or (prev is not None and row.prev_hash != prev) or not _hash_matches(row):
+                    return _Range(lo, hi, False, first_prev, prev)
+                if prev is None:
+                    first_prev = row.prev_hash
+                prev, expected = row.record_hash, expected + 1
+            return _Range(lo, hi, expected == hi + 1, first_prev, prev)
+    except Exception:  # unreadable: the reference walk names it
+        return _Range(lo, hi, False, None, None)
+    finally:
+        engine.dispose()
+
+
+def walk_in_ranges(url: str, last_seq: int, last_hash: str, workers: int) -> int | None:
+    """The chain up to the head (``last_seq``, ``last_hash``) walked in ``workers`` seq ranges side by
+    side: the number of intact records when every range is intact and they meet end to end from the
+    genesis hash to the head, else None (the caller walks in order to name the first break)."""
+    if last_seq < 1:
+        return None
+    step = -(-last_seq // workers)
+    bounds = [(lo, min(lo + step - 1, last_seq)) for lo in range(1, last_seq + 1, step)]
+    with ProcessPoolExecutor(max_workers=len(bounds), mp_context=get_context("spawn")) as pool:
+        ranges = list(pool.map(_walk_range, [url] * len(bounds), *zip(*bounds, strict=True)))
+    expected_prev: str | None = GENESIS_HASH
+    for r in ranges:
+        if not r.intact or r.first_prev != expected_prev:
+            return None
+        expected_prev = r.last_hash
+    return last_seq if expected_prev == last_hash else None
