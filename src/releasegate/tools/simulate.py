@@ -17,8 +17,9 @@ it three times on the same virtual pool:
   first rule (``admission: priority_window``).
 * **reservation** — the same gateway with ``admission: reservation`` (EASY backfilling): higher-priority
   runs due within the reservation horizon reserve a slot at their start; a lower-priority run starts when
-  it fits without taking a reserved slot. Expected durations are conservative: the upper end of each
-  deployment's duration range (what a high percentile of its own completed runs gives).
+  it fits without taking a reserved slot. Expected durations come from ``capacity.expected_duration``,
+  as in the flows: the 90th percentile of the deployment's last 50 completed runs in the simulation,
+  until it has 3, the top of its duration range (what its runtime policy's timeout stands for).
 
 Both report: share of EOD runs started on time, p50/p95/max start delay, SLA breaches (start delay past
 the deferral SLA: 30 min alert, 60 min incident), runs started inside a freeze or maintenance window,
@@ -51,6 +52,7 @@ from releasegate.policy.capacity import (
     RunRequest,
     Window,
     decider,
+    expected_duration,
 )
 from releasegate.tools.sim_bound import LowerBound, effective_releases, lower_bound
 from releasegate.tools.sim_report import ModelResult, ReasonStats, result
@@ -58,6 +60,7 @@ from releasegate.tools.sim_report import ModelResult, ReasonStats, result
 __all__ = ["ModelResult", "ReasonStats", "SimConfig", "SimReport", "simulate", "simulate_workloads"]
 
 ZRH = "Europe/Zurich"
+HISTORY = 50  # completed runs per deployment the estimate looks at (as adapters.prefect_gate.HISTORY)
 CRITICAL, BULK = "critical", "bulk"
 
 
@@ -96,7 +99,7 @@ class SimRun:
     queue: str
     scheduled: int  # seconds since the simulation start
     duration: int
-    expected: int = 0  # the conservative duration estimate the reservation rule plans with
+    expected: int = 0  # the fallback estimate: the top of its range (what a runtime policy's timeout gives)
     key: int = 0  # current expected start (moves when deferred)
     attempts: int = 0
     started: int | None = None
@@ -262,6 +265,16 @@ def run_model(runs: list[SimRun], gw: GatewayConfig, cfg: SimConfig, gated: bool
     # the gateway's answer function per requesting queue, valid while the pool does not change: a start
     # changes every snapshot, a deferral only those of lower-priority queues (its reservation moves)
     deciders: dict[str, Callable[[RunRequest], GateDecision]] = {}
+    # each deployment's completed durations, newest last: the estimate is ``capacity.expected_duration``
+    # over its last HISTORY runs, as ``adapters.prefect_gate.expected_durations`` reads them from Prefect
+    history: dict[str, list[int]] = {}
+    estimates: dict[str, float] = {}
+
+    def estimate(r: SimRun) -> float:
+        if r.deployment not in estimates:
+            done = history.get(r.deployment, [])[-HISTORY:]
+            estimates[r.deployment] = expected_duration([float(d) for d in done], float(r.expected)) or r.expected
+        return estimates[r.deployment]
 
     def snapshot(req: SimRun, now: int) -> CapacitySnapshot:
         ups = []
@@ -285,7 +298,7 @@ def run_model(runs: list[SimRun], gw: GatewayConfig, cfg: SimConfig, gated: bool
                             queue=r.queue,
                             state="scheduled",
                             expected_start=t0 + timedelta(seconds=key),
-                            expected_seconds=r.expected,
+                            expected_seconds=estimate(r),
                         )
                     )
         return CapacitySnapshot.model_construct(active=list(running.values()), upcoming=ups, completed=set())
@@ -314,7 +327,7 @@ def run_model(runs: list[SimRun], gw: GatewayConfig, cfg: SimConfig, gated: bool
                     queue=r.queue,
                     business_dates=[],
                     attempts=r.attempts,
-                    expected_seconds=r.expected,
+                    expected_seconds=estimate(r),
                 )
                 if q not in deciders:
                     deciders[q] = decider(snapshot(r, now), gw, now_dt)
@@ -340,7 +353,7 @@ def run_model(runs: list[SimRun], gw: GatewayConfig, cfg: SimConfig, gated: bool
                 queue=r.queue,
                 state="running",
                 expected_start=None,
-                expected_end=now_dt + timedelta(seconds=r.expected),
+                expected_end=now_dt + timedelta(seconds=estimate(r)),
                 expected_seconds=None,
             )
             in_queue[q] += 1
@@ -355,6 +368,8 @@ def run_model(runs: list[SimRun], gw: GatewayConfig, cfg: SimConfig, gated: bool
             if kind == 0:
                 del running[idx]
                 in_queue[r.queue] -= 1
+                history.setdefault(r.deployment, []).append(r.duration)
+                estimates.pop(r.deployment, None)
             else:
                 heapq.heappush(waiting[r.queue], (r.key, idx))
         dispatch(t)
