@@ -143,3 +143,12 @@ def test_registry_guard_cli_reports_with_exit_1_and_report_only_moves_nothing(pr
     done = CliRunner().invoke(app, ["registry", "guard"])
     assert done.exit_code == 0 and "credit: ok" in done.output
     assert registry.alias_version(PROD, registry.CHAMPION) == "2"
+
+
+def test_every_registered_model_is_read_past_the_first_page(rg_home):
+    """The watcher and the guard read the whole registry, page by page (MLflow answers a page at a time)."""
+    names = {f"{env}.m{i}" for env in ("staging", "prod") for i in range(3)}
+    c = registry.client()
+    for name in sorted(names):
+        c.create_registered_model(name)
+    assert {rm.name for rm in registry.registered_models(page_size=2)} == names

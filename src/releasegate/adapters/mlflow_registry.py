@@ -11,6 +11,7 @@ import hashlib
 import os
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,19 @@ def _mlflow():
 def client():
     mlflow = _mlflow()
     return mlflow.MlflowClient()
+
+
+def registered_models(page_size: int = 1000) -> Iterator[Any]:
+    """Every registered model, page by page (MLflow answers at most ``max_results`` per call and a
+    page token for the rest): a registry of more than one page is read to its end."""
+    c = client()
+    token = None
+    while True:
+        page = c.search_registered_models(max_results=page_size, page_token=token)
+        yield from page
+        token = page.token
+        if not token:
+            return
 
 
 def experiment_id() -> str:
