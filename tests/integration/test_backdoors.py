@@ -547,21 +547,14 @@ def test_rollback_is_governed_takes_the_alias_lock_and_a_manual_one_needs_a_tick
 
 
 # ----------------------------------------------------------------------- found in review
-def test_approvals_count_only_for_the_model_version_and_binary_they_were_given_for(home):
-    from releasegate.decisions import DecisionKind, DecisionOutcome, NewDecision
-    from releasegate.policy.handshake import Approval, ApprovalFields, Handshake, Role
-    from releasegate.policy.signatures import sign, statement_for
-    from releasegate.services.promotion import approver_config, record_approval, restore_handshake
-    from releasegate.store.keys import key_path, load_key
-
-    now = datetime.now(UTC)
-    report = "c" * 64
-    bootstrap.decision_log().append(  # the run's TECH_GATE_PASS: the report the approvals sign over
+def _tech_pass(run: str, report_sha: str, report: dict | None = None) -> None:
+    """The run's sealed TECH_GATE_PASS: the report (and its hash) signed approvals of the run sign over."""
+    bootstrap.decision_log().append(
         NewDecision(
             decision_kind=DecisionKind.approval,
             decision_outcome=DecisionOutcome.accept,
             decision_rationale="TECH_GATE_PASS: gate report promote",
-            subject="promotion:run-1",
+            subject=f"promotion:{run}",
             actor="releasegate:gates",
             tech_gate_report_ref="artifact:r",
             details={
@@ -570,31 +563,54 @@ def test_approvals_count_only_for_the_model_version_and_binary_they_were_given_f
                 "model_name": MODEL,
                 "candidate_version": "3",
                 "candidate_sha256": "a" * 64,
-                "gate_report_sha256": report,
+                "gate_report_sha256": report_sha,
+                **({"gate_report": report} if report is not None else {}),
             },
         )
     )
-    base = Handshake(
+
+
+def _handshake(report_sha: str, **keys):
+    from releasegate.policy.handshake import Handshake, Role
+
+    return Handshake(
         model=MODEL,
         candidate_version="3",
         requested_by="ml-engineer",
         tech_report_ref="artifact:r",
         tech_pass=True,
         candidate_sha256="a" * 64,
-        gate_report_sha256=report,
+        gate_report_sha256=report_sha,
         allow_lists={Role.pm: ["pm-anna"], Role.risk: ["risk-carla"]},
-        keys=approver_config().keys,
+        **keys,
     )
-    h = base
+
+
+def _approve_signed(run: str, base):
+    """PM and Risk approve ``base``'s report, signed with their keys, recorded as the flow records them."""
+    from releasegate.policy.handshake import Approval, ApprovalFields, Role
+    from releasegate.policy.signatures import sign, statement_for
+    from releasegate.services.promotion import record_approval
+    from releasegate.store.keys import key_path, load_key
+
+    now, h = datetime.now(UTC), base
     for role, who in ((Role.pm, "pm-anna"), (Role.risk, "risk-carla")):
         raw = {"approver": who, "reference": "R", "decision": "approve", "statement": "", "comment": ""}
         signed = sign(
-            statement_for(h, role, ApprovalFields(**raw), "run-1", now),
+            statement_for(h, role, ApprovalFields(**raw), run, now),
             load_key(key_path(bootstrap.settings().key_dir, who)),
         )
         a = Approval(**raw, role=role, at=now, key_id=signed.key_id)
         h = h.model_copy(update={role.value: a})
-        record_approval("run-1", h, role, a, None, raw, signed)
+        record_approval(run, h, role, a, None, raw, signed)
+
+
+def test_approvals_count_only_for_the_model_version_and_binary_they_were_given_for(home):
+    from releasegate.services.promotion import approver_config, restore_handshake
+
+    _tech_pass("run-1", "c" * 64)
+    base = _handshake("c" * 64, keys=approver_config().keys)
+    _approve_signed("run-1", base)
     assert restore_handshake("run-1", base).risk is not None  # the same run, version and binary
     # The run's parameters edited through the Prefect API to another version, or the staging binary swapped:
     assert restore_handshake("run-1", base.model_copy(update={"candidate_version": "5"})).pm is None
@@ -603,22 +619,43 @@ def test_approvals_count_only_for_the_model_version_and_binary_they_were_given_f
     assert restore_handshake("run-1", base.model_copy(update={"keys": {**base.keys, "pm-anna": "00" * 32}})).pm is None
 
 
+def test_approvals_of_an_earlier_report_count_only_while_its_evidence_is_unchanged(home):
+    """A retried promotion run evaluates its gates again: a new report (a new evaluation time). Approvals
+    signed over the earlier report are restored when every gate measured and concluded the same, and
+    asked again when the evidence changed (here the KPI delta)."""
+    from releasegate.policy.gates import GateReport, GateResult, PromotionOutcome
+    from releasegate.services.promotion import approver_config, restore_handshake
+
+    def report(delta: float, minute: int) -> GateReport:
+        return GateReport(
+            model=MODEL,
+            candidate_version="3",
+            champion_version="2",
+            gates=[GateResult(name="kpi_delta", status="pass", measured=delta, threshold=0.02, evidence="mlflow")],
+            outcome=PromotionOutcome.promote,
+            evaluated_at=datetime(2026, 12, 1, 9, minute, tzinfo=UTC),
+        )
+
+    first, again, changed = report(0.031, 0), report(0.031, 5), report(0.024, 9)
+    assert len({first.sha256(), again.sha256(), changed.sha256()}) == 3
+    keys = approver_config().keys
+    _tech_pass("run-3", first.sha256(), first.as_json())
+    _approve_signed("run-3", _handshake(first.sha256(), keys=keys))
+    _tech_pass("run-3", again.sha256(), again.as_json())  # the retry: same evidence, a new report
+    restored = restore_handshake("run-3", _handshake(again.sha256(), keys=keys))
+    assert restored.pm is not None and restored.risk is not None
+    _tech_pass("run-3", changed.sha256(), changed.as_json())  # evidence changed: asked again
+    restored = restore_handshake("run-3", _handshake(changed.sha256(), keys=keys))
+    assert restored.pm is None and restored.risk is None
+
+
 def test_an_unsigned_approval_record_never_counts(home):
     """An approval record written through the service path without a signature (as every approval was
     before signed approvals) is not restored into a promotion's handshake."""
-    from releasegate.policy.handshake import Approval, Handshake, Role
+    from releasegate.policy.handshake import Approval, Role
     from releasegate.services.promotion import record_approval, restore_handshake
 
-    base = Handshake(
-        model=MODEL,
-        candidate_version="3",
-        requested_by="ml-engineer",
-        tech_report_ref="artifact:r",
-        tech_pass=True,
-        candidate_sha256="a" * 64,
-        gate_report_sha256="c" * 64,
-        allow_lists={Role.pm: ["pm-anna"], Role.risk: ["risk-carla"]},
-    )
+    base = _handshake("c" * 64)
     raw = {"approver": "pm-anna", "reference": "R", "decision": "approve", "statement": "", "comment": ""}
     a = Approval(**raw, role=Role.pm, at=datetime.now(UTC))
     record_approval("run-2", base.model_copy(update={"pm": a}), Role.pm, a, None, raw)
