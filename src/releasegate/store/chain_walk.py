@@ -15,11 +15,12 @@ about 50,000 records a second (reading, canonical JSON, SHA-256); an auditor's 1
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterable
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
-from multiprocessing import get_context
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import create_engine, select
@@ -142,16 +143,45 @@ def _walk_range(url: str, lo: int, hi: int) -> _Range:
 def walk_in_ranges(url: str, last_seq: int, last_hash: str, workers: int) -> int | None:
     """The chain up to the head (``last_seq``, ``last_hash``) walked in ``workers`` seq ranges side by
     side: the number of intact records when every range is intact and they meet end to end from the
-    genesis hash to the head, else None (the caller walks in order to name the first break)."""
+    genesis hash to the head, else None (the caller walks in order to name the first break).
+
+    Each range runs in ``python -m releasegate.store.chain_walk`` (the URL on its stdin, the answer as
+    JSON on its stdout): a fresh interpreter, so neither the caller's ``__main__`` is imported again
+    (as multiprocessing's spawn does) nor a process with threads forked."""
     if last_seq < 1:
         return None
     step = -(-last_seq // workers)
     bounds = [(lo, min(lo + step - 1, last_seq)) for lo in range(1, last_seq + 1, step)]
-    with ProcessPoolExecutor(max_workers=len(bounds), mp_context=get_context("spawn")) as pool:
-        ranges = list(pool.map(_walk_range, [url] * len(bounds), *zip(*bounds, strict=True)))
+    procs = []
+    for lo, hi in bounds:
+        p = subprocess.Popen(
+            [sys.executable, "-m", "releasegate.store.chain_walk"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert p.stdin is not None
+        p.stdin.write(json.dumps({"url": url, "lo": lo, "hi": hi}))
+        p.stdin.close()
+        procs.append(p)
+    ranges: list[_Range | None] = []
+    for p in procs:
+        assert p.stdout is not None
+        out = p.stdout.read()
+        p.wait()
+        try:
+            ranges.append(_Range(**json.loads(out)) if p.returncode == 0 else None)
+        except (ValueError, TypeError):
+            ranges.append(None)
     expected_prev: str | None = GENESIS_HASH
     for r in ranges:
-        if not r.intact or r.first_prev != expected_prev:
+        if r is None or not r.intact or r.first_prev != expected_prev:
             return None
         expected_prev = r.last_hash
     return last_seq if expected_prev == last_hash else None
+
+
+if __name__ == "__main__":  # one range, for walk_in_ranges
+    job = json.loads(sys.stdin.read())
+    print(json.dumps(asdict(_walk_range(job["url"], int(job["lo"]), int(job["hi"])))))
