@@ -484,7 +484,45 @@ def _rehash(log, seq):
     _raw(log, "UPDATE decisions SET record_hash = :h WHERE seq = :s", h=new_hash, s=seq)
 
 
+def _insert_copy(log, seq):
+    """A row inserted at ``seq`` (plain INSERT: the triggers refuse only UPDATE and DELETE), a copy of
+    record 3 with its own ids and hashes."""
+    cols = (
+        "decision_timestamp, decision_kind, decision_outcome, decision_rationale, subject, actor, "
+        "tech_gate_report_ref, pm_gate_ref, risk_gate_ref, joint_release_ack_ref, rollback_plan_ref, "
+        "exception_expiry, details"
+    )
+    tag = f"{abs(seq):x}".rjust(2, "e")
+    _raw(
+        log,
+        f"INSERT INTO decisions (seq, decision_id, prev_hash, record_hash, {cols}) "
+        f"SELECT :seq, :did, :prev, :rec, {cols} FROM decisions WHERE seq = 3",
+        seq=seq,
+        did=f"forged-{seq}",
+        prev=tag * 32,
+        rec=("d" + tag) * 16,
+    )
+
+
+def _rewind_head(log, seq):
+    """The head moved back to record ``seq`` (its trigger dropped first, as an attacker would)."""
+    with log.engine.begin() as conn:
+        if log.engine.dialect.name == "sqlite":
+            conn.execute(text("DROP TRIGGER IF EXISTS decision_log_head_advance_only"))
+        else:
+            conn.execute(text("DROP TRIGGER decision_log_head_guard ON decision_log_head"))
+        digest = conn.execute(text("SELECT record_hash FROM decisions WHERE seq = :s"), {"s": seq}).scalar_one()
+        conn.execute(
+            text("UPDATE decision_log_head SET last_seq = :s, last_hash = :h WHERE id = 1"), {"s": seq, "h": digest}
+        )
+
+
 TAMPERS = {
+    "insert at seq 0": lambda log: _insert_copy(log, 0),
+    "insert at seq -1": lambda log: _insert_copy(log, -1),
+    "insert after the newest, head not moved": lambda log: _insert_copy(log, 9),
+    "insert far above the head": lambda log: _insert_copy(log, 50),
+    "head moved back, newest rows kept": lambda log: _rewind_head(log, 6),
     "edit first of second range": lambda log: _raw(log, "UPDATE decisions SET actor = 'x' WHERE seq = 5"),
     "delete last of first range": lambda log: _raw(log, "DELETE FROM decisions WHERE seq = 4"),
     "delete first of second range": lambda log: _raw(log, "DELETE FROM decisions WHERE seq = 5"),

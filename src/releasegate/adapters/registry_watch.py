@@ -24,7 +24,7 @@ def watch_once() -> list[IntakeResult]:
     c = registry.client()
     now = bootstrap.clock().now()
     results: list[IntakeResult] = []
-    for rm in registry.registered_models():
+    for rm in list(registry.registered_models()):  # read whole first: pages are offsets
         parts = split_name(rm.name, bootstrap.settings().environments)
         if parts is None:
             continue
@@ -78,7 +78,7 @@ def guard_prod_aliases(mode: str | None = None) -> list[GuardResult]:
         return []
     ports = bootstrap.ports()
     out = []
-    for rm in registry.registered_models():
+    for rm in list(registry.registered_models()):  # read whole first: pages are offsets
         parts = split_name(rm.name, s.environments)
         if parts is None or parts[0] != s.prod_environment:
             continue

@@ -140,48 +140,56 @@ def _walk_range(url: str, lo: int, hi: int) -> _Range:
         engine.dispose()
 
 
+RANGE_TIMEOUT_SECONDS = 1800  # a range that has not answered by then counts as not intact
+
+
 def walk_in_ranges(url: str, last_seq: int, last_hash: str, workers: int) -> int | None:
     """The chain up to the head (``last_seq``, ``last_hash``) walked in ``workers`` seq ranges side by
     side: the number of intact records when every range is intact and they meet end to end from the
-    genesis hash to the head, else None (the caller walks in order to name the first break).
+    genesis hash to the head, else None (the caller walks in order to name the first break). The
+    caller has made sure the table holds exactly the seqs 1..``last_seq`` (``DecisionLog.verify``).
 
-    Each range runs in ``python -m releasegate.store.chain_walk`` (the URL on its stdin, the answer as
-    JSON on its stdout): a fresh interpreter, so neither the caller's ``__main__`` is imported again
-    (as multiprocessing's spawn does) nor a process with threads forked."""
+    Each range runs in ``python -m releasegate.store.chain_walk`` (its job in the environment, the
+    answer as JSON on stdout): a fresh interpreter, so neither the caller's ``__main__`` is imported
+    again (as multiprocessing's spawn does) nor a process with threads forked. Children still running
+    when this returns (an error, an interrupt, a timeout) are killed."""
     if last_seq < 1:
         return None
     step = -(-last_seq // workers)
     bounds = [(lo, min(lo + step - 1, last_seq)) for lo in range(1, last_seq + 1, step)]
-    procs = []
-    for lo, hi in bounds:
-        p = subprocess.Popen(
-            [sys.executable, "-m", "releasegate.store.chain_walk"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        assert p.stdin is not None
-        p.stdin.write(json.dumps({"url": url, "lo": lo, "hi": hi}))
-        p.stdin.close()
-        procs.append(p)
-    ranges: list[_Range | None] = []
-    for p in procs:
-        assert p.stdout is not None
-        out = p.stdout.read()
-        p.wait()
-        try:
-            ranges.append(_Range(**json.loads(out)) if p.returncode == 0 else None)
-        except (ValueError, TypeError):
-            ranges.append(None)
-    expected_prev: str | None = GENESIS_HASH
-    for r in ranges:
-        if r is None or not r.intact or r.first_prev != expected_prev:
-            return None
-        expected_prev = r.last_hash
-    return last_seq if expected_prev == last_hash else None
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        for lo, hi in bounds:
+            env = {**os.environ, JOB_ENV: json.dumps({"url": url, "lo": lo, "hi": hi})}
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "releasegate.store.chain_walk"],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                    text=True,
+                    env=env,
+                )
+            )
+        expected_prev: str | None = GENESIS_HASH
+        for p in procs:
+            out, _ = p.communicate(timeout=RANGE_TIMEOUT_SECONDS)
+            r = _Range(**json.loads(out)) if p.returncode == 0 else None
+            if r is None or not r.intact or r.first_prev != expected_prev:
+                return None
+            expected_prev = r.last_hash
+        return last_seq if expected_prev == last_hash else None
+    except (subprocess.TimeoutExpired, OSError, ValueError, TypeError):
+        return None
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
 
+
+JOB_ENV = "RELEASEGATE_CHAIN_RANGE"  # the range's job (URL, lo, hi): not on the command line, which ps shows
 
 if __name__ == "__main__":  # one range, for walk_in_ranges
-    job = json.loads(sys.stdin.read())
+    job = json.loads(os.environ[JOB_ENV])
     print(json.dumps(asdict(_walk_range(job["url"], int(job["lo"]), int(job["hi"])))))

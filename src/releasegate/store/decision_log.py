@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, overload
 
-from sqlalchemy import JSON, Integer, String, Text, select
+from sqlalchemy import JSON, Integer, String, Text, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from releasegate.clock import Clock, SystemClock
@@ -311,17 +311,28 @@ class DecisionLog:
         """Walk the chain in order; name the first record that was edited, deleted or reordered.
 
         A long chain (``chain_walk.PARALLEL_FROM`` records) is first walked in seq ranges on every core
-        (``workers`` processes; default one per core, at most 4), up to the head read first, so
-        records appended meanwhile are left for the next verify; on any finding, or with
-        ``workers=1``, the walk in order decides and names the break."""
+        (``workers`` processes; default one per core, at most 4) when the table holds exactly the seqs
+        1..head; on any finding, or with ``workers=1``, the walk in order decides and names the break."""
         from releasegate.store.chain_walk import default_workers, walk, walk_in_ranges
 
-        with Session(self.engine) as session:
-            head = session.execute(select(HeadRow).where(HeadRow.id == 1)).scalar_one()
-            last_seq, last_hash = head.last_seq, head.last_hash
-        n = default_workers(last_seq) if workers is None else workers
-        if n > 1 and (intact := walk_in_ranges(self.url, last_seq, last_hash, n)) is not None:
-            return VerifyResult(intact, None)
+        n = default_workers(self.count()) if workers is None else workers
+        if n > 1:
+            # The head and the seqs the table holds, in one statement (one snapshot): the ranges walk
+            # 1..last_seq, so they are used only when the table holds exactly those seqs; a row outside
+            # them (inserted below 1 or above the head, a head moved back) or an append meanwhile leaves
+            # the answer to the walk in order.
+            table = DecisionRow.__table__
+            seqs = [
+                select(f).select_from(table).scalar_subquery()
+                for f in (func.count(), func.min(table.c.seq), func.max(table.c.seq))
+            ]
+            with Session(self.engine) as session:
+                last_seq, last_hash, count, low, high = session.execute(
+                    select(HeadRow.last_seq, HeadRow.last_hash, *seqs).where(HeadRow.id == 1)
+                ).one()
+            exact = count == last_seq and (count == 0 or (low == 1 and high == last_seq))
+            if exact and (intact := walk_in_ranges(self.url, last_seq, last_hash, n)) is not None:
+                return VerifyResult(intact, None)
         with Session(self.engine) as session:
             # plain rows, not ORM objects: a third of the time of a million-record walk
             table = DecisionRow.__table__

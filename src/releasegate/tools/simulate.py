@@ -273,8 +273,19 @@ def run_model(runs: list[SimRun], gw: GatewayConfig, cfg: SimConfig, gated: bool
     def estimate(r: SimRun) -> float:
         if r.deployment not in estimates:
             done = history.get(r.deployment, [])[-HISTORY:]
-            estimates[r.deployment] = expected_duration([float(d) for d in done], float(r.expected)) or r.expected
+            planned = expected_duration([float(d) for d in done], float(r.expected))
+            estimates[r.deployment] = float(r.expected) if planned is None else planned
         return estimates[r.deployment]
+
+    def active_run(idx: int) -> ActiveRun:
+        """A running run as the snapshot shows it: expected to end at its start plus its deployment's
+        estimate now (``adapters.prefect_gate`` recomputes it on every snapshot too)."""
+        r, known = runs[idx], running[idx]
+        assert r.started is not None
+        end = t0 + timedelta(seconds=r.started + estimate(r))
+        if known.expected_end != end:
+            known = running[idx] = known.model_copy(update={"expected_end": end})
+        return known
 
     def snapshot(req: SimRun, now: int) -> CapacitySnapshot:
         ups = []
@@ -301,7 +312,8 @@ def run_model(runs: list[SimRun], gw: GatewayConfig, cfg: SimConfig, gated: bool
                             expected_seconds=estimate(r),
                         )
                     )
-        return CapacitySnapshot.model_construct(active=list(running.values()), upcoming=ups, completed=set())
+        active = [active_run(idx) for idx in running]
+        return CapacitySnapshot.model_construct(active=active, upcoming=ups, completed=set())
 
     def dispatch(now: int) -> None:
         nonlocal busy, evaluations
