@@ -30,6 +30,7 @@ def config(**overrides) -> GatewayConfig:
             {"name": "bulk", "priority": 10, "concurrency_limit": 2},
         ],
         deployments={"eod-scoring": {"queue": "critical"}, "backfill": {"queue": "bulk", "upstreams": ["eod-scoring"]}},
+        admission="priority_window",  # the first rule's cases; the reservation rule's set it themselves
     )
     base.update(overrides)
     return GatewayConfig.model_validate(base)

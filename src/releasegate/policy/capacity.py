@@ -48,7 +48,6 @@ where any worker may take them.
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
@@ -57,6 +56,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from releasegate.policy.gateway_config import DeploymentGate, GatewayConfig, QueueConfig
+from releasegate.policy.reservations import ReservationPlan, span
 from releasegate.policy.windows import Window
 
 # re-exported: configurations and tools import them from here
@@ -158,74 +158,6 @@ def expected_duration(
 
 
 # ---------------------------------------------------------------------------------- the rule
-def _span(reserved: ActiveRun, now: datetime) -> tuple[datetime, datetime | None]:
-    """A reservation's start (not before ``now``) and expected end (None: unknown duration)."""
-    start = max(reserved.expected_start or now, now)
-    end = start + timedelta(seconds=reserved.expected_seconds) if reserved.expected_seconds is not None else None
-    return start, end
-
-
-class _Plan:
-    """The reservations one priority level must respect, precomputed once per snapshot: each
-    reservation's span and the pool's load at its start (running runs still expected to run then, plus
-    the reservations holding a slot then). ``blocking`` and ``earliest_fit`` answer from these, and
-    remember their answers per expected duration: a backlog of runs of one deployment asks the same
-    question many times against one snapshot."""
-
-    def __init__(self, res: list[ActiveRun], active: list[ActiveRun], now: datetime, cap: int):
-        self.cap, self.now = cap, now
-        self.res = res
-        self.spans = [_span(r, now) for r in res]
-        self.unknown_active = sum(1 for a in active if a.expected_end is None)
-        self.active_ends = sorted(a.expected_end for a in active if a.expected_end is not None)
-        self.load = []
-        for i, (start, _) in enumerate(self.spans):
-            reserved = sum(1 for _, end in self.spans[: i + 1] if end is None or end > start)
-            self.load.append((self.running_at(start), reserved))
-        self._blocking: dict[float | None, tuple[ActiveRun, int, int] | None] = {}
-        self._fit: dict[float | None, datetime | None] = {}
-
-    def running_at(self, t: datetime) -> int:
-        """Running runs still expected to hold their slot at ``t`` (unknown end: they do)."""
-        return self.unknown_active + len(self.active_ends) - bisect_right(self.active_ends, t)
-
-    def blocking(self, t: datetime, mine: float | None) -> tuple[ActiveRun, int, int] | None:
-        """The first reservation a run started at ``t`` (expected to take ``mine`` seconds) would take the
-        slot of, with the slots running and reserved at its start; None when it takes none."""
-        if t == self.now and mine in self._blocking:
-            return self._blocking[mine]
-        my_end = t + timedelta(seconds=mine) if mine is not None else None
-        hit = None
-        for i, (start, _) in enumerate(self.spans):
-            if start < t:
-                continue  # begun before t: it holds its slot in the count of every later start
-            if my_end is not None and my_end <= start:
-                break  # done before this and every later reservation starts
-            running_then, reserved_then = self.load[i]
-            if running_then + reserved_then + 1 > self.cap:
-                hit = (self.res[i], running_then, reserved_then)
-                break
-        if t == self.now:
-            self._blocking[mine] = hit
-        return hit
-
-    def earliest_fit(self, mine: float | None) -> datetime | None:
-        """The first time a slot frees (a running run's or a reservation's expected end) at which the run
-        would fit: a free slot then, and no reservation's slot taken."""
-        if mine in self._fit:
-            return self._fit[mine]
-        ends = {e for e in self.active_ends if e > self.now} | {end for _, end in self.spans if end is not None}
-        fit = None
-        for t in sorted(ends):
-            busy = self.running_at(t)
-            busy += sum(1 for start, end in self.spans if start <= t and (end is None or end > t))
-            if busy + 1 <= self.cap and self.blocking(t, mine) is None:
-                fit = t
-                break
-        self._fit[mine] = fit
-        return fit
-
-
 def _defer(reason: DeferralReason, at: datetime, explanation: str, **evidence: Any) -> Deferred:
     return Deferred(
         deferral_reason_code=reason,
@@ -275,7 +207,7 @@ class _Evaluator:
         self.priority_of = {q.name: q.priority for q in config.queues}
         self._blockers: dict[int, list[ActiveRun]] = {}
         self._reservations: dict[int, list[ActiveRun]] = {}
-        self._plans: dict[int, _Plan] = {}
+        self._plans: dict[int, ReservationPlan] = {}
         self._blocker_ids: dict[int, list[str]] = {}
         self._windows: dict[tuple[str, str], tuple[datetime, str] | None] = {}
         self._in_queue: dict[str | None, int] | None = None
@@ -313,9 +245,9 @@ class _Evaluator:
             self._reservations[my_priority] = sorted(due, key=lambda r: r.expected_start or self.now)
         return self._reservations[my_priority]
 
-    def plan(self, my_priority: int) -> _Plan:
+    def plan(self, my_priority: int) -> ReservationPlan:
         if my_priority not in self._plans:
-            self._plans[my_priority] = _Plan(
+            self._plans[my_priority] = ReservationPlan(
                 self.reservations(my_priority), self.snapshot.active, self.now, self.config.pool_concurrency_limit
             )
         return self._plans[my_priority]
@@ -330,7 +262,7 @@ class _Evaluator:
         if hit is None:
             return None
         r, running_then, reserved_then = hit
-        start, end = _span(r, self.now)
+        start, end = span(r, self.now)
         mine = request.expected_seconds
         until = (
             f"until {(self.now + timedelta(seconds=mine)).isoformat()}" if mine is not None else "for an unknown time"
