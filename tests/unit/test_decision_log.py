@@ -381,6 +381,26 @@ def test_processes_migrating_a_fresh_postgres_log_at_once_do_not_collide(pg_url)
     assert all(p.returncode == 0 for p in procs), errors
 
 
+def test_a_record_already_committed_by_an_ambiguous_batch_is_answered_as_appended(db_url, clock):
+    """The one-by-one retry after a failed shared batch: a record the database already holds (its batch's
+    COMMIT failed on the connection, but the server committed) comes back as appended, once; a different
+    record under the same decision_id is still a duplicate."""
+    from sqlalchemy.exc import IntegrityError
+
+    from releasegate.decisions import make_record
+    from releasegate.store.decision_log import _write_one
+
+    log = DecisionLog(db_url, clock=clock)
+    rec = make_record(deferral(0), clock.now())
+    stored = log.append_record(rec)
+    again = _write_one(log.engine, rec)
+    assert (again.seq, again.record_hash, again.record) == (stored.seq, stored.record_hash, rec)
+    other = make_record(deferral(1), clock.now(), decision_id=rec.decision_id)
+    with pytest.raises(IntegrityError):
+        _write_one(log.engine, other)
+    assert log.count() == 1 and log.verify().ok
+
+
 # ------------------------------------------------------------------------------- head guard
 def test_head_cannot_be_rewound_to_hide_deleted_newest_records(db_url, clock):
     """An attacker drops the decisions triggers, deletes the newest records and rewrites the head to the

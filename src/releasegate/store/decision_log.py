@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any, overload
 
 from sqlalchemy import JSON, Integer, String, Text, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from releasegate.clock import Clock, SystemClock
@@ -396,6 +397,23 @@ def _write_batch(engine: Any, records: list[DecisionRecord]) -> list[StoredDecis
         return [_append_in(session, head, r) for r in records]
 
 
+def _write_one(engine: Any, record: DecisionRecord) -> StoredDecision:
+    """A record alone, after its shared batch failed. A batch whose COMMIT failed on the connection may
+    still have been committed by the database: the record is then already in the log under its
+    decision_id, and its caller gets it back as appended instead of a duplicate-key error. A different
+    record under that decision_id is still refused."""
+    try:
+        return _write_batch(engine, [record])[0]
+    except IntegrityError:
+        with Session(engine) as session:
+            row = session.execute(
+                select(DecisionRow).where(DecisionRow.decision_id == record.decision_id)
+            ).scalar_one_or_none()
+            if row is None or row.to_record().content() != record.content():
+                raise
+            return StoredDecision(seq=row.seq, record=record, prev_hash=row.prev_hash, record_hash=row.record_hash)
+
+
 _COMMITS: dict[int, tuple[Any, GroupCommit[DecisionRecord, StoredDecision]]] = {}
 _COMMITS_LOCK = threading.Lock()
 
@@ -407,7 +425,7 @@ def _group_commit(engine: Any) -> GroupCommit[DecisionRecord, StoredDecision]:
         known = _COMMITS.get(id(engine))
         if known is None or known[0] is not engine:
             group: GroupCommit[DecisionRecord, StoredDecision] = GroupCommit(
-                lambda records: _write_batch(engine, records), lambda record: _write_batch(engine, [record])[0]
+                lambda records: _write_batch(engine, records), lambda record: _write_one(engine, record)
             )
             known = _COMMITS[id(engine)] = (engine, group)
         return known[1]
