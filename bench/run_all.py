@@ -2,7 +2,8 @@
 
 Each bench runs in its own process (its own ephemeral Prefect server where it needs one) and appends
 its rows as JSON lines; this script prints them as one table with the machine and versions, and with
-``--markdown PATH`` writes the same as Markdown (how ``bench/RESULTS.md`` is produced).
+``--markdown PATH`` appends the same as a dated Markdown section to PATH (``bench/RESULTS.md`` keeps
+every run with its reading: earlier sections are never rewritten).
 """
 
 import argparse
@@ -47,7 +48,7 @@ def machine() -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--markdown", type=Path, help="also write the results as Markdown to this file")
+    p.add_argument("--markdown", type=Path, help="also append the results as a dated Markdown section to this file")
     p.add_argument("--only", nargs="*", help="bench names to run (e.g. psi capacity)")
     a = p.parse_args()
     scripts = sorted(HERE.glob("*_bench.py"))
@@ -85,8 +86,11 @@ def main() -> None:
         failed.append("simulate")
         print(sim.stderr[-2000:])
     if a.markdown:
-        a.markdown.write_text(markdown(m, rows, report))
-        print(f"\nwritten: {a.markdown}")
+        head = "" if a.markdown.exists() else "# Benchmark results\n"
+        section = f"\n## make bench, {m['date']}\n\n" + markdown(m, rows, report)
+        with a.markdown.open("a") as f:
+            f.write(head + section)
+        print(f"\nappended to {a.markdown}: add the reading under its new section")
     if failed:
         print(f"\nfailed: {', '.join(failed)}")
         sys.exit(1)
