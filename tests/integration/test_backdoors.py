@@ -619,36 +619,6 @@ def test_approvals_count_only_for_the_model_version_and_binary_they_were_given_f
     assert restore_handshake("run-1", base.model_copy(update={"keys": {**base.keys, "pm-anna": "00" * 32}})).pm is None
 
 
-def test_approvals_of_an_earlier_report_count_only_while_its_evidence_is_unchanged(home):
-    """A retried promotion run evaluates its gates again: a new report (a new evaluation time). Approvals
-    signed over the earlier report are restored when every gate measured and concluded the same, and
-    asked again when the evidence changed (here the KPI delta)."""
-    from releasegate.policy.gates import GateReport, GateResult, PromotionOutcome
-    from releasegate.services.promotion import approver_config, restore_handshake
-
-    def report(delta: float, minute: int) -> GateReport:
-        return GateReport(
-            model=MODEL,
-            candidate_version="3",
-            champion_version="2",
-            gates=[GateResult(name="kpi_delta", status="pass", measured=delta, threshold=0.02, evidence="mlflow")],
-            outcome=PromotionOutcome.promote,
-            evaluated_at=datetime(2026, 12, 1, 9, minute, tzinfo=UTC),
-        )
-
-    first, again, changed = report(0.031, 0), report(0.031, 5), report(0.024, 9)
-    assert len({first.sha256(), again.sha256(), changed.sha256()}) == 3
-    keys = approver_config().keys
-    _tech_pass("run-3", first.sha256(), first.as_json())
-    _approve_signed("run-3", _handshake(first.sha256(), keys=keys))
-    _tech_pass("run-3", again.sha256(), again.as_json())  # the retry: same evidence, a new report
-    restored = restore_handshake("run-3", _handshake(again.sha256(), keys=keys))
-    assert restored.pm is not None and restored.risk is not None
-    _tech_pass("run-3", changed.sha256(), changed.as_json())  # evidence changed: asked again
-    restored = restore_handshake("run-3", _handshake(changed.sha256(), keys=keys))
-    assert restored.pm is None and restored.risk is None
-
-
 def test_an_unsigned_approval_record_never_counts(home):
     """An approval record written through the service path without a signature (as every approval was
     before signed approvals) is not restored into a promotion's handshake."""

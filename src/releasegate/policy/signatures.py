@@ -258,14 +258,3 @@ def recorded_signature_problem(subject: str, details: dict[str, Any]) -> str | N
         if theirs != ours:
             return f"the signed statement says {name} {theirs!r}, the record {ours!r}"
     return None
-
-
-def evidence_sha256(report_json: Any) -> str | None:
-    """SHA-256 of a stored gate report (``GateReport.as_json``) without ``evaluated_at``: what its gates
-    measured and concluded. Two evaluations of unchanged evidence (a retried promotion run evaluating the
-    gates again) share it; any changed measurement, threshold, champion or outcome changes it. None: not
-    a stored report."""
-    if not isinstance(report_json, dict) or not isinstance(report_json.get("gates"), list):
-        return None
-    body = {k: v for k, v in report_json.items() if k != "evaluated_at"}
-    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()

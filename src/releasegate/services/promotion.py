@@ -45,7 +45,7 @@ from releasegate.policy.handshake import (
 )
 from releasegate.policy.models import Criticality, ModelSpec, RiskTier, manifest_field
 from releasegate.policy.psi import psi_against
-from releasegate.policy.signatures import SignedApproval, check_signed, evidence_sha256
+from releasegate.policy.signatures import SignedApproval, check_signed
 from releasegate.services.promotion_log import promotion_history
 from releasegate.services.release import promotion_subject
 
@@ -248,29 +248,19 @@ def record_approval(
 
 
 def approvable_reports(records: list[Any], base: Handshake) -> set[str]:
-    """The gate reports (by SHA-256) a restored signed approval of this run may have approved: the
-    current one (``base.gate_report_sha256``), and an earlier TECH_GATE_PASS report of the run for the
-    same binary only when it holds the same evidence (``gates.evidence_sha256``: every gate's
-    measurement, threshold and status, the champion and the outcome; only the evaluation time may
-    differ). An approval of evidence that has changed since counts for nothing: it is asked again."""
-    if not base.gate_report_sha256:
-        return set()
-    techs = [
-        r.details
+    """The gate reports (by SHA-256) a restored signed approval of this run may have approved: every
+    TECH_GATE_PASS report of the run for the same binary. A run re-evaluates its gates after a deferral
+    (a freeze) or an expired joint ack, and the drift gate measures PSI on the newest data each time, so
+    the reports differ in their measurements; the approvals stay bound to this run, model, version and
+    binary (each passed the gates), and an expired joint ack still sends them back to the approvers."""
+    return {
+        str(r.details.get("gate_report_sha256"))
         for r in records
         if r.decision_kind is DecisionKind.approval
         and r.details.get("role") == "tech"
         and r.decision_outcome is DecisionOutcome.accept
         and r.details.get("candidate_sha256") == base.candidate_sha256
-    ]
-    current = next((d for d in reversed(techs) if d.get("gate_report_sha256") == base.gate_report_sha256), None)
-    evidence = evidence_sha256(current.get("gate_report")) if current else None
-    same = {
-        str(d.get("gate_report_sha256"))
-        for d in techs
-        if evidence is not None and evidence_sha256(d.get("gate_report")) == evidence
     }
-    return {base.gate_report_sha256} | same
 
 
 def restore_handshake(flow_run_id: str, base: Handshake) -> Handshake:
