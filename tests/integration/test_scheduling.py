@@ -539,6 +539,9 @@ def test_infra_up_is_idempotent(deployed, rg_home):
     for obj in ("work pool releasegate", "queue critical", "queue bulk"):
         [line] = [ln for ln in result.output.splitlines() if obj in ln]
         assert "unchanged" in line, line
+    # the MLflow store and the decision log are made ready before any worker runs a flow
+    out = " ".join(result.output.split())
+    assert "mlflow tracking store │ ready" in out and "decision log │ ready" in out, out
     with get_client(sync_client=True) as c:
         queues = {q.name: q for q in c.read_work_queues(work_pool_name="releasegate")}
         pool = c.read_work_pool("releasegate")

@@ -60,6 +60,18 @@ def client():
     return mlflow.MlflowClient()
 
 
+def ensure_tracking_store() -> str:
+    """Create (or migrate) the MLflow tracking and registry store once, from this one process, and
+    return its URI. MLflow migrates an embedded SQLite store on first use; two flow runs starting at
+    once on a fresh store (two workers) race in that migration, and a lost race leaves MLflow's
+    ``_alembic_tmp_*`` tables behind, failing every later run. ``releasegate infra up`` calls this
+    before any worker runs a flow."""
+    c = client()
+    c.search_experiments(max_results=1)
+    c.search_registered_models(max_results=1)
+    return str(bootstrap.settings().resolved_tracking_uri)
+
+
 def registered_models(page_size: int = 1000) -> Iterator[Any]:
     """Every registered model, page by page (MLflow answers at most ``max_results`` per call and a
     page token for the rest): a registry of more than one page is read to its end."""

@@ -22,13 +22,19 @@ def infra_up_cmd(
         str | None, typer.Option(help="URL the SLA automations notify (creates the releasegate-oncall block).")
     ] = None,
 ) -> None:
-    """Create or update the work pool, queues, caps, capacity block and SLA automations (idempotent)."""
+    """Create or update the work pool, queues, caps, capacity block and SLA automations, and make the MLflow
+    store and the decision log ready (idempotent)."""
     from releasegate import bootstrap
+    from releasegate.adapters import mlflow_registry
     from releasegate.adapters.config import capacity_from_file
-    from releasegate.adapters.prefect_infra import apply_automations, ensure_oncall_webhook, infra_up
+    from releasegate.adapters.prefect_infra import InfraChange, apply_automations, ensure_oncall_webhook, infra_up
 
     config = capacity_from_file(policy_file)
     changes = infra_up(config)
+    # before any worker runs a flow: two runs must not race to create the store (mlflow_registry says why)
+    changes.append(InfraChange("mlflow tracking store", "ready", mlflow_registry.ensure_tracking_store()))
+    bootstrap.decision_log().count()  # the decision log's schema too (migrated on first use)
+    changes.append(InfraChange("decision log", "ready", "schema at the newest migration"))
     if oncall_webhook:
         changes.append(ensure_oncall_webhook(oncall_webhook))
     changes += apply_automations(bootstrap.project_root() / "deployments" / "automations.yaml")
