@@ -22,15 +22,23 @@ import subprocess
 import sys
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
-from sqlalchemy import create_engine
 
 from releasegate.decisions import GENESIS_HASH
+from releasegate.store.db import create_db_engine
 
-if TYPE_CHECKING:
-    from releasegate.store.decision_log import VerifyResult
+# decision_log imports this module only inside DecisionLog.verify, so this import finds it loaded
+from releasegate.store.decision_log import (
+    CONTENT_COLUMNS,
+    ChainBreak,
+    DecisionRow,
+    VerifyResult,
+    _content_hash_for_row,
+    _quick_hash_for_row,
+    content_from_columns,
+)
 
 # below this many records the processes' start-up (imports, ~1 s each) costs more than it saves
 PARALLEL_FROM = 200_000
@@ -46,8 +54,6 @@ def default_workers(records: int) -> int:
 
 def walk(rows: Iterable[Any], head: Any) -> VerifyResult:
     """The chain in order against the head row: the number of intact records and the first break."""
-    from releasegate.store.decision_log import ChainBreak, VerifyResult
-
     prev_hash, expected_seq, checked = GENESIS_HASH, 1, 0
     for row in rows:
         if row.seq != expected_seq:
@@ -97,8 +103,6 @@ def walk(rows: Iterable[Any], head: Any) -> VerifyResult:
 def _hash_matches(row: Any) -> bool:
     """Whether the row's content reproduces its stored hash: the quick computation from the columns,
     and the exact pydantic path whenever the quick one disagrees (it decides)."""
-    from releasegate.store.decision_log import DecisionRow, _content_hash_for_row, _quick_hash_for_row
-
     stored: str = row.record_hash
     if _quick_hash_for_row(row) == stored:
         return True
@@ -117,58 +121,24 @@ class _Range:
 
 # The columns a range reads, by position: plain DBAPI tuples, not SQLAlchemy rows (a row's attribute
 # costs ~1 µs, 16 of them a record, a third of the walk), and ``details`` as the driver gives it.
-_COLUMNS = (
-    "seq",
-    "decision_id",
-    "decision_timestamp",
-    "decision_kind",
-    "decision_outcome",
-    "decision_rationale",
-    "subject",
-    "actor",
-    "tech_gate_report_ref",
-    "pm_gate_ref",
-    "risk_gate_ref",
-    "joint_release_ack_ref",
-    "rollback_plan_ref",
-    "exception_expiry",
-    "details",
-    "prev_hash",
-    "record_hash",
-)
-_SEQ, _PREV, _HASH, _DETAILS = 0, 15, 16, 14
+_COLUMNS = ("seq", *CONTENT_COLUMNS, "details", "prev_hash", "record_hash")
+_SEQ, _DETAILS, _PREV, _HASH = (_COLUMNS.index(c) for c in ("seq", "details", "prev_hash", "record_hash"))
+_CONTENT = slice(1, 1 + len(CONTENT_COLUMNS))  # the content columns, in CONTENT_COLUMNS order
 
 
 def _fast_hash(t: tuple[Any, ...], details: Any) -> str | None:
-    """``record_hash`` from a DBAPI tuple with orjson (sorted keys, compact, as ``record_hash``'s
+    """``record_hash`` of a DBAPI tuple with orjson (sorted keys, compact, as ``record_hash``'s
     ``json.dumps`` writes them when the output is ASCII); None when it cannot tell (non-ASCII text,
     numbers orjson spells differently are caught by the hash comparison and re-checked the slow way)."""
-    from releasegate.store.decision_log import _json_ts
-
     try:
-        content = {
-            "decision_id": t[1],
-            "decision_timestamp": _json_ts(t[2]),
-            "decision_kind": t[3],
-            "decision_outcome": t[4],
-            "decision_rationale": t[5],
-            "subject": t[6],
-            "actor": t[7],
-            "tech_gate_report_ref": t[8],
-            "pm_gate_ref": t[9],
-            "risk_gate_ref": t[10],
-            "joint_release_ack_ref": t[11],
-            "rollback_plan_ref": t[12],
-            "exception_expiry": _json_ts(t[13]),
-            "details": details or {},
-        }
+        content = content_from_columns(t[_CONTENT], details)
         payload = orjson.dumps({"seq": t[_SEQ], "prev_hash": t[_PREV], "content": content}, option=orjson.OPT_SORT_KEYS)
     except (ValueError, TypeError):  # orjson.JSONEncodeError is a TypeError
         return None
     return hashlib.sha256(payload).hexdigest() if payload.isascii() else None
 
 
-def _tuple_matches(t: tuple[Any, ...], columns: list[str]) -> bool:
+def _tuple_matches(t: tuple[Any, ...]) -> bool:
     """Whether the record reproduces its stored hash: orjson first, then the reference path."""
     raw = t[_DETAILS]
     text = isinstance(raw, str | bytes)
@@ -177,22 +147,17 @@ def _tuple_matches(t: tuple[Any, ...], columns: list[str]) -> bool:
             return True
     except ValueError:  # not what orjson reads: the reference path decides
         pass
-    from releasegate.store.decision_log import DecisionRow
-
     # parsed again the reference way: orjson reads an integer beyond 64 bits as a float
-    row = DecisionRow(**{**dict(zip(columns, t, strict=True)), "details": json.loads(raw) if text else raw})
-    return _hash_matches(row)
+    values = dict(zip(_COLUMNS, t, strict=True)) | {"details": json.loads(raw) if text else raw}
+    return _hash_matches(DecisionRow(**values))
 
 
 def _walk_range(url: str, lo: int, hi: int) -> _Range:
-    """Records ``lo``..``hi`` in order, in a process of their own, read through the driver's own cursor.
-    A plain engine: no migrations, and on SQLite no ``BEGIN IMMEDIATE`` (that would make the readers
-    queue on the write lock)."""
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://") :]
-    engine = create_engine(url)
-    columns = list(_COLUMNS)
-    query = f"SELECT {', '.join(columns)} FROM decisions WHERE seq >= {int(lo)} AND seq <= {int(hi)} ORDER BY seq"
+    """Records ``lo``..``hi`` in order, in a process of their own, read through the driver's own cursor
+    (not an ORM session: no migrations, and on SQLite no ``BEGIN IMMEDIATE``, which would make the
+    readers queue on the write lock)."""
+    engine = create_db_engine(url)
+    query = f"SELECT {', '.join(_COLUMNS)} FROM decisions WHERE seq >= {int(lo)} AND seq <= {int(hi)} ORDER BY seq"
     try:
         conn = engine.raw_connection()
         try:
@@ -202,7 +167,7 @@ def _walk_range(url: str, lo: int, hi: int) -> _Range:
             expected, first_prev, prev = lo, None, None
             while batch := cur.fetchmany(5000):
                 for t in batch:
-                    if t[_SEQ] != expected or (prev is not None and t[_PREV] != prev) or not _tuple_matches(t, columns):
+                    if t[_SEQ] != expected or (prev is not None and t[_PREV] != prev) or not _tuple_matches(t):
                         return _Range(lo, hi, False, first_prev, prev)
                     if prev is None:
                         first_prev = t[_PREV]

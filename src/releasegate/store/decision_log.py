@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, overload
@@ -202,25 +202,39 @@ def _json_ts(value: str | None) -> str | None:
     return value[:-8] + "Z" if value.endswith(".000000Z") else value
 
 
+# The stored columns of a record's hashed content (``DecisionRecord.content()`` minus ``details``).
+CONTENT_COLUMNS = (
+    "decision_id",
+    "decision_timestamp",
+    "decision_kind",
+    "decision_outcome",
+    "decision_rationale",
+    "subject",
+    "actor",
+    *_REFS,
+    "exception_expiry",
+)
+
+
+def content_from_columns(values: Sequence[Any], details: Any) -> dict[str, Any]:
+    """A record's hashed content straight from its stored columns (``values``: the ``CONTENT_COLUMNS``
+    in that order), without building the pydantic record; ValueError when a timestamp is not in the
+    form ``append`` writes. Shared by ``verify``'s quick path and the range walkers (``chain_walk``)."""
+    content = dict(zip(CONTENT_COLUMNS, values, strict=True))
+    content["decision_timestamp"] = _json_ts(content["decision_timestamp"])
+    content["exception_expiry"] = _json_ts(content["exception_expiry"])
+    content["details"] = details or {}
+    return content
+
+
 def _quick_hash_for_row(row: Any) -> str | None:
     """The record hash computed straight from the columns, without building the pydantic record: what
     makes ``verify`` of a million records several times faster. None when a column is not in the form
     ``append`` writes; ``verify`` then takes the exact path, and also for any row whose hash this does
     not reproduce, so a row is reported only when the exact computation disagrees too."""
     try:
-        content = {
-            "decision_id": row.decision_id,
-            "decision_timestamp": _json_ts(row.decision_timestamp),
-            "decision_kind": row.decision_kind,
-            "decision_outcome": row.decision_outcome,
-            "decision_rationale": row.decision_rationale,
-            "subject": row.subject,
-            "actor": row.actor,
-            **{ref: getattr(row, ref) for ref in _REFS},
-            "exception_expiry": _json_ts(row.exception_expiry),
-            "details": row.details or {},
-        }
-        return record_hash(row.seq, row.prev_hash, content)
+        values = [getattr(row, c) for c in CONTENT_COLUMNS]
+        return record_hash(row.seq, row.prev_hash, content_from_columns(values, row.details))
     except (ValueError, TypeError):
         return None
 
@@ -316,8 +330,7 @@ class DecisionLog:
         1..head; on any finding, or with ``workers=1``, the walk in order decides and names the break."""
         from releasegate.store.chain_walk import default_workers, walk, walk_in_ranges
 
-        n = default_workers(self.count()) if workers is None else workers
-        if n > 1:
+        if workers != 1:
             # The head and the seqs the table holds, in one statement (one snapshot): the ranges walk
             # 1..last_seq, so they are used only when the table holds exactly those seqs; a row outside
             # them (inserted below 1 or above the head, a head moved back) or an append meanwhile leaves
@@ -331,8 +344,9 @@ class DecisionLog:
                 last_seq, last_hash, count, low, high = session.execute(
                     select(HeadRow.last_seq, HeadRow.last_hash, *seqs).where(HeadRow.id == 1)
                 ).one()
+            n = default_workers(last_seq) if workers is None else workers
             exact = count == last_seq and (count == 0 or (low == 1 and high == last_seq))
-            if exact and (intact := walk_in_ranges(self.url, last_seq, last_hash, n)) is not None:
+            if n > 1 and exact and (intact := walk_in_ranges(self.url, last_seq, last_hash, n)) is not None:
                 return VerifyResult(intact, None)
         with Session(self.engine) as session:
             # plain rows, not ORM objects: a third of the time of a million-record walk
