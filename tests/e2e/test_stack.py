@@ -78,6 +78,10 @@ def stack(tmp_path_factory):
         "RELEASEGATE_DATABASE_URL": f"postgresql+psycopg://{PG_BASE}/{log_db}",
         "RELEASEGATE_MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}",
         "PREFECT_LOGGING_LEVEL": "INFO",
+        # No scheduler service: `eod-scoring` is deployed with its real cron, and a scheduled EOD run due
+        # within the priority window (18:30 Zurich) would rightly hold every backfill back, so the tests
+        # would depend on the time of day. Every run here is created by the test itself.
+        "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false",
     }
     server, api = start_prefect_server(home, free_port(), f"postgresql+asyncpg://{PG_BASE}/{prefect_db}", env)
     procs = [server]
@@ -89,6 +93,7 @@ def stack(tmp_path_factory):
             assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
         with temporary_settings(updates={PREFECT_API_URL: api}), get_client(sync_client=True) as c:
             ids = {n: c.read_deployment_by_name(f"{n}/{n}").id for n in ("eod-scoring", "backfill")}
+        assert not [r for i in ids.values() for r in _runs_at(api, i)], "the stack's server scheduled runs"
         workers = [start_worker(home, f"w{i}", wenv, ROOT) for i in (1, 2)]
         procs += workers
         yield {"api": api, "home": home, "env": env, "ids": ids, "workers": workers}
@@ -121,6 +126,13 @@ def on_stack(stack, monkeypatch):
         yield stack
     forget_deployment_ids()
     dispose_engines()
+
+
+def _runs_at(api: str, deployment_id):
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: api}):
+        return _runs(deployment_id)
 
 
 def _runs(deployment_id):
