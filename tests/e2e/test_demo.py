@@ -31,8 +31,8 @@ def test_demo_runs_the_whole_lifecycle_and_prints_json(tmp_path):
     by = {s["step"]: s for s in doc["steps"] if s["model"] in ("", "credit")}
     assert by["promote v1"]["outcome"] == "promote" and by["promote v1"]["decision_id"]
     assert by["EOD scoring"]["reason_code"] == "WITHIN_LIMITS"
-    assert by["backfill during EOD"]["reason_code"] == "PRIORITY_CONFLICT"
-    assert by["backfill during EOD"]["outcome"] == "deferred, then ran"
+    assert by["backfill before EOD"]["reason_code"] == "PRIORITY_CONFLICT"
+    assert by["backfill before EOD"]["outcome"] == "deferred, woken, then ran"
     assert by["registry event -> retrain"]["reason_code"] == "NEW_DEV_VERSION"
     assert by["v2 candidate gated"]["outcome"] in ("promote", "hold/reject")
     assert by["injected drift"]["reason_code"] == "DRIFT_URGENT"

@@ -314,51 +314,97 @@ def _admitted_at(run_id) -> datetime | None:
     return min(found) if found else None
 
 
-def test_eod_runs_while_backfill_is_deferred_then_backfill_starts(on_stack):
+def _completed_backfills(c, deployment_id, n: int) -> None:
+    """At least ``n`` completed runs of the deployment, so the gateway plans with its own history."""
+    from prefect.client.schemas.objects import StateType
+
+    have = [r for r in _runs(deployment_id) if r.state_type == StateType.COMPLETED]
+    ids = [
+        c.create_flow_run_from_deployment(deployment_id, parameters={"start_date": d, "end_date": d}).id
+        for d in ((date(2026, 5, 4) + timedelta(days=i)).isoformat() for i in range(max(0, n - len(have))))
+    ]
+    _wait(lambda: all(c.read_flow_run(i).state_type == StateType.COMPLETED for i in ids), RUNS_DEADLINE_S, "history")
+
+
+def test_a_storm_before_eod_starts_what_fits_defers_the_rest_to_eods_reservation_and_eod_starts_on_time(on_stack):
+    """The shipped rule (admission: reservation) on two real workers, pool cap 2. Two EOD runs due in 20 min
+    reserve both slots. Backfills whose own history says they end before then start at once; storm
+    backfills of a deployment without history (unknown duration) would take a slot EOD needs, so each is
+    deferred PRIORITY_CONFLICT to the end of EOD's reservation, naming the EOD run. EOD, once due, starts
+    without a deferral; when it has finished long before its reservation's planned end, the deferral
+    sweeper wakes the storm, which then completes. The pool cap of 2 holds throughout."""
     from prefect import get_client
     from prefect.client.schemas.objects import StateType
     from prefect.states import Scheduled
 
+    from flows.backfill import backfill
     from releasegate import bootstrap
+    from releasegate.adapters.prefect_deferrals import sweep
+    from releasegate.policy.capacity import GatewayConfig
     from tests.conftest import prod_version
 
+    config = GatewayConfig.model_validate(POLICY)
+    assert config.admission == "reservation"  # the shipped policy's rule
     prod_version("credit", 1, alias="champion")
-    day = date(2026, 3, 16)
+    ids = on_stack["ids"]
+    due = datetime.now(UTC) + timedelta(minutes=20)
     with get_client(sync_client=True) as c:
-        # EOD is created due in 10 minutes, inside the 15-minute priority window: it out-ranks the backfill
-        # from the start, however late a worker gets to either run (had EOD been due now, a slow worker
-        # could start the backfill only after EOD had already finished, and nothing would be deferred).
-        eod = c.create_flow_run_from_deployment(
-            on_stack["ids"]["eod-scoring"],
-            parameters={"business_date": day.isoformat(), "rows": 1_000_000},
-            state=Scheduled(scheduled_time=datetime.now(UTC) + timedelta(minutes=10)),
-        )
-        bf = c.create_flow_run_from_deployment(
-            on_stack["ids"]["backfill"], parameters={"start_date": day.isoformat(), "end_date": day.isoformat()}
-        )
-        deferral = _wait(
-            lambda: [r for r in bootstrap.decision_log().query(kind="deferral") if r.subject == f"flow_run:{bf.id}"],
-            RUNS_DEADLINE_S,
-            "the backfill's deferral",
-        )[0]
-        assert deferral.details["deferral_reason_code"] == "PRIORITY_CONFLICT"
-        assert "eod-scoring" in deferral.decision_rationale
-        # Now EOD is due: a worker runs it while the backfill keeps being deferred.
-        moved = c.set_flow_run_state(eod.id, Scheduled(scheduled_time=datetime.now(UTC)))
-        assert moved.status.value == "ACCEPT", moved
-        _wait(lambda: c.read_flow_run(eod.id).state_type == StateType.COMPLETED, RUNS_DEADLINE_S, "EOD to complete")
-        _wait(
-            lambda: c.read_flow_run(bf.id).state_type == StateType.COMPLETED,
-            RUNS_DEADLINE_S,
-            "the backfill to complete",
-        )
-    eod_end = max(s.timestamp for s in _states(eod.id) if s.type == StateType.COMPLETED)
-    # min(): had any earlier attempt been admitted, its admission would be found here too.
-    admitted = _wait(lambda: _admitted_at(bf.id), 120, "the backfill's admission in its run logs")
-    assert deferral.decision_timestamp <= eod_end, "the backfill was deferred while EOD had not finished"
-    assert admitted >= eod_end, f"the backfill was admitted at {admitted}, before EOD finished at {eod_end}"
-    names = [s.name for s in _states(bf.id)]
-    assert "Deferred" in names
+        _completed_backfills(c, ids["backfill"], 3)
+        # the workers' subprocess runs the entrypoint (flows/backfill.py) from this checkout
+        storm_dep = backfill.to_deployment(
+            name="storm", work_pool_name="releasegate", work_queue_name="bulk", job_variables={"working_dir": str(ROOT)}
+        ).apply()
+        eods = [
+            c.create_flow_run_from_deployment(
+                ids["eod-scoring"],
+                parameters={"business_date": d},
+                state=Scheduled(scheduled_time=due),
+            ).id
+            for d in ("2026-06-01", "2026-06-02")
+        ]
+        day = lambda i: (date(2026, 6, 1) + timedelta(days=i)).isoformat()  # noqa: E731
+        fit = [
+            c.create_flow_run_from_deployment(ids["backfill"], parameters={"start_date": day(i), "end_date": day(i)}).id
+            for i in range(2)
+        ]
+        storm = [
+            c.create_flow_run_from_deployment(storm_dep, parameters={"start_date": day(i), "end_date": day(i)}).id
+            for i in range(3)
+        ]
+
+        def deferral_of(run_id):
+            state = c.read_flow_run(run_id).state_type
+            assert state not in (StateType.FAILED, StateType.CRASHED), f"run {run_id} ended {state}"
+            return [r for r in bootstrap.decision_log().query(kind="deferral") if r.subject == f"flow_run:{run_id}"]
+
+        deferrals = {
+            i: _wait(lambda i=i: deferral_of(i), RUNS_DEADLINE_S, f"the deferral of storm run {i}")[0] for i in storm
+        }
+        for rec in deferrals.values():
+            assert rec.details["deferral_reason_code"] == "PRIORITY_CONFLICT", rec.decision_rationale
+            assert rec.details["evidence"]["blocking_runs"][0] in {str(e) for e in eods}
+            assert "eod-scoring" in rec.decision_rationale and "reservation" in rec.decision_rationale
+            assert datetime.fromisoformat(rec.details["next_evaluation_at"]) > due  # the reservation's end
+        _wait(lambda: all(c.read_flow_run(i).state_type == StateType.COMPLETED for i in fit), RUNS_DEADLINE_S, "fits")
+        assert not [i for i in fit if deferral_of(i)], "a backfill that ends before EOD is due was deferred"
+
+        for e in eods:  # EOD is due now (a worker would otherwise wait 20 min for it)
+            assert c.set_flow_run_state(e, Scheduled(scheduled_time=datetime.now(UTC))).status.value == "ACCEPT"
+        _wait(lambda: all(c.read_flow_run(e).state_type == StateType.COMPLETED for e in eods), RUNS_DEADLINE_S, "EOD")
+        assert not [e for e in eods if deferral_of(e)], "an EOD run was deferred"
+
+        woken: list[str] = []
+
+        def storm_done() -> bool:
+            woken.extend(sweep(config).woken)  # the deferral-sweeper's minute, as often as the test likes
+            return all(c.read_flow_run(i).state_type == StateType.COMPLETED for i in storm)
+
+        _wait(storm_done, RUNS_DEADLINE_S, "the woken storm runs to complete")
+    assert set(woken) == {str(i) for i in storm}, woken  # each woken, none left to its planned time
+    eod_end = max(s.timestamp for e in eods for s in _states(e) if s.type == StateType.COMPLETED)
+    assert all(_admitted_at(i) >= eod_end for i in storm)
+    spans = [s for i in [*fit, *storm, *eods] for s in _wait(lambda i=i: _held(i), 120, f"the admission lines of {i}")]
+    assert 1 <= _peak(spans) <= 2, f"pool cap 2 exceeded: {_peak(spans)} runs held admission slots at once"
 
 
 @pytest.mark.parametrize("log_backend", ["sqlite", "postgres"])

@@ -128,9 +128,32 @@ def expect_deferred(flow, run_id, code):
     return fr, deferral
 
 
-# ---------------------------------------------------------------------------------- deferral
-def test_backfill_waits_for_running_eod_then_starts(deployed, rg_home, policy, clock):
+def defer_backfill_behind_due_eod(deployed, policy, clock):
+    """A PRIORITY_CONFLICT deferral under the shipped (reservation) rule: a pool of one slot, an EOD run
+    due now holds it, so a backfill, which would still be running then, is deferred to the end of EOD's
+    reservation. Returns (eod, backfill, deferral)."""
     from flows.backfill import backfill
+
+    policy(pool_concurrency_limit=1)
+    with get_client(sync_client=True) as c:
+        eod = c.create_flow_run_from_deployment(
+            deployed["eod-scoring"],
+            parameters={"model_name": "credit", "business_date": "2026-11-20"},
+            state=Scheduled(scheduled_time=clock.now()),
+        )
+    bf = create_run(deployed["backfill"], start_date="2026-11-20", end_date="2026-11-20")
+    _, deferral = expect_deferred(backfill, bf.id, "PRIORITY_CONFLICT")
+    assert deferral.next_evaluation_at > clock.now()  # the reservation's end, not a backoff
+    return eod, bf, deferral
+
+
+# ---------------------------------------------------------------------------------- deferral
+def test_priority_window_rule_backfill_waits_for_running_eod_then_starts(deployed, rg_home, policy, clock):
+    """``admission: priority_window`` (the first rule, still selectable): a running EOD run holds every
+    backfill back, whatever the pool's free slots; each deferral asks again after the backoff."""
+    from flows.backfill import backfill
+
+    policy(admission="priority_window")
 
     eod = create_run(deployed["eod-scoring"], model_name="credit", business_date="2026-11-20")
     run_admitted(eod.id)  # the EOD run is running on a worker
@@ -296,18 +319,15 @@ def test_reservation_admits_backfills_that_fit_and_defers_the_rest_to_the_reserv
 
 # ---------------------------------------------------------------------------- sweeper, override
 def test_sweeper_escalates_at_30_and_60_minutes(deployed, rg_home, policy, clock):
-    from flows.backfill import backfill
     from releasegate.adapters.config import load_gateway_config
     from releasegate.adapters.prefect_deferrals import sweep
 
-    eod = create_run(deployed["eod-scoring"], model_name="credit", business_date="2026-11-20")
-    run_admitted(eod.id)
-    bf = create_run(deployed["backfill"], start_date="2026-11-20", end_date="2026-11-20")
-    expect_deferred(backfill, bf.id, "PRIORITY_CONFLICT")
+    _, bf, _ = defer_backfill_behind_due_eod(deployed, policy, clock)
     cfg = load_gateway_config()
 
     clock.advance(minutes=29)
-    assert sweep(cfg).escalations == []
+    first = sweep(cfg)
+    assert first.escalations == [] and first.woken == []  # EOD still holds the only slot: nothing to wake
     clock.advance(minutes=1)
     [alert] = sweep(cfg).escalations
     assert alert["level"] == "alert" and alert["event"] == "releasegate.deferral.sla-breached"
@@ -325,13 +345,36 @@ def test_sweeper_escalates_at_30_and_60_minutes(deployed, rg_home, policy, clock
     assert report.closed == [str(bf.id)] and report.open_deferrals == 0
 
 
+def test_sweeper_wakes_a_deferral_once_the_blocking_run_ended(deployed, rg_home, policy, clock):
+    """The reservation rule defers the backfill to the *expected* end of EOD; EOD ends sooner, so the
+    sweeper asks the gateway again, wakes the run at its first deferral time (its place in Prefect's
+    queue), records why, and the run is admitted without waiting for the planned time."""
+    from flows.backfill import backfill
+    from releasegate.adapters.config import load_gateway_config
+    from releasegate.adapters.prefect_deferrals import sweep
+
+    eod, bf, deferral = defer_backfill_behind_due_eod(deployed, policy, clock)
+    clock.advance(minutes=5)
+    assert sweep(load_gateway_config()).woken == []  # EOD is still due: nothing fits
+    set_state(eod.id, Completed())  # EOD ended long before its reservation's planned end
+    assert clock.now() + timedelta(minutes=1) < deferral.next_evaluation_at
+    report = sweep(load_gateway_config())
+    assert report.woken == [str(bf.id)]
+    fr = read(bf.id)
+    assert fr.state_type == StateType.SCHEDULED and fr.state.message == "WOKEN PRIORITY_CONFLICT"
+    assert fr.state.state_details.scheduled_time == deferral.first_deferred_at  # keeps its place
+    woke = bootstrap.decision_log().query(kind="deferral", subject=f"flow_run:{bf.id}")[-1]
+    assert woke.decision_outcome.value == "accept" and "woken early" in woke.decision_rationale
+    assert woke.details["next_evaluation_at"] == deferral.next_evaluation_at.isoformat()
+    assert sweep(load_gateway_config()).woken == []  # woken once: it is no longer Deferred
+    assert execute(backfill, bf.id).is_completed()
+    assert bootstrap.scheduling_store().get_deferral(str(bf.id)).status == "admitted"
+
+
 def test_override_needs_a_ticket_and_starts_the_run(deployed, rg_home, policy, clock):
     from flows.backfill import backfill
 
-    eod = create_run(deployed["eod-scoring"], model_name="credit", business_date="2026-11-20")
-    run_admitted(eod.id)
-    bf = create_run(deployed["backfill"], start_date="2026-11-20", end_date="2026-11-20")
-    expect_deferred(backfill, bf.id, "PRIORITY_CONFLICT")
+    _, bf, _ = defer_backfill_behind_due_eod(deployed, policy, clock)
 
     runner = CliRunner()
     refused = runner.invoke(app, ["deferrals", "override", str(bf.id), "--by", "ops-bob", "--reason", "late data"])
@@ -360,7 +403,7 @@ def test_override_needs_a_ticket_and_starts_the_run(deployed, rg_home, policy, c
     assert granted.exception_expiry == clock.now() + timedelta(minutes=240)
     fr = read(bf.id)
     assert fr.state_name == "Scheduled" and fr.next_scheduled_start_time <= clock.now() + timedelta(seconds=1)
-    # EOD still runs, but the override admits the backfill.
+    # EOD is still due and holds the only slot, but the override admits the backfill.
     assert execute(backfill, bf.id).is_completed()
     listed = runner.invoke(app, ["deferrals", "--all", "--json"])
     assert json.loads(listed.stdout)[0]["status"] == "overridden"
@@ -375,10 +418,7 @@ def test_an_override_is_signed_by_someone_on_the_overrides_list_with_their_pinne
     from releasegate.decisions import DecisionKind, DecisionOutcome, NewDecision
     from releasegate.store.keys import create_key, key_path
 
-    eod = create_run(deployed["eod-scoring"], model_name="credit", business_date="2026-11-20")
-    run_admitted(eod.id)
-    bf = create_run(deployed["backfill"], start_date="2026-11-20", end_date="2026-11-20")
-    expect_deferred(backfill, bf.id, "PRIORITY_CONFLICT")
+    _, bf, _ = defer_backfill_behind_due_eod(deployed, policy, clock)
     keys = bootstrap.settings().key_dir
     create_key(keys, "mallory")
     runner = CliRunner()
@@ -555,10 +595,7 @@ def test_infra_up_is_idempotent(deployed, rg_home):
 def test_report_prints_kpis(deployed, rg_home, policy, clock):
     from flows.backfill import backfill
 
-    eod = create_run(deployed["eod-scoring"], model_name="credit", business_date="2026-11-20")
-    run_admitted(eod.id)
-    bf = create_run(deployed["backfill"], start_date="2026-11-20", end_date="2026-11-20")
-    expect_deferred(backfill, bf.id, "PRIORITY_CONFLICT")
+    eod, bf, _ = defer_backfill_behind_due_eod(deployed, policy, clock)
     set_state(eod.id, Completed())
     clock.advance(minutes=45)
     assert execute(backfill, bf.id).is_completed()

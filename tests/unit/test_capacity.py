@@ -8,6 +8,7 @@ from pydantic import ValidationError
 
 from releasegate.policy.capacity import (
     ActiveRun,
+    Admitted,
     CapacitySnapshot,
     DeferralReason,
     GatewayConfig,
@@ -15,7 +16,7 @@ from releasegate.policy.capacity import (
     Window,
     evaluate,
 )
-from releasegate.policy.deferrals import SlaState, escalations_due, sla_state
+from releasegate.policy.deferrals import SlaState, escalations_due, runs_to_wake, sla_state
 from tests.conftest import ROOT
 
 NOW = datetime(2026, 11, 23, 17, 0, tzinfo=UTC)  # Monday 18:00 in Zurich
@@ -341,3 +342,39 @@ def test_reservation_capacity_and_queue_deferrals_ask_again_when_the_first_slot_
     assert q.deferral_reason_code is DeferralReason.QUEUE_LIMIT and q.next_evaluation_at == NOW + timedelta(minutes=25)
     unknown = CapacitySnapshot(active=[_running(1, None), _running(2, None), _running(3, None)], completed=READY)
     assert evaluate(_bf(10), unknown, config(**RESERVE), NOW).next_evaluation_at == NOW + timedelta(seconds=60)
+
+
+# ---------------------------------------------------------------------- waking deferrals early
+def _asleep(minutes: float | None, i: int) -> RunRequest:
+    """A deferred backfill as the sweeper asks for it: no business dates (upstreams are the gate's)."""
+    return _bf(minutes, i).model_copy(update={"business_dates": []})
+
+
+def test_runs_to_wake_takes_the_oldest_deferrals_that_fit_each_holding_a_slot_for_the_next():
+
+    cfg = config(
+        admission="reservation",
+        pool_concurrency_limit=4,
+        queues=[
+            {"name": "critical", "priority": 1, "concurrency_limit": 2},
+            {"name": "bulk", "priority": 10, "concurrency_limit": 4},
+        ],
+    )
+    # pool 4: two backfills running past +30 min, when two EOD runs are due (two reserved slots)
+    snap = CapacitySnapshot(
+        active=[_running(1, ends_in_minutes=60), _running(2, ends_in_minutes=60)],
+        upcoming=[_eod_due(30, i=8), _eod_due(30, i=9)],
+    )
+    oldest_first = [_asleep(10, 1), _asleep(None, 2), _asleep(20, 3), _asleep(15, 4)]
+    woken = runs_to_wake(oldest_first, snap, cfg, NOW)
+    # bf1 ends before EOD is due; bf2 (unknown duration) would take a slot EOD needs; bf3 ends before
+    # EOD too, with bf1 counted as running; then the pool (4) is full and bf4 waits
+    assert [r.flow_run_id for r in woken] == ["bf1", "bf3"]
+    # every woken run is one the gateway admits, given those woken before it
+    for i, r in enumerate(woken):
+        held = [_running(10 + j, ends_in_minutes=w.expected_seconds / 60) for j, w in enumerate(woken[:i])]
+        grown = snap.model_copy(update={"active": snap.active + held})
+        assert isinstance(evaluate(r, grown, cfg, NOW), Admitted)
+    # both EOD runs due now: the two free slots are theirs, nothing is woken
+    busy = snap.model_copy(update={"upcoming": [_eod_due(0, i=8), _eod_due(0, i=9)]})
+    assert runs_to_wake(oldest_first, busy, cfg, NOW) == []

@@ -24,21 +24,26 @@ def test_same_seed_same_report():
 def test_every_start_in_the_gated_model_went_through_capacity_evaluate(monkeypatch, admission):
     """The simulation asks the gateway through ``capacity.decider`` (one snapshot's answers reused while
     the pool does not change); every answer is the one a fresh ``capacity.evaluate`` gives."""
-    calls = []
+    calls, wakes = [], []
     real = capacity.decider
 
-    def spy(snapshot, config, now):
-        decide = real(snapshot, config, now)
+    def spy(into):
+        def bound(snapshot, config, now):
+            decide = real(snapshot, config, now)
 
-        def answer(request):
-            d = decide(request)
-            assert d == capacity.evaluate(request, snapshot, config, now)
-            calls.append(d)
-            return d
+            def answer(request):
+                d = decide(request)
+                assert d == capacity.evaluate(request, snapshot, config, now)
+                into.append(d)
+                return d
 
-        return answer
+            return answer
 
-    monkeypatch.setattr("releasegate.tools.simulate.decider", spy)
+        return bound
+
+    monkeypatch.setattr("releasegate.tools.simulate.decider", spy(calls))
+    # the deferral sweeper's wake questions (policy.deferrals.runs_to_wake) go through the same rule
+    monkeypatch.setattr("releasegate.policy.deferrals.decider", spy(wakes))
     runs, gw, _ = build_workload(SMALL)
     gw = gw.model_copy(update={"admission": admission})
     res = run_model(runs, gw, SMALL, gated=True)
@@ -48,6 +53,7 @@ def test_every_start_in_the_gated_model_went_through_capacity_evaluate(monkeypat
     assert codes and codes <= set(capacity.DeferralReason)
     assert set(res.deferrals_by_reason) == {c.value for c in codes}
     assert sum(s.deferrals for s in res.deferrals_by_reason.values()) == len(calls) - len(runs)
+    assert wakes and any(d.admitted for d in wakes)  # the sweeper woke some deferrals early
 
 
 def test_gateway_keeps_windows_and_eod_priority_that_native_dispatch_does_not():

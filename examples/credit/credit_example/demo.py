@@ -1,6 +1,6 @@
 """The credit example's part of ``make demo`` (entry point ``releasegate.demos: credit``).
 
-Train v1 (without two data sources) and promote it, EOD scoring, a backfill deferred while EOD runs,
+Train v1 (without two data sources) and promote it, EOD scoring, a backfill deferred by EOD's reservations,
 a registry event calling the team's retrain job (``retrain-job``) as a child run, the v2 candidate
 gated, injected market drift and the rollback it triggers.
 """
@@ -8,9 +8,8 @@ gated, injected market drift and the rollback it triggers.
 from __future__ import annotations
 
 import os
-import threading
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -22,7 +21,7 @@ V1_WITHOUT = ("exposure_musd", "collateral_ratio")  # the baseline lacks two dat
 
 def run(lc: Lifecycle) -> None:
     from prefect import get_client
-    from prefect.client.schemas.objects import State, StateType
+    from prefect.client.schemas.objects import State
     from prefect.exceptions import Pause
     from prefect.flow_engine import run_flow
 
@@ -67,13 +66,12 @@ def run(lc: Lifecycle) -> None:
         lat = out["latency_ms"]
         r.detail = f"{out['rows']} rows, {out['failures']} failures, p95 {lat['p95']:.1f} ms, PSI {out['max_psi']:.3f}"
 
-    @step("backfill during EOD", "deferred by the capacity gateway while EOD runs, then re-scores the date")
+    @step(
+        "backfill before EOD",
+        "deferred: it would take a slot reserved for EOD runs due; woken by the sweeper once they ran",
+    )
     def _(r):
-        os.environ["CREDIT_EXAMPLE_ROWS"] = "400000"  # a long EOD, so the backfill meets it running
-        try:
-            _backfill_during_eod(lc, r, get_client, run_flow, Pause, State, StateType)
-        finally:
-            os.environ.pop("CREDIT_EXAMPLE_ROWS", None)
+        _backfill_before_eod(lc, r, get_client, run_flow, Pause, State)
 
     worker = InProcessWorker({"retrain-job": retrain_job, "promotion": f["promotion"], "rollback": f["rollback"]})
     approver = DemoApprover(MODEL)  # one approver for every later promotion run of the model
@@ -154,38 +152,52 @@ def run(lc: Lifecycle) -> None:
             )
 
 
-def _backfill_during_eod(lc: Lifecycle, r, get_client, run_flow, Pause, State, StateType) -> None:  # noqa: N803
-    today = lc.today
+def _backfill_before_eod(lc: Lifecycle, r, get_client, run_flow, Pause, State) -> None:  # noqa: N803
+    """The shipped rule (admission: reservation): as many EOD runs as the pool has slots are due in a few
+    seconds, each holding a reservation; a backfill (no history yet: planned at its runtime policy's
+    timeout) would still run then and take a reserved slot, so it is deferred to the end of EOD's
+    reservation. The EOD runs start on time and finish long before that; the deferral sweeper then finds
+    the slot free and wakes the backfill, which runs."""
+    from prefect.states import Scheduled
+
+    from releasegate.adapters.config import load_gateway_config
+    from releasegate.adapters.prefect_deferrals import sweep
+
+    today, config = lc.today, load_gateway_config()
+    due = datetime.now(UTC) + timedelta(seconds=15)
     with get_client(sync_client=True) as c:
-        eod = c.create_flow_run_from_deployment(
-            lc.ids["eod-scoring"],
-            parameters={"business_date": (today - timedelta(days=1)).isoformat(), "model_name": MODEL},
-        )
+        eods = [
+            c.create_flow_run_from_deployment(
+                lc.ids["eod-scoring"],
+                parameters={"business_date": (today - timedelta(days=i)).isoformat(), "model_name": MODEL},
+                state=Scheduled(scheduled_time=due),
+            )
+            for i in range(1, config.pool_concurrency_limit + 1)
+        ]
         bf = c.create_flow_run_from_deployment(
             lc.ids["backfill"],
             parameters={"start_date": today.isoformat(), "end_date": today.isoformat(), "model_name": MODEL},
         )
-        t = threading.Thread(
-            target=lambda: run_flow(lc.flows["eod-scoring"], flow_run=c.read_flow_run(eod.id), return_type="state"),
-            daemon=True,
-        )
-        t.start()
-        deadline = time.monotonic() + 60
-        while c.read_flow_run(eod.id).state_type != StateType.RUNNING and time.monotonic() < deadline:
-            time.sleep(0.1)
         try:
             run_flow(lc.flows["backfill"], flow_run=c.read_flow_run(bf.id), return_type="state")
         except Pause:  # deferred: the run put itself back to Scheduled("Deferred")
             pass
         rec = lc.newest("deferral", deployment="backfill")
         if rec is None:
-            raise DemoFailed("the backfill was admitted: the EOD run had already finished")
+            raise DemoFailed("the backfill was admitted: it fits before the EOD runs' reservations")
         r.reason_code, r.decision_id = rec.details["deferral_reason_code"], rec.decision_id
-        t.join(120)
-        due = c.read_flow_run(bf.id).next_scheduled_start_time
-        while due and due.timestamp() > time.time():
-            time.sleep(0.2)
+        for eod in eods:  # the engine waits for each run's scheduled time, as a worker would
+            state = run_flow(lc.flows["eod-scoring"], flow_run=c.read_flow_run(eod.id), return_type="state")
+            if not state.is_completed():
+                raise DemoFailed(f"EOD run {eod.id} ended {state.type.value}: {state.message}")
+        woken = sweep(config).woken
+        if str(bf.id) not in woken:
+            raise DemoFailed(f"the sweeper did not wake the backfill (woken: {woken})")
         state = run_flow(lc.flows["backfill"], flow_run=c.read_flow_run(bf.id), return_type="state")
         assert isinstance(state, State)  # a sync flow run with return_type="state": its final state
-        r.outcome = "deferred, then ran" if state.is_completed() else f"deferred, then {state.type.value}"
-        r.detail = rec.decision_rationale[:120]
+        r.outcome = "deferred, woken, then ran" if state.is_completed() else f"deferred, then {state.type.value}"
+        planned = datetime.fromisoformat(rec.details["next_evaluation_at"])
+        r.detail = (
+            f"woken {max(0, round((planned - datetime.now(UTC)).total_seconds() / 60))} min before its planned "
+            f"evaluation; {rec.decision_rationale[:100]}"
+        )

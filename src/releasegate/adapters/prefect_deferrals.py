@@ -13,19 +13,21 @@ from prefect.client.schemas.filters import (
     WorkPoolFilter,
     WorkPoolFilterName,
 )
-from prefect.client.schemas.objects import StateType
+from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.events import emit_event
 from prefect.exceptions import ObjectNotFound
 from prefect.states import Scheduled
 
 from releasegate import bootstrap
+from releasegate.adapters.prefect_gate import DEFERRED, build_snapshot, expected_durations
 from releasegate.adapters.prefect_query import read_all_flow_runs
 from releasegate.decisions import DecisionKind, DecisionOutcome, DecisionRefused, NewDecision
 from releasegate.errors import Refused
-from releasegate.policy.capacity import GatewayConfig
-from releasegate.policy.deferrals import SLA_EVENTS, SlaState, escalations_due, sla_state
+from releasegate.policy.capacity import GatewayConfig, RunRequest
+from releasegate.policy.deferrals import SLA_EVENTS, WAKEABLE, SlaState, escalations_due, runs_to_wake, sla_state
 from releasegate.policy.kpis import KpiReport, deferral_minutes, percentile
 from releasegate.policy.runtime_policy import check_deployments, load_prefect_yaml
+from releasegate.store.scheduling_store import Deferral
 
 FINAL = {StateType.COMPLETED, StateType.FAILED, StateType.CANCELLED, StateType.CRASHED}
 
@@ -35,13 +37,21 @@ class SweepReport:
     open_deferrals: int = 0
     closed: list[str] = field(default_factory=list)
     escalations: list[dict] = field(default_factory=list)
+    woken: list[str] = field(default_factory=list)
+
+
+# A run due within this margin is left to its worker: waking it gains little, and only a run whose
+# scheduled time lies beyond every worker's prefetch cannot be picked up while its state is moved.
+WAKE_MARGIN = timedelta(minutes=1)
 
 
 def sweep(config: GatewayConfig) -> SweepReport:
-    """Escalate deferrals past their SLA (once per level) and close those whose run has ended."""
+    """Escalate deferrals past their SLA (once per level), close those whose run has ended, and wake the
+    capacity deferrals the gateway would admit now (``policy.deferrals.runs_to_wake``)."""
     store, log = bootstrap.scheduling_store(), bootstrap.decision_log()
     now = bootstrap.clock().now()
     report = SweepReport()
+    waiting: list[tuple[Deferral, FlowRun]] = []
     with get_client(sync_client=True) as client:
         for d in store.deferrals("open"):
             try:
@@ -56,6 +66,13 @@ def sweep(config: GatewayConfig) -> SweepReport:
                 report.closed.append(d.flow_run_id)
                 continue
             report.open_deferrals += 1
+            if (
+                d.reason_code in WAKEABLE
+                and d.next_evaluation_at > now + WAKE_MARGIN
+                and run.state_type == StateType.SCHEDULED
+                and run.state_name == DEFERRED
+            ):
+                waiting.append((d, run))
             current = sla_state(d.first_deferred_at, now, config.sla_alert_minutes, config.sla_incident_minutes)
             for level in escalations_due(current, SlaState(d.sla_state)):
                 waited = int((now - d.first_deferred_at) / timedelta(minutes=1))
@@ -105,7 +122,66 @@ def sweep(config: GatewayConfig) -> SweepReport:
                 )
             if current.value != d.sla_state:
                 store.set_sla_state(d.flow_run_id, current.value)
+        if waiting:
+            report.woken = _wake(client, config, waiting, now)
     return report
+
+
+def _wake(client, config: GatewayConfig, waiting: list[tuple[Deferral, FlowRun]], now: datetime) -> list[str]:
+    """Wake the deferred runs the gateway would admit now (oldest deferral first): each goes back to
+    Prefect's queue at its first deferral time, so it keeps its place ahead of younger runs, and the
+    wake is recorded. The gateway decides again when a worker starts it."""
+    store, log = bootstrap.scheduling_store(), bootstrap.decision_log()
+    known = {q.name for q in config.queues}
+    lowest = max(config.queues, key=lambda q: q.priority).name
+    reserving = config.admission == "reservation"
+    ids = {str(run.deployment_id): d.deployment for d, run in waiting if run.deployment_id}
+    durations = expected_durations(client, ids) if reserving else {}
+    requests = []
+    for d, run in waiting:
+        gate = config.deployments.get(d.deployment)
+        queue = gate.queue if gate else (run.work_queue_name if run.work_queue_name in known else lowest)
+        requests.append(
+            RunRequest(
+                flow_run_id=d.flow_run_id,
+                deployment=d.deployment,
+                queue=queue,
+                attempts=d.attempts,
+                expected_seconds=durations.get(d.deployment),
+            )
+        )
+    # one snapshot for all: asked as the lowest queue, it holds every run that out-ranks any of them
+    probe = RunRequest(flow_run_id="", deployment="", queue=lowest)
+    snapshot = build_snapshot(client, config, None, probe, now, durations)
+    by_id = {d.flow_run_id: d for d, _ in waiting}
+    woken = []
+    for request in runs_to_wake(requests, snapshot, config, now):
+        d = by_id[request.flow_run_id]
+        log.append(
+            NewDecision(
+                decision_kind=DecisionKind.deferral,
+                decision_outcome=DecisionOutcome.accept,
+                decision_rationale=f"woken early: the gateway would admit this {d.deployment} run now "
+                f"({d.reason_code} cleared before {d.next_evaluation_at.isoformat()})",
+                subject=f"flow_run:{d.flow_run_id}",
+                actor="releasegate:deferral-sweeper",
+                details={
+                    "deployment": d.deployment,
+                    "deferral_reason_code": d.reason_code,
+                    "next_evaluation_at": d.next_evaluation_at.isoformat(),
+                    "deferred_since": d.first_deferred_at.isoformat(),
+                    "woken_at": now.isoformat(),
+                },
+            ),
+            now=now,
+        )
+        store.wake_deferral(d.flow_run_id, now)
+        place = min(d.first_deferred_at, now)
+        client.set_flow_run_state(
+            d.flow_run_id, Scheduled(scheduled_time=place, message=f"WOKEN {d.reason_code}"), force=True
+        )
+        woken.append(d.flow_run_id)
+    return woken
 
 
 class OverrideRefused(Refused):

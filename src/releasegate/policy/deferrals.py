@@ -7,7 +7,15 @@ re-deferral restarts Prefect's own timers, so releasegate keeps the first deferr
 * waited ≥ ``sla_alert_minutes`` (30): ``alert`` → Prefect event ``releasegate.deferral.sla-breached``
 * waited ≥ ``sla_incident_minutes`` (60): ``incident`` → Prefect event ``releasegate.incident.opened``
 
-Each escalation is emitted once per deferral. Pure module.
+Each escalation is emitted once per deferral.
+
+The sweeper also wakes deferred runs early (``runs_to_wake``): a run deferred for capacity
+(PRIORITY_CONFLICT, CAPACITY_LIMIT, QUEUE_LIMIT) waits until ``next_evaluation_at``, which the reservation
+rule sets from *conservative* duration estimates (a high percentile of each deployment's runs). When the
+blocking run ends sooner, the sweeper asks the same gateway rule again, oldest deferral first, and wakes
+the runs it would admit now, each counted as holding a slot for the next; a woken run goes back to
+Prefect's queue at its first deferral time, so it keeps its place ahead of younger runs. Prefect has no
+such thing: a Scheduled run waits for its scheduled time. Pure module.
 """
 
 from __future__ import annotations
@@ -16,6 +24,8 @@ from collections.abc import Set as AbstractSet
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
+
+from releasegate.policy.capacity import ActiveRun, Admitted, CapacitySnapshot, GatewayConfig, RunRequest, decider
 
 SLA_EVENTS = {
     "alert": "releasegate.deferral.sla-breached",
@@ -66,3 +76,33 @@ def gate_failures_to_escalate(
         for f in failures
         if f["decision_id"] not in acknowledged and f["decision_id"] not in escalated and now - f["at"] >= limit
     ]
+
+
+# deferrals a freed slot can end early; windows and upstreams have their own end times
+WAKEABLE = frozenset({"PRIORITY_CONFLICT", "CAPACITY_LIMIT", "QUEUE_LIMIT"})
+
+
+def runs_to_wake(
+    deferred: list[RunRequest], snapshot: CapacitySnapshot, config: GatewayConfig, now: datetime
+) -> list[RunRequest]:
+    """The deferred runs (``deferred``: oldest deferral first) the gateway would admit now. Each run woken
+    counts as holding a slot (until its expected end) when the next one is asked, so no more are woken
+    than the pool and queues hold; the gateway still decides when each run starts."""
+    woken: list[RunRequest] = []
+    active = list(snapshot.active)
+    decide = decider(snapshot, config, now)
+    for request in deferred:
+        if isinstance(decide(request), Admitted):
+            woken.append(request)
+            seconds = request.expected_seconds
+            active.append(
+                ActiveRun(
+                    flow_run_id=request.flow_run_id,
+                    deployment=request.deployment,
+                    queue=request.queue,
+                    state="pending",
+                    expected_end=now + timedelta(seconds=seconds) if seconds is not None else None,
+                )
+            )
+            decide = decider(snapshot.model_copy(update={"active": active}), config, now)
+    return woken

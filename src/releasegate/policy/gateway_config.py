@@ -36,7 +36,7 @@ class GatewayConfig(BaseModel):
     queues: list[QueueConfig]
     deployments: dict[str, DeploymentGate] = Field(default_factory=dict)
     priority_window_minutes: Annotated[int, Field(ge=0)] = 15
-    admission: Literal["priority_window", "reservation"] = "priority_window"
+    admission: Literal["priority_window", "reservation"] = "reservation"
     reservation_horizon_minutes: Annotated[int, Field(ge=0)] = 240
     backoff_seconds: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [60, 120, 300, 600])
     windows: list[Window] = Field(default_factory=list)

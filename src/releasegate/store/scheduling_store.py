@@ -200,6 +200,15 @@ class SchedulingStore:
             s.flush()
             return _deferral(row)
 
+    def wake_deferral(self, flow_run_id: str, now: datetime) -> None:
+        """The sweeper woke the run early: it is due now (the deferral stays open until the gate admits it)."""
+        with Session(self.engine) as s, s.begin():
+            s.execute(
+                update(DeferralRow)
+                .where(DeferralRow.flow_run_id == flow_run_id, DeferralRow.status == "open")
+                .values(next_evaluation_at=format_ts(now))
+            )
+
     def set_sla_state(self, flow_run_id: str, sla_state: str) -> None:
         with Session(self.engine) as s, s.begin():
             s.execute(update(DeferralRow).where(DeferralRow.flow_run_id == flow_run_id).values(sla_state=sla_state))

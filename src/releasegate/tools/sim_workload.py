@@ -59,7 +59,13 @@ class SimRun:
     key: int = 0  # current expected start (moves when deferred)
     attempts: int = 0
     started: int | None = None
-    deferred: dict[str, int] = field(default_factory=dict)  # reason -> seconds deferred under it
+    # reason -> seconds from its first deferral to its start (the deferral's SLA clock), under the last
+    # reason it was deferred for (the one the sweeper escalates)
+    deferred: dict[str, int] = field(default_factory=dict)
+    first_deferred: int | None = None
+    last_code: str = ""
+    held: dict[str, int] = field(default_factory=dict)  # reason -> seconds the gateway held it (deferred, not due)
+    asleep_from: int = 0  # when its current deferral began
     deferral_count: dict[str, int] = field(default_factory=dict)  # reason -> number of deferrals
     in_window: bool = False
 

@@ -13,8 +13,10 @@ it three times on the same virtual pool:
   which reuses one snapshot's answers while the pool does not change) with a snapshot built the way
   ``adapters.prefect_gate.build_snapshot`` builds it: running runs, higher-priority scheduled runs due
   within the priority window that are not deferred. A deferred run goes back to ``Scheduled`` at
-  ``next_evaluation_at`` (losing its place, as in Prefect) with its reason code. This is the gateway's
-  first rule (``admission: priority_window``).
+  ``next_evaluation_at`` (losing its place, as in Prefect) with its reason code; every minute the
+  deferral sweeper wakes the capacity deferrals the gateway would admit now, oldest first, back at their
+  first deferral time (``policy.deferrals.runs_to_wake``, as ``adapters.prefect_deferrals.sweep``).
+  This is the gateway's first rule (``admission: priority_window``).
 * **reservation** — the same gateway with ``admission: reservation`` (EASY backfilling): higher-priority
   runs due within the reservation horizon reserve a slot at their start; a lower-priority run starts when
   it fits without taking a reserved slot. Expected durations come from ``capacity.expected_duration``,
@@ -23,8 +25,9 @@ it three times on the same virtual pool:
 
 Both report: share of EOD runs started on time, p50/p95/max start delay, SLA breaches (start delay past
 the deferral SLA: 30 min alert, 60 min incident), runs started inside a freeze or maintenance window,
-pool utilisation, and for releasegate the deferral durations by reason code. Pure: no Prefect, no I/O,
-the clock is virtual; deterministic for a seed.
+pool utilisation, and for releasegate the deferral durations by reason code: from a run's first deferral
+until the gateway admits it (the clock the sweeper escalates), and the part the gateway itself held it.
+Pure: no Prefect, no I/O, the clock is virtual; deterministic for a seed.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from releasegate.policy.capacity import (
     decider,
     expected_duration,
 )
+from releasegate.policy.deferrals import WAKEABLE, runs_to_wake
 from releasegate.tools.sim_bound import LowerBound, effective_releases, lower_bound
 from releasegate.tools.sim_report import ModelResult, ReasonStats, result
 from releasegate.tools.sim_workload import WORKLOADS, SimConfig, SimRun, build_workload
@@ -70,9 +74,10 @@ def _window_at(gw: GatewayConfig, deployment: str, now: datetime) -> bool:
     return any(w.applies_to(deployment) and w.active_at(now) is not None for w in gw.windows)
 
 
-def run_model(runs: list[SimRun], gw: GatewayConfig, cfg: SimConfig, gated: bool) -> ModelResult:
+def run_model(runs: list[SimRun], gw: GatewayConfig, cfg: SimConfig, gated: bool, wake: bool = True) -> ModelResult:
     """Dispatch ``runs`` on a virtual pool; ``gated`` asks the capacity gateway (with ``gw``'s admission
-    rule) before each start."""
+    rule) before each start; ``wake``: the deferral sweeper wakes capacity deferrals every minute
+    (``policy.deferrals.runs_to_wake``, oldest first, back at their first deferral time)."""
     wall = time.perf_counter()
     t0 = datetime.combine(cfg.start, dtime(0), tzinfo=UTC)
     runs = [
@@ -84,7 +89,9 @@ def run_model(runs: list[SimRun], gw: GatewayConfig, cfg: SimConfig, gated: bool
     reserving = gw.admission == "reservation"
     horizon_s = (gw.reservation_horizon_minutes if reserving else gw.priority_window_minutes) * 60
     look = gw.pool_concurrency_limit + 1 if reserving else 3  # how many due runs a snapshot needs
-    events: list[tuple[int, int, int]] = []  # (time, 0 finish | 1 due, run idx)
+    events: list[tuple[int, int, int]] = []  # (time, 0 finish | 1 due | 2 sweep, run idx)
+    asleep: dict[int, int] = {}  # deferred run -> the time it is due again (a due event not matching: woken)
+    next_sweep = -1  # the time of the pending sweep event, -1: none
     for r in runs:
         events.append((r.scheduled, 1, r.idx))
     heapq.heapify(events)
@@ -167,6 +174,8 @@ def run_model(runs: list[SimRun], gw: GatewayConfig, cfg: SimConfig, gated: bool
             _, _, idx, q = best
             heapq.heappop(waiting[q])
             r = runs[idx]
+            if r.started is not None or idx in asleep:  # a stale entry (the run was woken and moved on)
+                continue
             now_dt = t0 + timedelta(seconds=now)
             if gated:
                 evaluations += 1
@@ -189,12 +198,18 @@ def run_model(runs: list[SimRun], gw: GatewayConfig, cfg: SimConfig, gated: bool
                     nxt = max(nxt, now + 1)
                     r.attempts += 1
                     r.deferral_count[code] = r.deferral_count.get(code, 0) + 1
-                    r.deferred[code] = r.deferred.get(code, 0) + (nxt - now)
+                    r.last_code = code
+                    r.asleep_from = now
+                    if r.first_deferred is None:
+                        r.first_deferred = now
                     r.key = nxt
+                    asleep[idx] = nxt
                     heapq.heappush(events, (nxt, 1, idx))
                     continue
             deciders.clear()
             r.started = now
+            if r.first_deferred is not None:  # the deferral is closed when the gateway admits the run
+                r.deferred[r.last_code] = now - r.first_deferred
             r.in_window = _window_at(gw, r.deployment, now_dt) if gw.windows else False
             running[idx] = ActiveRun.model_construct(
                 flow_run_id=str(idx),
@@ -209,19 +224,65 @@ def run_model(runs: list[SimRun], gw: GatewayConfig, cfg: SimConfig, gated: bool
             busy += r.duration
             heapq.heappush(events, (now + r.duration, 0, idx))
 
+    lowest = max(gw.queues, key=lambda q: q.priority).name
+    probe = SimRun(-1, "", "", lowest, 0, 0)  # the sweeper's snapshot: asked as the lowest queue
+
+    def sweep(now: int) -> None:
+        """The deferral sweeper: wake the capacity deferrals the gateway would admit now, oldest first,
+        back into the queue at their first deferral time (as ``adapters.prefect_deferrals`` does). Its
+        questions are not counted in ``gateway_evaluations`` (those are the starts a worker asks for)."""
+        sleepers = sorted(
+            (runs[i] for i, due in asleep.items() if due > now + 60 and runs[i].last_code in WAKEABLE),
+            key=lambda r: (r.first_deferred, r.idx),
+        )
+        if not sleepers:
+            return
+        now_dt = t0 + timedelta(seconds=now)
+        requests = [
+            RunRequest.model_construct(
+                flow_run_id=str(r.idx),
+                deployment=r.deployment,
+                queue=r.queue,
+                business_dates=[],
+                attempts=r.attempts,
+                expected_seconds=estimate(r),
+            )
+            for r in sleepers
+        ]
+        for req in runs_to_wake(requests, snapshot(probe, now), gw, now_dt):
+            idx = int(req.flow_run_id)
+            r = runs[idx]
+            del asleep[idx]
+            r.held[r.last_code] = r.held.get(r.last_code, 0) + now - r.asleep_from
+            r.key = min(r.first_deferred or now, now)
+            heapq.heappush(waiting[r.queue], (r.key, idx))
+
     while events:
         t = events[0][0]
+        swept = False
         while events and events[0][0] == t:
             _, kind, idx = heapq.heappop(events)
+            if kind == 2:
+                swept, next_sweep = True, -1
+                continue
             r = runs[idx]
             if kind == 0:
                 del running[idx]
                 in_queue[r.queue] -= 1
                 history.setdefault(r.deployment, []).append(r.duration)
                 estimates.pop(r.deployment, None)
+            elif r.attempts and asleep.get(idx) != t:
+                continue  # woken by the sweeper before this planned evaluation
             else:
+                if asleep.pop(idx, None) is not None:
+                    r.held[r.last_code] = r.held.get(r.last_code, 0) + t - r.asleep_from
                 heapq.heappush(waiting[r.queue], (r.key, idx))
+        if swept:
+            sweep(t)
         dispatch(t)
+        if wake and gated and asleep and next_sweep < 0:  # the sweeper runs every minute
+            next_sweep = (t // 60 + 1) * 60
+            heapq.heappush(events, (next_sweep, 2, -1))
         last_t = t
 
     name = ("releasegate-reservation" if reserving else "releasegate") if gated else "prefect-native"
