@@ -346,18 +346,32 @@ def test_sweeper_escalates_at_30_and_60_minutes(deployed, rg_home, policy, clock
 
 
 def test_sweeper_wakes_a_deferral_once_the_blocking_run_ended(deployed, rg_home, policy, clock):
-    """The reservation rule defers the backfill to the *expected* end of EOD; EOD ends sooner, so the
-    sweeper asks the gateway again, wakes the run at its first deferral time (its place in Prefect's
-    queue), records why, and the run is admitted without waiting for the planned time."""
+    """A backfill is deferred for an hour behind an EOD run due now; EOD ends sooner, so the sweeper asks
+    the gateway again, wakes the run at its first deferral time (its place in Prefect's queue), records
+    why, and the run is admitted without waiting for the planned time."""
     from flows.backfill import backfill
+    from flows.eod_scoring import eod_scoring
     from releasegate.adapters.config import load_gateway_config
     from releasegate.adapters.prefect_deferrals import sweep
 
-    eod, bf, deferral = defer_backfill_behind_due_eod(deployed, policy, clock)
+    # An EOD deployment without history or runtime policy: its reservation has no known end, so the
+    # backfill is deferred for the backoff, an hour here (whatever other tests left in the history).
+    policy(pool_concurrency_limit=1, backoff_seconds=[3600])
+    unplanned = eod_scoring.to_deployment(
+        name="eod-unplanned", work_pool_name="releasegate", work_queue_name="critical"
+    ).apply()
+    with get_client(sync_client=True) as c:
+        eod = c.create_flow_run_from_deployment(
+            unplanned,
+            parameters={"model_name": "credit", "business_date": "2026-11-20"},
+            state=Scheduled(scheduled_time=clock.now()),
+        )
+    bf = create_run(deployed["backfill"], start_date="2026-11-20", end_date="2026-11-20")
+    _, deferral = expect_deferred(backfill, bf.id, "PRIORITY_CONFLICT")
+    assert deferral.next_evaluation_at == clock.now() + timedelta(hours=1)
     clock.advance(minutes=5)
     assert sweep(load_gateway_config()).woken == []  # EOD is still due: nothing fits
-    set_state(eod.id, Completed())  # EOD ended long before its reservation's planned end
-    assert clock.now() + timedelta(minutes=1) < deferral.next_evaluation_at
+    set_state(eod.id, Completed())  # EOD ended long before the deferral's planned evaluation
     report = sweep(load_gateway_config())
     assert report.woken == [str(bf.id)]
     fr = read(bf.id)
