@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from prefect import get_client
 from prefect.client.schemas.filters import (
@@ -19,7 +20,7 @@ from prefect.exceptions import ObjectNotFound
 from prefect.states import Scheduled
 
 from releasegate import bootstrap
-from releasegate.adapters.prefect_gate import DEFERRED, build_snapshot, expected_durations
+from releasegate.adapters.prefect_gate import DEFERRED, build_snapshot, expected_durations, run_queue
 from releasegate.adapters.prefect_query import read_all_flow_runs
 from releasegate.decisions import DecisionKind, DecisionOutcome, DecisionRefused, NewDecision
 from releasegate.errors import Refused
@@ -92,22 +93,13 @@ def sweep(config: GatewayConfig) -> SweepReport:
                     },
                 )
                 rec = log.append(
-                    NewDecision(
-                        decision_kind=DecisionKind.deferral,
-                        decision_outcome=DecisionOutcome.reject,
-                        decision_rationale=f"deferral SLA {level.value}: {d.deployment} run deferred for {waited} min "
-                        f"({d.reason_code})",
-                        subject=f"flow_run:{d.flow_run_id}",
-                        actor="releasegate:deferral-sweeper",
-                        details={
-                            "deployment": d.deployment,
-                            "deferral_reason_code": d.reason_code,
-                            "next_evaluation_at": d.next_evaluation_at.isoformat(),
-                            "deferred_since": d.first_deferred_at.isoformat(),
-                            "sla_escalation": level.value,
-                            "event": event_name,
-                            "event_id": str(emitted.id) if emitted else None,
-                        },
+                    _sweeper_record(
+                        d,
+                        DecisionOutcome.reject,
+                        f"deferral SLA {level.value}: {d.deployment} run deferred for {waited} min ({d.reason_code})",
+                        sla_escalation=level.value,
+                        event=event_name,
+                        event_id=str(emitted.id) if emitted else None,
                     ),
                     now=now,
                 )
@@ -127,25 +119,40 @@ def sweep(config: GatewayConfig) -> SweepReport:
     return report
 
 
+def _sweeper_record(d: Deferral, outcome: DecisionOutcome, rationale: str, **details: Any) -> NewDecision:
+    """A ``deferral`` decision of the sweeper's about one open deferral: its fields, then ``details``."""
+    return NewDecision(
+        decision_kind=DecisionKind.deferral,
+        decision_outcome=outcome,
+        decision_rationale=rationale,
+        subject=f"flow_run:{d.flow_run_id}",
+        actor="releasegate:deferral-sweeper",
+        details={
+            "deployment": d.deployment,
+            "deferral_reason_code": d.reason_code,
+            "next_evaluation_at": d.next_evaluation_at.isoformat(),
+            "deferred_since": d.first_deferred_at.isoformat(),
+            **details,
+        },
+    )
+
+
 def _wake(client, config: GatewayConfig, waiting: list[tuple[Deferral, FlowRun]], now: datetime) -> list[str]:
     """Wake the deferred runs the gateway would admit now (oldest deferral first): each goes back to
     Prefect's queue at its first deferral time, so it keeps its place ahead of younger runs, and the
     wake is recorded. The gateway decides again when a worker starts it."""
     store, log = bootstrap.scheduling_store(), bootstrap.decision_log()
-    known = {q.name for q in config.queues}
     lowest = max(config.queues, key=lambda q: q.priority).name
     reserving = config.admission == "reservation"
     ids = {str(run.deployment_id): d.deployment for d, run in waiting if run.deployment_id}
     durations = expected_durations(client, ids) if reserving else {}
     requests = []
     for d, run in waiting:
-        gate = config.deployments.get(d.deployment)
-        queue = gate.queue if gate else (run.work_queue_name if run.work_queue_name in known else lowest)
         requests.append(
             RunRequest(
                 flow_run_id=d.flow_run_id,
                 deployment=d.deployment,
-                queue=queue,
+                queue=run_queue(config, d.deployment, run.work_queue_name),
                 attempts=d.attempts,
                 expected_seconds=durations.get(d.deployment),
             )
@@ -158,20 +165,12 @@ def _wake(client, config: GatewayConfig, waiting: list[tuple[Deferral, FlowRun]]
     for request in runs_to_wake(requests, snapshot, config, now):
         d = by_id[request.flow_run_id]
         log.append(
-            NewDecision(
-                decision_kind=DecisionKind.deferral,
-                decision_outcome=DecisionOutcome.accept,
-                decision_rationale=f"woken early: the gateway would admit this {d.deployment} run now "
+            _sweeper_record(
+                d,
+                DecisionOutcome.accept,
+                f"woken early: the gateway would admit this {d.deployment} run now "
                 f"({d.reason_code} cleared before {d.next_evaluation_at.isoformat()})",
-                subject=f"flow_run:{d.flow_run_id}",
-                actor="releasegate:deferral-sweeper",
-                details={
-                    "deployment": d.deployment,
-                    "deferral_reason_code": d.reason_code,
-                    "next_evaluation_at": d.next_evaluation_at.isoformat(),
-                    "deferred_since": d.first_deferred_at.isoformat(),
-                    "woken_at": now.isoformat(),
-                },
+                woken_at=now.isoformat(),
             ),
             now=now,
         )

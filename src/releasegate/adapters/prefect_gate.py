@@ -186,6 +186,17 @@ def build_snapshot(
     )
 
 
+def run_queue(config: GatewayConfig, deployment: str, work_queue_name: str | None) -> str:
+    """The policy queue a run is judged in: its deployment's, else its own Prefect work queue when the
+    policy knows it, else the lowest-priority queue."""
+    gate = config.deployments.get(deployment)
+    if gate is not None:
+        return gate.queue
+    if work_queue_name in {q.name for q in config.queues}:
+        return str(work_queue_name)
+    return max(config.queues, key=lambda q: q.priority).name
+
+
 def use_override(run_id: str, now: datetime) -> str | None:
     """Admit on an override only if one holds now: sealed, granted for this run, unexpired, unused.
 
@@ -271,9 +282,7 @@ def gate_current_run(
         own = client.read_flow_run(flow_run.id) if queue is None or reserving else None
         if queue is None:
             assert own is not None
-            known = {q.name for q in config.queues}
-            own_queue = own.work_queue_name
-            queue = own_queue if own_queue in known else max(config.queues, key=lambda q: q.priority).name
+            queue = run_queue(config, deployment, own.work_queue_name)
         own_duration = (
             expected_durations(client, {str(own.deployment_id): deployment})
             if reserving and own is not None and own.deployment_id

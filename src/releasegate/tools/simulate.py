@@ -121,6 +121,17 @@ def run_model(runs: list[SimRun], gw: GatewayConfig, cfg: SimConfig, gated: bool
             estimates[r.deployment] = float(r.expected) if planned is None else planned
         return estimates[r.deployment]
 
+    def request_of(r: SimRun) -> RunRequest:
+        """The run asking the gateway, at a start a worker asks for or at the sweeper's wake."""
+        return RunRequest.model_construct(
+            flow_run_id=str(r.idx),
+            deployment=r.deployment,
+            queue=r.queue,
+            business_dates=[],
+            attempts=r.attempts,
+            expected_seconds=estimate(r),
+        )
+
     def active_run(idx: int) -> ActiveRun:
         """A running run as the snapshot shows it: expected to end at its start plus its deployment's
         estimate now (``adapters.prefect_gate`` recomputes it on every snapshot too)."""
@@ -179,14 +190,7 @@ def run_model(runs: list[SimRun], gw: GatewayConfig, cfg: SimConfig, gated: bool
             now_dt = t0 + timedelta(seconds=now)
             if gated:
                 evaluations += 1
-                req = RunRequest.model_construct(
-                    flow_run_id=str(idx),
-                    deployment=r.deployment,
-                    queue=r.queue,
-                    business_dates=[],
-                    attempts=r.attempts,
-                    expected_seconds=estimate(r),
-                )
+                req = request_of(r)
                 if q not in deciders:
                     deciders[q] = decider(snapshot(r, now), gw, now_dt)
                 d = deciders[q](req)
@@ -238,17 +242,7 @@ def run_model(runs: list[SimRun], gw: GatewayConfig, cfg: SimConfig, gated: bool
         if not sleepers:
             return
         now_dt = t0 + timedelta(seconds=now)
-        requests = [
-            RunRequest.model_construct(
-                flow_run_id=str(r.idx),
-                deployment=r.deployment,
-                queue=r.queue,
-                business_dates=[],
-                attempts=r.attempts,
-                expected_seconds=estimate(r),
-            )
-            for r in sleepers
-        ]
+        requests = [request_of(r) for r in sleepers]
         for req in runs_to_wake(requests, snapshot(probe, now), gw, now_dt):
             idx = int(req.flow_run_id)
             r = runs[idx]
