@@ -44,9 +44,9 @@ def test_demo_runs_the_whole_lifecycle_and_prints_json(tmp_path):
     assert dia["registry event -> own retrain"]["reason_code"] == "NEW_DEV_VERSION"
     assert "diabetes-retrain/diabetes-retrain child run" in dia["registry event -> own retrain"]["detail"]
     assert dia["worse candidate"]["outcome"] in ("hold", "reject")
-    assert dia["EOD scoring"]["reason_code"] == "WITHIN_LIMITS" and "300 rows" in dia["EOD scoring"]["detail"]
+    assert dia["EOD scoring"]["reason_code"] == "WITHIN_LIMITS" and "142 rows" in dia["EOD scoring"]["detail"]
     assert dia["injected drift"]["reason_code"] == "DRIFT_URGENT"
-    assert dia["rollback"]["outcome"] == "rolled back" and "verified=True on 300 rows" in dia["rollback"]["detail"]
+    assert dia["rollback"]["outcome"] == "rolled back" and "verified=True on 142 rows" in dia["rollback"]["detail"]
     assert dia["backfill"]["outcome"] == "5 scored, then 5 already done"
     # Every reported decision id is in the demo's decision log.
     from releasegate.store.decision_log import DecisionLog
