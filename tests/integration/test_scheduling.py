@@ -376,6 +376,7 @@ def test_sweeper_wakes_a_deferral_once_the_blocking_run_ended(deployed, rg_home,
     assert report.woken == [str(bf.id)]
     fr = read(bf.id)
     assert fr.state_type == StateType.SCHEDULED and fr.state.message == "WOKEN PRIORITY_CONFLICT"
+    assert fr.state_name == "Woken"  # not "Scheduled": Prefect's late-runs service keeps its name and message
     assert fr.state.state_details.scheduled_time == deferral.first_deferred_at  # keeps its place
     woke = bootstrap.decision_log().query(kind="deferral", subject=f"flow_run:{bf.id}")[-1]
     assert woke.decision_outcome.value == "accept" and "woken early" in woke.decision_rationale
@@ -383,6 +384,35 @@ def test_sweeper_wakes_a_deferral_once_the_blocking_run_ended(deployed, rg_home,
     assert sweep(load_gateway_config()).woken == []  # woken once: it is no longer Deferred
     assert execute(backfill, bf.id).is_completed()
     assert bootstrap.scheduling_store().get_deferral(str(bf.id)).status == "admitted"
+
+
+def test_a_deferred_eod_keeps_its_reservation_at_its_next_evaluation(deployed, rg_home, policy, clock):
+    """Under the reservation rule a deferred higher-priority run still holds its reservation (at the time
+    Prefect will offer it again, not its first expected start), so neither the gate nor the sweeper's
+    wake hands its slot to a backfill; a run waiting for an upstream plans no start and holds none, and
+    the priority-window rule ignores deferred runs as before."""
+    from releasegate.adapters.config import load_gateway_config
+    from releasegate.adapters.prefect_gate import build_snapshot
+    from releasegate.policy.capacity import RunRequest
+
+    eod = create_run(deployed["eod-scoring"], model_name="credit", business_date="2026-11-20")
+    nxt = clock.now() + timedelta(minutes=20)
+    set_state(eod.id, Scheduled(name="Deferred", scheduled_time=nxt, message="CAPACITY_LIMIT"))
+    probe = RunRequest(flow_run_id="", deployment="", queue="bulk")
+
+    def reserved(**changes):
+        policy(**changes)
+        with get_client(sync_client=True) as c:
+            snap = build_snapshot(c, load_gateway_config(), None, probe, clock.now())
+        return {u.flow_run_id: u.expected_start for u in snap.upcoming}
+
+    assert reserved(admission="reservation") == {str(eod.id): nxt}
+    assert reserved(admission="priority_window") == {}
+    set_state(eod.id, Scheduled(name="Deferred", scheduled_time=nxt, message="UPSTREAM_NOT_READY"))
+    assert reserved(admission="reservation") == {}
+    far = clock.now() + timedelta(hours=5)  # beyond the reservation horizon (4 h)
+    set_state(eod.id, Scheduled(name="Deferred", scheduled_time=far, message="CHANGE_FREEZE"))
+    assert reserved(admission="reservation") == {}
 
 
 def test_override_needs_a_ticket_and_starts_the_run(deployed, rg_home, policy, clock):

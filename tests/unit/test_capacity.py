@@ -378,3 +378,31 @@ def test_runs_to_wake_takes_the_oldest_deferrals_that_fit_each_holding_a_slot_fo
     # both EOD runs due now: the two free slots are theirs, nothing is woken
     busy = snap.model_copy(update={"upcoming": [_eod_due(0, i=8), _eod_due(0, i=9)]})
     assert runs_to_wake(oldest_first, busy, cfg, NOW) == []
+
+
+def test_runs_to_wake_wakes_a_deferred_eod_before_an_older_backfill_and_keeps_its_slot_for_it():
+    cfg = config(
+        admission="reservation",
+        pool_concurrency_limit=3,
+        queues=[
+            {"name": "critical", "priority": 1, "concurrency_limit": 2},
+            {"name": "bulk", "priority": 10, "concurrency_limit": 3},
+        ],
+    )
+    # pool 3, two backfills running for another hour: one free slot. A deferred EOD run (its reservation
+    # at its next evaluation, +20 min) and an older deferred backfill of 10 min both ask for it
+    eod = RunRequest(flow_run_id="eod9", deployment="eod-scoring", queue="critical", expected_seconds=20 * 60)
+    snap = CapacitySnapshot(
+        active=[_running(1, ends_in_minutes=60), _running(2, ends_in_minutes=60)],
+        upcoming=[_eod_due(20, i=9)],
+    )
+    oldest_first = [_asleep(10, 1), eod]
+    woken = runs_to_wake(oldest_first, snap, cfg, NOW)
+    # EOD is asked first (queue priority before age) and takes the slot; the backfill, asked next, finds
+    # the pool full (EOD now counts as running, no longer as a reservation: it is not counted twice)
+    assert [r.flow_run_id for r in woken] == ["eod9"]
+    # with EOD not asking (e.g. deferred for a window), the backfill fits before EOD's reservation
+    assert [r.flow_run_id for r in runs_to_wake([_asleep(10, 1)], snap, cfg, NOW)] == ["bf1"]
+    # two free slots: EOD takes one, and the backfill the other, EOD's reservation having become its run
+    roomy = cfg.model_copy(update={"pool_concurrency_limit": 4})
+    assert [r.flow_run_id for r in runs_to_wake(oldest_first, snap, roomy, NOW)] == ["eod9", "bf1"]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 from prefect import get_client
 from prefect.client.schemas.filters import (
     FlowRunFilter,
@@ -14,9 +16,10 @@ from prefect.client.schemas.filters import (
     WorkPoolFilter,
     WorkPoolFilterName,
 )
-from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.client.schemas.objects import FlowRun, State, StateType
+from prefect.client.schemas.responses import SetStateStatus
 from prefect.events import emit_event
-from prefect.exceptions import ObjectNotFound
+from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 from prefect.states import Scheduled
 
 from releasegate import bootstrap
@@ -30,6 +33,7 @@ from releasegate.policy.kpis import KpiReport, deferral_minutes, percentile
 from releasegate.policy.runtime_policy import check_deployments, load_prefect_yaml
 from releasegate.store.scheduling_store import Deferral
 
+_logger = logging.getLogger(__name__)
 FINAL = {StateType.COMPLETED, StateType.FAILED, StateType.CANCELLED, StateType.CRASHED}
 
 
@@ -137,11 +141,16 @@ def _sweeper_record(d: Deferral, outcome: DecisionOutcome, rationale: str, **det
     )
 
 
+WOKEN = "Woken"  # the state name of a woken run: not "Scheduled", so Prefect's late-runs service leaves it
+# (and its message) alone; a worker takes any Scheduled-type run whatever its name
+
+
 def _wake(client, config: GatewayConfig, waiting: list[tuple[Deferral, FlowRun]], now: datetime) -> list[str]:
-    """Wake the deferred runs the gateway would admit now (oldest deferral first): each goes back to
-    Prefect's queue at its first deferral time, so it keeps its place ahead of younger runs, and the
-    wake is recorded. The gateway decides again when a worker starts it."""
-    store, log = bootstrap.scheduling_store(), bootstrap.decision_log()
+    """Wake the deferred runs the gateway would admit now (``runs_to_wake``: queue priority first, then the
+    oldest deferral): each goes back to Prefect's queue at its first deferral time, so it keeps its place
+    ahead of younger runs, and only then is the wake recorded. The gateway decides again when a worker
+    starts it. A run that cannot be moved is logged and left deferred; the others are still woken."""
+    store, log, clock = bootstrap.scheduling_store(), bootstrap.decision_log(), bootstrap.clock()
     lowest = max(config.queues, key=lambda q: q.priority).name
     reserving = config.admission == "reservation"
     ids = {str(run.deployment_id): d.deployment for d, run in waiting if run.deployment_id}
@@ -158,12 +167,20 @@ def _wake(client, config: GatewayConfig, waiting: list[tuple[Deferral, FlowRun]]
             )
         )
     # one snapshot for all: asked as the lowest queue, it holds every run that out-ranks any of them
+    # (deferred higher-priority runs included, as reservations at their next evaluation)
     probe = RunRequest(flow_run_id="", deployment="", queue=lowest)
     snapshot = build_snapshot(client, config, None, probe, now, durations)
     by_id = {d.flow_run_id: d for d, _ in waiting}
     woken = []
     for request in runs_to_wake(requests, snapshot, config, now):
         d = by_id[request.flow_run_id]
+        try:
+            moved = _move_woken(client, d, clock.now())
+        except (ObjectNotFound, PrefectHTTPStatusError, httpx.HTTPError) as exc:
+            _logger.warning("deferral sweeper: could not wake %s (%s): left deferred", d.flow_run_id, exc)
+            continue
+        if not moved:
+            continue
         log.append(
             _sweeper_record(
                 d,
@@ -175,12 +192,28 @@ def _wake(client, config: GatewayConfig, waiting: list[tuple[Deferral, FlowRun]]
             now=now,
         )
         store.wake_deferral(d.flow_run_id, now)
-        place = min(d.first_deferred_at, now)
-        client.set_flow_run_state(
-            d.flow_run_id, Scheduled(scheduled_time=place, message=f"WOKEN {d.reason_code}"), force=True
-        )
         woken.append(d.flow_run_id)
     return woken
+
+
+def _move_woken(client, d: Deferral, now: datetime) -> bool:
+    """Move one deferred run back to Prefect's queue, if it is still deferred and not about to start.
+
+    Prefect's state API has no compare-and-set, so the run is read again just before the move (a worker,
+    the gate or an operator may have moved it since the sweep read it) and the move is not forced: the
+    server's rules still refuse to revive a run that ended. A run still more than ``WAKE_MARGIN`` from its
+    planned evaluation is beyond every worker's prefetch (``PREFECT_WORKER_PREFETCH_SECONDS``, 10 s by
+    default), so no worker can take it between the read and the move."""
+    run = client.read_flow_run(d.flow_run_id)
+    planned = run.next_scheduled_start_time
+    if run.state_type != StateType.SCHEDULED or run.state_name != DEFERRED or planned is None:
+        return False
+    if planned <= now + WAKE_MARGIN:
+        return False  # due anyway: its worker takes it
+    place = min(d.first_deferred_at, now)
+    state: State[Any] = Scheduled(name=WOKEN, scheduled_time=place, message=f"WOKEN {d.reason_code}")
+    result = client.set_flow_run_state(d.flow_run_id, state)
+    return result.status == SetStateStatus.ACCEPT
 
 
 class OverrideRefused(Refused):

@@ -50,6 +50,7 @@ from releasegate.policy.capacity import (
     ActiveRun,
     Admitted,
     CapacitySnapshot,
+    DeferralReason,
     GateDecision,
     GatewayConfig,
     RunRequest,
@@ -80,15 +81,41 @@ def _as_active(
     name = names.get(str(run.deployment_id)) if run.deployment_id else None
     expected = (durations or {}).get(name or "")
     started = run.start_time if state == "running" else None
+    start: datetime | None = run.expected_start_time
+    if state == "starting":
+        start = now
+    elif state == "scheduled" and _deferred(run):  # its reservation: its next evaluation (Prefect keeps the
+        start = run.next_scheduled_start_time  # first expected start); the sweeper may wake it sooner
     return ActiveRun(
         flow_run_id=str(run.id),
         deployment=name,
         queue=run.work_queue_name,
         state=state,
-        expected_start=now if state == "starting" else run.expected_start_time,
+        expected_start=start,
         expected_end=started + timedelta(seconds=expected) if started and expected is not None else None,
         expected_seconds=expected if state in ("scheduled", "starting") else None,
     )
+
+
+def _deferred(run: FlowRun) -> bool:
+    return (run.state_name or "") == DEFERRED
+
+
+# a deferred higher-priority run waiting for an upstream has no start time a reservation could plan on
+_UNPLANNED = {DeferralReason.UPSTREAM_NOT_READY.value}
+
+
+def _upcoming(run: FlowRun, reserving: bool, horizon: datetime) -> bool:
+    """Whether a scheduled higher-priority run counts as upcoming. The priority-window rule ignores deferred
+    runs (a run held back must not hold others back in turn). The reservation rule keeps a deferred run's
+    reservation at its next evaluation, when that lies within the horizon and is a known time (capacity,
+    freeze, maintenance); the simulation does the same (``tools.simulate``)."""
+    if not _deferred(run):
+        return True
+    if not reserving or run.state is None or (run.state.message or "") in _UNPLANNED:
+        return False
+    nxt = run.next_scheduled_start_time
+    return nxt is not None and nxt <= horizon
 
 
 HISTORY = 50  # completed runs per deployment the duration estimate looks at
@@ -163,7 +190,7 @@ def build_snapshot(
             limit=200,
         )
     active = [r for r in active if str(r.id) != exclude]
-    upcoming = [r for r in upcoming if str(r.id) != exclude and (r.state_name or "") != DEFERRED]
+    upcoming = [r for r in upcoming if str(r.id) != exclude and _upcoming(r, reserving, horizon)]
     names = _deployment_names(client, active + upcoming)
     durations = expected_durations(client, names, known_durations) if reserving else None
 
@@ -180,7 +207,7 @@ def build_snapshot(
             _as_active(r, names, "running" if r.state_type == StateType.RUNNING else "pending", durations)
             for r in active
         ],
-        upcoming=[_as_active(r, names, "scheduled", durations) for r in upcoming]
+        upcoming=[_as_active(r, names, "scheduled", durations, now) for r in upcoming]
         + [_as_active(r, names, "starting", durations, now) for r in at_gate],
         completed=completed,
     )

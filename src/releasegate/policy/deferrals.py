@@ -12,9 +12,10 @@ Each escalation is emitted once per deferral.
 The sweeper also wakes deferred runs early (``runs_to_wake``): a run deferred for capacity
 (PRIORITY_CONFLICT, CAPACITY_LIMIT, QUEUE_LIMIT) waits until ``next_evaluation_at``, which the reservation
 rule sets from *conservative* duration estimates (a high percentile of each deployment's runs). When the
-blocking run ends sooner, the sweeper asks the same gateway rule again, oldest deferral first, and wakes
-the runs it would admit now, each counted as holding a slot for the next; a woken run goes back to
-Prefect's queue at its first deferral time, so it keeps its place ahead of younger runs. Prefect has no
+blocking run ends sooner, the sweeper asks the same gateway rule again, in queue priority order and
+oldest deferral first within a queue, and wakes the runs it would admit now, each counted as holding a
+slot for the next; a woken run goes back to Prefect's queue at its first deferral time, so it keeps its
+place ahead of younger runs. Prefect has no
 such thing: a Scheduled run waits for its scheduled time. Pure module.
 """
 
@@ -85,13 +86,16 @@ WAKEABLE = frozenset({"PRIORITY_CONFLICT", "CAPACITY_LIMIT", "QUEUE_LIMIT"})
 def runs_to_wake(
     deferred: list[RunRequest], snapshot: CapacitySnapshot, config: GatewayConfig, now: datetime
 ) -> list[RunRequest]:
-    """The deferred runs (``deferred``: oldest deferral first) the gateway would admit now. Each run woken
-    counts as holding a slot (until its expected end) when the next one is asked, so no more are woken
-    than the pool and queues hold; the gateway still decides when each run starts."""
+    """The deferred runs (``deferred``: oldest deferral first) the gateway would admit now, asked in queue
+    priority order (EOD before backfills), oldest deferral first within a queue. Each run woken counts as
+    holding a slot (until its expected end) when the next one is asked, and no longer as a reservation
+    (a deferred higher-priority run in ``snapshot.upcoming``), so no more are woken than the pool and
+    queues hold; the gateway still decides when each run starts."""
     woken: list[RunRequest] = []
     active = list(snapshot.active)
+    upcoming = list(snapshot.upcoming)
     decide = decider(snapshot, config, now)
-    for request in deferred:
+    for request in sorted(deferred, key=lambda r: config.queue(r.queue).priority):  # stable: oldest first
         if isinstance(decide(request), Admitted):
             woken.append(request)
             seconds = request.expected_seconds
@@ -104,5 +108,6 @@ def runs_to_wake(
                     expected_end=now + timedelta(seconds=seconds) if seconds is not None else None,
                 )
             )
-            decide = decider(snapshot.model_copy(update={"active": active}), config, now)
+            upcoming = [u for u in upcoming if u.flow_run_id != request.flow_run_id]
+            decide = decider(snapshot.model_copy(update={"active": active, "upcoming": upcoming}), config, now)
     return woken
