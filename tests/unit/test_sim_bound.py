@@ -42,9 +42,10 @@ def test_no_schedule_of_the_simulation_beats_the_bound(seed, monkeypatch):
     runs, gw, _ = build_workload(cfg)
     t0 = datetime.combine(cfg.start, time(0), tzinfo=UTC)
     eff = effective_releases([r.scheduled for r in runs], [r.deployment for r in runs], gw, t0)
-    b = _Bound(
-        np.array([r.scheduled for r in runs]), eff, np.array([r.duration for r in runs]), gw.pool_concurrency_limit
-    )
+    release, durations = np.array([r.scheduled for r in runs]), np.array([r.duration for r in runs])
+    b = _Bound(release, eff, durations, gw.pool_concurrency_limit)
+    eod = np.array([r.kind == "eod" for r in runs])
+    b_eod = _Bound(release, eff, durations, gw.pool_concurrency_limit, eod, cfg.on_time_minutes)
     schedules = []
     real = sim.result
 
@@ -59,7 +60,24 @@ def test_no_schedule_of_the_simulation_beats_the_bound(seed, monkeypatch):
         for d in (0, 10, 30, 60, 120, 240):
             late = sum(1 for r in schedules[-1] if (r.started - r.scheduled) / 60 > d)
             assert b.late(d) <= late, (rule, d)
+        # they start every EOD run on time, so the tighter bound (EOD on time) covers them too
+        assert all((r.started - r.scheduled) / 60 <= cfg.on_time_minutes for r in schedules[-1] if r.kind == "eod")
+        for d in (0, 10, 30, 60, 120, 240):
+            late = sum(1 for r in schedules[-1] if (r.started - r.scheduled) / 60 > d)
+            assert b.late(d) <= b_eod.late(d) <= late, (rule, d)
     assert b.late(30) > 0  # the pool of 4 is overloaded: the bound has something to say
+
+
+def test_an_eod_run_kept_on_time_holds_its_slot_in_the_bound():
+    """One slot; an EOD run of 2 h and a backfill of 30 min both released at 0. Any schedule may run the
+    backfill first (EOD waits 30 min: nobody waits over an hour); one that starts EOD on time makes the
+    backfill wait 2 h, and the EOD bound says so, never counting the EOD run itself late."""
+    release, durations = [0, 0], [2 * 3600, 30 * 60]
+    eff = np.array(release)
+    free = lower_bound(release, eff, durations, 1, (30, 60))
+    kept = lower_bound(release, eff, durations, 1, (30, 60), fixed=[True, False], on_time_minutes=5)
+    assert free.all_sla_incident_share == 0.0
+    assert kept.all_sla_incident_share == 0.5  # the backfill, only
 
 
 def test_workloads_table_has_every_named_workload_and_bad_names_are_refused():

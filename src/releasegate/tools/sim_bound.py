@@ -20,6 +20,13 @@ The argument, for a threshold ``D`` (minutes):
 * Disjoint intervals hold disjoint runs, so their late counts add up: a dynamic programme over a grid of
   interval boundaries picks the best set of disjoint intervals.
 
+* **EOD on time** (``fixed``): the gateway keeps every EOD run on time, which a schedule free to delay
+  EOD need not. Over the schedules that also start each EOD run within ``on_time_minutes`` of its
+  (effective) release, an EOD run certainly holds a slot from its latest start to its earliest end, so
+  those slot-minutes are taken off every interval's capacity, and EOD runs themselves are never late.
+  This is the limit the gateway's rules are measured against (they keep EOD on time); FIFO is measured
+  against the first.
+
 ``late_lower_bound(D)`` is that count; the share of runs waiting over 30 / 60 min is at least
 ``late_lower_bound(30 / 60) / n``, and the all-run p95 start delay is at least the largest ``D`` with more
 than 5 % of runs forced late (found by bisection, the count being monotone in ``D``). Durations are
@@ -70,22 +77,52 @@ def effective_releases(releases: list[int], deployments: list[str], gw: GatewayC
 
 
 class _Bound:
-    def __init__(self, release_s: np.ndarray, effective_s: np.ndarray, duration_s: np.ndarray, cap: int):
+    def __init__(
+        self,
+        release_s: np.ndarray,
+        effective_s: np.ndarray,
+        duration_s: np.ndarray,
+        cap: int,
+        fixed: np.ndarray | None = None,
+        on_time_minutes: float = 0.0,
+    ):
         self.n = len(release_s)
         self.cap = cap
-        self.forced = (effective_s - release_s) / 60.0  # minutes every compliant schedule waits
+        self.fixed = np.zeros(self.n, dtype=bool) if fixed is None else fixed
+        # minutes every compliant schedule waits; a fixed run (EOD) is on time by the constraint
+        self.forced = np.where(self.fixed, 0.0, (effective_s - release_s) / 60.0)
         cell = (effective_s // (GRID_MINUTES * 60)).astype(np.int64)
         self.cells = int(cell.max()) + 1 if self.n else 1
         self.cell = cell
         self.minutes = np.floor(duration_s / 60.0).astype(np.int64)
         self.max_minutes = int(self.minutes.max()) if self.n else 0
+        self.held = self._held(effective_s, duration_s, on_time_minutes)
         self._hist: dict[float, np.ndarray] = {}
         self._late: dict[float, int] = {}
 
+    def _held(self, effective_s: np.ndarray, duration_s: np.ndarray, on_time_minutes: float) -> np.ndarray:
+        """Prefix sums over minutes of the slots the fixed runs hold in *every* schedule that starts each
+        within ``on_time_minutes`` of its effective release: from its latest start to its earliest end."""
+        horizon = self.cells * GRID_MINUTES + 2 * 24 * 60 + 1
+        diff = np.zeros(horizon + 1, dtype=np.int64)
+        if self.fixed.any():
+            first = np.ceil(effective_s[self.fixed] / 60.0 + on_time_minutes).astype(np.int64)
+            last = np.floor((effective_s[self.fixed] + duration_s[self.fixed]) / 60.0).astype(np.int64)
+            ok = last > first
+            np.add.at(diff, np.clip(first[ok], 0, horizon), 1)
+            np.add.at(diff, np.clip(last[ok], 0, horizon), -1)
+        per_minute = np.cumsum(diff)[:horizon]
+        return np.concatenate(([0], np.cumsum(per_minute)))
+
+    def _held_in(self, start_min: np.ndarray, end_min: np.ndarray) -> np.ndarray:
+        top = len(self.held) - 1
+        return self.held[np.clip(end_min, 0, top)] - self.held[np.clip(start_min, 0, top)]
+
     def _prefix(self, d: float) -> np.ndarray:
-        """Prefix sums over cells of a duration histogram of the runs that could still be on time at ``D``."""
+        """Prefix sums over cells of a duration histogram of the runs that could still be on time at ``D``
+        (fixed runs left out: they are on time, and the slots they hold are taken off the capacity)."""
         if d not in self._hist:
-            keep = self.forced <= d
+            keep = (self.forced <= d) & ~self.fixed
             h = np.zeros((self.cells + 1, self.max_minutes + 1), dtype=np.int64)
             np.add.at(h, (self.cell[keep] + 1, self.minutes[keep]), 1)
             self._hist[d] = np.cumsum(h, axis=0)
@@ -110,7 +147,10 @@ class _Bound:
                 work = np.minimum(values, la)
                 # cumulative work of the shortest runs first, each run counted as min(p, L)
                 cum_w = np.where(values <= k, cum_w_full, cum_w_full[:, k : k + 1] + la * (cum_n - cum_n[:, k : k + 1]))
-                capacity = self.cap * (length * GRID_MINUTES + d + la)
+                span = length * GRID_MINUTES + d + la
+                starts = rows * GRID_MINUTES
+                held = self._held_in(starts, starts + math.floor(span))  # what fixed runs hold of it
+                capacity = (self.cap * span - held)[:, None]
                 fit = (cum_w <= capacity).sum(axis=1)  # whole bins taken (cum_w is non-decreasing)
                 last = np.maximum(fit - 1, 0)
                 taken = np.where(fit > 0, cum_n[rows, last], 0)
@@ -118,7 +158,8 @@ class _Bound:
                 more = fit < len(values)
                 nxt = np.minimum(fit, len(values) - 1)
                 # then as many runs of the next bin as the rest of the capacity holds
-                extra = np.where(more, (capacity - used) // np.maximum(work[nxt], 1), 0)
+                extra = np.where(more, (capacity[:, 0] - used) // np.maximum(work[nxt], 1), 0)
+                extra = np.maximum(extra, 0)
                 extra = np.minimum(extra, np.where(more, counts[rows, nxt], 0))
                 on_time = np.minimum(on_time, taken + extra)
             gains[length:, length] = total - on_time
@@ -133,12 +174,28 @@ class _Bound:
 
 
 def lower_bound(
-    release_s: list[int], effective_s: np.ndarray, duration_s: list[int], cap: int, sla: tuple[int, int]
+    release_s: list[int],
+    effective_s: np.ndarray,
+    duration_s: list[int],
+    cap: int,
+    sla: tuple[int, int],
+    fixed: list[bool] | None = None,
+    on_time_minutes: float = 0.0,
 ) -> LowerBound:
+    """The bound over compliant schedules; with ``fixed``, over those that also start every fixed run
+    (EOD) within ``on_time_minutes`` of its effective release: the slots those runs then hold are taken
+    off every interval's capacity, and they are never late themselves (the constraint)."""
     import time
 
     wall = time.perf_counter()
-    b = _Bound(np.array(release_s, dtype=np.int64), effective_s, np.array(duration_s, dtype=np.int64), cap)
+    b = _Bound(
+        np.array(release_s, dtype=np.int64),
+        effective_s,
+        np.array(duration_s, dtype=np.int64),
+        cap,
+        None if fixed is None else np.array(fixed, dtype=bool),
+        on_time_minutes,
+    )
     n = max(b.n, 1)
     need = math.ceil(0.05 * n) + 2  # more late runs than this: the interpolated p95 exceeds D
     lo, hi = 0.0, 24 * 60.0
