@@ -96,6 +96,8 @@ def runs_to_wake(
     upcoming = list(snapshot.upcoming)
     decide = decider(snapshot, config, now)
     for request in sorted(deferred, key=lambda r: config.queue(r.queue).priority):  # stable: oldest first
+        if len(active) >= config.pool_concurrency_limit:
+            break  # the pool is full: the gateway defers every run (CAPACITY_LIMIT), no need to ask
         if isinstance(decide(request), Admitted):
             woken.append(request)
             seconds = request.expected_seconds

@@ -235,6 +235,8 @@ def run_model(runs: list[SimRun], gw: GatewayConfig, cfg: SimConfig, gated: bool
         """The deferral sweeper: wake the capacity deferrals the gateway would admit now, oldest first,
         back into the queue at their first deferral time (as ``adapters.prefect_deferrals`` does). Its
         questions are not counted in ``gateway_evaluations`` (those are the starts a worker asks for)."""
+        if len(running) >= gw.pool_concurrency_limit:
+            return  # a full pool: runs_to_wake would wake nothing
         sleepers = sorted(
             (runs[i] for i, due in asleep.items() if due > now + 60 and runs[i].last_code in WAKEABLE),
             key=lambda r: (r.first_deferred, r.idx),
