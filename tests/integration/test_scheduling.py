@@ -386,6 +386,65 @@ def test_sweeper_wakes_a_deferral_once_the_blocking_run_ended(deployed, rg_home,
     assert bootstrap.scheduling_store().get_deferral(str(bf.id)).status == "admitted"
 
 
+def test_a_wake_moves_only_the_deferral_the_sweep_read_and_puts_back_a_state_that_came_between(
+    deployed, rg_home, policy, clock
+):
+    """Prefect has no compare-and-set on run states, so the wake re-reads the run, moves it only if it is
+    still in the deferral the sweep saw and not due within the margin, and if a state came in between its
+    read and its move (here an operator's cancel, the read made stale on purpose), puts that state back."""
+    from flows.backfill import backfill
+    from flows.eod_scoring import eod_scoring
+    from releasegate.adapters.prefect_deferrals import WAKE_MARGIN, _move_woken
+
+    policy(pool_concurrency_limit=1, backoff_seconds=[3600])
+    unplanned = eod_scoring.to_deployment(
+        name="eod-unplanned", work_pool_name="releasegate", work_queue_name="critical"
+    ).apply()
+    with get_client(sync_client=True) as c:
+        c.create_flow_run_from_deployment(
+            unplanned,
+            parameters={"model_name": "credit", "business_date": "2026-11-20"},
+            state=Scheduled(scheduled_time=clock.now()),
+        )
+    store = bootstrap.scheduling_store()
+
+    def deferred_backfill():
+        bf = create_run(deployed["backfill"], start_date="2026-11-20", end_date="2026-11-20")
+        expect_deferred(backfill, bf.id, "PRIORITY_CONFLICT")
+        return bf, store.get_deferral(str(bf.id)), read(bf.id)
+
+    class StaleRead:  # the real client, whose next read of the run returns what the sweep read
+        def __init__(self, client, seen):
+            self.client, self.seen = client, seen
+
+        def read_flow_run(self, run_id):
+            return self.seen
+
+        def __getattr__(self, name):
+            return getattr(self.client, name)
+
+    with get_client(sync_client=True) as c:
+        bf, d, seen = deferred_backfill()
+        set_state(bf.id, Scheduled(name="Deferred", scheduled_time=d.next_evaluation_at, message="CHANGE_FREEZE"))
+        assert not _move_woken(c, d, seen, clock.now())  # re-deferred since the sweep read it
+        assert read(bf.id).state.message == "CHANGE_FREEZE"
+
+        bf, d, seen = deferred_backfill()
+        almost = seen.next_scheduled_start_time - WAKE_MARGIN + timedelta(seconds=1)
+        assert not _move_woken(c, d, seen, almost)  # due within the margin: left to its worker
+
+        set_state(bf.id, Cancelled())  # an operator cancels it after the sweep's re-read
+        assert not _move_woken(StaleRead(c, seen), d, seen, clock.now())
+        back = read(bf.id)
+        assert back.state_type == StateType.CANCELLED  # put back: the wake did not revive it
+        history = sorted(c.read_flow_run_states(bf.id), key=lambda st: st.timestamp)
+        assert [st.name for st in history[-3:]] == ["Cancelled", "Woken", "Cancelled"]  # Prefect accepted the move
+
+        bf, d, seen = deferred_backfill()
+        assert _move_woken(c, d, seen, clock.now())
+        assert read(bf.id).state_name == "Woken"
+
+
 def test_a_deferred_eod_keeps_its_reservation_at_its_next_evaluation(deployed, rg_home, policy, clock):
     """Under the reservation rule a deferred higher-priority run still holds its reservation (at the time
     Prefect will offer it again, not its first expected start), so neither the gate nor the sweeper's

@@ -64,7 +64,7 @@ def test_no_schedule_of_the_simulation_beats_the_bound(seed, monkeypatch):
         assert all((r.started - r.scheduled) / 60 <= cfg.on_time_minutes for r in schedules[-1] if r.kind == "eod")
         for d in (0, 10, 30, 60, 120, 240):
             late = sum(1 for r in schedules[-1] if (r.started - r.scheduled) / 60 > d)
-            assert b.late(d) <= b_eod.late(d) <= late, (rule, d)
+            assert b_eod.late(d) <= late, (rule, d)
     assert b.late(30) > 0  # the pool of 4 is overloaded: the bound has something to say
 
 

@@ -21,6 +21,7 @@ from prefect.client.schemas.responses import SetStateStatus
 from prefect.events import emit_event
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 from prefect.states import Scheduled
+from sqlalchemy.exc import SQLAlchemyError
 
 from releasegate import bootstrap
 from releasegate.adapters.prefect_gate import DEFERRED, build_snapshot, expected_durations, run_queue
@@ -170,42 +171,51 @@ def _wake(client, config: GatewayConfig, waiting: list[tuple[Deferral, FlowRun]]
     # (deferred higher-priority runs included, as reservations at their next evaluation)
     probe = RunRequest(flow_run_id="", deployment="", queue=lowest)
     snapshot = build_snapshot(client, config, None, probe, now, durations)
-    by_id = {d.flow_run_id: d for d, _ in waiting}
+    by_id = {d.flow_run_id: (d, run) for d, run in waiting}
     woken = []
     for request in runs_to_wake(requests, snapshot, config, now):
-        d = by_id[request.flow_run_id]
+        d, seen = by_id[request.flow_run_id]
         try:
-            moved = _move_woken(client, d, clock.now())
+            moved = _move_woken(client, d, seen, clock.now())
         except (ObjectNotFound, PrefectHTTPStatusError, httpx.HTTPError) as exc:
             _logger.warning("deferral sweeper: could not wake %s (%s): left deferred", d.flow_run_id, exc)
             continue
         if not moved:
             continue
-        log.append(
-            _sweeper_record(
-                d,
-                DecisionOutcome.accept,
-                f"woken early: the gateway would admit this {d.deployment} run now "
-                f"({d.reason_code} cleared before {d.next_evaluation_at.isoformat()})",
-                woken_at=now.isoformat(),
-            ),
-            now=now,
-        )
-        store.wake_deferral(d.flow_run_id, now)
+        try:
+            log.append(
+                _sweeper_record(
+                    d,
+                    DecisionOutcome.accept,
+                    f"woken early: the gateway would admit this {d.deployment} run now "
+                    f"({d.reason_code} cleared before {d.next_evaluation_at.isoformat()})",
+                    woken_at=now.isoformat(),
+                ),
+                now=now,
+            )
+            store.wake_deferral(d.flow_run_id, now)
+        except SQLAlchemyError as exc:  # the run is woken: the gateway records its admission or deferral
+            _logger.error("deferral sweeper: woke %s but could not record it: %s", d.flow_run_id, exc)
         woken.append(d.flow_run_id)
     return woken
 
 
-def _move_woken(client, d: Deferral, now: datetime) -> bool:
-    """Move one deferred run back to Prefect's queue, if it is still deferred and not about to start.
+def _move_woken(client, d: Deferral, seen: FlowRun, now: datetime) -> bool:
+    """Move one deferred run back to Prefect's queue, if it is still in the very deferral the sweep read
+    (``seen``) and not about to start.
 
-    Prefect's state API has no compare-and-set, so the run is read again just before the move (a worker,
-    the gate or an operator may have moved it since the sweep read it) and the move is not forced: the
-    server's rules still refuse to revive a run that ended. A run still more than ``WAKE_MARGIN`` from its
-    planned evaluation is beyond every worker's prefetch (``PREFECT_WORKER_PREFETCH_SECONDS``, 10 s by
-    default), so no worker can take it between the read and the move."""
+    Prefect's state API has no compare-and-set, and the server accepts a move to Scheduled from any state
+    (Pending, Running, even Cancelled or Failed). So: the run is read again just before the move and must
+    still be in the state the sweep read (same state id, a capacity deferral); a run more than
+    ``WAKE_MARGIN`` from its planned evaluation is beyond every worker's prefetch
+    (``PREFECT_WORKER_PREFETCH_SECONDS``, 10 s by default), so no worker takes it in between; and after the
+    move the run's state history is read: if another state came in between the read and the move (an
+    operator's cancel, say), that state is put back and the run is not woken. The remaining window is the
+    few milliseconds between that check and the restore."""
     run = client.read_flow_run(d.flow_run_id)
     planned = run.next_scheduled_start_time
+    if run.state_id != seen.state_id or run.state is None or (run.state.message or "") not in WAKEABLE:
+        return False  # moved, re-deferred or changed since the sweep read it
     if run.state_type != StateType.SCHEDULED or run.state_name != DEFERRED or planned is None:
         return False
     if planned <= now + WAKE_MARGIN:
@@ -213,7 +223,21 @@ def _move_woken(client, d: Deferral, now: datetime) -> bool:
     place = min(d.first_deferred_at, now)
     state: State[Any] = Scheduled(name=WOKEN, scheduled_time=place, message=f"WOKEN {d.reason_code}")
     result = client.set_flow_run_state(d.flow_run_id, state)
-    return result.status == SetStateStatus.ACCEPT
+    if result.status != SetStateStatus.ACCEPT:
+        _logger.info("deferral sweeper: Prefect did not accept waking %s: %s", d.flow_run_id, result.details)
+        return False
+    history = sorted(client.read_flow_run_states(d.flow_run_id), key=lambda st: st.timestamp)
+    ids = [st.id for st in history]
+    mine = result.state.id if result.state is not None else None
+    at = ids.index(mine) if mine in ids else -1
+    if at > 0 and ids[at - 1] != seen.state_id:
+        between = history[at - 1]
+        client.set_flow_run_state(d.flow_run_id, between.fresh_copy(), force=True)
+        _logger.warning(
+            "deferral sweeper: %s moved to %s while being woken: put back, not woken", d.flow_run_id, between.name
+        )
+        return False
+    return True
 
 
 class OverrideRefused(Refused):

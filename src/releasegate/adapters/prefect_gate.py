@@ -190,7 +190,11 @@ def build_snapshot(
             limit=200,
         )
     active = [r for r in active if str(r.id) != exclude]
-    upcoming = [r for r in upcoming if str(r.id) != exclude and _upcoming(r, reserving, horizon)]
+    # two reads: a run that went from Pending (at the gate) to Deferred in between is counted once, active
+    busy = {str(r.id) for r in active}
+    upcoming = [
+        r for r in upcoming if str(r.id) != exclude and str(r.id) not in busy and _upcoming(r, reserving, horizon)
+    ]
     names = _deployment_names(client, active + upcoming)
     durations = expected_durations(client, names, known_durations) if reserving else None
 

@@ -115,7 +115,8 @@ class CapacitySnapshot(BaseModel):
 
     model_config = ConfigDict(frozen=True)
     active: list[ActiveRun] = Field(default_factory=list)  # running or pending: they hold a slot
-    upcoming: list[ActiveRun] = Field(default_factory=list)  # scheduled and not deferred, or starting
+    # scheduled (deferred ones too, under the reservation rule, at their next evaluation), or starting
+    upcoming: list[ActiveRun] = Field(default_factory=list)
     completed: set[tuple[str, date]] = Field(default_factory=set)  # (deployment, business_date) done
 
 

@@ -14,12 +14,14 @@ it three times on the same virtual pool:
   ``adapters.prefect_gate.build_snapshot`` builds it: running runs, higher-priority scheduled runs due
   within the priority window that are not deferred. A deferred run goes back to ``Scheduled`` at
   ``next_evaluation_at`` (losing its place, as in Prefect) with its reason code; every minute the
-  deferral sweeper wakes the capacity deferrals the gateway would admit now, oldest first, back at their
-  first deferral time (``policy.deferrals.runs_to_wake``, as ``adapters.prefect_deferrals.sweep``).
+  deferral sweeper wakes the capacity deferrals the gateway would admit now (queue priority first, then
+  the oldest), back at their first deferral time (``policy.deferrals.runs_to_wake``, as
+  ``adapters.prefect_deferrals.sweep``).
   This is the gateway's first rule (``admission: priority_window``).
 * **reservation** — the same gateway with ``admission: reservation`` (EASY backfilling): higher-priority
   runs due within the reservation horizon reserve a slot at their start; a lower-priority run starts when
-  it fits without taking a reserved slot. Expected durations come from ``capacity.expected_duration``,
+  it fits without taking a reserved slot; a deferred higher-priority run keeps its reservation at its next
+  evaluation (as ``build_snapshot`` does under this rule). Expected durations come from ``capacity.expected_duration``,
   as in the flows: the 90th percentile of the deployment's last 50 completed runs in the simulation,
   until it has 3, the top of its duration range (what its runtime policy's timeout stands for).
 
@@ -77,7 +79,7 @@ def _window_at(gw: GatewayConfig, deployment: str, now: datetime) -> bool:
 def run_model(runs: list[SimRun], gw: GatewayConfig, cfg: SimConfig, gated: bool, wake: bool = True) -> ModelResult:
     """Dispatch ``runs`` on a virtual pool; ``gated`` asks the capacity gateway (with ``gw``'s admission
     rule) before each start; ``wake``: the deferral sweeper wakes capacity deferrals every minute
-    (``policy.deferrals.runs_to_wake``, oldest first, back at their first deferral time)."""
+    (``policy.deferrals.runs_to_wake``: queue priority, then oldest first; back at their first deferral time)."""
     wall = time.perf_counter()
     t0 = datetime.combine(cfg.start, dtime(0), tzinfo=UTC)
     runs = [
@@ -232,9 +234,10 @@ def run_model(runs: list[SimRun], gw: GatewayConfig, cfg: SimConfig, gated: bool
     probe = SimRun(-1, "", "", lowest, 0, 0)  # the sweeper's snapshot: asked as the lowest queue
 
     def sweep(now: int) -> None:
-        """The deferral sweeper: wake the capacity deferrals the gateway would admit now, oldest first,
-        back into the queue at their first deferral time (as ``adapters.prefect_deferrals`` does). Its
-        questions are not counted in ``gateway_evaluations`` (those are the starts a worker asks for)."""
+        """The deferral sweeper: wake the capacity deferrals the gateway would admit now (queue priority,
+        then oldest first), back into the queue at their first deferral time (as
+        ``adapters.prefect_deferrals`` does). Its questions are not counted in ``gateway_evaluations``
+        (those are the starts a worker asks for)."""
         if len(running) >= gw.pool_concurrency_limit:
             return  # a full pool: runs_to_wake would wake nothing
         sleepers = sorted(
