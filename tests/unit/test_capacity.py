@@ -406,3 +406,52 @@ def test_runs_to_wake_wakes_a_deferred_eod_before_an_older_backfill_and_keeps_it
     # two free slots: EOD takes one, and the backfill the other, EOD's reservation having become its run
     roomy = cfg.model_copy(update={"pool_concurrency_limit": 4})
     assert [r.flow_run_id for r in runs_to_wake(oldest_first, snap, roomy, NOW)] == ["eod9", "bf1"]
+
+
+def test_runs_to_wake_answers_as_asking_the_gateway_run_by_run():
+    """runs_to_wake skips runs alike to one just refused (same deployment, queue, duration, dates) and stops
+    at a full pool; on random pools it wakes exactly the runs a plain run-by-run loop wakes."""
+    import random
+
+    cfg = config(
+        admission="reservation",
+        pool_concurrency_limit=6,
+        queues=[
+            {"name": "critical", "priority": 1, "concurrency_limit": 3},
+            {"name": "bulk", "priority": 10, "concurrency_limit": 5},
+        ],
+    )
+
+    def plain(deferred, snap):
+        woken, active, upcoming = [], list(snap.active), list(snap.upcoming)
+        for r in sorted(deferred, key=lambda r: cfg.queue(r.queue).priority):
+            grown = snap.model_copy(update={"active": active, "upcoming": upcoming})
+            if isinstance(evaluate(r, grown, cfg, NOW), Admitted):
+                woken.append(r.flow_run_id)
+                end = NOW + timedelta(seconds=r.expected_seconds) if r.expected_seconds is not None else None
+                active = [
+                    *active,
+                    ActiveRun(
+                        flow_run_id=r.flow_run_id,
+                        deployment=r.deployment,
+                        queue=r.queue,
+                        state="pending",
+                        expected_end=end,
+                    ),
+                ]
+                upcoming = [u for u in upcoming if u.flow_run_id != r.flow_run_id]
+        return woken
+
+    rng = random.Random(7)
+    for _ in range(200):
+        snap = CapacitySnapshot(
+            active=[_running(i, rng.choice([5, 20, 60, None])) for i in range(rng.randint(0, 6))],
+            upcoming=[_eod_due(rng.choice([0, 10, 30, 90]), i=i) for i in range(rng.randint(0, 3))],
+        )
+        deferred = [
+            _asleep(rng.choice([5, 15, 45, None]), i)
+            if rng.random() < 0.8
+            else RunRequest(flow_run_id=f"eod{i}", deployment="eod-scoring", queue="critical", expected_seconds=1200)
+            for i in range(rng.randint(0, 10))
+        ]
+        assert [r.flow_run_id for r in runs_to_wake(deferred, snap, cfg, NOW)] == plain(deferred, snap)

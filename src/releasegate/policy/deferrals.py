@@ -95,10 +95,20 @@ def runs_to_wake(
     active = list(snapshot.active)
     upcoming = list(snapshot.upcoming)
     decide = decider(snapshot, config, now)
+    # Whether the gateway admits a run depends on its deployment, queue, expected duration and business
+    # dates, never on its id or deferral count (those only set the next evaluation time): a refusal holds
+    # for every run alike until the next wake changes the pool.
+    refused: set[tuple[Any, ...]] = set()
     for request in sorted(deferred, key=lambda r: config.queue(r.queue).priority):  # stable: oldest first
         if len(active) >= config.pool_concurrency_limit:
             break  # the pool is full: the gateway defers every run (CAPACITY_LIMIT), no need to ask
-        if isinstance(decide(request), Admitted):
+        alike = (request.deployment, request.queue, request.expected_seconds, tuple(request.business_dates))
+        if alike in refused:
+            continue
+        if not isinstance(decide(request), Admitted):
+            refused.add(alike)
+        else:
+            refused.clear()
             woken.append(request)
             seconds = request.expected_seconds
             active.append(
