@@ -455,3 +455,31 @@ def test_runs_to_wake_answers_as_asking_the_gateway_run_by_run():
             for i in range(rng.randint(0, 10))
         ]
         assert [r.flow_run_id for r in runs_to_wake(deferred, snap, cfg, NOW)] == plain(deferred, snap)
+
+
+def test_reservation_respects_the_reserved_runs_own_queue_cap():
+    """A higher-priority run cannot start while its own queue is full, so it reserves a pool slot from when
+    a slot of its queue frees, not from its due time; unknown ends do not move a reservation (conservative
+    for EOD)."""
+    cfg = config(
+        admission="reservation",
+        pool_concurrency_limit=2,
+        queues=[
+            {"name": "critical", "priority": 1, "concurrency_limit": 1},
+            {"name": "bulk", "priority": 10, "concurrency_limit": 2},
+        ],
+    )
+    # two EOD runs of 20 min due at +10 behind a critical cap of 1: they start at +10 and +30, one at a
+    # time, so a 60-min backfill always leaves them their one slot (before: two slots reserved at +10)
+    two_due = CapacitySnapshot(upcoming=[_eod_due(10, i=1), _eod_due(10, i=2)], completed=READY)
+    assert evaluate(_bf(60), two_due, cfg, NOW).admitted
+    # an EOD run holds the critical queue until +25: the next one starts then, not at its due time (+10)
+    eod_running = _running(1, ends_in_minutes=25, queue="critical")
+    held = CapacitySnapshot(active=[eod_running], upcoming=[_eod_due(10, i=2)], completed=READY)
+    assert evaluate(_bf(30), held, cfg, NOW).admitted  # ends at +30: the EOD run (+25 to +45) has the other
+    late = evaluate(_bf(60), held.model_copy(update={"active": [eod_running, _running(3, 90)]}), cfg, NOW)
+    assert late.deferral_reason_code is DeferralReason.PRIORITY_CONFLICT
+    assert (NOW + timedelta(minutes=25)).isoformat() in late.explanation  # the reservation as planned
+    # the running critical run's end is unknown: the reservation stays at its due time and blocks
+    unknown = held.model_copy(update={"active": [_running(1, ends_in_minutes=None, queue="critical")]})
+    assert evaluate(_bf(30), unknown, cfg, NOW).deferral_reason_code is DeferralReason.PRIORITY_CONFLICT

@@ -56,7 +56,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from releasegate.policy.gateway_config import DeploymentGate, GatewayConfig, QueueConfig
-from releasegate.policy.reservations import ReservationPlan, span
+from releasegate.policy.reservations import ReservationPlan
 from releasegate.policy.windows import Window
 
 # re-exported: configurations and tools import them from here
@@ -249,7 +249,11 @@ class _Evaluator:
     def plan(self, my_priority: int) -> ReservationPlan:
         if my_priority not in self._plans:
             self._plans[my_priority] = ReservationPlan(
-                self.reservations(my_priority), self.snapshot.active, self.now, self.config.pool_concurrency_limit
+                self.reservations(my_priority),
+                self.snapshot.active,
+                self.now,
+                self.config.pool_concurrency_limit,
+                {q.name: q.concurrency_limit for q in self.config.queues},
             )
         return self._plans[my_priority]
 
@@ -263,7 +267,7 @@ class _Evaluator:
         if hit is None:
             return None
         r, running_then, reserved_then = hit
-        start, end = span(r, self.now)
+        start, end = plan.span_of(r)
         mine = request.expected_seconds
         until = (
             f"until {(self.now + timedelta(seconds=mine)).isoformat()}" if mine is not None else "for an unknown time"
