@@ -153,11 +153,12 @@ def run(lc: Lifecycle) -> None:
 
 
 def _backfill_before_eod(lc: Lifecycle, r, get_client, run_flow, Pause, State) -> None:  # noqa: N803
-    """The shipped rule (admission: reservation): as many EOD runs as the pool has slots are due in a few
-    seconds, each holding a reservation; a backfill (no history yet: planned at its runtime policy's
-    timeout) would still run then and take a reserved slot, so it is deferred to the end of EOD's
-    reservation. The EOD runs start on time and finish long before that; the deferral sweeper then finds
-    the slot free and wakes the backfill, which runs."""
+    """The shipped rule (admission: reservation), with each queue allowed the whole pool (the demo's
+    policy): as many EOD runs as the pool has slots are due in a few seconds, each holding a reservation;
+    a backfill (no history yet: planned at its runtime policy's timeout) would still run then and take a
+    reserved slot, so it is deferred to the end of EOD's reservation. The EOD runs start on time and
+    finish long before that; the deferral sweeper then finds the slot free and wakes the backfill, which
+    runs."""
     from prefect.states import Scheduled
 
     from releasegate.adapters.config import load_gateway_config

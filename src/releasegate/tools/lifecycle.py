@@ -67,14 +67,18 @@ def prepare_environment(home: Path) -> None:
     os.environ["RELEASEGATE_APPROVAL_POLL_SECONDS"] = "1"
     os.environ.pop("RELEASEGATE_MARKET_DRIFT", None)
     # The shipped capacity policy with short backoffs and no windows, so the deferred backfill is
-    # seen going again within seconds and a Sunday-night maintenance window cannot stall the demo.
+    # seen going again within seconds and a Sunday-night maintenance window cannot stall the demo; and
+    # each queue may use the whole pool, so that only the reservation rule keeps EOD's slots (the shipped
+    # caps split the pool 2 + 2 between the queues, and then a backfill can never take an EOD run's slot).
     import yaml
 
     from releasegate.bootstrap import project_root
     from releasegate.yamlio import load_yaml
 
     policy = load_yaml(project_root() / "blocks" / "capacity_policy.yaml")
-    policy |= {"windows": [], "backoff_seconds": [3, 5]}
+    pool = policy["pool_concurrency_limit"]
+    queues = [q | {"concurrency_limit": pool} for q in policy["queues"]]
+    policy |= {"windows": [], "backoff_seconds": [3, 5], "queues": queues}
     path = home / "capacity_policy.demo.yaml"
     path.write_text(yaml.safe_dump(policy))
     os.environ["RELEASEGATE_CAPACITY_POLICY"] = str(path)
