@@ -67,6 +67,10 @@ def test_gateway_keeps_windows_and_eod_priority_that_native_dispatch_does_not():
     res = r.reservation  # the reservation rule keeps the same two promises
     assert res.started_in_window == 0 and res.eod_on_time_share >= n.eod_on_time_share
     assert res.runs == res.started
+    for m in (g, res):  # every run deferred for a code counts under it; its open time under its last code
+        for st in m.deferrals_by_reason.values():
+            assert st.deferrals >= st.runs >= st.open_runs
+        assert sum(st.open_runs for st in m.deferrals_by_reason.values()) <= m.runs
 
 
 def test_the_reservation_rule_defers_no_longer_than_the_priority_window_rule_on_the_default_week():

@@ -112,17 +112,15 @@ def _print_simulation(report) -> None:
             "p95",
             "max",
             "held p95",
-            title=f"{m.model} deferrals per run: first deferral to admission (the sweeper's SLA clock); "
-            "held: only while deferred",
+            title=f"{m.model} deferrals per run: first deferral to admission (the sweeper's SLA clock, "
+            "counted under a run's last reason); held: only while deferred",
         )
         for code, st in m.deferrals_by_reason.items():
             d.add_row(
                 code,
                 f"{st.deferrals:,}",
                 f"{st.runs:,}",
-                mins(st.p50_minutes),
-                mins(st.p95_minutes),
-                mins(st.max_minutes),
+                *((mins(st.p50_minutes), mins(st.p95_minutes), mins(st.max_minutes)) if st.open_runs else ("-",) * 3),
                 mins(st.held_p95_minutes),
             )
         console.print(d)

@@ -10,14 +10,16 @@ from pydantic import BaseModel, Field
 
 
 class ReasonStats(BaseModel):
-    """Per reason code: ``deferrals`` counts every deferral for it; ``runs`` and the times, the runs whose
-    last deferral had it. ``p50/p95/max``: from a run's first deferral
-    until the gateway admitted it, the clock the deferral sweeper escalates at 30 and 60 min; ``held_p95``:
-    only the time the gateway itself held the run (deferred, before its next evaluation or wake), not
-    the time it then waited in Prefect's queue for a slot like any other run."""
+    """Per reason code: ``deferrals`` counts every deferral for it, ``runs`` every run deferred for it at
+    least once. ``p50/p95/max``: over the ``open_runs`` whose *last* deferral had it (a run's open time
+    is counted once, under the code that held it last), from its first deferral until the gateway admitted
+    it, the clock the deferral sweeper escalates at 30 and 60 min; ``held_p95``: over every run deferred
+    for it, only the time the gateway itself held the run for it (deferred, before its next evaluation or
+    wake), not the time it then waited in Prefect's queue for a slot like any other run."""
 
     deferrals: int
     runs: int
+    open_runs: int = 0
     p50_minutes: float
     p95_minutes: float
     max_minutes: float
@@ -66,7 +68,8 @@ def result(
             held = np.array([r.held[code] / 60 for r in runs if code in r.held])
             by_reason[code] = ReasonStats(
                 deferrals=sum(r.deferral_count.get(code, 0) for r in runs),
-                runs=int(per_run.size),
+                runs=sum(1 for r in runs if code in r.deferral_count),
+                open_runs=int(per_run.size),
                 p50_minutes=round(_pct(per_run, 50), 2),
                 p95_minutes=round(_pct(per_run, 95), 2),
                 max_minutes=round(float(per_run.max()) if per_run.size else 0.0, 2),
