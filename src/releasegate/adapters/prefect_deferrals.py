@@ -213,12 +213,10 @@ def _move_woken(client, d: Deferral, seen: FlowRun, now: datetime) -> bool:
     operator's cancel, say), that state is put back and the run is not woken. The remaining window is the
     few milliseconds between that check and the restore."""
     run = client.read_flow_run(d.flow_run_id)
+    if run.state_id != seen.state_id:
+        return False  # moved, re-deferred or changed since the sweep read (and vetted) that Deferred state
     planned = run.next_scheduled_start_time
-    if run.state_id != seen.state_id or run.state is None or (run.state.message or "") not in WAKEABLE:
-        return False  # moved, re-deferred or changed since the sweep read it
-    if run.state_type != StateType.SCHEDULED or run.state_name != DEFERRED or planned is None:
-        return False
-    if planned <= now + WAKE_MARGIN:
+    if planned is None or planned <= now + WAKE_MARGIN:
         return False  # due anyway: its worker takes it
     place = min(d.first_deferred_at, now)
     state: State[Any] = Scheduled(name=WOKEN, scheduled_time=place, message=f"WOKEN {d.reason_code}")
