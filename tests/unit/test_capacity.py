@@ -290,6 +290,18 @@ def _running(i: int, ends_in_minutes: float | None, queue="bulk") -> ActiveRun:
     return ActiveRun(flow_run_id=f"r{i}", deployment="backfill", queue=queue, state="running", expected_end=end)
 
 
+def _reserving(pool: int, critical: int, bulk: int) -> GatewayConfig:
+    """The reservation rule on a pool of ``pool`` slots with these queue caps."""
+    return config(
+        admission="reservation",
+        pool_concurrency_limit=pool,
+        queues=[
+            {"name": "critical", "priority": 1, "concurrency_limit": critical},
+            {"name": "bulk", "priority": 10, "concurrency_limit": bulk},
+        ],
+    )
+
+
 RESERVE = {  # the bulk queue may use the whole pool: only the reservation holds backfills back
     "admission": "reservation",
     "queues": [
@@ -352,14 +364,7 @@ def _asleep(minutes: float | None, i: int) -> RunRequest:
 
 def test_runs_to_wake_takes_the_oldest_deferrals_that_fit_each_holding_a_slot_for_the_next():
 
-    cfg = config(
-        admission="reservation",
-        pool_concurrency_limit=4,
-        queues=[
-            {"name": "critical", "priority": 1, "concurrency_limit": 2},
-            {"name": "bulk", "priority": 10, "concurrency_limit": 4},
-        ],
-    )
+    cfg = _reserving(pool=4, critical=2, bulk=4)
     # pool 4: two backfills running past +30 min, when two EOD runs are due (two reserved slots)
     snap = CapacitySnapshot(
         active=[_running(1, ends_in_minutes=60), _running(2, ends_in_minutes=60)],
@@ -381,14 +386,7 @@ def test_runs_to_wake_takes_the_oldest_deferrals_that_fit_each_holding_a_slot_fo
 
 
 def test_runs_to_wake_wakes_a_deferred_eod_before_an_older_backfill_and_keeps_its_slot_for_it():
-    cfg = config(
-        admission="reservation",
-        pool_concurrency_limit=3,
-        queues=[
-            {"name": "critical", "priority": 1, "concurrency_limit": 2},
-            {"name": "bulk", "priority": 10, "concurrency_limit": 3},
-        ],
-    )
+    cfg = _reserving(pool=3, critical=2, bulk=3)
     # pool 3, two backfills running for another hour: one free slot. A deferred EOD run (its reservation
     # at its next evaluation, +20 min) and an older deferred backfill of 10 min both ask for it
     eod = RunRequest(flow_run_id="eod9", deployment="eod-scoring", queue="critical", expected_seconds=20 * 60)
@@ -413,14 +411,7 @@ def test_runs_to_wake_answers_as_asking_the_gateway_run_by_run():
     at a full pool; on random pools it wakes exactly the runs a plain run-by-run loop wakes."""
     import random
 
-    cfg = config(
-        admission="reservation",
-        pool_concurrency_limit=6,
-        queues=[
-            {"name": "critical", "priority": 1, "concurrency_limit": 3},
-            {"name": "bulk", "priority": 10, "concurrency_limit": 5},
-        ],
-    )
+    cfg = _reserving(pool=6, critical=3, bulk=5)
 
     def plain(deferred, snap):
         woken, active, upcoming = [], list(snap.active), list(snap.upcoming)
@@ -461,14 +452,7 @@ def test_reservation_respects_the_reserved_runs_own_queue_cap():
     """A higher-priority run cannot start while its own queue is full, so it reserves a pool slot from when
     a slot of its queue frees, not from its due time; unknown ends do not move a reservation (conservative
     for EOD)."""
-    cfg = config(
-        admission="reservation",
-        pool_concurrency_limit=2,
-        queues=[
-            {"name": "critical", "priority": 1, "concurrency_limit": 1},
-            {"name": "bulk", "priority": 10, "concurrency_limit": 2},
-        ],
-    )
+    cfg = _reserving(pool=2, critical=1, bulk=2)
     # two EOD runs of 20 min due at +10 behind a critical cap of 1: they start at +10 and +30, one at a
     # time, so a 60-min backfill always leaves them their one slot (before: two slots reserved at +10)
     two_due = CapacitySnapshot(upcoming=[_eod_due(10, i=1), _eod_due(10, i=2)], completed=READY)
