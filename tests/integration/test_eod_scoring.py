@@ -17,6 +17,7 @@ from releasegate.adapters import mlflow_registry as registry
 from releasegate.policy.rollback_tree import Action, Stage, TreeThresholds
 from releasegate.policy.scoring import Assessment, canary_mask, challenger_stage, compare, judge
 from tests.conftest import (
+    ROOT,
     InProcessWorker,
     apply_deployments,
     approve_prod_version,
@@ -93,7 +94,7 @@ def deployed(prefect_harness):
 def home(rg_home, tmp_path, monkeypatch, deployed, live_clock):
     cancel_unfinished_pool_runs()
     fast_capacity_policy(tmp_path, monkeypatch)
-    govern(monkeypatch, tmp_path, "eoddrift", "eodcanary", "eodquiet", "nochamp")
+    govern(monkeypatch, tmp_path, "eoddrift", "eodcanary", "eodquiet", "nochamp", "eodretry")
     yield rg_home
     cancel_unfinished_pool_runs()
 
@@ -176,6 +177,54 @@ def test_injected_drift_rolls_back_to_the_archive_and_requests_an_urgent_retrain
     on_day = rec.details["verification"]["business_date"]
     assert on_day["ok"] and on_day["business_date"] == DAY.isoformat() and on_day["failures"] == 0
     assert on_day["rows"] == 5000 and on_day["kpi"] == "roc_auc" and 0.5 < on_day["value"] <= 1
+
+
+def test_a_retried_eod_records_its_verdict_once_when_the_rollback_was_not_deployed_at_first(
+    home, tmp_path, monkeypatch
+):
+    """The first attempt records the verdict, then cannot request the rollback: its deployment is not
+    deployed. Prefect retries the same flow run; meanwhile the rollback is deployed. The retry sends the
+    requests under the first attempt's decision instead of writing a second one for the model and date."""
+    import yaml
+
+    from flows.eod_scoring import eod_scoring
+    from flows.rollback import rollback
+
+    model, prod, late = "eodretry", "prod.eodretry", "rollback-late"
+    v1, v2 = prod_version(model, 1), prod_version(model, 2)
+    for v in (v1, v2):
+        approve_prod_version(model, v)
+    registry.set_alias(prod, "archive", v1)
+    registry.set_alias(prod, "champion", v2)
+    monkeypatch.setenv("RELEASEGATE_MARKET_DRIFT", "0.35")
+    routes = yaml.safe_load((ROOT / "blocks" / "event_routes.yaml").read_text())
+    for r in routes["routes"]:
+        if r["event_type"] == "monitoring.rollback.requested@v1":
+            r["deployment"] = late
+    path = tmp_path / "routes.yaml"
+    path.write_text(yaml.safe_dump(routes))
+    monkeypatch.setenv("RELEASEGATE_EVENT_ROUTES", str(path))
+    attempts = []
+
+    def deploy_before_the_retry(flow, flow_run, state):
+        attempts.append(state.name)
+        if len(attempts) == 2:
+            apply_deployments({late: (rollback.with_options(name=late), "critical")})
+
+    retried = eod_scoring.with_options(retries=1, retry_delay_seconds=0, on_running=[deploy_before_the_retry])
+    state = retried(business_date=DAY, model_name=model, rows=2000, return_state=True)
+    assert state.is_completed(), state.message
+    assert len(attempts) == 2  # the first attempt failed on the missing deployment
+    out = state.result()
+    [mon] = bootstrap.decision_log().query(kind="monitoring", subject=f"model:{model}")
+    assert mon.decision_id == out["decision_id"] and mon.details["action"] == "rollback"
+    [rb] = run_by_key(f"{late}:monitoring:{model}:{DAY}:rollback:full")
+    assert str(rb.id) == out["rollback"]["flow_run_id"] and out["rollback"]["status"] == "created"
+    accepted = [r for r in bootstrap.decision_log().query(kind="event") if r.details.get("status") == "accepted"]
+    assert sorted(r.details["event_id"] for r in accepted) == [
+        f"{mon.decision_id}:retrain",
+        f"{mon.decision_id}:rollback",
+    ]
 
 
 def test_seven_percent_drop_during_canary_drops_the_challenger_only(home):

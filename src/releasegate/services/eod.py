@@ -289,7 +289,8 @@ def record_and_act(result: EodResult, flow_run_id: str | None = None) -> dict[st
 
     v = result.verdict
     day = result.business_date.isoformat()
-    rec = bootstrap.decision_log().append(
+    log = bootstrap.decision_log()
+    rec = _recorded_by_this_run(log, result, flow_run_id) or log.append(
         NewDecision(
             decision_kind=DecisionKind.monitoring,
             decision_outcome=DecisionOutcome.reject if v.rollback_method else DecisionOutcome.accept,
@@ -359,6 +360,32 @@ def record_and_act(result: EodResult, flow_run_id: str | None = None) -> dict[st
             }
         ).as_dict()
     return out
+
+
+def _recorded_by_this_run(log: Any, result: EodResult, flow_run_id: str | None) -> Any:
+    """The monitoring decision an earlier attempt of this very flow run wrote with the same verdict, if any.
+
+    A Prefect retry keeps the flow run id and runs the whole flow again: when the first attempt recorded
+    its verdict and then failed (say the rollback deployment was missing), the retry must send the
+    requests under that same decision instead of writing a second one for the same model and date. A
+    different verdict (the champion changed meanwhile) is a new judgement and is recorded."""
+    if flow_run_id is None:
+        return None
+    v, day = result.verdict, result.business_date.isoformat()
+    for rec in log.query(
+        kind=DecisionKind.monitoring, subject=f"model:{result.model_name}", newest_first=True, limit=50
+    ):
+        d = rec.details
+        if d.get("flow_run_id") == flow_run_id and d.get("business_date") == day:
+            same = (d.get("action"), d.get("reason_code"), d.get("rollback_method"), d.get("retrain")) == (
+                v.action,
+                v.reason_code,
+                v.rollback_method,
+                v.retrain,
+            )
+            same = same and (d.get("champion") or {}).get("version") == result.champion_assessment.version
+            return rec if same else None
+    return None
 
 
 def summary(result: EodResult) -> dict[str, Any]:
