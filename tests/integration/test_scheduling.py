@@ -17,6 +17,8 @@ from prefect import get_client
 from prefect.client.schemas.filters import (
     DeploymentFilter,
     DeploymentFilterName,
+    WorkQueueFilter,
+    WorkQueueFilterName,
 )
 from prefect.client.schemas.objects import StateType
 from prefect.exceptions import Pause
@@ -472,6 +474,46 @@ def test_a_deferred_eod_keeps_its_reservation_at_its_next_evaluation(deployed, r
     far = clock.now() + timedelta(hours=5)  # beyond the reservation horizon (4 h)
     set_state(eod.id, Scheduled(name="Deferred", scheduled_time=far, message="CHANGE_FREEZE"))
     assert reserved(admission="reservation") == {}
+
+
+def test_a_run_in_a_paused_queue_reserves_nothing_until_the_queue_is_resumed(deployed, rg_home, policy, clock):
+    """Prefect offers a paused work queue's runs to no worker, so an EOD run due in a paused ``critical``
+    queue would hold its slots for as long as the pause lasts: the gateway leaves it out of the
+    reservations (and the priority window) until the queue is resumed."""
+    from releasegate.adapters.config import load_gateway_config
+    from releasegate.adapters.prefect_gate import build_snapshot
+    from releasegate.policy.capacity import RunRequest
+
+    with get_client(sync_client=True) as c:
+        eod = c.create_flow_run_from_deployment(
+            deployed["eod-scoring"],
+            parameters={"model_name": "credit", "business_date": "2026-11-20"},
+            state=Scheduled(scheduled_time=clock.now() + timedelta(minutes=5)),
+        )
+    probe = RunRequest(flow_run_id="", deployment="", queue="bulk")
+
+    def reserved():
+        with get_client(sync_client=True) as c:
+            snap = build_snapshot(c, load_gateway_config(), None, probe, clock.now())
+        return [u.flow_run_id for u in snap.upcoming]
+
+    def pause(paused: bool):
+        with get_client(sync_client=True) as c:
+            [q] = c.read_work_queues(
+                work_pool_name="releasegate",
+                work_queue_filter=WorkQueueFilter(name=WorkQueueFilterName(any_=["critical"])),
+            )
+            c.update_work_queue(q.id, is_paused=paused)
+
+    for rule in ("reservation", "priority_window"):
+        policy(admission=rule)
+        assert reserved() == [str(eod.id)]
+        pause(True)
+        try:
+            assert reserved() == [], rule
+        finally:
+            pause(False)
+        assert reserved() == [str(eod.id)]
 
 
 def test_override_needs_a_ticket_and_starts_the_run(deployed, rg_home, policy, clock):

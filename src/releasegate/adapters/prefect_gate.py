@@ -118,6 +118,18 @@ def _upcoming(run: FlowRun, reserving: bool, horizon: datetime) -> bool:
     return nxt is not None and nxt <= horizon
 
 
+def _paused_queues(client, pool: str) -> set[str]:
+    """The pool's work queues an operator paused (``prefect work-queue pause``): Prefect offers their
+    scheduled runs to no worker, so such a run would otherwise reserve its slots for as long as the
+    pause lasts. A queue merely without a polling worker is kept: a worker may come back any moment."""
+    from prefect.exceptions import ObjectNotFound
+
+    try:
+        return {q.name for q in client.read_work_queues(work_pool_name=pool) if q.is_paused}
+    except ObjectNotFound:  # no such pool (yet): nothing is paused in it
+        return set()
+
+
 HISTORY = 50  # completed runs per deployment the duration estimate looks at
 
 
@@ -195,6 +207,9 @@ def build_snapshot(
     upcoming = [
         r for r in upcoming if str(r.id) != exclude and str(r.id) not in busy and _upcoming(r, reserving, horizon)
     ]
+    if upcoming:  # a paused queue's runs are not offered to any worker: they hold back nothing until resumed
+        paused = _paused_queues(client, config.pool_name)
+        upcoming = [r for r in upcoming if r.work_queue_name not in paused]
     names = _deployment_names(client, active + upcoming)
     durations = expected_durations(client, names, known_durations) if reserving else None
 
