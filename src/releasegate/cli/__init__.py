@@ -17,6 +17,7 @@ from releasegate.cli import (
     policy,
     registry,
     report,
+    runs,
     simulate,
     stack,
     webhook,
@@ -31,6 +32,9 @@ app = typer.Typer(help="releasegate: governance for ML jobs on Prefect and MLflo
 app.command("deploy")(policy.deploy)
 app.command("govern")(policy.govern)
 app.command("report")(report.report)
+app.command("run")(runs.run_cmd)
+app.command("watch")(runs.watch_cmd)
+app.command("awaiting")(runs.awaiting_cmd)
 app.command("approve")(approvals.approve)
 app.command("demo")(stack.demo)
 app.command("up")(stack.stack_up)

@@ -1,0 +1,177 @@
+"""Start a deployment's run from the CLI, follow it, and find the promotions that wait for an approver.
+
+What ``releasegate run``, ``releasegate watch`` and ``releasegate awaiting`` need from Prefect. Prefect's
+own ``prefect deployment run --watch`` starts and follows a run too; these add what an operator of
+releasegate asks next: why a run is *Deferred* (the gateway's reason code and next evaluation) and, when a
+promotion pauses, which role it waits for and the ``releasegate approve`` line to run. The role is read
+from Prefect's own pause key (``<role>-approval-<hex>``, ``flows/promotion.py``); nothing is stored by us.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+APPROVAL_KEY = "-approval-"  # flows/promotion.py pauses with key f"{role}-approval-{uuid}"
+
+
+class NoServer(RuntimeError):
+    """No Prefect API is configured: a run started now would need a server and a worker."""
+
+
+class StartRefused(ValueError):
+    def __init__(self, field: str, rule: str):
+        self.field, self.rule = field, rule
+        super().__init__(f"{field}: {rule}")
+
+
+@dataclass(frozen=True)
+class RunView:
+    """A flow run as the CLI shows it."""
+
+    id: str
+    name: str
+    deployment: str | None
+    parameters: dict[str, Any]
+    state_type: str
+    state_name: str
+    message: str
+    scheduled_time: datetime | None  # a Scheduled (or Deferred) run's next start
+    awaiting_role: str | None  # a paused promotion: the role whose approval it waits for
+    final: bool
+    completed: bool
+    paused_since: datetime | None
+
+    @property
+    def label(self) -> str:
+        """The state as a person reads it: ``Deferred (PRIORITY_CONFLICT)``, ``Paused (awaiting PM)``."""
+        if self.awaiting_role:
+            return f"{self.state_name} (awaiting {self.awaiting_role.upper()} approval)"
+        if self.state_name == "Deferred" and self.message:
+            return f"Deferred ({self.message.split()[0]})"
+        return self.state_name
+
+
+def api_url() -> str:
+    """The configured Prefect API (a setting or a profile), or ``NoServer``."""
+    from prefect.settings import PREFECT_API_URL
+
+    url = PREFECT_API_URL.value()
+    if not url:
+        raise NoServer(
+            "no Prefect server is configured (PREFECT_API_URL): a run needs a server and a worker on the "
+            "releasegate pool; start the local stack with `releasegate up` and `source ~/.releasegate/stack.env`, "
+            "or set PREFECT_API_URL to your server"
+        )
+    return str(url)
+
+
+def ui_url(run_id: str) -> str:
+    from prefect.settings import PREFECT_UI_URL
+
+    base = PREFECT_UI_URL.value() or api_url().removesuffix("/api")
+    return f"{str(base).rstrip('/')}/runs/flow-run/{run_id}"
+
+
+def full_name(deployment: str) -> str:
+    """releasegate's flows are named after their deployment: ``eod-scoring`` is ``eod-scoring/eod-scoring``."""
+    return deployment if "/" in deployment else f"{deployment}/{deployment}"
+
+
+def _view(fr: Any, deployment: str | None = None) -> RunView:
+    state = fr.state
+    details = state.state_details if state is not None else None
+    key = (details.pause_key or "") if details is not None else ""
+    paused = state is not None and state.is_paused()
+    return RunView(
+        id=str(fr.id),
+        name=fr.name,
+        deployment=deployment,
+        parameters=dict(fr.parameters or {}),
+        state_type=state.type.value if state is not None else "NONE",
+        state_name=(state.name if state is not None else None) or "",
+        message=(state.message if state is not None else None) or "",
+        scheduled_time=details.scheduled_time if details is not None and state.is_scheduled() else None,
+        awaiting_role=key.split(APPROVAL_KEY)[0] if paused and APPROVAL_KEY in key else None,
+        final=state is not None and state.is_final(),
+        completed=state is not None and state.is_completed(),
+        paused_since=state.timestamp if paused else None,
+    )
+
+
+def _signature(dep: Any) -> str:
+    """The deployment's parameters as its flow declares them: ``requested_by (required), reason_code``."""
+    schema = dep.parameter_openapi_schema or {}
+    required = set(schema.get("required") or [])
+    names = list((schema.get("properties") or {}).keys())
+    return ", ".join(f"{n} (required)" if n in required else n for n in names) or "none"
+
+
+def start(deployment: str, parameters: dict[str, Any]) -> RunView:
+    """Create a run of ``deployment`` (Prefect checks the parameters against the flow's signature)."""
+    from prefect import get_client
+    from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
+
+    api = api_url()
+    name = full_name(deployment)
+    with get_client(sync_client=True) as client:
+        try:
+            dep = client.read_deployment_by_name(name)
+        except ObjectNotFound:
+            raise StartRefused(
+                "deployment",
+                f"{name!r} is not deployed on {api}: `releasegate deploy` deploys releasegate's own flows, "
+                "`releasegate deploy --prefect-file <your prefect.yaml>` your team's",
+            ) from None
+        try:
+            fr = client.create_flow_run_from_deployment(dep.id, parameters=parameters, tags=["releasegate", "cli"])
+        except PrefectHTTPStatusError as exc:  # the server's parameter-schema check
+            detail = exc.response.json().get("detail", str(exc)) if exc.response is not None else str(exc)
+            raise StartRefused("--param", f"{detail} (parameters of {name}: {_signature(dep)})") from None
+    return _view(fr, name)
+
+
+def read(run_id: str) -> RunView:
+    from prefect import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    api_url()
+    try:
+        uid = UUID(run_id)
+    except ValueError:
+        raise StartRefused("run", f"{run_id!r} is not a flow run id (a UUID)") from None
+    with get_client(sync_client=True) as client:
+        try:
+            fr = client.read_flow_run(uid)
+        except ObjectNotFound:
+            raise StartRefused("run", f"no flow run {run_id} on {api_url()}") from None
+        name = client.read_deployment(fr.deployment_id).name if fr.deployment_id else None
+    return _view(fr, name)
+
+
+def awaiting_approval(limit: int = 200) -> list[RunView]:
+    """Paused runs of the ``promotion`` deployment that wait for an approver, oldest pause first."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterName,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+
+    api_url()
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))
+            ),
+            deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["promotion"])),
+            limit=limit,
+        )
+    views = [_view(fr, "promotion/promotion") for fr in runs]
+    waiting = [v for v in views if v.awaiting_role]
+    return sorted(waiting, key=lambda v: v.paused_since.timestamp() if v.paused_since else 0.0)
