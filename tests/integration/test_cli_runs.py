@@ -102,3 +102,14 @@ def test_a_paused_promotion_is_listed_with_the_role_it_waits_for_and_the_line_to
 def test_watch_refuses_a_run_id_that_is_not_one(cli):
     res = cli("watch", "not-a-uuid")
     assert res.exit_code == 1 and "refused: run: 'not-a-uuid' is not a flow run id" in res.output
+
+
+def test_run_without_a_prefect_server_says_how_to_start_one(cli):
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):
+        res = cli("run", "eod-scoring", "--model", "credit")
+        awaiting = cli("awaiting")
+    for r in (res, awaiting):
+        assert r.exit_code == 2, r.output
+        assert "refused: PREFECT_API_URL: no Prefect server is configured" in r.output and "releasegate up" in r.output
