@@ -372,9 +372,11 @@ def _recorded_by_this_run(log: Any, result: EodResult, flow_run_id: str | None) 
     if flow_run_id is None:
         return None
     v, day = result.verdict, result.business_date.isoformat()
-    for rec in log.query(
+    # sealed records only: a note written with `decisions add` must not lend its id to the requests
+    mine, _ = log.trusted(
         kind=DecisionKind.monitoring, subject=f"model:{result.model_name}", newest_first=True, limit=50
-    ):
+    )
+    for rec in mine:
         d = rec.details
         if d.get("flow_run_id") == flow_run_id and d.get("business_date") == day:
             same = (d.get("action"), d.get("reason_code"), d.get("rollback_method"), d.get("retrain")) == (
