@@ -209,7 +209,11 @@ def test_a_retried_eod_records_its_verdict_once_when_the_rollback_was_not_deploy
     def deploy_before_the_retry(flow, flow_run, state):
         attempts.append(state.name)
         if len(attempts) == 2:
-            apply_deployments({late: (rollback.with_options(name=late), "critical")})
+            # the deployment alone: `infra up` (apply_deployments) would save this test's model manifest
+            # ($RELEASEGATE_MODELS) as the shared server's models block, which later modules read
+            rollback.with_options(name=late).to_deployment(
+                name=late, work_pool_name="releasegate", work_queue_name="critical"
+            ).apply()
 
     retried = eod_scoring.with_options(retries=1, retry_delay_seconds=0, on_running=[deploy_before_the_retry])
     state = retried(business_date=DAY, model_name=model, rows=2000, return_state=True)
