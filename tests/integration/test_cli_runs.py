@@ -62,7 +62,28 @@ def test_run_refusals_name_the_field_and_create_nothing(cli, deployed):
     assert (
         "'requested_by' is a required property" in res.output and "requested_by (required), reason_code" in res.output
     )
+    res = cli("run", "governance-run", "-p", "requested_by=alice", "-p", "date=2026-12-03")
+    assert res.exit_code == 1 and "refused: --param: 'date' is not a parameter of governance-run" in res.output
     assert _cli_runs(deployed["governance-run"]) == before
+
+
+def test_run_reads_each_value_as_its_parameters_type(cli, deployed):
+    """candidate_version is a string parameter: `-p candidate_version=3` is "3", not the number 3 Prefect
+    would refuse; a number parameter gets its number."""
+    res = cli("run", "promotion", "--model", "credit", "-p", "candidate_version=3", "-p", "approval_timeout_minutes=5")
+    assert res.exit_code == 0, res.output
+    run_id = res.output.split("run ", 1)[1].split(": ", 1)[1].split()[0]
+    with get_client(sync_client=True) as c:
+        params = c.read_flow_run(run_id).parameters
+    assert params == {"model_name": "credit", "candidate_version": "3", "approval_timeout_minutes": 5}
+
+
+def test_approve_on_a_run_that_does_not_exist_is_refused_without_a_traceback(cli):
+    res = cli("approve", "00000000-0000-0000-0000-000000000000", "--role", "pm", "--by", "pm-anna", "--ref", "X")
+    assert res.exit_code == 1 and "refused: run: no flow run 00000000-0000-0000-0000-000000000000" in res.output
+    assert "Traceback" not in res.output
+    res = cli("approve", "nope", "--role", "pm", "--by", "pm-anna", "--ref", "X")
+    assert res.exit_code == 1 and "refused: run: 'nope' is not a flow run id" in res.output
 
 
 def test_a_paused_promotion_is_listed_with_the_role_it_waits_for_and_the_line_to_approve(cli, deployed):

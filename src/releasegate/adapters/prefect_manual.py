@@ -9,6 +9,7 @@ from Prefect's own pause key (``<role>-approval-<hex>``, ``flows/promotion.py``)
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -62,8 +63,8 @@ def api_url() -> str:
     if not url:
         raise NoServer(
             "no Prefect server is configured (PREFECT_API_URL): a run needs a server and a worker on the "
-            "releasegate pool; start the local stack with `releasegate up` and `source ~/.releasegate/stack.env`, "
-            "or set PREFECT_API_URL to your server"
+            "releasegate pool; start the local stack with `releasegate up` and "
+            "`source ~/.releasegate/stack/stack.env`, or set PREFECT_API_URL to your server"
         )
     return str(url)
 
@@ -109,8 +110,39 @@ def _signature(dep: Any) -> str:
     return ", ".join(f"{n} (required)" if n in required else n for n in names) or "none"
 
 
-def start(deployment: str, parameters: dict[str, Any]) -> RunView:
-    """Create a run of ``deployment`` (Prefect checks the parameters against the flow's signature)."""
+def _types(prop: dict[str, Any]) -> set[str]:
+    out = {prop["type"]} if isinstance(prop.get("type"), str) else set(prop.get("type") or [])
+    for alt in (prop.get("anyOf") or []) + (prop.get("allOf") or []):
+        out |= _types(alt)
+    return out
+
+
+def typed_parameters(dep: Any, raw: dict[str, str]) -> dict[str, Any]:
+    """``key=value`` texts as the flow's parameters: a text parameter keeps its text (``candidate_version=1``
+    is the string "1"), any other value is read as JSON (numbers, booleans, null, lists), else kept as
+    text for Prefect's own schema check. A name the flow does not take is refused."""
+    schema = dep.parameter_openapi_schema or {}
+    props = schema.get("properties") or {}
+    out: dict[str, Any] = {}
+    for key, text in raw.items():
+        if key not in props:
+            raise StartRefused(
+                "--param", f"{key!r} is not a parameter of {dep.name} (its parameters: {_signature(dep)})"
+            )
+        kinds = _types(props[key])
+        if kinds and kinds <= {"string", "null"} and not (text == "null" and "null" in kinds):
+            out[key] = text
+            continue
+        try:
+            out[key] = json.loads(text)
+        except ValueError:
+            out[key] = text
+    return out
+
+
+def start(deployment: str, raw: dict[str, str]) -> RunView:
+    """Create a run of ``deployment`` from ``key=value`` texts (``typed_parameters``); Prefect then checks
+    them against the flow's signature."""
     from prefect import get_client
     from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 
@@ -125,6 +157,7 @@ def start(deployment: str, parameters: dict[str, Any]) -> RunView:
                 f"{name!r} is not deployed on {api}: `releasegate deploy` deploys releasegate's own flows, "
                 "`releasegate deploy --prefect-file <your prefect.yaml>` your team's",
             ) from None
+        parameters = typed_parameters(dep, raw)
         try:
             fr = client.create_flow_run_from_deployment(dep.id, parameters=parameters, tags=["releasegate", "cli"])
         except PrefectHTTPStatusError as exc:  # the server's parameter-schema check

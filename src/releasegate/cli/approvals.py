@@ -58,8 +58,23 @@ def approve(
         role_ = Role(role)
     except ValueError:
         exit_refused("role", f"must be pm, risk or compliance, got {role!r}", code=2)
-    with get_client(sync_client=True) as client:
-        fr = client.read_flow_run(UUID(run))
+    from prefect.exceptions import ObjectNotFound
+
+    try:
+        run_uuid = UUID(run)
+    except ValueError:
+        exit_refused(
+            "run", f"{run!r} is not a flow run id (a UUID); `releasegate awaiting` lists the paused promotions"
+        )
+    try:
+        with get_client(sync_client=True) as client:
+            fr = client.read_flow_run(run_uuid)
+    except ObjectNotFound:
+        exit_refused(
+            "run",
+            f"no flow run {run} on the Prefect API {client.api_url}: check PREFECT_API_URL; "
+            "`releasegate awaiting` lists the paused promotions",
+        )
     params = fr.parameters or {}
     log = bootstrap.decision_log()
     tech_ref, candidate_sha, report_sha = tech_pass(run)

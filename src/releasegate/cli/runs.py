@@ -4,24 +4,21 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from releasegate.cli._common import console, exit_refused
 
 
-def _parameters(params: list[str], model: str | None) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def _parameters(params: list[str], model: str | None) -> dict[str, str]:
+    """``key=value`` as text; ``prefect_manual.start`` reads each value as the flow's parameter type."""
+    out: dict[str, str] = {}
     for p in params:
         key, sep, raw = p.partition("=")
         if not sep or not key.strip():
             exit_refused("--param", f"{p!r} is not key=value (e.g. -p business_date=2026-12-03)", code=2)
-        try:
-            value: Any = json.loads(raw)  # numbers, booleans, null, lists; anything else stays a string
-        except ValueError:
-            value = raw
-        out[key.strip()] = value
+        out[key.strip()] = raw
     if model is not None:
         out["model_name"] = model
     return out
@@ -64,7 +61,7 @@ def _follow(run_id: str, timeout_seconds: int, poll_seconds: float = 1.0) -> Non
 def run_cmd(
     deployment: Annotated[str, typer.Argument(help="Deployment, e.g. eod-scoring, promotion, backfill.")],
     param: Annotated[
-        list[str] | None, typer.Option("--param", "-p", help="key=value; JSON values are parsed (-p rows=500).")
+        list[str] | None, typer.Option("--param", "-p", help="key=value, read as the parameter's type (-p rows=500).")
     ] = None,
     model: Annotated[str | None, typer.Option("--model", help="Shorthand for -p model_name=MODEL.")] = None,
     watch: Annotated[bool, typer.Option("--watch", help="Follow the run until it ends.")] = False,
