@@ -12,6 +12,7 @@ after the later approval) the run records that, re-checks the gates and asks aga
 """
 
 import uuid
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Literal
 
 from prefect import flow, get_run_logger, pause_flow_run
@@ -27,7 +28,7 @@ from releasegate import bootstrap
 from releasegate.adapters.config import gate_policy_for
 from releasegate.adapters.prefect_flows import governed_flow
 from releasegate.adapters.prefect_gate import gate_current_run
-from releasegate.adapters.prefect_locks import ensure_alias_lock, ensure_model_lock
+from releasegate.adapters.prefect_locks import ensure_alias_lock, ensure_model_lock, work_slot
 from releasegate.decisions import DecisionOutcome
 from releasegate.policy.gates import Dossier, GateReport, PromotionOutcome
 from releasegate.policy.gates import execute_gates as evaluate_gates
@@ -139,7 +140,7 @@ def _wait_for(role: Role, h: Handshake, run_id: str, timeout_s: int) -> tuple[Ha
     return h, None
 
 
-@governed_flow(DEPLOYMENT, log_prints=True)
+@governed_flow(DEPLOYMENT, log_prints=True, own_concurrency=True)
 def promotion(
     model_name: str,
     candidate_version: str,
@@ -153,11 +154,12 @@ def promotion(
             for done in finish_unfinished(model_name):  # an earlier promotion that crashed mid-way
                 logger.warning("finished an interrupted promotion of %s: %s", model_name, done)
         for _attempt in range(2):  # a second pass only after an expired joint ack (re-check)
-            built = build_dossier_flow(model_name, candidate_version, requested_by)
-            gated = execute_gates(built["dossier"])
-            report = GateReport.model_validate(gated["report"])
-            report_ref = f"artifact:{gated['artifact_id']}"
-            record_tech(run_id, report, report_ref, report_artifact_sha(built))
+            with _working():
+                built = build_dossier_flow(model_name, candidate_version, requested_by)
+                gated = execute_gates(built["dossier"])
+                report = GateReport.model_validate(gated["report"])
+                report_ref = f"artifact:{gated['artifact_id']}"
+                record_tech(run_id, report, report_ref, report_artifact_sha(built))
             if report.outcome is not PromotionOutcome.promote:
                 did = record_outcome(
                     run_id,
@@ -227,11 +229,22 @@ def promotion(
                 logger.warning("%s", ack.reason)
                 continue
             assert ack.ref is not None  # a valid ack has its reference
-            with concurrency(ensure_alias_lock(model_name), occupy=1, strict=True):
+            with _working(), concurrency(ensure_alias_lock(model_name), occupy=1, strict=True):
                 result = binary_promotion(run_id, report, report_ref, h, ack.ref, report_artifact_sha(built))
             logger.info("promoted: %s", result)
             return {"outcome": "promote", **result, "joint_release_ack_ref": ack.ref}
     return Failed(message="joint release ack expired twice: start a new promotion")
+
+
+def _working() -> AbstractContextManager[Any]:
+    """A slot of the deployment's concurrency limit around the dossier and gates, and around the release;
+    none while the run waits for approvals. The limit is declared in ``runtime_policy`` (prefect.yaml),
+    not as Prefect's deployment key: Prefect 3.8 revokes a deployment slot's lease when the run pauses,
+    then cancels the paused run at the engine's next lease renewal, within 225 s of its start."""
+    policy = promotion.fn.runtime_policy
+    if policy.concurrency_by != "releasegate":
+        return nullcontext()
+    return work_slot(DEPLOYMENT, policy, enqueue=True)
 
 
 def report_artifact_sha(built: dict) -> str:

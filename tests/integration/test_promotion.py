@@ -335,6 +335,38 @@ def test_approved_exception_waives_the_kpi_gate_until_it_expires(home, clock):
     assert p.result().is_completed()
 
 
+def _work_slots() -> tuple[int, int]:
+    with get_client(sync_client=True) as c:
+        gcl = c.read_global_concurrency_limit_by_name("deployment-promotion")
+    return gcl.limit, gcl.active_slots
+
+
+def test_the_promotions_concurrency_limit_holds_its_work_and_not_its_approval_wait(home, clock):
+    """prefect.yaml declares the promotion's concurrency_limit in runtime_policy (Prefect 3.8 would cancel a
+    run paused on a deployment slot within 225 s): releasegate holds it as the global concurrency limit
+    deployment-promotion around the dossier and gates, and not while the run waits for an approval."""
+    from prefect.concurrency.sync import concurrency
+
+    from releasegate.adapters.prefect_locks import ensure_limit
+
+    with get_client(sync_client=True) as c:
+        ensure_limit(c, "deployment-promotion", 4)
+    v = register()
+    with concurrency("deployment-promotion", occupy=4, strict=True):  # four promotions at work elsewhere
+        p = Promotion(v)
+        time.sleep(5)
+        assert not _paused_runs(datetime.now(UTC))
+        assert bootstrap.decision_log().query(kind="approval") == []  # no TECH record: the gates wait
+    run_id = wait_paused()  # a slot freed: dossier, gates, TECH, then the pause for PM
+    assert _work_slots() == (4, 0)  # a run waiting for people holds no slot
+    n = approve(run_id, "pm", "pm-anna")
+    wait_repaused(run_id, n)
+    approve(run_id, "risk", "risk-carla")
+    state = p.result()
+    assert state.is_completed(), state.message
+    assert state.result()["outcome"] == "promote" and _work_slots() == (4, 0)
+
+
 # ------------------------------------------------------------------------------------- refusals
 def test_bad_approvals_are_refused_recorded_and_asked_again(home, clock):
     candidate = register()

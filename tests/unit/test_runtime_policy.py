@@ -55,6 +55,28 @@ def test_policy_is_built_from_both_keys():
     assert policy_from_deployment({**COMPLETE, "concurrency_limit": 3}).concurrency_limit == 3
 
 
+def test_a_flow_that_pauses_declares_its_limit_in_runtime_policy_and_releasegate_holds_it():
+    """Prefect 3.8 cancels a paused run whose deployment slot it revoked at the pause: the promotion (which
+    waits for approvals) declares its concurrency_limit inside runtime_policy, held by releasegate; one of
+    the two places is required, and both at once is refused."""
+    own = {
+        **COMPLETE,
+        "concurrency_limit": None,
+        "runtime_policy": {**COMPLETE["runtime_policy"], "concurrency_limit": 4},
+    }
+    policy = policy_from_deployment(own)
+    assert (policy.concurrency_limit, policy.concurrency_by) == (4, "releasegate")
+    assert policy_from_deployment(COMPLETE).concurrency_by == "prefect"
+    both = {**own, "concurrency_limit": 2}
+    ok, bad = check_deployments({"deployments": [both]})
+    assert not ok and "concurrency_limit: declared twice" in str(bad[0])
+    written = {**own, "runtime_policy": {**own["runtime_policy"], "concurrency_by": "prefect"}}
+    assert policy_from_deployment(written).concurrency_by == "releasegate"  # derived, never taken as written
+    shipped = load_prefect_yaml(ROOT / "prefect.yaml")
+    [promotion] = [d for d in shipped["deployments"] if d["name"] == "promotion"]
+    assert "concurrency_limit" not in promotion and policy_from_deployment(promotion).concurrency_by == "releasegate"
+
+
 @pytest.mark.parametrize(
     ("broken", "problem"),
     [

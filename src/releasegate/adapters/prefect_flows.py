@@ -89,14 +89,32 @@ def project_of(fn: Callable[..., Any], deployment: str) -> Path:
     return bootstrap.project_root()
 
 
+def _admitted(fn: Callable[..., Any], deployment: str, gate: bool, args: Any, kwargs: Any) -> Any:
+    from releasegate.adapters.prefect_slots import admission_scope
+
+    with admission_scope():  # slots the gateway grants this run are held until the body returns
+        if gate:
+            from releasegate.adapters.prefect_gate import gate_current_run
+
+            gate_current_run(deployment)
+        return fn(*args, **kwargs)
+
+
 def governed_flow(
-    deployment: str, *, project_dir: str | Path | None = None, gate: bool = False, **flow_kwargs: Any
+    deployment: str,
+    *,
+    project_dir: str | Path | None = None,
+    gate: bool = False,
+    own_concurrency: bool = False,
+    **flow_kwargs: Any,
 ) -> Callable[[Callable[..., Any]], Any]:
     """A Prefect flow under the deployment's runtime policy (retries, delay, timeout) and late-run rule,
     read from the prefect.yaml of the flow's project (``project_of``, or ``project_dir``). ``gate=True``
     also puts every run through the capacity gateway first (in-place deferral with a reason code); flows
-    that know their business dates call ``gate_current_run`` themselves instead. Public as
-    ``releasegate.governed``."""
+    that know their business dates call ``gate_current_run`` themselves instead. A concurrency limit
+    declared in ``runtime_policy`` is held around the whole run, unless ``own_concurrency=True``: then the
+    flow takes ``prefect_locks.work_slot`` itself around its work (``promotion``: not its approval waits).
+    Public as ``releasegate.governed``."""
 
     def decorate(fn: Callable[..., Any]):
         root = Path(project_dir) if project_dir is not None else project_of(fn, deployment)
@@ -146,14 +164,15 @@ def governed_flow(
             ended = apply_schedule_rules(deployment, policy, crons)  # DST, one run per occurrence, catch-up
             if ended is not None:
                 return ended
-            from releasegate.adapters.prefect_slots import admission_scope
+            if policy.concurrency_by == "releasegate" and not own_concurrency:
+                from releasegate.adapters.prefect_locks import work_slot
 
-            with admission_scope():  # slots the gateway grants this run are held until the body returns
-                if gate:
-                    from releasegate.adapters.prefect_gate import gate_current_run
-
-                    gate_current_run(deployment)
-                return fn(*args, **kwargs)
+                with work_slot(deployment, policy) as held:
+                    if not held:
+                        why = f"{deployment}: every slot of its concurrency_limit ({policy.concurrency_limit}) is taken"
+                        return Cancelled(message=f"{why} (collision_strategy CANCEL_NEW)")
+                    return _admitted(fn, deployment, gate, args, kwargs)
+            return _admitted(fn, deployment, gate, args, kwargs)
 
         body.runtime_policy = policy  # type: ignore[attr-defined]
         # The decorator-factory form: the same Flow as flow(body, ...); that spelling is missing from

@@ -3,6 +3,10 @@ per model. Taken by the flows with ``concurrency(name, occupy=1, strict=True)``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Any
+
 from prefect import get_client
 from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, GlobalConcurrencyLimitUpdate
@@ -51,3 +55,31 @@ def ensure_alias_lock(model: str) -> str:
     Separate from the promotion lock, which is held while a promotion waits (up to a day) for approvals:
     an emergency rollback must not wait behind that, but it must never interleave with alias moves."""
     return _ensure_limit(f"aliases-{model}")
+
+
+def deployment_limit_name(deployment: str) -> str:
+    return f"deployment-{deployment}"
+
+
+@contextmanager
+def work_slot(deployment: str, policy: Any, enqueue: bool = False) -> Iterator[bool]:
+    """A slot of the deployment's own concurrency limit (``runtime_policy.concurrency_limit``, held by
+    releasegate as the global concurrency limit ``deployment-<name>``). Yields False when the collision
+    strategy is CANCEL_NEW and every slot is taken (the caller ends the run Cancelled), True once held.
+    A flow that waits for people holds it around its work only: a paused run keeps no slot, as Prefect's
+    deployment limits intend, and no lease of Prefect's is revoked under it (``policy.runtime_policy``)."""
+    from prefect.concurrency.asyncio import AcquireConcurrencySlotTimeoutError
+    from prefect.concurrency.sync import concurrency
+
+    name = deployment_limit_name(deployment)
+    with get_client(sync_client=True) as c:
+        ensure_limit(c, name, policy.concurrency_limit)
+    # ENQUEUE (or ``enqueue``: a run past its first step must not be cancelled): wait for a slot
+    wait = 5 if policy.collision_strategy.value == "CANCEL_NEW" and not enqueue else None
+    with ExitStack() as held:
+        try:
+            held.enter_context(concurrency(name, occupy=1, timeout_seconds=wait, strict=True))
+        except AcquireConcurrencySlotTimeoutError:
+            yield False
+            return
+        yield True

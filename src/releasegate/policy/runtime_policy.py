@@ -4,7 +4,11 @@ A deployment's runtime policy has five parts: retries, retry delay, timeout, con
 late-run behaviour. They live in ``prefect.yaml`` beside the deployment:
 
 * ``concurrency_limit`` — Prefect's own deployment key (an int, or ``{limit, collision_strategy}``), so
-  Prefect itself enforces it;
+  Prefect itself enforces it; or, for a flow that pauses for people (``promotion``), the same key inside
+  ``runtime_policy``: releasegate then holds it as a Prefect global concurrency limit around the flow's
+  work and not its waits (``concurrency_by = releasegate``). Prefect 3.8 revokes a deployment slot's
+  lease when its run pauses and then cancels the paused run at the engine's next lease renewal (within
+  225 s), so a deployment limit cannot be used on a flow that waits for an approval;
 * ``runtime_policy`` — our key (Prefect ignores unknown deployment keys) with ``retries``,
   ``retry_delay_seconds``, ``timeout_seconds`` and ``late_run: {mode: run_late | skip,
   skip_after_minutes}``, and optionally ``dst: first | shifted | skip`` and ``catch_up: {mode: run_all |
@@ -24,7 +28,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
@@ -65,6 +69,8 @@ class RuntimePolicy(BaseModel):
     timeout_seconds: Annotated[int, Field(ge=1, le=7 * 86_400)]
     concurrency_limit: Annotated[int, Field(ge=1, le=10_000)]
     collision_strategy: CollisionStrategy = CollisionStrategy.ENQUEUE
+    # who enforces concurrency_limit: Prefect's deployment key, or releasegate (runtime_policy's own key)
+    concurrency_by: Literal["prefect", "releasegate"] = "prefect"
     late_run: LateRunPolicy
     # schedule rules Prefect lacks (policy/schedule_rules.py); optional, with Prefect-like defaults
     dst: DstRule = DstRule.first
@@ -92,8 +98,11 @@ def policy_from_deployment(dep: dict[str, Any]) -> RuntimePolicy:
 
 def _build(dep: dict[str, Any]) -> RuntimePolicy:
     rp = dict(dep.get("runtime_policy") or {})
+    rp.pop("concurrency_by", None)  # derived from where the limit is declared, never written
     cl = dep.get("concurrency_limit")
-    if isinstance(cl, dict):
+    if cl is None and "concurrency_limit" in rp:
+        rp["concurrency_by"] = "releasegate"
+    elif isinstance(cl, dict):
         rp["concurrency_limit"] = cl.get("limit")
         if cl.get("collision_strategy") is not None:
             rp["collision_strategy"] = cl["collision_strategy"]
@@ -111,7 +120,13 @@ def deployment_problems(dep: dict[str, Any]) -> list[str]:
         rp = {}
     cl = dep.get("concurrency_limit")
     limit = cl.get("limit") if isinstance(cl, dict) else cl
-    if limit is None:
+    own = rp.get("concurrency_limit")
+    if limit is not None and own is not None:
+        problems.append(
+            "concurrency_limit: declared twice; keep Prefect's deployment key, or runtime_policy.concurrency_limit "
+            "for a flow that pauses for people (held by releasegate around its work)"
+        )
+    elif limit is None and own is None:
         problems.append("no concurrency_limit")
     for key in ("retries", "retry_delay_seconds", "timeout_seconds", "late_run"):
         if isinstance(dep.get("runtime_policy"), dict) and key not in rp:
