@@ -83,7 +83,11 @@ def governed_spec(model: str) -> ModelSpec:
     spec = model_spec(model)
     if spec is None:
         raise DataSourceError(
-            model, "current_inputs", "the model is not in the model manifest: add it to blocks/models.yaml"
+            model,
+            "current_inputs",
+            "the model is not in the model manifest the flows read: add it to the file $RELEASEGATE_MODELS "
+            "names when it is set (in the worker's environment), else to blocks/models.yaml and run "
+            "`releasegate infra up` (which saves it as the releasegate-config/models block)",
         )
     return spec
 
