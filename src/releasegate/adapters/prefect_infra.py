@@ -10,7 +10,7 @@ from prefect.events.schemas.automations import AutomationCore, EventTrigger
 from prefect.exceptions import ObjectNotFound
 
 from releasegate.adapters.blocks import ReleasegateConfig, load_config_block
-from releasegate.adapters.config import CONFIGS, from_file
+from releasegate.adapters.config import CONFIGS, config_file, from_file
 from releasegate.policy.capacity import GatewayConfig
 
 
@@ -95,7 +95,8 @@ def infra_up(config: GatewayConfig) -> list[InfraChange]:
             action = "created"
         if action != "unchanged":
             ReleasegateConfig(values=value).save(name, overwrite=True)
-        changes.append(InfraChange(f"block releasegate-config/{name}", action, CONFIGS[name][1]))
+        source = CONFIGS[name][1] if name == "capacity-policy" else f"from {config_file(name)}"
+        changes.append(InfraChange(f"block releasegate-config/{name}", action, source))
     return changes
 
 
