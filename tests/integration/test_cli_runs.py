@@ -39,7 +39,29 @@ def test_run_starts_a_deployment_and_watch_follows_it_to_completed(cli):
     assert res.exit_code == 0, res.output
     assert "started governance-run/governance-run run" in res.output
     assert '"requested_by": "alice"' in res.output and "/runs/flow-run/" in res.output
-    assert res.output.rstrip().splitlines()[-1].endswith("Completed")
+    assert "Completed" in res.output.rstrip().splitlines()[-2]
+    assert res.output.rstrip().splitlines()[-1] == "  artifact governance-run: Governance run"
+
+
+def test_watch_ends_with_the_verdict_rows_of_the_runs_artifacts(cli, deployed):
+    """EOD's artifact eod-<model> is a field/value table; watch prints its action and reason code."""
+    from prefect.client.schemas.actions import ArtifactCreate
+    from prefect.states import Completed
+
+    table = (
+        "# EOD\n\n| field | value |\n|---|---|\n| rows | 5 |\n| action | rollback |\n| reason_code | DRIFT_URGENT |\n"
+    )
+    with get_client(sync_client=True) as c:
+        fr = c.create_flow_run_from_deployment(
+            deployed["promotion"], parameters={"model_name": "m", "candidate_version": "1"}
+        )
+        c.create_artifact(
+            ArtifactCreate(key="eod-m", type="markdown", data=table, description="EOD", flow_run_id=fr.id)
+        )
+        c.set_flow_run_state(fr.id, Completed(), force=True)
+    res = cli("watch", str(fr.id))
+    assert res.exit_code == 0, res.output
+    assert "  artifact eod-m: EOD - action rollback, reason_code DRIFT_URGENT" in res.output
 
 
 def _cli_runs(deployment_id) -> int:

@@ -184,6 +184,31 @@ def read(run_id: str) -> RunView:
     return _view(fr, name)
 
 
+VERDICT_FIELDS = ("outcome", "action", "reason_code", "reason")  # rows of an artifact's field/value table
+
+
+def run_artifacts(run_id: str) -> list[tuple[str, str, dict[str, str]]]:
+    """The run's artifacts as (key, description, verdict): the verdict holds the ``VERDICT_FIELDS`` rows of
+    a markdown artifact's ``| field | value |`` table (EOD's ``eod-<model>``: action, reason_code...)."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[UUID(run_id)]))
+        )
+    out = []
+    for a in found:
+        verdict: dict[str, str] = {}
+        if a.type == "markdown" and isinstance(a.data, str):
+            for line in a.data.splitlines():
+                cells = [c.strip() for c in line.strip().strip("|").split("|")]
+                if len(cells) == 2 and cells[0] in VERDICT_FIELDS and cells[0] not in verdict:
+                    verdict[cells[0]] = cells[1]
+        out.append((a.key or str(a.id), a.description or "", verdict))
+    return out
+
+
 def awaiting_approval(limit: int = 200) -> list[RunView]:
     """Paused runs of the ``promotion`` deployment that wait for an approver, oldest pause first."""
     from prefect import get_client

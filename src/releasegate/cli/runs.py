@@ -31,6 +31,15 @@ def _approve_hint(view) -> str:
     )
 
 
+def _print_artifacts(run_id: str) -> None:
+    from releasegate.adapters.prefect_manual import run_artifacts
+
+    for key, description, verdict in run_artifacts(run_id):
+        said = ", ".join(f"{k} {v}" for k, v in verdict.items())
+        line = f"  artifact {key}: {description}" + (f" - {said}" if said else "")
+        console.print(line, markup=False, highlight=False)
+
+
 def _follow(run_id: str, timeout_seconds: int, poll_seconds: float = 1.0) -> None:
     """Print each state the run enters until it ends (exit 0 when Completed, 1 otherwise)."""
     from releasegate.adapters.prefect_manual import StartRefused, read
@@ -51,6 +60,7 @@ def _follow(run_id: str, timeout_seconds: int, poll_seconds: float = 1.0) -> Non
             if v.awaiting_role:
                 console.print(_approve_hint(v), markup=False, highlight=False)
         if v.final:
+            _print_artifacts(run_id)
             raise typer.Exit(0 if v.completed else 1)
         if time.monotonic() > deadline:
             console.print(f"still {v.label} after {timeout_seconds} s; follow it with: releasegate watch {run_id}")
