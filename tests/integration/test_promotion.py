@@ -367,6 +367,16 @@ def test_the_promotions_concurrency_limit_holds_its_work_and_not_its_approval_wa
     assert state.result()["outcome"] == "promote" and _work_slots() == (4, 0)
 
 
+def test_a_candidate_version_the_registry_does_not_have_fails_saying_where_it_looked(home, clock):
+    from flows.promotion import promotion
+
+    register()
+    state = promotion(model_name=MODEL, candidate_version="99", return_state=True)
+    assert state.is_failed()
+    assert f"candidate_version: staging.{MODEL} has no version '99' in the MLflow registry at" in state.message
+    assert "source ~/.releasegate/stack/stack.env" in state.message
+
+
 # ------------------------------------------------------------------------------------- refusals
 def test_bad_approvals_are_refused_recorded_and_asked_again(home, clock):
     candidate = register()

@@ -178,9 +178,19 @@ def artifact_sha256(uri: str) -> str:
         return h.hexdigest()
 
 
+class VersionNotFound(LookupError):
+    """The registry has no such model version (MLflow's ``RESOURCE_DOES_NOT_EXIST``)."""
+
+
 def version_facts(name: str, version: str, with_hash: bool = True) -> VersionFacts:
     c = client()
-    mv = c.get_model_version(name, version)
+    try:
+        mv = c.get_model_version(name, version)
+    except _MlflowException() as exc:
+        if not _is(exc, "RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            raise
+        uri = bootstrap.settings().resolved_registry_uri
+        raise VersionNotFound(f"{name} has no version {version!r} in the MLflow registry at {uri}") from None
     metrics: dict[str, float] = {}
     params: dict[str, str] = {}
     if mv.run_id:

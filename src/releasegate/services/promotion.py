@@ -119,7 +119,14 @@ def approved_exception(model: str, version: str, now: datetime, requested_by: st
 def build_dossier(model: str, candidate_version: str, policy: GatePolicy, requested_by: str = "") -> Dossier:
     now = bootstrap.clock().now()
     staging, prod = registry.model_name("staging", model), registry.model_name("prod", model)
-    candidate = registry.version_facts(staging, candidate_version)
+    try:
+        candidate = registry.version_facts(staging, candidate_version)
+    except registry.VersionNotFound as exc:
+        raise registry.VersionNotFound(
+            f"candidate_version: {exc}: give a version of {staging} that registry lists, or log it there first "
+            "(with the local stack, `source ~/.releasegate/stack/stack.env` before training, so the version "
+            "goes to the stack's MLflow)"
+        ) from None
     champ_v = registry.alias_version(prod, registry.CHAMPION)
     if champ_v is None and promotion_history(model, "promotion").finals:
         raise RuntimeError(
