@@ -70,3 +70,35 @@ def test_a_flow_for_an_undeclared_deployment_says_where_to_declare_it(tmp_path):
     )
     with pytest.raises(Exception, match="deployment 'nowhere' is not in .*prefect.yaml: declare it there"):
         load_flow_from_entrypoint(f"{tmp_path}/orphan.py:orphan")
+
+
+def test_a_limit_declared_in_runtime_policy_is_held_by_releasegate_around_the_run(tmp_path, rg_home, prefect_harness):
+    """runtime_policy.concurrency_limit (instead of Prefect's key): the whole run holds a slot of the global
+    concurrency limit deployment-<name>; CANCEL_NEW ends a run that finds every slot taken Cancelled."""
+    from prefect import get_client
+    from prefect.concurrency.sync import concurrency
+
+    project = tmp_path / "waits"
+    project.mkdir()
+    (project / "prefect.yaml").write_text(
+        PREFECT_YAML.replace("my-scoring", "my-waiting")
+        .replace("    concurrency_limit: 1\n", "")
+        .replace(
+            "      retries: 2\n", "      retries: 0\n      concurrency_limit: 1\n      collision_strategy: CANCEL_NEW\n"
+        )
+    )
+    (project / "waiting.py").write_text(
+        "import releasegate\nfrom prefect import get_client\n\n"
+        "@releasegate.governed('my-waiting')\ndef my_waiting() -> int:\n"
+        "    with get_client(sync_client=True) as c:\n"
+        "        return c.read_global_concurrency_limit_by_name('deployment-my-waiting').active_slots\n"
+    )
+    flow = load_flow_from_entrypoint(f"{project}/waiting.py:my_waiting")
+    state = flow(return_state=True)
+    assert state.is_completed(), state.message
+    assert state.result() == 1  # the run held the one slot
+    with concurrency("deployment-my-waiting", occupy=1, strict=True):  # another run holds it
+        state = flow(return_state=True)
+    assert state.is_cancelled() and "every slot of its concurrency_limit (1) is taken" in state.message
+    with get_client(sync_client=True) as c:
+        assert c.read_global_concurrency_limit_by_name("deployment-my-waiting").active_slots == 0
