@@ -122,6 +122,15 @@ def test_a_paused_promotion_is_listed_with_the_role_it_waits_for_and_the_line_to
     assert res.exit_code == 0, res.output
     assert "credit v3  awaiting PM since" in res.output and "(requested by dana)" in res.output
     assert f"releasegate approve {fr.id} --role pm --by YOU --ref TICKET" in res.output
+    with get_client(sync_client=True) as c:  # a run started without requested_by: the flow's default
+        bare = c.create_flow_run_from_deployment(
+            deployed["promotion"], parameters={"model_name": "credit", "candidate_version": "4"}
+        )
+        c.set_flow_run_state(bare.id, Paused(timeout_seconds=600, pause_key="risk-approval-99"), force=True)
+    res = cli("awaiting")
+    assert "credit v4  awaiting RISK since" in res.output and "(requested by registry-event)" in res.output
+    with get_client(sync_client=True) as c:
+        c.set_flow_run_state(bare.id, Cancelled(), force=True)
 
     res = cli("watch", str(fr.id), "--timeout", "1")
     assert res.exit_code == 3, res.output  # still paused when the watch gave up

@@ -10,7 +10,7 @@ from Prefect's own pause key (``<role>-approval-<hex>``, ``flows/promotion.py``)
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -220,6 +220,7 @@ def awaiting_approval(limit: int = 200) -> list[RunView]:
         FlowRunFilterStateType,
     )
     from prefect.client.schemas.objects import StateType
+    from prefect.exceptions import ObjectNotFound
 
     api_url()
     with get_client(sync_client=True) as client:
@@ -230,6 +231,12 @@ def awaiting_approval(limit: int = 200) -> list[RunView]:
             deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["promotion"])),
             limit=limit,
         )
+        try:  # the flow's defaults (requested_by: registry-event) for parameters a run was not given
+            schema = client.read_deployment_by_name("promotion/promotion").parameter_openapi_schema or {}
+        except ObjectNotFound:
+            schema = {}
+    defaults = {k: p["default"] for k, p in (schema.get("properties") or {}).items() if "default" in p}
     views = [_view(fr, "promotion/promotion") for fr in runs]
+    views = [replace(v, parameters={**defaults, **v.parameters}) for v in views]
     waiting = [v for v in views if v.awaiting_role]
     return sorted(waiting, key=lambda v: v.paused_since.timestamp() if v.paused_since else 0.0)
