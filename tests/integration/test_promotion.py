@@ -365,6 +365,11 @@ def test_the_promotions_concurrency_limit_holds_its_work_and_not_its_approval_wa
     state = p.result()
     assert state.is_completed(), state.message
     assert state.result()["outcome"] == "promote" and _work_slots() == (4, 0)
+    # `releasegate watch` ends with the artifacts of the run's subflows: the dossier and the gate report
+    res = CliRunner().invoke(app, ["watch", str(run_id)])
+    assert res.exit_code == 0, res.output
+    assert "artifact dossier-credit: Promotion dossier" in res.output
+    assert "artifact gate-report-credit: Promotion gate report" in res.output
 
 
 def test_a_candidate_version_the_registry_does_not_have_fails_saying_where_it_looked(home, clock):

@@ -188,15 +188,24 @@ VERDICT_FIELDS = ("outcome", "action", "reason_code", "reason")  # rows of an ar
 
 
 def run_artifacts(run_id: str) -> list[tuple[str, str, dict[str, str]]]:
-    """The run's artifacts as (key, description, verdict): the verdict holds the ``VERDICT_FIELDS`` rows of
-    a markdown artifact's ``| field | value |`` table (EOD's ``eod-<model>``: action, reason_code...)."""
+    """The artifacts of the run and of its subflows (the promotion's dossier and gate report) as (key,
+    description, verdict): the verdict holds the ``VERDICT_FIELDS`` rows of a markdown artifact's
+    ``| field | value |`` table (EOD's ``eod-<model>``: action, reason_code...)."""
     from prefect import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        FlowRunFilter,
+        FlowRunFilterParentFlowRunId,
+    )
 
     with get_client(sync_client=True) as client:
-        found = client.read_artifacts(
-            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[UUID(run_id)]))
+        children = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[UUID(run_id)])),
+            limit=50,
         )
+        ids = [UUID(run_id), *(r.id for r in children)]
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=ids)))
     out = []
     for a in found:
         verdict: dict[str, str] = {}
