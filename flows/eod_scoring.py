@@ -17,12 +17,13 @@ from datetime import date
 from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
+from prefect.states import State
 
 from releasegate import bootstrap
-from releasegate.adapters.prefect_flows import governed_flow
+from releasegate.adapters.prefect_flows import fail_without_retry, governed_flow
 from releasegate.adapters.prefect_gate import gate_current_run, record_completion
 from releasegate.policy.triggers import local_business_date
-from releasegate.services.eod import NoChampion, markdown, record_and_act, score_business_date, summary
+from releasegate.services.eod import NoChampion, NotGoverned, markdown, record_and_act, score_business_date, summary
 from releasegate.slugs import artifact_key
 
 DEPLOYMENT = "eod-scoring"
@@ -34,7 +35,7 @@ def eod_scoring(
     business_date: date | None = None,
     rows: int | None = None,
     canary_share: float = 0.1,
-) -> dict:
+) -> dict | State:
     logger = get_run_logger()
     when = flow_run.scheduled_start_time or bootstrap.clock().now()
     day = business_date or local_business_date(when, "Europe/Zurich")
@@ -45,6 +46,9 @@ def eod_scoring(
     except NoChampion as exc:
         logger.error("%s", exc)
         raise  # retried by the runtime policy: a version may be promoted meanwhile
+    except NotGoverned as exc:  # not retried (a late data file is): no retry adds the model to the manifest
+        logger.error("%s", exc)
+        return fail_without_retry(str(exc))
     out = summary(result)
     logger.info(
         "scored %d rows with v%s (challenger %s, %d canary rows): %d failures, latency p50/p95/p99 %.1f/%.1f/%.1f ms",

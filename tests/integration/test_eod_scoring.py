@@ -271,6 +271,20 @@ def test_quiet_day_is_monitored_and_starts_nothing(home):
     assert mon.decision_outcome.value == "accept" and mon.details["breached"] == []
 
 
+def test_a_model_missing_from_the_manifest_fails_at_once_without_retries(home):
+    """A late data file is worth the runtime policy's retries (two, 120 s apart); a model the manifest
+    does not name is not: the run fails on its first attempt, saying which manifest to add it to."""
+    from flows.eod_scoring import eod_scoring
+
+    state = eod_scoring(business_date=DAY, model_name="ungoverned", return_state=True)  # shipped retries
+    assert state.is_failed(), state
+    assert "models[ungoverned].current_inputs" in state.message and "not in the model manifest" in state.message
+    with get_client(sync_client=True) as c:
+        assert c.read_flow_run(state.state_details.flow_run_id).run_count == 1  # not retried
+    assert bootstrap.scheduling_store().completed(["eod-scoring"], [DAY]) == set()
+    assert bootstrap.decision_log().query(kind="monitoring") == []
+
+
 def test_no_champion_fails_clearly_and_does_not_mark_the_date_complete(home):
     from flows.eod_scoring import eod_scoring
 

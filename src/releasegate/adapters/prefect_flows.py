@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
-from prefect.states import Cancelled
+from prefect.states import Cancelled, Failed
 
 from releasegate import bootstrap
 from releasegate.decisions import DecisionKind, DecisionOutcome, NewDecision
@@ -87,6 +87,24 @@ def project_of(fn: Callable[..., Any], deployment: str) -> Path:
                     continue
                 return folder
     return bootstrap.project_root()
+
+
+def fail_without_retry(message: str) -> Any:
+    """A ``Failed`` state for the current flow run that Prefect will not retry.
+
+    Prefect retries any failed flow run while its run count is within ``retries``, whether the flow raised
+    or returned ``Failed``, and has no "do not retry" error for flows. A refusal no retry can fix (a model
+    the manifest does not name) lowers this run's own retry budget to the attempts made, through the API,
+    and then fails; the deployment's policy is untouched."""
+    from prefect import get_client
+    from prefect.runtime import flow_run
+
+    if flow_run.id:
+        with get_client(sync_client=True) as client:
+            run = client.read_flow_run(flow_run.id)
+            policy = run.empirical_policy.model_copy(update={"retries": max(0, run.run_count - 1)})
+            client.update_flow_run(run.id, empirical_policy=policy)
+    return Failed(message=message)
 
 
 def _admitted(fn: Callable[..., Any], deployment: str, gate: bool, args: Any, kwargs: Any) -> Any:

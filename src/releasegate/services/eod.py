@@ -44,6 +44,10 @@ class NoChampion(RuntimeError):
     """EOD cannot score: the prod model has no ``champion`` alias."""
 
 
+class NotGoverned(DataSourceError):
+    """The model is not in the manifest the flows read: a retry cannot fix that, unlike a late file."""
+
+
 class Scored(BaseModel):
     """What one model did on the batch."""
 
@@ -82,7 +86,7 @@ def governed_spec(model: str) -> ModelSpec:
     """The manifest entry EOD, backfill and rollback verification need; a model without one is refused."""
     spec = model_spec(model)
     if spec is None:
-        raise DataSourceError(
+        raise NotGoverned(
             model,
             "current_inputs",
             "the model is not in the model manifest the flows read: add it to the file $RELEASEGATE_MODELS "
