@@ -166,22 +166,29 @@ def start(deployment: str, raw: dict[str, str]) -> RunView:
     return _view(fr, name)
 
 
-def read(run_id: str) -> RunView:
+def read_flow_run(run_id: str) -> Any:
+    """The flow run ``run_id`` from the Prefect API; ``StartRefused`` naming ``run`` when the text is not a
+    flow run id or the API has no such run (``releasegate watch`` and ``releasegate approve``)."""
     from prefect import get_client
     from prefect.exceptions import ObjectNotFound
 
-    api_url()
     try:
         uid = UUID(run_id)
     except ValueError:
         raise StartRefused("run", f"{run_id!r} is not a flow run id (a UUID)") from None
     with get_client(sync_client=True) as client:
         try:
-            fr = client.read_flow_run(uid)
+            return client.read_flow_run(uid)
         except ObjectNotFound:
-            raise StartRefused("run", f"no flow run {run_id} on {api_url()}") from None
-        name = client.read_deployment(fr.deployment_id).name if fr.deployment_id else None
-    return _view(fr, name)
+            raise StartRefused(
+                "run", f"no flow run {run_id} on the Prefect API {client.api_url}: check PREFECT_API_URL"
+            ) from None
+
+
+def read(run_id: str) -> RunView:
+    """The run as ``watch`` shows it (polled every second: one API call, no deployment lookup)."""
+    api_url()
+    return _view(read_flow_run(run_id))
 
 
 VERDICT_FIELDS = ("outcome", "action", "reason_code", "reason")  # rows of an artifact's field/value table

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, NoReturn
-from uuid import UUID
 
 import typer
 
@@ -38,7 +37,6 @@ def approve(
     pinned for you in the approvers block (same rules as the UI form)."""
     import time as _time
 
-    from prefect import get_client
     from prefect.flow_runs import resume_flow_run
 
     from releasegate import bootstrap
@@ -58,23 +56,12 @@ def approve(
         role_ = Role(role)
     except ValueError:
         exit_refused("role", f"must be pm, risk or compliance, got {role!r}", code=2)
-    from prefect.exceptions import ObjectNotFound
+    from releasegate.adapters.prefect_manual import StartRefused, read_flow_run
 
     try:
-        run_uuid = UUID(run)
-    except ValueError:
-        exit_refused(
-            "run", f"{run!r} is not a flow run id (a UUID); `releasegate awaiting` lists the paused promotions"
-        )
-    try:
-        with get_client(sync_client=True) as client:
-            fr = client.read_flow_run(run_uuid)
-    except ObjectNotFound:
-        exit_refused(
-            "run",
-            f"no flow run {run} on the Prefect API {client.api_url}: check PREFECT_API_URL; "
-            "`releasegate awaiting` lists the paused promotions",
-        )
+        fr = read_flow_run(run)
+    except StartRefused as exc:
+        exit_refused(exc.field, f"{exc.rule}; `releasegate awaiting` lists the paused promotions")
     params = fr.parameters or {}
     log = bootstrap.decision_log()
     tech_ref, candidate_sha, report_sha = tech_pass(run)
