@@ -6,8 +6,9 @@ STAMP := $(VENV)/.installed
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export MLFLOW_DISABLE_TELEMETRY ?= true
 export DO_NOT_TRACK ?= 1
+export NO_MKDOCS_2_WARNING ?= 1
 
-.PHONY: venv test test-unit lint typecheck pytest demo policy-check bench up down clean
+.PHONY: venv test test-unit lint typecheck pytest docs bench-smoke demo policy-check bench up down clean
 
 venv: $(STAMP)
 
@@ -22,6 +23,8 @@ $(STAMP): pyproject.toml examples/credit/pyproject.toml examples/diabetes/pyproj
 
 lint: $(STAMP)
 	$(BIN)/ruff check src flows deployments blocks tests bench examples
+	$(BIN)/ruff format --check --quiet src flows deployments blocks tests bench examples
+	$(BIN)/lint-imports --no-cache  # the layer contracts in .importlinter
 
 # mypy with the configuration in pyproject.toml ([tool.mypy]: src/releasegate and flows, strict for the
 # pure policy modules and the stores).
@@ -38,7 +41,16 @@ pytest: $(STAMP)
 test-unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
-test: lint typecheck policy-check pytest
+# The docs site (docs/, mkdocs.yml): a broken link or a page missing from the nav fails the build.
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --quiet
+
+# Every bench/*_bench.py with --smoke (tiny sizes, offline; one line each), so a bench that breaks, or
+# a new one without a smoke mode, fails the tests.
+bench-smoke: $(STAMP)
+	$(BIN)/python bench/run_all.py --smoke
+
+test: lint typecheck policy-check docs bench-smoke pytest
 
 # The smallest real end-to-end thing, on embedded defaults (SQLite decision log, ephemeral Prefect).
 DEMO_HOME ?= .releasegate/demo

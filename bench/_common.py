@@ -1,7 +1,9 @@
 """Shared bench helpers: an isolated home, timing with warm-up and medians, one table format.
 
 Every bench prints its own table; with ``--json PATH`` it also appends its rows as JSON lines, which
-``bench/run_all.py`` (``make bench``) collects into one table.
+``bench/run_all.py`` (``make bench``) collects into one table. ``--smoke`` runs a bench on tiny sizes
+in seconds, offline (``make bench-smoke``, part of ``make test``): its figures mean nothing, but a bench
+that no longer runs fails the tests.
 """
 
 from __future__ import annotations
@@ -29,10 +31,16 @@ class Row:
     note: str = ""
 
 
-def args(description: str) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=description)
+def args(description: str, extra: Callable[[argparse.ArgumentParser], None] | None = None) -> argparse.Namespace:
+    # "resolve": a bench that defines its own --smoke (drift_bench.py) keeps its own help
+    p = argparse.ArgumentParser(description=description, conflict_handler="resolve")
     p.add_argument("--json", type=Path, help="append the rows as JSON lines to this file")
     p.add_argument("--repeats", type=int, default=None, help="override the number of measured repetitions")
+    p.add_argument(
+        "--smoke", action="store_true", help="tiny sizes, seconds: a check that the bench still runs (make test)"
+    )
+    if extra is not None:
+        extra(p)  # a bench's own options
     return p.parse_args()
 
 
@@ -42,6 +50,8 @@ def isolated_home() -> Path:
     os.environ["RELEASEGATE_HOME"] = str(home)
     os.environ.pop("RELEASEGATE_DATABASE_URL", None)
     os.environ.pop("RELEASEGATE_MLFLOW_TRACKING_URI", None)
+    for var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):  # MLflow's own: the home's store in governed runs
+        os.environ.pop(var, None)
     os.environ.setdefault("RELEASEGATE_PROJECT_DIR", str(ROOT))
     for k, v in {
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
@@ -51,6 +61,20 @@ def isolated_home() -> Path:
     }.items():
         os.environ.setdefault(k, v)
     return home
+
+
+def govern(home: Path, *names: str) -> Path:
+    """A model manifest (``$RELEASEGATE_MODELS``) naming each bench model with the shipped ``credit``
+    entry (its ``current_inputs``, labels, KPI and task), as a team governs its own model: the drift
+    gate and a rollback's verification on the business date read the model's inputs from it."""
+    import yaml
+
+    shipped = yaml.safe_load((ROOT / "blocks" / "models.yaml").read_text())["models"]
+    credit = next(m for m in shipped if m["name"] == "credit")
+    path = home / "models.yaml"
+    path.write_text(yaml.safe_dump({"models": [{**credit, "name": n} for n in names]}, sort_keys=False))
+    os.environ["RELEASEGATE_MODELS"] = str(path)
+    return path
 
 
 def measure(fn: Callable[[], object], repeats: int, warmup: int = 1) -> list[float]:

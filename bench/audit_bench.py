@@ -1,6 +1,7 @@
 """Decision log: appends/s with 8 concurrent writers, and audit verify of a large log (SQLite, PostgreSQL).
 
-Run by hand: ``.venv/bin/python bench/audit_bench.py [--records 1000000]`` (also part of ``make bench``).
+Run by hand: ``.venv/bin/python bench/audit_bench.py [--records 1000000]`` (also part of ``make bench``);
+``--smoke``: SQLite only, 80 appends, a log of 2,000 records, 200 signatures.
 
 * **appends/s, 8 writers** (goal >= 500/s on PostgreSQL): 8 threads append sealed ``deferral`` records
   through ``SealedDecisionLog.append`` (validation, HMAC seal, chain link under the head-row lock, index
@@ -97,10 +98,13 @@ def _new(i: int):
     )
 
 
-def _databases():
-    """(label, url, drop) for SQLite and, when reachable, a fresh PostgreSQL database."""
+def _databases(sqlite_only: bool = False):
+    """(label, url, drop) for SQLite and, when reachable (and not ``sqlite_only``), a fresh PostgreSQL
+    database."""
     home = Path(os.environ["RELEASEGATE_HOME"])
     out = [("sqlite", f"sqlite:///{home / f'bench-{uuid.uuid4().hex[:6]}.db'}", None)]
+    if sqlite_only:
+        return out
     try:
         import psycopg
 
@@ -150,7 +154,14 @@ def build(url: str, n: int) -> None:
     from sqlalchemy import insert, text
 
     from releasegate.decisions import GENESIS_HASH, REF_FIELDS, make_record, record_hash
-    from releasegate.store.decision_log import DecisionLog, DecisionRow, format_ts
+    from releasegate.store.decision_log import (
+        DecisionLog,
+        DecisionRow,
+        IndexRow,
+        format_ts,
+        index_values,
+        subject_digest,
+    )
     from releasegate.store.trust import SEAL, seal_of
 
     log = DecisionLog(url)
@@ -160,7 +171,7 @@ def build(url: str, n: int) -> None:
             conn.execute(text("DROP TRIGGER IF EXISTS decision_log_head_advance_only"))
         else:
             conn.execute(text("DROP TRIGGER decision_log_head_guard ON decision_log_head"))
-    prev, t0, batch = GENESIS_HASH, datetime(2026, 1, 1, tzinfo=UTC), []
+    prev, t0, batch, index = GENESIS_HASH, datetime(2026, 1, 1, tzinfo=UTC), [], []
     for seq in range(1, n + 1):
         rec = make_record(_new(seq), t0 + timedelta(seconds=seq))
         rec = rec.model_copy(update={"details": {**rec.details, SEAL: seal_of(KEY, rec)}})
@@ -182,11 +193,21 @@ def build(url: str, n: int) -> None:
                 "record_hash": h,
             }
         )
+        index.append(
+            {
+                "seq": seq,
+                "decision_kind": rec.decision_kind.value,
+                "decision_timestamp": format_ts(rec.decision_timestamp),
+                "subject_sha256": subject_digest(rec.subject),
+                **index_values(rec.details),
+            }
+        )
         prev = h
         if len(batch) == 5000 or seq == n:
             with log.engine.begin() as conn:
                 conn.execute(insert(DecisionRow), batch)
-            batch = []
+                conn.execute(insert(IndexRow), index)  # what append writes beside each record
+            batch, index = [], []
             if seq % 100_000 == 0:
                 print(f"  built {seq:,} records", file=sys.stderr)
     with log.engine.begin() as conn:
@@ -256,11 +277,11 @@ def main() -> None:
     sys.argv = [sys.argv[0], *rest]
     a = args(__doc__.splitlines()[0])
     isolated_home()
-    n = known.records
+    n = 2_000 if a.smoke else known.records
     rows = []
-    for label, url, drop in _databases():
+    for label, url, drop in _databases(sqlite_only=a.smoke):
         try:
-            rate = appends(url)
+            rate = appends(url, per_writer=10 if a.smoke else 250)
             rows.append(Row("audit", f"appends/s, 8 writers ({label})", rate, "/s", ">= 500/s on PostgreSQL", "sealed"))
             big = url.replace("bench-", "bench-big-") if label == "sqlite" else url + "_big"
             drop_big = None
@@ -299,8 +320,9 @@ def main() -> None:
 
                 dispose_engines()
                 drop()
-    per_million = signature_checks()
-    rows.append(Row("audit", "re-verify approval signatures", per_million, "s per 1 M", "", "20,000 timed"))
+    checks = 200 if a.smoke else 20_000
+    per_million = signature_checks(checks)
+    rows.append(Row("audit", "re-verify approval signatures", per_million, "s per 1 M", "", f"{checks:,} timed"))
     emit(rows, a.json)
 
 

@@ -1,6 +1,7 @@
 """Capacity gateway over 10,000 pending runs (goal <= 1 s), and the week simulation (goal <= 10 s).
 
-Run by hand: ``.venv/bin/python bench/capacity_bench.py`` (also part of ``make bench``).
+Run by hand: ``.venv/bin/python bench/capacity_bench.py`` (also part of ``make bench``); ``--smoke``:
+500 pending runs and one simulated day of 30 deployments.
 
 * **10,000 pending runs**: ``capacity.evaluate_many`` decides every pending run once against one
   snapshot of the pool and the 10,000 scheduled runs (the critical ones within the priority window
@@ -27,6 +28,7 @@ def main() -> None:
     from releasegate.policy.capacity import ActiveRun, CapacitySnapshot, RunRequest, evaluate, evaluate_many
     from releasegate.tools.simulate import SimConfig, simulate
 
+    n_pending, days, deployments = (500, 1, 30) if a.smoke else (10_000, 7, 200)
     cfg = capacity_from_file().model_copy(update={"windows": []})
     now = datetime(2026, 11, 24, 17, 0, tzinfo=UTC)
     rng = np.random.default_rng(42)
@@ -38,7 +40,7 @@ def main() -> None:
             state="scheduled",
             expected_start=now + timedelta(seconds=int(rng.integers(0, 6 * 3600))),
         )
-        for i in range(10_000)
+        for i in range(n_pending)
     ]
     active = [ActiveRun(flow_run_id=f"a{i}", deployment="backfill", queue="bulk", state="running") for i in range(2)]
     snap = CapacitySnapshot(active=active, upcoming=pending)
@@ -47,23 +49,38 @@ def main() -> None:
     def backlog():
         return evaluate_many(requests, snap, cfg, now)
 
-    repeats = a.repeats or 5
+    repeats = a.repeats or (1 if a.smoke else 5)
     t_backlog = measure(backlog, repeats)
     decisions = backlog()
     deferred = sum(not d.admitted for d in decisions)
-    t_single = measure(lambda: evaluate(requests[1], snap, cfg, now), 50)
-    t_sim = measure(lambda: simulate(SimConfig(days=7, deployments=200)), 3, warmup=1)
+    singles, sims = (5, 1) if a.smoke else (50, 3)
+    t_single = measure(lambda: evaluate(requests[1], snap, cfg, now), singles)
+    t_sim = measure(lambda: simulate(SimConfig(days=days, deployments=deployments)), sims, warmup=0 if a.smoke else 1)
     rows = [
         Row(
             "capacity",
-            "10,000 pending runs, one decision each",
+            f"{n_pending:,} pending runs, one decision each",
             med(t_backlog),
             "s",
             "<= 1 s",
             f"median of {repeats}; {deferred:,} deferred",
         ),
-        Row("capacity", "one decision, 10,000-run snapshot", med(t_single) * 1000, "ms", "", "median of 50"),
-        Row("simulate", "7 days x 200 deployments, both models", med(t_sim), "s", "<= 10 s", "median of 3"),
+        Row(
+            "capacity",
+            f"one decision, {n_pending:,}-run snapshot",
+            med(t_single) * 1000,
+            "ms",
+            "",
+            f"median of {singles}",
+        ),
+        Row(
+            "simulate",
+            f"{days} days x {deployments} deployments, both models",
+            med(t_sim),
+            "s",
+            "<= 10 s",
+            f"median of {sims}",
+        ),
     ]
     emit(rows, a.json)
 

@@ -1,6 +1,7 @@
 """Event intake: duplicates answered without Prefect, and unique event -> flow run vs raw Prefect.
 
-Run by hand: ``.venv/bin/python bench/intake_bench.py`` (also part of ``make bench``).
+Run by hand: ``.venv/bin/python bench/intake_bench.py`` (also part of ``make bench``); ``--smoke``: 200
+duplicates and 3 unique events.
 
 * **duplicate answers/s** (goal >= 2,000/s): the same event redelivered; intake validates it, finds the
   key in the dedupe table (SQLite, one indexed read) and answers ``duplicate`` with the run id. The
@@ -50,9 +51,9 @@ def main() -> None:
         event("dup-1"), routes=routes, store=store, log=log, create_run=create_run, now=datetime.now(UTC)
     )
     assert first.status == "created" and len(calls) == 1
-    n = a.repeats or 5000
+    n = a.repeats or (200 if a.smoke else 5000)
     dup = event("dup-1")
-    for _ in range(200):  # warm-up
+    for _ in range(20 if a.smoke else 200):  # warm-up
         intake_event(dup, routes=routes, store=store, log=log, create_run=create_run, now=datetime.now(UTC))
     rates = []
     for _ in range(3):
@@ -74,10 +75,10 @@ def main() -> None:
     with prefect_test_harness(server_startup_timeout=120):
         infra_up(capacity_from_file())
         dep_id = backfill.to_deployment(name="backfill", work_pool_name="releasegate", work_queue_name="bulk").apply()
-        m = a.repeats or 50
+        m, warm = (a.repeats or 3, 1) if a.smoke else (a.repeats or 50, 5)
         ours, raw = [], []
         with get_client(sync_client=True) as c:
-            for i in range(m + 5):  # 5 warm-up, interleaved so both see the same server load
+            for i in range(m + warm):  # warm-up first, interleaved so both see the same server load
                 t0 = time.perf_counter()
                 res = send_event(event(f"uniq-{uuid.uuid4().hex}", date(2026, 1, 1 + i % 28).isoformat()))
                 t1 = time.perf_counter()
@@ -88,7 +89,7 @@ def main() -> None:
                 )
                 t2 = time.perf_counter()
                 assert res.status == "created"
-                if i >= 5:
+                if i >= warm:
                     ours.append(t1 - t0)
                     raw.append(t2 - t1)
 

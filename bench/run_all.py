@@ -4,6 +4,10 @@ Each bench runs in its own process (its own ephemeral Prefect server where it ne
 its rows as JSON lines; this script prints them as one table with the machine and versions, and with
 ``--markdown PATH`` appends the same as a dated Markdown section to PATH (``bench/RESULTS.md`` keeps
 every run with its reading: earlier sections are never rewritten).
+
+``--smoke`` (``make bench-smoke``, part of ``make test``) runs every bench with its ``--smoke`` (tiny
+sizes, offline) instead, one line per bench, the output of a failed one shown: a bench that no longer
+runs, or that has no smoke mode, fails the tests. No table, no simulation.
 """
 
 import argparse
@@ -23,12 +27,20 @@ sys.path.insert(0, str(HERE))
 
 from _common import Row, print_table  # noqa: E402
 
+# A bench's own arguments next to --smoke (the capacity plan: one workload is enough to see it run).
+SMOKE_ARGS = {"plan_bench": ["--workloads", "default"]}
+
 
 def machine() -> dict:
     mem = ""
     try:
         kb = int(next(line for line in open("/proc/meminfo") if line.startswith("MemTotal")).split()[1])
         mem = f"{kb / 1024 / 1024:.0f} GiB"
+    except Exception:
+        pass
+    model = ""
+    try:  # the CPU model: figures of one 2-core machine are not another's
+        model = next(line for line in open("/proc/cpuinfo") if line.startswith("model name")).split(":", 1)[1].strip()
     except Exception:
         pass
     versions = {}
@@ -39,8 +51,9 @@ def machine() -> dict:
             versions[pkg] = "-"
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "cpu": f"{os.cpu_count()} cores ({platform.machine()})",
+        "cpu": f"{os.cpu_count()} cores ({model or platform.machine()})",
         "memory": mem,
+        "load": "{:.1f} {:.1f} {:.1f}".format(*os.getloadavg()),  # 1/5/15 min: was the machine busy?
         "python": platform.python_version(),
         **versions,
     }
@@ -50,10 +63,13 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--markdown", type=Path, help="also append the results as a dated Markdown section to this file")
     p.add_argument("--only", nargs="*", help="bench names to run (e.g. psi capacity)")
+    p.add_argument("--smoke", action="store_true", help="every bench's smoke mode: does each still run?")
     a = p.parse_args()
     scripts = sorted(HERE.glob("*_bench.py"))
     if a.only:
         scripts = [s for s in scripts if s.stem.removesuffix("_bench") in a.only]
+    if a.smoke:
+        sys.exit(smoke(scripts))
     out = Path(tempfile.mkstemp(suffix=".jsonl")[1])
     env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
     failed = []
@@ -94,6 +110,34 @@ def main() -> None:
     if failed:
         print(f"\nfailed: {', '.join(failed)}")
         sys.exit(1)
+
+
+def _children_cpu() -> float:
+    """CPU seconds of this process's finished children (a bench and the servers it started): the
+    smoke's cost whatever else the machine runs."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def smoke(scripts: list[Path]) -> int:
+    """Each bench with ``--smoke`` in its own process; 1 when any failed."""
+    offline = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1"}
+    env = {**os.environ, **offline}
+    failed = []
+    for s in scripts:
+        t0, cpu0 = time.perf_counter(), _children_cpu()
+        cmd = [sys.executable, str(s), "--smoke", *SMOKE_ARGS.get(s.stem, [])]
+        rc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        wall, cpu = time.perf_counter() - t0, _children_cpu() - cpu0
+        print(f"bench smoke {s.stem}: {'ok' if rc.returncode == 0 else 'FAILED'} in {wall:.0f} s (cpu {cpu:.0f} s)")
+        if rc.returncode:
+            failed.append(s.stem)
+            print(rc.stdout[-2000:], rc.stderr[-4000:], sep="\n")
+    if failed:
+        print(f"bench smoke failed: {', '.join(failed)}")
+    return 1 if failed else 0
 
 
 def simulation_markdown(reports: list[dict]) -> str:

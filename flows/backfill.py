@@ -8,30 +8,43 @@ or is due, during change freezes and maintenance, and until their upstreams are 
 Each (model, date) is scored once (``releasegate.services.backfill``): with the version that was
 champion on that date per the decision log, or the ``version`` named; a date an earlier run already
 scored is skipped, so a killed or retried backfill resumes where it stopped. Progress: a log line and a
-Prefect progress artifact per date; the result: a table artifact ``backfill-<model>``. A date that could
-not be scored (a missing file, a missing column) is named in the table and fails the run at the end,
-after every other date was done; the retry then re-scores only what failed.
+Prefect progress artifact per date; the result: a table artifact ``backfill-<model>`` and a summary.
+
+The range walks each model's business calendar (``calendar:`` in the manifest): a weekend day or a
+holiday is ``not_business_day``, never a failure. A business date without data is ``no_data``: the run
+then ends ``Completed`` named "Completed with gaps", its message the summary naming each missing date
+(a rerun scores them once their files arrive). A date that could not be scored for another reason (an
+unreadable file, a missing column) is named in the table and fails the run at the end with the same
+summary, after every other date was done; the retry then re-scores only what failed.
 """
 
 from datetime import date, timedelta
 from uuid import UUID
 
 from prefect import get_run_logger
-from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
 from prefect.runtime import flow_run
+from prefect.states import Completed, State
 
 from releasegate import bootstrap
 from releasegate.adapters.prefect_flows import governed_flow
 from releasegate.adapters.prefect_gate import gate_current_run, record_completion
+from releasegate.errors import Failed
 from releasegate.policy.triggers import local_business_date, previous_weekday
-from releasegate.services.backfill import BackfillDay, DayStatus, backfill_days, governed_models
+from releasegate.services.backfill import BackfillDay, DayStatus, backfill_days, governed_models, summary
 from releasegate.slugs import artifact_key
 
 DEPLOYMENT = "backfill"
 MAX_DAYS = 366
+GAPS = "Completed with gaps"  # the state name of a run that met business dates without data
 
 
-class BackfillFailed(RuntimeError):
+class BackfillFailed(Failed):
     """Some dates could not be scored; the others are done and will not be scored again."""
 
 
@@ -41,7 +54,7 @@ def backfill(
     end_date: date | None = None,
     model_name: str | None = None,
     version: str | None = None,
-) -> dict:
+) -> dict | State:
     logger = get_run_logger()
     if start_date is None and end_date is None:
         when = flow_run.scheduled_start_time or bootstrap.clock().now()
@@ -83,18 +96,30 @@ def backfill(
             table=mine, key=artifact_key("backfill", model), description=f"backfill {start_date}..{end_date} {model}"
         )
     counts = {s.value: sum(r.status is s for r in rows) for s in DayStatus}
+    text = summary(rows)
+    create_markdown_artifact(
+        markdown=f"# backfill {start_date}..{end_date}\n\n{text}\n",
+        key=artifact_key("backfill-summary", models[0]) if len(models) == 1 else "backfill-summary",
+        description=f"backfill {start_date}..{end_date}: summary",
+    )
     failed = [r for r in rows if r.status is DayStatus.failed]
     if failed:
         raise BackfillFailed(
-            f"{len(failed)} of {len(rows)} (model, date) could not be scored; the others are done: "
-            + "; ".join(f"{r.model_name} {r.business_date}: {r.detail}" for r in failed[:5])
+            f"{len(failed)} of {len(rows)} (model, date) could not be scored; the others are done. {text}"
         )
-    record_completion(DEPLOYMENT, days)
-    return {
+    gaps = {r.business_date for r in rows if r.status is DayStatus.no_data}
+    record_completion(DEPLOYMENT, [d for d in days if d not in gaps])
+    result = {
         "start_date": start_date.isoformat(),
         "end_date": end_date.isoformat(),
         "days": len(days),
         "models": models,
         **counts,
+        "summary": text,
         "rows": [r.model_dump(mode="json") for r in rows],
     }
+    if gaps:
+        logger.warning("backfill %s..%s met business dates without data: %s", start_date, end_date, text)
+        return Completed(name=GAPS, message=text, data=result)
+    logger.info("backfill %s..%s: %s", start_date, end_date, text)
+    return result

@@ -1,28 +1,53 @@
 """``deferral-sweeper``: every minute, escalate deferrals past their SLA, close finished ones, wake capacity
-deferrals the gateway would admit now, and open a P1 incident for promotion gate failures nobody
-acknowledged within 30 minutes."""
+deferrals the gateway would admit now, open a P1 incident for promotion gate failures nobody
+acknowledged within 30 minutes, retry crashed runs as their runtime policy allows
+(``adapters.prefect_crashes``), and once a week review the ended week's scheduling (runs started, frequent
+deferrals; ``services.operational_review``)."""
 
 from dataclasses import asdict
 
 from prefect import get_run_logger
 
+from releasegate import bootstrap
 from releasegate.adapters.config import load_gateway_config
+from releasegate.adapters.prefect_crashes import retry_crashed_runs
 from releasegate.adapters.prefect_deferrals import sweep
+from releasegate.adapters.prefect_events import emit_event
 from releasegate.adapters.prefect_flows import governed_flow
+from releasegate.adapters.prefect_review import publish_markdown, week_facts_reader
 from releasegate.services.gate_failures import escalate_unacknowledged
+from releasegate.services.operational_review import record_weekly_review
 
 
 @governed_flow("deferral-sweeper")
 def deferral_sweeper() -> dict:
-    report = sweep(load_gateway_config())
+    config = load_gateway_config()
+    # crashes first: a deferred run the zombie automation marked Crashed is put back before the sweep
+    # would close its deferral as ended (and restart its SLA clock at its next evaluation)
+    crashes = retry_crashed_runs(config)
+    report = sweep(config)
     incidents = escalate_unacknowledged()
+    reviewed = record_weekly_review(
+        bootstrap.decision_log(),
+        week_facts_reader(config.pool_name, bootstrap.scheduling_store()),
+        publish_markdown,
+        emit_event,
+        config.pool_name,
+        config.sla_alert_minutes,
+        bootstrap.clock().now(),
+    )
     logger = get_run_logger()
+    if reviewed is not None:
+        log = logger.error if reviewed.incident is not None else logger.info
+        log("operational review: %s", reviewed.review.explanation())
     for i in incidents:
         logger.error("P1 incident %s: gate failure %s unacknowledged", i["incident_decision"], i["gate_failure"])
     for e in report.escalations:
         logger.warning("deferral of %s escalated to %s after %s min", e["flow_run_id"], e["level"], e["waited_minutes"])
     for run_id in report.woken:
         logger.info("woke deferred run %s: the capacity gateway would admit it now", run_id)
+    for c in crashes:
+        logger.warning("crashed run %s of %s: %s", c.flow_run_id, c.deployment, c.detail)
     logger.info(
         "%d open deferrals, %d closed, %d escalations, %d woken",
         report.open_deferrals,
@@ -30,4 +55,8 @@ def deferral_sweeper() -> dict:
         len(report.escalations),
         len(report.woken),
     )
-    return asdict(report) | {"gate_failure_incidents": incidents}
+    return asdict(report) | {
+        "gate_failure_incidents": incidents,
+        "crashed_runs": [asdict(c) for c in crashes],
+        "operational_review": reviewed.record.decision_id if reviewed is not None else None,
+    }

@@ -14,11 +14,12 @@ from prefect.deployments import run_deployment
 from prefect.runtime import flow_run
 from prefect.states import Scheduled
 
-from releasegate import bootstrap
+from releasegate import bootstrap, records
 from releasegate.adapters.config import load, model_spec
 from releasegate.adapters.prefect_flows import governed_flow
 from releasegate.adapters.prefect_runs import api_url, deployment_exists
-from releasegate.decisions import DecisionKind, DecisionOutcome, NewDecision
+from releasegate.decisions import DecisionOutcome
+from releasegate.errors import Failed
 from releasegate.policy.models import DEFAULT_RETRAIN_DEPLOYMENT, manifest_field, retrain_call
 from releasegate.policy.retrain import RetrainTrigger, retrain_gateway
 from releasegate.services.retrain import signals
@@ -26,7 +27,7 @@ from releasegate.services.retrain import signals
 DEPLOYMENT = "retrain"
 
 
-class RetrainRefused(RuntimeError):
+class RetrainRefused(Failed):
     """The retrain cannot be started as configured (e.g. the model's retrain deployment is not deployed)."""
 
 
@@ -61,11 +62,10 @@ def retrain(
         field = manifest_field(model_name, "retrain.deployment") if job != DEFAULT_RETRAIN_DEPLOYMENT else "deployment"
         rule = f"{job!r} is not deployed on the Prefect API {api_url()}: deploy it (prefect deploy) or fix the manifest"
         bootstrap.decision_log().append(
-            NewDecision(
-                decision_kind=DecisionKind.refusal,
+            records.refusal(
                 decision_outcome=DecisionOutcome.reject,
                 decision_rationale=f"retrain of {model_name} refused: {field}: {rule}",
-                subject=f"model:{model_name}",
+                subject=records.model_subject(model_name),
                 actor="releasegate:retrain-gateway",
                 details={"field": field, "rule": rule, "flow_run_id": str(flow_run.id)},
             )
@@ -75,11 +75,10 @@ def retrain(
         # job may be deployed; a retry that is still refused records that too.
         raise RetrainRefused(f"retrain refused: {field}: {rule}")
     rec = bootstrap.decision_log().append(
-        NewDecision(
-            decision_kind=DecisionKind.retrain,
+        records.retrain(
             decision_outcome=OUTCOME[decision.outcome],
             decision_rationale=f"{decision.outcome} ({decision.reason_code}): {decision.reason}",
-            subject=f"model:{model_name}",
+            subject=records.model_subject(model_name),
             actor="releasegate:retrain-gateway",
             details={
                 "trigger": str(trigger),

@@ -5,10 +5,11 @@ by a person from the Prefect UI / API. A governed flow: its runtime policy from 
 timeout, late-run rule) applies. It does *not* ask the capacity gateway: an emergency rollback must not
 wait behind a change freeze or a full critical queue.
 
-* A run that is not the unchanged request of a sealed EOD monitoring verdict (``requested_by_monitoring``)
-  is a manual run: it follows the manual-run contract against prod (requested_by, reason_code
-  ``recovery``, ticket_ref and approved_at), recorded as a ``manual_run`` decision; without them it is
-  refused and nothing moves.
+* A run that does not carry out a sealed EOD ``rollback_request`` naming it — fresh (the same business
+  day, the champion the verdict judged still champion), unchanged and unused — is a manual run
+  (``services.rollback_requests``): it follows the manual-run contract against prod (requested_by,
+  reason_code ``recovery``, ticket_ref and approved_at), recorded as a ``manual_run`` decision; without
+  them it is refused and nothing moves. An event sent with ``releasegate events send`` included.
 * It takes the model's alias lock (``aliases-<model>``), the one the binary step of a promotion takes,
   so a rollback never interleaves with a promotion's alias moves.
 * The plan (``releasegate.policy.rollback``) refuses, with the field and rule, when no approved version exists;
@@ -26,44 +27,20 @@ from prefect.runtime import flow_run
 from releasegate import bootstrap
 from releasegate.adapters.prefect_flows import governed_flow
 from releasegate.adapters.prefect_locks import ensure_alias_lock
-from releasegate.decisions import DecisionKind
 from releasegate.policy.manual_runs import decide_manual_run
 from releasegate.policy.rollback import RollbackRefused
 from releasegate.services.eod import verify_on_day
 from releasegate.services.rollback import execute_rollback
+from releasegate.services.rollback_requests import Binding, monitoring_request, wait_for_request
 from releasegate.slugs import artifact_key
 
 
-def requested_by_monitoring(run_id: str, parameters: dict) -> bool:
-    """Whether this run is the rollback an EOD monitoring verdict asked for, unchanged since.
-
-    Intake must have created it (a sealed "created" ``event`` record names the run), the event must
-    point at a sealed ``monitoring`` decision (``event_id = <monitoring decision id>:rollback``) about
-    this model and method, and the run's parameters must still be the ones intake gave it (the Prefect
-    API lets anyone edit a run's parameters). Anything else is a person's rollback: the manual-run
-    contract applies. ``releasegate events send`` cannot fake this: it cannot write a sealed
-    ``monitoring`` decision."""
-    log = bootstrap.decision_log()
-    good, _ = log.trusted(kind="event", subject="deployment:rollback")
-    created = [r for r in good if r.details.get("flow_run_id") == run_id]
-    accepted_ids = {r.details.get("accepted_decision_id") for r in created} | {r.decision_id for r in created}
-    accepted = [r for r in good if r.decision_id in accepted_ids and r.details.get("parameters") is not None]
-    if not accepted:
-        return False
-    event = accepted[-1]
-    if {k: str(v) for k, v in event.details["parameters"].items()} != {
-        k: str(parameters.get(k)) for k in event.details["parameters"]
-    }:
-        return False
-    monitoring_id, _, suffix = str(event.details.get("event_id", "")).rpartition(":")
-    verdict = log.get(monitoring_id) if suffix == "rollback" else None
-    return (
-        verdict is not None
-        and log.is_trusted(verdict)
-        and verdict.decision_kind is DecisionKind.monitoring
-        and verdict.details.get("model_name") == parameters.get("model_name")
-        and verdict.details.get("rollback_method") == parameters.get("method")
-    )
+def requested_by_monitoring(run_id: str, parameters: dict) -> Binding:
+    """The sealed EOD request this run carries out, or why it is a manual run (the rule is the
+    service's: ``services.rollback_requests.monitoring_request``)."""
+    ports = bootstrap.ports()
+    wait_for_request(run_id, str(parameters.get("model_name")), ports)  # written right after the run
+    return monitoring_request(run_id, parameters, ports)
 
 
 @governed_flow("rollback", log_prints=True)
@@ -93,7 +70,9 @@ def rollback(
     }
     if business_date is not None:
         parameters["business_date"] = business_date.isoformat()
-    if not requested_by_monitoring(run_id, parameters):
+    binding = requested_by_monitoring(run_id, parameters)
+    logger.info("monitoring request: %s", binding.why)
+    if binding.request is None:
         trigger = "manual"  # whatever the form said: a person started it
         verdict = decide_manual_run(
             {
@@ -110,7 +89,11 @@ def rollback(
         manual = log.append(verdict.decision)
         if not verdict.accepted:
             logger.error("%s (decision %s)", manual.decision_rationale, manual.decision_id)
-            raise RollbackRefused("manual_run", f"{manual.decision_rationale} (decision {manual.decision_id})")
+            raise RollbackRefused(
+                "manual_run",
+                f"{manual.decision_rationale} (decision {manual.decision_id}); not a monitoring-started run: "
+                f"{binding.why}",
+            )
     try:
         with concurrency(ensure_alias_lock(model_name), occupy=1, strict=True):
             rec = execute_rollback(
@@ -122,6 +105,7 @@ def rollback(
                 expected_version=expected_version,
                 business_date=business_date,
                 verify_day=verify_on_day,
+                request_id=binding.request.decision_id if binding.request else None,
             )
     except RollbackRefused as exc:
         logger.error("%s", exc)

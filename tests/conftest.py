@@ -6,6 +6,9 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+# as the releasegate CLI and the pool's runs do: a test that applies the zombie automation
+# (`infra up`) must not see a live run of the shared harness marked Crashed between slow heartbeats
+os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "30")
 
 import uuid
 from datetime import UTC, datetime
@@ -36,6 +39,12 @@ _PG_SKIP = _pg_available()
 @pytest.fixture
 def clock() -> FixedClock:
     return FixedClock(datetime(2026, 11, 23, 8, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+def wide(monkeypatch):
+    """A wide terminal for CLI output read in tests: rich wraps at the runner's width otherwise."""
+    monkeypatch.setenv("COLUMNS", "250")
 
 
 @pytest.fixture
@@ -92,7 +101,8 @@ def approver_keys(folder: Path, monkeypatch, extra: dict[str, list[str]] | None 
     doc = yaml.safe_load((ROOT / "blocks" / "approvers.yaml").read_text())
     for role, names in (extra or {}).items():
         doc[role] = [*doc.get(role, []), *names]
-    names = sorted({n for role in ("pm", "risk", "compliance", "exceptions", "overrides") for n in doc.get(role, [])})
+    roles = ("pm", "risk", "compliance", "exceptions", "overrides", "admins")
+    names = sorted({n for role in roles for n in doc.get(role, [])})
     doc["keys"] = {n: create_key(folder / "keys", n)[1] for n in names}
     path = folder / "approvers.yaml"
     path.write_text(yaml.safe_dump(doc))

@@ -11,11 +11,12 @@ The public surface for a team's own code:
   job hands a staging version to releasegate (records its verdict; a good one is put up for promotion);
   ``releasegate.already_rejected(model, flow_run_id)`` lets a retried job stop early.
 
-Inside, the folder says the role of a module (README "Layout"): ``policy/`` pure rules, ``store/``,
+Inside, the folder says the role of a module (docs/reference/layout.md): ``policy/`` pure rules, ``store/``,
 ``services/``, ``adapters/`` (the only library code that imports Prefect or MLflow), ``cli/``, ``tools/``.
 """
 
 import os as _os
+from typing import TYPE_CHECKING
 
 # Nothing may reach the internet at run time: telemetry of Prefect and MLflow is off unless the
 # operator explicitly turns it on. Set before either library is imported anywhere in the process.
@@ -23,7 +24,13 @@ _os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 _os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 _os.environ.setdefault("DO_NOT_TRACK", "1")
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one source of the version (pyproject.toml reads it)
+
+__all__ = ["__version__", "already_rejected", "governed", "submit_candidate"]
+
+if TYPE_CHECKING:  # what type checkers see; at run time the names load lazily below
+    from releasegate.adapters.candidates import already_rejected, submit_candidate
+    from releasegate.adapters.prefect_flows import governed_flow as governed
 
 
 def __getattr__(name: str):  # lazy: importing releasegate must not import Prefect (4-7 s)

@@ -8,10 +8,10 @@ Tests swap the clock (and only the clock) with ``use_clock``.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from pathlib import Path
 
 from releasegate.clock import Clock, SystemClock
 from releasegate.settings import Settings
+from releasegate.settings import project_root as project_root  # where it always was for callers
 from releasegate.store.trust import SealedDecisionLog
 
 _clock: Clock = SystemClock()
@@ -41,25 +41,16 @@ def decision_log(url: str | None = None) -> SealedDecisionLog:
     return SealedDecisionLog(url or s.resolved_database_url, clock=_ClockProxy(), key_loader=s.service_key_bytes)
 
 
+def live_clock() -> Clock:
+    """A clock that reads the process clock at each call (so ``use_clock`` reaches it too)."""
+    return _ClockProxy()
+
+
 class _ClockProxy:
     """Reads the current process clock at call time, so ``use_clock`` reaches existing logs too."""
 
     def now(self):
         return _clock.now()
-
-
-def project_root(start: Path | None = None) -> Path:
-    """The folder holding prefect.yaml: $RELEASEGATE_PROJECT_DIR, else searched upwards."""
-    import os
-
-    env = os.environ.get("RELEASEGATE_PROJECT_DIR")
-    if env:
-        return Path(env).resolve()
-    for base in [start or Path.cwd(), Path(__file__).resolve()]:
-        for folder in [base, *base.parents]:
-            if (folder / "prefect.yaml").is_file():
-                return folder
-    raise FileNotFoundError("no prefect.yaml found; run from the project folder or set RELEASEGATE_PROJECT_DIR")
 
 
 def scheduling_store(url: str | None = None):

@@ -31,31 +31,13 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from releasegate.details import DETAILS, required_fields
 from releasegate.errors import Refused
+from releasegate.kinds import DecisionKind as DecisionKind
 
 GENESIS_HASH = "0" * 64
-
-
-class DecisionKind(StrEnum):
-    promotion = "promotion"
-    deferral = "deferral"
-    override = "override"
-    retrain = "retrain"
-    rollback = "rollback"
-    manual_run = "manual_run"
-    event = "event"
-    late_run = "late_run"
-    approval = "approval"
-    monitoring = "monitoring"
-    refusal = "refusal"  # a write or a record refused by releasegate (e.g. a forged trusted record)
-    # Since migration 0005. Earlier logs hold them as kind ``approval`` (role ``gate_failure_ack``) and
-    # kind ``promotion`` (status ``incident``); the hash chain covers the kind, so those records stay as
-    # written and readers (``services.gate_failures``) accept both forms.
-    gate_failure_ack = "gate_failure_ack"  # someone acknowledged a held or rejected promotion
-    incident = "incident"  # an incident releasegate opened (e.g. a gate failure nobody acknowledged)
-    schedule = "schedule"  # a schedule rule (DST, catch-up, one run per occurrence) moved or dropped a run
 
 
 class DecisionOutcome(StrEnum):
@@ -160,10 +142,6 @@ def validate_decision(new: NewDecision, now: datetime) -> None:
 
 
 def _validate_details(new: NewDecision) -> None:
-    from pydantic import ValidationError
-
-    from releasegate.details import DETAILS, required_fields  # imports this module: import here
-
     for key in required_fields(new.decision_kind):
         if new.details.get(key) in (None, ""):
             raise DecisionRefused(f"details.{key}", f"required for a {new.decision_kind.value} decision")

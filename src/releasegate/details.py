@@ -12,11 +12,11 @@ version ``3``) are read as text. Pure: no I/O.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from releasegate.decisions import DecisionKind, DecisionRecord
+from releasegate.kinds import DecisionKind
 
 
 class PromotionStatus(StrEnum):
@@ -118,6 +118,16 @@ class MonitoringDetails(KindDetails):
     reason_code: str
 
 
+class RollbackRequestDetails(KindDetails):
+    model_name: str
+    business_date: str
+    monitoring_decision_id: str
+    champion: str  # the champion the verdict judged
+    method: str  # full | canary
+    version: str  # the version the rollback acts on (the champion, or the canary's challenger)
+    flow_run_id: str  # the rollback run it created
+
+
 class RefusalDetails(KindDetails):
     field: str
     rule: str
@@ -137,6 +147,19 @@ class IncidentDetails(KindDetails):
     model_name: str | None = None
 
 
+class ApproversConfigDetails(KindDetails):
+    status: str  # trusted_once | proposed | approved | in_force | refused
+    digest: str  # SHA-256 of the config (``policy.approvers.config_digest``)
+
+
+class OperationalReportDetails(KindDetails):
+    week_start: str  # ISO date of the week's Monday (UTC)
+    status: str  # ok | missed | incident | no_runs
+    scheduled_runs: int
+    started_runs: int
+    frequently_deferred: list[str]
+
+
 DETAILS: dict[DecisionKind, type[KindDetails]] = {
     DecisionKind.promotion: PromotionDetails,
     DecisionKind.deferral: DeferralDetails,
@@ -152,6 +175,9 @@ DETAILS: dict[DecisionKind, type[KindDetails]] = {
     DecisionKind.gate_failure_ack: GateFailureAckDetails,
     DecisionKind.incident: IncidentDetails,
     DecisionKind.schedule: ScheduleDetails,
+    DecisionKind.rollback_request: RollbackRequestDetails,
+    DecisionKind.approvers_config: ApproversConfigDetails,
+    DecisionKind.operational_report: OperationalReportDetails,
 }
 
 
@@ -159,6 +185,16 @@ def required_fields(kind: DecisionKind) -> tuple[str, ...]:
     return tuple(name for name, f in DETAILS[kind].model_fields.items() if f.is_required())
 
 
-def details_of(record: DecisionRecord) -> Any:
+class _Record(Protocol):
+    """What ``details_of`` reads of a record (a ``decisions.DecisionRecord``; ``decisions`` imports this
+    module to check details, so this one names no type of it)."""
+
+    @property
+    def decision_kind(self) -> DecisionKind: ...
+    @property
+    def details(self) -> dict[str, Any]: ...
+
+
+def details_of(record: _Record) -> Any:
     """``record.details`` as the model of its kind (typed as ``Any`` so callers may name the subclass)."""
     return DETAILS[record.decision_kind].model_validate(record.details)

@@ -18,9 +18,10 @@ from typing import Any, Protocol
 
 from releasegate.clock import Clock
 from releasegate.decisions import DecisionKind, DecisionRecord, NewDecision
+from releasegate.errors import Unavailable
 
 
-class RegistryUnavailable(RuntimeError):
+class RegistryUnavailable(Unavailable):
     """The registry failed in a way it does not document as "not found"; retry later, assume nothing."""
 
 
@@ -43,6 +44,10 @@ class Registry(Protocol):
     def delete_alias(self, name: str, alias: str) -> None: ...
     def artifact_sha256(self, uri: str) -> str: ...
     def version_tags(self, name: str, version: str) -> dict[str, str]: ...
+    def source_commit(self, name: str, version: str) -> str | None:
+        """The training code's commit (its run's tags, then the version's), as the reproducibility gate reads it."""
+        ...
+
     def smoke_test(self, uri: str, X: Any = None) -> dict[str, Any]:
         """Load the model as serving would and score ``X`` (default: its logged ``input_example``); never
         raises (``{"ok", "rows", "error"}``, plus ``measure`` when the model lacks what the check needs)."""

@@ -10,6 +10,7 @@
 | RELEASEGATE_PROD_ENVIRONMENT          | prod                                      |
 | RELEASEGATE_PREFECT_TELEMETRY         | false                                     |
 | RELEASEGATE_APPROVAL_POLL_SECONDS     | 5 (how often a paused run checks for input)|
+| RELEASEGATE_APPROVAL_COOLDOWN_SECONDS | 60 (wait after 5 refused approvals in a row; doubles) |
 | RELEASEGATE_SERVICE_KEY               | <home>/service.key (64 hex chars, mode 0600, made on first use) |
 | RELEASEGATE_CHECKPOINT_DIR            | <home>/checkpoints (signed log checkpoints: put it outside the DB's reach) |
 | RELEASEGATE_KEY_DIR                   | ~/.releasegate/keys (an approver's own signing keys, mode 0600) |
@@ -38,12 +39,24 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL of the decision log; postgresql+psycopg://… works."
     )
-    mlflow_tracking_uri: str | None = None
-    mlflow_registry_uri: str | None = None
-    environments: list[str] = Field(default_factory=lambda: ["dev", "staging", "prod"])
-    prod_environment: str = "prod"
-    prefect_telemetry: bool = False
-    approval_poll_seconds: int = Field(default=5, ge=1, le=60)
+    mlflow_tracking_uri: str | None = Field(
+        default=None, description="MLflow tracking URI; default sqlite:///<home>/mlflow.db."
+    )
+    mlflow_registry_uri: str | None = Field(
+        default=None, description="MLflow model registry URI; default the tracking URI."
+    )
+    environments: list[str] = Field(
+        default_factory=lambda: ["dev", "staging", "prod"],
+        description="Environment names (JSON list); registry events act on `<env>.<model>` of these.",
+    )
+    prod_environment: str = Field(default="prod", description="The environment that needs documented approval.")
+    prefect_telemetry: bool = Field(default=False, description="Prefect analytics (off: nothing leaves the machine).")
+    approval_poll_seconds: int = Field(
+        default=5, ge=1, le=60, description="How often a run paused for approval checks for input."
+    )
+    approval_cooldown_seconds: int = Field(
+        default=60, ge=1, le=900, description="Wait after a burst of refused approvals before asking again."
+    )
     service_key: SecretStr | None = Field(default=None, description="Hex key that seals trusted records.")
     checkpoint_dir: Path | None = Field(default=None, description="Where `audit checkpoint` writes.")
     key_dir: Path = Field(
@@ -105,3 +118,15 @@ class Settings(BaseSettings):
 
 def get_settings() -> Settings:
     return Settings()
+
+
+def project_root(start: Path | None = None) -> Path:
+    """The folder holding prefect.yaml: $RELEASEGATE_PROJECT_DIR, else searched upwards."""
+    env = os.environ.get("RELEASEGATE_PROJECT_DIR")
+    if env:
+        return Path(env).resolve()
+    for base in [start or Path.cwd(), Path(__file__).resolve()]:
+        for folder in [base, *base.parents]:
+            if (folder / "prefect.yaml").is_file():
+                return folder
+    raise FileNotFoundError("no prefect.yaml found; run from the project folder or set RELEASEGATE_PROJECT_DIR")

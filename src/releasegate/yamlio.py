@@ -15,8 +15,10 @@ from typing import Any
 
 import yaml
 
+from releasegate.errors import ReleasegateError
 
-class YamlError(ValueError):
+
+class YamlError(ReleasegateError, ValueError):
     """A YAML file releasegate cannot accept: ``source`` (file), ``line`` (1-based or None), ``rule``."""
 
     def __init__(self, source: str, line: int | None, rule: str, key: Any = None):

@@ -78,7 +78,7 @@ def stack(tmp_path_factory):
         "RELEASEGATE_DATABASE_URL": f"postgresql+psycopg://{PG_BASE}/{log_db}",
         "RELEASEGATE_MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}",
         "PREFECT_LOGGING_LEVEL": "INFO",
-        # No scheduler service: `eod-scoring` is deployed with its real cron, and a scheduled EOD run due
+        # No scheduler service: `eod-scoring/credit` is deployed with its real cron, and a scheduled EOD run due
         # within the priority window (18:30 Zurich) would rightly hold every backfill back, so the tests
         # would depend on the time of day. Every run here is created by the test itself.
         "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false",
@@ -357,7 +357,7 @@ def test_a_storm_before_eod_starts_what_fits_defers_the_rest_to_eods_reservation
         eods = [
             c.create_flow_run_from_deployment(
                 ids["eod-scoring"],
-                parameters={"business_date": d},
+                parameters={"model_name": "credit", "business_date": d},  # eod-scoring names no model itself
                 state=Scheduled(scheduled_time=due),
             ).id
             for d in ("2026-06-01", "2026-06-02")

@@ -83,24 +83,116 @@ def test_a_rollback_by_releasegate_is_not_an_incident(promoted):
     assert registry.aliases(PROD) == {"champion": "1"}
 
 
-def test_a_promotion_in_flight_is_not_judged(promoted):
-    from releasegate.decisions import DecisionOutcome, NewDecision
-    from tests.conftest import APPROVAL_REFS
+class Killed(BaseException):
+    """Stands for the worker process killed mid-step (not an Exception: nothing may catch it)."""
 
-    bootstrap.decision_log().append(
-        NewDecision(
-            decision_kind=DecisionKind.promotion,
-            decision_outcome=DecisionOutcome.accept,
-            decision_rationale="test promotion (pending registry)",
-            subject="model:credit",
-            actor="test",
-            details={"model_name": "credit", "candidate_version": "3", "status": "pending"},
-            **APPROVAL_REFS,
-        )
+
+class KilledAtChampion:
+    """The real MLflow registry port; the process "dies" on the first ``set_alias(champion)``."""
+
+    def __init__(self) -> None:
+        self.armed = True
+
+    def __getattr__(self, name: str):
+        return getattr(registry, name)
+
+    def set_alias(self, name: str, alias: str, version: str) -> None:
+        if alias == registry.CHAMPION and self.armed:
+            self.armed = False
+            raise Killed()
+        registry.set_alias(name, alias, version)
+
+
+def _interrupted_promotion_of_v4(promoted, when=None):
+    """The binary step of an approved promotion of a new staging v4, killed after its copy (prod v4) and
+    its archive move, before ``champion`` moved: a sealed pending record with no end. Returns the copy."""
+    from dataclasses import replace
+    from datetime import UTC, datetime
+
+    from releasegate.policy.gates import GateReport, PromotionOutcome
+    from releasegate.policy.handshake import Approval, Handshake, Role
+    from releasegate.services.release import binary_promotion
+
+    assert log_and_register(train(seed=4, rows=800), "credit", "staging") == "4"
+    now = when or datetime.now(UTC)
+    sha = registry.artifact_sha256("models:/staging.credit/4")
+    report = GateReport(
+        model="credit",
+        candidate_version="4",
+        champion_version="2",
+        gates=[],
+        outcome=PromotionOutcome.promote,
+        evaluated_at=now,
     )
-    registry.set_alias(PROD, registry.CHAMPION, "3")  # the binary step moved it; its final is not written yet
-    assert guard_model("credit", promoted).status == "in_flight"
-    assert registry.alias_version(PROD, registry.CHAMPION) == "3" and _incidents() == []
+    ok = dict(decision="approve", reference="T-1", at=now)
+    h = Handshake(
+        model="credit",
+        candidate_version="4",
+        requested_by="ds-dana",
+        tech_report_ref="report-1",
+        tech_pass=True,
+        candidate_sha256=sha,
+        pm=Approval(role=Role.pm, approver="pm-paula", **ok),
+        risk=Approval(role=Role.risk, approver="risk-rita", **ok),
+    )
+    killed = replace(promoted, registry=KilledAtChampion())
+    with pytest.raises(Killed):
+        binary_promotion("run-v4", report, "report-1", h, "JOINT_RELEASE_ACK:1", sha, ports=killed)
+    [pending] = [r for r in bootstrap.decision_log().query(kind="promotion") if r.subject == "promotion:run-v4"]
+    assert pending.details["status"] == "pending"
+    copy = registry.find_copy(PROD, "staging.credit", "4", sha, pending.decision_id)
+    assert copy == "4" and registry.aliases(PROD) == {"champion": "2", "archive": "2"}
+    return copy
+
+
+def _ends(subject: str = "promotion:run-v4") -> list[str]:
+    recs = bootstrap.decision_log().query(kind="promotion", subject=subject)
+    return [r.details["status"] for r in recs]
+
+
+def test_an_unapproved_champion_during_an_interrupted_promotion_is_an_incident_and_moved_back(promoted):
+    """Regression: a pending promotion with no end used to make the guard answer ``in_flight`` without
+    reading the aliases, so a champion pointed at a never-approved version stood with no incident."""
+    copy = _interrupted_promotion_of_v4(promoted)
+    registry.set_alias(PROD, registry.CHAMPION, "3")  # prod v3: a copy no promotion ever approved
+    result = guard_model("credit", promoted)
+    assert result.status == "restored"
+    assert {(f.alias, f.found, f.expected) for f in result.findings} == {("champion", "3", "2"), ("archive", "2", "1")}
+    [rec] = _incidents()
+    assert rec.details["found"] == {"champion": "3", "archive": "2"} and bootstrap.decision_log().is_trusted(rec)
+    # then the approved, interrupted promotion is finished from where the log puts the aliases
+    [done] = result.promotions
+    assert done["prod_version"] == copy and done["converged"] is True
+    assert registry.aliases(PROD) == {"champion": copy, "archive": "2"}
+    assert _ends() == ["pending", "final"]
+    assert guard_model("credit", promoted).status == "ok" and len(_incidents()) == 1
+
+
+def test_an_interrupted_promotion_is_finished_by_the_guard_its_own_moves_no_incident(promoted):
+    copy = _interrupted_promotion_of_v4(promoted)
+    result = guard_model("credit", promoted)  # the archive it moved is one of its recorded steps
+    assert result.status == "finished" and result.findings == [] and _incidents() == []
+    assert registry.aliases(PROD) == {"champion": copy, "archive": "2"} and _ends() == ["pending", "final"]
+    assert guard_model("credit", promoted).status == "ok"
+
+
+def test_an_interrupted_promotion_past_its_ack_is_abandoned_by_the_guard_and_put_back(promoted):
+    from datetime import UTC, datetime
+
+    from releasegate.bootstrap import use_clock
+    from releasegate.clock import FixedClock
+
+    clock = FixedClock(datetime.now(UTC))
+    with use_clock(clock):
+        _interrupted_promotion_of_v4(promoted, when=clock.now())
+        clock.advance(hours=25)
+        result = guard_model("credit", promoted)
+    assert result.status == "finished" and _incidents() == []
+    [out] = result.promotions
+    assert "ack has expired" in out["reason"]
+    assert registry.aliases(PROD) == {"champion": "2", "archive": "1"}  # as the log left them
+    assert _ends() == ["pending", "abandoned"]
+    assert guard_model("credit", promoted).status == "ok"
 
 
 def test_a_champion_releasegate_never_promoted_is_reported_not_moved(rg_home):

@@ -8,7 +8,7 @@ from sqlalchemy import text
 
 from releasegate import bootstrap
 from releasegate.store.checkpoints import check, read_checkpoints
-from tests.unit.test_decision_log import deferral
+from tests.support.records import deferral
 
 pytestmark = pytest.mark.prefect
 

@@ -25,7 +25,7 @@ from releasegate.clock import FixedClock
 from releasegate.decisions import REF_FIELDS, DecisionKind, DecisionOutcome, NewDecision
 from releasegate.store.decision_log import DecisionLog
 from tests.conftest import ROOT, approve_prod_version, cancel_unfinished_pool_runs, fast_capacity_policy
-from tests.integration.test_promotion import (
+from tests.support.promotion import (
     MODEL,
     PROD,
     STAGING,
@@ -259,20 +259,21 @@ def test_exceptions_need_the_allow_list_four_eyes_their_gate_and_an_offset(home)
     from releasegate.store.keys import create_key
 
     mallorys_key, _ = create_key(bootstrap.settings().key_dir, "mallory")
-    cases = [
-        (["--by", "mallory", "--requested-by", "olga"], "not on the exceptions allow-list"),
+    cases = [  # a rule broken: exit 1; bad input (a time without its offset): exit 2; both recorded
+        (["--by", "mallory", "--requested-by", "olga"], "not on the exceptions allow-list", 1),
         (
             ["--by", "head-mrm-eva", "--requested-by", "olga", "--key", str(mallorys_key)],
             "not 'head-mrm-eva''s pinned key",
+            1,
         ),
-        (["--by", "head-mrm-eva", "--requested-by", "head-mrm-eva"], "four eyes"),
-        (["--by", "head-mrm-eva", "--requested-by", "olga", "--gate", "drift"], "cannot be waived"),
-        (["--by", "head-mrm-eva", "--requested-by", "olga", "--expires", "2027-11-30T18:00:00"], "no UTC offset"),
+        (["--by", "head-mrm-eva", "--requested-by", "head-mrm-eva"], "four eyes", 1),
+        (["--by", "head-mrm-eva", "--requested-by", "olga", "--gate", "drift"], "cannot be waived", 1),
+        (["--by", "head-mrm-eva", "--requested-by", "olga", "--expires", "2027-11-30T18:00:00"], "no UTC offset", 2),
     ]
-    for args, rule in cases:
+    for args, rule, code in cases:
         out = _grant(*args)
         said = " ".join(out.output.split())  # rich wraps long lines at the runner's width
-        assert out.exit_code == 1 and rule in said and "Traceback" not in out.output, out.output
+        assert out.exit_code == code and rule in said and "Traceback" not in out.output, out.output
     refused = bootstrap.decision_log().query(kind="override")
     assert len(refused) == len(cases) and all(r.decision_outcome is DecisionOutcome.reject for r in refused)
     forged = runner.invoke(

@@ -102,10 +102,10 @@ def test_run_reads_each_value_as_its_parameters_type(cli, deployed):
 
 def test_approve_on_a_run_that_does_not_exist_is_refused_without_a_traceback(cli):
     res = cli("approve", "00000000-0000-0000-0000-000000000000", "--role", "pm", "--by", "pm-anna", "--ref", "X")
-    assert res.exit_code == 1 and "refused: run: no flow run 00000000-0000-0000-0000-000000000000" in res.output
+    assert res.exit_code == 2 and "refused: run: no flow run 00000000-0000-0000-0000-000000000000" in res.output
     assert "Traceback" not in res.output
     res = cli("approve", "nope", "--role", "pm", "--by", "pm-anna", "--ref", "X")
-    assert res.exit_code == 1 and "refused: run: 'nope' is not a flow run id" in res.output
+    assert res.exit_code == 2 and "refused: run: 'nope' is not a flow run id" in res.output
 
 
 def test_a_paused_promotion_is_listed_with_the_role_it_waits_for_and_the_line_to_approve(cli, deployed):
@@ -153,7 +153,7 @@ def test_a_paused_promotion_is_listed_with_the_role_it_waits_for_and_the_line_to
 
 def test_watch_refuses_a_run_id_that_is_not_one(cli):
     res = cli("watch", "not-a-uuid")
-    assert res.exit_code == 1 and "refused: run: 'not-a-uuid' is not a flow run id" in res.output
+    assert res.exit_code == 2 and "refused: run: 'not-a-uuid' is not a flow run id" in res.output
 
 
 def test_run_without_a_prefect_server_says_how_to_start_one(cli):

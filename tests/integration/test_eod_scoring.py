@@ -4,7 +4,6 @@ The EOD flow runs with Prefect's engine; the rollback run it requests is created
 and executed by ``InProcessWorker`` (Prefect's ``run_flow``, what a worker runs). Only the clock is fake.
 """
 
-import time
 from datetime import date
 
 import numpy as np
@@ -26,6 +25,7 @@ from tests.conftest import (
     govern,
     prod_version,
 )
+from tests.support.prefect_runs import run_by_key, wait_final
 
 DAY = date(2026, 11, 23)
 WEAKER = ("exposure_musd", "collateral_ratio")  # a challenger without two data sources: ~7 % lower AUC
@@ -99,24 +99,6 @@ def home(rg_home, tmp_path, monkeypatch, deployed, live_clock):
     cancel_unfinished_pool_runs()
 
 
-def run_by_key(key: str):
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterIdempotencyKey
-
-    with get_client(sync_client=True) as c:
-        return c.read_flow_runs(flow_run_filter=FlowRunFilter(idempotency_key=FlowRunFilterIdempotencyKey(any_=[key])))
-
-
-def wait_final(run_id, timeout=120.0):
-    deadline = time.monotonic() + timeout
-    with get_client(sync_client=True) as c:
-        while time.monotonic() < deadline:
-            fr = c.read_flow_run(run_id)
-            if fr.state and fr.state.is_final():
-                return fr
-            time.sleep(0.3)
-    raise AssertionError(f"flow run {run_id} did not finish in {timeout} s")
-
-
 def test_injected_drift_rolls_back_to_the_archive_and_requests_an_urgent_retrain(home, monkeypatch):
     from flows.eod_scoring import eod_scoring
     from flows.rollback import rollback
@@ -140,6 +122,9 @@ def test_injected_drift_rolls_back_to_the_archive_and_requests_an_urgent_retrain
     [mon] = bootstrap.decision_log().query(kind="monitoring")
     assert mon.details["action"] == "rollback" and mon.details["champion"]["max_psi"] > 0.3
     assert mon.decision_id == out["decision_id"]
+    # judged with its sample size: beyond the noise of 4,000 rows, and the reason says what it was held against
+    assert mon.details["champion"]["psi_beyond_noise"] > 0.3
+    assert "critical value" in out["reason"] and "n=4000 rows" in out["reason"] and "false-alarm rate" in out["reason"]
 
     # One rollback run and one retrain run, through intake (Prefect event + idempotency key).
     [rb] = run_by_key(f"rollback:monitoring:{model}:{DAY}:rollback:full")

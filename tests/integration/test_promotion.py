@@ -15,11 +15,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from credit_example.training import log_and_register, train
+from credit_example.training import train
 from prefect import get_client
-from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterState
-from prefect.client.schemas.filters import FlowRunFilterStateType as StateTypeFilter
-from prefect.client.schemas.objects import StateType
+from prefect.client.schemas.filters import FlowFilter, FlowFilterName
 from prefect.flow_runs import resume_flow_run
 from typer.testing import CliRunner
 
@@ -30,10 +28,27 @@ from releasegate.cli import app
 from releasegate.decisions import DecisionKind
 from releasegate.policy.gates import GateReport, kpi_delta
 from tests.conftest import fast_capacity_policy, govern, signed_approval
+from tests.support.promotion import (
+    MODEL,
+    PROD,
+    STAGING,
+    WEAKER_BY_1PCT,
+    WEAKER_BY_3PCT,
+    Promotion,
+    approve,
+    auc,
+    install_champion,
+    paused_runs,
+    promote_with_approvals,
+    register,
+    run_parameters,
+    send_approval,
+    signed_token,
+    wait_paused,
+    wait_repaused,
+)
 
 pytestmark = pytest.mark.prefect
-MODEL = "credit"
-STAGING, PROD = "staging.credit", "prod.credit"
 
 
 @pytest.fixture
@@ -46,109 +61,6 @@ def home(rg_home, tmp_path, monkeypatch, prefect_harness):
 @pytest.fixture
 def clock(live_clock):
     return live_clock
-
-
-WEAKER_BY_3PCT = ("collateral_ratio",)  # measured: the full model beats this one by ~+3.2 % AUC
-WEAKER_BY_1PCT = ("exposure_musd",)  # measured: ~+1.2 %
-
-
-def register(without: tuple[str, ...] = (), seed: int = 11) -> str:
-    return log_and_register(train(seed=seed, without=without), MODEL, "staging")
-
-
-def install_champion(version: str) -> str:
-    """Test setup: make a staging version the prod champion directly in the registry."""
-    prod_version = registry.copy_to(STAGING, version, PROD)
-    registry.set_alias(PROD, "champion", prod_version)
-    return prod_version
-
-
-def auc(name, version):
-    return registry.version_facts(name, version, with_hash=False).metrics["roc_auc"]
-
-
-def _paused_runs(since: datetime):
-    with get_client(sync_client=True) as c:
-        return c.read_flow_runs(
-            flow_filter=FlowFilter(name=FlowFilterName(any_=["promotion"])),
-            flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=StateTypeFilter(any_=[StateType.PAUSED]))),
-            limit=50,
-        )
-
-
-def wait_paused(known: set | None = None, timeout: float = 120):
-    """The id of a promotion run that is paused for approval (and not in ``known``)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for r in _paused_runs(datetime.now(UTC)):
-            if not known or r.id not in known:
-                return r.id
-        time.sleep(0.3)
-    raise AssertionError("no promotion run paused for approval")
-
-
-def wait_repaused(run_id, after_pause_count: int, timeout: float = 60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with get_client(sync_client=True) as c:
-            states = c.read_flow_run_states(run_id)
-        if (
-            sum(1 for s in states if s.type == StateType.PAUSED) > after_pause_count
-            and states[-1].type == StateType.PAUSED
-        ):
-            return
-        time.sleep(0.3)
-    raise AssertionError("run did not pause again")
-
-
-def pause_count(run_id) -> int:
-    with get_client(sync_client=True) as c:
-        return sum(1 for s in c.read_flow_run_states(run_id) if s.type == StateType.PAUSED)
-
-
-def approve(run_id, role, approver, reference="REV-1", decision="approve"):
-    n = pause_count(run_id)
-    resume_flow_run(
-        run_id, run_input=signed_approval(run_id, role, approver, reference, decision, statement=f"{role} ok")
-    )
-    return n
-
-
-class Promotion:
-    """A promotion flow run in a background thread (its body pauses for approvals)."""
-
-    def __init__(self, version: str, requested_by: str = "ml-engineer"):
-        from flows.promotion import promotion
-
-        self.state = None
-        clk = bootstrap.clock()
-
-        def target():
-            with use_clock(clk):
-                self.state = promotion(
-                    model_name=MODEL,
-                    candidate_version=version,
-                    requested_by=requested_by,
-                    approval_timeout_minutes=10,
-                    return_state=True,
-                )
-
-        self.thread = threading.Thread(target=target, daemon=True)
-        self.thread.start()
-
-    def result(self, timeout: float = 180):
-        self.thread.join(timeout)
-        assert not self.thread.is_alive(), "promotion did not finish"
-        return self.state
-
-
-def promote_with_approvals(version: str, pm="pm-anna", risk="risk-carla"):
-    p = Promotion(version)
-    run_id = wait_paused()
-    n = approve(run_id, "pm", pm)
-    wait_repaused(run_id, n)
-    approve(run_id, "risk", risk)
-    return run_id, p.result()
 
 
 # ------------------------------------------------------------------------------------ outcomes
@@ -355,7 +267,7 @@ def test_the_promotions_concurrency_limit_holds_its_work_and_not_its_approval_wa
     with concurrency("deployment-promotion", occupy=4, strict=True):  # four promotions at work elsewhere
         p = Promotion(v)
         time.sleep(5)
-        assert not _paused_runs(datetime.now(UTC))
+        assert not paused_runs(datetime.now(UTC))
         assert bootstrap.decision_log().query(kind="approval") == []  # no TECH record: the gates wait
     run_id = wait_paused()  # a slot freed: dossier, gates, TECH, then the pause for PM
     assert _work_slots() == (4, 0)  # a run waiting for people holds no slot
@@ -527,7 +439,7 @@ def test_two_promotions_of_one_model_run_one_after_the_other(home, clock):
     first = wait_paused()
     b = Promotion(b_version)
     time.sleep(5)  # b has had time to start: it must be waiting on the model's lock, not at an approval
-    assert [r.id for r in _paused_runs(datetime.now(UTC))] == [first]
+    assert [r.id for r in paused_runs(datetime.now(UTC))] == [first]
     assert bootstrap.decision_log().query(kind="approval", subject_prefix="promotion:") and all(
         r.subject == f"promotion:{first}" for r in bootstrap.decision_log().query(kind="approval")
     )
@@ -622,38 +534,6 @@ def test_unacknowledged_gate_failure_opens_a_p1_incident_after_30_minutes(home, 
 
 
 # ------------------------------------------------------------------------------- signed approvals
-def _token(run, role, approver, *, key_of=None, decision="approve", reference="REV-1", **override) -> str:
-    """A token as `releasegate approve --token-only` makes it, with fields overridden to forge one."""
-    from releasegate.policy.signatures import ApprovalStatement, sign
-    from releasegate.services.promotion import tech_pass
-    from releasegate.store.keys import key_path, load_key
-
-    fields = dict(
-        model=MODEL,
-        candidate_version=str(_params(run)["candidate_version"]),
-        role=role,
-        decision=decision,
-        approver=approver,
-        reference=reference,
-        gate_report_sha256=tech_pass(str(run))[2],
-        run_id=str(run),
-        signed_at=bootstrap.clock().now(),
-    )
-    key = load_key(key_path(bootstrap.settings().key_dir, key_of or approver))
-    return sign(ApprovalStatement(**(fields | override)), key).token()
-
-
-def _params(run_id) -> dict:
-    with get_client(sync_client=True) as c:
-        return c.read_flow_run(run_id).parameters
-
-
-def _send(run_id, role, approver, token, reference="REV-1") -> int:
-    n = pause_count(run_id)
-    resume_flow_run(run_id, run_input={"role": role, "approver": approver, "reference": reference, "token": token})
-    return n
-
-
 def test_unsigned_forged_replayed_and_shared_key_approvals_are_refused_and_recorded(home, clock, tmp_path, monkeypatch):
     """Signed approvals on the real flow: the Prefect form's input is checked against the key pinned for
     the approver. Unsigned, signed with someone else's key, over another gate report, altered, replayed
@@ -680,15 +560,15 @@ def test_unsigned_forged_replayed_and_shared_key_approvals_are_refused_and_recor
     from releasegate.services.promotion import tech_pass
 
     _, _, tech_report = tech_pass(str(run_id))
-    good = _token(run_id, "pm", "pm-ben")
+    good = signed_token(run_id, "pm", "pm-ben")
     attempts = [
         ("", "token"),  # unsigned: a typed name proves nothing
-        (_token(run_id, "pm", "pm-ben", key_of="mallory"), "token"),  # not pm-ben's pinned key
-        (_token(run_id, "pm", "pm-ben", gate_report_sha256="0" * 64), "gate_report_sha256"),  # another report
+        (signed_token(run_id, "pm", "pm-ben", key_of="mallory"), "token"),  # not pm-ben's pinned key
+        (signed_token(run_id, "pm", "pm-ben", gate_report_sha256="0" * 64), "gate_report_sha256"),  # another report
         (good[:-6] + ("AAAAAA" if not good.endswith("AAAAAA") else "BBBBBB"), "token"),  # altered
     ]
     for token, _ in attempts:
-        wait_repaused(run_id, _send(run_id, "pm", "pm-ben", token))
+        wait_repaused(run_id, send_approval(run_id, "pm", "pm-ben", token))
     refusals = [r for r in log.query(kind="approval", subject=f"promotion:{run_id}") if r.details.get("refusal")]
     assert [r.details["refusal"].split(":")[0] for r in refusals] == [f for _, f in attempts]
     assert "required" in refusals[0].details["refusal"] and "releasegate approve" in refusals[0].details["refusal"]
@@ -705,7 +585,7 @@ def test_unsigned_forged_replayed_and_shared_key_approvals_are_refused_and_recor
     assert printed.exit_code == 0, printed.output
     token = "".join(printed.output.split())
     assert token.startswith("rg-approval-v1.")
-    wait_repaused(run_id, _send(run_id, "pm", "", token, reference=""))
+    wait_repaused(run_id, send_approval(run_id, "pm", "", token, reference=""))
     [pm] = [
         r
         for r in log.query(kind="approval", subject=f"promotion:{run_id}")
@@ -715,10 +595,10 @@ def test_unsigned_forged_replayed_and_shared_key_approvals_are_refused_and_recor
     assert pm.details["signed_statement"]["gate_report_sha256"] == tech_report
 
     other_run = "5b1f0c39-0000-4000-8000-000000000000"
-    replayed = _token(run_id, "risk", "risk-carla", run_id=other_run)  # signed for another run
-    wait_repaused(run_id, _send(run_id, "risk", "risk-carla", replayed))
-    shared = _token(run_id, "risk", "risk-dan")  # the key that gave PM's approval
-    wait_repaused(run_id, _send(run_id, "risk", "risk-dan", shared))
+    replayed = signed_token(run_id, "risk", "risk-carla", run_id=other_run)  # signed for another run
+    wait_repaused(run_id, send_approval(run_id, "risk", "risk-carla", replayed))
+    shared = signed_token(run_id, "risk", "risk-dan")  # the key that gave PM's approval
+    wait_repaused(run_id, send_approval(run_id, "risk", "risk-dan", shared))
     risk_refusals = [
         r.details["refusal"]
         for r in log.query(kind="approval", subject=f"promotion:{run_id}")
@@ -735,3 +615,103 @@ def test_unsigned_forged_replayed_and_shared_key_approvals_are_refused_and_recor
     verified = runner.invoke(app, ["audit", "verify"])
     assert verified.exit_code == 0, verified.output
     assert "2 signed approvals and 0 signed exceptions/overrides re-verified" in " ".join(verified.output.split())
+
+
+def test_garbage_approvals_never_fail_a_promotion_they_are_recorded_and_rate_limited(home, clock, monkeypatch):
+    """Any Prefect UI user can resume a paused run with anything. Before, five refused inputs failed the
+    promotion, a signed token whose signed_at had no UTC offset crashed it (TypeError), and a blank
+    approver crashed it too (its refusal record was itself refused: a blank actor). Now every refusal
+    is recorded, the run pauses again, and after five refusals in a row it records a rate limit and
+    waits before it asks again; the release still goes through on valid approvals."""
+    from releasegate.policy.handshake import Role
+    from releasegate.policy.signatures import ApprovalStatement, sign
+    from releasegate.services.promotion import tech_pass
+    from releasegate.store.keys import key_path, load_key
+
+    monkeypatch.setenv("RELEASEGATE_APPROVAL_COOLDOWN_SECONDS", "1")
+    champion = install_champion(register(WEAKER_BY_3PCT))
+    p = Promotion(register())
+    run_id = wait_paused()
+    naive = ApprovalStatement.model_construct(
+        model=MODEL,
+        candidate_version=str(run_parameters(run_id)["candidate_version"]),
+        role=Role.pm,
+        decision="approve",
+        approver="pm-anna",
+        reference="REV-1",
+        gate_report_sha256=tech_pass(str(run_id))[2],
+        run_id=str(run_id),
+        signed_at=datetime.now(UTC).replace(tzinfo=None),  # no UTC offset
+    )
+    naive_token = sign(naive, load_key(key_path(bootstrap.settings().key_dir, "pm-anna"))).token()
+    garbage = [
+        ("pm", "   ", "garbage"),  # a blank approver: the refusal record itself was refused
+        ("pm", "pm-anna", naive_token),  # crashed the run with a TypeError
+        ("pm", "pm-anna\x00", "rg-approval-v1.not-base64!"),
+        ("risk", "risk-carla", ""),
+        ("pm", "x" * 5000, ""),  # the fifth: the promotion failed here
+        ("pm", "", "rg-approval-v1."),  # after the rate limit, still read and recorded
+    ]
+    for role, approver, token in garbage:
+        wait_repaused(run_id, send_approval(run_id, role, approver, token))
+    assert registry.alias_version(PROD, "champion") == champion
+
+    log = bootstrap.decision_log()
+    refusals = [r for r in log.query(kind="approval", subject=f"promotion:{run_id}") if r.details.get("refusal")]
+    fields = [r.details["refusal"].split(":")[0] for r in refusals]
+    assert fields == ["token", "signed_at", "approver", "role", "approver", "rate_limit", "token"], fields
+    assert all(r.decision_outcome.value == "reject" for r in refusals)
+    assert refusals[0].details["approver"] == "<missing>" and refusals[0].actor == "<missing>"
+    assert "UTC offset" in refusals[1].details["refusal"]
+    assert "control character" in refusals[2].details["refusal"] and "\x00" not in refusals[2].actor
+    assert len(refusals[4].details["approver"]) < 400 and "5000 characters" in refusals[4].details["approver"]
+    limit = refusals[5]
+    assert "5 refused PM approvals in a row" in limit.details["refusal"] and "read in 1 s" in limit.details["refusal"]
+
+    n = approve(run_id, "pm", "pm-anna")
+    wait_repaused(run_id, n)
+    approve(run_id, "risk", "risk-carla")
+    state = p.result()
+    assert state.is_completed(), state.message
+    assert state.result()["outcome"] == "promote" and registry.alias_version(PROD, "champion") != champion
+    assert log.verify().ok
+
+
+def test_a_killed_promotion_frees_the_models_promotion_lock_promptly(home, clock, tmp_path):
+    """A promotion process killed while it waits for approval held ``promotion-<model>`` on Prefect's
+    default 300 s lease: the next promotion of the model waited about five minutes. The lock's lease is
+    now short and renewed while its holder lives (``prefect_locks.LOCK_LEASE_SECONDS``): once the holder
+    is gone the server frees the slot at the lease's end. On a real ``prefect server start``: the
+    session's harness is an ephemeral server, which does not run Prefect's lease sweep (repossessor)."""
+    import signal
+    import subprocess
+    import sys
+    from contextlib import ExitStack
+
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from releasegate.tools.stack import base_env, free_port, start_prefect_server
+
+    v1, v2 = register(), register(seed=12)
+    prefect_home = tmp_path / "prefect-server"
+    server, api = start_prefect_server(prefect_home, free_port(), env=base_env(prefect_home))
+    env = {**os.environ, "PREFECT_API_URL": api, "PYTHONPATH": str(bootstrap.project_root())}
+
+    def promotion_process(version: str) -> subprocess.Popen:
+        script = (
+            "from flows.promotion import promotion\n"
+            f"promotion(model_name={MODEL!r}, candidate_version={version!r}, requested_by='ml-engineer',"
+            " approval_timeout_minutes=10)\n"
+        )
+        return subprocess.Popen([sys.executable, "-c", script], cwd=bootstrap.project_root(), env=env)
+
+    with ExitStack() as cleanup, temporary_settings(updates={PREFECT_API_URL: api}):
+        cleanup.callback(server.stop)
+        first = promotion_process(v1)
+        cleanup.callback(first.kill)
+        killed = wait_paused(timeout=240)  # holding promotion-credit, waiting for PM
+        first.send_signal(signal.SIGKILL)
+        first.wait(30)
+        rerun = promotion_process(v2)
+        cleanup.callback(rerun.kill)
+        wait_paused(known={killed}, timeout=200)  # before: the lock was free only after 300 s and more

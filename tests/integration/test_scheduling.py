@@ -16,7 +16,11 @@ import yaml
 from prefect import get_client
 from prefect.client.schemas.filters import (
     DeploymentFilter,
+    DeploymentFilterId,
     DeploymentFilterName,
+    FlowRunFilter,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
     WorkQueueFilter,
     WorkQueueFilterName,
 )
@@ -100,6 +104,22 @@ def read(run_id):
         return c.read_flow_run(run_id)
 
 
+def without_history(*deployment_ids):
+    """Delete the completed runs of these (shared) deployments: the gateway expects a run to last as long
+    as the deployment's last completed runs did, else as long as its policy's timeout. Scenarios that
+    need the timeout must not depend on which other tests completed runs of the same deployment first."""
+    with get_client(sync_client=True) as c:
+        done = read_all_flow_runs(
+            c,
+            flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.COMPLETED]))
+            ),
+            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=list(deployment_ids))),
+        )
+        for run in done:
+            c.delete_flow_run(run.id)
+
+
 def execute(flow, run_id):
     """Run an API flow run in this process with Prefect's engine, as a worker would."""
     return run_flow(flow, flow_run=read(run_id), return_type="state")
@@ -137,6 +157,7 @@ def defer_backfill_behind_due_eod(deployed, policy, clock):
     from flows.backfill import backfill
 
     policy(pool_concurrency_limit=1)
+    without_history(deployed["eod-scoring"])  # EOD reserves its slot for its policy's timeout
     with get_client(sync_client=True) as c:
         eod = c.create_flow_run_from_deployment(
             deployed["eod-scoring"],
@@ -297,7 +318,9 @@ def test_reservation_admits_backfills_that_fit_and_defers_the_rest_to_the_reserv
             parameters={"model_name": "credit", "business_date": "2026-11-20"},
             state=Scheduled(scheduled_time=due),
         )
-        eod_expected = expected_durations(c, {str(deployed["eod-scoring"]): "eod-scoring"})["eod-scoring"]
+        eod_expected = expected_durations(c, {str(deployed["eod-scoring"]): "eod-scoring"})[
+            str(deployed["eod-scoring"])
+        ]
     assert eod_expected is not None  # its history, or its runtime policy's timeout
 
     holder = create_run(storm, start_date="2026-11-20", end_date="2026-11-20")
@@ -341,10 +364,19 @@ def test_sweeper_escalates_at_30_and_60_minutes(deployed, rg_home, policy, clock
     assert [r.details.get("sla_escalation") for r in recs] == [None, "alert", "incident"]
     assert all(r.details.get("event_id") for r in recs[1:])
     assert bootstrap.scheduling_store().get_deferral(str(bf.id)).sla_state == "incident"
+    # the notification is the queue's storm incident, one per level, which each run's record names
+    storm = bootstrap.decision_log().query(kind="incident", subject_prefix="deferral-storm:")
+    assert [(s.subject, s.details["storm_state"], s.details["open_deferrals"]) for s in storm] == [
+        ("deferral-storm:releasegate/bulk", "alert", 1),
+        ("deferral-storm:releasegate/bulk", "incident", 1),
+    ]
+    assert {r.details["storm_incident"] for r in recs[1:]} == {storm[0].decision_id}
+    assert recs[2].details["event_id"] == storm[1].details["event_id"]
 
     set_state(bf.id, Cancelled())  # an ended run's deferral is closed by the sweeper
     report = sweep(cfg)
     assert report.closed == [str(bf.id)] and report.open_deferrals == 0
+    assert [(s["queue"], s["state"]) for s in report.storms] == [("bulk", "closed")]  # the queue drained
 
 
 def test_sweeper_wakes_a_deferral_once_the_blocking_run_ended(deployed, rg_home, policy, clock):
@@ -739,10 +771,18 @@ def test_infra_up_is_idempotent(deployed, rg_home):
 
 def test_report_prints_kpis(deployed, rg_home, policy, clock):
     from flows.backfill import backfill
+    from releasegate.adapters.config import load_gateway_config
+    from releasegate.adapters.prefect_deferrals import sweep
 
     eod, bf, _ = defer_backfill_behind_due_eod(deployed, policy, clock)
     set_state(eod.id, Completed())
     clock.advance(minutes=45)
+    # EOD ended before its reservation did: the sweeper wakes the backfill (Prefect would otherwise hold
+    # it until its planned evaluation, which follows EOD's expected duration, up to its timeout)
+    assert sweep(load_gateway_config()).woken == [str(bf.id)]
+    # the KPI report is under test, not admission: a wider pool, so that runs other modules' schedules
+    # created in the shared test server cannot hold the one slot when the woken backfill starts
+    policy(pool_concurrency_limit=4)
     assert execute(backfill, bf.id).is_completed()
     result = CliRunner().invoke(app, ["report", "--json", "--since", (clock.now() - timedelta(hours=2)).isoformat()])
     assert result.exit_code == 0, result.output
@@ -770,3 +810,53 @@ def test_infra_up_applies_the_sla_automations(deployed, rg_home):
             [auto] = c.read_automations_by_name(name)  # updated, never duplicated
             assert auto.trigger.expect == {event}
             assert auto.actions[0].type == "send-notification" and auto.actions[0].block_document_id == block_id
+
+
+def test_runs_waiting_behind_a_cap_are_deferrals_with_a_predicted_start(deployed, rg_home, policy, clock):
+    """Backfills due while the bulk queue's two slots are taken: no worker takes them (Prefect holds them
+    behind the cap), so the gateway never sees them. The sweeper records each as a QUEUE_LIMIT deferral
+    once, from when it was due, with its predicted start, and leaves its Prefect state alone."""
+    from releasegate.adapters.config import load_gateway_config
+    from releasegate.adapters.prefect_deferrals import sweep
+
+    policy(pool_concurrency_limit=4)  # bulk keeps its cap of 2
+    without_history(deployed["backfill"])  # each backfill is expected to run for its policy's timeout
+    holders = [create_run(deployed["backfill"], start_date="2026-11-20", end_date="2026-11-20") for _ in range(2)]
+    for h in holders:
+        run_admitted(h.id)
+    waiting = [
+        create_run(deployed["backfill"], start_date="2026-11-2" + str(i), end_date="2026-11-2" + str(i))
+        for i in range(3)
+    ]
+    states_before = {str(w.id): read(w.id).state_id for w in waiting}
+    clock.advance(minutes=3)
+    cfg = load_gateway_config()
+    report = sweep(cfg)
+    assert sorted(c["flow_run_id"] for c in report.cap_waits) == sorted(str(w.id) for w in waiting)
+    assert {c["reason_code"] for c in report.cap_waits} == {"QUEUE_LIMIT"}
+    store = bootstrap.scheduling_store()
+    for w in waiting:
+        d = store.get_deferral(str(w.id))
+        assert d.status == "open" and d.reason_code == "QUEUE_LIMIT"
+        assert d.first_deferred_at <= read(w.id).expected_start_time + timedelta(seconds=1)  # since it was due
+        assert d.next_evaluation_at > clock.now()  # the predicted start lies ahead
+        assert read(w.id).state_id == states_before[str(w.id)]  # Prefect's state untouched
+    # the third waits for a slot that the first two free up: predicted later
+    predicted = sorted(store.get_deferral(str(w.id)).next_evaluation_at for w in waiting)
+    assert predicted[2] > predicted[0]
+    assert sweep(cfg).cap_waits == []  # once per wait, not per sweep
+    recs = [r for r in bootstrap.decision_log().query(kind="deferral") if r.details.get("held_by") == "prefect-cap"]
+    assert len(recs) == 3 and all(r.details["predicted_start_at"] for r in recs)
+    res = CliRunner().invoke(app, ["deferrals", "--json"])
+    assert res.exit_code == 0, res.output
+    listed = {d["flow_run_id"]: d for d in json.loads(res.stdout)}
+    assert all(
+        listed[str(w.id)]["reason_code"] == "QUEUE_LIMIT" and listed[str(w.id)]["predicted_start_at"] for w in waiting
+    )
+    # `watch` shows the wait and its predicted start (Prefect shows only Scheduled or Late)
+    last = max(waiting, key=lambda w: store.get_deferral(str(w.id)).next_evaluation_at)
+    res = CliRunner().invoke(app, ["watch", str(last.id), "--timeout", "0"])
+    assert res.exit_code == 3, res.output  # still waiting at the timeout
+    predicted_at = store.get_deferral(str(last.id)).next_evaluation_at
+    assert "deferred (QUEUE_LIMIT): waits for a slot, the queue cap is full" in res.output
+    assert f"predicted start {predicted_at:%Y-%m-%d %H:%M:%S} UTC" in res.output

@@ -42,3 +42,27 @@ def test_findings_name_each_misplaced_alias():
     [f] = findings(None, {"champion": "4"})
     assert f.expected is None and "no sealed promotion" in f.because
     assert findings(None, {"staging": "4"}) == []
+
+
+def test_an_interrupted_promotion_excuses_only_the_states_its_own_moves_lead_to():
+    from releasegate.policy.alias_guard import left_by, promotion_steps, rollback_steps
+
+    log = expected_aliases([_promotion(1, "1", None), _promotion(2, "2", "1")])  # champion 2, archive 1
+    steps = promotion_steps(log, previous_champion="2", copy="4")
+    assert steps == [
+        {"champion": "2", "archive": "1"},  # before its first move
+        {"champion": "2", "archive": "2"},  # the champion it replaces archived
+        {"champion": "4", "archive": "2"},  # its copy champion
+    ]
+    assert left_by(log, {"champion": "4", "archive": "2"}, steps)
+    assert not left_by(log, {"champion": "3", "archive": "2"}, steps)  # a version it never copied
+    assert not left_by(log, {"champion": "4", "archive": "1"}, steps)  # not an order it moves in
+    assert not left_by(log, {"champion": "2"}, steps)  # the archive deleted
+    no_copy_yet = promotion_steps(log, previous_champion="2", copy=None)
+    assert not left_by(log, {"champion": "4", "archive": "2"}, no_copy_yet)
+    first = promotion_steps(None, previous_champion=None, copy="1")  # a first release
+    assert left_by(None, {"champion": "1"}, first) and not left_by(None, {"champion": "7"}, first)
+    back = rollback_steps(log, "full", previous_version="2", new_version="1")
+    assert left_by(log, {"champion": "1"}, back) and left_by(log, {"champion": "1", "archive": "1"}, back)
+    assert not left_by(log, {"champion": "3", "archive": "1"}, back)
+    assert rollback_steps(log, "canary", "2", "2") == [{"champion": "2", "archive": "1"}]

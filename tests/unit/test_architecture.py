@@ -1,4 +1,4 @@
-"""Layout rules of the design card that code can check (README "Layout")."""
+"""Layout rules of the design card that code can check (docs/reference/layout.md)."""
 
 import ast
 import subprocess

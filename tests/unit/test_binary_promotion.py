@@ -82,6 +82,14 @@ class InMemoryRegistry:
     def version_tags(self, name, version):
         return dict(self.versions[name][version]["tags"])
 
+    def source_commit(self, name, version):
+        v = self.versions[name][version]
+        for tags in (v.get("run_tags", {}), v["tags"]):  # the run's tags first, as MLflow's adapter reads them
+            for key in ("mlflow.source.git.commit", "git_sha"):
+                if tags.get(key):
+                    return tags[key]
+        return None
+
     def smoke_test(self, uri, X=None):
         return {"ok": self.smoke_ok, "rows": 5, "error": None if self.smoke_ok else "no such model"}
 
@@ -150,6 +158,21 @@ def test_a_promotion_killed_after_the_copy_is_finished_without_copying_again(por
     assert final.details["status"] == "final" and final.details["prod_sha256"] == SHA
 
 
+def test_the_rerun_of_a_killed_promotion_reports_one_decision_one_way(ports):
+    """The rerun of a killed promotion finishes its own pending record first (``finish_unfinished``,
+    converged), then reaches its binary step, which finds that decision already final: it must report it
+    as its final record does, not "converged: False" for the decision it just logged "converged: True"."""
+    reg = ports.registry
+    reg.fail["set_alias:champion"] = Crash()
+    with pytest.raises(Crash):
+        _promote(ports)
+    [done] = finish_unfinished(MODEL, ports=ports)
+    again = _promote(ports)  # the same run, further on
+    assert again["decision_id"] == done["decision_id"] and again["converged"] is done["converged"] is True
+    assert again["pending_decision_id"] == done["pending_decision_id"] and reg.copies == 1
+    assert ports.log.get(again["decision_id"]).details["converged"] is True
+
+
 def test_an_interrupted_promotion_past_its_ack_is_abandoned_and_the_champion_put_back(ports):
     reg = ports.registry
     reg.alias[PROD] = {"champion": "0"}
@@ -199,3 +222,72 @@ def test_a_rollback_without_an_approved_archive_is_refused_and_moves_nothing(por
     assert ports.registry.aliases(PROD) == {"champion": "1"}
     [rec] = ports.log.query(kind="rollback")
     assert rec.decision_outcome.value == "reject" and rec.details["refused_field"] == "archive"
+
+
+# ------------------------------------------------------------------ the guard while a promotion is interrupted
+@pytest.mark.parametrize("dies_in", ["copy_to", "set_tags", "set_alias:archive", "set_alias:champion"])
+def test_the_guard_finishes_a_promotion_killed_anywhere_in_its_binary_step_without_an_incident(ports, dies_in):
+    from releasegate.services.alias_guard import guard_model
+
+    reg = ports.registry
+    reg.versions[STAGING]["4"] = {"source": "run", "tags": {}}
+    _promote(ports, "run-1")  # prod v1 champion
+    ports.clock.advance(minutes=5)
+    reg.fail[dies_in] = Crash()
+    with pytest.raises(Crash):
+        _promote(ports, "run-2", version="4")
+    result = guard_model(MODEL, ports)  # the registry watcher's next pass, under the alias lock
+    assert result.status == "finished" and result.findings == [], result
+    assert reg.aliases(PROD) == {"champion": "2", "archive": "1"} and reg.copies == 2, result
+    assert _statuses(ports) == ["pending", "final", "pending", "final"]
+    assert ports.log.query(kind="incident") == []
+    assert guard_model(MODEL, ports).status == "ok"
+
+
+def test_the_guard_does_not_excuse_an_unrecorded_move_while_a_promotion_is_interrupted(ports):
+    from releasegate.services.alias_guard import guard_model
+
+    reg = ports.registry
+    reg.versions[STAGING]["4"] = {"source": "run", "tags": {}}
+    _promote(ports, "run-1")
+    ports.clock.advance(minutes=5)
+    reg.fail["set_alias:archive"] = Crash()
+    with pytest.raises(Crash):
+        _promote(ports, "run-2", version="4")
+    reg.versions[PROD]["3"] = {"source": "models:/staging.churn/9", "tags": {}}  # never approved
+    reg.alias[PROD]["champion"] = "3"
+    result = guard_model(MODEL, ports)
+    assert result.status == "restored" and [(f.alias, f.found, f.expected) for f in result.findings] == [
+        ("champion", "3", "1")
+    ]
+    [incident] = ports.log.query(kind="incident")
+    assert incident.details["restore"] == {"champion": "1"}
+    assert reg.aliases(PROD) == {"champion": "2", "archive": "1"}  # put back, then the approved one finished
+
+
+def test_the_guard_abandons_a_stale_interrupted_promotion_and_puts_both_aliases_back(ports):
+    from releasegate.services.alias_guard import guard_model
+
+    reg = ports.registry
+    reg.versions[STAGING]["4"] = {"source": "run", "tags": {}}
+    _promote(ports, "run-1")
+    ports.clock.advance(minutes=5)
+    reg.fail["set_alias:champion"] = Crash()  # the archive moved to v1, the champion did not move
+    with pytest.raises(Crash):
+        _promote(ports, "run-2", version="4")
+    assert reg.aliases(PROD) == {"champion": "1", "archive": "1"}
+    ports.clock.advance(hours=25)
+    result = guard_model(MODEL, ports)
+    assert result.status == "finished" and "expired" in result.promotions[0]["reason"]
+    assert reg.aliases(PROD) == {"champion": "1"}  # no archive before it: none after
+    assert _statuses(ports)[-1] == "abandoned" and ports.log.query(kind="incident") == []
+    assert guard_model(MODEL, ports).status == "ok"
+
+
+def test_the_prod_version_carries_the_commit_the_gate_read_from_the_training_run(ports):
+    """Issue 29: the run that logged the version held the commit (a worker's run tagged by ``governed``);
+    the version's own ``git_sha`` tag said ``unknown``. The prod copy carries the run's commit."""
+    reg = ports.registry
+    reg.versions[STAGING]["3"] = {"source": "run", "tags": {"git_sha": "unknown"}, "run_tags": {"git_sha": "c0ffee1"}}
+    out = _promote(ports)
+    assert reg.versions[PROD][out["prod_version"]]["tags"]["git_sha"] == "c0ffee1"

@@ -301,3 +301,14 @@ def test_guard_metrics_hold_each_limit_in_the_metrics_own_direction():
     unlogged = execute_gates(cand(p95_latency_ms=40), policy, NOW).gate("guards")
     assert unlogged.status == "fail" and unlogged.measure == "log recall for the candidate's run"
     assert execute_gates(dossier(), GatePolicy(), NOW).gate("guards").status == "pass"  # none declared
+
+
+def test_refused_approvals_slow_a_waiting_run_down_in_bursts_and_never_end_it():
+    from releasegate.policy.handshake import MAX_COOLDOWN_SECONDS, REFUSALS_PER_BURST, approval_cooldown
+
+    waits = [approval_cooldown(n, 60) for n in range(1, 5 * REFUSALS_PER_BURST + 1)]
+    assert waits[: REFUSALS_PER_BURST - 1] == [0] * (REFUSALS_PER_BURST - 1)  # inside a burst: asked again at once
+    bursts = [w for w in waits if w]
+    assert bursts == [60, 120, 240, 480, MAX_COOLDOWN_SECONDS]  # after each burst, doubled, capped
+    assert approval_cooldown(10_000 * REFUSALS_PER_BURST, 60) == MAX_COOLDOWN_SECONDS
+    assert approval_cooldown(0, 60) == 0

@@ -103,6 +103,31 @@ def test_four_eyes_compares_keys_not_names():
     assert e.field == "token" and "four eyes: the key" in e.rule and "PM approval" in e.rule
 
 
+def naive_token(at: datetime, key: str = "pm-anna", run: str = "run-1") -> str:
+    """A token signed over a statement whose ``signed_at`` has no UTC offset (another tool, or a forger,
+    wrote it): the signature is valid, the time is not."""
+    from releasegate.policy.signatures import ApprovalStatement
+
+    good = statement_for(H, Role.pm, PM, run, NOW)
+    naive = ApprovalStatement.model_construct(**(good.model_dump() | {"signed_at": at}))
+    return sign(naive, KEYS[key]).token()
+
+
+def test_a_signed_at_without_a_utc_offset_is_refused_when_the_token_is_read_naming_the_field():
+    """A naive ``signed_at`` was compared with an aware ``now`` and raised TypeError, which crashed the
+    waiting promotion; it is refused at parse, naming the field."""
+    tok = naive_token(NOW.replace(tzinfo=None))
+    e = refused(tok)
+    assert e.field == "signed_at" and "UTC offset" in e.rule and "releasegate approve" in e.rule
+    with pytest.raises(ApprovalRefused) as read:
+        fields_from_token(tok)  # the UI path reads the token before anything else
+    assert read.value.field == "signed_at"
+    # an offset other than UTC is a time, not a guess: accepted
+    from datetime import timezone
+
+    assert check_signed(H, Role.pm, PM, token(at=NOW.astimezone(timezone(timedelta(hours=2)))), "run-1", NOW)
+
+
 def test_keys_init_makes_a_private_key_0600_prints_the_public_key_and_never_overwrites(tmp_path):
     from typer.testing import CliRunner
 

@@ -221,3 +221,33 @@ def test_arbitrary_event_types_never_crash(event_type):
         EventEnvelope.model_validate({**GOOD_EVENT, "event_type": event_type})
     except ValidationError as exc:
         assert "event_type" in _fields(exc)
+
+
+def test_schedule_in_the_skipped_and_repeated_hour_follows_the_dst_rule():
+    """A 02:30 cron in Europe/Zurich: on 2027-03-28 the clocks jump 02:00 -> 03:00; the contract gives
+    the same time as the run-start rule (``schedule_rules.dst_target``) and the docs: ``first`` runs at
+    the jump (03:00 CEST = 01:00 UTC), ``shifted`` at 03:30 CEST, ``skip`` not that day. On 2026-10-25
+    02:30 happens twice: ``first`` runs at the first pass (00:30 UTC), ``shifted`` at the second."""
+    base = {
+        **GOOD_SCHEDULE,
+        "schedule": {"kind": "cron", "cron": "30 2 * * *"},
+        "effective_from": "2026-01-01T00:00:00Z",
+    }
+    spring = datetime(2027, 3, 27, 12, 0, tzinfo=UTC)
+
+    def runs(rule, after, n=2):
+        return ScheduleTrigger.model_validate({**base, "dst": rule}).next_runs(after, count=n)
+
+    assert ScheduleTrigger.model_validate(base).next_runs(spring, 2) == runs("first", spring)
+    assert runs("first", spring) == [datetime(2027, 3, 28, 1, 0, tzinfo=UTC), datetime(2027, 3, 29, 0, 30, tzinfo=UTC)]
+    assert runs("shifted", spring)[0] == datetime(2027, 3, 28, 1, 30, tzinfo=UTC)
+    assert runs("skip", spring) == [datetime(2027, 3, 29, 0, 30, tzinfo=UTC), datetime(2027, 3, 30, 0, 30, tzinfo=UTC)]
+    autumn = datetime(2026, 10, 24, 12, 0, tzinfo=UTC)
+    assert runs("first", autumn)[0] == datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
+    assert runs("shifted", autumn)[0] == datetime(2026, 10, 25, 1, 30, tzinfo=UTC)
+    # the run-start rule agrees: a run Prefect fires for that occurrence is moved to the same instant
+    from releasegate.policy.schedule_rules import DstRule, dst_target, occurrence_of
+
+    occ = occurrence_of("30 2 * * *", "Europe/Zurich", datetime(2027, 3, 28, 0, 30, tzinfo=UTC))
+    assert occ is not None and occ.kind == "missing"
+    assert dst_target(occ, DstRule.first) == runs("first", spring)[0]

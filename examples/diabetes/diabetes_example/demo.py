@@ -10,7 +10,6 @@ and a backfill of five business dates re-run without scoring any date twice.
 from __future__ import annotations
 
 import os
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -37,11 +36,12 @@ def run(lc: Lifecycle) -> None:
     from releasegate import bootstrap
     from releasegate.adapters import mlflow_registry as registry
     from releasegate.adapters.registry_watch import watch_once
+    from releasegate.policy.calendar import WEEKDAYS_ONLY
     from releasegate.tools.approval_driver import DemoApprover
     from releasegate.tools.inprocess_worker import InProcessWorker
 
     f, today, step = lc.flows, lc.today, lc.step
-    days = [today - timedelta(days=i) for i in range(8, -1, -1)]
+    days = WEEKDAYS_ONLY.looking_back(today, 8)[::-1]  # nine business dates (the default calendar), oldest first
     mine: dict[str, Any] = {}
 
     def promote(version: str) -> dict:
@@ -149,6 +149,6 @@ def run(lc: Lifecycle) -> None:
         again = f["backfill"](start_date=days[2], end_date=days[6], model_name=MODEL)
         r.outcome = f"{first['scored']} scored, then {again['already_done']} already done"
         r.reason_code = "RESUMABLE"
-        r.detail = ", ".join(f"{x['business_date']}: v{x['version']}" for x in first["rows"])
+        r.detail = ", ".join(f"{x['business_date']}: v{x['version']}" for x in first["rows"] if x["version"])
         if first["scored"] + first["already_done"] != 5 or again["scored"] != 0:
             raise DemoFailed(f"backfill: {first['rows']}")

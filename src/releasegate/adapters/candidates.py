@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from releasegate import bootstrap
+from releasegate import bootstrap, records
 from releasegate.adapters import mlflow_registry as registry
-from releasegate.decisions import DecisionKind, DecisionOutcome, NewDecision
+from releasegate.decisions import DecisionOutcome
 
 
 def already_rejected(model: str, flow_run_id: str) -> str | None:
@@ -35,22 +35,23 @@ def submit_candidate(
     checks_ok: bool,
     summary: str,
     flow_run_id: str | None = None,
+    trigger: str = "retrain job",
     details: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Record the job's verdict on ``staging.<model>`` v``version`` and, when ``checks_ok``, put it up for
-    promotion. Returns ``{"decision_id", "promotion"}`` (the intake result, or None when rejected)."""
+    promotion. ``trigger`` says why the job ran (the retrain record's ``trigger``; a ``trigger`` in
+    ``details`` wins). Returns ``{"decision_id", "promotion"}`` (the intake result, or None when rejected)."""
     from releasegate.adapters.prefect_runs import send_event
 
     staging = registry.model_name("staging", model)
     now = bootstrap.clock().now()
     rec = bootstrap.decision_log().append(
-        NewDecision(
-            decision_kind=DecisionKind.retrain,
+        records.retrain(
             decision_outcome=DecisionOutcome.accept if checks_ok else DecisionOutcome.reject,
             decision_rationale=f"registered {staging} v{version}: {summary}",
-            subject=f"model:{model}",
+            subject=records.model_subject(model),
             actor=producer,
-            details={"version": version, "flow_run_id": flow_run_id, **(details or {})},
+            details={"trigger": trigger, "version": version, "flow_run_id": flow_run_id, **(details or {})},
         )
     )
     if not checks_ok:

@@ -6,7 +6,7 @@ variable naming a YAML file overrides both (tests, one-off runs).
 |--------------------|----------------------------|-------------------------------|-------------------------------|
 | capacity-policy    | capacity.GatewayConfig     | blocks/capacity_policy.yaml   | RELEASEGATE_CAPACITY_POLICY   |
 | gate-policy        | gates.GatePolicy           | blocks/gate_policy.yaml       | RELEASEGATE_GATE_POLICY       |
-| approvers          | config.ApproverConfig      | blocks/approvers.yaml         | RELEASEGATE_APPROVERS         |
+| approvers          | approvers.ApproverConfig   | blocks/approvers.yaml         | RELEASEGATE_APPROVERS         |
 | retrain-policy     | retrain.RetrainPolicy      | blocks/retrain_policy.yaml    | RELEASEGATE_RETRAIN_POLICY    |
 | monitoring-thresholds | monitoring.MonitoringPolicy | blocks/monitoring_thresholds.yaml |
 |                    |                            | (env: RELEASEGATE_MONITORING_THRESHOLDS)                      |
@@ -17,8 +17,7 @@ event intake answers duplicates without any Prefect call.
 
 Every file is read with the strict loader (``releasegate.yamlio``: a duplicated key is refused) and every
 model refuses unknown fields. A file or block that is not valid raises ``ConfigError`` naming the file,
-the field and the rule; it is the ``ClickException`` typer catches (exit 2), so a CLI command that loads
-configuration prints that message instead of a traceback.
+the field and the rule (``releasegate.errors``); the CLI prints that message, exit 2, never a traceback.
 """
 
 from __future__ import annotations
@@ -26,55 +25,23 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from releasegate import bootstrap
+from releasegate.errors import ConfigError as ConfigError  # re-exported
+from releasegate.policy.approvers import ApproverConfig as ApproverConfig  # re-exported
 from releasegate.policy.capacity import GatewayConfig
 from releasegate.policy.gates import GatePolicy
-from releasegate.policy.handshake import Role
 from releasegate.policy.metrics import Direction
 from releasegate.policy.models import ModelManifest, ModelSpec
 from releasegate.policy.monitoring import MonitoringPolicy
 from releasegate.policy.retrain import RetrainPolicy
-from releasegate.services.intake import DEFAULT_ROUTES, Route
+from releasegate.policy.routes import DEFAULT_ROUTES, Route
 from releasegate.yamlio import YamlError, load_yaml
 
-# The ClickException the CLI catches and prints as a message: typer >= 0.2x vendors click as typer._click.
-if TYPE_CHECKING:  # checked against the installed typer
-    from typer._click.exceptions import ClickException as _CliMessage
-else:
-    try:
-        from typer._click.exceptions import ClickException as _CliMessage
-    except ImportError:  # older typer runs on click itself
-        from click.exceptions import ClickException as _CliMessage
-
 M = TypeVar("M", bound=BaseModel)
-
-
-class ApproverConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    pm: list[str] = []
-    risk: list[str] = []
-    compliance: list[str] = []  # COMPLIANCE_GATE_PASS, for models of risk_tier "high"
-    exceptions: list[str] = []  # who may grant a gate exception (never the person who asked for it)
-    overrides: list[str] = []  # who may override a deferral (start a deferred run now, with a ticket)
-    # Each approver's Ed25519 public key (hex, as `releasegate keys init` prints it): a prod promotion
-    # takes signed approvals only (``policy.signatures``).
-    keys: dict[str, str] = {}
-
-    @field_validator("keys")
-    @classmethod
-    def _keys_are_ed25519(cls, keys: dict[str, str]) -> dict[str, str]:
-        from releasegate.policy.signatures import parse_public_key
-
-        for name, text in keys.items():
-            parse_public_key(text, f"keys.{name}")
-        return keys
-
-    def allow_lists(self) -> dict[Role, list[str]]:
-        return {Role.pm: list(self.pm), Role.risk: list(self.risk), Role.compliance: list(self.compliance)}
 
 
 CONFIGS: dict[str, tuple[type[BaseModel], str, str]] = {
@@ -90,21 +57,6 @@ CONFIGS: dict[str, tuple[type[BaseModel], str, str]] = {
 def config_file(name: str) -> Path:
     _, filename, env = CONFIGS[name]
     return Path(os.environ.get(env) or bootstrap.project_root() / "blocks" / filename)
-
-
-class ConfigError(_CliMessage, ValueError):
-    """A configuration file or block releasegate cannot accept: ``path`` (file or block), ``field``, ``rule``.
-
-    ``problems`` holds every (field, rule) found; the message lists them all and says what to do."""
-
-    exit_code = 2
-
-    def __init__(self, path: str | Path, field: str | None, rule: str, problems: list[tuple[str, str]] | None = None):
-        self.path, self.field, self.rule = str(path), field, rule
-        self.problems = problems or [(field or "(file)", rule)]
-        lines = [f"{f}: {r}" for f, r in self.problems]
-        body = lines[0] if len(lines) == 1 else f"{len(lines)} problems:\n  - " + "\n  - ".join(lines)
-        super().__init__(f"invalid configuration {self.path}: {body}\nFix it and run the command again.")
 
 
 def _field_rule(model: type[BaseModel], err: Any) -> tuple[str, str]:
@@ -240,5 +192,15 @@ def gate_policy_for(model: str, use_block: bool = True) -> GatePolicy:
             "higher_is_better": kpi.better is Direction.higher_better,
             "min_kpi_delta": kpi.min_delta,
             "guards": list(spec.guards),
+            **drift_overrides(spec),
         }
     )
+
+
+def drift_overrides(spec: ModelSpec) -> dict[str, Any]:
+    """The gate-policy fields the model's own ``drift`` block sets (the others keep the global values)."""
+    d = spec.drift
+    if d is None:
+        return {}
+    pairs = (("max_psi", d.max_psi), ("drift_false_alarm_rate", d.false_alarm_rate), ("drift_min_rows", d.min_rows))
+    return {k: v for k, v in pairs if v is not None}

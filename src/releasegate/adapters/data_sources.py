@@ -7,7 +7,8 @@ path: install the team's package, or run from its project folder), called with t
 date, returning a pandas DataFrame.
 
 Every problem is a ``DataSourceError`` naming the model, the field (``current_inputs`` / ``labels``) and
-the rule: a missing file for the date, an unreadable file, an entry point that does not import or does
+the rule (``NoDataForDate`` when the date has no data: no file, no rows, a ``FileNotFoundError`` from the
+entry point): a missing file for the date, an unreadable file, an entry point that does not import or does
 not return a DataFrame, a frame without a column the model's signature needs.
 """
 
@@ -27,11 +28,30 @@ from releasegate.policy.models import DataSource, ModelSpec, manifest_field
 
 
 class DataSourceError(Refused):
+    """A data problem no retry fixes (a missing column, an entry point that does not import...)."""
+
     what = "data source refused"
+    retryable = False
 
     def __init__(self, model: str, field: str, rule: str):
         self.model = model
         super().__init__(manifest_field(model, field), rule)
+
+
+class NoDataForDate(DataSourceError):
+    """No data for a business date (no file for it, no rows in it, or the entry point found none): the
+    date's own outcome, unlike a file that is there and wrong. A late file may still arrive, so the
+    runtime policy's retries apply."""
+
+    what = "no data for the business date"
+    retryable = True
+
+
+class DataNotReady(DataSourceError):
+    """The date's file is there but cannot be read (still being written): a later attempt may read it,
+    so the runtime policy's retries apply."""
+
+    retryable = True
 
 
 def _local_path(uri: str) -> Path | None:
@@ -56,11 +76,11 @@ def load_frame(spec: ModelSpec, field: str, business_date: date) -> Any:
             raise DataSourceError(spec.name, field, f"environment variable {unset[0]} in the uri is not set")
         local = _local_path(uri)
         if local is not None and not local.is_file():
-            raise DataSourceError(spec.name, field, f"no file for business date {day}: {local}")
+            raise NoDataForDate(spec.name, field, f"no file for business date {day}: {local}")
         try:
             frame = pd.read_parquet(uri) if uri.split("?")[0].endswith(".parquet") else pd.read_csv(uri)
         except Exception as exc:  # pandas and pyarrow raise many types for an unreadable file
-            raise DataSourceError(spec.name, field, f"cannot read {uri}: {type(exc).__name__}: {exc}") from None
+            raise DataNotReady(spec.name, field, f"cannot read {uri}: {type(exc).__name__}: {exc}") from None
     else:
         assert source.entrypoint is not None  # DataSource guarantees exactly one
         module_name, _, func_name = source.entrypoint.partition(":")
@@ -70,13 +90,16 @@ def load_frame(spec: ModelSpec, field: str, business_date: date) -> Any:
             raise DataSourceError(
                 spec.name, field, f"entrypoint {source.entrypoint} does not import ({exc}); install its package"
             ) from None
-        frame = fn(business_date)
+        try:
+            frame = fn(business_date)
+        except FileNotFoundError as exc:  # the team's own reader found no file for the date
+            raise NoDataForDate(spec.name, field, f"no data for business date {day}: {exc}") from None
         if not isinstance(frame, pd.DataFrame):
             raise DataSourceError(
                 spec.name, field, f"entrypoint {source.entrypoint} returned {type(frame).__name__}, not a DataFrame"
             )
     if frame.empty:
-        raise DataSourceError(spec.name, field, f"no rows for business date {day}")
+        raise NoDataForDate(spec.name, field, f"no rows for business date {day}")
     return frame
 
 

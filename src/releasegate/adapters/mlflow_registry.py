@@ -16,10 +16,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from releasegate import bootstrap
+from releasegate.adapters.mlflow_lineage import training_data
+from releasegate.errors import NotFound
 from releasegate.policy.gates import EnvironmentFacts, VersionFacts
 from releasegate.policy.psi import ReferenceProfile
 from releasegate.ports import RegistryUnavailable
+from releasegate.settings import Settings, project_root
 
 CHAMPION, CHALLENGER, STAGING, ARCHIVE = "champion", "challenger", "staging", "archive"
 EXPERIMENT = "releasegate"
@@ -49,9 +51,12 @@ def model_name(env: str, model: str) -> str:
 def _mlflow():
     import mlflow
 
-    s = bootstrap.settings()
+    from releasegate.adapters import mlflow_scope
+
+    s = Settings()
     mlflow.set_tracking_uri(s.resolved_tracking_uri)
     mlflow.set_registry_uri(s.resolved_registry_uri)
+    mlflow_scope.applied(mlflow_scope.wanted())  # set process-wide (and in the env) by releasegate, not a user
     return mlflow
 
 
@@ -69,7 +74,7 @@ def ensure_tracking_store() -> str:
     c = client()
     c.search_experiments(max_results=1)
     c.search_registered_models(max_results=1)
-    return str(bootstrap.settings().resolved_tracking_uri)
+    return str(Settings().resolved_tracking_uri)
 
 
 def registered_models(page_size: int = 1000) -> Iterator[Any]:
@@ -90,7 +95,7 @@ def experiment_id() -> str:
     exp = c.get_experiment_by_name(EXPERIMENT)
     if exp is not None:
         return exp.experiment_id
-    artifacts = bootstrap.settings().home_dir / "mlartifacts"
+    artifacts = Settings().home_dir / "mlartifacts"
     artifacts.mkdir(parents=True, exist_ok=True)
     try:
         return c.create_experiment(EXPERIMENT, artifact_location=artifacts.as_uri())
@@ -101,8 +106,13 @@ def experiment_id() -> str:
 
 
 def git_sha() -> str:
+    """The training code's commit: the governed run's (its flow's own checkout), else the project's."""
+    from releasegate.adapters.mlflow_scope import active_commit
+
+    if commit := active_commit():
+        return commit
     try:
-        root = bootstrap.project_root()
+        root = project_root()
         return (
             subprocess.run(
                 ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
@@ -178,7 +188,7 @@ def artifact_sha256(uri: str) -> str:
         return h.hexdigest()
 
 
-class VersionNotFound(LookupError):
+class VersionNotFound(NotFound):
     """The registry has no such model version (MLflow's ``RESOURCE_DOES_NOT_EXIST``)."""
 
 
@@ -189,13 +199,15 @@ def version_facts(name: str, version: str, with_hash: bool = True) -> VersionFac
     except _MlflowException() as exc:
         if not _is(exc, "RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
             raise
-        uri = bootstrap.settings().resolved_registry_uri
+        uri = Settings().resolved_registry_uri
         raise VersionNotFound(f"{name} has no version {version!r} in the MLflow registry at {uri}") from None
     metrics: dict[str, float] = {}
     params: dict[str, str] = {}
+    run = None
     if mv.run_id:
         run = c.get_run(mv.run_id)
         metrics, params = dict(run.data.metrics), dict(run.data.params)
+    stamp, datasets = training_data(dict(mv.tags), run)
     return VersionFacts(
         name=name,
         version=str(mv.version),
@@ -204,6 +216,8 @@ def version_facts(name: str, version: str, with_hash: bool = True) -> VersionFac
         params=params,
         tags=dict(mv.tags),
         artifact_sha256=artifact_sha256(f"models:/{name}/{version}") if with_hash else None,
+        data_timestamp=stamp,
+        datasets=datasets,
     )
 
 
@@ -225,15 +239,28 @@ def reference_profile(name: str, version: str) -> ReferenceProfile | None:
     return ReferenceProfile.model_validate(doc)
 
 
+COMMIT_TAGS = ("mlflow.source.git.commit", "git_sha")  # MLflow's own tag, then the gate's measure's
+
+
+def source_commit(name: str, version: str) -> str | None:
+    """The training code's commit of a version: the tags of the run that logged it (MLflow's
+    ``mlflow.source.git.commit``, else ``git_sha``, what the reproducibility gate's measure asks for),
+    then the same tags on the version itself; ``unknown`` and blanks are no commit."""
+    c = client()
+    mv = c.get_model_version(name, version)
+    places = [dict(c.get_run(mv.run_id).data.tags)] if mv.run_id else []
+    for tags in [*places, dict(mv.tags)]:
+        for key in COMMIT_TAGS:
+            value = (tags.get(key) or "").strip()
+            if value and value != "unknown":
+                return value
+    return None
+
+
 def environment_facts(name: str, version: str) -> EnvironmentFacts:
     """The version's rebuild facts (``gates.EnvironmentFacts``) from MLflow's own records; missing pieces
     stay empty for the reproducibility gate to name."""
-    c = client()
-    mv = c.get_model_version(name, version)
-    commit = None
-    if mv.run_id:
-        commit = c.get_run(mv.run_id).data.tags.get("mlflow.source.git.commit")
-    commit = commit or (mv.tags.get("git_sha") if mv.tags.get("git_sha") not in (None, "", "unknown") else None)
+    commit = source_commit(name, version)
     try:
         text = Path(_mlflow().pyfunc.get_model_dependencies(f"models:/{name}/{version}", format="pip")).read_text()
     except _MlflowException() as exc:
@@ -279,6 +306,29 @@ def registered_model_tags(name: str) -> dict[str, str]:
         if _is(exc, "RESOURCE_DOES_NOT_EXIST"):
             return {}
         raise
+
+
+def version_users(name: str, version: str) -> list[str]:
+    """Who made the version: its ``user_id`` (set by registries that know users), else the user of the
+    run that logged it (MLflow's ``mlflow.user``); empty when neither is known or the version is gone."""
+    c = client()
+    try:
+        mv = c.get_model_version(name, version)
+    except _MlflowException() as exc:
+        if _is(exc, "RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return []
+        raise
+    users = [str(mv.user_id)] if getattr(mv, "user_id", None) else []
+    if mv.run_id:
+        try:
+            run_user = c.get_run(mv.run_id).info.user_id
+        except _MlflowException() as exc:
+            if not _is(exc, "RESOURCE_DOES_NOT_EXIST"):
+                raise
+            run_user = None
+        if run_user and run_user not in users:
+            users.append(str(run_user))
+    return users
 
 
 def load_sklearn(uri: str):

@@ -18,18 +18,30 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.objects import FlowRun, State, StateType
 from prefect.client.schemas.responses import SetStateStatus
-from prefect.events import emit_event
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 from prefect.states import Scheduled
 from sqlalchemy.exc import SQLAlchemyError
 
-from releasegate import bootstrap
-from releasegate.adapters.prefect_gate import DEFERRED, build_snapshot, expected_durations, run_queue
+from releasegate import bootstrap, records
+from releasegate.adapters.prefect_backlog import escalate_storms, record_cap_waits, sweeper_record
+from releasegate.adapters.prefect_gate import (
+    DEFERRED,
+    build_snapshot,
+    expected_durations,
+    run_queue,
+)
 from releasegate.adapters.prefect_query import read_all_flow_runs
-from releasegate.decisions import DecisionKind, DecisionOutcome, DecisionRefused, NewDecision
+from releasegate.decisions import DecisionOutcome, DecisionRefused
 from releasegate.errors import Refused
 from releasegate.policy.capacity import GatewayConfig, RunRequest
-from releasegate.policy.deferrals import SLA_EVENTS, WAKEABLE, SlaState, escalations_due, runs_to_wake, sla_state
+from releasegate.policy.deferrals import (
+    SLA_EVENTS,
+    WAKEABLE,
+    SlaState,
+    escalations_due,
+    runs_to_wake,
+    sla_state,
+)
 from releasegate.policy.kpis import KpiReport, deferral_minutes, percentile
 from releasegate.policy.runtime_policy import check_deployments, load_prefect_yaml
 from releasegate.store.scheduling_store import Deferral
@@ -44,6 +56,8 @@ class SweepReport:
     closed: list[str] = field(default_factory=list)
     escalations: list[dict] = field(default_factory=list)
     woken: list[str] = field(default_factory=list)
+    cap_waits: list[dict] = field(default_factory=list)  # runs found waiting behind a cap, recorded now
+    storms: list[dict] = field(default_factory=list)  # queue incidents opened, escalated or closed now
 
 
 # A run due within this margin is left to its worker: waking it gains little, and only a run whose
@@ -58,7 +72,10 @@ def sweep(config: GatewayConfig) -> SweepReport:
     now = bootstrap.clock().now()
     report = SweepReport()
     waiting: list[tuple[Deferral, FlowRun]] = []
+    by_queue: dict[str, list[Deferral]] = {}
+    due_levels: list[tuple[Deferral, str, list[SlaState]]] = []
     with get_client(sync_client=True) as client:
+        report.cap_waits = record_cap_waits(client, config, now)
         for d in store.deferrals("open"):
             try:
                 run = client.read_flow_run(d.flow_run_id)
@@ -80,31 +97,28 @@ def sweep(config: GatewayConfig) -> SweepReport:
             ):
                 waiting.append((d, run))
             current = sla_state(d.first_deferred_at, now, config.sla_alert_minutes, config.sla_incident_minutes)
-            for level in escalations_due(current, SlaState(d.sla_state)):
+            queue = run_queue(config, d.deployment, run.work_queue_name)
+            by_queue.setdefault(queue, []).append(d)
+            due_levels.append((d, queue, escalations_due(current, SlaState(d.sla_state))))
+            if current.value != d.sla_state:
+                store.set_sla_state(d.flow_run_id, current.value)
+        # One incident per queue while any of its deferrals is past the SLA, not one per run (a backfill
+        # storm defers hundreds of runs): the storm's event notifies; each run's escalation is recorded.
+        storms = escalate_storms(config, by_queue, now)
+        report.storms = [s for s in storms.values() if s.get("changed")]
+        for d, queue, levels in due_levels:
+            storm = storms.get(queue, {})
+            for level in levels:
                 waited = int((now - d.first_deferred_at) / timedelta(minutes=1))
-                event_name = SLA_EVENTS[level.value]
-                emitted = emit_event(
-                    event=event_name,
-                    resource={
-                        "prefect.resource.id": f"prefect.flow-run.{d.flow_run_id}",
-                        "prefect.resource.name": run.name,
-                        "releasegate.deployment": d.deployment,
-                    },
-                    payload={
-                        "deferral_reason_code": d.reason_code,
-                        "deferred_since": d.first_deferred_at.isoformat(),
-                        "waited_minutes": waited,
-                        "severity": "P1" if level is SlaState.incident else "P3",
-                    },
-                )
                 rec = log.append(
-                    _sweeper_record(
+                    sweeper_record(
                         d,
                         DecisionOutcome.reject,
                         f"deferral SLA {level.value}: {d.deployment} run deferred for {waited} min ({d.reason_code})",
                         sla_escalation=level.value,
-                        event=event_name,
-                        event_id=str(emitted.id) if emitted else None,
+                        event=SLA_EVENTS[level.value],
+                        storm_incident=storm.get("decision_id"),
+                        event_id=storm.get("event_id"),
                     ),
                     now=now,
                 )
@@ -112,34 +126,15 @@ def sweep(config: GatewayConfig) -> SweepReport:
                     {
                         "flow_run_id": d.flow_run_id,
                         "level": level.value,
-                        "event": event_name,
+                        "event": SLA_EVENTS[level.value],
                         "decision_id": rec.decision_id,
                         "waited_minutes": waited,
+                        "storm_incident": storm.get("decision_id"),
                     }
                 )
-            if current.value != d.sla_state:
-                store.set_sla_state(d.flow_run_id, current.value)
         if waiting:
             report.woken = _wake(client, config, waiting, now)
     return report
-
-
-def _sweeper_record(d: Deferral, outcome: DecisionOutcome, rationale: str, **details: Any) -> NewDecision:
-    """A ``deferral`` decision of the sweeper's about one open deferral: its fields, then ``details``."""
-    return NewDecision(
-        decision_kind=DecisionKind.deferral,
-        decision_outcome=outcome,
-        decision_rationale=rationale,
-        subject=f"flow_run:{d.flow_run_id}",
-        actor="releasegate:deferral-sweeper",
-        details={
-            "deployment": d.deployment,
-            "deferral_reason_code": d.reason_code,
-            "next_evaluation_at": d.next_evaluation_at.isoformat(),
-            "deferred_since": d.first_deferred_at.isoformat(),
-            **details,
-        },
-    )
 
 
 WOKEN = "Woken"  # the state name of a woken run: not "Scheduled", so Prefect's late-runs service leaves it
@@ -164,7 +159,7 @@ def _wake(client, config: GatewayConfig, waiting: list[tuple[Deferral, FlowRun]]
                 deployment=d.deployment,
                 queue=run_queue(config, d.deployment, run.work_queue_name),
                 attempts=d.attempts,
-                expected_seconds=durations.get(d.deployment),
+                expected_seconds=durations.get(str(run.deployment_id)) if run.deployment_id else None,
             )
         )
     # one snapshot for all: asked as the lowest queue, it holds every run that out-ranks any of them
@@ -184,7 +179,7 @@ def _wake(client, config: GatewayConfig, waiting: list[tuple[Deferral, FlowRun]]
             continue
         try:
             log.append(
-                _sweeper_record(
+                sweeper_record(
                     d,
                     DecisionOutcome.accept,
                     f"woken early: the gateway would admit this {d.deployment} run now "
@@ -259,11 +254,10 @@ def override_deferral(
 
     def refuse(field: str, rule: str):
         rec = log.append(
-            NewDecision(
-                decision_kind=DecisionKind.override,
+            records.override(
                 decision_outcome=DecisionOutcome.reject,
                 decision_rationale=f"override refused: {field}: {rule}",
-                subject=f"flow_run:{flow_run_id}",
+                subject=records.flow_run_subject(flow_run_id),
                 actor=by or "<missing>",
                 details={"ticket_ref": ticket, "reason": reason, "refusal": f"{field}: {rule}"},
             ),
@@ -284,11 +278,10 @@ def override_deferral(
     signed = _sign_override(flow_run_id, str(ticket), by, reason, expiry, now, key_file, refuse)
     try:
         rec = log.append(
-            NewDecision(
-                decision_kind=DecisionKind.override,
+            records.override(
                 decision_outcome=DecisionOutcome.override,
                 decision_rationale=f"deferral overridden by {by}: {reason}",
-                subject=f"flow_run:{flow_run_id}",
+                subject=records.flow_run_subject(flow_run_id),
                 actor=by,
                 exception_expiry=expiry,
                 details={
@@ -317,7 +310,7 @@ def _sign_override(run_id, ticket, by, reason, expiry, now, key_file, refuse) ->
 
     statement = GrantStatement(
         kind="deferral_override",
-        subject=f"flow_run:{run_id}",
+        subject=records.flow_run_subject(run_id),
         granted_by=by,
         ticket_ref=ticket,
         expires_at=expiry,

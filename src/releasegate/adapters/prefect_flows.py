@@ -27,8 +27,8 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.states import Cancelled, Failed
 
-from releasegate import bootstrap
-from releasegate.decisions import DecisionKind, DecisionOutcome, NewDecision
+from releasegate import bootstrap, records
+from releasegate.decisions import DecisionOutcome
 from releasegate.policy.runtime_policy import (
     cron_schedules,
     find_deployment,
@@ -107,15 +107,41 @@ def fail_without_retry(message: str) -> Any:
     return Failed(message=message)
 
 
+def _refuse_store(deployment: str, run_id: str, why: str) -> Any:
+    """A run whose MLflow is not releasegate's: a ``refusal`` record, and Failed without retry."""
+    bootstrap.decision_log().append(
+        records.refusal(
+            decision_outcome=DecisionOutcome.reject,
+            decision_rationale=why,
+            subject=records.flow_run_subject(run_id),
+            actor=f"releasegate:{deployment}",
+            details={"field": "MLFLOW_TRACKING_URI", "rule": "a governed run logs to releasegate's MLflow"},
+        )
+    )
+    get_run_logger().error(why)
+    return fail_without_retry(why)
+
+
 def _admitted(fn: Callable[..., Any], deployment: str, gate: bool, args: Any, kwargs: Any) -> Any:
+    from prefect.runtime import flow_run
+
+    from releasegate.adapters import mlflow_scope
     from releasegate.adapters.prefect_slots import admission_scope
 
+    run_id = str(flow_run.id)
+    if why := mlflow_scope.conflict():  # before anything runs: nothing half-done
+        return _refuse_store(deployment, run_id, why)
     with admission_scope():  # slots the gateway grants this run are held until the body returns
         if gate:
             from releasegate.adapters.prefect_gate import gate_current_run
 
             gate_current_run(deployment)
-        return fn(*args, **kwargs)
+        # MLflow pointed at releasegate's store; runs logged inside carry the flow's own commit
+        with mlflow_scope.run_scope(inspect.getsourcefile(fn), run_id, deployment):
+            result = fn(*args, **kwargs)
+        if why := mlflow_scope.moved_elsewhere():
+            return _refuse_store(deployment, run_id, why)
+        return result
 
 
 def governed_flow(
@@ -143,7 +169,7 @@ def governed_flow(
         except KeyError:
             raise KeyError(
                 f"deployment {deployment!r} is not in {root / 'prefect.yaml'}: declare it there with its "
-                "runtime_policy (see README 'Runtime policy'), or pass project_dir="
+                "runtime_policy (see docs/reference/runtime-policy.md), or pass project_dir="
             ) from None
         # Resolve string annotations (``from __future__ import annotations``) in the flow's own module:
         # Prefect validates parameters against the wrapper, whose module does not know, e.g., ``date``.
@@ -162,11 +188,10 @@ def governed_flow(
             verdict = late_run_verdict(policy.late_run, _due_at(str(flow_run.id)), now)
             if not verdict.run:
                 bootstrap.decision_log().append(
-                    NewDecision(
-                        decision_kind=DecisionKind.late_run,
+                    records.late_run(
                         decision_outcome=DecisionOutcome.reject,
                         decision_rationale=verdict.reason,
-                        subject=f"flow_run:{flow_run.id}",
+                        subject=records.flow_run_subject(flow_run.id),
                         actor=f"releasegate:{deployment}",
                         details={
                             "deployment": deployment,

@@ -41,11 +41,11 @@ from prefect.client.schemas.sorting import FlowRunSort
 from prefect.exceptions import Pause
 from prefect.states import Scheduled
 
-from releasegate import bootstrap
+from releasegate import bootstrap, records
 from releasegate.adapters import prefect_slots
 from releasegate.adapters.config import load_gateway_config
 from releasegate.adapters.prefect_query import read_all_flow_runs
-from releasegate.decisions import DecisionKind, DecisionOutcome, NewDecision
+from releasegate.decisions import DecisionOutcome
 from releasegate.policy.capacity import (
     ActiveRun,
     Admitted,
@@ -62,12 +62,21 @@ from releasegate.policy.capacity import (
 DEFERRED = "Deferred"
 
 
-def _deployment_names(client, runs: list[FlowRun]) -> dict[str, str]:
+def deployment_names(client, runs: list[FlowRun]) -> dict[str, str]:
     ids = list({r.deployment_id for r in runs if r.deployment_id})
     if not ids:
         return {}
     deps = client.read_deployments(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=ids)))
-    return {str(d.id): d.name for d in deps}
+    return {str(d.id): governing_name(d) for d in deps}
+
+
+def governing_name(dep: Any) -> str:
+    """The capacity policy's name for a Prefect deployment: its own, or for one made from a governed
+    deployment (``eod-scoring/<model>``, tagged ``governed-by:eod-scoring``) the governed one's."""
+    from releasegate.policy.eod_deployments import GOVERNED_BY
+
+    tagged = [t.removeprefix(GOVERNED_BY) for t in dep.tags or [] if t.startswith(GOVERNED_BY)]
+    return tagged[0] if tagged else dep.name
 
 
 def _as_active(
@@ -79,7 +88,7 @@ def _as_active(
 ) -> ActiveRun:
     """A Prefect run as the policy sees it; a ``starting`` run (at the gateway) is due ``now``."""
     name = names.get(str(run.deployment_id)) if run.deployment_id else None
-    expected = (durations or {}).get(name or "")
+    expected = (durations or {}).get(str(run.deployment_id)) if run.deployment_id else None
     started = run.start_time if state == "running" else None
     start: datetime | None = run.expected_start_time
     if state == "starting":
@@ -136,14 +145,16 @@ HISTORY = 50  # completed runs per deployment the duration estimate looks at
 def expected_durations(
     client, deployment_ids: dict[str, str], known: dict[str, float | None] | None = None
 ) -> dict[str, float | None]:
-    """Per deployment name: the conservative duration of its runs (``capacity.expected_duration``) from
-    its last completed runs in Prefect, falling back to the runtime policy's ``timeout_seconds`` in the
-    project's prefect.yaml. Prefect keeps every run's ``total_run_time``; nothing is stored by us.
-    Names already in ``known`` (read earlier in the same gate evaluation) are not read again."""
+    """Per deployment id (``deployment_ids``: id -> the policy's name for it): the conservative duration
+    of its runs (``capacity.expected_duration``) from its last completed runs in Prefect, falling back to
+    the runtime policy's ``timeout_seconds`` of its name in the project's prefect.yaml. Keyed by id, not
+    name: every model's ``eod-scoring/<model>`` is ``eod-scoring`` to the policy, but each keeps its own
+    durations. Prefect keeps every run's ``total_run_time``; nothing is stored by us. Ids already in
+    ``known`` (read earlier in the same gate evaluation) are not read again."""
     from releasegate.policy.runtime_policy import find_deployment, load_prefect_yaml, policy_from_deployment
 
     out: dict[str, float | None] = dict(known or {})
-    todo = {dep_id: name for dep_id, name in deployment_ids.items() if name not in out}
+    todo = {dep_id: name for dep_id, name in deployment_ids.items() if dep_id not in out}
     if not todo:
         return out
     try:
@@ -164,7 +175,7 @@ def expected_durations(
             fallback: float | None = float(policy_from_deployment(find_deployment(doc, name)).timeout_seconds)
         except (KeyError, ValueError):
             fallback = None
-        out[name] = expected_duration(samples, fallback)
+        out[dep_id] = expected_duration(samples, fallback)
     return out
 
 
@@ -210,7 +221,7 @@ def build_snapshot(
     if upcoming:  # a paused queue's runs are not offered to any worker: they hold back nothing until resumed
         paused = _paused_queues(client, config.pool_name)
         upcoming = [r for r in upcoming if r.work_queue_name not in paused]
-    names = _deployment_names(client, active + upcoming)
+    names = deployment_names(client, active + upcoming)
     durations = expected_durations(client, names, known_durations) if reserving else None
 
     def starting(run: FlowRun) -> bool:  # a gated run not admitted yet: no slot, no capacity held
@@ -254,10 +265,10 @@ def use_override(run_id: str, now: datetime) -> str | None:
     good, forged = log.trusted(kind="override", subject=subject)
     log.refuse_forged(forged, "capacity-gateway")
     used = {r.details.get("override_decision_id") for r in good if r.details.get("override_decision_id")}
-    from releasegate.adapters.config import load
     from releasegate.policy.grants import recorded_grant_problem
+    from releasegate.services.approvers import governed_config
 
-    keys = load("approvers").keys
+    keys = governed_config("capacity-gateway").keys
     grants = [
         r
         for r in good
@@ -275,8 +286,7 @@ def use_override(run_id: str, now: datetime) -> str | None:
     common = {"ticket_ref": grant.details.get("ticket_ref"), "override_decision_id": grant.decision_id}
     if expiry <= now:
         log.append(
-            NewDecision(
-                decision_kind=DecisionKind.override,
+            records.override(
                 decision_outcome=DecisionOutcome.reject,
                 decision_rationale=f"override {grant.decision_id} expired at {expiry.isoformat()}: "
                 "the run goes through the capacity gateway",
@@ -288,8 +298,7 @@ def use_override(run_id: str, now: datetime) -> str | None:
         )
         return None
     log.append(
-        NewDecision(
-            decision_kind=DecisionKind.override,
+        records.override(
             decision_outcome=DecisionOutcome.accept,
             decision_rationale=f"override {grant.decision_id} used: run admitted once without the gateway",
             subject=subject,
@@ -329,12 +338,9 @@ def gate_current_run(
         if queue is None:
             assert own is not None
             queue = run_queue(config, deployment, own.work_queue_name)
-        own_duration = (
-            expected_durations(client, {str(own.deployment_id): deployment})
-            if reserving and own is not None and own.deployment_id
-            else {}
-        )
-        mine = own_duration.get(deployment)
+        own_id = str(own.deployment_id) if own is not None and own.deployment_id else None
+        own_duration = expected_durations(client, {own_id: deployment}) if reserving and own_id else {}
+        mine = own_duration.get(own_id) if own_id else None
         request = RunRequest(
             flow_run_id=run_id,
             deployment=deployment,
@@ -361,11 +367,10 @@ def gate_current_run(
         code = reason.value
         deferral = store.record_deferral(run_id, deployment, code, next_at, decision.explanation, now)
         bootstrap.decision_log().append(
-            NewDecision(
-                decision_kind=DecisionKind.deferral,
+            records.deferral(
                 decision_outcome=DecisionOutcome.reject,
                 decision_rationale=decision.explanation,
-                subject=f"flow_run:{run_id}",
+                subject=records.flow_run_subject(run_id),
                 actor="releasegate:capacity-gateway",
                 details={
                     "deployment": deployment,

@@ -1,7 +1,13 @@
-"""``releasegate infra up``: the work pool, its queues and caps, and the capacity block, idempotently."""
+"""``releasegate infra up``: the work pool, its queues and caps, and the capacity block, idempotently.
+
+The pool's job environment sets ``PREFECT_FLOWS_HEARTBEAT_FREQUENCY`` (``HEARTBEAT_SECONDS``): every
+run on it sends a heartbeat that often, which the zombie automation (``deployments/automations.yaml``,
+``releasegate-crash-zombie-flow-runs``) needs to tell a live run from one whose worker died.
+"""
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 from prefect import get_client
@@ -12,6 +18,18 @@ from prefect.exceptions import ObjectNotFound
 from releasegate.adapters.blocks import ReleasegateConfig, load_config_block
 from releasegate.adapters.config import CONFIGS, config_file, from_file
 from releasegate.policy.capacity import GatewayConfig
+from releasegate.policy.crash_retry import HEARTBEAT_ENV, HEARTBEAT_SECONDS
+
+
+def with_heartbeats(template: dict) -> dict:
+    """The pool's base job template with ``HEARTBEAT_ENV`` in its default job environment (kept when an
+    operator set another value there)."""
+    out = copy.deepcopy(template)
+    env = out.setdefault("variables", {}).setdefault("properties", {}).setdefault("env", {"type": "object"})
+    default = dict(env.get("default") or {})
+    default.setdefault(HEARTBEAT_ENV, str(HEARTBEAT_SECONDS))
+    env["default"] = default
+    return out
 
 
 @dataclass
@@ -26,23 +44,16 @@ def infra_up(config: GatewayConfig) -> list[InfraChange]:
     with get_client(sync_client=True) as client:
         try:
             pool = client.read_work_pool(config.pool_name)
-            if pool.concurrency_limit != config.pool_concurrency_limit:
+            template = with_heartbeats(pool.base_job_template)
+            detail = f"concurrency_limit={config.pool_concurrency_limit}, {HEARTBEAT_ENV}={_heartbeat(template)}"
+            if pool.concurrency_limit != config.pool_concurrency_limit or template != pool.base_job_template:
                 client.update_work_pool(
-                    config.pool_name, WorkPoolUpdate(concurrency_limit=config.pool_concurrency_limit)
+                    config.pool_name,
+                    WorkPoolUpdate(concurrency_limit=config.pool_concurrency_limit, base_job_template=template),
                 )
-                changes.append(
-                    InfraChange(
-                        f"work pool {config.pool_name}", "updated", f"concurrency_limit={config.pool_concurrency_limit}"
-                    )
-                )
+                changes.append(InfraChange(f"work pool {config.pool_name}", "updated", detail))
             else:
-                changes.append(
-                    InfraChange(
-                        f"work pool {config.pool_name}",
-                        "unchanged",
-                        f"concurrency_limit={config.pool_concurrency_limit}",
-                    )
-                )
+                changes.append(InfraChange(f"work pool {config.pool_name}", "unchanged", detail))
         except ObjectNotFound:
             from prefect.workers.process import ProcessWorker
 
@@ -50,7 +61,7 @@ def infra_up(config: GatewayConfig) -> list[InfraChange]:
                 WorkPoolCreate(
                     name=config.pool_name,
                     type="process",
-                    base_job_template=ProcessWorker.get_default_base_job_template(),
+                    base_job_template=with_heartbeats(ProcessWorker.get_default_base_job_template()),
                     concurrency_limit=config.pool_concurrency_limit,
                     description="releasegate: governed ML jobs",
                 )
@@ -59,7 +70,7 @@ def infra_up(config: GatewayConfig) -> list[InfraChange]:
                 InfraChange(
                     f"work pool {config.pool_name}",
                     "created",
-                    f"process, concurrency_limit={config.pool_concurrency_limit}",
+                    f"process, concurrency_limit={config.pool_concurrency_limit}, {HEARTBEAT_ENV}={HEARTBEAT_SECONDS}",
                 )
             )
 
@@ -98,6 +109,10 @@ def infra_up(config: GatewayConfig) -> list[InfraChange]:
         source = CONFIGS[name][1] if name == "capacity-policy" else f"from {config_file(name)}"
         changes.append(InfraChange(f"block releasegate-config/{name}", action, source))
     return changes
+
+
+def _heartbeat(template: dict) -> str:
+    return str(template["variables"]["properties"]["env"]["default"][HEARTBEAT_ENV])
 
 
 ONCALL_BLOCK = "releasegate-oncall"

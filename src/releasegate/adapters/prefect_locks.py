@@ -1,10 +1,11 @@
 """Prefect global concurrency limits releasegate relies on: one promotion per model, one alias change
-per model. Taken by the flows with ``concurrency(name, occupy=1, strict=True)``."""
+per model. Taken by the flows with ``hold(name)``: ``concurrency(name, occupy=1, strict=True)`` on a
+short, renewed lease."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from typing import Any
 
 from prefect import get_client
@@ -57,6 +58,21 @@ def ensure_alias_lock(model: str) -> str:
     return _ensure_limit(f"aliases-{model}")
 
 
+# A held lock's lease, renewed by Prefect every 3/4 of it while its holder lives. Prefect's default is
+# 300 s: a promotion killed while holding ``promotion-<model>`` kept its rerun waiting about five
+# minutes. A killed holder's slot is now free within this lease plus the server's lease sweep (15 s);
+# 90 s (the server's minimum is 60) leaves each renewal 22 s of retries on a busy machine.
+LOCK_LEASE_SECONDS = 90
+
+
+def hold(name: str) -> AbstractContextManager[Any]:
+    """Hold the one-at-a-time lock ``name`` (an ``ensure_*_lock`` name): wait for it, strict, on a
+    short lease that is renewed while the holder runs."""
+    from prefect.concurrency.sync import concurrency
+
+    return concurrency(name, occupy=1, strict=True, lease_duration=LOCK_LEASE_SECONDS)
+
+
 def deployment_limit_name(deployment: str) -> str:
     return f"deployment-{deployment}"
 
@@ -83,3 +99,14 @@ def work_slot(deployment: str, policy: Any, enqueue: bool = False) -> Iterator[b
             yield False
             return
         yield True
+
+
+@contextmanager
+def model_slot(deployment: str, model: str, policy: Any) -> Iterator[None]:
+    """The deployment's concurrency limit held per model (``deployment-<deployment>-<model key>``): runs of
+    one model wait for each other (whatever the collision strategy: a run past its first step is never
+    cancelled), runs of two models never do."""
+    from releasegate.slugs import slug
+
+    with work_slot(f"{deployment}-{slug(model)}", policy, enqueue=True):
+        yield

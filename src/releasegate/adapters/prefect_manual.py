@@ -15,17 +15,24 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from releasegate.errors import Refused, Unavailable
+
 APPROVAL_KEY = "-approval-"  # flows/promotion.py pauses with key f"{role}-approval-{uuid}"
 
 
-class NoServer(RuntimeError):
+class NoServer(Unavailable):
     """No Prefect API is configured: a run started now would need a server and a worker."""
 
 
-class StartRefused(ValueError):
+class StartRefused(Refused):
+    """A run cannot be started or read as asked: ``field`` and ``rule`` say why."""
+
     def __init__(self, field: str, rule: str):
-        self.field, self.rule = field, rule
-        super().__init__(f"{field}: {rule}")
+        super().__init__(field, rule)
+        self.args = (f"{field}: {rule}",)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 @dataclass(frozen=True)
@@ -79,6 +86,26 @@ def ui_url(run_id: str) -> str:
 def full_name(deployment: str) -> str:
     """releasegate's flows are named after their deployment: ``eod-scoring`` is ``eod-scoring/eod-scoring``."""
     return deployment if "/" in deployment else f"{deployment}/{deployment}"
+
+
+def did_you_mean(name: str, known: list[str]) -> str:
+    """``" (did you mean 'x'?)"`` for the known name closest to ``name``, else ""."""
+    import difflib
+
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def deployed_names(client: Any) -> list[str]:
+    """The deployments on the API as ``releasegate run`` takes them: ``eod-scoring`` for a deployment named
+    after its flow, ``flow/deployment`` otherwise (``eod-scoring/credit``)."""
+    deps = client.read_deployments(limit=200)
+    flows = {f.id: f.name for f in client.read_flows(limit=200)}
+    out = []
+    for d in deps:
+        flow = flows.get(d.flow_id, "")
+        out.append(d.name if flow == d.name else f"{flow}/{d.name}")
+    return sorted(out)
 
 
 def _view(fr: Any, deployment: str | None = None) -> RunView:
@@ -152,9 +179,10 @@ def start(deployment: str, raw: dict[str, str]) -> RunView:
         try:
             dep = client.read_deployment_by_name(name)
         except ObjectNotFound:
+            hint = did_you_mean(deployment, deployed_names(client))
             raise StartRefused(
                 "deployment",
-                f"{name!r} is not deployed on {api}: `releasegate deploy` deploys releasegate's own flows, "
+                f"{name!r} is not deployed on {api}{hint}: `releasegate deploy` deploys releasegate's own flows, "
                 "`releasegate deploy --prefect-file <your prefect.yaml>` your team's",
             ) from None
         parameters = typed_parameters(dep, raw)
@@ -256,3 +284,48 @@ def awaiting_approval(limit: int = 200) -> list[RunView]:
     views = [replace(v, parameters={**defaults, **v.parameters}) for v in views]
     waiting = [v for v in views if v.awaiting_role]
     return sorted(waiting, key=lambda v: v.paused_since.timestamp() if v.paused_since else 0.0)
+
+
+@dataclass(frozen=True)
+class ArtifactView:
+    id: str
+    key: str | None
+    type: str
+    description: str
+    data: Any  # markdown text, a table's rows, or whatever the artifact holds
+    flow_run_id: str | None
+    created: datetime | None
+
+
+def read_artifact(ref: str) -> ArtifactView:
+    """The artifact ``ref`` names: an id (also as ``artifact:<id>``, how a form links it) or a key (its
+    newest version). ``StartRefused`` naming ``artifact`` when the API has none, with the closest key."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterId, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    api_url()
+    text = ref.strip().removeprefix("artifact:")
+    try:
+        by: ArtifactFilter = ArtifactFilter(id=ArtifactFilterId(any_=[UUID(text)]))
+    except ValueError:
+        by = ArtifactFilter(key=ArtifactFilterKey(any_=[text]))
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=by, sort=ArtifactSort.CREATED_DESC, limit=1)
+        if not found:
+            keys = sorted({a.key for a in client.read_latest_artifacts(limit=200) if a.key})
+            raise StartRefused(
+                "artifact",
+                f"no artifact with the key or id {ref!r} on {client.api_url}{did_you_mean(text, keys)}; "
+                "artifact keys of a run are listed by `releasegate watch RUN`",
+            )
+    a = found[0]
+    return ArtifactView(
+        id=str(a.id),
+        key=a.key,
+        type=a.type or "",
+        description=a.description or "",
+        data=a.data,
+        flow_run_id=str(a.flow_run_id) if a.flow_run_id else None,
+        created=a.created,
+    )

@@ -9,6 +9,7 @@ from prefect import get_client
 
 from releasegate import bootstrap
 from releasegate.adapters.config import load_routes
+from releasegate.errors import NotFound
 from releasegate.services.intake import IntakeResult, intake_event
 
 _local = threading.local()
@@ -36,7 +37,7 @@ def deployment_id(deployment: str):
     return dep.id
 
 
-class DeploymentMissing(LookupError):
+class DeploymentMissing(NotFound):
     """The routed deployment is not deployed on the Prefect API this process talks to."""
 
     def __init__(self, deployment: str, api: str):

@@ -12,6 +12,10 @@ cron occurrence it stands for:
   (``DUPLICATE_OCCURRENCE``);
 * catch-up — a scheduled run with later scheduled runs of its deployment already due is skipped per
   ``catch_up`` (``CATCH_UP_SKIPPED``).
+
+A run of a Prefect deployment named otherwise than the governed one (``eod-scoring/<model>``, made from
+``eod-scoring`` per model) follows its own deployment's cron schedules, and its occurrences are its own
+(keyed ``eod-scoring/<model>``): two models scheduled at the same minute are two occurrences.
 """
 
 from __future__ import annotations
@@ -32,9 +36,9 @@ from prefect.client.schemas.objects import FlowRun, State
 from prefect.exceptions import Pause
 from prefect.states import Cancelled, Scheduled
 
-from releasegate import bootstrap
+from releasegate import bootstrap, records
 from releasegate.adapters.prefect_query import read_all_flow_runs
-from releasegate.decisions import DecisionKind, DecisionOutcome, NewDecision
+from releasegate.decisions import DecisionOutcome
 from releasegate.policy.runtime_policy import RuntimePolicy
 from releasegate.policy.schedule_rules import (
     CatchUpMode,
@@ -50,11 +54,10 @@ MOVED = "Deferred"  # the same state name as a gateway deferral: the run waits i
 def _record(deployment: str, run_id: str, rule: str, verdict: ScheduleVerdict, now: datetime, **extra: Any) -> None:
     occ = verdict.occurrence
     bootstrap.decision_log().append(
-        NewDecision(
-            decision_kind=DecisionKind.schedule,
+        records.schedule(
             decision_outcome=DecisionOutcome.reject if verdict.action == "skip" else DecisionOutcome.accept,
             decision_rationale=verdict.reason,
-            subject=f"flow_run:{run_id}",
+            subject=records.flow_run_subject(run_id),
             actor=f"releasegate:{deployment}",
             details={
                 "deployment": deployment,
@@ -102,11 +105,32 @@ def later_due(client: Any, run: FlowRun, now: datetime, crons: list[tuple[str, s
     return len({occurrence(r) for r in others if is_schedule_run(r)} - {mine})
 
 
+def own_schedule(client: Any, run: FlowRun, deployment: str, crons: list[tuple[str, str]]):
+    """(occurrence key prefix, cron schedules) of the run: the governed deployment's, or for a run of a
+    deployment made from it under another name (``eod-scoring/<model>``) that deployment's own."""
+    if run.deployment_id is None:
+        return deployment, crons
+    dep = client.read_deployment(run.deployment_id)
+    if dep.name == deployment:
+        return deployment, crons
+    own = []
+    for s in dep.schedules or []:
+        cron = getattr(s.schedule, "cron", None)
+        if cron:
+            own.append((str(cron), str(getattr(s.schedule, "timezone", None) or "UTC")))
+    return f"{deployment}/{dep.name}", own
+
+
 def apply_schedule_rules(deployment: str, policy: RuntimePolicy, crons: list[tuple[str, str]]) -> State | None:
     """``None``: the run goes on. A ``Cancelled`` state: end the run with it. A move does not return."""
-    if not crons and policy.catch_up.mode is CatchUpMode.run_all:
-        return None  # no rule can apply: spare every run start a read of its flow run
     from prefect.runtime import flow_run
+
+    from releasegate.policy.eod_deployments import GOVERNED_BY
+
+    # a run of a deployment made from this one (its tags, copied to the run) has schedules of its own
+    derived = any(str(t).startswith(GOVERNED_BY) for t in flow_run.tags or [])
+    if not crons and policy.catch_up.mode is CatchUpMode.run_all and not derived:
+        return None  # no rule can apply: spare every run start a read of its flow run
 
     run_id = str(flow_run.id)
     now = bootstrap.clock().now()
@@ -115,6 +139,7 @@ def apply_schedule_rules(deployment: str, policy: RuntimePolicy, crons: list[tup
         run = client.read_flow_run(flow_run.id)
         expected = run.expected_start_time
         if expected is not None and is_schedule_run(run):
+            key, crons = own_schedule(client, run, deployment, crons)
             for cron, tz in crons:
                 verdict = dst_verdict(cron, tz, policy.dst, expected, now)
                 occ = verdict.occurrence
@@ -133,9 +158,9 @@ def apply_schedule_rules(deployment: str, policy: RuntimePolicy, crons: list[tup
                     raise Pause(state=state)
                 store = bootstrap.scheduling_store()
                 mine = hashlib.sha256(run_id.encode()).hexdigest()
-                claim = store.claim(deployment, occ.key, mine, run_id, "schedule_occurrence", now)
+                claim = store.claim(key, occ.key, mine, run_id, "schedule_occurrence", now)
                 if claim.new:
-                    store.set_flow_run(deployment, occ.key, run_id)
+                    store.set_flow_run(key, occ.key, run_id)
                 elif claim.payload_sha256 != mine:
                     dup = ScheduleVerdict(
                         action="skip",

@@ -3,9 +3,10 @@
 | answer | when |
 |---|---|
 | 201 created / 200 duplicate / 202 ignored | a valid delivery, handed to event intake |
-| 400 | signed, but the body is not an MLflow webhook payload (nothing is created) |
+| 400 | signed, but not an MLflow webhook payload, or an id, name or version too long or with a NUL |
 | 401 | missing or wrong signature, or a timestamp outside the tolerance |
-| 409 | a delivery id seen before (replay) |
+| 409 | a delivery id processed before (replay) |
+| 503 + Retry-After | a delivery id another request is processing right now (its claim's lease, 30 s) |
 | 413 | a body over ``MAX_BODY_BYTES`` (1 MiB), before the signature is checked; nothing is recorded |
 | 422 | the event contract refused the mapped event (recorded) |
 | 503 | no secret configured (``RELEASEGATE_WEBHOOK_SECRET``) |
@@ -15,6 +16,11 @@ signature can be checked, so its size is bounded first: a Content-Length over ``
 answered 413 without reading, and without one (chunked) or with a lying one the stream is counted and
 refused (413) as soon as it passes the limit. An unauthenticated sender cannot make the receiver buffer
 more than 1 MiB (MLflow's payloads are a few hundred bytes).
+
+A delivery id is claimed before intake and finished after it. A receiver killed in between leaves the
+claim unfinished; MLflow's retry of that delivery, once the claim's lease (30 s, MLflow's own request
+timeout) has run out, takes it over and processes it again - intake is idempotent per event, so the
+event counts once - instead of answering "replay".
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from releasegate import bootstrap
+from releasegate.errors import ReleasegateError
 from releasegate.policy.webhooks import TOLERANCE, WebhookRejected, to_event, verify
 from releasegate.store.scheduling_store import RegistryEventStore
 
@@ -35,8 +42,8 @@ STATUS = {"created": 201, "duplicate": 200, "ignored": 202, "refused": 422}
 MAX_BODY_BYTES = 1024 * 1024
 
 
-class BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(ReleasegateError):
+    """A webhook body over the size limit (answered 413)."""
 
 
 async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
@@ -75,19 +82,27 @@ def create_app(secret: str | None = None, tolerance=TOLERANCE) -> Starlette:
         except WebhookRejected as exc:
             return JSONResponse({"error": exc.reason}, status_code=exc.status)
         store = RegistryEventStore(bootstrap.settings().resolved_database_url)
-        if not await run_in_threadpool(store.claim_delivery, delivery_id, now):
+        claim = await run_in_threadpool(store.claim_delivery, delivery_id, now)
+        if claim.state == "finished":
             return JSONResponse({"error": f"delivery {delivery_id} was already received (replay)"}, status_code=409)
+        if claim.state == "in_progress":  # MLflow retries a 503 after Retry-After: by then it is ours or done
+            return JSONResponse(
+                {"error": f"delivery {delivery_id} is being processed; retry in {claim.retry_after} s"},
+                status_code=503,
+                headers={"Retry-After": str(claim.retry_after)},
+            )
+        assert claim.owner is not None  # claimed
         if event is None:
-            await run_in_threadpool(store.set_delivery_status, delivery_id, "ignored")
+            await run_in_threadpool(store.finish_delivery, delivery_id, claim.owner, "ignored")
             return JSONResponse({"status": "ignored", "reason": "not an event releasegate acts on"}, status_code=202)
         from releasegate.adapters.prefect_runs import send_event
 
         try:
             result = await run_in_threadpool(send_event, event)
         except Exception as exc:  # let MLflow's retry through: this delivery id was not processed
-            await run_in_threadpool(store.release_delivery, delivery_id)
+            await run_in_threadpool(store.release_delivery, delivery_id, claim.owner)
             return JSONResponse({"error": f"intake failed: {type(exc).__name__}: {exc}"}, status_code=500)
-        await run_in_threadpool(store.set_delivery_status, delivery_id, result.status)
+        await run_in_threadpool(store.finish_delivery, delivery_id, claim.owner, result.status)
         return JSONResponse(result.as_dict(), status_code=STATUS[result.status])
 
     async def health(_: Request) -> JSONResponse:

@@ -8,8 +8,9 @@ from typing import Annotated, NoReturn
 
 import typer
 
+from releasegate import records
 from releasegate.cli._common import console, exit_refused
-from releasegate.decisions import DecisionKind, DecisionOutcome, DecisionRefused, NewDecision
+from releasegate.decisions import DecisionOutcome, DecisionRefused
 
 exception_app = typer.Typer(help="Approved exceptions to promotion gates.", no_args_is_help=True)
 
@@ -40,11 +41,10 @@ def approve(
     from prefect.flow_runs import resume_flow_run
 
     from releasegate import bootstrap
-    from releasegate.policy.handshake import ApprovalFields, ApprovalRefused, Handshake, Role, check_approval
+    from releasegate.policy.handshake import ApprovalFields, ApprovalRefused, Role, check_approval
     from releasegate.policy.signatures import check_signed, sign, statement_for
     from releasegate.services.promotion import (
-        approver_config,
-        high_risk,
+        handshake_base,
         promotion_subject,
         record_approval,
         restore_handshake,
@@ -56,36 +56,34 @@ def approve(
         role_ = Role(role)
     except ValueError:
         exit_refused("role", f"must be pm, risk or compliance, got {role!r}", code=2)
+    try:  # before the run is read: a missing key is refused without reaching Prefect
+        signing_key = load_key(key or key_path(bootstrap.settings().key_dir.expanduser(), by))
+    except KeyRefused as exc:  # nothing was signed or sent: nothing to record
+        exit_refused(exc, code=2)
     from releasegate.adapters.prefect_manual import StartRefused, read_flow_run
 
     try:
         fr = read_flow_run(run)
     except StartRefused as exc:
-        exit_refused(exc.field, f"{exc.rule}; `releasegate awaiting` lists the paused promotions")
+        exit_refused(exc.field, f"{exc.rule}; `releasegate awaiting` lists the paused promotions", code=2)
     params = fr.parameters or {}
     log = bootstrap.decision_log()
     tech_ref, candidate_sha, report_sha = tech_pass(run)
-    base = Handshake(
-        model=str(params.get("model_name", "?")),
-        candidate_version=str(params.get("candidate_version", "?")),
-        requested_by=str(params.get("requested_by", "registry-event")),
+    model_name = str(params.get("model_name", "?"))
+    base = handshake_base(
+        model_name,
+        str(params.get("candidate_version", "?")),
+        str(params.get("requested_by", "registry-event")),
         tech_report_ref=tech_ref,
         tech_pass=tech_ref is not None,
         candidate_sha256=candidate_sha,
         gate_report_sha256=report_sha,
-        allow_lists=approver_config(str(params.get("model_name", "")) or None).allow_lists(),
-        keys=approver_config(str(params.get("model_name", "")) or None).keys,
-        requires_compliance=high_risk(str(params.get("model_name", ""))),
     )
     h = restore_handshake(run, base)
     fields = ApprovalFields(
         approver=by, decision="reject" if reject else "approve", reference=ref, statement=statement, comment=comment
     )
     raw = fields.model_dump() | {"role": role_.value}
-    try:
-        signing_key = load_key(key or key_path(bootstrap.settings().key_dir.expanduser(), by))
-    except KeyRefused as exc:  # nothing was signed or sent: nothing to record
-        exit_refused(exc, code=2)
     try:
         check_approval(h, role_, fields)
         assert fr.state_type is not None  # a run read from the API has a state
@@ -159,10 +157,9 @@ def exception_grant(
         "requested_by": requested_by,
     }
 
-    def refuse(field: str, rule: str) -> NoReturn:
+    def refuse(field: str, rule: str, code: int = 1) -> NoReturn:
         refusal = log.append(
-            NewDecision(
-                decision_kind=DecisionKind.override,
+            records.override(
                 decision_outcome=DecisionOutcome.reject,
                 decision_rationale=f"exception refused: {field}: {rule}",
                 subject=subject,
@@ -170,30 +167,31 @@ def exception_grant(
                 details={**details, "refusal": f"{field}: {rule}"},
             )
         )
-        exit_refused(field, rule, decision_id=refusal.decision_id)
+        exit_refused(field, rule, code=code, decision_id=refusal.decision_id)
 
     expiry = None
     if expires is not None:
         try:
             expiry = datetime.fromisoformat(expires.strip().replace("Z", "+00:00"))
         except ValueError:
-            refuse("expires", f"{expires!r} is not an ISO 8601 time, e.g. 2027-11-30T18:00:00+01:00")
+            refuse("expires", f"{expires!r} is not an ISO 8601 time, e.g. 2027-11-30T18:00:00+01:00", code=2)
         if expiry.tzinfo is None or expiry.utcoffset() is None:
-            refuse("expires", f"{expires!r} has no UTC offset: add one, e.g. {expires}+01:00 or {expires}Z")
+            refuse("expires", f"{expires!r} has no UTC offset: add one, e.g. {expires}+01:00 or {expires}Z", code=2)
     if gate not in WAIVABLE_GATES:
         refuse("gate", f"{gate!r} cannot be waived by an exception (waivable: {', '.join(WAIVABLE_GATES)})")
     if not (by or "").strip():
         refuse("by", "required: who grants the exception")
-    allowed = approver_config().exceptions
+    allowed = approver_config(reader="exception-grant").exceptions
     if by not in allowed:
         refuse("by", f"{by!r} is not on the exceptions allow-list (approvers block, key `exceptions`)")
     if not (requested_by or "").strip():
         refuse("requested_by", "required: who asks for the exception (four eyes)")
     if requested_by == by:
         refuse("by", f"four eyes: {by!r} asked for this exception and cannot grant it")
+    grant: dict = {}  # the signed grant: only on the record that grants it, never on a refusal
     if expiry is not None and (ticket or "").strip():  # otherwise the record itself is refused below
         try:
-            details |= signed_grant(
+            grant = signed_grant(
                 GrantStatement(
                     kind="gate_exception",
                     subject=subject,
@@ -206,18 +204,19 @@ def exception_grant(
                 key,
                 "exceptions",
             )
-        except (KeyRefused, GrantRefused) as exc:
+        except KeyRefused as exc:  # e.g. no key file: bad input
+            refuse(exc.field, exc.rule, code=2)
+        except GrantRefused as exc:
             refuse(exc.field, exc.rule)
     try:
         rec = log.append(
-            NewDecision(
-                decision_kind=DecisionKind.override,
+            records.override(
                 decision_outcome=DecisionOutcome.override,
                 decision_rationale=rationale or "",
                 subject=subject,
                 actor=by,
                 exception_expiry=expiry,
-                details=details,
+                details=details | grant,
             )
         )
     except DecisionRefused as exc:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Annotated, NoReturn
 
 import typer
 from rich.table import Table
 
-from releasegate.cli._common import _log, _plain_log, _record_json, console, exit_refused
-from releasegate.decisions import DecisionKind, DecisionOutcome, DecisionRefused, NewDecision
+from releasegate import records
+from releasegate.cli._common import _log, _plain_log, _record_json, console, exit_refused, parse_time
+from releasegate.decisions import DecisionKind, DecisionOutcome, DecisionRefused
 
 decisions_app = typer.Typer(help="List or add decision records.", invoke_without_command=True)
 
@@ -22,6 +22,7 @@ TRUSTED_KIND_COMMANDS = {
     "refusal": "releasegate itself",
     "gate_failure_ack": "`releasegate gate-failures ack`",
     "incident": "the deferral sweeper",
+    "approvers_config": "`releasegate infra up` and `releasegate approvers propose|approve`",
 }
 
 
@@ -29,8 +30,7 @@ def _refuse_trusted_kind(kind: DecisionKind, subject: str, actor: str) -> NoRetu
     """Trusted kinds are written only by the commands that check their rules; record the attempt."""
     rule = f"{kind.value} records are written only by {TRUSTED_KIND_COMMANDS[kind.value]}, never by `decisions add`"
     rec = _log().append(
-        NewDecision(
-            decision_kind=DecisionKind.refusal,
+        records.refusal(
             decision_outcome=DecisionOutcome.reject,
             decision_rationale=f"decisions add refused: decision_kind: {rule}",
             subject=subject.strip() or "<missing>",
@@ -48,13 +48,29 @@ def decisions_list(
     subject: Annotated[str | None, typer.Option(help="Only this subject.")] = None,
     limit: Annotated[int, typer.Option(help="At most this many, newest last.")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON array.")] = False,
+    wide: Annotated[
+        bool, typer.Option("--wide", help="One tab-separated line per record, never cut or folded (for grep).")
+    ] = False,
 ) -> None:
-    """List decision records (oldest first)."""
+    """List decision records (oldest first). The table fits the terminal (80 columns when piped): use
+    --wide or --json for every character on one line per record."""
     if ctx.invoked_subcommand is not None:
         return
     records = _log().query(kind=kind, subject=subject, limit=limit, newest_first=True)[::-1]
     if as_json:
         typer.echo(json.dumps([_record_json(r) for r in records], indent=2))
+        return
+    if wide:
+        for r in records:
+            cells = (
+                r.decision_timestamp.strftime("%Y-%m-%d %H:%M:%S"),
+                r.decision_kind.value,
+                r.decision_outcome.value,
+                r.subject,
+                r.decision_id,
+                r.decision_rationale,
+            )
+            typer.echo("\t".join(" ".join(str(c).split()) for c in cells))
         return
     table = Table(title=f"decisions ({len(records)})")
     for col in ("timestamp (UTC)", "kind", "outcome", "subject", "decision_id", "rationale"):
@@ -83,7 +99,7 @@ def decisions_add(
     risk_gate_ref: str | None = None,
     joint_release_ack_ref: str | None = None,
     rollback_plan_ref: str | None = None,
-    exception_expiry: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%dT%H:%M:%S%z"])] = None,
+    exception_expiry: Annotated[str | None, typer.Option(help="ISO 8601 with offset: 2030-01-01T00:00:00Z")] = None,
     details: Annotated[str, typer.Option(help="JSON object with kind-specific fields.")] = "{}",
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
@@ -100,8 +116,8 @@ def decisions_add(
         _refuse_trusted_kind(kind, subject, actor)
     try:
         rec = _plain_log().append(
-            NewDecision(
-                decision_kind=kind,
+            records.entered(
+                kind,
                 decision_outcome=outcome,
                 decision_rationale=rationale,
                 subject=subject,
@@ -111,7 +127,7 @@ def decisions_add(
                 risk_gate_ref=risk_gate_ref,
                 joint_release_ack_ref=joint_release_ack_ref,
                 rollback_plan_ref=rollback_plan_ref,
-                exception_expiry=exception_expiry,
+                exception_expiry=parse_time(exception_expiry, "exception_expiry") if exception_expiry else None,
                 details=extra,
             )
         )

@@ -20,18 +20,28 @@ def deferrals_list(
     all_: Annotated[bool, typer.Option("--all", help="Closed deferrals too.")] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """List open deferrals: run, deployment, reason, since, next evaluation, SLA state."""
+    """List open deferrals: run, deployment, reason, since, next evaluation, predicted start, SLA state.
+
+    A capacity deferral's predicted start is when the reservation plan (or, for a run waiting behind a
+    pool or queue cap, the running runs' expected ends) says it will be admitted."""
     if ctx.invoked_subcommand is not None:
         return
     from releasegate import bootstrap
-    from releasegate.policy.deferrals import sla_state
+    from releasegate.policy.deferrals import WAKEABLE, sla_state
 
     now = bootstrap.clock().now()
     rows = bootstrap.scheduling_store().deferrals(None if all_ else "open")
     if as_json:
         typer.echo(
             json.dumps(
-                [{**r.__dict__, "sla_now": sla_state(r.first_deferred_at, now).value} for r in rows],
+                [
+                    {
+                        **r.__dict__,
+                        "predicted_start_at": r.next_evaluation_at if r.reason_code in WAKEABLE else None,
+                        "sla_now": sla_state(r.first_deferred_at, now).value,
+                    }
+                    for r in rows
+                ],
                 default=str,
                 indent=2,
             )
@@ -45,6 +55,7 @@ def deferrals_list(
         "since (UTC)",
         "waited",
         "next evaluation",
+        "predicted start",
         "attempts",
         "SLA",
         "status",
@@ -59,6 +70,7 @@ def deferrals_list(
             f"{r.first_deferred_at:%Y-%m-%d %H:%M}",
             f"{waited} min",
             f"{r.next_evaluation_at:%H:%M:%S}",
+            f"{r.next_evaluation_at:%H:%M:%S}" if r.reason_code in WAKEABLE else "-",
             str(r.attempts),
             sla_state(r.first_deferred_at, r.closed_at or now).value,
             r.status,
@@ -87,8 +99,8 @@ def deferrals_override(
         rec = override_deferral(
             run, ticket, by or "", reason or "", timedelta(minutes=expires_in_minutes), key_file=key
         )
-    except OverrideRefused as exc:
-        exit_refused(exc)  # names the refusal's decision (exc.decision_id)
+    except OverrideRefused as exc:  # names the refusal's decision (exc.decision_id)
+        exit_refused(exc, code=2 if exc.field == "run" else 1)  # no open deferral for that run: bad input
     console.print(
         f"override recorded as decision {rec.decision_id}; run {run} scheduled to start now "
         f"(exception expires {rec.exception_expiry:%Y-%m-%d %H:%M} UTC)"

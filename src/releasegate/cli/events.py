@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from releasegate.cli._common import console, err
+from releasegate.cli._common import console, err, exit_refused, parse_json, read_input
+from releasegate.errors import Refused
 
 events_app = typer.Typer(help="Event intake.", no_args_is_help=True)
 
@@ -22,12 +21,16 @@ def events_send(
     """Validate an event, dedupe it by deployment + idempotency_key, and start its run."""
     from releasegate.adapters.prefect_runs import DeploymentMissing, send_event
 
-    text = sys.stdin.read() if source == "-" else Path(source).read_text()
+    text = read_input(source, "source")  # a missing file: refused, exit 2 (cli.RefusingGroup)
     try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        doc = text  # recorded and refused by intake as not-an-object
-        err.print(f"[red]not JSON:[/red] {exc}")
+        doc = parse_json(text, "source")
+    except Refused as exc:  # recorded by intake (as not an object), refused as the bad input it is
+        try:
+            result = send_event(text)
+        except DeploymentMissing:
+            result = None
+        where = f"{source}: " if source != "-" else ""
+        exit_refused("source", f"{where}{exc.rule}", code=2, decision_id=result.decision_id if result else None)
     events = doc if isinstance(doc, list) else [doc]
     refused = 0
     for raw in events:

@@ -56,6 +56,6 @@ def gate_failures_ack(
         exit_refused("by", "required")
     try:
         did = acknowledge(decision_id, by, note)
-    except ValueError as exc:
-        exit_refused(str(exc))  # the whole message: "<field>: <rule>", or a DecisionRefused's own text
+    except ValueError as exc:  # an unknown or already acknowledged id: bad input, exit 2
+        exit_refused(str(exc), code=2)  # the whole message: "<field>: <rule>", or a DecisionRefused's own text
     console.print(f"gate failure {decision_id} acknowledged as decision {did}")

@@ -25,8 +25,8 @@ def keys_init(
     name: Annotated[str, typer.Option("--name", help="Your approver name, as on the allow-list.")],
     folder: Annotated[Path | None, _DIR] = None,
 ) -> None:
-    """Make your Ed25519 key (private key mode 0600 in your home) and print the public key to pin in the
-    approvers block, next to your name."""
+    """Make your Ed25519 key (private key mode 0600 in your home) and print the public key an admin pins
+    in the governed approvers config, next to your name."""
     from releasegate.store.keys import KeyRefused, create_key
 
     try:
@@ -34,7 +34,10 @@ def keys_init(
     except KeyRefused as exc:
         exit_refused(exc, code=2)
     console.print(f"private key written to {path} (mode 0600; it never leaves this machine)")
-    console.print("pin your public key in the approvers block (blocks/approvers.yaml or its Prefect block):")
+    console.print(
+        "ask an admin to pin your public key in the approvers config: they add it under `keys:` and run "
+        "`releasegate approvers propose FILE --by ADMIN` (a second admin approves when keys change):"
+    )
     console.print(f"keys:\n  {name}: {public}", soft_wrap=True, highlight=False)
 
 

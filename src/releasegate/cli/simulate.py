@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from releasegate.cli._common import console, err
+from releasegate.cli._common import console, err, exit_refused
 
 
 def simulate_cmd(
@@ -44,8 +44,7 @@ def simulate_cmd(
     try:
         cfg = SimConfig(days=days, deployments=deployments, seed=seed, pool_cap=pool_cap, bulk_cap=bulk_cap, **base)
     except ValueError as exc:
-        err.print(f"[red]{exc}[/]")
-        raise typer.Exit(2) from None
+        exit_refused(exc, code=2)
     if workloads:
         names = (
             list(WORKLOADS) if workloads.strip() == "all" else [w.strip() for w in workloads.split(",") if w.strip()]
@@ -53,8 +52,7 @@ def simulate_cmd(
         try:
             reports = simulate_workloads(names, cfg, progress=None if as_json else _progress)
         except ValueError as exc:
-            err.print(f"[red]{exc}[/]")
-            raise typer.Exit(2) from None
+            exit_refused(exc, code=2)
         if as_json:
             print(json.dumps([r.model_dump(mode="json") for r in reports], indent=2))
         else:

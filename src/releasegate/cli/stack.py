@@ -32,12 +32,32 @@ def stack_up(
             "(default SQLite under --home).",
         ),
     ] = None,
-    workers: Annotated[int, typer.Option(help="Workers on the releasegate pool.")] = 1,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Workers on the releasegate pool. On a stack that is up: start again each whose process is "
+            "gone and add the missing ones (docs/recover-a-worker.md).",
+        ),
+    ] = 1,
 ) -> None:
-    """Start the local stack on loopback: Prefect server, MLflow server + webhook, deployments, worker(s)."""
+    """Start the local stack on loopback: Prefect server, MLflow server + webhook, deployments, worker(s).
+    On a stack that is already up, start only the workers that are not running."""
     from releasegate.bootstrap import project_root
-    from releasegate.tools.stack import up
+    from releasegate.tools.stack import ensure_workers, up
 
+    if (home.expanduser() / "stack.json").exists():
+        try:
+            info, actions = ensure_workers(
+                home.expanduser(), project_root(), workers, say=lambda m: console.print(f"[dim]{m}[/]")
+            )
+        except RuntimeError as exc:
+            err.print(f"[red]up failed:[/] {exc}")
+            raise typer.Exit(1) from None
+        console.print(f"[green]stack already up[/] in {info.home}; workers:")
+        for name, action in actions.items():
+            console.print(f"  {name:<16} {action}")
+        return
     try:
         info = up(
             home.expanduser(),

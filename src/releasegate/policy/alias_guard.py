@@ -88,3 +88,41 @@ def findings(expected: Expected | None, found: dict[str, str]) -> list[AliasFind
         for alias in GUARDED
         if found.get(alias) != expected.of(alias)
     ]
+
+
+def promotion_steps(
+    expected: Expected | None, previous_champion: str | None, copy: str | None
+) -> list[dict[str, str | None]]:
+    """The guarded alias states an interrupted binary promotion can have left behind, and no other: before
+    its first move (where the log puts them), after it archived the champion it replaces, after it moved
+    ``champion`` to the copy it made (``services.release`` moves the archive first, then the champion).
+    ``copy`` is the prod version tagged with the pending record's id (None: it never copied)."""
+    before = {"champion": expected.champion if expected else None, "archive": expected.archive if expected else None}
+    prev = str(previous_champion) if previous_champion else None
+    states = [before]
+    if prev and prev != copy:
+        states.append({"champion": before["champion"], "archive": prev})
+    if copy is not None:
+        states.append({"champion": copy, "archive": prev if prev and prev != copy else before["archive"]})
+    return states
+
+
+def rollback_steps(
+    expected: Expected | None, method: str | None, previous_version: str | None, new_version: str | None
+) -> list[dict[str, str | None]]:
+    """The guarded alias states an interrupted full rollback can have left: before its first move, after
+    it moved ``champion`` to its target, after it deleted the ``archive`` alias that pointed at the target.
+    A canary rollback moves neither guarded alias."""
+    before = {"champion": expected.champion if expected else None, "archive": expected.archive if expected else None}
+    states = [before]
+    if method == "full" and new_version:
+        states.append({"champion": str(new_version), "archive": before["archive"]})
+        if before["archive"] == str(new_version):
+            states.append({"champion": str(new_version), "archive": None})
+    return states
+
+
+def left_by(expected: Expected | None, found: dict[str, str], states: list[dict[str, str | None]]) -> bool:
+    """Whether ``found`` is one of ``states`` (a model releasegate never promoted: its champion only)."""
+    judged = GUARDED if expected is not None else ("champion",)
+    return any(all(found.get(a) == s.get(a) for a in judged) for s in states)

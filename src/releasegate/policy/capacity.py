@@ -55,12 +55,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from releasegate.policy.active_runs import ActiveRun
 from releasegate.policy.gateway_config import DeploymentGate, GatewayConfig, QueueConfig
 from releasegate.policy.reservations import ReservationPlan
 from releasegate.policy.windows import Window
 
 # re-exported: configurations and tools import them from here
-__all__ = ["DeploymentGate", "GatewayConfig", "QueueConfig", "Window"]
+__all__ = ["ActiveRun", "DeploymentGate", "GatewayConfig", "QueueConfig", "Window"]
 
 
 class DeferralReason(StrEnum):
@@ -95,19 +96,6 @@ class RunRequest(BaseModel):
     # how long the run is expected to take (a conservative percentile of its deployment's completed
     # runs, else its runtime policy's timeout); None: unknown, assumed to run past every reservation
     expected_seconds: float | None = None
-
-
-class ActiveRun(BaseModel):
-    model_config = ConfigDict(frozen=True)
-    flow_run_id: str
-    deployment: str | None
-    queue: str | None
-    # starting: a gated run deciding at the gateway (Pending or Running in Prefect, no slot yet): it holds
-    # no capacity, but a higher-priority one out-ranks lower runs as if due now
-    state: Literal["running", "pending", "scheduled", "starting"]
-    expected_start: datetime | None = None
-    expected_end: datetime | None = None  # a running run: when it is expected to free its slot
-    expected_seconds: float | None = None  # a scheduled run: how long its reservation lasts
 
 
 class CapacitySnapshot(BaseModel):

@@ -21,10 +21,13 @@ such thing: a Scheduled run waits for its scheduled time. Pure module.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Set as AbstractSet
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict
 
 from releasegate.policy.capacity import ActiveRun, Admitted, CapacitySnapshot, GatewayConfig, RunRequest, decider
 
@@ -123,3 +126,134 @@ def runs_to_wake(
             upcoming = [u for u in upcoming if u.flow_run_id != request.flow_run_id]
             decide = decider(snapshot.model_copy(update={"active": active, "upcoming": upcoming}), config, now)
     return woken
+
+
+# ------------------------------------------------------------------------ runs waiting behind a cap
+class WaitingRun(BaseModel):
+    """A run of a gated deployment that is due but not started: Prefect holds it back (a pool or queue
+    cap is full), so no worker has taken it and the gateway has not seen it."""
+
+    model_config = ConfigDict(frozen=True)
+    flow_run_id: str
+    deployment: str
+    queue: str
+    due: datetime
+    expected_seconds: float | None = None
+
+
+class CapWait(BaseModel):
+    """A waiting run's deferral: the cap that holds it (``CAPACITY_LIMIT`` pool-wide, ``QUEUE_LIMIT`` its
+    queue's) and when it is predicted to start."""
+
+    model_config = ConfigDict(frozen=True)
+    flow_run_id: str
+    deployment: str
+    queue: str
+    reason_code: str
+    due: datetime
+    predicted_start_at: datetime
+
+
+def cap_waits(
+    waiting: list[WaitingRun], active: list[ActiveRun], config: GatewayConfig, now: datetime
+) -> list[CapWait]:
+    """The waiting runs a cap holds back now, each with its predicted start: list scheduling in Prefect's
+    own order (queue priority, then the earliest due) over the running runs' expected ends, within the
+    pool's and each queue's cap. An unknown end (a run without history) counts as freeing its slot now:
+    the prediction is then early, never late by that run. A run predicted to start now is not waiting for
+    a cap (its worker has not polled yet), so it is not deferred."""
+    pool_free = sorted(max(a.expected_end or now, now) for a in active)
+    pool_slots = _slots(pool_free, config.pool_concurrency_limit, now)
+    queue_slots: dict[str, list[datetime]] = {}
+    for q in config.queues:
+        ends = sorted(max(a.expected_end or now, now) for a in active if a.queue == q.name)
+        queue_slots[q.name] = _slots(ends, q.concurrency_limit, now)
+    out: list[CapWait] = []
+    prio = {q.name: q.priority for q in config.queues}
+    for w in sorted(waiting, key=lambda r: (prio.get(r.queue, 10**6), r.due, r.flow_run_id)):
+        pool_at = heapq.heappop(pool_slots)
+        q_heap = queue_slots.get(w.queue)
+        queue_at = heapq.heappop(q_heap) if q_heap else now
+        start = max(now, w.due, pool_at, queue_at)
+        end = start + timedelta(seconds=w.expected_seconds or 0)
+        heapq.heappush(pool_slots, end)
+        if q_heap is not None:
+            heapq.heappush(q_heap, end)
+        if start <= now:
+            continue
+        code = "CAPACITY_LIMIT" if pool_at >= queue_at else "QUEUE_LIMIT"
+        out.append(CapWait(**w.model_dump(exclude={"expected_seconds"}), reason_code=code, predicted_start_at=start))
+    return out
+
+
+def _slots(ends: list[datetime], cap: int, now: datetime) -> list[datetime]:
+    """A heap of when each of ``cap`` slots is free: the latest ``cap`` running ends, the rest now."""
+    slots = ends[len(ends) - cap :] if len(ends) > cap else [now] * (cap - len(ends)) + ends
+    heapq.heapify(slots)
+    return slots
+
+
+# ------------------------------------------------------------------------------- storms, per queue
+STORM_EVENTS = {
+    "alert": "releasegate.deferral.sla-breached",
+    "incident": "releasegate.incident.opened",
+    "closed": "releasegate.incident.closed",
+}
+
+
+class StormChange(BaseModel):
+    """One change of a queue's storm incident: opened (at ``alert`` or straight at ``incident``),
+    escalated to ``incident``, or ``closed`` when the queue has no open deferral left."""
+
+    model_config = ConfigDict(frozen=True)
+    queue: str
+    state: str  # alert | incident | closed
+    count: int
+    oldest: datetime | None
+    waited_minutes: int
+    drain_at: datetime | None  # when the last of its deferred runs is predicted to start
+
+    def explanation(self, recommended_pool: int | None, pool: int) -> str:
+        if self.state == "closed":
+            return f"deferral storm in queue {self.queue!r} closed: no deferred run left"
+        plan = (
+            f"; the last capacity plan recommends a pool of {recommended_pool} (configured {pool})"
+            if recommended_pool is not None
+            else "; no capacity plan yet (`releasegate capacity plan`)"
+        )
+        drain = f", predicted to drain by {self.drain_at.isoformat()}" if self.drain_at else ""
+        return (
+            f"deferral storm in queue {self.queue!r} ({self.state}): {self.count} deferred run(s), the oldest "
+            f"deferred {self.waited_minutes} min ago{drain}{plan}"
+        )
+
+
+def storm_change(
+    queue: str,
+    first_deferred: list[datetime],
+    next_evaluations: list[datetime],
+    current: SlaState | None,
+    now: datetime,
+    alert_minutes: int = 30,
+    incident_minutes: int = 60,
+) -> StormChange | None:
+    """What a queue's storm incident does now, from its open deferrals (their first deferral and next
+    evaluation times) and its current level (None: no storm open): one incident per queue while any
+    deferral is past ``alert_minutes``, escalated once past ``incident_minutes``, closed when none is
+    open. Levels never go down while the storm is open: it is one incident until the queue drains."""
+    if not first_deferred:
+        if current is None:
+            return None
+        return StormChange(queue=queue, state="closed", count=0, oldest=None, waited_minutes=0, drain_at=None)
+    oldest = min(first_deferred)
+    level = sla_state(oldest, now, alert_minutes, incident_minutes)
+    if level is SlaState.ok or (current is not None and _ORDER.index(level) <= _ORDER.index(current)):
+        return None
+    return StormChange(
+        queue=queue,
+        state=level.value,
+        count=len(first_deferred),
+        oldest=oldest,
+        waited_minutes=int((now - oldest) / timedelta(minutes=1)),
+        drain_at=max(next_evaluations) if next_evaluations else None,
+    )

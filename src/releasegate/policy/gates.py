@@ -15,8 +15,11 @@ Gates (thresholds in ``GatePolicy``, stored in the ``releasegate-gate-policy`` b
   (+2 %), or there is no champion (first release); an approved, unexpired exception granted for this
   gate waives the margin, never a worse candidate (a negative delta is never waived). On failure: hold
   if the gain is ≥ 0, reject if the candidate is worse.
-* ``drift`` passes when the max PSI of the candidate's training data vs current prod inputs is
-  ≤ ``max_psi`` (0.2). On failure: hold (retrain on recent data).
+* ``drift`` passes when no feature's PSI (the candidate's training profile vs current prod inputs) is
+  above both ``max_psi`` (0.2, per model in the manifest) and the PSI that sampling noise alone
+  reaches at ``drift_false_alarm_rate`` for the rows measured (``policy.drift``). On failure: hold
+  (retrain on recent data). Fewer than ``drift_min_rows`` rows: ``insufficient``, shown as such, not a
+  pass and not a hold.
 * ``reproducibility`` passes when the staging build's environment fingerprint equals the target's.
   On failure: hold (rebuild in the target environment).
 * ``smoke_test`` passes when the candidate loads from the registry and scores a holdout sample
@@ -37,6 +40,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from releasegate.policy.drift import DEFAULT_FALSE_ALARM_RATE, DEFAULT_MIN_ROWS, DriftSample
+from releasegate.policy.drift import judge as judge_drift
 from releasegate.policy.metrics import Direction, direction_of, relative_gain
 from releasegate.policy.models import GuardMetric
 
@@ -47,6 +52,8 @@ class GatePolicy(BaseModel):
     higher_is_better: bool = True
     min_kpi_delta: float = 0.02
     max_psi: float = 0.2
+    drift_false_alarm_rate: float = Field(DEFAULT_FALSE_ALARM_RATE, gt=0, lt=0.5)  # clean samples held
+    drift_min_rows: int = Field(DEFAULT_MIN_ROWS, ge=20)  # fewer current rows: drift "insufficient"
     require_reproducibility: bool = True
     smoke_rows: int = 200
     # the model's guard metrics (manifest ``guards``): each an absolute limit on the candidate's logged value
@@ -64,12 +71,18 @@ class VersionFacts(BaseModel):
     params: dict[str, str] = Field(default_factory=dict)
     tags: dict[str, str] = Field(default_factory=dict)
     artifact_sha256: str | None = None
+    # the training data: its timestamp (a ``data_timestamp`` tag of the version, its run or a training
+    # dataset input, else a date in the source of a dataset logged with ``mlflow.log_input``) and those
+    # datasets, each as ``name@digest (context) from source``
+    data_timestamp: str | None = None
+    datasets: list[str] = Field(default_factory=list)
 
 
 class EnvironmentFacts(BaseModel):
     """How a version can be rebuilt, from what MLflow logged with it: the ``requirements.txt`` MLflow writes
     beside every model (its SHA-256 over the sorted requirement lines, and the ones not pinned to one
-    version) and the training code's commit (``mlflow.source.git.commit``, else the ``git_sha`` tag)."""
+    version) and the training code's commit (``mlflow.source.git.commit``, else ``git_sha``: the training
+    run's tags, then the version's)."""
 
     model_config = ConfigDict(frozen=True)
     requirements_sha256: str | None = None
@@ -90,6 +103,7 @@ class Dossier(BaseModel):
     monitoring_configured: bool = True
     drift_psi: dict[str, float] = Field(default_factory=dict)
     drift_measure: str | None = None  # why drift could not be measured, as what to do about it
+    drift_sample: DriftSample | None = None  # n, m and the bins behind drift_psi (None: size unknown)
     smoke: dict[str, Any] = Field(default_factory=dict)  # {"ok": bool, "rows": n, "error": str|None}
     exception: dict[str, Any] | None = None  # an approved KPI exception: {"decision_id", "expires_at"}
     built_at: datetime
@@ -98,7 +112,7 @@ class Dossier(BaseModel):
 class GateResult(BaseModel):
     model_config = ConfigDict(frozen=True)
     name: str
-    status: Literal["pass", "fail", "waived"]
+    status: Literal["pass", "fail", "waived", "insufficient"]  # insufficient: not judged, not blocking
     measured: Any = None
     threshold: Any = None
     evidence: str
@@ -227,16 +241,25 @@ def _drift_gate(d: Dossier, p: GatePolicy) -> GateResult:
             evidence="no drift measurement",
             measure=d.drift_measure or "measure PSI of the training data against current prod inputs",
         )
-    worst = max(d.drift_psi, key=lambda k: d.drift_psi[k])
-    value = d.drift_psi[worst]
-    ok = value <= p.max_psi
+    j = judge_drift(d.drift_psi, d.drift_sample, p.max_psi, p.drift_false_alarm_rate, p.drift_min_rows)
+    if j.outcome == "insufficient":
+        return GateResult(
+            name="drift",
+            status="insufficient",
+            measured=round(j.max_psi, 4),
+            threshold=p.max_psi,
+            evidence=j.text(),
+            measure=f"provide at least {p.drift_min_rows} rows of current inputs (and a reference profile of as "
+            "many) to judge drift",
+        )
+    ok = j.outcome == "ok"
     return GateResult(
         name="drift",
         status="pass" if ok else "fail",
-        measured=round(value, 4),
-        threshold=p.max_psi,
-        evidence=f"max PSI {value:.4f} on {worst} over {len(d.drift_psi)} features",
-        measure=None if ok else "retrain on recent data (training data no longer matches prod inputs)",
+        measured=round(j.max_psi, 4),
+        threshold=round(j.limit, 4),
+        evidence=j.text(),
+        measure=None if ok else f"retrain on recent data (training data no longer matches prod inputs: {j.basis()})",
     )
 
 
@@ -401,6 +424,7 @@ def execute_gates(dossier: Dossier, policy: GatePolicy, now: datetime) -> GateRe
         champion_version=dossier.champion.version if dossier.champion else None,
         gates=gates,
         outcome=outcome,
-        measures_plan=[f"{g.name}: {g.measure}" for g in failed if g.measure],
+        measures_plan=[f"{g.name}: {g.measure}" for g in failed if g.measure]
+        + [f"{g.name}: {g.evidence}; {g.measure}" for g in gates if g.status == "insufficient"],
         evaluated_at=now,
     )

@@ -64,13 +64,16 @@ def check_grant(signed: SignedGrant, pinned: dict[str, str], allowed: list[str],
     """Raise ``GrantRefused`` unless the granter is on ``allowed`` and signed with their pinned key."""
     who = signed.statement.granted_by
     if who not in allowed:
-        raise GrantRefused("by", f"{who!r} is not on the {allow_list} allow-list (approvers block, key `{allow_list}`)")
+        raise GrantRefused(
+            "by", f"{who!r} is not on the {allow_list} allow-list (approvers config, key `{allow_list}`)"
+        )
     key = pinned.get(who)
     if not key:
         raise GrantRefused(
             "by",
-            f"{who!r} has no public key in the approvers block (`keys`): run `releasegate keys init --name {who}` "
-            "and pin the key it prints",
+            f"{who!r} has no public key in the governed approvers config (`keys`): run "
+            f"`releasegate keys init --name {who}` and have an admin pin the key it prints "
+            "(`releasegate approvers propose`)",
         )
     if signed.public_key.lower() != key.lower():
         raise GrantRefused("key", f"the grant is signed with a key that is not {who!r}'s pinned key")

@@ -8,6 +8,9 @@ report; PM and Risk approvals come from people (the Prefect UI's approval form o
 * an approval needs a non-blank approver and reference;
 * the approver must be on the role's allow-list (the ``releasegate-approvers`` block);
 * four eyes: the approver is not the requester, and PM, Risk and Compliance are three different people;
+* independence: the approver is neither an owner of the model (the manifest's ``owners``) nor anyone
+  who staged the candidate (``staged_by``: the ``submit_candidate`` caller, the version's MLflow user,
+  the person who asked for the run; never the placeholder ``registry-event``);
 * order: no pass without a valid tech gate report, no Risk pass before the PM pass, no Compliance pass
   before the Risk pass, and none at all where the model does not require one;
 * a role already approved cannot be approved twice.
@@ -68,6 +71,8 @@ class Handshake(BaseModel):
     requires_compliance: bool = False  # the model's risk_tier is "high"
     allow_lists: dict[Role, list[str]] = Field(default_factory=dict)
     keys: dict[str, str] = Field(default_factory=dict)  # approver -> pinned Ed25519 public key (hex)
+    owners: list[str] = Field(default_factory=list)  # the model's owners: never its approvers
+    staged_by: dict[str, str] = Field(default_factory=dict)  # who staged the candidate -> how we know
 
     @property
     def roles(self) -> tuple[Role, ...]:
@@ -100,6 +105,8 @@ def check_approval(h: Handshake, role: Role, a: ApprovalFields) -> None:
         raise ApprovalRefused("approver", f"{a.approver!r} is not on the {role.value} allow-list")
     if a.approver == h.requested_by:
         raise ApprovalRefused("approver", f"four eyes: {a.approver!r} requested this promotion and cannot approve it")
+    if (why := not_independent(h, a.approver)) is not None:
+        raise ApprovalRefused("approver", f"independence: {a.approver!r} {why} and cannot approve it")
     if getattr(h, role.value) is not None:
         raise ApprovalRefused("role", f"{role.value.upper()} has already decided")
     previous = {Role.risk: (Role.pm, "pm_gate_ref"), Role.compliance: (Role.risk, "risk_gate_ref")}.get(role)
@@ -116,6 +123,43 @@ def check_approval(h: Handshake, role: Role, a: ApprovalFields) -> None:
                 f"four eyes: {a.approver!r} gave the {other.role.value.upper()} approval and cannot also give "
                 f"{role.value.upper()}'s",
             )
+
+
+PLACEHOLDER_REQUESTERS = frozenset({"", "registry-event", "<missing>"})  # no one's identity
+
+
+def not_independent(h: Handshake, name: str) -> str | None:
+    """Why ``name`` may not approve this candidate (an owner, or who staged it); None when independent."""
+    if name in h.owners:
+        return f"is an owner of {h.model} (models[{h.model}].owners)"
+    if name in h.staged_by:
+        return f"staged the candidate ({h.staged_by[name]})"
+    if name == h.requested_by and name not in PLACEHOLDER_REQUESTERS:
+        return "requested this promotion"
+    return None
+
+
+def ineligible(h: Handshake, role: Role) -> dict[str, str]:
+    """Every name on ``role``'s allow-list with why it cannot give this approval (empty: none can't)."""
+    out: dict[str, str] = {}
+    for name in h.allow_lists.get(role, []):
+        if (why := not_independent(h, name)) is not None:
+            out[name] = why
+        elif not h.keys.get(name):
+            out[name] = "has no pinned key"
+        elif any(o.role is not role and (o.approver == name or o.key_id == h.keys.get(name)) for o in h.given()):
+            out[name] = "gave another approval of this release"
+    return out
+
+
+def no_eligible_approver(h: Handshake, role: Role) -> str | None:
+    """The reason no one can give ``role``'s approval of this release, or None when someone can."""
+    listed = h.allow_lists.get(role, [])
+    bad = ineligible(h, role)
+    if any(n not in bad for n in listed):
+        return None
+    why = "; ".join(f"{n} {w}" for n, w in bad.items()) or "the allow-list is empty"
+    return f"no eligible {role.value.upper()} approver for {h.model} v{h.candidate_version}: {why}"
 
 
 def approval_ref(a: Approval) -> str:
@@ -149,3 +193,18 @@ def joint_release_ack(h: Handshake, now: datetime, validity: timedelta = ACK_VAL
     refs = "|".join(approval_ref(a) for a in given)
     digest = hashlib.sha256(f"{h.model}|{h.candidate_version}|{h.tech_report_ref}|{refs}".encode()).hexdigest()[:16]
     return JointAck(valid=True, ref=f"JOINT_RELEASE_ACK:{digest}", reason=f"{names} passed", expires_at=expires)
+
+
+REFUSALS_PER_BURST = 5  # refused approvals in a row before a waiting run slows down
+MAX_COOLDOWN_SECONDS = 900
+
+
+def approval_cooldown(refused_in_a_row: int, base_seconds: int) -> int:
+    """Seconds a run waiting for an approval pauses before it asks again, after ``refused_in_a_row``
+    refused inputs: none inside a burst of ``REFUSALS_PER_BURST``; after each full burst ``base_seconds``,
+    doubled per further burst, at most ``MAX_COOLDOWN_SECONDS``. Input never fails a run; a flood of
+    garbage only slows down how often it is read (and recorded)."""
+    if refused_in_a_row <= 0 or refused_in_a_row % REFUSALS_PER_BURST:
+        return 0
+    bursts = refused_in_a_row // REFUSALS_PER_BURST
+    return int(min(base_seconds * 2 ** min(bursts - 1, 16), MAX_COOLDOWN_SECONDS))

@@ -14,7 +14,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from releasegate.decisions import DecisionKind, DecisionOutcome, NewDecision
+from releasegate import records
+from releasegate.decisions import DecisionOutcome, NewDecision
 from releasegate.policy.triggers import ManualTrigger
 
 APPROVAL_CLOCK_SKEW = timedelta(minutes=5)  # an approval up to 5 min "in the future" is clock skew
@@ -88,8 +89,7 @@ def decide_manual_run(
     if trigger is None or reason is not None:
         return ManualRunDecision(
             trigger=None,
-            decision=NewDecision(
-                decision_kind=DecisionKind.manual_run,
+            decision=records.manual_run(
                 decision_outcome=DecisionOutcome.reject,
                 decision_rationale=f"manual run refused: {reason}",
                 subject=subject,
@@ -99,8 +99,7 @@ def decide_manual_run(
         )
     return ManualRunDecision(
         trigger=trigger,
-        decision=NewDecision(
-            decision_kind=DecisionKind.manual_run,
+        decision=records.manual_run(
             decision_outcome=DecisionOutcome.accept,
             decision_rationale=(
                 f"manual run by {trigger.requested_by} ({trigger.reason_code.value}) against "

@@ -13,6 +13,8 @@ from enum import StrEnum
 
 import numpy as np
 
+from releasegate.errors import ReleasegateError
+
 
 class Direction(StrEnum):
     higher_better = "higher"
@@ -30,8 +32,8 @@ CATALOGUE: dict[str, Direction] = {
 }
 
 
-class UnknownMetric(ValueError):
-    pass
+class UnknownMetric(ReleasegateError, ValueError):
+    """A metric whose direction (higher or lower is better) is not known."""
 
 
 def direction_of(metric: str, given: Direction | None = None) -> Direction:

@@ -16,9 +16,12 @@ import string
 from enum import StrEnum
 from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from releasegate.policy.calendar import BusinessCalendar
+from releasegate.policy.drift import DriftSettings
 from releasegate.policy.metrics import Direction, direction_of
+from releasegate.policy.triggers import CronSchedule, IanaTimezone
 from releasegate.slugs import slug
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$"  # no '.', which separates environment and model
@@ -51,8 +54,10 @@ class _Strict(BaseModel):
 
 class Kpi(_Strict):
     metric: str = Field(min_length=1)
-    direction: Direction | None = None  # default: the metric catalogue's (``policy.metrics``)
-    min_delta: Annotated[float, Field(ge=0, le=1)] = 0.02  # relative gain over the champion, +2 %
+    direction: Direction | None = Field(default=None, description="higher or lower; default the metric catalogue's")
+    min_delta: Annotated[float, Field(ge=0, le=1)] = Field(
+        default=0.02, description="relative gain over the champion in the metric's direction (+2 %)"
+    )
 
     @model_validator(mode="after")
     def _known_direction(self) -> Self:
@@ -136,6 +141,24 @@ def retrain_call(spec: ModelSpec | None, values: dict[str, str]) -> tuple[str, d
     return spec.retrain.deployment, filled
 
 
+class EodSchedule(_Strict):
+    """When the model's end-of-day scoring runs: ``releasegate deploy`` makes the deployment
+    ``eod-scoring/<model key>`` with this schedule (queue ``critical``, eod-scoring's runtime policy)."""
+
+    cron: str
+    timezone: IanaTimezone = "UTC"
+    active: bool = True
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        try:
+            CronSchedule(cron=v)  # 5 fields that parse
+        except ValidationError as exc:
+            raise ValueError(exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
+        return v
+
+
 class ModelApprovers(_Strict):
     pm: list[str] = Field(default_factory=list)
     risk: list[str] = Field(default_factory=list)
@@ -144,19 +167,45 @@ class ModelApprovers(_Strict):
 
 class ModelSpec(_Strict):
     name: str = Field(pattern=NAME)
-    registry: dict[str, str] = Field(default_factory=dict)  # environment -> registered model name template
+    registry: dict[str, str] = Field(
+        default_factory=dict, description="environment -> registered model name template (default `{env}.{model}`)"
+    )
     primary_kpi: Kpi
     guards: list[GuardMetric] = Field(default_factory=list)
     criticality: Criticality = Criticality.standard
     risk_tier: RiskTier = RiskTier.standard
     task: Task = Task.classification
-    predict: str | None = None  # "predict" or "predict_proba:<column>"; default from the task
+    predict: str | None = Field(
+        default=None, description="`predict` or `predict_proba:<column>`; default from the task"
+    )
     label_column: str = "label"
     current_inputs: DataSource | None = None
     labels: DataSource | None = None
     retrain: RetrainJob | None = None
-    scoring_deployment: str | None = Field(default=None, pattern=r"^[^/\s]+/[^/\s]+$")
-    approvers: ModelApprovers | None = None  # None: the global lists (blocks/approvers.yaml)
+    eod: EodSchedule | None = Field(
+        default=None, description="its scheduled EOD; unset: none (runs of eod-scoring with model_name only)"
+    )
+    approvers: ModelApprovers | None = Field(
+        default=None, description="its own allow-lists; unset: the global lists of the approvers config"
+    )
+    calendar: BusinessCalendar = Field(
+        default_factory=BusinessCalendar,
+        description="the dates its data exists for: backfill, EOD and the newest inputs follow it",
+    )
+    owners: list[str] = Field(default_factory=list, description="who owns the model: never approves its promotions")
+    drift: DriftSettings | None = Field(
+        default=None, description="its drift rule (max_psi, false_alarm_rate, min_rows); unset: gate_policy.yaml"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _removed_fields(cls, data: object) -> object:
+        if isinstance(data, dict) and "scoring_deployment" in data:
+            raise ValueError(
+                "scoring_deployment was removed: give eod: {cron, timezone} instead, and `releasegate deploy` "
+                "creates the model's own EOD deployment eod-scoring/<model>"
+            )
+        return data
 
     @field_validator("registry")
     @classmethod

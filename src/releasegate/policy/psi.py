@@ -11,9 +11,11 @@ moderate, > 0.2 significant shift, > 0.3 urgent. Pure module.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -143,3 +145,76 @@ def psi_against(profile: ReferenceProfile, current: np.ndarray) -> np.ndarray:
         return _psi_of_shares(ref_shares, _shares(np.asarray(profile.edges[j]), c), profile.floor)
 
     return _per_column(cur.shape[1], cur.size, column)
+
+
+# -- how large a PSI sampling noise alone gives ---------------------------------------------------------
+# Two samples of one population still differ: a feature's PSI over B bins between n current rows and
+# the m reference rows its bins were cut from is ≈ (1/n + 1/m)·χ²(B − 1), a mean of (B − 1)(1/n + 1/m)
+# (0.096 for deciles at n = 120, m = 426). With few rows per bin the log makes PSI's upper tail heavier
+# than that chi-square (a bin with 1 row of an expected 12 adds 0.23 on its own), so the critical value
+# below is the chi-square one only when every bin expects ≥ CHI2_MIN_EXPECTED rows on both sides, and
+# otherwise the quantile of PSI itself - the same arithmetic, floor included - over NULL_DRAWS samples
+# drawn under "same population" (bin masses ~ Dirichlet(m·shares), rows ~ Multinomial(n, masses)),
+# seeded by the inputs so the same sample always gets the same answer (cached: ~0.5 s per new shape).
+CHI2_MIN_EXPECTED = 50
+NULL_DRAWS = 100_000
+
+
+def critical_psi(
+    rows: int, reference_rows: int | None, shares: Sequence[float], level: float, floor: float = DEFAULT_FLOOR
+) -> float:
+    """The PSI that one feature exceeds with probability ``level`` when ``rows`` current rows and the
+    ``reference_rows`` rows its bins (reference ``shares``) were cut from come from the same population.
+    ``reference_rows`` None: the reference shares are exact (no reference noise)."""
+    if rows < 1:
+        raise ValueError("rows must be at least 1")
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie in (0, 1), got {level}")
+    # PSI's null distribution does not depend on the bins' order, nor on a share's third decimal: one
+    # simulation serves every feature of a profile cut into (nearly) equal-mass bins
+    key = tuple(sorted(round(float(s), 2 if s >= 0.02 else 3) for s in shares if s > 0))
+    if len(key) < 2:
+        return 0.0  # one bin: every sample has the same shares, PSI 0
+    return _critical(int(rows), None if reference_rows is None else int(reference_rows), key, float(level), floor)
+
+
+@lru_cache(maxsize=512)
+def _critical(n: int, m: int | None, shares: tuple[float, ...], level: float, floor: float) -> float:
+    s = np.asarray(shares) / sum(shares)
+    smallest = float(s.min()) * min(n, m if m is not None else n)
+    if smallest >= CHI2_MIN_EXPECTED:
+        from scipy.stats import chi2
+
+        return float((1 / n + (1 / m if m else 0.0)) * chi2.isf(level, s.size - 1))
+    seed = int.from_bytes(hashlib.sha256(repr((n, m, shares, level, floor)).encode()).digest()[:8], "big")
+    rng = np.random.default_rng(seed)
+    draws = min(NULL_DRAWS, 10_000_000 // s.size)  # memory: a few arrays of draws x bins
+    if m is None:
+        masses = np.broadcast_to(s, (draws, s.size))
+    else:
+        g = rng.gamma(np.maximum(m * s, 0.5), size=(draws, s.size))
+        masses = g / g.sum(axis=1, keepdims=True)
+    cur = rng.multinomial(n, masses) / n
+    ref, cc = np.maximum(s, floor), np.maximum(cur, floor)
+    values = np.sum((cc - ref) * np.log(cc / ref), axis=1)
+    return float(np.quantile(values, 1 - level))
+
+
+def present_rows(current: np.ndarray) -> int:
+    """n of a batch for the drift rule: the fewest present (non-NaN) values of a column that has any (a
+    column with none has no PSI and is not judged)."""
+    a = np.asarray(current, dtype=np.float64)
+    if a.ndim == 1:
+        a = a[:, None]
+    counts = (~np.isnan(a)).sum(axis=0)
+    counts = counts[counts > 0]
+    return int(counts.min()) if counts.size else 0
+
+
+def per_feature_level(false_alarm_rate: float, features: int) -> float:
+    """Šidák: the level per feature that gives ``false_alarm_rate`` for the max over ``features``
+    independent features (≥ the Bonferroni ``false_alarm_rate / features``; correlated features make
+    the whole slightly more cautious, never less)."""
+    if not 0 < false_alarm_rate < 1:
+        raise ValueError(f"false_alarm_rate must lie in (0, 1), got {false_alarm_rate}")
+    return float(1 - (1 - false_alarm_rate) ** (1 / max(features, 1)))

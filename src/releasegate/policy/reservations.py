@@ -9,10 +9,8 @@ from __future__ import annotations
 import heapq
 from bisect import bisect_right
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from releasegate.policy.capacity import ActiveRun
+from releasegate.policy.active_runs import ActiveRun
 
 
 def span(reserved: ActiveRun, now: datetime) -> tuple[datetime, datetime | None]:

@@ -63,6 +63,8 @@ class RetrainSignals(BaseModel):
     trigger: RetrainTrigger
     has_champion: bool = True
     psi: dict[str, float] = Field(default_factory=dict)
+    # the features whose PSI is beyond sampling noise (policy.drift), banded instead of ``psi`` when known
+    psi_beyond_noise: dict[str, float] | None = None
     kpi_drop: float | None = None  # relative: 0.07 = 7 % worse than baseline
     days_since_refit: float | None = None
     source_environment: str | None = None  # for registry events
@@ -96,8 +98,9 @@ def retrain_gateway(s: RetrainSignals, p: RetrainPolicy, now: datetime) -> Retra
             urgency="bootstrap",
             reason="no champion in prod yet: train the first candidate",
         )
-    worst = max(s.psi.values()) if s.psi else 0.0
-    worst_f = max(s.psi, key=lambda k: s.psi[k]) if s.psi else None
+    judged = s.psi if s.psi_beyond_noise is None else s.psi_beyond_noise
+    worst = max(judged.values()) if judged else 0.0
+    worst_f = max(judged, key=lambda k: judged[k]) if judged else None
     drop = s.kpi_drop or 0.0
     psi_band, drop_band = band(worst, p.psi_plan, p.psi_urgent), band(drop, p.kpi_drop_plan, p.kpi_drop_urgent)
     if psi_band == "urgent":

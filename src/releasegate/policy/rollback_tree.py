@@ -11,6 +11,10 @@ Order matters: the first rule that holds decides.
 | metric drop 5-10 %, no challenger (full, post-retrain) | rollback: the only undo of a full release | KPI_DROP_FULL |
 | PSI 0.2-0.3 | plan a retrain | DRIFT_PLAN |
 | otherwise (drop < 5 %) | monitor | WITHIN_LIMITS |
+
+PSI is banded as judged with the day's sample size (``policy.drift``): ``psi_beyond_noise``, the largest
+PSI of a feature above its sampling-noise critical value (0 when none is), when the caller knows it;
+``psi_note`` (critical value, n, m, false-alarm rate, or "insufficient sample") is quoted in the reason.
 """
 
 from __future__ import annotations
@@ -64,6 +68,8 @@ class TreeInput(BaseModel):
     max_psi: float = 0.0
     metric_drop: float | None = None
     business_impact: bool = False
+    psi_beyond_noise: float | None = None  # None: band max_psi (sample size unknown)
+    psi_note: str = ""
 
 
 class TreeResult(BaseModel):
@@ -81,14 +87,16 @@ def decide(i: TreeInput, t: TreeThresholds | None = None) -> TreeResult:
         return TreeResult(
             action=Action.rollback, reason_code=TreeReason.BUSINESS_IMPACT, reason="immediate business impact"
         )
-    psi_band, drop_band = band(i.max_psi, t.psi_plan, t.psi_urgent), band(drop, t.drop_canary, t.drop_severe)
+    psi = i.max_psi if i.psi_beyond_noise is None else i.psi_beyond_noise
+    note = f" ({i.psi_note})" if i.psi_note else ""
+    psi_band, drop_band = band(psi, t.psi_plan, t.psi_urgent), band(drop, t.drop_canary, t.drop_severe)
     if psi_band == "urgent":
         return TreeResult(
             action=Action.rollback,
             retrain=True,
             urgent=True,
             reason_code=TreeReason.DRIFT_URGENT,
-            reason=f"PSI {i.max_psi:.3f} > {t.psi_urgent}: roll back and retrain urgently",
+            reason=f"PSI {psi:.3f} > {t.psi_urgent}{note}: roll back and retrain urgently",
         )
     if drop_band == "urgent":
         return TreeResult(
@@ -113,10 +121,10 @@ def decide(i: TreeInput, t: TreeThresholds | None = None) -> TreeResult:
             action=Action.plan_retrain,
             retrain=True,
             reason_code=TreeReason.DRIFT_PLAN,
-            reason=f"PSI {i.max_psi:.3f} in [{t.psi_plan}, {t.psi_urgent}]: plan a retrain",
+            reason=f"PSI {psi:.3f} in [{t.psi_plan}, {t.psi_urgent}]{note}: plan a retrain",
         )
     return TreeResult(
         action=Action.monitor,
         reason_code=TreeReason.WITHIN_LIMITS,
-        reason=f"PSI {i.max_psi:.3f}, drop {drop:.1%}: monitor",
+        reason=f"PSI {i.max_psi:.3f}{note}, drop {drop:.1%}: monitor",
     )

@@ -92,6 +92,18 @@ def _exists(local: datetime, tz: ZoneInfo) -> bool:
     return aware.astimezone(UTC).astimezone(tz).replace(tzinfo=None) == local
 
 
+def occurrence_at(local: datetime, timezone: str) -> Occurrence:
+    """The occurrence of a naive local wall time in ``timezone``: normal, in the skipped or the repeated hour."""
+    tz = ZoneInfo(timezone)
+    if not _exists(local, tz):
+        kind: Literal["normal", "missing", "repeated"] = "missing"
+    elif len(_instants(local, tz)) == 2:
+        kind = "repeated"
+    else:
+        kind = "normal"
+    return Occurrence(local=local, timezone=timezone, kind=kind)
+
+
 def occurrence_of(cron: str, timezone: str, fired_at: datetime) -> Occurrence | None:
     """The nominal occurrence of ``cron`` (in ``timezone``) that a run due at ``fired_at`` stands for;
     None when the run is on no occurrence (a manual run)."""
@@ -103,13 +115,7 @@ def occurrence_of(cron: str, timezone: str, fired_at: datetime) -> Occurrence | 
         if local > naive + timedelta(hours=3):
             return None
         if fired in _instants(local, tz):
-            if not _exists(local, tz):
-                kind: Literal["normal", "missing", "repeated"] = "missing"
-            elif len(_instants(local, tz)) == 2:
-                kind = "repeated"
-            else:
-                kind = "normal"
-            return Occurrence(local=local, timezone=timezone, kind=kind)
+            return occurrence_at(local, timezone)
     return None
 
 

@@ -92,6 +92,8 @@ class Assessment(BaseModel):
     metric_drop: float | None
     business_impact: bool = False
     impact_detail: str = ""
+    psi_beyond_noise: float | None = None  # the drift rule's judged PSI (policy.drift); None: band max_psi
+    drift_note: str = ""  # the drift rule's verdict: critical value, n, m, false-alarm rate
 
 
 class Verdict(BaseModel):
@@ -117,7 +119,14 @@ def judge(champion: Assessment, challenger: Assessment | None, thresholds: TreeT
 
     def tree(a: Assessment) -> TreeResult:
         return decide(
-            TreeInput(stage=a.stage, max_psi=a.max_psi, metric_drop=a.metric_drop, business_impact=a.business_impact),
+            TreeInput(
+                stage=a.stage,
+                max_psi=a.max_psi,
+                metric_drop=a.metric_drop,
+                business_impact=a.business_impact,
+                psi_beyond_noise=a.psi_beyond_noise,
+                psi_note=a.drift_note,
+            ),
             thresholds,
         )
 

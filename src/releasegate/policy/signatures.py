@@ -27,7 +27,7 @@ from typing import Annotated, Any, Literal
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, StringConstraints, ValidationError
 
 from releasegate.policy.handshake import ApprovalFields, ApprovalRefused, Handshake, Role
 
@@ -111,7 +111,7 @@ class ApprovalStatement(Statement):
     reference: str
     gate_report_sha256: str
     run_id: str
-    signed_at: datetime
+    signed_at: AwareDatetime  # a time without a UTC offset is refused when the token is read
 
 
 class SignedApproval(Signed):
@@ -151,8 +151,25 @@ def open_token(token: str) -> SignedApproval:
     try:
         raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
         return SignedApproval.model_validate_json(raw)
-    except (ValueError, ValidationError):
+    except ValidationError as exc:
+        raise _statement_refusal(exc) from None
+    except ValueError:
         raise ApprovalRefused("token", f"unreadable approval token (cut or altered): {SIGN_HINT}") from None
+
+
+def _statement_refusal(exc: ValidationError) -> ApprovalRefused:
+    """A token that decodes but whose statement breaks its shape: name the statement's field (a
+    ``signed_at`` without a UTC offset, say); anything else is an unreadable token."""
+    err = exc.errors()[0]
+    loc = [str(p) for p in err["loc"]]
+    if len(loc) >= 2 and loc[0] == "statement":
+        field = loc[1]
+        if err["type"] == "timezone_aware":
+            return ApprovalRefused(
+                field, f"the token's time has no UTC offset (a naive time is never guessed): {SIGN_HINT}"
+            )
+        return ApprovalRefused(field, f"the token's statement is malformed ({err['msg']}): {SIGN_HINT}")
+    return ApprovalRefused("token", f"unreadable approval token (cut or altered): {SIGN_HINT}")
 
 
 def statement_for(
@@ -186,8 +203,9 @@ def check_signed(
     if not pinned:
         raise ApprovalRefused(
             "approver",
-            f"{fields.approver!r} has no public key in the approvers block (`keys`): run "
-            f"`releasegate keys init --name {fields.approver}` and pin the key it prints",
+            f"{fields.approver!r} has no public key in the governed approvers config (`keys`): run "
+            f"`releasegate keys init --name {fields.approver}` and have an admin pin the key it prints "
+            "(`releasegate approvers propose`)",
         )
     if signed.public_key.lower() != pinned.lower():
         raise ApprovalRefused(

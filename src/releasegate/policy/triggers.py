@@ -31,6 +31,8 @@ from pydantic import (
     model_validator,
 )
 
+from releasegate.policy.schedule_rules import DstRule, dst_target, occurrence_at
+
 NonBlank = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=512)]
 
 
@@ -87,14 +89,24 @@ class ScheduleTrigger(BaseModel):
     schedule: Annotated[CronSchedule | IntervalSchedule, Field(discriminator="kind")]
     timezone: IanaTimezone
     effective_from: AwareDatetime
+    dst: DstRule = DstRule.first  # a cron time in the skipped or repeated hour (policy.schedule_rules)
 
     def next_runs(self, after: datetime, count: int = 1) -> list[datetime]:
-        """The next ``count`` fire times after ``after`` (UTC), never before ``effective_from``."""
+        """The next ``count`` fire times after ``after`` (UTC), never before ``effective_from``. A cron time
+        the clocks skip or repeat runs as ``dst`` says, the rule the run-start check applies
+        (``schedule_rules.dst_target``): with ``first``, a 02:30 that does not exist runs when the clocks
+        jump (03:00), a repeated one at its first pass; with ``skip`` that day has no run."""
         tz = ZoneInfo(self.timezone)
         start = max(_aware(after), self.effective_from).astimezone(tz)
         if isinstance(self.schedule, CronSchedule):
-            it = CronSim(self.schedule.cron, start.replace(tzinfo=None) - timedelta(microseconds=1))
-            return [next(it).replace(tzinfo=tz).astimezone(UTC) for _ in range(count)]
+            after_utc = start.astimezone(UTC)
+            it = CronSim(self.schedule.cron, start.replace(tzinfo=None) - timedelta(hours=3))
+            out: list[datetime] = []
+            while len(out) < count:
+                at = dst_target(occurrence_at(next(it), self.timezone), self.dst)
+                if at is not None and at >= after_utc and (not out or at > out[-1]):
+                    out.append(at)
+            return out
         step = timedelta(seconds=self.schedule.interval_seconds)
         anchor = self.effective_from
         elapsed = max(timedelta(0), start - anchor)

@@ -5,6 +5,12 @@ MLflow 3 signs each delivery: header ``X-MLflow-Signature: v1,<base64 HMAC-SHA25
 accepted only with a valid signature and a timestamp within ``tolerance`` of now (else 401); a delivery
 id seen before is a replay (409, answered by the receiver, which keeps the ids).
 
+Sizes and characters are checked before anything is written (400): a delivery id of at most
+``MAX_DELIVERY_ID_CHARS`` printable ASCII characters (MLflow sends a UUID), a registered model name of at
+most ``MAX_NAME_CHARS`` and a version of at most ``MAX_VERSION_CHARS`` characters, none of them with a
+control character (PostgreSQL refuses a NUL byte in a text column; the event contract's idempotency key
+holds 200 characters).
+
 Mapping (``to_event``):
 
 * ``model_version.created`` on ``<env>.<model>`` → ``registry.model_version.created@v1``
@@ -22,15 +28,23 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from releasegate.errors import ReleasegateError
+
 TOLERANCE = timedelta(minutes=5)
 ENVIRONMENTS = ("dev", "staging", "prod")
+MAX_DELIVERY_ID_CHARS = 200
+MAX_NAME_CHARS = 150  # "staging-validated:<model>:<version>" stays within the contract's 200
+MAX_VERSION_CHARS = 20
+_PRINTABLE_ASCII = re.compile(r"^[\x21-\x7e]+$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-class WebhookRejected(Exception):
+class WebhookRejected(ReleasegateError):
     def __init__(self, status: int, reason: str):
         self.status, self.reason = status, reason
         super().__init__(f"{status}: {reason}")
@@ -67,7 +81,22 @@ def verify(secret: str, headers: dict[str, str], body: bytes, now: datetime, tol
         raise WebhookRejected(401, "body: not UTF-8") from None
     if not hmac.compare_digest(sign(secret, delivery_id, timestamp, text), signature):
         raise WebhookRejected(401, "X-MLflow-Signature: does not match the body (wrong secret or altered body)")
+    if len(delivery_id) > MAX_DELIVERY_ID_CHARS or not _PRINTABLE_ASCII.match(delivery_id):
+        raise WebhookRejected(
+            400,
+            f"X-MLflow-Delivery-Id: at most {MAX_DELIVERY_ID_CHARS} printable ASCII characters without "
+            f"spaces (got {len(delivery_id)} characters)",
+        )
     return delivery_id
+
+
+def _bounded(field: str, value: str, limit: int) -> str:
+    """``value`` when it fits a column and the event contract, else ``WebhookRejected(400)`` naming it."""
+    if len(value) > limit:
+        raise WebhookRejected(400, f"{field}: at most {limit} characters (got {len(value)})")
+    if _CONTROL.search(value):
+        raise WebhookRejected(400, f"{field}: contains a control character (a NUL byte, say)")
+    return value
 
 
 def split_name(name: str, environments: Sequence[str] = ENVIRONMENTS) -> tuple[str, str] | None:
@@ -91,13 +120,19 @@ def to_event(
         raise WebhookRejected(400, "body: expected an object with entity, action and data")
     entity, action, data = doc.get("entity"), doc.get("action"), doc["data"]
     name, version = data.get("name"), data.get("version")
-    if not isinstance(name, str) or version is None:
+    if not isinstance(name, str) or version is None or isinstance(version, (dict, list)):
         raise WebhookRejected(400, "data.name and data.version are required")
+    _bounded("data.name", name, MAX_NAME_CHARS)
+    _bounded("data.version", str(version), MAX_VERSION_CHARS)
+    if isinstance(data.get("alias"), str):
+        _bounded("data.alias", data["alias"], MAX_NAME_CHARS)
     parts = split_name(name, environments)
     if parts is None:
         return None
     env, model = parts
     occurred = doc.get("timestamp") or now.isoformat()
+    if isinstance(occurred, str):
+        _bounded("timestamp", occurred, 64)
     if entity == "model_version" and action == "created":
         return {
             "event_id": f"mlflow-delivery:{delivery_id}",

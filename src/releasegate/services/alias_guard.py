@@ -4,10 +4,16 @@ Prefect event and an ``incident`` record) and, when restoring is on (``RELEASEGA
 default ``restore``), put the alias back where the log's last sealed promotion or rollback put it.
 
 Runs inside the registry watcher, under the model's alias lock (the one the binary step of a promotion
-and every rollback take), so it never judges aliases in the middle of a releasegate move. A model with
-a promotion or rollback still pending (interrupted, not yet finished) is left to the flow that finishes
-it. The incident record is written *before* an alias is moved back (no alias moved without its record);
-the same misplacement is reported once, not every minute.
+and every rollback take), so it never judges aliases in the middle of a releasegate move. The guard
+never stops reading: a promotion or rollback whose pending record has no end (its worker died, or its
+registry call failed) excuses only the alias states its own recorded moves lead to (a promotion:
+archive -> the champion it replaces, then champion -> the copy it made; a full rollback: champion ->
+its target, the archive that pointed there deleted); any other state is an incident like any other.
+Holding the lock, the guard is the one finishing such a promotion: it completes it when it is still
+valid, or abandons it (recorded, the champion put back) — ``services.release.finish_unfinished`` — so an
+interrupted promotion ends within a pass of the watcher, not at the model's next promotion. The
+incident record is written *before* an alias is moved back (no alias moved without its record); the
+same misplacement is reported once, not every minute.
 """
 
 from __future__ import annotations
@@ -17,10 +23,21 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
-from releasegate.decisions import DecisionKind, DecisionOutcome, NewDecision
-from releasegate.policy.alias_guard import AliasEvent, AliasFinding, expected_aliases, findings
+from releasegate import records
+from releasegate.decisions import DecisionKind, DecisionOutcome, DecisionRecord
+from releasegate.policy.alias_guard import (
+    AliasEvent,
+    AliasFinding,
+    Expected,
+    expected_aliases,
+    findings,
+    left_by,
+    promotion_steps,
+    rollback_steps,
+)
 from releasegate.ports import Ports
 from releasegate.services.promotion_log import promotion_history
+from releasegate.services.release import finish_unfinished
 from releasegate.services.rollback import unfinished_rollback
 
 INCIDENT_KIND = "alias_moved_outside_releasegate"
@@ -31,10 +48,12 @@ NOT_MOVED = "; reported, not moved (no sealed record to restore from, or RELEASE
 @dataclass
 class GuardResult:
     model: str
-    status: str  # ok | in_flight | reported | restored | already_reported | "not checked: <why>"
+    status: str  # ok | finished | reported | restored | already_reported | "not checked: <why>"
     findings: list[AliasFinding] = field(default_factory=list)
     incident_decision: str | None = None
     aliases_after: dict[str, str] = field(default_factory=dict)
+    # interrupted promotions this pass ended: finish_unfinished's answers (finished, or abandoned and why)
+    promotions: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _events(model: str, ports: Ports) -> list[AliasEvent]:
@@ -49,11 +68,26 @@ def _events(model: str, ports: Ports) -> list[AliasEvent]:
     return sorted(out, key=lambda e: e.at)  # stable: log order within one instant
 
 
-def _in_flight(model: str, ports: Ports) -> bool:
+def _unfinished_promotions(model: str, ports: Ports) -> list[DecisionRecord]:
     history = promotion_history(model, "alias-guard", ports.log)
-    if any(p.decision_id not in history.ends for p in history.pendings):
-        return True
-    return unfinished_rollback(model, ports) is not None
+    return [p for p in history.pendings if p.decision_id not in history.ends]
+
+
+def _excused(model: str, expected: Expected | None, pendings: list[DecisionRecord], ports: Ports):
+    """The alias states the unfinished promotions and rollback of ``model`` may have left (None: none)."""
+    registry = ports.registry
+    states: list[dict[str, str | None]] = []
+    for p in pendings:
+        d = p.details
+        copy = registry.find_copy(
+            d["prod_model"], d["staging_model"], str(d["candidate_version"]), d["candidate_sha256"], p.decision_id
+        )
+        states += promotion_steps(expected, d.get("previous_champion"), copy)
+    rollback = unfinished_rollback(model, ports)
+    if rollback is not None:
+        d = rollback.details
+        states += rollback_steps(expected, d.get("method"), d.get("previous_version"), d.get("new_version"))
+    return states or None
 
 
 def _already_reported(model: str, found: dict[str, str], ports: Ports) -> bool:
@@ -74,47 +108,30 @@ def guard_model(
     emit_event: Callable[..., Any] | None = None,
     lock: Callable[[str], AbstractContextManager[Any]] = lambda _model: nullcontext(),
 ) -> GuardResult:
-    registry, log = ports.registry, ports.log
+    registry = ports.registry
     prod = registry.model_name("prod", model)
     with lock(model):
-        if _in_flight(model, ports):
-            return GuardResult(model, "in_flight", aliases_after=registry.aliases(prod))
         found = {a: v for a, v in registry.aliases(prod).items() if a in ("champion", "archive")}
         expected = expected_aliases(_events(model, ports))
-        wrong = findings(expected, found)
-        if not wrong:
-            return GuardResult(model, "ok", aliases_after=found)
+        pendings = _unfinished_promotions(model, ports)
+        excused = _excused(model, expected, pendings, ports)
+        wrong = [] if excused is not None and left_by(expected, found, excused) else findings(expected, found)
+        rec = None
+        target: dict[str, str | None] = {}
         fix = restore and expected is not None
-        if not fix and _already_reported(model, found, ports):
-            return GuardResult(model, "already_reported", wrong, aliases_after=found)
-        target = {f.alias: f.expected for f in wrong} if fix else {}
-        rec = log.append(
-            NewDecision(
-                decision_kind=DecisionKind.incident,
-                decision_outcome=DecisionOutcome.reject,
-                decision_rationale="; ".join(str(f) for f in wrong) + ("; moved back" if fix else NOT_MOVED),
-                subject=f"model:{model}",
-                actor=ACTOR,
-                rollback_plan_ref=f"alias-guard:{prod}:{expected.because}" if fix and expected else None,
-                details={
-                    "incident_for": expected.because if expected else "none",
-                    "incident_kind": INCIDENT_KIND,
-                    "severity": "P1",
-                    "model_name": model,
-                    "registered_model": prod,
-                    "found": found,
-                    "expected": {"champion": expected.champion, "archive": expected.archive} if expected else None,
-                    "restore": target,
-                },
-            )
-        )
-        for alias, version in target.items():  # idempotent: a rerun after a crash moves the same way
-            if version is None:
-                registry.delete_alias(prod, alias)
-            else:
-                registry.set_alias(prod, alias, version)
+        repeated = bool(wrong) and not fix and _already_reported(model, found, ports)
+        if wrong and not repeated:
+            target = {f.alias: f.expected for f in wrong} if fix else {}
+            rec = _record_incident(model, prod, wrong, found, expected, target, ports)
+            for alias, version in target.items():  # idempotent: a rerun after a crash moves the same way
+                if version is None:
+                    registry.delete_alias(prod, alias)
+                else:
+                    registry.set_alias(prod, alias, version)
+        # Holding the alias lock, nobody else is finishing them: end them now, not at the next promotion.
+        ended = finish_unfinished(model, ports=ports) if pendings else []
         after = {a: v for a, v in registry.aliases(prod).items() if a in ("champion", "archive")}
-    if emit_event is not None:
+    if rec is not None and emit_event is not None:
         emit_event(
             event="releasegate.incident.opened",
             resource={"prefect.resource.id": f"releasegate.model.{model}", "prefect.resource.name": prod},
@@ -126,4 +143,39 @@ def guard_model(
                 "restored": bool(target),
             },
         )
-    return GuardResult(model, "restored" if target else "reported", wrong, rec.decision_id, after)
+    if repeated:
+        return GuardResult(model, "already_reported", wrong, aliases_after=after, promotions=ended)
+    if rec is not None:
+        return GuardResult(model, "restored" if target else "reported", wrong, rec.decision_id, after, ended)
+    return GuardResult(model, "finished" if ended else "ok", aliases_after=after, promotions=ended)
+
+
+def _record_incident(
+    model: str,
+    prod: str,
+    wrong: list[AliasFinding],
+    found: dict[str, str],
+    expected: Expected | None,
+    target: dict[str, str | None],
+    ports: Ports,
+) -> DecisionRecord:
+    fix = bool(target)
+    return ports.log.append(
+        records.incident(
+            decision_outcome=DecisionOutcome.reject,
+            decision_rationale="; ".join(str(f) for f in wrong) + ("; moved back" if fix else NOT_MOVED),
+            subject=records.model_subject(model),
+            actor=ACTOR,
+            rollback_plan_ref=f"alias-guard:{prod}:{expected.because}" if fix and expected else None,
+            details={
+                "incident_for": expected.because if expected else "none",
+                "incident_kind": INCIDENT_KIND,
+                "severity": "P1",
+                "model_name": model,
+                "registered_model": prod,
+                "found": found,
+                "expected": {"champion": expected.champion, "archive": expected.archive} if expected else None,
+                "restore": target,
+            },
+        )
+    )

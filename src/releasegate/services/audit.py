@@ -9,12 +9,13 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from releasegate.clock import Clock
+from releasegate.errors import Failed
 from releasegate.policy.signatures import public_hex
 from releasegate.store.checkpoints import Checkpoint, make_checkpoint, write_checkpoint
 from releasegate.store.decision_log import DecisionLog
 
 
-class LogNotVouchedFor(Exception):
+class LogNotVouchedFor(Failed):
     """The chain does not verify: a broken log is never signed (the checkpoint would vouch for the break)."""
 
 

@@ -1,6 +1,9 @@
 """Backfill: re-run the EOD scoring of past business dates, once per model and date, resumable.
 
-For each (model, business date) of the range: skip it when an earlier backfill already scored it (a
+The range walks each model's business calendar (``calendar:`` in the manifest, weekdays by default): a
+weekend day or a listed holiday is ``not_business_day``, not scored and not a failure. A business date
+without data (no file, no rows) is ``no_data``: its own outcome, named with the reason, not a failure of
+the other dates. For each (model, business date) of the range: skip it when an earlier backfill already scored it (a
 completion ``backfill:<model>`` for that date in the scheduling store, written only after the day's
 predictions are on disk), else score the day's inputs with the version that was champion on that date
 according to the decision log (the last sealed final promotion or full rollback recorded before the end
@@ -19,8 +22,10 @@ from pydantic import BaseModel
 
 from releasegate import bootstrap
 from releasegate.adapters import mlflow_registry as registry
-from releasegate.adapters.config import ConfigError, load
+from releasegate.adapters.config import ConfigError, load, model_spec
+from releasegate.adapters.data_sources import NoDataForDate
 from releasegate.errors import Refused
+from releasegate.policy.calendar import WEEKDAYS_ONLY
 from releasegate.policy.models import ModelManifest
 from releasegate.services.eod import score_business_date
 from releasegate.services.promotion_log import promotion_history
@@ -30,6 +35,8 @@ class DayStatus(StrEnum):
     scored = "scored"
     already_done = "already_done"  # scored by an earlier backfill run: not again
     no_version = "no_version"  # nothing was champion on that date and no version was named
+    not_business_day = "not_business_day"  # outside the model's calendar: a weekend day or a holiday
+    no_data = "no_data"  # a business date without data (no file, no rows): a late file may still come
     failed = "failed"
 
 
@@ -91,9 +98,17 @@ def backfill_days(
     out: list[BackfillDay] = []
     total = len(models) * len(days)
     for model in models:
+        spec = model_spec(model)
+        calendar = spec.calendar if spec is not None else WEEKDAYS_ONLY
         done = {d for _, d in store.completed([completion_key(model)], days)}
         for day in days:
-            row = _one(model, day, version, day in done)
+            why_not = calendar.why_not(day)
+            if why_not is not None:
+                row = BackfillDay(
+                    model_name=model, business_date=day, status=DayStatus.not_business_day, detail=why_not
+                )
+            else:
+                row = _one(model, day, version, day in done)
             if row.status is DayStatus.scored:
                 store.mark_completed(completion_key(model), day, flow_run_id, clock.now())
             out.append(row)
@@ -120,7 +135,11 @@ def _one(model: str, day: date, version: str | None, done: bool) -> BackfillDay:
         chosen, source = current, "current champion (the decision log names none on that date)"
     try:
         result = score_business_date(model, day, version=chosen)
-    except (Refused, ConfigError) as exc:  # a missing file, a missing column: say which, go on
+    except NoDataForDate as exc:  # the business date has no data (yet): its own outcome, go on
+        return BackfillDay(
+            model_name=model, business_date=day, status=DayStatus.no_data, version=chosen, detail=str(exc)
+        )
+    except (Refused, ConfigError) as exc:  # an unreadable file, a missing column: say which, go on
         return BackfillDay(
             model_name=model, business_date=day, status=DayStatus.failed, version=chosen, detail=str(exc)
         )
@@ -137,3 +156,24 @@ def _one(model: str, day: date, version: str | None, done: bool) -> BackfillDay:
         max_psi=round(result.champion_report.max_psi, 6),
         detail=result.predictions_path,
     )
+
+
+def summary(rows: list[BackfillDay]) -> str:
+    """One paragraph on what a backfill did: counts per outcome, then every date that was not scored
+    (missing data and failures first, with their reasons; days outside the calendar by name)."""
+    counts = {s: sum(r.status is s for r in rows) for s in DayStatus}
+    parts = [f"{n} {s.value.replace('_', ' ')}" for s, n in counts.items() if n]
+    text = f"{len(rows)} (model, date): " + ", ".join(parts)
+    for status, label in (
+        (DayStatus.failed, "failed"),
+        (DayStatus.no_data, "no data"),
+        (DayStatus.no_version, "no version"),
+    ):
+        bad = [r for r in rows if r.status is status]
+        if bad:
+            text += f". {label}: " + "; ".join(f"{r.model_name} {r.business_date}: {r.detail}" for r in bad[:10])
+            text += f" (and {len(bad) - 10} more)" if len(bad) > 10 else ""
+    off = [r for r in rows if r.status is DayStatus.not_business_day]
+    if off:
+        text += ". not business days: " + ", ".join(sorted({r.business_date.isoformat() for r in off}))
+    return text

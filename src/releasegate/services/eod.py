@@ -17,12 +17,13 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel
 
-from releasegate import bootstrap
+from releasegate import bootstrap, records
 from releasegate.adapters import mlflow_registry as registry
 from releasegate.adapters.config import load, model_spec
 from releasegate.adapters.data_sources import BusinessBatch, DataSourceError, as_float, load_batch, require_columns
 from releasegate.adapters.model_io import Predictor
-from releasegate.decisions import DecisionKind, DecisionOutcome, NewDecision
+from releasegate.decisions import DecisionKind, DecisionOutcome
+from releasegate.errors import Failed
 from releasegate.policy.metrics import compute
 from releasegate.policy.models import ModelSpec, Task, manifest_field
 from releasegate.policy.monitoring import MonitoringPolicy, MonitoringReport, evaluate, latency_percentiles
@@ -40,7 +41,7 @@ from releasegate.policy.scoring import (
 from releasegate.services.promotion import PROFILE_MEASURE
 
 
-class NoChampion(RuntimeError):
+class NoChampion(Failed):
     """EOD cannot score: the prod model has no ``champion`` alias."""
 
 
@@ -118,7 +119,7 @@ def score_business_date(
             f"model_name: {prod} has no '{registry.CHAMPION}' alias, so there is nothing to score for {day}; "
             "promote a version first (deployment 'promotion')"
         )
-    policy: MonitoringPolicy = load("monitoring-thresholds")
+    policy: MonitoringPolicy = load("monitoring-thresholds").for_model(spec.drift)  # with the model's drift rule
     batch = load_batch(spec, day, None, rows)
     n = batch.rows
     c_facts, c_pred, champion, c_report = _score_and_check(policy, spec, prod, champ_v, batch, chunk_rows)
@@ -218,6 +219,7 @@ def _score_and_check(
         drift = {f: float(v) for f, v in zip(profile.features, values, strict=True)}
     report = evaluate(
         policy,
+        profile=profile,
         drift=drift,
         drift_missing=PROFILE_MEASURE,
         current=as_float(X),
@@ -269,6 +271,7 @@ def _assessment(version: str, stage: Stage, report: MonitoringReport) -> Assessm
         metric_drop=by["metric_drop"].value,
         business_impact=bool(impact),
         impact_detail="; ".join(f"{c.name}: {c.detail}" for c in impact),
+        **report.drift_for_tree(),
     )
 
 
@@ -294,16 +297,16 @@ def _write_outputs(spec: ModelSpec, day, y, c_pred, ch_pred, served, mask) -> Pa
 def record_and_act(result: EodResult, flow_run_id: str | None = None) -> dict[str, Any]:
     """Write the monitoring decision, then request the rollback / retrain the verdict asks for."""
     from releasegate.adapters.prefect_runs import send_event
+    from releasegate.services.rollback_requests import record_request
 
     v = result.verdict
     day = result.business_date.isoformat()
     log = bootstrap.decision_log()
     rec = _recorded_by_this_run(log, result, flow_run_id) or log.append(
-        NewDecision(
-            decision_kind=DecisionKind.monitoring,
+        records.monitoring(
             decision_outcome=DecisionOutcome.reject if v.rollback_method else DecisionOutcome.accept,
             decision_rationale=f"EOD {day} {result.model_name}: {v.action} ({v.reason_code}) - {v.reason}",
-            subject=f"model:{result.model_name}",
+            subject=records.model_subject(result.model_name),
             actor="releasegate:eod-monitoring",
             details={
                 "model_name": result.model_name,
@@ -328,6 +331,11 @@ def record_and_act(result: EodResult, flow_run_id: str | None = None) -> dict[st
     out: dict[str, Any] = {"decision_id": rec.decision_id, "action": v.action, "reason_code": v.reason_code}
     now = bootstrap.clock().now().isoformat()
     if v.rollback_method:
+        acts_on = (
+            result.champion_assessment
+            if v.rollback_method == "full"
+            else result.challenger_assessment or result.champion_assessment
+        ).version
         out["rollback"] = send_event(
             {
                 "event_id": f"{rec.decision_id}:rollback",
@@ -339,16 +347,22 @@ def record_and_act(result: EodResult, flow_run_id: str | None = None) -> dict[st
                     "model_name": result.model_name,
                     "business_date": day,
                     "method": v.rollback_method,
-                    "version": (
-                        result.champion_assessment
-                        if v.rollback_method == "full"
-                        else result.challenger_assessment or result.champion_assessment
-                    ).version,
+                    "version": acts_on,
                     "reason_code": v.reason_code,
                     "reason": v.reason,
                 },
             }
         ).as_dict()
+        if out["rollback"].get("flow_run_id"):  # the sealed request the rollback run must carry out
+            request = record_request(
+                rec,
+                method=v.rollback_method,
+                champion=result.champion_assessment.version,
+                version=acts_on,
+                flow_run_id=out["rollback"]["flow_run_id"],
+                ports=bootstrap.ports(),
+            )
+            out["rollback"]["request_decision_id"] = request.decision_id if request else None
     if v.retrain:
         drift = v.reason_code.startswith("DRIFT") or v.champion.reason_code.startswith("DRIFT")
         out["retrain"] = send_event(

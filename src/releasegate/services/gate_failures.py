@@ -11,8 +11,8 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from releasegate import bootstrap
-from releasegate.decisions import DecisionKind, DecisionOutcome, NewDecision
+from releasegate import bootstrap, records
+from releasegate.decisions import DecisionOutcome
 from releasegate.policy.deferrals import gate_failures_to_escalate
 from releasegate.store import views
 
@@ -51,8 +51,7 @@ def acknowledge(decision_id: str, by: str, note: str) -> str:
     if decision_id in acked:
         raise ValueError(f"decision_id: {decision_id} is already acknowledged")
     rec = log.append(
-        NewDecision(
-            decision_kind=DecisionKind.gate_failure_ack,
+        records.gate_failure_ack(
             decision_outcome=DecisionOutcome.accept,
             decision_rationale=f"gate failure acknowledged by {by}: {note}",
             subject=match["subject"],
@@ -95,8 +94,7 @@ def escalate_unacknowledged(emit_event: Callable[..., Any] | None = None) -> lis
             },
         )
         rec = bootstrap.decision_log().append(
-            NewDecision(
-                decision_kind=DecisionKind.incident,
+            records.incident(
                 decision_outcome=DecisionOutcome.reject,
                 decision_rationale=f"P1 incident: gate failure of {f['model_name']} v{f['candidate_version']} "
                 f"not acknowledged for {waited} min",

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Literal
 
 from releasegate import bootstrap
-from releasegate.adapters.config import load
 from releasegate.policy.grants import GrantStatement, check_grant, sign_grant
 from releasegate.store.keys import key_path, load_key
 
@@ -20,6 +19,8 @@ def signed_grant(
     Raises ``KeyRefused`` or ``GrantRefused`` (both name the field and the rule)."""
     key = load_key(key_file or key_path(bootstrap.settings().key_dir, statement.granted_by))
     signed = sign_grant(statement, key)
-    config = load("approvers")
+    from releasegate.services.approvers import governed_config
+
+    config = governed_config("grants")
     check_grant(signed, config.keys, getattr(config, allow_list), allow_list)
     return signed.record()

@@ -25,9 +25,12 @@ creation under the same key. A claim that carries a run id therefore always has 
 fast duplicate path stays one indexed read. The delivery that writes the "created" record answers
 ``created`` (and emits the Prefect event); every other one answers ``duplicate`` with the same run.
 
-Every accepted, refused or ignored event is a decision record (kind ``event``); a duplicate is an
-answer, not a new decision. An event whose type has routes but none whose ``match`` fits its payload
-is ``ignored`` (e.g. a version registered in staging by releasegate itself must not start a retrain).
+Every accepted or refused event is a decision record (kind ``event``); a duplicate is an answer, not a
+new decision. An event whose type has routes but none whose ``match`` fits its payload is ``ignored``
+(e.g. a version registered in staging by releasegate itself must not start a retrain): nothing was
+decided, so it is counted, not recorded (``ignored_counts``; the webhook keeps each delivery's status,
+``ignored``, and the registry watcher's run returns ``{"ignored": n}``). An event type with no route at
+all is still a refusal: the routes lack one.
 
 Why runs are created here and not by Prefect deployment triggers: a trigger's ``RunDeployment`` action
 keys its run by the automation invocation, not by the event, and Prefect dedupes event ids only in a
@@ -40,59 +43,29 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
+import threading
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 
-from releasegate.decisions import DecisionKind, DecisionOutcome, DecisionRecord, NewDecision, make_record
+from releasegate import records
+from releasegate.decisions import DecisionOutcome, DecisionRecord, NewDecision, make_record
 from releasegate.policy.manual_runs import describe_validation_error
+from releasegate.policy.routes import DEFAULT_ROUTES as DEFAULT_ROUTES  # re-exported
+from releasegate.policy.routes import Route as Route
+from releasegate.policy.routes import render_parameters
 from releasegate.policy.triggers import EventEnvelope, parse_event_type
 from releasegate.store.decision_log import DecisionLog
 from releasegate.store.scheduling_store import SchedulingStore
 
 CreateRun = Callable[[str, dict[str, Any], str], str]  # (deployment, parameters, prefect_key) -> flow_run_id
 Emit = Callable[[str, dict[str, Any]], None]  # (event name, payload)
-
-
-class Route(BaseModel):
-    """Start ``deployment`` for ``event_type`` when the payload has every ``match`` value; parameters are
-    literals or ``{{ payload.<field> }}``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    event_type: str
-    deployment: Annotated[str, Field(min_length=1, max_length=200)]  # = event_intake.deployment
-    match: dict[str, Any] = Field(default_factory=dict)
-    parameters: dict[str, Any] = Field(default_factory=dict)
-
-    def fits(self, event: EventEnvelope) -> bool:
-        return event.event_type == self.event_type and all(
-            str(event.payload.get(k)) == str(v) for k, v in self.match.items()
-        )
-
-
-DEFAULT_ROUTES = [
-    Route(
-        event_type="data.partition.arrived@v1",
-        deployment="backfill",
-        parameters={"start_date": "{{ payload.business_date }}", "end_date": "{{ payload.business_date }}"},
-    ),
-]
-
-_TEMPLATE = re.compile(r"^\{\{\s*payload\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}$")
-
-
-def render_parameters(route: Route, event: EventEnvelope) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name, value in route.parameters.items():
-        m = _TEMPLATE.match(value) if isinstance(value, str) else None
-        out[name] = event.payload[m.group(1)] if m else value
-    return out
 
 
 def payload_digest(event_type: str, payload: dict[str, Any]) -> str:
@@ -131,6 +104,21 @@ def _append_once(
         return existing, False
 
 
+_IGNORED: Counter[str] = Counter()
+_IGNORED_LOCK = threading.Lock()
+
+
+def _count_ignored(event_type: str) -> None:
+    with _IGNORED_LOCK:
+        _IGNORED[event_type] += 1
+
+
+def ignored_counts() -> dict[str, int]:
+    """Events this process ignored (a routed type, no route fitting the payload), per event type."""
+    with _IGNORED_LOCK:
+        return dict(_IGNORED)
+
+
 @dataclass(frozen=True)
 class IntakeResult:
     status: Literal["created", "duplicate", "refused", "ignored"]
@@ -151,11 +139,10 @@ def _refuse(
         return str(v) if v not in (None, "") else "<missing>"
 
     rec = log.append(
-        NewDecision(
-            decision_kind=DecisionKind.event,
+        records.event(
             decision_outcome=DecisionOutcome.reject,
             decision_rationale=f"event refused: {reason}",
-            subject=f"deployment:{deployment}" if deployment else f"event:{s('event_type')}",
+            subject=records.deployment_subject(deployment) if deployment else records.event_subject(s("event_type")),
             actor=f"producer:{s('producer')}",
             details={
                 "event_id": s("event_id"),
@@ -194,24 +181,8 @@ def intake_event(
     typed = [r for r in routes if r.event_type == event.event_type]
     route = next((r for r in typed if r.fits(event)), None)
     if route is None and typed:
-        rec = log.append(
-            NewDecision(
-                decision_kind=DecisionKind.event,
-                decision_outcome=DecisionOutcome.reject,
-                decision_rationale=f"event ignored: no route for {event.event_type} matches its payload",
-                subject=f"event:{event.event_type}",
-                actor=f"producer:{event.producer}",
-                details={
-                    "event_id": event.event_id,
-                    "event_type": event.event_type,
-                    "idempotency_key": event.idempotency_key,
-                    "ignored": True,
-                    "payload": event.payload,
-                },
-            ),
-            now=now,
-        )
-        return IntakeResult(status="ignored", reason="no route matches the payload", decision_id=rec.decision_id)
+        _count_ignored(event.event_type)
+        return IntakeResult(status="ignored", reason="no route matches the payload")
     if route is None:
         return _refuse(log, raw, f"event_type: no route for {event.event_type!r} (configure one)", now)
     deployment, key = route.deployment, event.idempotency_key
@@ -243,11 +214,10 @@ def intake_event(
     common = {"event_id": event.event_id, "event_type": event.event_type, "idempotency_key": key}
     accepted, _ = _append_once(
         log,
-        NewDecision(
-            decision_kind=DecisionKind.event,
+        records.event(
             decision_outcome=DecisionOutcome.accept,
             decision_rationale=f"{event.event_type} from {event.producer} starts {deployment}",
-            subject=f"deployment:{deployment}",
+            subject=records.deployment_subject(deployment),
             actor=f"producer:{event.producer}",
             details={
                 **common,
@@ -264,11 +234,10 @@ def intake_event(
     flow_run_id = create_run(deployment, parameters, prefect_key)
     _, recorded_here = _append_once(
         log,
-        NewDecision(
-            decision_kind=DecisionKind.event,
+        records.event(
             decision_outcome=DecisionOutcome.accept,
             decision_rationale=f"run {flow_run_id} of {deployment} created for {event.event_type}",
-            subject=f"deployment:{deployment}",
+            subject=records.deployment_subject(deployment),
             actor=f"producer:{event.producer}",
             details={
                 **common,

@@ -24,14 +24,15 @@ approves anything.
 from __future__ import annotations
 
 import math
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
-from releasegate import bootstrap
+from releasegate import bootstrap, records
 from releasegate.adapters import mlflow_registry as registry
 from releasegate.adapters.config import ApproverConfig, model_spec
 from releasegate.adapters.data_sources import DataSourceError, load_frame
-from releasegate.decisions import DecisionKind, DecisionOutcome, NewDecision
+from releasegate.decisions import DecisionKind, DecisionOutcome
+from releasegate.policy.drift import DriftSample, sample_of
 from releasegate.policy.gates import Dossier, GatePolicy, GateReport
 from releasegate.policy.grants import recorded_grant_problem
 from releasegate.policy.handshake import (
@@ -44,14 +45,14 @@ from releasegate.policy.handshake import (
     check_approval,
 )
 from releasegate.policy.models import Criticality, ModelSpec, RiskTier, manifest_field
-from releasegate.policy.psi import psi_against
+from releasegate.policy.psi import present_rows, psi_against
 from releasegate.policy.signatures import SignedApproval, check_signed
 from releasegate.services.promotion_log import promotion_history
 from releasegate.services.release import promotion_subject
 
 
 def exception_subject(model: str, version: str) -> str:
-    return f"model:{model}:v{version}"
+    return records.model_version_subject(model, version)
 
 
 PROFILE_MEASURE = "log a reference profile with the training run: releasegate.evidence.log_reference_profile(X_train)"
@@ -60,26 +61,37 @@ PROFILE_MEASURE = "log a reference profile with the training run: releasegate.ev
 def drift_from_profile(
     spec: ModelSpec, name: str, version: str, today: date, look_back_days: int = 7
 ) -> tuple[dict[str, float], str | None]:
-    """PSI per feature of the model's newest current inputs (today, else up to ``look_back_days`` back)
-    against the reference profile logged with the version's run; or no figures and what to do."""
+    """PSI per feature of the model's newest current inputs (today, else up to ``look_back_days`` business
+    dates of its calendar back) against the reference profile logged with the version's run; or no
+    figures and what to do."""
+    drift, measure, _ = measure_drift(spec, name, version, today, look_back_days)
+    return drift, measure
+
+
+def measure_drift(
+    spec: ModelSpec, name: str, version: str, today: date, look_back_days: int = 7
+) -> tuple[dict[str, float], str | None, DriftSample | None]:
+    """``drift_from_profile`` and what it was measured on: n, m and the profile's bins (``policy.drift``)."""
     profile = registry.reference_profile(name, version)
     if profile is None:
-        return {}, PROFILE_MEASURE
+        return {}, PROFILE_MEASURE, None
     frame, why = None, ""
-    for back in range(look_back_days + 1):
+    for day in spec.calendar.looking_back(today, look_back_days):
         try:
-            frame = load_frame(spec, "current_inputs", today - timedelta(days=back))
+            frame = load_frame(spec, "current_inputs", day)
             break
         except DataSourceError as exc:
             why = exc.rule
     if frame is None:
-        return {}, f"provide current inputs ({manifest_field(spec.name, 'current_inputs')}): {why}"
+        return {}, f"provide current inputs ({manifest_field(spec.name, 'current_inputs')}): {why}", None
     missing = [f for f in profile.features if f not in frame.columns]
     if missing:
-        return {}, f"current inputs lack the profiled feature(s) {', '.join(missing)}: align the data source"
-    values = psi_against(profile, frame[profile.features].to_numpy(dtype=float))
+        return {}, f"current inputs lack the profiled feature(s) {', '.join(missing)}: align the data source", None
+    current = frame[profile.features].to_numpy(dtype=float)
+    values = psi_against(profile, current)
     drift = {f: round(float(v), 6) for f, v in zip(profile.features, values, strict=True) if math.isfinite(v)}
-    return drift, None if drift else "current inputs have no values for any profiled feature"
+    sample = sample_of(present_rows(current), profile.rows, profile.features, profile.shares)
+    return drift, None if drift else "current inputs have no values for any profiled feature", sample
 
 
 WAIVABLE_GATES = ("kpi_delta",)  # the only gate an exception may waive (never for a worse candidate)
@@ -94,7 +106,7 @@ def approved_exception(model: str, version: str, now: datetime, requested_by: st
     log = bootstrap.decision_log()
     good, forged = log.trusted(kind="override", subject=exception_subject(model, version))
     log.refuse_forged(forged, "promotion")
-    config = approver_config()
+    config = approver_config(reader="promotion")
     allowed = set(config.exceptions)
     for rec in reversed(good):
         d = rec.details
@@ -137,9 +149,10 @@ def build_dossier(model: str, candidate_version: str, policy: GatePolicy, reques
     champion = registry.version_facts(prod, champ_v, with_hash=True) if champ_v else None
     spec = model_spec(model)
     if spec is not None and spec.current_inputs is not None:  # the model's own data and training profile
-        drift, drift_measure = drift_from_profile(spec, staging, candidate_version, now.date())
+        drift, drift_measure, drift_sample = measure_drift(spec, staging, candidate_version, now.date())
     else:  # nothing to compare with: the drift gate fails (closed) and says what to declare
         drift, drift_measure = {}, f"declare {manifest_field(model, 'current_inputs')} in blocks/models.yaml"
+        drift_sample = None
     smoke = registry.smoke_test(f"models:/{staging}/{candidate_version}")  # on its logged input_example
     tags = {**registry.registered_model_tags(staging), **registry.registered_model_tags(prod)}
     monitoring = (bootstrap.project_root() / "blocks" / "monitoring_thresholds.yaml").is_file()
@@ -156,6 +169,7 @@ def build_dossier(model: str, candidate_version: str, policy: GatePolicy, reques
         monitoring_configured=monitoring,
         drift_psi=drift,
         drift_measure=drift_measure,
+        drift_sample=drift_sample,
         smoke=smoke,
         exception=approved_exception(model, candidate_version, now, requested_by),
         built_at=now,
@@ -168,13 +182,13 @@ def high_risk(model: str) -> bool:
     return spec is not None and spec.risk_tier is RiskTier.high
 
 
-def approver_config(model: str | None = None) -> ApproverConfig:
-    """The approver allow-lists: the global ones (``blocks/approvers.yaml``), with a role's list replaced
-    by the model's own (``models[<name>].approvers.pm`` / ``.risk`` / ``.compliance``) where its manifest
-    entry gives one."""
-    from releasegate.adapters.config import load
+def approver_config(model: str | None = None, reader: str = "promotion") -> ApproverConfig:
+    """The approvers config in force (governed by the decision log, ``services.approvers``), with a role's
+    list replaced by the model's own (``models[<name>].approvers.pm`` / ``.risk`` / ``.compliance``) where
+    its manifest entry gives one."""
+    from releasegate.services.approvers import governed_config
 
-    config: ApproverConfig = load("approvers")
+    config = governed_config(reader)
     spec = model_spec(model) if model else None
     if spec is None or spec.approvers is None:
         return config
@@ -182,10 +196,53 @@ def approver_config(model: str | None = None) -> ApproverConfig:
     return config.model_copy(update=own)
 
 
+def owners(model: str, config: ApproverConfig) -> list[str]:
+    """The model's owners: the manifest's ``owners`` and the governed config's ``owners[model]`` (an edit
+    of the manifest can add owners, never remove a governed one)."""
+    spec = model_spec(model)
+    return sorted({*(spec.owners if spec is not None else []), *config.owners.get(model, [])})
+
+
+def staged_by(model: str, version: str, requested_by: str) -> dict[str, str]:
+    """Who staged ``staging.<model>`` v``version`` (never the placeholder ``registry-event``): the
+    ``submit_candidate`` caller (sealed retrain records of the version), the version's MLflow user (the
+    version's ``user_id``, else its run's), and the person who asked for the promotion."""
+    from releasegate.policy.handshake import PLACEHOLDER_REQUESTERS
+
+    found: dict[str, str] = {}
+    good, _ = bootstrap.decision_log().trusted(kind="retrain", subject=f"model:{model}")
+    for rec in good:
+        if str(rec.details.get("version")) == str(version) and rec.decision_outcome is DecisionOutcome.accept:
+            found.setdefault(rec.actor.removeprefix("producer:"), "submit_candidate caller")
+            if rec.details.get("requested_by"):
+                found.setdefault(str(rec.details["requested_by"]), "requested the retrain")
+    for who in registry.version_users(registry.model_name("staging", model), version):
+        found.setdefault(who, "MLflow user of the version")
+    if requested_by not in PLACEHOLDER_REQUESTERS:
+        found.setdefault(requested_by, "requested the promotion")
+    return {k: v for k, v in found.items() if k and k not in PLACEHOLDER_REQUESTERS}
+
+
+def handshake_base(model: str, version: str, requested_by: str, **facts: Any) -> Handshake:
+    """The handshake of a promotion run before its approvals: who may approve, with which key, and who may
+    not (owners, who staged the candidate)."""
+    config = approver_config(model)
+    return Handshake(
+        model=model,
+        candidate_version=version,
+        requested_by=requested_by,
+        allow_lists=config.allow_lists(),
+        keys=config.keys,
+        requires_compliance=high_risk(model),
+        owners=owners(model, config),
+        staged_by=staged_by(model, version, requested_by),
+        **facts,
+    )
+
+
 def record_tech(flow_run_id: str, report: GateReport, report_ref: str, candidate_sha256: str | None = None) -> None:
     bootstrap.decision_log().append(
-        NewDecision(
-            decision_kind=DecisionKind.approval,
+        records.approval(
             decision_outcome=DecisionOutcome.accept if report.tech_gate_pass else DecisionOutcome.reject,
             decision_rationale=f"TECH_GATE_{'PASS' if report.tech_gate_pass else 'FAIL'}: "
             f"gate report {report.outcome.value}",
@@ -224,8 +281,7 @@ def record_approval(
         assert a is not None  # no refusal: the approval was validated
         rationale = f"{role.value.upper()}_GATE_{'PASS' if a.decision == 'approve' else 'REJECT'} by {a.approver}"
     rec = bootstrap.decision_log().append(
-        NewDecision(
-            decision_kind=DecisionKind.approval,
+        records.approval(
             decision_outcome=DecisionOutcome.reject
             if (refusal or (a and a.decision == "reject"))
             else DecisionOutcome.accept,
@@ -319,6 +375,34 @@ def restore_handshake(flow_run_id: str, base: Handshake) -> Handshake:
     return h
 
 
+def current_rules(h: Handshake) -> Handshake:
+    """``h`` with who may approve, with which key, and who may not, as they stand now (an approval is
+    judged by the governed config in force when it arrives, which ``audit verify`` checks too)."""
+    now = handshake_base(h.model, h.candidate_version, h.requested_by)
+    return h.model_copy(update={k: getattr(now, k) for k in ("allow_lists", "keys", "owners", "staged_by")})
+
+
+def no_eligible_approver_for(flow_run_id: str, params: dict[str, Any], role: str | None) -> str | None:
+    """For a paused promotion run (``releasegate awaiting``): why nobody can give the awaited approval now
+    (every name on the role's list is an owner, staged the candidate, has no pinned key, or approved
+    another role), else None."""
+    from releasegate.policy.handshake import no_eligible_approver
+
+    if role not in ("pm", "risk", "compliance"):
+        return None
+    tech_ref, candidate_sha, report_sha = tech_pass(flow_run_id)
+    base = handshake_base(
+        str(params.get("model_name", "?")),
+        str(params.get("candidate_version", "?")),
+        str(params.get("requested_by", "registry-event")),
+        tech_report_ref=tech_ref,
+        tech_pass=tech_ref is not None,
+        candidate_sha256=candidate_sha,
+        gate_report_sha256=report_sha,
+    )
+    return no_eligible_approver(restore_handshake(flow_run_id, base), Role(role))
+
+
 def tech_pass(flow_run_id: str) -> tuple[str | None, str | None, str | None]:
     """(tech gate report ref, candidate artifact hash, gate report hash) of this run's last sealed
     TECH_GATE_PASS: what a signed approval of the run approves."""
@@ -334,8 +418,7 @@ def record_outcome(
     flow_run_id: str, report: GateReport, report_ref: str, outcome: DecisionOutcome, rationale: str, **details: Any
 ) -> str:
     rec = bootstrap.decision_log().append(
-        NewDecision(
-            decision_kind=DecisionKind.promotion,
+        records.promotion(
             decision_outcome=outcome,
             decision_rationale=rationale,
             subject=promotion_subject(flow_run_id),
@@ -357,4 +440,4 @@ def record_outcome(
 
 
 def report_git_sha(name: str, version: str) -> str:
-    return registry.version_tags(name, version).get("git_sha", "unknown")
+    return registry.source_commit(name, version) or "unknown"

@@ -7,8 +7,9 @@
 3. aliases (previous champion to ``archive``, the copy to ``champion``) and the ``final`` record.
 
 A registry failure raises ``RegistryUnavailable`` and leaves the pending record; the rerun of the run,
-or the next promotion of the model (``finish_unfinished``), completes or abandons it. Callers hold the
-model's alias lock (``adapters.prefect_locks``). Unit-tested on an in-memory registry in
+the protected-champion guard's next pass (``services.alias_guard``, every minute in the registry
+watcher) or the next promotion of the model (``finish_unfinished``) completes or abandons it. Callers
+hold the model's alias lock (``adapters.prefect_locks``). Unit-tested on an in-memory registry in
 ``tests/unit/test_binary_promotion.py``; on MLflow in ``tests/integration``.
 """
 
@@ -16,16 +17,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from releasegate import bootstrap
-from releasegate.decisions import DecisionKind, DecisionOutcome, DecisionRecord, NewDecision
+from releasegate import bootstrap, records
+from releasegate.decisions import DecisionOutcome, DecisionRecord
 from releasegate.policy.gates import GateReport
 from releasegate.policy.handshake import Handshake, approval_ref
 from releasegate.ports import Ports
 from releasegate.services.promotion_log import promotion_history
 
-
-def promotion_subject(flow_run_id: str) -> str:
-    return f"promotion:{flow_run_id}"
+promotion_subject = records.promotion_subject
 
 
 def _release_plan(flow_run_id, report, report_ref, h, ack_ref, candidate_sha256, ports: Ports):
@@ -71,8 +70,7 @@ def write_pending(
     p = ports or bootstrap.ports()
     staging, prod, refs, common = _release_plan(flow_run_id, report, report_ref, h, ack_ref, candidate_sha256, p)
     return p.log.append(
-        NewDecision(
-            decision_kind=DecisionKind.promotion,
+        records.promotion(
             decision_outcome=DecisionOutcome.accept,
             decision_rationale=f"promote {staging} v{report.candidate_version} to {prod}: gates, PM and Risk passed "
             "(pending registry)",
@@ -122,12 +120,27 @@ def finish_unfinished(model: str, ports: Ports | None = None) -> list[dict[str, 
             out.append(_complete(p, converged=True, ports=ports))
             continue
         restore = d.get("previous_champion") if (copy is not None and champion == copy and not later) else None
+        # the archive its binary step had moved (records since "previous_archive" was written), put back
+        # as it was unless a later record owns the aliases now: with or without the champion's move
+        archive = registry.alias_version(prod, registry.ARCHIVE)
+        previous_archive = str(d["previous_archive"]) if d.get("previous_archive") else None
+        moved_archive = (
+            not later
+            and "previous_archive" in d
+            and bool(d.get("previous_champion"))
+            and archive == str(d["previous_champion"])
+            and archive != previous_archive
+        )
         log.append(
-            NewDecision(
-                decision_kind=DecisionKind.promotion,
+            records.promotion(
                 decision_outcome=DecisionOutcome.reject,
                 decision_rationale=f"interrupted promotion {p.decision_id} abandoned: {why}"
-                + (f"; champion put back on v{restore}" if restore else ""),
+                + (f"; champion put back on v{restore}" if restore else "")
+                + (
+                    f"; archive put back on {f'v{previous_archive}' if previous_archive else 'no version'}"
+                    if moved_archive
+                    else ""
+                ),
                 subject=p.subject,
                 actor="releasegate:promotion",
                 tech_gate_report_ref=p.tech_gate_report_ref,
@@ -136,16 +149,17 @@ def finish_unfinished(model: str, ports: Ports | None = None) -> list[dict[str, 
                     "status": "abandoned",
                     "pending_decision_id": p.decision_id,
                     "champion_restored": restore,
+                    "archive_restored": moved_archive,
                 },
             )
         )
         if restore:
             registry.set_alias(prod, registry.CHAMPION, restore)
-            if "previous_archive" in d:  # the archive the binary step moved (records since it was written)
-                if d["previous_archive"]:
-                    registry.set_alias(prod, registry.ARCHIVE, str(d["previous_archive"]))
-                elif registry.alias_version(prod, registry.ARCHIVE) is not None:
-                    registry.delete_alias(prod, registry.ARCHIVE)
+        if moved_archive:
+            if previous_archive:
+                registry.set_alias(prod, registry.ARCHIVE, previous_archive)
+            else:
+                registry.delete_alias(prod, registry.ARCHIVE)
         out.append({"abandoned": p.decision_id, "reason": why, "champion_restored": restore})
     return out
 
@@ -170,7 +184,15 @@ def binary_promotion(
     if end is not None:
         if end.details.get("status") != "final":
             raise RuntimeError(f"this promotion already ended {end.details.get('status')} (decision {end.decision_id})")
-        return {"prod_version": end.details.get("prod_version"), "decision_id": end.decision_id, "converged": False}
+        # already finished (by an earlier attempt, or by ``finish_unfinished`` at this run's start): say what
+        # its final record says, so one decision is never reported converged and then not
+        return {
+            "prod_version": end.details.get("prod_version"),
+            "decision_id": end.decision_id,
+            "pending_decision_id": mine[-1].decision_id,
+            "previous_champion": mine[-1].details.get("previous_champion"),
+            "converged": bool(end.details.get("converged")),
+        }
     if mine:  # a previous attempt stopped after its pending record: finish what it started, never copy twice
         return _complete(mine[-1], converged=True, ports=ports)
     pending = write_pending(flow_run_id, report, report_ref, h, ack_ref, candidate_sha256, ports)
@@ -198,8 +220,7 @@ def _complete(pending: DecisionRecord, converged: bool, ports: Ports) -> dict[st
     prod_sha = registry.artifact_sha256(f"models:/{prod}/{prod_version}")
     if prod_sha != candidate_sha256:
         log.append(
-            NewDecision(
-                decision_kind=DecisionKind.promotion,
+            records.promotion(
                 decision_outcome=DecisionOutcome.reject,
                 decision_rationale=f"binary check failed: {prod} v{prod_version} hashes {prod_sha[:12]}, tested "
                 f"{staging} v{version} hashed {candidate_sha256[:12]}; aliases not moved",
@@ -223,7 +244,7 @@ def _complete(pending: DecisionRecord, converged: bool, ports: Ports) -> dict[st
             "source_model": staging,
             "source_version": version,
             "decision_id": pending.decision_id,
-            "git_sha": registry.version_tags(staging, version).get("git_sha", "unknown"),
+            "git_sha": registry.source_commit(staging, version) or "unknown",  # the commit the gate found
             "artifact_sha256": prod_sha,
         },
     )
@@ -231,8 +252,7 @@ def _complete(pending: DecisionRecord, converged: bool, ports: Ports) -> dict[st
         registry.set_alias(prod, registry.ARCHIVE, previous)
     registry.set_alias(prod, registry.CHAMPION, prod_version)
     final = log.append(
-        NewDecision(
-            decision_kind=DecisionKind.promotion,
+        records.promotion(
             decision_outcome=DecisionOutcome.accept,
             decision_rationale=f"promoted {staging} v{version} as {prod} v{prod_version} (champion); "
             + (f"v{previous} archived" if previous else "first release"),

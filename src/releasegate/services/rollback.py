@@ -15,8 +15,8 @@ from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any, Literal
 
-from releasegate import bootstrap
-from releasegate.decisions import DecisionKind, DecisionOutcome, DecisionRecord, NewDecision
+from releasegate import bootstrap, records
+from releasegate.decisions import DecisionOutcome, DecisionRecord
 from releasegate.policy.rollback import RollbackPlan, RollbackRecord, RollbackRefused, plan_rollback, verification_ok
 from releasegate.ports import Ports
 from releasegate.services.promotion_log import promotion_history
@@ -88,15 +88,22 @@ def _stale(
 
 
 def _refuse(
-    model: str, exc: Exception, aliases: dict, trigger: str, method: str, root_cause: str, by: str, ports: Ports
+    model: str,
+    exc: Exception,
+    aliases: dict,
+    trigger: str,
+    method: str,
+    root_cause: str,
+    by: str,
+    ports: Ports,
+    request_id: str | None = None,
 ) -> None:
     registry = ports.registry
     ports.log.append(
-        NewDecision(
-            decision_kind=DecisionKind.rollback,
+        records.rollback(
             decision_outcome=DecisionOutcome.reject,
             decision_rationale=str(exc),
-            subject=f"model:{model}",
+            subject=records.model_subject(model),
             actor=by,
             details={
                 # what was asked for; "none" where the registry had nothing
@@ -106,6 +113,7 @@ def _refuse(
                 "method": method,
                 "root_cause": root_cause,
                 "refused_field": getattr(exc, "field", None),
+                "rollback_request_id": request_id,  # an EOD request this refusal used up
             },
         )
     )
@@ -123,11 +131,14 @@ def execute_rollback(
     ports: Ports | None = None,
     business_date: date | None = None,
     verify_day: Callable[[str, str, date], dict[str, Any]] | None = None,
+    request_id: str | None = None,
 ) -> RollbackRecord:
     """Plan (or resume), record pending, move aliases, verify, record final.
 
-    A refusal (``RollbackRefused``) is recorded and changes nothing. Callers hold the model's alias
-    lock (``adapters.prefect_locks.ensure_alias_lock``)."""
+    ``request_id``: the EOD ``rollback_request`` this rollback carries out (``services.rollback_requests``);
+    its pending, final or refusal record names it, which uses the request up. A refusal
+    (``RollbackRefused``) is recorded and changes nothing. Callers hold the model's alias lock
+    (``adapters.prefect_locks.ensure_alias_lock``)."""
     ports = ports or bootstrap.ports()
     clock, log, registry = ports.clock, ports.log, ports.registry
     started, t0 = clock.now(), time.perf_counter()
@@ -137,11 +148,10 @@ def execute_rollback(
     if pending is not None and why is not None:  # an interrupted one that no longer fits: record, plan anew
         d = pending.details
         log.append(
-            NewDecision(
-                decision_kind=DecisionKind.rollback,
+            records.rollback(
                 decision_outcome=DecisionOutcome.reject,
                 decision_rationale=f"interrupted rollback {pending.decision_id} abandoned: {why}",
-                subject=f"model:{model}",
+                subject=records.model_subject(model),
                 actor=requested_by,
                 details={
                     **{k: v for k, v in d.items() if k not in ("status", "seal")},
@@ -163,6 +173,7 @@ def execute_rollback(
             drop_challenger=d.get("dropped_challenger"),
         )
         trigger, root_cause, requested_by = d["trigger"], d["root_cause"], d["requested_by"]
+        request_id = d.get("rollback_request_id") or request_id
     else:
         aliases = registry.aliases(prod)
         try:
@@ -184,15 +195,14 @@ def execute_rollback(
                         f"{promoted_sha[plan.new_version][:12]}: not the approved binary",
                     )
         except (RollbackRefused, ValueError) as exc:
-            _refuse(model, exc, aliases, trigger, method, root_cause, requested_by, ports)
+            _refuse(model, exc, aliases, trigger, method, root_cause, requested_by, ports, request_id)
             raise
         pending = log.append(
-            NewDecision(
-                decision_kind=DecisionKind.rollback,
+            records.rollback(
                 decision_outcome=DecisionOutcome.accept,
                 decision_rationale=f"{plan.method} rollback of {prod}: v{plan.previous_version} -> "
                 f"v{plan.new_version} ({trigger}) (pending registry)",
-                subject=f"model:{model}",
+                subject=records.model_subject(model),
                 actor=requested_by,
                 rollback_plan_ref=f"rollback:{prod}:{plan.previous_version}->{plan.new_version}",
                 details={
@@ -205,6 +215,7 @@ def execute_rollback(
                     "trigger": trigger,
                     "root_cause": root_cause,
                     "requested_by": requested_by,
+                    "rollback_request_id": request_id,
                 },
             )
         )
@@ -254,14 +265,13 @@ def execute_rollback(
         follow_up=follow_up,
     )
     log.append(
-        NewDecision(
-            decision_kind=DecisionKind.rollback,
+        records.rollback(
             decision_outcome=DecisionOutcome.accept,
             decision_rationale=(
                 f"{plan.method} rollback of {prod}: v{plan.previous_version} -> v{plan.new_version} ({trigger})"
                 + (" (finished after an interrupted attempt)" if converged else "")
             ),
-            subject=f"model:{model}",
+            subject=records.model_subject(model),
             actor=requested_by,
             rollback_plan_ref=pending.rollback_plan_ref,
             details={
@@ -269,6 +279,7 @@ def execute_rollback(
                 "status": "final",
                 "pending_decision_id": pending.decision_id,
                 "converged": converged,
+                "rollback_request_id": request_id,
             },
         )
     )

@@ -22,23 +22,36 @@ import subprocess
 import sys
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
 
 from releasegate.decisions import GENESIS_HASH
 from releasegate.store.db import create_db_engine
+from releasegate.store.hashing import CONTENT_COLUMNS, content_from_columns, content_hash_for_row, quick_hash_for_row
 
-# decision_log imports this module only inside DecisionLog.verify, so this import finds it loaded
-from releasegate.store.decision_log import (
-    CONTENT_COLUMNS,
-    ChainBreak,
-    DecisionRow,
-    VerifyResult,
-    _content_hash_for_row,
-    _quick_hash_for_row,
-    content_from_columns,
-)
+
+@dataclass(frozen=True)
+class ChainBreak:
+    seq: int | None
+    decision_id: str | None
+    problem: str
+
+    def __str__(self) -> str:
+        where = f"record #{self.seq} ({self.decision_id})" if self.seq is not None else "the log"
+        return f"{where}: {self.problem}"
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    checked: int
+    first_break: ChainBreak | None
+
+    @property
+    def ok(self) -> bool:
+        return self.first_break is None
+
 
 # below this many records the processes' start-up (imports, ~1 s each) costs more than it saves
 PARALLEL_FROM = 200_000
@@ -104,10 +117,9 @@ def _hash_matches(row: Any) -> bool:
     """Whether the row's content reproduces its stored hash: the quick computation from the columns,
     and the exact pydantic path whenever the quick one disagrees (it decides)."""
     stored: str = row.record_hash
-    if _quick_hash_for_row(row) == stored:
+    if quick_hash_for_row(row) == stored:
         return True
-    exact = row if isinstance(row, DecisionRow) else DecisionRow(**row._mapping)
-    return _content_hash_for_row(exact) == stored
+    return content_hash_for_row(row) == stored
 
 
 @dataclass(frozen=True)
@@ -149,7 +161,7 @@ def _tuple_matches(t: tuple[Any, ...]) -> bool:
         pass
     # parsed again the reference way: orjson reads an integer beyond 64 bits as a float
     values = dict(zip(_COLUMNS, t, strict=True)) | {"details": json.loads(raw) if text else raw}
-    return _hash_matches(DecisionRow(**values))
+    return _hash_matches(SimpleNamespace(**values))
 
 
 def _walk_range(url: str, lo: int, hi: int) -> _Range:

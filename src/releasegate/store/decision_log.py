@@ -15,12 +15,11 @@ Concurrent appenders are serialised by the head row (``SELECT … FOR UPDATE`` o
 from __future__ import annotations
 
 import hashlib
-import re
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, overload
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import JSON, Integer, String, Text, func, select
 from sqlalchemy.exc import IntegrityError
@@ -34,30 +33,15 @@ from releasegate.decisions import (
     make_record,
     record_hash,
 )
+from releasegate.store.chain_walk import ChainBreak as ChainBreak
+from releasegate.store.chain_walk import VerifyResult as VerifyResult
+from releasegate.store.chain_walk import default_workers, walk, walk_in_ranges
 from releasegate.store.db import Base, get_engine
 from releasegate.store.group_commit import GroupCommit
-
-TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
-
-
-@overload
-def format_ts(value: datetime) -> str: ...
-@overload
-def format_ts(value: None) -> None: ...
-@overload
-def format_ts(value: datetime | None) -> str | None: ...
-def format_ts(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(UTC).strftime(TS_FORMAT)
-
-
-@overload
-def parse_ts(value: str) -> datetime: ...
-@overload
-def parse_ts(value: None) -> None: ...
-@overload
-def parse_ts(value: str | None) -> datetime | None: ...
-def parse_ts(value: str | None) -> datetime | None:
-    return None if value is None else datetime.strptime(value, TS_FORMAT).replace(tzinfo=UTC)
+from releasegate.store.hashing import TS_FORMAT as TS_FORMAT
+from releasegate.store.hashing import content_hash_for_row, quick_hash_for_row, record_of_row
+from releasegate.store.hashing import format_ts as format_ts
+from releasegate.store.hashing import parse_ts as parse_ts
 
 
 class DecisionRow(Base):
@@ -83,22 +67,7 @@ class DecisionRow(Base):
     record_hash: Mapped[str] = mapped_column(String(64), unique=True)
 
     def to_record(self) -> DecisionRecord:
-        return DecisionRecord(
-            decision_id=self.decision_id,
-            decision_timestamp=parse_ts(self.decision_timestamp),
-            decision_kind=DecisionKind(self.decision_kind),
-            decision_outcome=self.decision_outcome,
-            decision_rationale=self.decision_rationale,
-            subject=self.subject,
-            actor=self.actor,
-            tech_gate_report_ref=self.tech_gate_report_ref,
-            pm_gate_ref=self.pm_gate_ref,
-            risk_gate_ref=self.risk_gate_ref,
-            joint_release_ack_ref=self.joint_release_ack_ref,
-            rollback_plan_ref=self.rollback_plan_ref,
-            exception_expiry=parse_ts(self.exception_expiry),
-            details=self.details or {},
-        )
+        return record_of_row(self)
 
 
 class IndexRow(Base):
@@ -164,79 +133,9 @@ class StoredDecision:
     record_hash: str
 
 
-@dataclass(frozen=True)
-class ChainBreak:
-    seq: int | None
-    decision_id: str | None
-    problem: str
-
-    def __str__(self) -> str:
-        where = f"record #{self.seq} ({self.decision_id})" if self.seq is not None else "the log"
-        return f"{where}: {self.problem}"
-
-
-@dataclass(frozen=True)
-class VerifyResult:
-    checked: int
-    first_break: ChainBreak | None
-
-    @property
-    def ok(self) -> bool:
-        return self.first_break is None
-
-
-def _content_hash_for_row(row: DecisionRow) -> str:
-    return record_hash(row.seq, row.prev_hash, row.to_record().content())
-
-
-_STORED_TS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
-_REFS = ("tech_gate_report_ref", "pm_gate_ref", "risk_gate_ref", "joint_release_ack_ref", "rollback_plan_ref")
-
-
-def _json_ts(value: str | None) -> str | None:
-    """A stored timestamp as ``DecisionRecord.content()`` spells it (pydantic drops a zero fraction)."""
-    if value is None:
-        return None
-    if not _STORED_TS.fullmatch(value):
-        raise ValueError("not in the stored format")
-    return value[:-8] + "Z" if value.endswith(".000000Z") else value
-
-
-# The stored columns of a record's hashed content (``DecisionRecord.content()`` minus ``details``).
-CONTENT_COLUMNS = (
-    "decision_id",
-    "decision_timestamp",
-    "decision_kind",
-    "decision_outcome",
-    "decision_rationale",
-    "subject",
-    "actor",
-    *_REFS,
-    "exception_expiry",
-)
-
-
-def content_from_columns(values: Sequence[Any], details: Any) -> dict[str, Any]:
-    """A record's hashed content straight from its stored columns (``values``: the ``CONTENT_COLUMNS``
-    in that order), without building the pydantic record; ValueError when a timestamp is not in the
-    form ``append`` writes. Shared by ``verify``'s quick path and the range walkers (``chain_walk``)."""
-    content = dict(zip(CONTENT_COLUMNS, values, strict=True))
-    content["decision_timestamp"] = _json_ts(content["decision_timestamp"])
-    content["exception_expiry"] = _json_ts(content["exception_expiry"])
-    content["details"] = details or {}
-    return content
-
-
-def _quick_hash_for_row(row: Any) -> str | None:
-    """The record hash computed straight from the columns, without building the pydantic record: what
-    makes ``verify`` of a million records several times faster. None when a column is not in the form
-    ``append`` writes; ``verify`` then takes the exact path, and also for any row whose hash this does
-    not reproduce, so a row is reported only when the exact computation disagrees too."""
-    try:
-        values = [getattr(row, c) for c in CONTENT_COLUMNS]
-        return record_hash(row.seq, row.prev_hash, content_from_columns(values, row.details))
-    except (ValueError, TypeError):
-        return None
+# Older names of the hashing helpers (now in ``store.hashing``), kept for callers outside the package.
+_content_hash_for_row = content_hash_for_row
+_quick_hash_for_row = quick_hash_for_row
 
 
 class DecisionLog:
@@ -328,8 +227,6 @@ class DecisionLog:
         A long chain (``chain_walk.PARALLEL_FROM`` records) is first walked in seq ranges on every core
         (``workers`` processes; default one per core, at most 4) when the table holds exactly the seqs
         1..head; on any finding, or with ``workers=1``, the walk in order decides and names the break."""
-        from releasegate.store.chain_walk import default_workers, walk, walk_in_ranges
-
         if workers != 1:
             # The head and the seqs the table holds, in one statement (one snapshot): the ranges walk
             # 1..last_seq, so they are used only when the table holds exactly those seqs; a row outside

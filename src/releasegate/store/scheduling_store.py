@@ -8,15 +8,18 @@ business date completed".
 
 from __future__ import annotations
 
+import math
+import uuid
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from typing import Any, Literal, cast
 
-from sqlalchemy import Integer, String, Text, bindparam, delete, select, update
+from sqlalchemy import CursorResult, Integer, String, Text, bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from releasegate.store.db import Base, get_engine
-from releasegate.store.decision_log import format_ts, parse_ts
+from releasegate.store.hashing import format_ts, parse_ts
 
 
 class IntakeRow(Base):
@@ -165,8 +168,10 @@ class SchedulingStore:
         next_evaluation_at: datetime,
         explanation: str,
         now: datetime,
+        since: datetime | None = None,
     ) -> Deferral:
-        """Open a deferral, or count one more on an open one (keeping its first deferral time)."""
+        """Open a deferral, or count one more on an open one (keeping its first deferral time). ``since``:
+        when a new deferral began, if before ``now`` (a run that has waited for a slot since it was due)."""
         with Session(self.engine) as s, s.begin():
             row = s.get(DeferralRow, flow_run_id)
             if row is None or row.status != "open":
@@ -176,7 +181,7 @@ class SchedulingStore:
                 row = DeferralRow(
                     flow_run_id=flow_run_id,
                     deployment=deployment,
-                    first_deferred_at=format_ts(now),
+                    first_deferred_at=format_ts(min(since, now) if since is not None else now),
                     attempts=0,
                     sla_state="ok",
                     status="open",
@@ -252,11 +257,36 @@ class SchedulingStore:
 
 
 class DeliveryRow(Base):
+    """A webhook delivery id: ``status`` "received" while a receiver works on it (``claim_owner`` since
+    ``claimed_at``, a lease of ``DELIVERY_LEASE``), then what intake answered (finished)."""
+
     __tablename__ = "webhook_deliveries"
     # TEXT (migration 0004): the id comes from a header and becomes event_id (contract: 512).
     delivery_id: Mapped[str] = mapped_column(Text, primary_key=True)
     received_at: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(32))
+    claim_owner: Mapped[str | None] = mapped_column(String(64))  # migration 0008
+    claimed_at: Mapped[str | None] = mapped_column(String(32))
+
+
+RECEIVED = "received"  # claimed, not finished
+# How long a claim is the claimant's: MLflow gives up on a request after 30 s
+# (MLFLOW_WEBHOOK_REQUEST_TIMEOUT) and retries it; a claim older than that was left by a receiver that
+# crashed or hung, and its redelivery processes the delivery again (intake is idempotent per key).
+DELIVERY_LEASE = timedelta(seconds=30)
+
+
+@dataclass(frozen=True)
+class DeliveryClaim:
+    """``claimed``: this receiver owns the delivery (``owner``), new or taken over from a stale claim;
+    ``in_progress``: another receiver's claim is fresh, ask again after ``retry_after`` seconds;
+    ``finished``: processed before (``status``), a replay."""
+
+    state: Literal["claimed", "in_progress", "finished"]
+    owner: str | None = None
+    status: str | None = None
+    retry_after: int = 0
+    taken_over: bool = False
 
 
 class WatchRow(Base):
@@ -273,23 +303,79 @@ class RegistryEventStore:
     def __init__(self, url: str):
         self.engine = get_engine(url)
 
-    def claim_delivery(self, delivery_id: str, now: datetime) -> bool:
-        """True the first time a delivery id is seen, False for a replay."""
-        try:
+    def claim_delivery(self, delivery_id: str, now: datetime, lease: timedelta = DELIVERY_LEASE) -> DeliveryClaim:
+        """Claim a delivery id for processing: new, or a claim whose lease has run out (its receiver died
+        between claiming and finishing); at most one caller gets each claim."""
+        owner = uuid.uuid4().hex
+        stamp = format_ts(now)
+        for _ in range(3):  # the row vanished between the two steps (deleted by hand): claim again
+            try:
+                with Session(self.engine) as s, s.begin():
+                    s.add(
+                        DeliveryRow(
+                            delivery_id=delivery_id,
+                            received_at=stamp,
+                            status=RECEIVED,
+                            claim_owner=owner,
+                            claimed_at=stamp,
+                        )
+                    )
+                return DeliveryClaim("claimed", owner)
+            except IntegrityError:
+                pass
             with Session(self.engine) as s, s.begin():
-                s.add(DeliveryRow(delivery_id=delivery_id, received_at=format_ts(now), status="received"))
-            return True
-        except IntegrityError:
-            return False
+                taken = s.execute(
+                    update(DeliveryRow)
+                    .where(
+                        DeliveryRow.delivery_id == delivery_id,
+                        DeliveryRow.status == RECEIVED,
+                        or_(DeliveryRow.claimed_at.is_(None), DeliveryRow.claimed_at < format_ts(now - lease)),
+                    )
+                    .values(claim_owner=owner, claimed_at=stamp)
+                )
+                if cast(CursorResult[Any], taken).rowcount == 1:
+                    return DeliveryClaim("claimed", owner, taken_over=True)
+                row = s.get(DeliveryRow, delivery_id)
+                if row is None:
+                    continue
+                if row.status != RECEIVED:
+                    return DeliveryClaim("finished", status=row.status)
+                since = parse_ts(row.claimed_at) if row.claimed_at else now
+                left = (since + lease - now).total_seconds()
+                return DeliveryClaim("in_progress", retry_after=max(1, math.ceil(left)))
+        raise RuntimeError(f"delivery {delivery_id}: claimed and released repeatedly while claiming it")
 
-    def set_delivery_status(self, delivery_id: str, status: str) -> None:
+    def finish_delivery(self, delivery_id: str, owner: str, status: str) -> bool:
+        """Record what intake answered; False when the claim is no longer ``owner``'s (it ran out and
+        another receiver took the delivery over: that one finishes it)."""
         with Session(self.engine) as s, s.begin():
-            s.execute(update(DeliveryRow).where(DeliveryRow.delivery_id == delivery_id).values(status=status))
+            done = s.execute(
+                update(DeliveryRow)
+                .where(
+                    DeliveryRow.delivery_id == delivery_id,
+                    DeliveryRow.claim_owner == owner,
+                    DeliveryRow.status == RECEIVED,
+                )
+                .values(status=status)
+            )
+            return cast(CursorResult[Any], done).rowcount == 1
 
-    def release_delivery(self, delivery_id: str) -> None:
-        """Forget a delivery that failed inside releasegate, so MLflow's retry is not taken for a replay."""
+    def release_delivery(self, delivery_id: str, owner: str) -> None:
+        """Give a claim up at once (intake failed inside releasegate), so MLflow's retry processes it."""
         with Session(self.engine) as s, s.begin():
-            s.execute(delete(DeliveryRow).where(DeliveryRow.delivery_id == delivery_id))
+            s.execute(
+                update(DeliveryRow)
+                .where(
+                    DeliveryRow.delivery_id == delivery_id,
+                    DeliveryRow.claim_owner == owner,
+                    DeliveryRow.status == RECEIVED,
+                )
+                .values(claim_owner=None, claimed_at=None)
+            )
+
+    def delivery(self, delivery_id: str) -> DeliveryRow | None:
+        with Session(self.engine, expire_on_commit=False) as s:
+            return s.get(DeliveryRow, delivery_id)
 
     def cursor(self, registered_model: str) -> tuple[int, str | None]:
         with Session(self.engine) as s:

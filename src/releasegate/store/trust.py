@@ -32,15 +32,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from releasegate import records
 from releasegate.clock import Clock
-from releasegate.decisions import DecisionKind, DecisionRecord, NewDecision
+from releasegate.decisions import DecisionKind, DecisionOutcome, DecisionRecord
+from releasegate.errors import ReleasegateError
 from releasegate.store.decision_log import DecisionLog, StoredDecision
 
 SEAL = "seal"
 
 # Kinds some decision relies on for authorisation: approvals (handshake), promotions (binary promotion,
 # rollback targets), overrides (gate exceptions, deferral overrides), rollbacks, refusals (forgery notes),
-# gate-failure acknowledgements and incidents (a forged one would silence a P1 escalation).
+# gate-failure acknowledgements and incidents (a forged one would silence a P1 escalation), and the
+# governed approvers config (``services.approvers``).
 TRUSTED_KINDS = frozenset(
     {
         DecisionKind.approval,
@@ -50,6 +53,8 @@ TRUSTED_KINDS = frozenset(
         DecisionKind.refusal,
         DecisionKind.gate_failure_ack,
         DecisionKind.incident,
+        DecisionKind.rollback_request,  # a forged one would start a prod rollback without a ticket
+        DecisionKind.approvers_config,  # the trust root: who may approve, with which key
     }
 )
 
@@ -69,7 +74,7 @@ def has_valid_seal(key: bytes, record: DecisionRecord) -> bool:
     return isinstance(given, str) and hmac.compare_digest(given, seal_of(key, record))
 
 
-class ServiceKeyError(ValueError):
+class ServiceKeyError(ReleasegateError, ValueError):
     """The service key is unusable or does not belong to this decision log."""
 
 
@@ -186,9 +191,8 @@ class SealedDecisionLog(DecisionLog):
                 continue
             out.append(
                 self.append(
-                    NewDecision(
-                        decision_kind=DecisionKind.refusal,
-                        decision_outcome="reject",
+                    records.refusal(
+                        decision_outcome=DecisionOutcome.reject,
                         decision_rationale=f"{rec.decision_kind.value} record {rec.decision_id} by {rec.actor!r} "
                         f"ignored by {reader}: it has no valid service seal (not written by releasegate's "
                         "service path: a forgery attempt or a record written around the rules)",

@@ -15,7 +15,15 @@ from typing import Any
 from uuid import UUID
 
 
+def _full_name(name: str) -> str:
+    """``flow/deployment``; a bare name is a deployment named like its flow (``rollback/rollback``)."""
+    return name if "/" in name else f"{name}/{name}"
+
+
 class InProcessWorker:
+    """``flows`` maps a deployment (``rollback``, or ``flow/deployment`` such as ``eod-scoring/credit``)
+    to the flow object its runs execute."""
+
     def __init__(self, flows: dict[str, Any], poll_seconds: float = 0.3):
         from releasegate import bootstrap
 
@@ -32,7 +40,7 @@ class InProcessWorker:
         from releasegate.bootstrap import use_clock
 
         with get_client(sync_client=True) as c:
-            by_id = {c.read_deployment_by_name(f"{n}/{n}").id: f for n, f in self.flows.items()}
+            by_id = {c.read_deployment_by_name(_full_name(n)).id: f for n, f in self.flows.items()}
         with use_clock(self._clock):
             while not self.stop.is_set():
                 try:
@@ -56,14 +64,16 @@ class InProcessWorker:
 
         with get_client(sync_client=True) as c:
             runs = c.read_flow_runs(
-                deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=list(self.flows))),
+                deployment_filter=DeploymentFilter(
+                    name=DeploymentFilterName(any_=[_full_name(n).split("/", 1)[1] for n in self.flows])
+                ),
                 flow_run_filter=FlowRunFilter(
                     state=FlowRunFilterState(type=StateTypeFilter(any_=[StateType.SCHEDULED]))
                 ),
                 limit=10,
             )
             for r in runs:
-                if r.id in self.ran:
+                if r.id in self.ran or r.deployment_id not in by_id:  # another flow's deployment of that name
                     continue
                 if r.next_scheduled_start_time and r.next_scheduled_start_time.timestamp() > time.time():
                     continue  # not due yet (a run deferred by the capacity gateway waits here)

@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from releasegate.errors import Failed
+
 DEMO_GROUP = "releasegate.demos"
 RELEASEGATE_FLOWS = {  # releasegate's own deployments (prefect.yaml) and their queues
     "eod-scoring": "critical",
@@ -44,8 +46,8 @@ class StepResult:
     model: str = ""  # the example model the step belongs to ("" for the platform's own steps)
 
 
-class DemoFailed(RuntimeError):
-    pass
+class DemoFailed(Failed):
+    """A step of the demo did not end as the lifecycle expects."""
 
 
 def prepare_environment(home: Path) -> None:
@@ -55,6 +57,8 @@ def prepare_environment(home: Path) -> None:
     os.environ.pop("PREFECT_API_URL", None)
     os.environ.pop("RELEASEGATE_DATABASE_URL", None)
     os.environ.pop("RELEASEGATE_MLFLOW_TRACKING_URI", None)
+    os.environ.pop("MLFLOW_TRACKING_URI", None)  # MLflow's own: governed runs give it the home's store
+    os.environ.pop("MLFLOW_REGISTRY_URI", None)
     os.environ["PREFECT_HOME"] = str(home / "prefect")
     os.environ["PREFECT_SERVER_ALLOW_EPHEMERAL_MODE"] = "true"
     # The ephemeral server starts in 12-20 s on 2 cores and later on a busy machine: Prefect's default
@@ -93,6 +97,7 @@ class Lifecycle:
 
     def __init__(self, progress: Callable[[StepResult], None] | None = None):
         from releasegate import bootstrap
+        from releasegate.policy.calendar import WEEKDAYS_ONLY
 
         self.steps: list[StepResult] = []
         self.progress = progress
@@ -100,7 +105,8 @@ class Lifecycle:
         self.flows: dict[str, Any] = {}
         self.ids: dict[str, Any] = {}
         self.log = bootstrap.decision_log()
-        self.today = bootstrap.clock().now().date()
+        # the newest weekday: the example models keep the default business calendar (weekdays)
+        self.today = WEEKDAYS_ONLY.on_or_before(bootstrap.clock().now().date()) or bootstrap.clock().now().date()
 
     def step(self, title: str, what: str = "") -> Callable[[Callable[[StepResult], None]], StepResult]:
         def wrap(fn: Callable[[StepResult], None]) -> StepResult:
@@ -193,7 +199,7 @@ def where_next(home: Path) -> list[str]:
         f"one record: RELEASEGATE_HOME={home} releasegate decisions --kind rollback",
         f"predictions: {home}/scoring/<model>/<business date>/predictions.csv",
         f"the runs in the Prefect UI: PREFECT_HOME={home}/prefect prefect server start, then http://127.0.0.1:4200",
-        "for real: make up (server, MLflow, webhook receiver, worker), see README 'Running it for real'",
+        "for real: make up (server, MLflow, webhook receiver, worker), see docs/how-to/run-for-real.md",
     ]
 
 

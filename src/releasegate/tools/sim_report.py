@@ -45,6 +45,11 @@ class ModelResult(BaseModel):
     utilisation: float
     gateway_evaluations: int = 0
     deferrals_by_reason: dict[str, ReasonStats] = Field(default_factory=dict)
+    # |start - predicted start| of runs whose first capacity deferral predicted one (the deferral's next
+    # evaluation under the reservation rule; a backoff under the first rule, so large there)
+    prediction_runs: int = 0
+    prediction_error_p50_minutes: float = 0.0
+    prediction_error_p95_minutes: float = 0.0
     seconds: float
 
 
@@ -75,6 +80,7 @@ def result(
                 max_minutes=round(float(per_run.max()) if per_run.size else 0.0, 2),
                 held_p95_minutes=round(_pct(held, 95), 2),
             )
+    errors = np.array([abs(r.started - r.predicted) / 60 for r in started if r.predicted is not None])
     return ModelResult(
         model=name,
         runs=len(runs),
@@ -94,6 +100,9 @@ def result(
         utilisation=round(busy / (gw.pool_concurrency_limit * makespan), 4) if makespan else 0.0,
         gateway_evaluations=evaluations,
         deferrals_by_reason=by_reason,
+        prediction_runs=int(errors.size),
+        prediction_error_p50_minutes=round(_pct(errors, 50), 2),
+        prediction_error_p95_minutes=round(_pct(errors, 95), 2),
         seconds=round(time.perf_counter() - wall, 3),
     )
 

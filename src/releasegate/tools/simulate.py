@@ -76,10 +76,18 @@ def _window_at(gw: GatewayConfig, deployment: str, now: datetime) -> bool:
     return any(w.applies_to(deployment) and w.active_at(now) is not None for w in gw.windows)
 
 
-def run_model(runs: list[SimRun], gw: GatewayConfig, cfg: SimConfig, gated: bool, wake: bool = True) -> ModelResult:
+def run_model(
+    runs: list[SimRun],
+    gw: GatewayConfig,
+    cfg: SimConfig,
+    gated: bool,
+    wake: bool = True,
+    finished: list[SimRun] | None = None,
+) -> ModelResult:
     """Dispatch ``runs`` on a virtual pool; ``gated`` asks the capacity gateway (with ``gw``'s admission
     rule) before each start; ``wake``: the deferral sweeper wakes capacity deferrals every minute
-    (``policy.deferrals.runs_to_wake``: queue priority, then oldest first; back at their first deferral time)."""
+    (``policy.deferrals.runs_to_wake``: queue priority, then oldest first; back at their first deferral time).
+    ``finished``, when given, receives the dispatched runs (their starts and deferrals)."""
     wall = time.perf_counter()
     t0 = datetime.combine(cfg.start, dtime(0), tzinfo=UTC)
     runs = [
@@ -208,6 +216,8 @@ def run_model(runs: list[SimRun], gw: GatewayConfig, cfg: SimConfig, gated: bool
                     r.asleep_from = now
                     if r.first_deferred is None:
                         r.first_deferred = now
+                    if r.predicted is None and code in WAKEABLE:
+                        r.predicted = nxt
                     r.key = nxt
                     asleep[idx] = nxt
                     heapq.heappush(events, (nxt, 1, idx))
@@ -285,6 +295,8 @@ def run_model(runs: list[SimRun], gw: GatewayConfig, cfg: SimConfig, gated: bool
         last_t = t
 
     name = ("releasegate-reservation" if reserving else "releasegate") if gated else "prefect-native"
+    if finished is not None:
+        finished.extend(runs)
     return result(name, runs, cfg, gw, busy, last_t, evaluations, wall)
 
 

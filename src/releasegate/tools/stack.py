@@ -12,7 +12,9 @@ for the integration tests.
 5. ``prefect worker start --pool releasegate`` (``workers`` of them).
 
 The ports, pids and environment are written to ``<home>/stack.json`` and ``<home>/stack.env`` (source it
-to talk to the stack); ``down`` stops what ``up`` started.
+to talk to the stack); ``down`` stops what ``up`` started. ``up`` on a stack that is already up starts
+only workers: each of the ``workers`` whose process is gone again, and any missing
+(``ensure_workers``; docs/recover-a-worker.md).
 """
 
 from __future__ import annotations
@@ -103,7 +105,8 @@ def spawn(name: str, cmd: list[str], env: dict[str, str], logs: Path, cwd: Path 
 
 
 def base_env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API_", "PREFECT_SERVER_DATABASE_"))}
+    skip = ("PREFECT_API_", "PREFECT_SERVER_DATABASE_", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(skip)}  # MLflow's: see mlflow_env
     env |= {
         "RELEASEGATE_HOME": str(home),
         "PREFECT_HOME": str(home / "prefect"),
@@ -135,13 +138,81 @@ def start_prefect_server(
 
 
 def start_worker(home: Path, name: str, env: dict[str, str], cwd: Path, pool: str = "releasegate") -> Proc:
+    """``prefect worker start`` on the pool; its flow runs send heartbeats every ``HEARTBEAT_SECONDS``
+    (unless the environment names another frequency), which the zombie automation needs."""
+    from releasegate.policy.crash_retry import HEARTBEAT_ENV, HEARTBEAT_SECONDS
+
     return spawn(
         f"worker-{name}",
         [exe("prefect"), "worker", "start", "--pool", pool, "--name", name, "--type", "process"],
-        env,
+        {HEARTBEAT_ENV: str(HEARTBEAT_SECONDS)} | env,
         home / "logs",
         cwd=cwd,
     )
+
+
+def alive(pid: int) -> bool:
+    """Whether the process runs (a zombie left by a killed child is not running)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def ensure_workers(home: Path, project: Path, workers: int, say=print) -> tuple[StackInfo, dict[str, str]]:
+    """On a stack that is up: workers ``releasegate-1`` .. ``releasegate-<workers>`` running, each started
+    again if its process is gone (killed, crashed) and added if missing; a running one is left alone, and
+    so are workers beyond ``workers`` (``down`` stops them). Returns the stack and name -> running |
+    restarted | added. Refuses when the stack's Prefect server does not answer."""
+    home = home.resolve()
+    path = home / "stack.json"
+    info = json.loads(path.read_text())
+    try:
+        wait_http(f"{info['prefect_api']}/health", timeout=10)
+    except RuntimeError:
+        raise RuntimeError(
+            f"a stack is recorded in {home} (stack.json) but its Prefect server at {info['prefect_api']} does "
+            "not answer: run `releasegate down`, then `releasegate up`"
+        ) from None
+    env = base_env(home) | info["env"] | {"RELEASEGATE_PROJECT_DIR": str(project)}
+    procs: list[dict] = info["processes"]
+    actions: dict[str, str] = {}
+    for i in range(workers):
+        name = f"releasegate-{i + 1}"
+        at = next((k for k, p in enumerate(procs) if p["name"] == f"worker-{name}"), None)
+        if at is not None and alive(procs[at]["pid"]):
+            actions[name] = "running"
+            continue
+        say(f"worker {i + 1} on pool releasegate ({'restarted' if at is not None else 'added'}) ...")
+        p = start_worker(home, name, env, project)
+        entry = {"name": p.name, "pid": p.pid, "log": p.log}
+        if at is None:
+            procs.append(entry)
+            actions[name] = "added"
+        else:
+            procs[at] = entry
+            actions[name] = "restarted"
+    info["processes"] = procs
+    path.write_text(json.dumps(info, indent=2))
+    return StackInfo(**info), actions
+
+
+def mlflow_env(uri: str) -> dict[str, str]:
+    """releasegate's MLflow and MLflow's own variables, the same store, for stack.env and every worker:
+    a team's ``mlflow.<flavor>.log_model`` after ``source stack.env`` (or in a worker's run) registers
+    where releasegate looks, not in ``./mlflow.db`` of the folder it runs in."""
+    return {
+        "RELEASEGATE_MLFLOW_TRACKING_URI": uri,
+        "RELEASEGATE_MLFLOW_REGISTRY_URI": uri,
+        "MLFLOW_TRACKING_URI": uri,
+        "MLFLOW_REGISTRY_URI": uri,
+    }
 
 
 @dataclass
@@ -167,8 +238,8 @@ def up(
     say=print,
 ) -> StackInfo:
     home = home.resolve()
-    if (home / "stack.json").exists():
-        raise RuntimeError(f"a stack is already up in {home} (stack.json): run `releasegate down` first")
+    if (home / "stack.json").exists():  # already up: start again what died, add what is missing
+        return ensure_workers(home, project, workers, say)[0]
     logs = home / "logs"
     env = base_env(home)
     procs: list[Proc] = []
@@ -180,7 +251,7 @@ def up(
         mlflow_uri = f"http://127.0.0.1:{mlflow_port}"
         env |= {
             "PREFECT_API_URL": api,
-            "RELEASEGATE_MLFLOW_TRACKING_URI": mlflow_uri,
+            **mlflow_env(mlflow_uri),
             "RELEASEGATE_WEBHOOK_SECRET": secret,
             "RELEASEGATE_PROJECT_DIR": str(project),
         }
@@ -235,7 +306,7 @@ def up(
         for p in reversed(procs):
             p.stop()
         raise
-    exported = {k: env[k] for k in ("PREFECT_API_URL", "RELEASEGATE_HOME", "RELEASEGATE_MLFLOW_TRACKING_URI")}
+    exported = {k: env[k] for k in ("PREFECT_API_URL", "RELEASEGATE_HOME", *mlflow_env(mlflow_uri))}
     exported["RELEASEGATE_WEBHOOK_SECRET"] = secret
     info = StackInfo(
         home=str(home),

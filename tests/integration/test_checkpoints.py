@@ -8,40 +8,18 @@ hash) or cut its tail together with the head row: `audit verify` alone then find
 import json
 
 import pytest
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from releasegate.cli import app
 from releasegate.store.decision_log import DecisionLog, DecisionRow, _content_hash_for_row
-from tests.unit.test_decision_log import deferral
+from tests.support.records import deferral, drop_every_guard, sql
 
 runner = CliRunner()
 
 
 def _said(done) -> str:
     return " ".join(done.output.split())  # rich wraps long lines at the runner's width
-
-
-def _sql(log: DecisionLog, sql: str, **params) -> None:
-    with log.engine.begin() as conn:
-        conn.execute(text(sql), params)
-
-
-def _drop_every_guard(log: DecisionLog) -> None:
-    """What a database owner can do: drop the append-only and head triggers."""
-    if log.engine.dialect.name == "sqlite":
-        for t in (
-            "decisions_no_update",
-            "decisions_no_delete",
-            "decision_log_head_no_delete",
-            "decision_log_head_single_row",
-            "decision_log_head_advance_only",
-        ):
-            _sql(log, f"DROP TRIGGER IF EXISTS {t}")
-    else:
-        _sql(log, "DROP TRIGGER decisions_append_only ON decisions")
-        _sql(log, "DROP TRIGGER decision_log_head_guard ON decision_log_head")
 
 
 def _rehash_from(log: DecisionLog, seq: int) -> None:
@@ -57,11 +35,11 @@ def _rehash_from(log: DecisionLog, seq: int) -> None:
             updates.append((row.seq, row.prev_hash, h))
             prev = h
     for n, _, _ in updates:  # prev/record hashes are unique: move them out of the way first
-        _sql(log, "UPDATE decisions SET prev_hash = :p, record_hash = :h WHERE seq = :n", p=f"x{n}", h=f"y{n}", n=n)
+        sql(log, "UPDATE decisions SET prev_hash = :p, record_hash = :h WHERE seq = :n", p=f"x{n}", h=f"y{n}", n=n)
     for n, p, h in updates:
-        _sql(log, "UPDATE decisions SET prev_hash = :p, record_hash = :h WHERE seq = :n", p=p, h=h, n=n)
+        sql(log, "UPDATE decisions SET prev_hash = :p, record_hash = :h WHERE seq = :n", p=p, h=h, n=n)
     last = updates[-1]
-    _sql(log, "UPDATE decision_log_head SET last_seq = :n, last_hash = :h WHERE id = 1", n=last[0], h=last[2])
+    sql(log, "UPDATE decision_log_head SET last_seq = :n, last_hash = :h WHERE id = 1", n=last[0], h=last[2])
 
 
 @pytest.fixture
@@ -104,8 +82,8 @@ def test_checkpoints_verify_while_the_log_grows(db_url, clock, home):
 def test_a_consistent_rewrite_passes_the_chain_but_not_the_checkpoints(db_url, clock, home):
     log = _filled(db_url, clock, 5)
     _checkpoint(home / "cps")
-    _drop_every_guard(log)
-    _sql(log, "UPDATE decisions SET decision_rationale = 'nothing to see' WHERE seq = 2")
+    drop_every_guard(log)
+    sql(log, "UPDATE decisions SET decision_rationale = 'nothing to see' WHERE seq = 2")
     _rehash_from(log, 2)
     assert log.verify().ok  # the chain alone is fooled
     assert runner.invoke(app, ["audit", "verify"]).exit_code == 0
@@ -117,10 +95,10 @@ def test_a_consistent_rewrite_passes_the_chain_but_not_the_checkpoints(db_url, c
 def test_a_cut_tail_with_its_head_is_named(db_url, clock, home):
     log = _filled(db_url, clock, 5)
     _checkpoint(home / "cps")
-    _drop_every_guard(log)
+    drop_every_guard(log)
     keep = log.hash_at(3)
-    _sql(log, "DELETE FROM decisions WHERE seq > 3")
-    _sql(log, "UPDATE decision_log_head SET last_seq = 3, last_hash = :h WHERE id = 1", h=keep)
+    sql(log, "DELETE FROM decisions WHERE seq > 3")
+    sql(log, "UPDATE decision_log_head SET last_seq = 3, last_hash = :h WHERE id = 1", h=keep)
     assert log.verify().ok  # the chain alone is fooled
     done = runner.invoke(app, ["audit", "verify", "--checkpoints", str(home / "cps")])
     assert done.exit_code == 1
