@@ -158,8 +158,10 @@ def pytest_unconfigure(config) -> None:
 
 
 def cancel_unfinished_pool_runs(pool: str = "releasegate") -> int:
-    """Cancel every unfinished run on the shared test pool (the harness is shared by all modules)."""
+    """Cancel every unfinished run on the shared test pool (the harness is shared by all modules) and free
+    the slots of releasegate's limits on it."""
     from prefect import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
     from prefect.client.schemas.filters import (
         FlowRunFilter,
         FlowRunFilterState,
@@ -181,6 +183,12 @@ def cancel_unfinished_pool_runs(pool: str = "releasegate") -> int:
         )
         for r in runs:
             c.set_flow_run_state(r.id, Cancelled(message="test cleanup"), force=True)
+        # Their leased slots too: a real server's repossessor frees a dead holder's slots once its lease
+        # lapses, the test harness (an ephemeral server) runs no repossessor, so a process an earlier test
+        # killed would hold its slots for the rest of the session.
+        for limit in c.read_global_concurrency_limits(limit=200):
+            if limit.name.startswith((f"rg-pool-{pool}", f"rg-queue-{pool}-")) and limit.active_slots:
+                c.update_global_concurrency_limit(limit.name, GlobalConcurrencyLimitUpdate(active_slots=0))
     return len(runs)
 
 

@@ -109,17 +109,20 @@ def breast_cancer() -> Any:
     return data.data.assign(target=data.target).sample(frac=1.0, random_state=7).reset_index(drop=True)
 
 
-def build_team(folder: Path, model_entry: dict[str, Any] | None = None) -> Path:
+def build_team(folder: Path, model_entry: dict[str, Any] | None = None, model: str = MODEL) -> Path:
     """The team's checkout in ``folder``: its flows, prefect.yaml, training CSV and manifest (``models.yaml``,
     its entry updated with ``model_entry``). Not committed yet: add the inputs, then ``commit``. Returns the
-    manifest (point RELEASEGATE_MODELS at it)."""
+    manifest (point RELEASEGATE_MODELS at it). ``model``: the registered model's name; a test module that
+    shares the Prefect server with another team's module names its own (one model name, one promotion run
+    per version on a server: intake's idempotency key)."""
     (folder / "data").mkdir(parents=True)
     (folder / "inputs").mkdir()
-    (folder / "bc_flows.py").write_text(textwrap.dedent(TEAM_FLOWS))
+    flows = textwrap.dedent(TEAM_FLOWS).replace(f'MODEL = "{MODEL}"', f"MODEL = {model!r}")
+    (folder / "bc_flows.py").write_text(flows)
     (folder / "prefect.yaml").write_text(TEAM_PREFECT_YAML)
     breast_cancer().to_csv(folder / "data" / f"train-{TRAINED_ON}.csv", index=False)
     entry = {
-        "name": MODEL,
+        "name": model,
         "primary_kpi": {"metric": "f1"},
         "task": "classification",
         "current_inputs": {"uri": str(folder / "inputs" / "{business_date}.csv")},

@@ -20,9 +20,6 @@ from releasegate import bootstrap
 from releasegate.adapters import mlflow_registry as registry
 from tests.conftest import apply_deployments, cancel_unfinished_pool_runs, fast_capacity_policy
 from tests.teamkit import (
-    MODEL,
-    PROD,
-    STAGING,
     TRAINED_ON,
     artifacts_of,
     build_team,
@@ -34,6 +31,10 @@ from tests.teamkit import (
 )
 
 pytestmark = pytest.mark.prefect
+
+# Not the second team's ``bc_team``: both modules share the session's Prefect server, where intake's
+# idempotency key (``staging-validated:<model>:<version>``) would hand this module that module's run.
+MODEL, STAGING, PROD = "bc_lineage", "staging.bc_lineage", "prod.bc_lineage"
 
 
 @pytest.fixture
@@ -48,7 +49,7 @@ def team(rg_home, tmp_path, monkeypatch, prefect_harness, live_clock):
     fast_capacity_policy(tmp_path, monkeypatch)
     monkeypatch.setenv("RELEASEGATE_APPROVAL_POLL_SECONDS", "1")
     folder = tmp_path / "bc-team"
-    monkeypatch.setenv("RELEASEGATE_MODELS", str(build_team(folder)))
+    monkeypatch.setenv("RELEASEGATE_MODELS", str(build_team(folder, model=MODEL)))
     today = bootstrap.clock().now().date()  # the drift gate reads the newest business date's inputs
     load_breast_cancer(as_frame=True).data.to_csv(folder / "inputs" / f"{today}.csv", index=False)
     commit(folder)
@@ -91,8 +92,8 @@ def test_a_retrain_logged_with_mlflows_own_api_reaches_releasegate_and_is_promot
     assert registry.version_tags(PROD, prod_version)["git_sha"] == head
 
     arts = artifacts_of(state.state_details.flow_run_id)  # on the promotion run itself, not its subflows
-    report, dossier = arts["gate-report-bc-team"], arts["dossier-bc-team"]
-    assert "reproducibility" in report and f"commit {head[:12]}" in report
+    report, dossier = arts["gate-report-bc-lineage"], arts["dossier-bc-lineage"]
+    assert "reproducibility" in report and f"commit {head[:12]}" in report, report
     assert f"data {TRAINED_ON}" in dossier and "breast_cancer@" in dossier
 
 
