@@ -9,7 +9,7 @@ from typing import Any
 from releasegate.decisions import DecisionOutcome
 from releasegate.policy.gates import GateReport
 from releasegate.policy.handshake import Approval, Handshake, Role
-from releasegate.policy.signatures import SignedApproval
+from releasegate.policy.passkey_approvals import AnySigned
 from releasegate.ports import Ports
 from releasegate.services import promotion, release
 
@@ -55,7 +55,7 @@ class LoggedPromotionRecords:
         a: Approval | None,
         refusal: str | None,
         raw: dict[str, Any],
-        signed: SignedApproval | None = None,
+        signed: AnySigned | None = None,
     ) -> str:
         return promotion.record_approval(run_id, h, role, a, refusal, raw, signed)
 
