@@ -90,7 +90,14 @@ class PromotionRecords(Protocol):
     """The promotion's records in the decision log, and the handshake they restore."""
 
     def finish_unfinished(self, model: str) -> list[dict[str, Any]]: ...
-    def record_tech(self, run_id: str, report: GateReport, report_ref: str, candidate_sha256: str) -> None: ...
+    def record_tech(
+        self,
+        run_id: str,
+        report: GateReport,
+        report_ref: str,
+        candidate_sha256: str,
+        figures: dict[str, Any] | None = None,
+    ) -> None: ...
     def record_outcome(
         self,
         run_id: str,

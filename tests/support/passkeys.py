@@ -70,3 +70,27 @@ class SoftAuthenticator:
     def browser_json(self, challenge: bytes, **kw: Any) -> dict[str, Any]:
         """What the console's script posts after ``navigator.credentials.get``."""
         return self.get(challenge, **kw).browser_json()
+
+    def create(self, challenge: bytes, *, origin: str | None = None, user_verified: bool = True) -> dict[str, Any]:
+        """``navigator.credentials.create`` (attestation "none"), as the console's script posts it."""
+        flags = 0x01 | 0x40 | (0x04 if user_verified else 0)  # UP, AT (attested credential data), UV
+        auth_data = (
+            hashlib.sha256(self.rp_id.encode()).digest()
+            + bytes([flags])
+            + self.sign_count.to_bytes(4, "big")
+            + bytes(16)  # AAGUID
+            + len(self.credential_id).to_bytes(2, "big")
+            + self.credential_id
+            + self.cose_public_key()
+        )
+        client = json.dumps(
+            {"type": "webauthn.create", "challenge": b64url(challenge), "origin": origin or self.origin}
+        ).encode()
+        attestation = cbor2.dumps({"fmt": "none", "attStmt": {}, "authData": auth_data})
+        cid = b64url(self.credential_id)
+        return {
+            "id": cid,
+            "rawId": cid,
+            "type": "public-key",
+            "response": {"clientDataJSON": b64url(client), "attestationObject": b64url(attestation)},
+        }

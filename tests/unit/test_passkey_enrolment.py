@@ -86,3 +86,16 @@ def test_an_enrolment_is_a_proposal_in_force_after_two_admins(rg_home):
     recorded(SoftAuthenticator(), "run-2")  # a passkey nobody pinned for her
     [problem] = audit(log)[1]
     assert "risk-carla" in problem and "did not pin" in problem
+
+
+def test_the_console_journal_records_sign_ins_and_refusals_in_the_sealed_log(rg_home):
+    from releasegate.services.approval_desk import DecisionJournal
+
+    j = DecisionJournal()
+    ok = j.record("signin", "risk-carla", True, "risk-carla signed in to the console with a passkey")
+    no = j.record("refusal", "<anonymous>", False, "console refused POST /approvals/x: no CSRF", field="csrf_token")
+    log = bootstrap.decision_log()
+    recs = {r.decision_id: r for r in log.query()}
+    assert recs[ok].decision_kind.value == "event" and recs[ok].subject == "console:signin"
+    assert recs[no].decision_kind.value == "refusal" and recs[no].details["field"] == "csrf_token"
+    assert all(log.is_trusted(recs[d]) for d in (ok, no))

@@ -241,7 +241,9 @@ def handshake_base(model: str, version: str, requested_by: str, **facts: Any) ->
     )
 
 
-def record_tech(flow_run_id: str, report: GateReport, report_ref: str, candidate_sha256: str | None = None) -> None:
+def record_tech(
+    flow_run_id: str, report: GateReport, report_ref: str, candidate_sha256: str | None = None, figures: Any = None
+) -> None:
     bootstrap.decision_log().append(
         records.approval(
             decision_outcome=DecisionOutcome.accept if report.tech_gate_pass else DecisionOutcome.reject,
@@ -260,6 +262,7 @@ def record_tech(flow_run_id: str, report: GateReport, report_ref: str, candidate
                 # The report itself, so "why was this model held" is answered by the hash-chained log.
                 "gate_report": report.as_json(),
                 "gate_report_sha256": report.sha256(),
+                **({"figures": figures} if figures else {}),
             },
         )
     )

@@ -24,8 +24,15 @@ class LoggedPromotionRecords:
     def finish_unfinished(self, model: str) -> list[dict[str, Any]]:
         return release.finish_unfinished(model, self.ports)
 
-    def record_tech(self, run_id: str, report: GateReport, report_ref: str, candidate_sha256: str) -> None:
-        promotion.record_tech(run_id, report, report_ref, candidate_sha256)
+    def record_tech(
+        self,
+        run_id: str,
+        report: GateReport,
+        report_ref: str,
+        candidate_sha256: str,
+        figures: dict[str, Any] | None = None,
+    ) -> None:
+        promotion.record_tech(run_id, report, report_ref, candidate_sha256, figures)
 
     def record_outcome(
         self,
