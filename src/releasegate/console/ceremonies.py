@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 from webauthn import verify_registration_response
 from webauthn.helpers.exceptions import InvalidJSONStructure, InvalidRegistrationResponse
 
@@ -72,8 +73,12 @@ def register(app: FastAPI, c: Console) -> None:  # noqa: C901 - one closure per 
 
     @app.post("/signin/options")
     async def signin_options(request: Request) -> dict[str, Any]:
+        body = await _body(request)
+        return await run_in_threadpool(signin_options_, request, body)
+
+    def signin_options_(request: Request, body: dict[str, Any]) -> dict[str, Any]:
         c.csrf(request)
-        name = str((await _body(request)).get("name") or "").strip()
+        name = str(body.get("name") or "").strip()
         passkey = ports.directory.config().passkeys.get(name)
         if passkey is None:
             raise c.refuse(
@@ -95,8 +100,11 @@ def register(app: FastAPI, c: Console) -> None:  # noqa: C901 - one closure per 
 
     @app.post("/signin/verify")
     async def signin_verify(request: Request) -> dict[str, Any]:
-        c.csrf(request)
         body = await _body(request)
+        return await run_in_threadpool(signin_verify_, request, body)
+
+    def signin_verify_(request: Request, body: dict[str, Any]) -> dict[str, Any]:
+        c.csrf(request)
         name, nonce = pending(request, "sign-in")
         passkey = ports.directory.config().passkeys.get(name)
         try:
@@ -112,9 +120,13 @@ def register(app: FastAPI, c: Console) -> None:  # noqa: C901 - one closure per 
 
     @app.post("/enrol/options")
     async def enrol_options(request: Request) -> dict[str, Any]:
+        body = await _body(request)
+        return await run_in_threadpool(enrol_options_, request, body)
+
+    def enrol_options_(request: Request, body: dict[str, Any]) -> dict[str, Any]:
         c.csrf(request)
         s = c.session(request)
-        name = s.user or str((await _body(request)).get("name") or "").strip()
+        name = s.user or str(body.get("name") or "").strip()
         if name not in ports.directory.config().names():
             raise c.refuse(
                 request, 403, "name", f"{name!r} is on no list of the governed approvers config: ask an admin.", "enrol"
@@ -132,8 +144,11 @@ def register(app: FastAPI, c: Console) -> None:  # noqa: C901 - one closure per 
 
     @app.post("/enrol/verify")
     async def enrol_verify(request: Request) -> dict[str, Any]:
-        c.csrf(request)
         body = await _body(request)
+        return await run_in_threadpool(enrol_verify_, request, body)
+
+    def enrol_verify_(request: Request, body: dict[str, Any]) -> dict[str, Any]:
+        c.csrf(request)
         name, nonce = pending(request, "enrolment")
         try:
             made = verify_registration_response(
@@ -187,9 +202,12 @@ def register(app: FastAPI, c: Console) -> None:  # noqa: C901 - one closure per 
 
     @app.post("/approvals/{run_id}/statement")
     async def approval_statement(request: Request, run_id: str) -> dict[str, Any]:
+        body = await _body(request)
+        return await run_in_threadpool(approval_statement_, request, body, run_id)
+
+    def approval_statement_(request: Request, body: dict[str, Any], run_id: str) -> dict[str, Any]:
         user = c.user(request)
         c.csrf(request)
-        body = await _body(request)
         item = waiting(request, run_id)
         fields = fields_of(user, body, body.get("decision"), body.get("reference"))
         try:
@@ -213,9 +231,12 @@ def register(app: FastAPI, c: Console) -> None:  # noqa: C901 - one closure per 
 
     @app.post("/approvals/{run_id}")
     async def approve(request: Request, run_id: str) -> dict[str, Any]:
+        body = await _body(request)
+        return await run_in_threadpool(approve_, request, body, run_id)
+
+    def approve_(request: Request, body: dict[str, Any], run_id: str) -> dict[str, Any]:
         user = c.user(request)
         c.csrf(request)
-        body = await _body(request)
         item = waiting(request, run_id)
         given = body.get("statement")
         raw_statement: dict[str, Any] = given if isinstance(given, dict) else {}
