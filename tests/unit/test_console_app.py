@@ -13,7 +13,22 @@ def test_healthz_needs_no_sign_in_and_the_inbox_does():
     assert r.client.get("/healthz").json() == {"status": "ok"}
     inbox = r.client.get("/inbox", follow_redirects=False)
     assert inbox.status_code == 303 and inbox.headers["location"].startswith("/signin")
-    assert r.post("/approvals/run-risk", {}, csrf=False).status_code in (401, 403)
+    anonymous = r.post("/approvals/run-risk", {}, csrf=False)
+    assert anonymous.status_code == 401 and anonymous.json()["error"] == "Sign in first."
+    assert r.journal.entries[-1]["field"] == "session" and r.journal.entries[-1]["actor"] == "<anonymous>"
+
+
+def test_a_promotion_nobody_eligible_can_approve_says_so():
+    from dataclasses import replace
+
+    r = rig()
+    pending = r.desk.pending
+    r.desk.pending = lambda: [  # type: ignore[method-assign]
+        replace(i, no_eligible_approver="no eligible RISK approver for credit v4: risk-carla is an owner")
+        for i in pending()
+    ]
+    r.sign_in("risk-carla")
+    assert "Nobody can give this approval: no eligible RISK approver for credit v4" in r.client.get("/inbox").text
 
 
 def test_sign_in_sets_a_strict_http_only_cookie_records_it_and_shows_the_inbox_with_charts():
@@ -143,6 +158,21 @@ def test_enrolment_records_a_proposal_that_takes_effect_only_once_approved():
     bad = r.post("/enrol/verify", {"credential": SoftAuthenticator().create(b"another challenge")})
     assert bad.status_code == 400 and "not accepted" in bad.json()["error"]
     assert r.post("/enrol/verify", {"credential": {}}).status_code == 400  # no enrolment in progress
+
+
+def test_a_sign_in_cannot_be_replayed_with_a_copy_of_the_cookie():
+    r = rig()
+    r.client.get("/signin")
+    options = r.post("/signin/options", {"name": "risk-carla"})
+    before = dict(r.client.cookies)  # the cookie holding the pending challenge
+    answer = {"credential": r.keys["risk-carla"].browser_json(unb64url(options.json()["challenge"], "c"))}
+    assert r.post("/signin/verify", answer).status_code == 200
+    r.client.cookies.clear()
+    for k, v in before.items():
+        r.client.cookies.set(k, v)
+    again = r.post("/signin/verify", answer)
+    assert again.status_code == 400 and again.json()["field"] == "challenge"
+    assert r.client.post("/signout", data={}).status_code == 403  # no session, no token: refused
 
 
 def test_the_session_cookie_cannot_be_forged():

@@ -10,7 +10,8 @@ subject, as the CLI records it). A refusal is shown as a plain sentence, never a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ class Console:
     settings: ConsoleSettings
     store: SessionStore
     templates: Jinja2Templates
+    answered: dict[str, datetime] = field(default_factory=dict)  # challenges already answered: no replay
 
     def session(self, request: Request) -> Session:
         return request.state.session  # type: ignore[no-any-return]
@@ -83,6 +85,8 @@ class Console:
             raise self.refuse(
                 request, 401, "session", f"Your session expired after {minutes} minutes idle: sign in again."
             )
+        if request.method != "GET":  # a state-changing request without a session: a refusal to record
+            raise self.refuse(request, 401, "session", "Sign in first.")
         raise Problem(401, "session", "Sign in first.")
 
     def render(self, request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:

@@ -65,10 +65,15 @@ def register(app: FastAPI, c: Console) -> None:  # noqa: C901 - one closure per 
         fresh = p.get("at") and (ports.clock.now() - datetime.fromisoformat(p["at"])).total_seconds() < (
             settings.challenge_ttl_s
         )
-        if p.get("purpose") != purpose or not fresh:
+        now = ports.clock.now()
+        for old, at in list(c.answered.items()):  # forget what has expired anyway
+            if (now - at).total_seconds() > settings.challenge_ttl_s:
+                del c.answered[old]
+        if p.get("purpose") != purpose or not fresh or str(p.get("challenge")) in c.answered:
             raise c.refuse(
                 request, 400, "challenge", f"No {purpose} is in progress (or it took too long): start again."
             )
+        c.answered[str(p["challenge"])] = now  # a copy of the old cookie cannot answer it again
         return str(p["name"]), unb64url(str(p["challenge"]), "challenge")
 
     @app.post("/signin/options")
