@@ -24,13 +24,14 @@ from markupsafe import Markup
 from releasegate.console import charts
 from releasegate.console.sessions import COOKIE, CSRF_FIELD, CSRF_HEADER, Session, SessionStore, csrf_matches
 from releasegate.console_ports import ConsolePorts, ConsoleSettings, PendingApproval
+from releasegate.errors import ReleasegateError
 from releasegate.policy.approvers import ApproverConfig
 from releasegate.policy.handshake import Role, not_independent
 
 HERE = Path(__file__).parent
 
 
-class Problem(Exception):
+class Problem(ReleasegateError):
     """A refusal shown to the user as a sentence (``status``: the HTTP status; ``field``: what broke)."""
 
     def __init__(self, status: int, field: str, sentence: str, decision_id: str | None = None) -> None:
