@@ -54,36 +54,9 @@ def test_an_enrolment_is_a_proposal_in_force_after_two_admins(rg_home):
     assert approver_config().passkeys["risk-carla"] == key.passkey()
 
     # a passkey approval is audited against the passkey the config pinned when it was given
-    def recorded(signer: SoftAuthenticator, run: str) -> None:
-        stmt = ApprovalStatement(
-            model="credit",
-            candidate_version="7",
-            role=Role.risk,
-            decision="approve",
-            approver="risk-carla",
-            reference="REV-2",
-            gate_report_sha256="c" * 64,
-            run_id=run,
-            signed_at=datetime.now(UTC),
-        )
-        a = PasskeyApproval(statement=stmt, assertion=signer.get(challenge(stmt)), passkey=signer.passkey())
-        fields = ApprovalFields(approver="risk-carla", reference="REV-2")
-        log.append(
-            records.approval(
-                decision_outcome=DecisionOutcome.accept,
-                decision_rationale="RISK_GATE_PASS by risk-carla",
-                subject=f"promotion:{run}",
-                actor="risk-carla",
-                details={"role": "risk", "model_name": "credit", "candidate_version": "7"}
-                | fields.model_dump()
-                | {"gate_report_sha256": "c" * 64}
-                | a.record(),
-            )
-        )
-
-    recorded(key, "run-1")
+    recorded(log, key, "run-1")
     assert audit(log)[1] == []
-    recorded(SoftAuthenticator(), "run-2")  # a passkey nobody pinned for her
+    recorded(log, SoftAuthenticator(), "run-2")  # a passkey nobody pinned for her
     [problem] = audit(log)[1]
     assert "risk-carla" in problem and "did not pin" in problem
 
@@ -99,3 +72,57 @@ def test_the_console_journal_records_sign_ins_and_refusals_in_the_sealed_log(rg_
     assert recs[ok].decision_kind.value == "event" and recs[ok].subject == "console:signin"
     assert recs[no].decision_kind.value == "refusal" and recs[no].details["field"] == "csrf_token"
     assert all(log.is_trusted(recs[d]) for d in (ok, no))
+
+
+def recorded(log, signer: SoftAuthenticator, run: str, **tamper) -> None:
+    """A sealed RISK approval by risk-carla signed with ``signer``'s passkey; ``tamper`` alters the
+    statement after signing."""
+    stmt = ApprovalStatement(
+        model="credit",
+        candidate_version="7",
+        role=Role.risk,
+        decision="approve",
+        approver="risk-carla",
+        reference="REV-2",
+        gate_report_sha256="c" * 64,
+        run_id=run,
+        signed_at=datetime.now(UTC),
+    )
+    a = PasskeyApproval(statement=stmt, assertion=signer.get(challenge(stmt)), passkey=signer.passkey())
+    a = a.model_copy(update={"statement": stmt.model_copy(update=tamper)})
+    fields = ApprovalFields(approver="risk-carla", reference=str(tamper.get("reference", "REV-2")))
+    log.append(
+        records.approval(
+            decision_outcome=DecisionOutcome.accept,
+            decision_rationale="RISK_GATE_PASS by risk-carla",
+            subject=f"promotion:{run}",
+            actor="risk-carla",
+            details={"role": "risk", "model_name": "credit", "candidate_version": "7"}
+            | fields.model_dump()
+            | {"gate_report_sha256": "c" * 64}
+            | a.record(),
+        )
+    )
+
+
+def test_audit_verify_re_verifies_passkey_approvals_offline(rg_home, wide):
+    from typer.testing import CliRunner
+
+    from releasegate.adapters.config import from_file
+    from releasegate.cli import app
+    from releasegate.services.approvers import approve, propose_enrolment, trust_first
+
+    trust_first(from_file("approvers"), "releasegate:infra-up", "file")
+    key = SoftAuthenticator()
+    pid, _ = propose_enrolment("risk-carla", key.passkey(), "console:risk-carla")
+    approve(pid, "head-mrm-eva")
+    approve(pid, "cro-omar")
+    log = bootstrap.decision_log()
+    recorded(log, key, "run-1")
+    done = CliRunner().invoke(app, ["audit", "verify"])
+    assert done.exit_code == 0, done.output
+    assert "1 signed approvals and 0 signed exceptions/overrides re-verified" in done.output
+    recorded(log, key, "run-2", reference="REV-9")  # the statement altered after the passkey signed it
+    done = CliRunner().invoke(app, ["audit", "verify"])
+    assert done.exit_code == 1, done.output
+    assert "approval signature broken" in done.output and "altered after signing" in done.output
