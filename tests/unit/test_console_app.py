@@ -36,6 +36,7 @@ def test_sign_in_sets_a_strict_http_only_cookie_records_it_and_shows_the_inbox_w
     done = r.sign_in("risk-carla")
     assert done.status_code == 200 and done.json()["next"] == "/inbox"
     cookie = done.headers["set-cookie"].lower()
+    assert "frame-ancestors 'none'" in done.headers["content-security-policy"]
     assert "httponly" in cookie and "samesite=strict" in cookie and "secure" not in cookie  # http://localhost
     assert r.journal.entries[-1] | {"rationale": ""} == {
         "what": "signin",

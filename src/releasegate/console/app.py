@@ -29,6 +29,9 @@ from releasegate.policy.approvers import ApproverConfig
 from releasegate.policy.handshake import Role, not_independent
 
 HERE = Path(__file__).parent
+# Only the console's own script and styles run; no page may frame it (an approval button under a
+# decoy page), nothing is loaded from elsewhere.
+CSP = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 
 
 class Problem(ReleasegateError):
@@ -113,6 +116,9 @@ def create_app(ports: ConsolePorts, settings: ConsoleSettings | None = None) -> 
     async def sessions(request: Request, call_next: Any) -> Response:
         request.state.session = c.store.load(request.cookies.get(COOKIE), ports.clock.now())
         response: Response = await call_next(request)
+        response.headers["Content-Security-Policy"] = CSP
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "same-origin"
         if request.url.path.startswith("/static") or request.url.path == "/healthz":
             return response
         response.set_cookie(
