@@ -59,6 +59,27 @@ def scheduling_store(url: str | None = None):
     return SchedulingStore(url or settings().resolved_database_url)
 
 
+def console_app(origin: str):
+    """The governance console (``releasegate console``) over the real approvals desk, the governed approvers
+    config and the decision log; ``origin`` is what the browser shows (its host is the WebAuthn rp id)."""
+    import os
+    from urllib.parse import urlsplit
+
+    from releasegate.console import create_app
+    from releasegate.console_ports import ConsolePorts, ConsoleSettings
+    from releasegate.services.approval_desk import DecisionJournal, GovernedDirectory, PrefectApprovalDesk
+
+    ports = ConsolePorts(
+        desk=PrefectApprovalDesk(), directory=GovernedDirectory(), journal=DecisionJournal(), clock=_ClockProxy()
+    )
+    settings = ConsoleSettings(
+        rp_id=urlsplit(origin).hostname or "localhost",
+        origin=origin.rstrip("/"),
+        secret_key=os.environ.get("RELEASEGATE_CONSOLE_SECRET", ""),
+    )
+    return create_app(ports, settings)
+
+
 def ports():
     """The real adapters behind the ports of ``releasegate.ports`` (imported lazily: MLflow is slow)."""
     from releasegate.adapters import mlflow_registry

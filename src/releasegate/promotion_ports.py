@@ -22,7 +22,7 @@ from releasegate.clock import Clock
 from releasegate.decisions import DecisionOutcome
 from releasegate.policy.gates import GateReport
 from releasegate.policy.handshake import Approval, Handshake, Role
-from releasegate.policy.signatures import SignedApproval
+from releasegate.policy.passkey_approvals import AnySigned
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,14 @@ class PromotionRecords(Protocol):
     """The promotion's records in the decision log, and the handshake they restore."""
 
     def finish_unfinished(self, model: str) -> list[dict[str, Any]]: ...
-    def record_tech(self, run_id: str, report: GateReport, report_ref: str, candidate_sha256: str) -> None: ...
+    def record_tech(
+        self,
+        run_id: str,
+        report: GateReport,
+        report_ref: str,
+        candidate_sha256: str,
+        figures: dict[str, Any] | None = None,
+    ) -> None: ...
     def record_outcome(
         self,
         run_id: str,
@@ -111,7 +118,7 @@ class PromotionRecords(Protocol):
         a: Approval | None,
         refusal: str | None,
         raw: dict[str, Any],
-        signed: SignedApproval | None = None,
+        signed: AnySigned | None = None,
     ) -> str: ...
     def release(
         self, run_id: str, report: GateReport, report_ref: str, h: Handshake, ack_ref: str, candidate_sha256: str

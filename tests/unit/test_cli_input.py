@@ -104,6 +104,7 @@ CASES = [
     ("db upgrade", ["db", "upgrade", "--revision", "no-such-revision"], "revision"),
     ("deploy", ["deploy", "--prefect-file", "prefect.yaml", "--name", "no-such-deployment"], "--name"),
     ("simulate", ["simulate", "--days", "1", "--workloads", "no-such-workload"], "workloads"),
+    ("console", ["console", "--origin", "http://console.example:4300"], "origin"),
     # no Prefect server where PREFECT_API_URL points
     ("run", ["run", "no-such-deployment"], "PREFECT_API_URL"),
     # times without their UTC offset

@@ -183,7 +183,9 @@ class World:
                 self._append(kind="final", pending=p["id"], pending_run=p["run"])
         return done
 
-    def record_tech(self, run_id: str, report: GateReport, report_ref: str, candidate_sha256: str) -> None:
+    def record_tech(
+        self, run_id: str, report: GateReport, report_ref: str, candidate_sha256: str, figures=None
+    ) -> None:
         outcome = DecisionOutcome.accept if report.tech_gate_pass else DecisionOutcome.reject
         self._append(kind="tech", outcome=outcome, report_sha=report.sha256(), sha=candidate_sha256)
 

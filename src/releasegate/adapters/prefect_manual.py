@@ -329,3 +329,16 @@ def read_artifact(ref: str) -> ArtifactView:
         flow_run_id=str(a.flow_run_id) if a.flow_run_id else None,
         created=a.created,
     )
+
+
+def resume_paused(run_id: str, run_input: dict[str, Any]) -> None:
+    """Resume a paused promotion with an approval form's input (what the Prefect UI's form sends).
+    ``StartRefused`` naming ``run`` for a run that does not exist or no longer waits."""
+    from prefect.exceptions import PrefectHTTPStatusError
+    from prefect.flow_runs import resume_flow_run
+
+    fr = read_flow_run(run_id)
+    try:
+        resume_flow_run(fr.id, run_input=run_input)
+    except (PrefectHTTPStatusError, RuntimeError, ValueError) as exc:
+        raise StartRefused("run", f"run {run_id} did not take the approval: {exc}") from None

@@ -34,6 +34,7 @@ from releasegate.cli import (
     stack,
     webhook,
 )
+from releasegate.cli import console as console_cli
 from releasegate.cli._common import err, exit_refused
 from releasegate.errors import Refused
 
@@ -102,6 +103,7 @@ app.command("demo")(stack.demo)
 app.command("up")(stack.stack_up)
 app.command("down")(stack.stack_down)
 app.command("simulate")(simulate.simulate_cmd)
+app.command("console")(console_cli.console_cmd)
 
 app.add_typer(db.db_app, name="db")
 app.add_typer(audit.audit_app, name="audit")

@@ -38,8 +38,6 @@ def approve(
     pinned for you in the approvers block (same rules as the UI form)."""
     import time as _time
 
-    from prefect.flow_runs import resume_flow_run
-
     from releasegate import bootstrap
     from releasegate.policy.handshake import ApprovalFields, ApprovalRefused, Role, check_approval
     from releasegate.policy.signatures import check_signed, sign, statement_for
@@ -60,7 +58,7 @@ def approve(
         signing_key = load_key(key or key_path(bootstrap.settings().key_dir.expanduser(), by))
     except KeyRefused as exc:  # nothing was signed or sent: nothing to record
         exit_refused(exc, code=2)
-    from releasegate.adapters.prefect_manual import StartRefused, read_flow_run
+    from releasegate.adapters.prefect_manual import StartRefused, read_flow_run, resume_paused
 
     try:
         fr = read_flow_run(run)
@@ -99,7 +97,10 @@ def approve(
         return
     raw["token"] = signed.token()
     before = len(log.query(subject=promotion_subject(run)))
-    resume_flow_run(fr.id, run_input=raw)
+    try:  # what the console does too (services.approval_desk)
+        resume_paused(run, raw)
+    except StartRefused as exc:
+        exit_refused(exc, code=2)
     deadline = _time.monotonic() + wait_seconds
     while _time.monotonic() < deadline:
         new = log.query(subject=promotion_subject(run))[before:]

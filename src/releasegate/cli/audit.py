@@ -102,7 +102,7 @@ def _check_seals(log, findings: list[str], facts: list[str], notes: list[str]) -
         )
     else:
         facts.append("every approval, promotion, override, rollback and refusal carries a valid service seal")
-    from releasegate.policy.signatures import recorded_signature_problem
+    from releasegate.policy.passkey_approvals import recorded_approval_problem
 
     pinned: dict[str, str] | None = None  # read at the first signed approval (none: nothing to read)
     signed = bad = unsigned = unpinned = 0
@@ -114,11 +114,15 @@ def _check_seals(log, findings: list[str], facts: list[str], notes: list[str]) -
             continue
         signed += 1
         pinned = _pinned_approver_keys() if signed == 1 else pinned
-        problem = recorded_signature_problem(r.subject, d)
+        problem = recorded_approval_problem(r.subject, d)
         if problem:
             bad += 1
             findings.append(f"approval signature broken {r.decision_id} by {r.actor!r}: {problem}")
-        elif pinned is not None and pinned.get(str(d.get("approver")), "").lower() != str(d.get("public_key")).lower():
+        elif (
+            pinned is not None
+            and d.get("signature_scheme") != "webauthn"
+            and (pinned.get(str(d.get("approver")), "").lower() != str(d.get("public_key")).lower())
+        ):
             unpinned += 1
     if unsigned:
         notes.append(

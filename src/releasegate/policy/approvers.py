@@ -2,15 +2,18 @@
 
 ``ApproverConfig`` holds who may approve (``pm``, ``risk``, ``compliance``), grant (``exceptions``,
 ``overrides``), the key pinned for each name (``keys``), who administers this config (``admins``) and
-extra owners of models (``owners``: model -> names, added to the manifest's ``owners``).
+extra owners of models (``owners``: model -> names, added to the manifest's ``owners``), the passkey
+pinned for each name (``passkeys``: WebAuthn credentials, ``policy.passkeys``) and who may sign in to
+read without approving (``auditors``).
 
 It is a trust root: whoever may change it may pin their own keys. So the config in force is the one the
 decision log holds (``services.approvers``), and a change is a decision signed by admin keys:
 
 * every signer is on the ``admins`` list of the config in force and signs with the key pinned for them
   *there* (an admin cannot bring a key of their own);
-* a change of ``keys`` (a key added, replaced or removed) or a new admin needs two different admins
-  (two names, two keys); any other change (allow-lists, owners) needs one;
+* a change of ``keys`` or ``passkeys`` (a key added, replaced or removed) or a new admin needs two
+  different admins (two names, two keys); any other change (allow-lists, owners) needs one;
+* a passkey enrolment is a proposal without a signature: admins approve it like any other;
 * a signature is over the proposed config's digest and the digest of the config it replaces, so it
   cannot be replayed on another proposal or after the config changed.
 
@@ -30,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from releasegate.errors import Refused
 from releasegate.policy.handshake import Role
+from releasegate.policy.passkeys import Passkey
 from releasegate.policy.signatures import Signed, Statement, parse_public_key, signature_by
 
 
@@ -47,6 +51,10 @@ class ApproverConfig(BaseModel):
     admins: list[str] = []
     # Owners of a model (model -> names) besides the manifest's ``owners``: never its approvers.
     owners: dict[str, list[str]] = {}
+    # Each approver's WebAuthn credential (the console's passkey sign-in and passkey-signed approvals).
+    passkeys: dict[str, Passkey] = {}
+    # Who may sign in to the console to read (auditors, validators): never an approver by this alone.
+    auditors: list[str] = []
 
     @field_validator("keys")
     @classmethod
@@ -58,11 +66,24 @@ class ApproverConfig(BaseModel):
     def allow_lists(self) -> dict[Role, list[str]]:
         return {Role.pm: list(self.pm), Role.risk: list(self.risk), Role.compliance: list(self.compliance)}
 
+    def names(self) -> set[str]:
+        """Everyone this config names (who may enrol a passkey)."""
+        lists = (self.pm, self.risk, self.compliance, self.exceptions, self.overrides, self.admins, self.auditors)
+        return {n for names in lists for n in names}
+
+
+# Fields added after configs were first recorded: left out of the canonical form while empty, so the
+# digest of every config recorded before them stays what it was.
+OPTIONAL_FIELDS: dict[str, Any] = {"passkeys": {}, "auditors": []}
+
 
 def canonical(config: ApproverConfig) -> dict[str, Any]:
     """The config as the log keeps it: keys lower-cased, every field present."""
     data = config.model_dump(mode="json")
     data["keys"] = {k: v.strip().lower() for k, v in data["keys"].items()}
+    for name, empty in OPTIONAL_FIELDS.items():
+        if data.get(name) == empty:
+            del data[name]
     return data
 
 
@@ -75,7 +96,9 @@ def differences(governed: ApproverConfig, other: ApproverConfig) -> list[str]:
     a, b = canonical(governed), canonical(other)
     out: list[str] = []
     for field in ApproverConfig.model_fields:
-        x, y = a[field], b[field]
+        empty = OPTIONAL_FIELDS.get(field)
+        x: Any = a.get(field, empty)
+        y: Any = b.get(field, empty)
         if x == y:
             continue
         if isinstance(x, dict):
@@ -85,7 +108,8 @@ def differences(governed: ApproverConfig, other: ApproverConfig) -> list[str]:
                 elif k not in y:
                     out.append(f"{field}.{k} removed")
                 elif x[k] != y[k]:
-                    out.append(f"{field}.{k} {'replaced' if field == 'keys' else f'{x[k]} -> {y[k]}'}")
+                    changed = "replaced" if field in ("keys", "passkeys") else f"{x[k]} -> {y[k]}"
+                    out.append(f"{field}.{k} {changed}")
         else:
             added, gone = [n for n in y if n not in x], [n for n in x if n not in y]
             parts = ([f"+{', +'.join(added)}"] if added else []) + ([f"-{', -'.join(gone)}"] if gone else [])
@@ -97,7 +121,8 @@ def admins_needed(current: ApproverConfig, proposed: ApproverConfig) -> int:
     """Two admins for a key change or a new admin, one for anything else."""
     a, b = canonical(current), canonical(proposed)
     new_admin = any(n not in current.admins for n in proposed.admins)
-    return 2 if a["keys"] != b["keys"] or new_admin else 1
+    keys_changed = a["keys"] != b["keys"] or a.get("passkeys") != b.get("passkeys")
+    return 2 if keys_changed or new_admin else 1
 
 
 class ConfigRefused(Refused):

@@ -29,6 +29,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from releasegate.errors import Refused
+from releasegate.policy.passkeys import Passkey
 
 ACK_VALIDITY = timedelta(hours=24)
 
@@ -71,6 +72,7 @@ class Handshake(BaseModel):
     requires_compliance: bool = False  # the model's risk_tier is "high"
     allow_lists: dict[Role, list[str]] = Field(default_factory=dict)
     keys: dict[str, str] = Field(default_factory=dict)  # approver -> pinned Ed25519 public key (hex)
+    passkeys: dict[str, Passkey] = Field(default_factory=dict)  # approver -> pinned WebAuthn credential
     owners: list[str] = Field(default_factory=list)  # the model's owners: never its approvers
     staged_by: dict[str, str] = Field(default_factory=dict)  # who staged the candidate -> how we know
 
@@ -145,8 +147,8 @@ def ineligible(h: Handshake, role: Role) -> dict[str, str]:
     for name in h.allow_lists.get(role, []):
         if (why := not_independent(h, name)) is not None:
             out[name] = why
-        elif not h.keys.get(name):
-            out[name] = "has no pinned key"
+        elif not h.keys.get(name) and name not in h.passkeys:
+            out[name] = "has no pinned key or passkey"
         elif any(o.role is not role and (o.approver == name or o.key_id == h.keys.get(name)) for o in h.given()):
             out[name] = "gave another approval of this release"
     return out

@@ -39,6 +39,7 @@ from releasegate.policy.approvers import (
     differences,
     sign_config,
 )
+from releasegate.policy.passkeys import Passkey
 from releasegate.store.keys import key_path, load_key
 
 SUBJECT = records.APPROVERS_CONFIG_SUBJECT
@@ -293,6 +294,37 @@ def _in_force_if_enough(
     )
 
 
+def propose_enrolment(name: str, passkey: Passkey, actor: str) -> tuple[str, list[str]]:
+    """Record a passkey enrolment as a proposal of the config in force with ``passkeys[name]`` set, signed
+    by no one: it takes effect when admins approve it (``releasegate approvers approve ID --by ADMIN``,
+    two of them: a key change). Returns (proposal id, the changes). ``ConfigRefused`` (recorded) for a
+    name the config does not know."""
+    steps = history("console")
+    if not steps:
+        raise _refused(actor, "approvers", "no governed config yet: `releasegate infra up` trusts the first one")
+    current = steps[-1]
+    if name not in current.config.names():
+        raise _refused(actor, "name", f"{name!r} is on no list of the governed approvers config: ask an admin")
+    proposed = current.config.model_copy(update={"passkeys": {**current.config.passkeys, name: passkey}})
+    digest = config_digest(proposed)
+    changes = differences(current.config, proposed)
+    if not changes:
+        raise _refused(actor, "passkey", f"this passkey is already pinned for {name!r}", digest)
+    pid = _append(
+        "proposed",
+        digest,
+        f"passkey enrolment of {name} (credential {passkey.credential_id[:16]}) proposed: {'; '.join(changes)}",
+        actor,
+        DecisionOutcome.accept,
+        previous_digest=current.digest,
+        config=canonical(proposed),
+        signatures=[],
+        changes=changes,
+        enrolment={"name": name, "credential_id": passkey.credential_id, "key_id": passkey.key_id},
+    )
+    return pid, changes
+
+
 def approve(proposal_id: str, by: str, key_file: Path | None = None) -> str | None:
     """``by``'s signature on a pending proposal; returns the in-force record id when it is now enough."""
     records = _records(bootstrap.decision_log(), "approvers")
@@ -366,7 +398,11 @@ def audit(log: Any) -> tuple[list[str], list[str]]:
         step = in_force_at(steps, rec.decision_timestamp)
         if step is None:
             continue  # given before the config was governed
-        pinned = step.config.keys.get(str(d.get("approver")), "")
+        if d.get("signature_scheme") == "webauthn":
+            passkey = step.config.passkeys.get(str(d.get("approver")))
+            pinned = passkey.public_key if passkey is not None else ""
+        else:
+            pinned = step.config.keys.get(str(d.get("approver")), "")
         if pinned.lower() != str(d.get("public_key", "")).lower():
             problems.append(
                 f"approval {rec.decision_id} by {d.get('approver')!r}: signed with a key the governed approvers "

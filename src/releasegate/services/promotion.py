@@ -45,8 +45,8 @@ from releasegate.policy.handshake import (
     check_approval,
 )
 from releasegate.policy.models import Criticality, ModelSpec, RiskTier, manifest_field
+from releasegate.policy.passkey_approvals import AnySigned, check_any, from_record_any
 from releasegate.policy.psi import present_rows, psi_against
-from releasegate.policy.signatures import SignedApproval, check_signed
 from releasegate.services.promotion_log import promotion_history
 from releasegate.services.release import promotion_subject
 
@@ -233,6 +233,7 @@ def handshake_base(model: str, version: str, requested_by: str, **facts: Any) ->
         requested_by=requested_by,
         allow_lists=config.allow_lists(),
         keys=config.keys,
+        passkeys=config.passkeys,
         requires_compliance=high_risk(model),
         owners=owners(model, config),
         staged_by=staged_by(model, version, requested_by),
@@ -240,7 +241,9 @@ def handshake_base(model: str, version: str, requested_by: str, **facts: Any) ->
     )
 
 
-def record_tech(flow_run_id: str, report: GateReport, report_ref: str, candidate_sha256: str | None = None) -> None:
+def record_tech(
+    flow_run_id: str, report: GateReport, report_ref: str, candidate_sha256: str | None = None, figures: Any = None
+) -> None:
     bootstrap.decision_log().append(
         records.approval(
             decision_outcome=DecisionOutcome.accept if report.tech_gate_pass else DecisionOutcome.reject,
@@ -259,6 +262,7 @@ def record_tech(flow_run_id: str, report: GateReport, report_ref: str, candidate
                 # The report itself, so "why was this model held" is answered by the hash-chained log.
                 "gate_report": report.as_json(),
                 "gate_report_sha256": report.sha256(),
+                **({"figures": figures} if figures else {}),
             },
         )
     )
@@ -271,7 +275,7 @@ def record_approval(
     a: Approval | None,
     refusal: str | None,
     raw: dict[str, Any],
-    signed: SignedApproval | None = None,
+    signed: AnySigned | None = None,
 ) -> str:
     """Record one approval, or one refusal of an approval: callers pass ``a`` or ``refusal``; an accepted
     approval keeps its signed statement, public key and signature (``audit verify`` re-verifies them)."""
@@ -363,12 +367,12 @@ def restore_handshake(flow_run_id: str, base: Handshake) -> Handshake:
                 comment=str(d.get("comment") or ""),
             )
             check_approval(h, role, fields)
-            signed = SignedApproval.from_record(d)
+            signed = from_record_any(d)
             if signed is None or signed.statement.gate_report_sha256 not in reports:
                 continue  # unsigned, or signed over a report this run never had
             report_of = h.model_copy(update={"gate_report_sha256": signed.statement.gate_report_sha256})
-            check_signed(report_of, role, fields, signed.token(), flow_run_id, rec.decision_timestamp)
-        except (ApprovalRefused, ValueError):  # no longer valid (e.g. removed from the allow-list, key changed)
+            check_any(report_of, role, fields, signed.token(), flow_run_id, rec.decision_timestamp)
+        except (ApprovalRefused, ValueError, KeyError):  # no longer valid (e.g. off the allow-list, key changed)
             continue
         a = Approval(**fields.model_dump(), role=role, at=rec.decision_timestamp, key_id=signed.key_id)
         h = h.model_copy(update={role.value: a})
@@ -379,7 +383,7 @@ def current_rules(h: Handshake) -> Handshake:
     """``h`` with who may approve, with which key, and who may not, as they stand now (an approval is
     judged by the governed config in force when it arrives, which ``audit verify`` checks too)."""
     now = handshake_base(h.model, h.candidate_version, h.requested_by)
-    return h.model_copy(update={k: getattr(now, k) for k in ("allow_lists", "keys", "owners", "staged_by")})
+    return h.model_copy(update={k: getattr(now, k) for k in ("allow_lists", "keys", "passkeys", "owners", "staged_by")})
 
 
 def no_eligible_approver_for(flow_run_id: str, params: dict[str, Any], role: str | None) -> str | None:

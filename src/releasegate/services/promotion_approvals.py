@@ -21,7 +21,7 @@ from releasegate.policy.handshake import (
     approval_cooldown,
     check_approval,
 )
-from releasegate.policy.signatures import SignedApproval, check_signed, fields_from_token
+from releasegate.policy.passkey_approvals import AnySigned, check_any, fields_from_any_token
 from releasegate.promotion_ports import ApprovalForm, PromotionPorts
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -65,11 +65,11 @@ def wait_for(p: PromotionPorts, role: Role, h: Handshake, timeout_s: int) -> tup
 
 def read_approval(
     p: PromotionPorts, role: Role, h: Handshake, form: ApprovalForm, raw: dict[str, Any]
-) -> tuple[ApprovalFields, SignedApproval]:
+) -> tuple[ApprovalFields, AnySigned]:
     """The approval a submitted form states, checked and signed; ``Refused`` naming the field and rule.
     A token pasted alone states the other fields: they are added to ``raw`` (so a refusal records them)."""
     if form.token.strip() and not str(raw.get("approver") or "").strip():
-        raw |= fields_from_token(form.token)
+        raw |= fields_from_any_token(form.token)
     fields = ApprovalFields.model_validate({k: v for k, v in raw.items() if k != "role"})
     for name, value in fields.model_dump().items():
         if isinstance(value, str) and _CONTROL.search(value):
@@ -77,7 +77,7 @@ def read_approval(
     if raw["role"] != role.value:
         raise ApprovalRefused("role", f"this run waits for {role.value.upper()} approval, not {raw['role']}")
     check_approval(h, role, fields)
-    return fields, check_signed(h, role, fields, form.token, p.run_id, p.clock.now())
+    return fields, check_any(h, role, fields, form.token, p.run_id, p.clock.now())
 
 
 def clip(value: Any, limit: int = RECORDED_CHARS) -> str:

@@ -20,6 +20,7 @@ from typing import Any, Literal
 from releasegate.decisions import DecisionOutcome
 from releasegate.policy.gates import Dossier, GateReport, PromotionOutcome
 from releasegate.policy.handshake import joint_release_ack, no_eligible_approver
+from releasegate.policy.report_figures import report_figures
 from releasegate.promotion_ports import PromotionPorts
 from releasegate.services.promotion_approvals import wait_for
 from releasegate.slugs import artifact_key
@@ -58,7 +59,8 @@ def run_promotion(p: PromotionPorts, req: PromotionRequest) -> PromotionEnd:
                 gated = p.checks.gates(built["dossier"])
                 report = GateReport.model_validate(gated["report"])
                 report_ref = f"artifact:{attach_artifacts(p, model, built, gated)}"
-                p.records.record_tech(p.run_id, report, report_ref, candidate_sha(built))
+                figures = report_figures(built["dossier"], report)
+                p.records.record_tech(p.run_id, report, report_ref, candidate_sha(built), figures)
             if report.outcome is not PromotionOutcome.promote:
                 return _stopped_by_gates(p, report, report_ref, version)
 

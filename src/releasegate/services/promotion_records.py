@@ -9,7 +9,7 @@ from typing import Any
 from releasegate.decisions import DecisionOutcome
 from releasegate.policy.gates import GateReport
 from releasegate.policy.handshake import Approval, Handshake, Role
-from releasegate.policy.signatures import SignedApproval
+from releasegate.policy.passkey_approvals import AnySigned
 from releasegate.ports import Ports
 from releasegate.services import promotion, release
 
@@ -24,8 +24,15 @@ class LoggedPromotionRecords:
     def finish_unfinished(self, model: str) -> list[dict[str, Any]]:
         return release.finish_unfinished(model, self.ports)
 
-    def record_tech(self, run_id: str, report: GateReport, report_ref: str, candidate_sha256: str) -> None:
-        promotion.record_tech(run_id, report, report_ref, candidate_sha256)
+    def record_tech(
+        self,
+        run_id: str,
+        report: GateReport,
+        report_ref: str,
+        candidate_sha256: str,
+        figures: dict[str, Any] | None = None,
+    ) -> None:
+        promotion.record_tech(run_id, report, report_ref, candidate_sha256, figures)
 
     def record_outcome(
         self,
@@ -55,7 +62,7 @@ class LoggedPromotionRecords:
         a: Approval | None,
         refusal: str | None,
         raw: dict[str, Any],
-        signed: SignedApproval | None = None,
+        signed: AnySigned | None = None,
     ) -> str:
         return promotion.record_approval(run_id, h, role, a, refusal, raw, signed)
 
