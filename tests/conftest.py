@@ -9,6 +9,9 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 # as the releasegate CLI and the pool's runs do: a test that applies the zombie automation
 # (`infra up`) must not see a live run of the shared harness marked Crashed between slow heartbeats
 os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "30")
+# The CLI's rich consoles are made once, at import, and keep the COLUMNS they saw then (else the
+# runner's 80): every test reads CLI output on one wide terminal, whichever test imported the CLI first.
+os.environ.setdefault("COLUMNS", "250")
 
 import uuid
 from datetime import UTC, datetime
