@@ -228,21 +228,20 @@ def register(app: FastAPI, c: Console) -> None:  # noqa: C901 - one closure per 
         return response
 
     def pending(request: Request) -> dict[str, str]:
+        """The sign-in this browser started (its signed cookie), unanswered and not older than the TTL."""
         try:
             data = c.store.serializer.loads(request.cookies.get(COOKIE) or "", salt="releasegate-console-oidc")
-        except Exception:  # itsdangerous: missing, altered or from another key
-            data = None
-        now = ports.clock.now()
-        fresh = isinstance(data, dict) and (
-            (now - datetime.fromisoformat(str(data.get("at")))).total_seconds() < settings.challenge_ttl_s
-        )
-        if not fresh or str(data.get("state")) in c.answered:
+            p = {k: str(data[k]) for k in ("state", "nonce", "verifier", "at")}
+            age = (ports.clock.now() - datetime.fromisoformat(p["at"])).total_seconds()
+        except Exception:  # missing, altered, from another key or unreadable: no sign-in in progress
+            age, p = float("inf"), {}
+        if age >= settings.challenge_ttl_s or p["state"] in c.answered:
             raise OidcRefused(
                 "state",
                 "no sign-in with the identity provider is in progress in this browser (or it took too "
                 "long): start again",
             )
-        return {k: str(v) for k, v in data.items()}
+        return p
 
     @app.get(f"{PATH}/callback")
     async def oidc_callback(request: Request) -> Response:
