@@ -15,6 +15,7 @@
 | RELEASEGATE_CHECKPOINT_DIR            | <home>/checkpoints (signed log checkpoints: put it outside the DB's reach) |
 | RELEASEGATE_KEY_DIR                   | ~/.releasegate/keys (an approver's own signing keys, mode 0600) |
 | RELEASEGATE_ALIAS_GUARD               | restore (champion/archive moved outside releasegate: restore, report, off) |
+| RELEASEGATE_CONSOLE_OIDC_*            | OIDC sign-in of the console (``releasegate.console_settings``; off) |
 
 The service key seals every record releasegate writes (``releasegate.store.trust``); it is never in the log.
 Every process that writes or reads trusted records of one decision log needs the same key: the same
