@@ -4,7 +4,8 @@
 ``overrides``), the key pinned for each name (``keys``), who administers this config (``admins``) and
 extra owners of models (``owners``: model -> names, added to the manifest's ``owners``), the passkey
 pinned for each name (``passkeys``: WebAuthn credentials, ``policy.passkeys``) and who may sign in to
-read without approving (``auditors``).
+read without approving (``auditors``), and where each name gets the notice that a promotion waits for
+them (``emails``: name -> address).
 
 It is a trust root: whoever may change it may pin their own keys. So the config in force is the one the
 decision log holds (``services.approvers``), and a change is a decision signed by admin keys:
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import datetime
 from typing import Any, Literal
 
@@ -35,6 +37,8 @@ from releasegate.errors import Refused
 from releasegate.policy.handshake import Role
 from releasegate.policy.passkeys import Passkey
 from releasegate.policy.signatures import Signed, Statement, parse_public_key, signature_by
+
+_ADDRESS = re.compile(r"[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+")
 
 
 class ApproverConfig(BaseModel):
@@ -55,6 +59,16 @@ class ApproverConfig(BaseModel):
     passkeys: dict[str, Passkey] = {}
     # Who may sign in to the console to read (auditors, validators): never an approver by this alone.
     auditors: list[str] = []
+    # Each approver's e-mail address: the notice that a promotion waits for their approval.
+    emails: dict[str, str] = {}
+
+    @field_validator("emails")
+    @classmethod
+    def _emails_are_addresses(cls, emails: dict[str, str]) -> dict[str, str]:
+        for name, address in emails.items():
+            if not _ADDRESS.fullmatch(address):
+                raise ValueError(f"emails.{name}: {address!r} is not an e-mail address (name@domain)")
+        return emails
 
     @field_validator("keys")
     @classmethod
@@ -74,7 +88,7 @@ class ApproverConfig(BaseModel):
 
 # Fields added after configs were first recorded: left out of the canonical form while empty, so the
 # digest of every config recorded before them stays what it was.
-OPTIONAL_FIELDS: dict[str, Any] = {"passkeys": {}, "auditors": []}
+OPTIONAL_FIELDS: dict[str, Any] = {"passkeys": {}, "auditors": [], "emails": {}}
 
 
 def canonical(config: ApproverConfig) -> dict[str, Any]:
