@@ -27,7 +27,7 @@ from releasegate.policy.handshake import (
     check_approval,
 )
 from releasegate.policy.signatures import public_hex, sign, statement_for
-from releasegate.promotion_ports import ApprovalForm, PromotionPorts
+from releasegate.promotion_ports import ApprovalForm, Notifications, PromotionPorts
 from releasegate.services.promotion_flow import PromotionEnd, PromotionRequest, run_promotion
 
 MODEL, VERSION, SHA, RUN = "churn", "3", "ab" * 32, "run-1"
@@ -110,6 +110,7 @@ class World:
     copies: int = 0
     window: list[BaseException | timedelta] = field(default_factory=list)  # what each admit does
     crash_in_release: bool = False
+    notifications: Notifications | None = None  # no notices unless a test gives them
 
     def __post_init__(self) -> None:
         self.approvals = FakeApprovals(self)
@@ -267,6 +268,7 @@ class World:
             sleep=self.slept.append,
             logger=logging.getLogger("test.promotion"),
             approval_cooldown_seconds=60,
+            notifications=self.notifications,
         )
 
     def run(self, requested_by: str = "ml-engineer") -> PromotionEnd:
