@@ -75,6 +75,12 @@ class SmtpNotifier:
             return f"SMTP {self.host}:{self.port}: {type(exc).__name__}: {exc}"
 
 
+def chat_text(n: Notice) -> str:
+    """The message with ``&``, ``<`` and ``>`` escaped as Slack asks: a run's parameters (who requested
+    it) cannot mention ``<!channel>`` or hide a link."""
+    return message_text(n).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 class WebhookNotifier:
     """A POST of ``{"text": ...}`` (Slack and Teams incoming webhooks both read ``text``)."""
 
@@ -86,7 +92,7 @@ class WebhookNotifier:
     def send(self, notice: Notice) -> str | None:
         try:
             with httpx.Client(timeout=TIMEOUT_S, transport=self.transport) as client:
-                r = client.post(self.url, json={"text": message_text(notice)})
+                r = client.post(self.url, json={"text": chat_text(notice)})
             if r.status_code >= 300:
                 return f"webhook answered HTTP {r.status_code}: {r.text[:200]}"
             return None
