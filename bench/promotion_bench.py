@@ -8,7 +8,7 @@ Each repetition: a fresh model, governed with the shipped ``credit`` entry under
 one data source (~3 % lower AUC) and a full candidate in staging (setup, not timed, all models while the
 server starts); then the ``promotion`` flow runs in this process: dossier from MLflow, gates (the drift
 gate on the business date's inputs), TECH_GATE_PASS, pause for PM and risk approval (given at once by
-the demo approver, ``tools.approval_driver``; the paused run polls for input every second,
+the demo approver, ``testing.approval_driver``; the paused run polls for input every second,
 ``RELEASEGATE_APPROVAL_POLL_SECONDS=1``), joint ack, binary copy to prod, aliases, decision records.
 Seeds' manual reference: a release handshake by e-mail and checklist takes days.
 """
@@ -32,7 +32,7 @@ def main() -> None:
     models = [f"benchpromo{i}" for i in range(warmup + repeats)]
     govern(home, *models)  # the shipped credit entry: current_inputs for the drift gate, KPI, task
     os.environ["RELEASEGATE_APPROVAL_POLL_SECONDS"] = "1"
-    from releasegate.tools.approval_driver import demo_approvers_file
+    from releasegate.testing.approval_driver import demo_approvers_file
 
     os.environ["RELEASEGATE_APPROVERS"] = str(demo_approvers_file(home))
     from credit_example.training import log_and_register, train
@@ -40,7 +40,7 @@ def main() -> None:
 
     from flows.promotion import promotion
     from releasegate.adapters import mlflow_registry as registry
-    from releasegate.tools.approval_driver import DemoApprover
+    from releasegate.testing.approval_driver import DemoApprover
 
     def prepare(model: str) -> str:
         """MLflow only: a weaker champion in prod, the full candidate in staging (its version)."""

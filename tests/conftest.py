@@ -9,6 +9,9 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 # as the releasegate CLI and the pool's runs do: a test that applies the zombie automation
 # (`infra up`) must not see a live run of the shared harness marked Crashed between slow heartbeats
 os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "30")
+# The CLI's rich consoles are made once, at import, and keep the COLUMNS they saw then (else the
+# runner's 80): every test reads CLI output on one wide terminal, whichever test imported the CLI first.
+os.environ.setdefault("COLUMNS", "250")
 
 import uuid
 from datetime import UTC, datetime
@@ -115,7 +118,7 @@ def signed_approval(run_id, role: str, approver: str, reference: str = "REV-1", 
     """The run input `releasegate approve` sends: the fields and a token signed with the approver's key."""
     from releasegate import bootstrap
     from releasegate.store.keys import create_key, key_path
-    from releasegate.tools.approval_driver import signed_input
+    from releasegate.testing.approval_driver import signed_input
 
     if not key_path(bootstrap.settings().key_dir, approver).exists():  # someone with a key nobody pinned
         create_key(bootstrap.settings().key_dir, approver)
@@ -216,7 +219,7 @@ def live_clock():
         yield c
 
 
-from releasegate.tools.inprocess_worker import InProcessWorker  # noqa: E402,F401 (shared with the demo)
+from releasegate.testing.inprocess_worker import InProcessWorker  # noqa: E402,F401 (shared with the demo)
 
 APPROVAL_REFS = {
     f: f"{f}:test"

@@ -184,7 +184,7 @@ def result_of(done: subprocess.CompletedProcess) -> Any:
 
 WORKER = """
 import importlib, sys, time
-from releasegate.tools.inprocess_worker import InProcessWorker
+from releasegate.testing.inprocess_worker import InProcessWorker
 
 flows = {}
 for arg in sys.argv[1:]:

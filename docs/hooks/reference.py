@@ -99,14 +99,17 @@ def _first_paragraph(text: str | None) -> str:
 
 
 def settings_markdown() -> str:
+    from releasegate.console_settings import ConsoleOidcSettings
     from releasegate.settings import Settings
 
     rows = ["| variable | type | default | meaning |", "|---|---|---|---|"]
-    prefix = Settings.model_config.get("env_prefix", "")
-    for name, field in Settings.model_fields.items():
-        rows.append(
-            f"| `{prefix}{name.upper()}` | {_type(field.annotation)} | {_default(field)} | {_text(field.description)} |"
-        )
+    for model in (Settings, ConsoleOidcSettings):
+        prefix = model.model_config.get("env_prefix", "")
+        for name, field in model.model_fields.items():
+            rows.append(
+                f"| `{prefix}{name.upper()}` | {_type(field.annotation)} | {_default(field)} "
+                f"| {_text(field.description)} |"
+            )
     return "\n".join(rows) + "\n"
 
 

@@ -61,12 +61,14 @@ def scheduling_store(url: str | None = None):
 
 def console_app(origin: str):
     """The governance console (``releasegate console``) over the real approvals desk, the governed approvers
-    config and the decision log; ``origin`` is what the browser shows (its host is the WebAuthn rp id)."""
+    config and the decision log; ``origin`` is what the browser shows (its host is the WebAuthn rp id).
+    ``RELEASEGATE_CONSOLE_OIDC_*`` (``ConsoleOidcSettings``) turns on the sign-in with an identity provider."""
     import os
     from urllib.parse import urlsplit
 
     from releasegate.console import create_app
     from releasegate.console_ports import ConsolePorts, ConsoleSettings
+    from releasegate.console_settings import ConsoleOidcSettings
     from releasegate.services.approval_desk import DecisionJournal, GovernedDirectory, PrefectApprovalDesk
 
     ports = ConsolePorts(
@@ -76,6 +78,7 @@ def console_app(origin: str):
         rp_id=urlsplit(origin).hostname or "localhost",
         origin=origin.rstrip("/"),
         secret_key=os.environ.get("RELEASEGATE_CONSOLE_SECRET", ""),
+        oidc=oidc if (oidc := ConsoleOidcSettings()).enabled else None,
     )
     return create_app(ports, settings)
 

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from releasegate.clock import Clock
+from releasegate.console_settings import ConsoleOidcSettings
 from releasegate.policy.approvers import ApproverConfig
 from releasegate.policy.handshake import Handshake, Role
 from releasegate.policy.passkeys import Passkey
@@ -69,6 +70,7 @@ class ConsoleSettings:
     secret_key: str = ""  # signs the session cookie; empty: a random key per process
     idle_timeout_s: int = 15 * 60
     challenge_ttl_s: int = 300  # a sign-in or enrolment must finish within this
+    oidc: ConsoleOidcSettings | None = None  # sign-in with the identity provider (console.oidc); None: off
 
 
 @dataclass(frozen=True)

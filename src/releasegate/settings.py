@@ -18,6 +18,7 @@
 | RELEASEGATE_CONSOLE_URL               | http://localhost:4300 (the console's base URL in notices) |
 | RELEASEGATE_SMTP_HOST / _PORT / _SENDER / _TLS / _USERNAME / _PASSWORD | unset: no e-mail notices |
 | RELEASEGATE_NOTIFY_WEBHOOK_URL        | unset: no chat notices (Slack/Teams incoming webhook) |
+| RELEASEGATE_CONSOLE_OIDC_*            | OIDC sign-in of the console (``releasegate.console_settings``; off) |
 
 The service key seals every record releasegate writes (``releasegate.store.trust``); it is never in the log.
 Every process that writes or reads trusted records of one decision log needs the same key: the same

@@ -64,7 +64,7 @@ def test_a_retrain_logged_with_mlflows_own_api_reaches_releasegate_and_is_promot
     from prefect.flow_engine import run_flow
 
     from flows.promotion import promotion
-    from releasegate.tools.approval_driver import DemoApprover, demo_approvers_file
+    from releasegate.testing.approval_driver import DemoApprover, demo_approvers_file
 
     head = git(team, "rev-parse", "HEAD")
     out = result_of(run_as_a_worker(team, "bc_flows.bc_retrain(reason='drift')"))

@@ -42,7 +42,7 @@ def test_a_team_project_from_a_registry_event_to_its_own_retrain_and_promotion_b
     from flows.promotion import promotion
     from flows.retrain import retrain
     from releasegate.adapters.registry_watch import watch_once
-    from releasegate.tools.approval_driver import DemoApprover, demo_approvers_file
+    from releasegate.testing.approval_driver import DemoApprover, demo_approvers_file
 
     _, _, folder = team
     import shutil

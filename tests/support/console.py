@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from releasegate.clock import FixedClock
 from releasegate.console import create_app
 from releasegate.console_ports import ConsolePorts, ConsoleSettings, PendingApproval
+from releasegate.console_settings import ConsoleOidcSettings
 from releasegate.errors import Refused
 from releasegate.policy.approvers import ApproverConfig
 from releasegate.policy.handshake import Approval, Handshake, Role
@@ -151,7 +152,9 @@ class Rig:
         return self.post(f"/approvals/{run}", {"statement": statement, "credential": cred})
 
 
-def rig() -> Rig:
+def rig(oidc: ConsoleOidcSettings | None = None, oidc_groups: dict[str, Any] | None = None, now: datetime = NOW) -> Rig:
+    """The console over in-memory fakes; ``oidc``: sign-in with an identity provider, ``oidc_groups``
+    the governed group -> role mapping, ``now`` the fixed clock (a real provider's tokens need today)."""
     keys = {n: SoftAuthenticator() for n in PEOPLE}
     config = ApproverConfig(
         pm=["pm-anna", "owner-olga"],
@@ -159,11 +162,13 @@ def rig() -> Rig:
         admins=["eva", "omar"],
         auditors=["audit-ida"],
         passkeys={n: k.passkey() for n, k in keys.items() if n != "mallory"},
+        oidc_groups=oidc_groups or {},
     )
-    clock = FixedClock(NOW)
+    clock = FixedClock(now)
     directory = FakeDirectory(config)
     desk = FakeDesk(directory, clock)
     journal = ListJournal()
     ports = ConsolePorts(desk=desk, directory=directory, journal=journal, clock=clock)
-    app = create_app(ports, ConsoleSettings(rp_id=RP_ID, origin=ORIGIN, secret_key="test", idle_timeout_s=900))
+    settings = ConsoleSettings(rp_id=RP_ID, origin=ORIGIN, secret_key="test", idle_timeout_s=900, oidc=oidc)
+    app = create_app(ports, settings)
     return Rig(TestClient(app, base_url=ORIGIN), keys, directory, desk, journal, clock)

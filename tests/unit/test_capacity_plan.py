@@ -35,6 +35,34 @@ def test_the_plan_is_the_smallest_pool_that_meets_both_goals():
     assert {r.pool: r for r in fast.rows}[fast.recommended_pool_cap].meets
 
 
+# The plan of ``_workload()`` as the simulator gave it before its snapshots, reservation plans and
+# window checks were made cheaper (commit 42a06ec, which counted every run in plain loops): (pool,
+# EOD on time, waited runs, open p50, open p95, held p95, utilisation) of each pool checked. Making
+# the simulation faster must not move a figure; a change of the admission rule itself may, and then
+# these are re-derived from the new rule.
+PLAN_BEFORE_THE_FAST_PATH = [
+    (4, 1.0, 67, 173.67, 292.08, 56.88, 0.4007),
+    (8, 1.0, 43, 80.42, 137.51, 52.39, 0.2122),
+    (16, 1.0, 30, 39.06, 56.26, 45.79, 0.1061),
+    (22, 1.0, 24, 25.87, 33.92, 33.59, 0.0771),
+    (23, 1.0, 23, 24.5, 29.1, 29.1, 0.0738),
+    (24, 1.0, 22, 22.72, 27.07, 26.09, 0.0707),
+    (25, 1.0, 21, 22.18, 26.1, 25.63, 0.0679),
+    (32, 1.0, 14, 15.52, 17.36, 17.36, 0.053),
+]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_plan_is_the_one_the_straightforward_simulator_gave(workers):
+    runs, gw, cfg = _workload()
+    plan = plan_capacity(runs, gw, cfg, "test", workers=workers)
+    assert plan.recommended_pool_cap == 23
+    fields = ("pool", "eod_on_time_share", "waited_runs", "open_p50_minutes", "open_p95_minutes")
+    fields += ("held_p95_minutes", "utilisation")
+    got = [tuple(getattr(r, f) for f in fields) for r in plan.rows]
+    assert got == PLAN_BEFORE_THE_FAST_PATH
+
+
 def test_a_smaller_pool_makes_runs_wait_longer():
     runs, gw, cfg = _workload()
     tight, roomy = evaluate_pool(runs, gw, cfg, 1), evaluate_pool(runs, gw, cfg, 40)

@@ -28,8 +28,8 @@ def run(lc: Lifecycle) -> None:
     from credit_example.retrain_job import retrain_job
     from credit_example.training import log_and_register, train
     from releasegate.adapters.registry_watch import watch_once
-    from releasegate.tools.approval_driver import DemoApprover
-    from releasegate.tools.inprocess_worker import InProcessWorker
+    from releasegate.testing.approval_driver import DemoApprover
+    from releasegate.testing.inprocess_worker import InProcessWorker
 
     f, today, step = lc.flows, lc.today, lc.step
     mine: dict[str, Any] = {}

@@ -37,8 +37,8 @@ def run(lc: Lifecycle) -> None:
     from releasegate.adapters import mlflow_registry as registry
     from releasegate.adapters.registry_watch import watch_once
     from releasegate.policy.calendar import WEEKDAYS_ONLY
-    from releasegate.tools.approval_driver import DemoApprover
-    from releasegate.tools.inprocess_worker import InProcessWorker
+    from releasegate.testing.approval_driver import DemoApprover
+    from releasegate.testing.inprocess_worker import InProcessWorker
 
     f, today, step = lc.flows, lc.today, lc.step
     days = WEEKDAYS_ONLY.looking_back(today, 8)[::-1]  # nine business dates (the default calendar), oldest first

@@ -2,8 +2,9 @@
 
 Routes a script can rely on: ``GET /healthz`` (no sign-in), ``GET /inbox``, ``POST /approvals/{run_id}``;
 the sign-in and enrolment pages (``/signin``, ``/enrol``) and their WebAuthn ceremonies
-(``console.ceremonies``). Everything else requires a session; every state-changing request carries the
-session's CSRF token (header ``X-CSRF-Token`` or form field ``csrf_token``); an idle session expires.
+(``console.ceremonies``); the sign-in with the identity provider (``/signin/oidc``, ``console.oidc``).
+Everything else requires a session; every state-changing request carries the session's CSRF token
+(header ``X-CSRF-Token`` or form field ``csrf_token``); an idle session expires.
 Every sign-in and every refusal is recorded (the journal; an approval's refusal on the promotion's own
 subject, as the CLI records it). A refusal is shown as a plain sentence, never a traceback.
 """
@@ -134,8 +135,10 @@ def create_app(ports: ConsolePorts, settings: ConsoleSettings | None = None) -> 
 
     @app.exception_handler(Problem)
     async def problem(request: Request, exc: Problem) -> Response:
-        wants_json = "application/json" in (request.headers.get("content-type") or "") or request.url.path.startswith(
-            ("/approvals", "/signin/", "/enrol/")
+        wants_json = (
+            "application/json" in (request.headers.get("content-type") or "")
+            or request.url.path.startswith(("/approvals", "/signin/", "/enrol/"))
+            and not request.url.path.startswith("/signin/oidc")
         )
         if wants_json:
             return JSONResponse(
@@ -156,7 +159,7 @@ def create_app(ports: ConsolePorts, settings: ConsoleSettings | None = None) -> 
     @app.get("/signin", response_class=HTMLResponse)
     def signin_page(request: Request, why: str = "") -> HTMLResponse:
         note = "Your session expired: sign in again." if why == "session" else ""
-        return c.render(request, "signin.html", note=note)
+        return c.render(request, "signin.html", note=note, oidc=bool(settings.oidc and settings.oidc.enabled))
 
     @app.get("/enrol", response_class=HTMLResponse)
     def enrol_page(request: Request) -> HTMLResponse:
@@ -173,15 +176,17 @@ def create_app(ports: ConsolePorts, settings: ConsoleSettings | None = None) -> 
     def inbox(request: Request) -> HTMLResponse:
         user = c.user(request)
         config = ports.directory.config()
-        mine = roles_of(config, user)
-        reader = user in config.auditors or user in config.admins
+        held = config.granted(user, c.session(request).roles)
+        mine = [r for r in roles_of(config, user) if r.value in held]
+        reader = bool(held & {"auditor", "admin"})
         items = [_view(i, user, mine) for i in ports.desk.pending() if reader or i.awaiting in mine]
-        roles = [r.value.upper() for r in mine] + (["AUDITOR"] if user in config.auditors else [])
+        roles = [r.value.upper() for r in mine] + (["AUDITOR"] if "auditor" in held else [])
         return c.render(request, "inbox.html", items=items, roles=roles)
 
-    from releasegate.console.ceremonies import register
+    from releasegate.console import ceremonies, oidc
 
-    register(app, c)
+    ceremonies.register(app, c)
+    oidc.register(app, c)
     return app
 
 

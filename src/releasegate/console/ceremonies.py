@@ -196,6 +196,16 @@ def register(app: FastAPI, c: Console) -> None:  # noqa: C901 - one closure per 
         extra = " Auditors read and cannot approve." if auditor else ""
         return Problem(403, exc.field, f"Approval refused: {exc.rule}.{extra}", did)
 
+    def granted(request: Request, item: PendingApproval) -> None:
+        """After an OIDC sign-in, the awaited role must be one the user's groups map to (the allow-list
+        is checked as well, by ``check_approval``)."""
+        roles = c.session(request).roles
+        if roles is not None and item.awaiting.value not in roles:
+            role = item.awaiting.value.upper()
+            raise ApprovalRefused(
+                "role", f"none of your identity provider's groups maps to the {role} role (oidc_groups)"
+            )
+
     def fields_of(user: str, body: dict[str, Any], decision: Any, reference: Any) -> ApprovalFields:
         return ApprovalFields(
             approver=user,
@@ -216,6 +226,7 @@ def register(app: FastAPI, c: Console) -> None:  # noqa: C901 - one closure per 
         item = waiting(request, run_id)
         fields = fields_of(user, body, body.get("decision"), body.get("reference"))
         try:
+            granted(request, item)
             check_approval(item.handshake, item.awaiting, fields)
             passkey = item.handshake.passkeys.get(user)
             if passkey is None:
@@ -255,6 +266,7 @@ def register(app: FastAPI, c: Console) -> None:  # noqa: C901 - one closure per 
                 raise ApprovalRefused(
                     "approver", f"you are signed in as {user!r}; the statement names {stmt.approver!r}"
                 )
+            granted(request, item)
             check_approval(item.handshake, item.awaiting, fields)
             passkey = item.handshake.passkeys.get(user)
             if passkey is None:

@@ -1,6 +1,7 @@
 """The console's session: a signed cookie (HttpOnly, SameSite=Strict, Secure over https) holding who
 signed in, when they were last seen (idle timeout), the CSRF token every state-changing request must
-carry, and a pending WebAuthn ceremony (its challenge, for a few minutes)."""
+carry, a pending WebAuthn ceremony (its challenge, for a few minutes) and, after an OIDC sign-in, the
+roles the identity provider's groups map to (``roles``; None after a passkey sign-in)."""
 
 from __future__ import annotations
 
@@ -24,9 +25,10 @@ class Session:
     seen: str | None = None  # ISO time of the last request while signed in
     pending: dict[str, Any] | None = None  # {"purpose", "name", "challenge", "at"}
     expired: bool = False  # set when an idle session was dropped on this request
+    roles: list[str] | None = None  # OIDC sign-in: the roles its groups map to (narrows the config's)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"csrf": self.csrf, "user": self.user, "seen": self.seen, "pending": self.pending}
+        return {"csrf": self.csrf, "user": self.user, "seen": self.seen, "pending": self.pending, "roles": self.roles}
 
 
 class SessionStore:
@@ -43,7 +45,14 @@ class SessionStore:
             return Session()
         if not isinstance(data, dict) or not isinstance(data.get("csrf"), str):
             return Session()
-        s = Session(csrf=data["csrf"], user=data.get("user"), seen=data.get("seen"), pending=data.get("pending"))
+        roles = data.get("roles")
+        s = Session(
+            csrf=data["csrf"],
+            user=data.get("user"),
+            seen=data.get("seen"),
+            pending=data.get("pending"),
+            roles=[str(r) for r in roles] if isinstance(roles, list) else None,
+        )
         if s.user and (not s.seen or (now - datetime.fromisoformat(s.seen)).total_seconds() > self.idle_timeout_s):
             return Session(csrf=secrets.token_urlsafe(24), expired=True, user=None, seen=s.user)
         return s

@@ -3,9 +3,11 @@
 ``ApproverConfig`` holds who may approve (``pm``, ``risk``, ``compliance``), grant (``exceptions``,
 ``overrides``), the key pinned for each name (``keys``), who administers this config (``admins``) and
 extra owners of models (``owners``: model -> names, added to the manifest's ``owners``), the passkey
-pinned for each name (``passkeys``: WebAuthn credentials, ``policy.passkeys``) and who may sign in to
-read without approving (``auditors``), and where each name gets the notice that a promotion waits for
-them (``emails``: name -> address).
+pinned for each name (``passkeys``: WebAuthn credentials, ``policy.passkeys``), who may sign in to
+read without approving (``auditors``), which identity-provider groups give which console role
+(``oidc_groups``: an OIDC sign-in gets the roles its groups map to, and still approves only from an
+allow-list that names it) and where each name gets the notice that a promotion waits for them
+(``emails``: name -> address).
 
 It is a trust root: whoever may change it may pin their own keys. So the config in force is the one the
 decision log holds (``services.approvers``), and a change is a decision signed by admin keys:
@@ -39,6 +41,7 @@ from releasegate.policy.passkeys import Passkey
 from releasegate.policy.signatures import Signed, Statement, parse_public_key, signature_by
 
 _ADDRESS = re.compile(r"[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+")
+OidcRole = Literal["pm", "risk", "compliance", "auditor", "admin"]
 
 
 class ApproverConfig(BaseModel):
@@ -59,6 +62,10 @@ class ApproverConfig(BaseModel):
     passkeys: dict[str, Passkey] = {}
     # Who may sign in to the console to read (auditors, validators): never an approver by this alone.
     auditors: list[str] = []
+    # The console's OIDC sign-in: identity-provider group -> role. A role from a group never replaces
+    # the allow-list: a signed-in name approves only for a role whose list names it.
+    oidc_groups: dict[str, OidcRole] = {}
+
     # Each approver's e-mail address: the notice that a promotion waits for their approval.
     emails: dict[str, str] = {}
 
@@ -80,6 +87,15 @@ class ApproverConfig(BaseModel):
     def allow_lists(self) -> dict[Role, list[str]]:
         return {Role.pm: list(self.pm), Role.risk: list(self.risk), Role.compliance: list(self.compliance)}
 
+    def granted(self, name: str, groups_roles: list[str] | None = None) -> set[str]:
+        """The console roles ``name`` holds: each role whose list names them (``pm``, ``risk``,
+        ``compliance``, ``auditor``, ``admin``), narrowed to ``groups_roles`` (what an OIDC sign-in's
+        groups map to in ``oidc_groups``) when given: a group never adds a role the lists do not give."""
+        lists = {r.value: names for r, names in self.allow_lists().items()}
+        lists |= {"auditor": self.auditors, "admin": self.admins}
+        held = {role for role, names in lists.items() if name in names}
+        return held if groups_roles is None else held & set(groups_roles)
+
     def names(self) -> set[str]:
         """Everyone this config names (who may enrol a passkey)."""
         lists = (self.pm, self.risk, self.compliance, self.exceptions, self.overrides, self.admins, self.auditors)
@@ -88,7 +104,7 @@ class ApproverConfig(BaseModel):
 
 # Fields added after configs were first recorded: left out of the canonical form while empty, so the
 # digest of every config recorded before them stays what it was.
-OPTIONAL_FIELDS: dict[str, Any] = {"passkeys": {}, "auditors": [], "emails": {}}
+OPTIONAL_FIELDS: dict[str, Any] = {"passkeys": {}, "auditors": [], "oidc_groups": {}, "emails": {}}
 
 
 def canonical(config: ApproverConfig) -> dict[str, Any]:

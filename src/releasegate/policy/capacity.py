@@ -199,7 +199,11 @@ class _Evaluator:
         self._plans: dict[int, ReservationPlan] = {}
         self._blocker_ids: dict[int, list[str]] = {}
         self._windows: dict[tuple[str, str], tuple[datetime, str] | None] = {}
+        self._active_windows: list[tuple[Window, datetime]] | None = None
         self._in_queue: dict[str | None, int] | None = None
+        # a reservation conflict's deferral per (expected duration, next evaluation): the same for every
+        # run alike against this snapshot (a frozen answer, shared)
+        self._conflicts: dict[tuple[float | None, datetime], Deferred] = {}
 
     def blockers(self, my_priority: int) -> list[ActiveRun]:
         if my_priority not in self._blockers:
@@ -248,20 +252,24 @@ class _Evaluator:
     def reservation_conflict(self, request: RunRequest, my_priority: int, backoff_at: datetime) -> Deferred | None:
         """The reservation this run would take a slot from (EASY backfilling), as a deferral to the earliest
         time it fits; else None."""
-        if not self.reservations(my_priority):
-            return None
+        reserved = self.reservations(my_priority)
+        if len(self.snapshot.active) + len(reserved) < self.config.pool_concurrency_limit:
+            return None  # room for every running run, every reservation and this run at once: none blocked
         plan = self.plan(my_priority)
         hit = plan.blocking(self.now, request.expected_seconds)
         if hit is None:
             return None
         r, running_then, reserved_then = hit
-        start, end = plan.span_of(r)
         mine = request.expected_seconds
+        fits = plan.earliest_fit(mine)
+        key = (mine, fits or backoff_at)
+        if key in self._conflicts:
+            return self._conflicts[key]
+        start, end = plan.span_of(r)
         until = (
             f"until {(self.now + timedelta(seconds=mine)).isoformat()}" if mine is not None else "for an unknown time"
         )
-        fits = plan.earliest_fit(mine)
-        return _defer(
+        self._conflicts[key] = deferral = _defer(
             DeferralReason.PRIORITY_CONFLICT,
             fits or backoff_at,
             f"{r.deployment or 'a run'} ({r.flow_run_id}) in queue {r.queue!r} holds a reservation at "
@@ -273,6 +281,7 @@ class _Evaluator:
             reservation_start=start.isoformat(),
             reservation_end=end.isoformat() if end else None,
         )
+        return deferral
 
     def next_free(self, queue: str | None = None) -> datetime | None:
         """When the first slot (of ``queue``, or of the pool) is expected to free, if the snapshot knows."""
@@ -291,11 +300,11 @@ class _Evaluator:
     def window(self, kind: str, deployment: str) -> tuple[datetime, str] | None:
         key = (kind, deployment)
         if key not in self._windows:
-            ends = [
-                (span[1], w.name)
-                for w in self.config.windows
-                if w.kind == kind and w.applies_to(deployment) and (span := w.active_at(self.now)) is not None
-            ]
+            if self._active_windows is None:  # the windows in force now, whoever asks
+                self._active_windows = [
+                    (w, span[1]) for w in self.config.windows if (span := w.active_at(self.now)) is not None
+                ]
+            ends = [(end, w.name) for w, end in self._active_windows if w.kind == kind and w.applies_to(deployment)]
             self._windows[key] = max(ends) if ends else None
         return self._windows[key]
 

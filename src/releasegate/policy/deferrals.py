@@ -102,7 +102,9 @@ def runs_to_wake(
     # dates, never on its id or deferral count (those only set the next evaluation time): a refusal holds
     # for every run alike until the next wake changes the pool.
     refused: set[tuple[Any, ...]] = set()
-    for request in sorted(deferred, key=lambda r: config.queue(r.queue).priority):  # stable: oldest first
+    priority = {q.name: q.priority for q in config.queues}
+    order = sorted(deferred, key=lambda r: priority[r.queue] if r.queue in priority else config.queue(r.queue).priority)
+    for request in order:  # stable: oldest first within a queue
         if len(active) >= config.pool_concurrency_limit:
             break  # the pool is full: the gateway defers every run (CAPACITY_LIMIT), no need to ask
         alike = (request.deployment, request.queue, request.expected_seconds, tuple(request.business_dates))

@@ -7,7 +7,7 @@ slot of, and from when does it fit. Pure: the snapshot's runs and ``now`` are pa
 from __future__ import annotations
 
 import heapq
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right, insort
 from datetime import datetime, timedelta
 
 from releasegate.policy.active_runs import ActiveRun
@@ -29,9 +29,17 @@ def queue_limited(
     unknown end (a running run's or a reservation's) counts as freeing its queue slot at once, so only
     known ends move a reservation later. ``res``: earliest first; the result is in the same order."""
     spans = [span(r, now) for r in res]
+    holding: dict[str | None, int] = {}
+    for run in (*active, *res):
+        holding[run.queue] = holding.get(run.queue, 0) + 1
+    if all(holding.get(q, 0) <= cap for q, cap in queue_caps.items() if cap > 0):
+        return spans  # every queue has a slot for each of its reservations at once: none starts later
+    by_queue: dict[str | None, list[datetime]] = {}
+    for a in active:
+        by_queue.setdefault(a.queue, []).append(max(a.expected_end or now, now))
     free: dict[str, list[datetime]] = {}
     for q, cap in queue_caps.items():
-        ends = sorted(max(a.expected_end or now, now) for a in active if a.queue == q)
+        ends = sorted(by_queue.get(q, ()))
         slots = ends[len(ends) - cap :] if len(ends) > cap else [now] * (cap - len(ends)) + ends
         heapq.heapify(slots)
         free[q] = slots
@@ -68,12 +76,30 @@ class ReservationPlan:
         order = sorted(range(len(res)), key=lambda i: spans[i][0])  # a queue's cap may move a start later
         self.res = [res[i] for i in order]
         self.spans = [spans[i] for i in order]
-        self.unknown_active = sum(1 for a in active if a.expected_end is None)
-        self.active_ends = sorted(a.expected_end for a in active if a.expected_end is not None)
+        known = [a.expected_end for a in active if a.expected_end is not None]
+        self.unknown_active = len(active) - len(known)
+        self.active_ends = sorted(known)
+        self.starts = [start for start, _ in self.spans]
         self.load = []
-        for i, (start, _) in enumerate(self.spans):
-            reserved = sum(1 for _, end in self.spans[: i + 1] if end is None or end > start)
+        # the reservations up to and including each one (earliest start first) still holding a slot at
+        # its start: an unknown end holds it, a known end does when it is later than the start
+        unknown = 0
+        ends: list[datetime] = []
+        for start, end in self.spans:
+            if end is None:
+                unknown += 1
+            else:
+                insort(ends, end)
+            reserved = unknown + len(ends) - bisect_right(ends, start)
             self.load.append((self.running_at(start), reserved))
+        # the reservations a run holding a slot at their start would take the slot of (the pool is full then)
+        self.full = [i for i, (running, reserved) in enumerate(self.load) if running + reserved >= cap]
+        self._index = {id(r): i for i, r in enumerate(self.res)}
+        self._free_at: list[datetime] | None = None
+        # the reservations' known ends, earliest first; when none ends before it starts, those begun by
+        # ``t`` and still holding their slot are counted by two bisections
+        self.known_ends = ends
+        self._ordered = all(end is None or end >= start for start, end in self.spans)
         self._blocking: dict[float | None, tuple[ActiveRun, int, int] | None] = {}
         self._fit: dict[float | None, datetime | None] = {}
 
@@ -83,7 +109,8 @@ class ReservationPlan:
 
     def span_of(self, reserved: ActiveRun) -> tuple[datetime, datetime | None]:
         """A reservation's span in this plan (its queue's cap respected)."""
-        return self.spans[self.res.index(reserved)]
+        i = self._index.get(id(reserved))
+        return self.spans[self.res.index(reserved) if i is None else i]
 
     def blocking(self, t: datetime, mine: float | None) -> tuple[ActiveRun, int, int] | None:
         """The first reservation a run started at ``t`` (expected to take ``mine`` seconds) would take the
@@ -92,15 +119,14 @@ class ReservationPlan:
             return self._blocking[mine]
         my_end = t + timedelta(seconds=mine) if mine is not None else None
         hit = None
-        for i, (start, _) in enumerate(self.spans):
-            if start < t:
-                continue  # begun before t: it holds its slot in the count of every later start
-            if my_end is not None and my_end <= start:
-                break  # done before this and every later reservation starts
-            running_then, reserved_then = self.load[i]
-            if running_then + reserved_then + 1 > self.cap:
+        # the first reservation starting at or after t (one begun before t holds its slot in the count of
+        # every later start) whose slot would be taken, unless the run is done before it starts
+        k = bisect_left(self.full, bisect_left(self.starts, t))
+        if k < len(self.full):
+            i = self.full[k]
+            if my_end is None or my_end > self.starts[i]:
+                running_then, reserved_then = self.load[i]
                 hit = (self.res[i], running_then, reserved_then)
-                break
         if t == self.now:
             self._blocking[mine] = hit
         return hit
@@ -110,13 +136,20 @@ class ReservationPlan:
         would fit: a free slot then, and no reservation's slot taken."""
         if mine in self._fit:
             return self._fit[mine]
-        ends = {e for e in self.active_ends if e > self.now} | {end for _, end in self.spans if end is not None}
-        fit = None
-        for t in sorted(ends):
-            busy = self.running_at(t)
-            busy += sum(1 for start, end in self.spans if start <= t and (end is None or end > t))
-            if busy + 1 <= self.cap and self.blocking(t, mine) is None:
-                fit = t
-                break
+        fit = next((t for t in self.free_at() if self.blocking(t, mine) is None), None)
         self._fit[mine] = fit
         return fit
+
+    def free_at(self) -> list[datetime]:
+        """The times a slot frees (a running run's or a reservation's expected end), earliest first, at
+        which the pool has a free slot (whatever the run asking): computed once per plan."""
+        if self._free_at is None:
+            ends = {e for e in self.active_ends if e > self.now} | {end for _, end in self.spans if end is not None}
+            self._free_at = [t for t in sorted(ends) if self.running_at(t) + self.reserved_at(t) + 1 <= self.cap]
+        return self._free_at
+
+    def reserved_at(self, t: datetime) -> int:
+        """Reservations holding their slot at ``t``: begun by then, not expected to have ended."""
+        if self._ordered:
+            return bisect_right(self.starts, t) - bisect_right(self.known_ends, t)
+        return sum(1 for start, end in self.spans if start <= t and (end is None or end > t))

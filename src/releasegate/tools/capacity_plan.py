@@ -45,6 +45,7 @@ __all__ = [
     "PlanRow",
     "WhatIf",
     "apply_what_if",
+    "could_start",
     "evaluate_pool",
     "history_workload",
     "plan_capacity",
@@ -152,13 +153,23 @@ def _pct(a: np.ndarray, q: float) -> float:
     return round(float(np.percentile(a, q)), 2) if a.size else 0.0
 
 
-def evaluate_pool(runs: list[SimRun], gw: GatewayConfig, cfg: SimConfig, pool: int) -> PlanRow:
-    """One pool size through the simulator under ``gw``'s admission rule."""
+def could_start(runs: list[SimRun], gw: GatewayConfig, cfg: SimConfig) -> np.ndarray:
+    """When each run could start (seconds from the start): when it was due, or the end of the windows
+    it was due in. The same on every pool (scaling a pool keeps its windows)."""
+    t0 = datetime.combine(cfg.start, dtime(0), tzinfo=UTC)
+    return effective_releases([r.scheduled for r in runs], [r.deployment for r in runs], gw, t0)
+
+
+def evaluate_pool(
+    runs: list[SimRun], gw: GatewayConfig, cfg: SimConfig, pool: int, could: np.ndarray | None = None
+) -> PlanRow:
+    """One pool size through the simulator under ``gw``'s admission rule; ``could``: ``could_start`` of
+    ``runs`` when the caller already has it (a plan computes it once for every pool)."""
     scaled = scaled_policy(gw, pool)
     finished: list[SimRun] = []
     res = run_model(runs, scaled, cfg, gated=True, finished=finished)
-    t0 = datetime.combine(cfg.start, dtime(0), tzinfo=UTC)
-    could = effective_releases([r.scheduled for r in finished], [r.deployment for r in finished], scaled, t0)
+    if could is None:
+        could = could_start(finished, scaled, cfg)
     waits = np.array(
         [max(0, r.started - int(c)) / 60 for r, c in zip(finished, could, strict=True) if r.started is not None]
     )
@@ -291,7 +302,7 @@ class _Evaluator:
     given the workload once."""
 
     def __init__(self, runs: list[SimRun], gw: GatewayConfig, cfg: SimConfig, workers: int):
-        self.args = (runs, gw, cfg)
+        self.args = (runs, gw, cfg, could_start(runs, gw, cfg))
         self.workers = max(1, workers)
         self.executor: ProcessPoolExecutor | None = None
 
@@ -304,7 +315,8 @@ class _Evaluator:
 
     def evaluate(self, pools: list[int]) -> list[PlanRow]:
         if self.workers == 1 or len(pools) < 2:
-            return [evaluate_pool(*self.args, p) for p in pools]
+            runs, gw, cfg, could = self.args
+            return [evaluate_pool(runs, gw, cfg, p, could) for p in pools]
         if self.executor is None:
             self.executor = ProcessPoolExecutor(
                 max_workers=self.workers,
@@ -315,17 +327,18 @@ class _Evaluator:
         return list(self.executor.map(_evaluate_in_worker, pools))
 
 
-_WORKLOAD: tuple[list[SimRun], GatewayConfig, SimConfig] | None = None
+_WORKLOAD: tuple[list[SimRun], GatewayConfig, SimConfig, np.ndarray] | None = None
 
 
-def _init_worker(runs: list[SimRun], gw: GatewayConfig, cfg: SimConfig) -> None:
+def _init_worker(runs: list[SimRun], gw: GatewayConfig, cfg: SimConfig, could: np.ndarray) -> None:
     global _WORKLOAD
-    _WORKLOAD = (runs, gw, cfg)
+    _WORKLOAD = (runs, gw, cfg, could)
 
 
 def _evaluate_in_worker(pool: int) -> PlanRow:
     assert _WORKLOAD is not None
-    return evaluate_pool(*_WORKLOAD, pool)
+    runs, gw, cfg, could = _WORKLOAD
+    return evaluate_pool(runs, gw, cfg, pool, could)
 
 
 def history_workload(

@@ -86,7 +86,7 @@ def prepare_environment(home: Path) -> None:
     path = home / "capacity_policy.demo.yaml"
     path.write_text(yaml.safe_dump(policy))
     os.environ["RELEASEGATE_CAPACITY_POLICY"] = str(path)
-    from releasegate.tools.approval_driver import demo_approvers_file
+    from releasegate.testing.approval_driver import demo_approvers_file
 
     os.environ["RELEASEGATE_APPROVERS"] = str(demo_approvers_file(home))  # demo identities: this home only
 

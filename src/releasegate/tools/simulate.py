@@ -49,6 +49,7 @@ from releasegate.policy.capacity import (
     GateDecision,
     GatewayConfig,
     RunRequest,
+    Window,
     decider,
     expected_duration,
 )
@@ -72,8 +73,9 @@ HISTORY = 50  # completed runs per deployment the estimate looks at (as adapters
 
 
 # --------------------------------------------------------------------------------------- engine
-def _window_at(gw: GatewayConfig, deployment: str, now: datetime) -> bool:
-    return any(w.applies_to(deployment) and w.active_at(now) is not None for w in gw.windows)
+def _windows_at(gw: GatewayConfig, now: datetime) -> list[Window]:
+    """The windows in force at ``now`` (whichever deployments they cover)."""
+    return [w for w in gw.windows if w.active_at(now) is not None]
 
 
 def run_model(
@@ -106,12 +108,18 @@ def run_model(
         events.append((r.scheduled, 1, r.idx))
     heapq.heapify(events)
     waiting: dict[str, list[tuple[int, int]]] = {q: [] for q in prio}  # queue -> heap of (key, idx)
-    upcoming: dict[str, list[tuple[int, int]]] = {q: [] for q in prio}  # never-deferred runs by schedule
+    # each queue's runs by schedule, and the first one not started yet (under the first rule: nor deferred)
+    upcoming: dict[str, list[tuple[int, int]]] = {q: [] for q in prio}
     for r in runs:
         upcoming[r.queue].append((r.scheduled, r.idx))
     for h in upcoming.values():
-        heapq.heapify(h)
+        h.sort()
+    head = dict.fromkeys(prio, 0)
+    # a scheduled run as the snapshot shows it, remade only when its expected start or duration moves
+    shown: dict[int, tuple[int, float, ActiveRun]] = {}
     running: dict[int, ActiveRun] = {}
+    running_of: dict[str, set[int]] = {}  # deployment -> its running runs
+    asked: dict[int, tuple[int, RunRequest]] = {}  # run -> (its deferrals then, its request)
     in_queue = dict.fromkeys(prio, 0)
     busy = 0
     evaluations = 0
@@ -133,24 +141,48 @@ def run_model(
 
     def request_of(r: SimRun) -> RunRequest:
         """The run asking the gateway, at a start a worker asks for or at the sweeper's wake."""
-        return RunRequest.model_construct(
+        seconds = estimate(r)
+        known = asked.get(r.idx)
+        if known is not None and known[0] == r.attempts and known[1].expected_seconds == seconds:
+            return known[1]
+        req = RunRequest.model_construct(
             flow_run_id=str(r.idx),
             deployment=r.deployment,
             queue=r.queue,
             business_dates=[],
             attempts=r.attempts,
-            expected_seconds=estimate(r),
+            expected_seconds=seconds,
         )
+        asked[r.idx] = (r.attempts, req)
+        return req
 
-    def active_run(idx: int) -> ActiveRun:
-        """A running run as the snapshot shows it: expected to end at its start plus its deployment's
-        estimate now (``adapters.prefect_gate`` recomputes it on every snapshot too)."""
-        r, known = runs[idx], running[idx]
-        assert r.started is not None
-        end = t0 + timedelta(seconds=r.started + estimate(r))
-        if known.expected_end != end:
-            known = running[idx] = known.model_copy(update={"expected_end": end})
-        return known
+    def reestimate(deployment: str) -> None:
+        """A run of ``deployment`` completed: its running runs are expected to end at their start plus
+        the deployment's estimate now (``adapters.prefect_gate`` recomputes it on every snapshot too)."""
+        estimates.pop(deployment, None)
+        for idx in running_of.get(deployment, ()):
+            r, known = runs[idx], running[idx]
+            assert r.started is not None
+            end = t0 + timedelta(seconds=r.started + estimate(r))
+            if known.expected_end != end:
+                running[idx] = known.model_copy(update={"expected_end": end})
+
+    def scheduled_run(r: SimRun, key: int) -> ActiveRun:
+        """A scheduled run as the snapshot shows it: a reservation at ``key`` for its estimate."""
+        seconds = estimate(r)
+        known = shown.get(r.idx)
+        if known is not None and known[0] == key and known[1] == seconds:
+            return known[2]
+        run = ActiveRun.model_construct(
+            flow_run_id=str(r.idx),
+            deployment=r.deployment,
+            queue=r.queue,
+            state="scheduled",
+            expected_start=t0 + timedelta(seconds=key),
+            expected_seconds=seconds,
+        )
+        shown[r.idx] = (key, seconds, run)
+        return run
 
     def snapshot(req: SimRun, now: int) -> CapacitySnapshot:
         ups = []
@@ -158,31 +190,27 @@ def run_model(
         for q, p in prio.items():
             if p >= prio[req.queue]:
                 continue
-            h = upcoming[q]
+            h, i = upcoming[q], head[q]
             # stale: started, or (first rule) deferred: a deferred run is not "upcoming" to the first rule;
             # under the reservation rule a deferred higher-priority run keeps its reservation at its next try
-            while h and (runs[h[0][1]].started is not None or (runs[h[0][1]].attempts > 0 and not reserving)):
-                heapq.heappop(h)
-            for _, idx in heapq.nsmallest(look, h):
+            while i < len(h) and (runs[h[i][1]].started is not None or (runs[h[i][1]].attempts > 0 and not reserving)):
+                i += 1
+            head[q] = i
+            # the ``look`` earliest of the rest; a run's key is never before its schedule, so none past
+            # the horizon's schedule can be in it
+            for scheduled, idx in h[i : i + look]:
+                if scheduled > limit:
+                    break
                 r = runs[idx]
                 key = max(r.key, now)
                 if key <= limit and idx != req.idx and r.started is None and (reserving or r.attempts == 0):
-                    ups.append(
-                        ActiveRun.model_construct(
-                            flow_run_id=str(idx),
-                            deployment=r.deployment,
-                            queue=r.queue,
-                            state="scheduled",
-                            expected_start=t0 + timedelta(seconds=key),
-                            expected_seconds=estimate(r),
-                        )
-                    )
-        active = [active_run(idx) for idx in running]
-        return CapacitySnapshot.model_construct(active=active, upcoming=ups, completed=set())
+                    ups.append(scheduled_run(r, key))
+        return CapacitySnapshot.model_construct(active=list(running.values()), upcoming=ups, completed=set())
 
     def dispatch(now: int) -> None:
         nonlocal busy, evaluations
         deciders.clear()
+        in_force: list[Window] | None = None  # the windows in force now, once a run starts
         while len(running) < gw.pool_concurrency_limit:
             best = None
             for q, h in waiting.items():
@@ -226,7 +254,9 @@ def run_model(
             r.started = now
             if r.first_deferred is not None:  # the deferral is closed when the gateway admits the run
                 r.deferred[r.last_code] = now - r.first_deferred
-            r.in_window = _window_at(gw, r.deployment, now_dt) if gw.windows else False
+            if in_force is None:
+                in_force = _windows_at(gw, now_dt) if gw.windows else []
+            r.in_window = any(w.applies_to(r.deployment) for w in in_force)
             running[idx] = ActiveRun.model_construct(
                 flow_run_id=str(idx),
                 deployment=r.deployment,
@@ -236,6 +266,7 @@ def run_model(
                 expected_end=now_dt + timedelta(seconds=estimate(r)),
                 expected_seconds=None,
             )
+            running_of.setdefault(r.deployment, set()).add(idx)
             in_queue[q] += 1
             busy += r.duration
             heapq.heappush(events, (now + r.duration, 0, idx))
@@ -277,9 +308,10 @@ def run_model(
             r = runs[idx]
             if kind == 0:
                 del running[idx]
+                running_of[r.deployment].discard(idx)
                 in_queue[r.queue] -= 1
                 history.setdefault(r.deployment, []).append(r.duration)
-                estimates.pop(r.deployment, None)
+                reestimate(r.deployment)
             elif r.attempts and asleep.get(idx) != t:
                 continue  # woken by the sweeper before this planned evaluation
             else:
