@@ -59,6 +59,7 @@ def promotion(
         poll_seconds=settings.approval_poll_seconds,
         cooldown_seconds=settings.approval_cooldown_seconds,
         config_errors=(ConfigError,),
+        notifications=bootstrap.notifications(),
     )
     request = PromotionRequest(model_name, candidate_version, requested_by, approval_timeout_minutes)
     return as_state(run_promotion(ports, request))

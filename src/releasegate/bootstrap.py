@@ -83,6 +83,36 @@ def console_app(origin: str):
     return create_app(ports, settings)
 
 
+def notifications():
+    """The notices a paused promotion sends its approvers (``services.promotion_notices``): e-mail when
+    ``RELEASEGATE_SMTP_HOST`` is set (addresses: ``emails`` of the governed approvers config), a chat
+    message when ``RELEASEGATE_NOTIFY_WEBHOOK_URL`` is; None when neither is."""
+    from releasegate.adapters.notifiers import SmtpNotifier, WebhookNotifier
+    from releasegate.promotion_ports import Notifications, Notifier
+    from releasegate.services.approvers import governed_config
+    from releasegate.services.notification_log import LoggedNotifications
+
+    s = settings()
+    notifiers: list[Notifier] = []
+    if s.smtp_host:
+        notifiers.append(
+            SmtpNotifier(
+                s.smtp_host,
+                s.smtp_port,
+                s.smtp_sender,
+                lambda: governed_config("notifications").emails,
+                tls=s.smtp_tls,
+                username=s.smtp_username,
+                password=s.smtp_password.get_secret_value() if s.smtp_password else None,
+            )
+        )
+    if s.notify_webhook_url is not None:
+        notifiers.append(WebhookNotifier(s.notify_webhook_url.get_secret_value()))
+    if not notifiers:
+        return None
+    return Notifications(tuple(notifiers), LoggedNotifications(), s.console_url)
+
+
 def ports():
     """The real adapters behind the ports of ``releasegate.ports`` (imported lazily: MLflow is slow)."""
     from releasegate.adapters import mlflow_registry

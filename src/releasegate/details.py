@@ -160,6 +160,15 @@ class OperationalReportDetails(KindDetails):
     frequently_deferred: list[str]
 
 
+class NotificationDetails(KindDetails):
+    key: str  # the pause: ``<run id>:<role>:<round>`` (one notice per key and channel)
+    channel: str  # email | webhook
+    role: str
+    run_id: str | None = None
+    approvers: list[str] = []
+    error: str | None = None  # why it was not delivered (outcome reject)
+
+
 DETAILS: dict[DecisionKind, type[KindDetails]] = {
     DecisionKind.promotion: PromotionDetails,
     DecisionKind.deferral: DeferralDetails,
@@ -178,6 +187,7 @@ DETAILS: dict[DecisionKind, type[KindDetails]] = {
     DecisionKind.rollback_request: RollbackRequestDetails,
     DecisionKind.approvers_config: ApproversConfigDetails,
     DecisionKind.operational_report: OperationalReportDetails,
+    DecisionKind.notification: NotificationDetails,
 }
 
 

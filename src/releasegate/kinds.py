@@ -28,3 +28,4 @@ class DecisionKind(StrEnum):
     rollback_request = "rollback_request"  # an EOD verdict's rollback, bound to the one run it created
     approvers_config = "approvers_config"  # the governed approvers config: trusted once, proposed, in force
     operational_report = "operational_report"  # the weekly operational-risk review of scheduling
+    notification = "notification"  # a notice to approvers that a run waits for them: delivered or not

@@ -8,6 +8,9 @@ gateway, which defers the run in place) and the two subflows. The decision log's
 (``PromotionRecords``) is the promotion's record keeping in ``services.promotion`` and
 ``services.release``. A unit test passes in-memory fakes of all of them
 (``tests/unit/test_promotion_machine.py``).
+
+``Notifications`` tells a role's eligible approvers that a run waits for them (``Notifier``: e-mail,
+a chat webhook), once per pause, each attempt recorded (``NotificationLog``); ``None``: no notices.
 """
 
 from __future__ import annotations
@@ -128,6 +131,52 @@ class PromotionRecords(Protocol):
 
 
 @dataclass(frozen=True)
+class Notice:
+    """What a paused run tells its approvers: who (``approvers``, by name) may give ``role``'s approval of
+    ``model`` v``version`` in run ``run_id``, and where (``link``: the console's inbox item). ``key``
+    names the pause: one notice per key and channel."""
+
+    key: str
+    run_id: str
+    role: str
+    model: str
+    version: str
+    requested_by: str
+    approvers: tuple[str, ...]
+    link: str
+
+
+class Notifier(Protocol):
+    channel: str  # "email", "webhook": one record per notice and channel
+
+    def send(self, notice: Notice) -> str | None:
+        """Deliver ``notice``; the error as text when it could not be delivered (never raises)."""
+        ...
+
+
+class NotificationLog(Protocol):
+    def pause_round(self, run_id: str) -> int:
+        """Which round of approval requests the run is in: 0, then one more after each expired joint ack
+        (the same after a restart of the run, so a restarted pause keeps its key)."""
+        ...
+
+    def sent(self, notice: Notice, channel: str) -> bool:
+        """Whether a notice with ``notice.key`` was already attempted on ``channel`` (delivered or not)."""
+        ...
+
+    def record(self, notice: Notice, channel: str, error: str | None) -> str:
+        """Record one attempt: delivered (``error`` None) or not; returns the decision id."""
+        ...
+
+
+@dataclass(frozen=True)
+class Notifications:
+    notifiers: tuple[Notifier, ...]
+    log: NotificationLog
+    console_url: str  # the console's base URL: a notice links to ``<console_url>/inbox#<run id>``
+
+
+@dataclass(frozen=True)
 class PromotionPorts:
     """Everything one promotion run's use case receives."""
 
@@ -148,3 +197,4 @@ class PromotionPorts:
     # errors reading the governed config (``adapters.config.ConfigError``, a ValueError): they fail the
     # run; they are not an approver's input to record and refuse
     config_errors: tuple[type[Exception], ...] = ()
+    notifications: Notifications | None = None

@@ -69,6 +69,11 @@ def operations_week_subject(pool: str, week_start: date | datetime) -> str:
     return f"operations:{pool}:week:{week_start:%Y-%m-%d}"
 
 
+def notification_subject(flow_run_id: str) -> str:
+    """The notices sent to the approvers of one promotion run."""
+    return f"notification:{flow_run_id}"
+
+
 # -- factories ---------------------------------------------------------------------------------------
 
 
@@ -299,6 +304,14 @@ def operational_report(
     return _new(DecisionKind.operational_report, decision_outcome, decision_rationale, subject, actor, details)
 
 
+def notification(
+    *, decision_outcome: DecisionOutcome, decision_rationale: str, subject: str, actor: str, details: Details
+) -> NewDecision:
+    """A notice to a role's approvers that a run waits for them, delivered (accept) or not (reject, with
+    the error) on one channel (``NotificationDetails``)."""
+    return _new(DecisionKind.notification, decision_outcome, decision_rationale, subject, actor, details)
+
+
 def entered(
     kind: DecisionKind,
     *,
@@ -350,4 +363,5 @@ FACTORIES: Mapping[DecisionKind, Callable[..., NewDecision]] = {
     DecisionKind.rollback_request: rollback_request,
     DecisionKind.approvers_config: approvers_config,
     DecisionKind.operational_report: operational_report,
+    DecisionKind.notification: notification,
 }

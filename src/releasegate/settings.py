@@ -15,6 +15,9 @@
 | RELEASEGATE_CHECKPOINT_DIR            | <home>/checkpoints (signed log checkpoints: put it outside the DB's reach) |
 | RELEASEGATE_KEY_DIR                   | ~/.releasegate/keys (an approver's own signing keys, mode 0600) |
 | RELEASEGATE_ALIAS_GUARD               | restore (champion/archive moved outside releasegate: restore, report, off) |
+| RELEASEGATE_CONSOLE_URL               | http://localhost:4300 (the console's base URL in notices) |
+| RELEASEGATE_SMTP_HOST / _PORT / _SENDER / _TLS / _USERNAME / _PASSWORD | unset: no e-mail notices |
+| RELEASEGATE_NOTIFY_WEBHOOK_URL        | unset: no chat notices (Slack/Teams incoming webhook) |
 | RELEASEGATE_CONSOLE_OIDC_*            | OIDC sign-in of the console (``releasegate.console_settings``; off) |
 
 The service key seals every record releasegate writes (``releasegate.store.trust``); it is never in the log.
@@ -65,6 +68,24 @@ class Settings(BaseSettings):
     )
     alias_guard: Literal["restore", "report", "off"] = Field(
         default="restore", description="What the registry watcher does with a champion/archive moved by hand."
+    )
+    console_url: str = Field(
+        default="http://localhost:4300",
+        description="The console's base URL as approvers open it; notices link to `<console_url>/inbox#<run id>`.",
+    )
+    smtp_host: str | None = Field(
+        default=None, description="SMTP server for the e-mail to approvers when a promotion waits (unset: no e-mail)."
+    )
+    smtp_port: int = Field(default=587, ge=1, le=65535, description="SMTP port (587 STARTTLS, 465 TLS, 25 plain).")
+    smtp_sender: str = Field(default="releasegate@localhost", description="The From address of the notices.")
+    smtp_tls: Literal["starttls", "ssl", "none"] = Field(
+        default="starttls", description="STARTTLS after connecting, TLS from the start (`ssl`), or `none`."
+    )
+    smtp_username: str | None = Field(default=None, description="SMTP login (unset: no login).")
+    smtp_password: SecretStr | None = Field(default=None, description="SMTP password for `smtp_username`.")
+    notify_webhook_url: SecretStr | None = Field(
+        default=None,
+        description='Slack/Teams-compatible incoming webhook: a POST of `{"text": ...}` when a promotion waits.',
     )
 
     @model_validator(mode="after")

@@ -10,6 +10,7 @@ from releasegate.policy.approvers import (
     ApproverConfig,
     ConfigStatement,
     admins_needed,
+    canonical,
     change_problem,
     config_digest,
     differences,
@@ -133,3 +134,17 @@ def test_no_eligible_approver_names_each_listed_person_and_why():
     unpinned = handshake(keys={k: v for k, v in config().keys.items() if k != "risk-carla"})
     assert "risk-carla has no pinned key" in str(no_eligible_approver(unpinned, Role.risk))
     assert no_eligible_approver(handshake(allow_lists={Role.pm: []}), Role.pm) is not None
+
+
+def test_emails_left_out_of_the_digest_while_empty_and_named_when_changed():
+    base = ApproverConfig(pm=["pm-anna"], risk=["risk-carla"])
+    assert "emails" not in canonical(base)
+    with_mail = base.model_copy(update={"emails": {"pm-anna": "anna@bank.example"}})
+    assert config_digest(with_mail) != config_digest(base)
+    assert differences(base, with_mail) == ["emails.pm-anna added"]
+
+
+@pytest.mark.parametrize("address", ["anna", "anna@bank", "a b@bank.example", "anna@bank.example\r\nBcc: x@y.z"])
+def test_an_email_that_is_not_an_address_is_refused_naming_it(address):
+    with pytest.raises(ValueError, match="emails.pm-anna"):
+        ApproverConfig(pm=["pm-anna"], emails={"pm-anna": address})

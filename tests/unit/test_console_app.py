@@ -180,3 +180,11 @@ def test_the_session_cookie_cannot_be_forged():
     r = rig()
     r.client.cookies.set(COOKIE, "eyJ1c2VyIjoicmlzay1jYXJsYSJ9.forged")
     assert r.client.get("/inbox", follow_redirects=False).status_code == 303
+
+
+def test_an_inbox_item_is_the_target_of_the_notices_deep_link():
+    r = rig()
+    r.sign_in("risk-carla")
+    page = r.client.get("/inbox").text
+    mine = [i for i in r.desk.pending() if f'data-run="{i.run_id}"' in page]
+    assert mine and all(f'<section class="item" id="{i.run_id}"' in page for i in mine)  # /inbox#<run id>

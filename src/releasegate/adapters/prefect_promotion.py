@@ -29,7 +29,7 @@ from releasegate.adapters.prefect_gate import gate_current_run
 from releasegate.adapters.prefect_locks import ensure_alias_lock, ensure_model_lock, hold, work_slot
 from releasegate.clock import Clock
 from releasegate.policy.handshake import ApprovalFields, Handshake, Role
-from releasegate.promotion_ports import ApprovalForm, PromotionPorts, PromotionRecords
+from releasegate.promotion_ports import ApprovalForm, Notifications, PromotionPorts, PromotionRecords
 from releasegate.slugs import artifact_key
 
 
@@ -150,6 +150,7 @@ def promotion_ports(
     poll_seconds: int,
     cooldown_seconds: int,
     config_errors: tuple[type[Exception], ...] = (),
+    notifications: Notifications | None = None,
 ) -> PromotionPorts:
     """The ports of the promotion run in progress (call inside the flow)."""
     run_id = str(flow_run.id)
@@ -167,4 +168,5 @@ def promotion_ports(
         logger=get_run_logger(),
         approval_cooldown_seconds=cooldown_seconds,
         config_errors=config_errors,
+        notifications=notifications,
     )

@@ -23,12 +23,14 @@ TRUSTED_KIND_COMMANDS = {
     "gate_failure_ack": "`releasegate gate-failures ack`",
     "incident": "the deferral sweeper",
     "approvers_config": "`releasegate infra up` and `releasegate approvers propose|approve`",
+    "notification": "the promotion deployment (its notices to approvers)",
 }
 
 
 def _refuse_trusted_kind(kind: DecisionKind, subject: str, actor: str) -> NoReturn:
     """Trusted kinds are written only by the commands that check their rules; record the attempt."""
-    rule = f"{kind.value} records are written only by {TRUSTED_KIND_COMMANDS[kind.value]}, never by `decisions add`"
+    by = TRUSTED_KIND_COMMANDS.get(kind.value, "releasegate itself")
+    rule = f"{kind.value} records are written only by {by}, never by `decisions add`"
     rec = _log().append(
         records.refusal(
             decision_outcome=DecisionOutcome.reject,

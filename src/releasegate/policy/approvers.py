@@ -4,9 +4,10 @@
 ``overrides``), the key pinned for each name (``keys``), who administers this config (``admins``) and
 extra owners of models (``owners``: model -> names, added to the manifest's ``owners``), the passkey
 pinned for each name (``passkeys``: WebAuthn credentials, ``policy.passkeys``), who may sign in to
-read without approving (``auditors``) and which identity-provider groups give which console role
+read without approving (``auditors``), which identity-provider groups give which console role
 (``oidc_groups``: an OIDC sign-in gets the roles its groups map to, and still approves only from an
-allow-list that names it).
+allow-list that names it) and where each name gets the notice that a promotion waits for them
+(``emails``: name -> address).
 
 It is a trust root: whoever may change it may pin their own keys. So the config in force is the one the
 decision log holds (``services.approvers``), and a change is a decision signed by admin keys:
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import datetime
 from typing import Any, Literal
 
@@ -38,6 +40,7 @@ from releasegate.policy.handshake import Role
 from releasegate.policy.passkeys import Passkey
 from releasegate.policy.signatures import Signed, Statement, parse_public_key, signature_by
 
+_ADDRESS = re.compile(r"[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+")
 OidcRole = Literal["pm", "risk", "compliance", "auditor", "admin"]
 
 
@@ -62,6 +65,17 @@ class ApproverConfig(BaseModel):
     # The console's OIDC sign-in: identity-provider group -> role. A role from a group never replaces
     # the allow-list: a signed-in name approves only for a role whose list names it.
     oidc_groups: dict[str, OidcRole] = {}
+
+    # Each approver's e-mail address: the notice that a promotion waits for their approval.
+    emails: dict[str, str] = {}
+
+    @field_validator("emails")
+    @classmethod
+    def _emails_are_addresses(cls, emails: dict[str, str]) -> dict[str, str]:
+        for name, address in emails.items():
+            if not _ADDRESS.fullmatch(address):
+                raise ValueError(f"emails.{name}: {address!r} is not an e-mail address (name@domain)")
+        return emails
 
     @field_validator("keys")
     @classmethod
@@ -90,7 +104,7 @@ class ApproverConfig(BaseModel):
 
 # Fields added after configs were first recorded: left out of the canonical form while empty, so the
 # digest of every config recorded before them stays what it was.
-OPTIONAL_FIELDS: dict[str, Any] = {"passkeys": {}, "auditors": [], "oidc_groups": {}}
+OPTIONAL_FIELDS: dict[str, Any] = {"passkeys": {}, "auditors": [], "oidc_groups": {}, "emails": {}}
 
 
 def canonical(config: ApproverConfig) -> dict[str, Any]:

@@ -23,13 +23,16 @@ from releasegate.policy.handshake import (
 )
 from releasegate.policy.passkey_approvals import AnySigned, check_any, fields_from_any_token
 from releasegate.promotion_ports import ApprovalForm, PromotionPorts
+from releasegate.services.promotion_notices import notify_approvers
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 RECORDED_CHARS = 300  # how much of a refused field the record keeps (of the refusal's own text: 1000)
 
 
 def wait_for(p: PromotionPorts, role: Role, h: Handshake, timeout_s: int) -> tuple[Handshake, Approval]:
-    """Ask for ``role``'s approval until a valid one arrives; record it and return it with ``h``."""
+    """Ask for ``role``'s approval until a valid one arrives; record it and return it with ``h``. The
+    role's eligible approvers are notified once for this pause (``services.promotion_notices``)."""
+    notify_approvers(p, role, h)
     refused = 0
     while True:
         raw: dict[str, Any] = {}

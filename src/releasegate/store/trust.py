@@ -55,6 +55,7 @@ TRUSTED_KINDS = frozenset(
         DecisionKind.incident,
         DecisionKind.rollback_request,  # a forged one would start a prod rollback without a ticket
         DecisionKind.approvers_config,  # the trust root: who may approve, with which key
+        DecisionKind.notification,  # a forged one would silence the notice of a pause
     }
 )
 

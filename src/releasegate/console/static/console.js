@@ -59,7 +59,7 @@ async function signIn(event) {
     const options = await postJSON("/signin/options", { name: document.getElementById("name").value });
     const cred = await navigator.credentials.get({ publicKey: requestOptions(options) });
     const done = await postJSON("/signin/verify", { credential: assertionJSON(cred) });
-    window.location.assign(done.next);
+    window.location.assign(done.next + window.location.hash);  // a notice's /inbox#<run id> survives sign-in
   } catch (err) { say(message, err.message, false); }
 }
 

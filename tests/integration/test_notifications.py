@@ -1,0 +1,139 @@
+"""Notices to approvers delivered for real: a promotion run (the use case, its orchestrator ports faked in
+memory) pauses for PM then RISK; ``bootstrap.notifications()`` wires the SMTP and webhook adapters from
+the settings and the addresses from the governed approvers config; a local SMTP server (aiosmtpd) and a
+local HTTP receiver get one mail and one POST per pause, each with the deep link to the console's inbox
+item, and the sealed decision log holds one ``notification`` per pause and channel."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from email import message_from_bytes, policy
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+import yaml
+from aiosmtpd.controller import Controller
+
+from releasegate import bootstrap
+from releasegate.decisions import DecisionKind, DecisionOutcome
+from releasegate.records import notification_subject
+from tests.support.promotion_world import RUN, Crash, Say, World
+
+CONSOLE = "https://console.bank.example"
+EMAILS = {"pm-anna": "anna@bank.example", "pm-ben": "ben@bank.example", "risk-carla": "carla@bank.example"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Mailbox:
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], Any]] = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
+        self.messages.append((list(envelope.rcpt_tos), message_from_bytes(envelope.content, policy=policy.default)))
+        return "250 OK"
+
+
+@pytest.fixture
+def mailbox() -> Iterator[tuple[Mailbox, int]]:
+    box, port = Mailbox(), free_port()
+    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield box, port
+    controller.stop()
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[list[dict[str, Any]], str]]:
+    posts: list[dict[str, Any]] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's hook name
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            posts.append({"path": self.path, "type": self.headers["Content-Type"], "json": json.loads(body)})
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield posts, f"http://127.0.0.1:{server.server_address[1]}/hooks/T0/B0"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def notifying(rg_home, monkeypatch, mailbox, receiver):
+    """The settings and the approvers config a deployment sets for notices."""
+    path = rg_home.parent / "approvers" / "approvers.yaml"
+    doc = yaml.safe_load(path.read_text())
+    path.write_text(yaml.safe_dump({**doc, "emails": EMAILS}))
+    monkeypatch.setenv("RELEASEGATE_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("RELEASEGATE_SMTP_PORT", str(mailbox[1]))
+    monkeypatch.setenv("RELEASEGATE_SMTP_TLS", "none")
+    monkeypatch.setenv("RELEASEGATE_SMTP_SENDER", "releasegate@bank.example")
+    monkeypatch.setenv("RELEASEGATE_NOTIFY_WEBHOOK_URL", receiver[1])
+    monkeypatch.setenv("RELEASEGATE_CONSOLE_URL", CONSOLE)
+
+
+def notification_records() -> list[Any]:
+    good, forged = bootstrap.decision_log().trusted(subject=notification_subject(RUN), kind=DecisionKind.notification)
+    assert forged == []
+    return good
+
+
+def test_one_mail_and_one_webhook_per_pause_with_the_deep_link(notifying, mailbox, receiver):
+    box, posts = mailbox[0], receiver[0]
+    world = World(notifications=bootstrap.notifications())
+    world.approvals.script = [Say("mallory"), Say("pm-anna"), Crash()]  # a refusal asked again, then a crash
+    with pytest.raises(Crash):
+        world.run()
+    world.approvals.script = [Say("risk-carla")]  # the run again, as Prefect retries it
+    assert world.run().kind == "promoted"
+
+    link = f"{CONSOLE}/inbox#{RUN}"
+    assert [sorted(to) for to, _ in box.messages] == [
+        ["anna@bank.example", "ben@bank.example"],
+        ["carla@bank.example"],  # risk-dan has no address
+    ]
+    subjects = [m["Subject"] for _, m in box.messages]
+    assert subjects == ["[releasegate] PM approval waits: churn v3", "[releasegate] RISK approval waits: churn v3"]
+    assert all(link in m.get_content() and m["From"] == "releasegate@bank.example" for _, m in box.messages)
+    assert [p["path"] for p in posts] == ["/hooks/T0/B0"] * 2
+    assert all(p["type"] == "application/json" and link in p["json"]["text"] for p in posts)
+    assert "waits for PM approval" in posts[0]["json"]["text"] and "RISK" in posts[1]["json"]["text"]
+
+    recs = notification_records()
+    assert sorted((r.details["key"], r.details["channel"]) for r in recs) == [
+        (f"{RUN}:pm:0", "email"),
+        (f"{RUN}:pm:0", "webhook"),
+        (f"{RUN}:risk:0", "email"),
+        (f"{RUN}:risk:0", "webhook"),
+    ]
+    assert {r.decision_outcome for r in recs} == {DecisionOutcome.accept}
+
+
+def test_an_unreachable_smtp_server_is_recorded_and_the_webhook_still_sent(notifying, monkeypatch, receiver):
+    monkeypatch.setenv("RELEASEGATE_SMTP_PORT", str(free_port()))  # nobody listens there
+    world = World(notifications=bootstrap.notifications())
+    world.approvals.script = [Say("pm-anna"), Say("risk-carla")]
+    assert world.run().kind == "promoted"
+    assert len(receiver[0]) == 2
+    failed = [r for r in notification_records() if r.decision_outcome is DecisionOutcome.reject]
+    assert [r.details["channel"] for r in failed] == ["email", "email"]
+    assert all("SMTP 127.0.0.1" in r.details["error"] and "not delivered" in r.decision_rationale for r in failed)
+
+
+def test_no_smtp_host_and_no_webhook_means_no_notices(rg_home):
+    assert bootstrap.notifications() is None
