@@ -88,7 +88,7 @@ def main() -> None:
     from audit_bench import KEY
 
     os.environ["RELEASEGATE_SERVICE_KEY"] = KEY.hex()  # the key the bulk build sealed with
-    from releasegate.tools.approval_driver import demo_approvers_file
+    from releasegate.testing.approval_driver import demo_approvers_file
 
     os.environ["RELEASEGATE_APPROVERS"] = str(demo_approvers_file(home))
     from prefect.testing.utilities import prefect_test_harness

@@ -193,7 +193,7 @@ class Person:
     def approve(self, run_id: str, reference: str, statement: str) -> str:
         from playwright.sync_api import expect
 
-        item = self.page.locator(f"#run-{run_id}")
+        item = self.page.locator(f'[id="{run_id}"]')
         item.locator("input[name=reference]").fill(reference)
         item.locator("input[name=statement_text]").fill(statement)
         item.get_by_role("button", name="Approve and sign with passkey").click()
@@ -284,7 +284,7 @@ def test_approvers_enrol_passkeys_and_approve_a_promotion_in_the_console(stack, 
     anna.page.goto("/signin")
     shot(anna.page, "02-sign-in")
     anna.sign_in()
-    item = anna.page.locator(f"#run-{run_id}")
+    item = anna.page.locator(f'[id="{run_id}"]')
     assert f"{MODEL} v{version} awaits PM_GATE_PASS" in str(item.locator("h2").text_content())
     assert item.locator("svg.chart").count() >= 2  # KPI vs champion with the delta, PSI per feature
     shot(anna.page, "03-inbox-pm")
@@ -297,7 +297,7 @@ def test_approvers_enrol_passkeys_and_approve_a_promotion_in_the_console(stack, 
     wait_for("the run to wait for Risk", lambda: approvals("pm") and run_state(stack.api, run_id).is_paused())
     carla.sign_in()
     wait_for(
-        "the inbox to show the Risk item", lambda: carla.page.reload() or carla.page.locator(f"#run-{run_id}").count()
+        "the inbox to show the Risk item", lambda: carla.page.reload() or carla.page.locator(f'[id="{run_id}"]').count()
     )
     said = carla.approve(run_id, "RISK-REV-7", "risk accepted")
     assert said.startswith("RISK_GATE_PASS by risk-carla"), said
