@@ -25,10 +25,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from releasegate.policy.handshake import ApprovalFields, ApprovalRefused, Handshake, Role
 from releasegate.policy.passkeys import Assertion, Passkey, PasskeyRefused, b64url, check_assertion
 from releasegate.policy.signatures import (
-    CLOCK_SKEW,
-    MAX_AGE,
     ApprovalStatement,
     SignedApproval,
+    bound_to_handshake,
     check_signed,
     fields_from_token,
     open_token,
@@ -136,30 +135,7 @@ def check_passkey(
     problem = approval.problem()
     if problem is not None:
         raise ApprovalRefused(problem.field, problem.rule)
-    if s.gate_report_sha256 != h.gate_report_sha256:
-        raise ApprovalRefused(
-            "gate_report_sha256",
-            f"the passkey approved gate report {s.gate_report_sha256[:16]}, but this run's report is "
-            f"{(h.gate_report_sha256 or 'none')[:16]}: review the current report and sign again",
-        )
-    for name, theirs, ours in (
-        ("model", s.model, h.model),
-        ("role", s.role.value, role.value),
-        ("decision", s.decision, fields.decision),
-        ("approver", s.approver, fields.approver),
-        ("reference", s.reference, fields.reference),
-    ):
-        if theirs != ours:
-            raise ApprovalRefused(name, f"the signed statement says {theirs!r}, the approval says {ours!r}")
-    if s.signed_at > now + CLOCK_SKEW or now - s.signed_at > MAX_AGE:
-        raise ApprovalRefused("signed_at", f"signed at {s.signed_at.isoformat()}: a signature is good for 24 h")
-    for other in h.given():
-        if other.role is not role and other.key_id == approval.key_id:
-            raise ApprovalRefused(
-                "credential_id",
-                f"four eyes: the passkey {approval.key_id[:16]} gave the {other.role.value.upper()} approval and "
-                f"cannot also give {role.value.upper()}'s",
-            )
+    bound_to_handshake(s, h, role, fields, now, approval.key_id, signer="the passkey", key_field="credential_id")
     return approval
 
 

@@ -216,11 +216,31 @@ def check_signed(
     s = signed.statement
     if s.run_id != run_id:
         raise ApprovalRefused("run_id", f"the token was signed for run {s.run_id}, not this run {run_id} (a replay)")
+    bound_to_handshake(s, h, role, fields, now, signed.key_id, signer="the token", key_field="token")
+    return signed
+
+
+def bound_to_handshake(
+    s: ApprovalStatement,
+    h: Handshake,
+    role: Role,
+    fields: ApprovalFields,
+    now: datetime,
+    key_id: str,
+    *,
+    signer: Literal["the token", "the passkey"],
+    key_field: str,
+) -> None:
+    """``ApprovalRefused`` unless the signed statement ``s`` is this approval of this run's handshake: the
+    gate report it approves, model, version, role, decision, approver and reference, its age, and a key
+    that gave no other role's approval. Both schemes (Ed25519 tokens, passkeys) bind their statement here."""
+    what = "token" if signer == "the token" else "signature"
     if s.gate_report_sha256 != h.gate_report_sha256:
         raise ApprovalRefused(
             "gate_report_sha256",
-            f"the token approves gate report {s.gate_report_sha256[:16]}, but this run's report is "
-            f"{(h.gate_report_sha256 or 'none')[:16]}: review the current report and sign again",
+            f"{signer} {'approves' if what == 'token' else 'approved'} gate report {s.gate_report_sha256[:16]}, "
+            f"but this run's report is {(h.gate_report_sha256 or 'none')[:16]}: review the current report and "
+            "sign again",
         )
     for name, theirs, ours in (
         ("model", s.model, h.model),
@@ -231,17 +251,17 @@ def check_signed(
         ("reference", s.reference, fields.reference),
     ):
         if theirs != ours:
-            raise ApprovalRefused(name, f"the token says {theirs!r}, the approval says {ours!r}")
+            says = "the token says" if what == "token" else "the signed statement says"
+            raise ApprovalRefused(name, f"{says} {theirs!r}, the approval says {ours!r}")
     if s.signed_at > now + CLOCK_SKEW or now - s.signed_at > MAX_AGE:
-        raise ApprovalRefused("signed_at", f"signed at {s.signed_at.isoformat()}: a token is good for 24 h")
+        raise ApprovalRefused("signed_at", f"signed at {s.signed_at.isoformat()}: a {what} is good for 24 h")
     for other in h.given():
-        if other.role is not role and other.key_id == signed.key_id:
+        if other.role is not role and other.key_id == key_id:
             raise ApprovalRefused(
-                "token",
-                f"four eyes: the key {signed.key_id[:16]} gave the {other.role.value.upper()} approval and "
-                f"cannot also give {role.value.upper()}'s",
+                key_field,
+                f"four eyes: {'the key' if what == 'token' else 'the passkey'} {key_id[:16]} gave the "
+                f"{other.role.value.upper()} approval and cannot also give {role.value.upper()}'s",
             )
-    return signed
 
 
 def fields_from_token(token: str) -> dict[str, Any]:
