@@ -18,6 +18,7 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 
@@ -90,7 +91,12 @@ def stack(rg_home, tmp_path, monkeypatch):
     monkeypatch.setenv("PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED", "false")
     monkeypatch.delenv("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", raising=False)  # the pool's setting applies
     home = rg_home
-    ports = {"prefect_port": free_port(), "mlflow_port": free_port(), "webhook_port": free_port()}
+    ports = {
+        "prefect_port": free_port(),
+        "mlflow_port": free_port(),
+        "webhook_port": free_port(),
+        "console_port": free_port(),
+    }
     try:
         info = up(home, ROOT, workers=1, **ports)
         monkeypatch.setenv("RELEASEGATE_MLFLOW_TRACKING_URI", info.mlflow)
@@ -123,6 +129,9 @@ def test_a_killed_worker_s_backfill_is_marked_crashed_not_counted_retried_and_re
     from releasegate.tools.stack import alive, up
 
     info, folder, ports = stack
+    # `up` started the governance console beside the rest, and told the workers (and stack.env) its URL
+    assert httpx.get(f"{info.console}/healthz", timeout=30).json() == {"status": "ok"}
+    assert f"RELEASEGATE_CONSOLE_URL={info.console}" in (Path(info.home) / "stack.env").read_text()
     prod_version(MODEL, 1, alias="champion")
     done = lambda: sorted(d for _, d in bootstrap.scheduling_store().completed([f"backfill:{MODEL}"], DAYS))  # noqa: E731
     with get_client(sync_client=True) as c:

@@ -24,6 +24,7 @@ def stack_up(
     prefect_port: Annotated[int, typer.Option(help="Prefect server (UI and API).")] = 4200,
     mlflow_port: Annotated[int, typer.Option(help="MLflow tracking and registry server.")] = 5000,
     webhook_port: Annotated[int, typer.Option(help="releasegate's MLflow webhook receiver.")] = 8765,
+    console_port: Annotated[int, typer.Option(help="The governance console (http://localhost:PORT).")] = 4300,
     database_url: Annotated[
         str | None,
         typer.Option(
@@ -41,7 +42,8 @@ def stack_up(
         ),
     ] = 1,
 ) -> None:
-    """Start the local stack on loopback: Prefect server, MLflow server + webhook, deployments, worker(s).
+    """Start the local stack on loopback: Prefect server, MLflow server + webhook, deployments, the
+    governance console, worker(s).
     On a stack that is already up, start only the workers that are not running."""
     from releasegate.bootstrap import project_root
     from releasegate.tools.stack import ensure_workers, up
@@ -65,6 +67,7 @@ def stack_up(
             prefect_port=prefect_port,
             mlflow_port=mlflow_port,
             webhook_port=webhook_port,
+            console_port=console_port,
             database_url=database_url,
             workers=workers,
             say=lambda m: console.print(f"[dim]{m}[/]"),
@@ -76,6 +79,7 @@ def stack_up(
     console.print(f"  Prefect UI   {info.prefect_ui}")
     console.print(f"  MLflow       {info.mlflow}")
     console.print(f"  webhook      {info.webhook}")
+    console.print(f"  console      {info.console}/inbox  (approvers sign in with a passkey)")
     console.print(f"  talk to it:  source {info.home}/stack.env")
     console.print("  then: start 'governance-run' from the Prefect UI, or `releasegate govern --requested-by you`")
 

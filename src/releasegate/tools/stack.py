@@ -9,7 +9,9 @@ for the integration tests.
 3. ``mlflow server`` (SQLite backend under ``<home>``, webhooks to the receiver allowed on loopback)
    and the ``releasegate`` MLflow webhook for ``model_version.created`` and alias changes;
 4. ``releasegate infra up`` and ``releasegate deploy`` (everything in ``prefect.yaml``);
-5. ``prefect worker start --pool releasegate`` (``workers`` of them).
+5. ``releasegate console`` on ``http://localhost:<console_port>`` (the approvers' web console; its
+   session key generated here, its URL given to the workers so notices link to it);
+6. ``prefect worker start --pool releasegate`` (``workers`` of them).
 
 The ports, pids and environment are written to ``<home>/stack.json`` and ``<home>/stack.env`` (source it
 to talk to the stack); ``down`` stops what ``up`` started. ``up`` on a stack that is already up starts
@@ -224,6 +226,7 @@ class StackInfo:
     webhook: str
     processes: list[dict]
     env: dict[str, str]
+    console: str = ""  # stacks started before the console was part of `up` have none
 
 
 def up(
@@ -233,6 +236,7 @@ def up(
     prefect_port: int = 4200,
     mlflow_port: int = 5000,
     webhook_port: int = 8765,
+    console_port: int = 4300,
     database_url: str | None = None,
     workers: int = 1,
     say=print,
@@ -249,7 +253,9 @@ def up(
         procs.append(server)
         secret = secrets.token_hex(16)
         mlflow_uri = f"http://127.0.0.1:{mlflow_port}"
+        console_url = f"http://localhost:{console_port}"  # localhost: a secure context for passkeys
         env |= {
+            "RELEASEGATE_CONSOLE_URL": console_url,
             "PREFECT_API_URL": api,
             **mlflow_env(mlflow_uri),
             "RELEASEGATE_WEBHOOK_SECRET": secret,
@@ -299,6 +305,16 @@ def up(
             (logs / f"releasegate-{args[0]}.log").write_text(done.stdout + done.stderr)
             if done.returncode:
                 raise RuntimeError(f"releasegate {' '.join(args)} failed:\n{(done.stdout + done.stderr)[-2000:]}")
+        say(f"console on {console_url} ...")
+        con = spawn(
+            "console",
+            [exe("releasegate"), "console", "--host", "localhost", "--port", str(console_port)],
+            env | {"RELEASEGATE_CONSOLE_SECRET": secrets.token_hex(32)},
+            logs,
+            cwd=project,
+        )
+        procs.append(con)
+        wait_http(f"{console_url}/healthz", proc=con.popen, log=Path(con.log))
         for i in range(workers):
             say(f"worker {i + 1} on pool releasegate ...")
             procs.append(start_worker(home, f"releasegate-{i + 1}", env, project))
@@ -306,7 +322,9 @@ def up(
         for p in reversed(procs):
             p.stop()
         raise
-    exported = {k: env[k] for k in ("PREFECT_API_URL", "RELEASEGATE_HOME", *mlflow_env(mlflow_uri))}
+    exported = {
+        k: env[k] for k in ("PREFECT_API_URL", "RELEASEGATE_HOME", "RELEASEGATE_CONSOLE_URL", *mlflow_env(mlflow_uri))
+    }
     exported["RELEASEGATE_WEBHOOK_SECRET"] = secret
     info = StackInfo(
         home=str(home),
@@ -314,6 +332,7 @@ def up(
         prefect_ui=api.removesuffix("/api"),
         mlflow=mlflow_uri,
         webhook=f"http://127.0.0.1:{webhook_port}/webhooks/mlflow",
+        console=console_url,
         processes=[{"name": p.name, "pid": p.pid, "log": p.log} for p in procs],
         env=exported,
     )
