@@ -1,0 +1,215 @@
+"""The offline verification of an evidence pack (``policy.evidence_pack``, ``policy.evidence_chain``): a
+pack built by hand from real records, real hashes and real Ed25519 signatures, then altered."""
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from releasegate import records
+from releasegate.decisions import GENESIS_HASH, DecisionOutcome, make_record, record_hash
+from releasegate.policy.approvers import ApproverConfig, config_digest
+from releasegate.policy.evidence_chain import checkpoint_statement, span_finding
+from releasegate.policy.evidence_pack import FORMAT, PackStatement, sha256, verify_pack
+from releasegate.policy.handshake import Role
+from releasegate.policy.signatures import ApprovalStatement, key_id, public_hex, sign, signature_by
+
+T0 = datetime(2026, 11, 23, 8, tzinfo=UTC)
+SERVICE = Ed25519PrivateKey.generate()
+ANNA = Ed25519PrivateKey.generate()
+
+
+def _config(key=ANNA) -> ApproverConfig:
+    return ApproverConfig(pm=["pm-anna"], keys={"pm-anna": public_hex(key.public_key())})
+
+
+def _approval(run: str = "run-1", key=ANNA):
+    signed = sign(
+        ApprovalStatement(
+            model="credit",
+            candidate_version="3",
+            role=Role.pm,
+            decision="approve",
+            approver="pm-anna",
+            reference="REV-1",
+            gate_report_sha256="c" * 64,
+            run_id=run,
+            signed_at=T0,
+        ),
+        key,
+    )
+    details = {
+        "role": "pm",
+        "approver": "pm-anna",
+        "model_name": "credit",
+        "candidate_version": "3",
+        "decision": "approve",
+        "reference": "REV-1",
+        "gate_report_sha256": "c" * 64,
+        **signed.record(),
+    }
+    new = records.approval(
+        decision_outcome=DecisionOutcome.accept,
+        decision_rationale="PM_GATE_PASS by pm-anna",
+        subject=records.promotion_subject(run),
+        actor="pm-anna",
+        tech_gate_report_ref="artifact:r",
+        details=details,
+    )
+    return make_record(new, T0 + timedelta(minutes=5))
+
+
+def _config_record(config: ApproverConfig):
+    new = records.approvers_config(
+        decision_outcome=DecisionOutcome.accept,
+        decision_rationale="trusted once",
+        subject=records.APPROVERS_CONFIG_SUBJECT,
+        actor="admin",
+        details={"status": "trusted_once", "digest": config_digest(config), "config": config.model_dump(mode="json")},
+    )
+    return make_record(new, T0)
+
+
+def _pack(config_key=ANNA, approval_key=ANNA) -> dict[str, bytes]:
+    config = _config(config_key)
+    recs = [_config_record(config), _approval(key=approval_key)]
+    span, prev = [], GENESIS_HASH
+    for seq, rec in enumerate(recs, start=1):
+        content = rec.content()
+        digest = record_hash(seq, prev, content)
+        span.append({"seq": seq, "prev_hash": prev, "record_hash": digest, "record": content})
+        prev = digest
+    created = T0 + timedelta(hours=1)
+    checkpoint = {
+        "last_seq": 2,
+        "last_hash": prev,
+        "created_at": created.isoformat(),
+        "key_id": key_id(SERVICE.public_key()),
+        "signature": SERVICE.sign(checkpoint_statement(2, prev, created)).hex(),
+    }
+    approval = recs[1]
+    pack = {
+        "format": FORMAT,
+        "model": "credit",
+        "version": "3",
+        "inventory": {"model": "credit", "owners": ["ds-olga"]},
+        "approvals": [
+            {
+                "seq": 2,
+                "decision_id": approval.decision_id,
+                "decision_timestamp": approval.content()["decision_timestamp"],
+                "subject": approval.subject,
+                "details": approval.content()["details"],
+                "config_digest": config_digest(config),
+            }
+        ],
+        "approvers_configs": [
+            {
+                "seq": 1,
+                "decision_id": recs[0].decision_id,
+                "at": recs[0].content()["decision_timestamp"],
+                "digest": config_digest(config),
+                "config": config.model_dump(mode="json"),
+            }
+        ],
+        "decision_log": {"excerpt": [2], "span": span, "checkpoint": checkpoint},
+    }
+    data = json.dumps(pack, indent=1, sort_keys=True).encode()
+    html = b"<html>pack</html>"
+    statement = PackStatement(
+        model="credit",
+        version="3",
+        created_at=created,
+        files={"evidence.json": sha256(data), "evidence.html": sha256(html)},
+    )
+    sig = json.dumps({"statement": statement.model_dump(mode="json"), **signature_by(statement, SERVICE)}).encode()
+    return {"evidence.json": data, "evidence.html": html, "evidence.sig": sig}
+
+
+def _with(files: dict[str, bytes], change) -> dict[str, bytes]:
+    pack = json.loads(files["evidence.json"])
+    change(pack)
+    return {**files, "evidence.json": json.dumps(pack, indent=1, sort_keys=True).encode()}
+
+
+def test_an_intact_pack_verifies_with_the_pinned_key_and_says_what_it_checked():
+    findings, facts = verify_pack(_pack(), SERVICE.public_key())
+    assert findings == []
+    assert any("1 signed approvals re-verified" in f for f in facts)
+    assert any("span of 2 records (#1–#2)" in f for f in facts)
+
+
+def test_the_key_the_pack_names_is_used_when_none_is_pinned():
+    assert verify_pack(_pack(), None)[0] == []
+
+
+def test_a_byte_outside_the_records_is_named_by_the_file_digest():
+    files = _with(_pack(), lambda p: p["inventory"].update(owners=["ds-olgb"]))
+    [finding] = verify_pack(files, SERVICE.public_key())[0]
+    assert str(finding).startswith("evidence.json: altered after signing")
+
+
+def test_an_altered_approval_signature_is_named_first():
+    def change(p):
+        sig = p["approvals"][0]["details"]["signature"]
+        p["approvals"][0]["details"]["signature"] = ("0" if sig[0] != "0" else "1") + sig[1:]
+
+    findings, _ = verify_pack(_with(_pack(), change), SERVICE.public_key())
+    assert findings[0].where.startswith("approval ") and "signature does not verify" in findings[0].problem
+
+
+def test_an_altered_record_is_named_by_its_seq():
+    def change(p):
+        p["decision_log"]["span"][1]["record"]["decision_rationale"] = "PM_GATE_PASS by pm-annb"
+
+    findings, _ = verify_pack(_with(_pack(), change), SERVICE.public_key())
+    assert findings[0].where.startswith("decision log record #2")
+    assert findings[0].problem == "was altered: its content no longer matches its hash"
+
+
+def test_an_approval_signed_with_a_key_the_config_did_not_pin_is_named():
+    other = Ed25519PrivateKey.generate()
+    findings, _ = verify_pack(_pack(approval_key=other), SERVICE.public_key())
+    assert "not the one the approvers config pins for 'pm-anna'" in findings[0].problem
+
+
+def test_an_altered_config_is_named_by_its_digest():
+    def change(p):
+        p["approvers_configs"][0]["config"]["pm"] = ["pm-anna", "mallory"]
+
+    findings, _ = verify_pack(_with(_pack(), change), SERVICE.public_key())
+    assert any("the config does not match its digest" in f.problem for f in findings)
+
+
+def test_another_pinned_key_is_refused_by_the_signature_and_the_checkpoint():
+    findings, _ = verify_pack(_pack(), Ed25519PrivateKey.generate().public_key())
+    text = [str(f) for f in findings]
+    assert any(t.startswith("checkpoint: signed by key") for t in text)
+    assert any(t.startswith("evidence.sig: signed by a key that is not the pinned service key") for t in text)
+
+
+def test_a_missing_signature_or_document_is_named():
+    files = _pack()
+    assert str(verify_pack({k: v for k, v in files.items() if k != "evidence.sig"}, None)[0][0]) == (
+        "evidence.sig: missing: the pack is not signed"
+    )
+    assert str(verify_pack({}, None)[0][0]) == "evidence.json: missing"
+    assert verify_pack({"evidence.json": b"{not json"}, None)[0][0].where == "evidence.json"
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (lambda span, cp: span.pop(), "does not reach the signed head"),
+        (lambda span, cp: span.__setitem__(1, {**span[1], "seq": 3}), "expected record #2 here"),
+        (lambda span, cp: span[1].__setitem__("prev_hash", "f" * 64), "predecessor link"),
+        (lambda span, cp: cp.__setitem__("last_seq", 3), "the checkpoint's signature does not verify"),
+    ],
+)
+def test_the_span_breaks_are_named(change, problem):
+    pack = json.loads(_pack()["evidence.json"])
+    span, cp = pack["decision_log"]["span"], pack["decision_log"]["checkpoint"]
+    change(span, cp)
+    finding = span_finding(span, cp, SERVICE.public_key())
+    assert finding is not None and problem in finding.problem
