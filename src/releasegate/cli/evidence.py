@@ -13,18 +13,28 @@ evidence_app = typer.Typer(help="Evidence packs of model versions: export, verif
 
 def _inventory(model: str) -> dict:
     """The model's inventory record: the manifest's entry, the governed owners, the registry's champion."""
-    from releasegate.adapters import mlflow_registry as registry
-    from releasegate.adapters.config import model_spec
-    from releasegate.services.approvers import history
-    from releasegate.services.promotion import owners
+    import os
 
-    spec = model_spec(model)
+    from releasegate.adapters import mlflow_registry as registry
+    from releasegate.adapters.config import load, model_spec
+    from releasegate.errors import ConfigError
+    from releasegate.policy.approvers import ApproverConfig
+    from releasegate.services.approvers import history
+    from releasegate.services.promotion import owners_of
+
+    if os.environ.get("PREFECT_API_URL"):  # the manifest block, as the flows read it
+        spec = model_spec(model)
+    else:  # no Prefect server to ask: the manifest file (never an ephemeral server of its own)
+        try:
+            spec = load("models", use_block=False).get(model)
+        except ConfigError:
+            spec = None
     steps = history("evidence")
     prod = registry.model_name("prod", model)
     inventory = {
         "model": model,
         "in_manifest": spec is not None,
-        "owners": owners(model, steps[-1].config) if steps else sorted(spec.owners if spec else []),
+        "owners": owners_of(model, spec, steps[-1].config if steps else ApproverConfig()),
         "risk_tier": spec.risk_tier.value if spec else "standard",
         "criticality": spec.criticality.value if spec else "standard",
         "primary_kpi": spec.primary_kpi.model_dump(mode="json") if spec else None,
@@ -37,6 +47,17 @@ def _inventory(model: str) -> dict:
     return inventory
 
 
+def _version_tags(name: str, version: str) -> dict[str, str]:
+    """The registry's tags of a version; a version the registry no longer holds (or a registry that does
+    not answer) is said in the pack instead of failing it: the decision log is the evidence."""
+    from releasegate.adapters import mlflow_registry
+
+    try:
+        return mlflow_registry.version_tags(name, version)
+    except Exception as exc:
+        return {"unavailable": f"{exc.__class__.__name__}: {str(exc)[:200]}"}
+
+
 @evidence_app.command("export")
 def evidence_export(
     model: str = typer.Argument(..., help="The model's name (as in the manifest), e.g. credit."),
@@ -47,7 +68,6 @@ def evidence_export(
     and a detached signature by the service key; the decision-log excerpt is proven up to a signed
     checkpoint (an existing one that covers it, else a new one in the checkpoint folder)."""
     from releasegate import bootstrap, records
-    from releasegate.adapters import mlflow_registry
     from releasegate.decisions import DecisionOutcome
     from releasegate.services.evidence_html import render
     from releasegate.services.evidence_pack import EvidenceSources, NoEvidence, assemble, write
@@ -63,7 +83,7 @@ def evidence_export(
         checkpoint_dir=s.resolved_checkpoint_dir,
         clock=bootstrap.clock(),
         inventory=_inventory,
-        version_tags=mlflow_registry.version_tags,
+        version_tags=_version_tags,
     )
     try:
         pack = assemble(sources, model, version)

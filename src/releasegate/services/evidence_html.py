@@ -17,6 +17,8 @@ table{border-collapse:collapse;margin:.5rem 0 1rem}td,th{border:1px solid #ccc;p
 vertical-align:top}th{background:#f2f2f2}code{font-size:12px;word-break:break-all}.maps{color:#555;font-size:13px}
 .bad{color:#b3261e}.chart text{font-size:11px}h2{border-bottom:2px solid #1f1f1f;margin-top:2rem}"""
 
+LABELS = {"sr_11_7": "SR 11-7", "eu_ai_act": "EU AI Act"}
+
 
 def _cell(v: Any) -> str:
     if v is None or v == "" or v == []:
@@ -30,7 +32,7 @@ def _cell(v: Any) -> str:
 def _table(rows: list[dict[str, Any]], columns: list[str], empty: str = "none recorded") -> str:
     if not rows:
         return f"<p><em>{escape(empty)}</em></p>"
-    head = "".join(f"<th>{escape(c.replace('_', ' '))}</th>" for c in columns)
+    head = "".join(f"<th>{escape(LABELS.get(c, c.replace('_', ' ')))}</th>" for c in columns)
     body = "".join("<tr>" + "".join(f"<td>{_cell(r.get(c))}</td>" for c in columns) + "</tr>" for r in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
 
