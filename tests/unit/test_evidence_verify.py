@@ -13,51 +13,69 @@ from releasegate.policy.approvers import ApproverConfig, config_digest
 from releasegate.policy.evidence_chain import checkpoint_statement, span_finding
 from releasegate.policy.evidence_pack import FORMAT, PackStatement, sha256, verify_pack
 from releasegate.policy.handshake import Role
+from releasegate.policy.passkey_approvals import PasskeyApproval, challenge
 from releasegate.policy.signatures import ApprovalStatement, key_id, public_hex, sign, signature_by
+from tests.support.passkeys import SoftAuthenticator
 
 T0 = datetime(2026, 11, 23, 8, tzinfo=UTC)
 SERVICE = Ed25519PrivateKey.generate()
 ANNA = Ed25519PrivateKey.generate()
+CARLA = SoftAuthenticator()  # RISK approves with a passkey
 
 
-def _config(key=ANNA) -> ApproverConfig:
-    return ApproverConfig(pm=["pm-anna"], keys={"pm-anna": public_hex(key.public_key())})
-
-
-def _approval(run: str = "run-1", key=ANNA):
-    signed = sign(
-        ApprovalStatement(
-            model="credit",
-            candidate_version="3",
-            role=Role.pm,
-            decision="approve",
-            approver="pm-anna",
-            reference="REV-1",
-            gate_report_sha256="c" * 64,
-            run_id=run,
-            signed_at=T0,
-        ),
-        key,
+def _config(key=ANNA, passkey=CARLA) -> ApproverConfig:
+    return ApproverConfig(
+        pm=["pm-anna"],
+        risk=["risk-carla"],
+        keys={"pm-anna": public_hex(key.public_key())},
+        passkeys={"risk-carla": passkey.passkey()},
     )
+
+
+def _statement(role: Role, approver: str, run: str) -> ApprovalStatement:
+    return ApprovalStatement(
+        model="credit",
+        candidate_version="3",
+        role=role,
+        decision="approve",
+        approver=approver,
+        reference="REV-1",
+        gate_report_sha256="c" * 64,
+        run_id=run,
+        signed_at=T0,
+    )
+
+
+def _record(role: Role, approver: str, signed_record: dict, run: str, minutes: int):
     details = {
-        "role": "pm",
-        "approver": "pm-anna",
+        "role": role.value,
+        "approver": approver,
         "model_name": "credit",
         "candidate_version": "3",
         "decision": "approve",
         "reference": "REV-1",
         "gate_report_sha256": "c" * 64,
-        **signed.record(),
+        **signed_record,
     }
     new = records.approval(
         decision_outcome=DecisionOutcome.accept,
-        decision_rationale="PM_GATE_PASS by pm-anna",
+        decision_rationale=f"{role.value.upper()}_GATE_PASS by {approver}",
         subject=records.promotion_subject(run),
-        actor="pm-anna",
+        actor=approver,
         tech_gate_report_ref="artifact:r",
         details=details,
     )
-    return make_record(new, T0 + timedelta(minutes=5))
+    return make_record(new, T0 + timedelta(minutes=minutes))
+
+
+def _passkey_approval(run: str = "run-1", by: SoftAuthenticator = CARLA):
+    stmt = _statement(Role.risk, "risk-carla", run)
+    signed = PasskeyApproval(statement=stmt, assertion=by.get(challenge(stmt)), passkey=by.passkey())
+    return _record(Role.risk, "risk-carla", signed.record(), run, 6)
+
+
+def _approval(run: str = "run-1", key=ANNA):
+    return _record(Role.pm, "pm-anna", sign(_statement(Role.pm, "pm-anna", run), key).record(), run, 5)
 
 
 def _config_record(config: ApproverConfig):
@@ -71,9 +89,9 @@ def _config_record(config: ApproverConfig):
     return make_record(new, T0)
 
 
-def _pack(config_key=ANNA, approval_key=ANNA) -> dict[str, bytes]:
+def _pack(config_key=ANNA, approval_key=ANNA, passkey=CARLA) -> dict[str, bytes]:
     config = _config(config_key)
-    recs = [_config_record(config), _approval(key=approval_key)]
+    recs = [_config_record(config), _approval(key=approval_key), _passkey_approval(by=passkey)]
     span, prev = [], GENESIS_HASH
     for seq, rec in enumerate(recs, start=1):
         content = rec.content()
@@ -82,13 +100,12 @@ def _pack(config_key=ANNA, approval_key=ANNA) -> dict[str, bytes]:
         prev = digest
     created = T0 + timedelta(hours=1)
     checkpoint = {
-        "last_seq": 2,
+        "last_seq": 3,
         "last_hash": prev,
         "created_at": created.isoformat(),
         "key_id": key_id(SERVICE.public_key()),
-        "signature": SERVICE.sign(checkpoint_statement(2, prev, created)).hex(),
+        "signature": SERVICE.sign(checkpoint_statement(3, prev, created)).hex(),
     }
-    approval = recs[1]
     pack = {
         "format": FORMAT,
         "model": "credit",
@@ -96,13 +113,14 @@ def _pack(config_key=ANNA, approval_key=ANNA) -> dict[str, bytes]:
         "inventory": {"model": "credit", "owners": ["ds-olga"]},
         "approvals": [
             {
-                "seq": 2,
+                "seq": seq,
                 "decision_id": approval.decision_id,
                 "decision_timestamp": approval.content()["decision_timestamp"],
                 "subject": approval.subject,
                 "details": approval.content()["details"],
                 "config_digest": config_digest(config),
             }
+            for seq, approval in ((2, recs[1]), (3, recs[2]))
         ],
         "approvers_configs": [
             {
@@ -113,7 +131,7 @@ def _pack(config_key=ANNA, approval_key=ANNA) -> dict[str, bytes]:
                 "config": config.model_dump(mode="json"),
             }
         ],
-        "decision_log": {"excerpt": [2], "span": span, "checkpoint": checkpoint},
+        "decision_log": {"excerpt": [2, 3], "span": span, "checkpoint": checkpoint},
     }
     data = json.dumps(pack, indent=1, sort_keys=True).encode()
     html = b"<html>pack</html>"
@@ -136,8 +154,8 @@ def _with(files: dict[str, bytes], change) -> dict[str, bytes]:
 def test_an_intact_pack_verifies_with_the_pinned_key_and_says_what_it_checked():
     findings, facts = verify_pack(_pack(), SERVICE.public_key())
     assert findings == []
-    assert any("1 signed approvals re-verified" in f for f in facts)
-    assert any("span of 2 records (#1–#2)" in f for f in facts)
+    assert any("2 signed approvals re-verified" in f for f in facts)
+    assert any("span of 3 records (#1–#3)" in f for f in facts)
 
 
 def test_the_key_the_pack_names_is_used_when_none_is_pinned():
@@ -204,7 +222,7 @@ def test_a_missing_signature_or_document_is_named():
         (lambda span, cp: span.pop(), "does not reach the signed head"),
         (lambda span, cp: span.__setitem__(1, {**span[1], "seq": 3}), "expected record #2 here"),
         (lambda span, cp: span[1].__setitem__("prev_hash", "f" * 64), "predecessor link"),
-        (lambda span, cp: cp.__setitem__("last_seq", 3), "the checkpoint's signature does not verify"),
+        (lambda span, cp: cp.__setitem__("last_seq", 4), "the checkpoint's signature does not verify"),
     ],
 )
 def test_the_span_breaks_are_named(change, problem):
@@ -213,3 +231,20 @@ def test_the_span_breaks_are_named(change, problem):
     change(span, cp)
     finding = span_finding(span, cp, SERVICE.public_key())
     assert finding is not None and problem in finding.problem
+
+
+def test_an_altered_passkey_assertion_is_named():
+    def change(p):
+        webauthn = p["approvals"][1]["details"]["webauthn"]["assertion"]
+        sig = webauthn["signature"]
+        webauthn["signature"] = ("A" if sig[0] != "A" else "B") + sig[1:]
+
+    findings, _ = verify_pack(_with(_pack(), change), SERVICE.public_key())
+    assert findings[0].where.startswith("approval ") and "(risk by 'risk-carla')" in findings[0].where
+    assert "passkey assertion does not verify" in findings[0].problem
+
+
+def test_a_passkey_the_config_did_not_pin_is_named():
+    findings, _ = verify_pack(_pack(passkey=SoftAuthenticator()), SERVICE.public_key())
+    assert "(risk by 'risk-carla')" in findings[0].where
+    assert "not the one the approvers config pins for 'risk-carla'" in findings[0].problem
