@@ -248,3 +248,8 @@ def test_a_passkey_the_config_did_not_pin_is_named():
     findings, _ = verify_pack(_pack(passkey=SoftAuthenticator()), SERVICE.public_key())
     assert "(risk by 'risk-carla')" in findings[0].where
     assert "not the one the approvers config pins for 'risk-carla'" in findings[0].problem
+
+
+def test_a_section_of_the_wrong_shape_is_named_not_raised():
+    findings, _ = verify_pack(_with(_pack(), lambda p: p.update(approvals=["not an approval"])), None)
+    assert findings[0].where == "evidence.json" and findings[0].problem.startswith("malformed")

@@ -142,6 +142,13 @@ def verify_pack(files: dict[str, bytes], pinned: Ed25519PublicKey | None) -> tup
     """Every finding (most specific first: the first names what was altered) and, when none, what was
     verified. ``files``: the pack's files by name; ``pinned``: the service key the reader trusts (None:
     the key the signature names, which proves integrity but not who signed)."""
+    try:
+        return _verify(files, pinned)
+    except (AttributeError, TypeError, KeyError, IndexError, ValueError) as exc:  # a section of the wrong shape
+        return [Finding(JSON_FILE, f"malformed ({exc.__class__.__name__}: {exc})")], []
+
+
+def _verify(files: dict[str, bytes], pinned: Ed25519PublicKey | None) -> tuple[list[Finding], list[str]]:
     if JSON_FILE not in files:
         return [Finding(JSON_FILE, "missing")], []
     try:

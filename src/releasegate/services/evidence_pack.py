@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +94,24 @@ def _promotion_runs(log: SealedDecisionLog, model: str, version: str) -> list[De
     ]
 
 
-def _concerns_prod(rec: DecisionRecord, prod: set[str]) -> bool:
+def _replaced_at(log: SealedDecisionLog, model: str, prod: set[str], released: datetime | None) -> datetime | None:
+    """When another version's promotion replaced the version as champion (None: it still is)."""
+    if released is None:
+        return None
+    good, _ = log.trusted(kind=DecisionKind.promotion, since=released)
+    return min(
+        (
+            r.decision_timestamp
+            for r in good
+            if r.details.get("model_name") == model
+            and r.details.get("status") == "final"
+            and str(r.details.get("prod_version")) not in prod
+        ),
+        default=None,
+    )
+
+
+def _concerns_prod(rec: DecisionRecord, prod: set[str], ended: datetime | None) -> bool:
     """Whether a ``model:<name>`` record is about one of the version's prod versions."""
     d = rec.details
     if rec.decision_kind is DecisionKind.monitoring:
@@ -103,7 +121,7 @@ def _concerns_prod(rec: DecisionRecord, prod: set[str]) -> bool:
         return str(d.get("previous_version")) in prod or str(d.get("new_version")) in prod
     if rec.decision_kind is DecisionKind.rollback_request:
         return str(d.get("version")) in prod or str(d.get("champion")) in prod
-    return True  # retrains, incidents: the model's, while the version is released
+    return ended is None or rec.decision_timestamp < ended  # retrains, incidents: while it was champion
 
 
 def _checkpoint(src: EvidenceSources, last_seq: int) -> dict[str, Any]:
@@ -146,7 +164,8 @@ def assemble(src: EvidenceSources, model: str, version: str) -> dict[str, Any]:
     prod = {str(r.details.get("prod_version")) for r in finals}
     released = min((r.decision_timestamp for r in finals), default=None)
     since = log.query(subject=records.model_subject(model), since=released) if released else []
-    later = [r for r in since if _concerns_prod(r, prod)]
+    ended = _replaced_at(log, model, prod, released)
+    later = [r for r in since if _concerns_prod(r, prod, ended)]
     config_records, _ = log.trusted(kind=DecisionKind.approvers_config, subject=records.APPROVERS_CONFIG_SUBJECT)
     steps, _ = approvers.walk(config_records)
     approvals = [r for r in run_records if r.decision_kind is DecisionKind.approval and log.is_trusted(r)]
