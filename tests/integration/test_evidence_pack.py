@@ -79,6 +79,7 @@ def test_a_champion_version_gets_a_signed_pack_that_names_each_alteration(home, 
     assert list(bootstrap.settings().resolved_checkpoint_dir.glob("checkpoint-*.json"))  # a checkpoint was taken
     html = (folder / "evidence.html").read_text()
     assert "SR 11-7" in html and "Art. 14" in html and "pm-anna" in html and "<svg" in html
+    assert "max PSI per business date" in html
 
     ok = _verify(folder, key)
     assert ok.exit_code == 0, ok.output

@@ -10,7 +10,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from releasegate.console.charts import kpi_chart, psi_chart
+from releasegate.console.charts import kpi_chart, psi_chart, series_chart
 
 STYLE = """body{font:14px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:70rem;color:#1f1f1f}
 table{border-collapse:collapse;margin:.5rem 0 1rem}td,th{border:1px solid #ccc;padding:.2rem .5rem;text-align:left;
@@ -87,6 +87,22 @@ def _approval_row(a: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _monitoring_charts(verdicts: list[dict[str, Any]]) -> str:
+    """Max PSI and the KPI drop per business date, each a line over the dates (a verdict without the
+    figure is left out of that line); the days that led to a rollback or retrain are listed under them."""
+    charts = []
+    for key, title in (("max_psi", "max PSI per business date"), ("metric_drop", "KPI drop per business date")):
+        points = [(str(v.get("business_date")), float(v[key])) for v in verdicts if isinstance(v.get(key), int | float)]
+        chart = series_chart(title, points, None)
+        charts.append(f"<figure>{chart}<figcaption>{escape(title)}</figcaption></figure>" if chart else "")
+    acted = [
+        f"{v.get('business_date')}: {v.get('action')}" for v in verdicts if v.get("rollback_method") or v.get("retrain")
+    ]
+    if acted:
+        charts.append(f"<p class=bad>Days that led to a rollback or retrain: {escape('; '.join(acted))}</p>")
+    return "".join(charts)
+
+
 def render(pack: dict[str, Any]) -> str:
     """The HTML document of a pack (``services.evidence_pack.assemble``)."""
     model, version = escape(str(pack["model"])), escape(str(pack["version"]))
@@ -138,7 +154,8 @@ def render(pack: dict[str, Any]) -> str:
             pack,
             "monitoring",
             "Ongoing monitoring since release (EOD verdicts)",
-            _table(
+            _monitoring_charts(pack.get("monitoring") or [])
+            + _table(
                 pack.get("monitoring") or [],
                 ["business_date", "version", "action", "reason_code", "max_psi", "metric_drop", "breached", "seq"],
                 "no EOD verdict recorded since the release",
