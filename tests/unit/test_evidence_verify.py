@@ -253,3 +253,28 @@ def test_a_passkey_the_config_did_not_pin_is_named():
 def test_a_section_of_the_wrong_shape_is_named_not_raised():
     findings, _ = verify_pack(_with(_pack(), lambda p: p.update(approvals=["not an approval"])), None)
     assert findings[0].where == "evidence.json" and findings[0].problem.startswith("malformed")
+
+
+def test_an_approval_said_to_predate_the_governed_config_is_checked_against_the_configs_carried():
+    def change(p):
+        p["approvals"][0]["config_digest"] = None
+
+    findings, _ = verify_pack(_with(_pack(), change), SERVICE.public_key())
+    assert "(pm by 'pm-anna')" in findings[0].where
+    assert "was in force at its time, not this one" in findings[0].problem
+
+
+def test_a_config_time_or_an_approval_subject_the_log_does_not_hold_is_named():
+    def later(p):
+        p["approvers_configs"][0]["at"] = "2026-11-23T09:00:00Z"
+
+    findings, _ = verify_pack(_with(_pack(), later), SERVICE.public_key())
+    text = [str(f) for f in findings]
+    assert any("came into force after the approval" in t for t in text)
+    assert any(t.startswith("approvers config") and "is not the record the decision log holds at #1" in t for t in text)
+
+    def elsewhere(p):
+        p["approvals"][0]["subject"] = "promotion:run-2"
+
+    findings, _ = verify_pack(_with(_pack(), elsewhere), SERVICE.public_key())
+    assert "the signed statement says run_id 'promotion:run-1'" in findings[0].problem

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -64,31 +64,49 @@ def _approval_findings(pack: dict[str, Any], span: dict[Any, dict[str, Any]]) ->
             if problem is not None:
                 out.append(Finding(where, problem))
                 continue
-            config = configs.get(a.get("config_digest"))
-            if config is None:
-                out.append(Finding(where, "the pack carries no approvers config in force at its time"))
-                continue
-            problem = _in_force_problem(config, a, pack.get("approvers_configs") or [])
-            problem = problem or unpinned_approval_problem(ApproverConfig.model_validate(config["config"]), d)
+            if a.get("config_digest") is None:  # given before the approvers config was governed
+                problem = _in_force_problem(None, a, pack.get("approvers_configs") or [])
+            else:
+                config = configs.get(a.get("config_digest"))
+                if config is None:
+                    out.append(Finding(where, "the pack carries no approvers config with its digest"))
+                    continue
+                problem = _in_force_problem(config, a, pack.get("approvers_configs") or [])
+                problem = problem or unpinned_approval_problem(ApproverConfig.model_validate(config["config"]), d)
             if problem is not None:
                 out.append(Finding(where, problem))
                 continue
         record = (span.get(a.get("seq")) or {}).get("record") or {}
-        if record.get("decision_id") != a.get("decision_id") or record.get("details") != d:
+        if _differs(record, a, ("decision_id", "decision_timestamp", "subject")) or record.get("details") != d:
             out.append(Finding(where, f"is not the record the decision log holds at #{a.get('seq')}"))
     return out
 
 
-def _in_force_problem(config: dict[str, Any], approval: dict[str, Any], configs: list[dict[str, Any]]) -> str | None:
-    """The config the pack names for an approval was the one in force then: given before the approval,
-    and no later config given before it."""
-    at = str(approval.get("decision_timestamp"))
-    if str(config.get("at")) > at:
+def _differs(record: dict[str, Any], entry: dict[str, Any], fields: tuple[str, ...]) -> bool:
+    return any(record.get(f) != entry.get(f) for f in fields)
+
+
+def _in_force_problem(
+    config: dict[str, Any] | None, approval: dict[str, Any], configs: list[dict[str, Any]]
+) -> str | None:
+    """The config the pack names for an approval (None: none was governed yet) was the one in force then:
+    given before the approval, and no other config the pack carries given after it and before the approval."""
+    at = _time(approval.get("decision_timestamp"))
+    since = _time(config.get("at")) if config is not None else None
+    if config is not None and since is not None and since > at:
         return f"the approvers config {str(config.get('digest'))[:16]} came into force after the approval"
-    later = [c for c in configs if str(config.get("at")) < str(c.get("at")) <= at]
+    later = [c for c in configs if (since is None or since < _time(c.get("at"))) and _time(c.get("at")) <= at]
     if later:
         return f"the approvers config {str(later[0].get('digest'))[:16]} was in force at its time, not this one"
     return None
+
+
+def _time(text: Any) -> datetime:
+    """A recorded timestamp (``…Z``, with or without a fraction); the end of time for anything else."""
+    try:
+        return datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        return datetime.max.replace(tzinfo=UTC)
 
 
 def _config_findings(pack: dict[str, Any], span: dict[Any, dict[str, Any]]) -> list[Finding]:
@@ -105,7 +123,9 @@ def _config_findings(pack: dict[str, Any], span: dict[Any, dict[str, Any]]) -> l
             continue
         record = (span.get(c.get("seq")) or {}).get("record") or {}
         details = record.get("details") or {}
-        if record.get("decision_id") != c.get("decision_id") or details.get("digest") != digest:
+        if _differs(record, c | {"decision_timestamp": c.get("at")}, ("decision_id", "decision_timestamp")) or (
+            details.get("digest") != digest
+        ):
             out.append(Finding(where, f"is not the record the decision log holds at #{c.get('seq')}"))
     return out
 
@@ -168,10 +188,12 @@ def _verify(files: dict[str, bytes], pinned: Ed25519PublicKey | None) -> tuple[l
     findings += signature_findings
     if findings:
         return findings, []
-    signed = sum(1 for a in pack.get("approvals") or [] if (a.get("details") or {}).get("signature"))
+    signed = [a for a in pack.get("approvals") or [] if (a.get("details") or {}).get("signature")]
+    early = sum(1 for a in signed if a.get("config_digest") is None)
     facts = [
         f"signature by the service key {key_id(key)[:16]}… over {JSON_FILE} and {HTML_FILE}" if key else "",
-        f"{signed} signed approvals re-verified with the key or passkey their governed approvers config pinned",
+        f"{len(signed)} signed approvals re-verified with the key or passkey their governed approvers config "
+        "pinned" + (f" ({early} given before the config was governed: their signature only)" if early else ""),
         f"{len(log.get('excerpt') or [])} excerpt records in a span of {len(entries)} records (#{entries[0]['seq']}–"
         f"#{entries[-1]['seq']}): every hash recomputed, every link checked, up to checkpoint "
         f"#{(log.get('checkpoint') or {}).get('last_seq')} signed by the service key",
