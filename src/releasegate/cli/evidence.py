@@ -61,7 +61,9 @@ def _version_tags(name: str, version: str) -> dict[str, str]:
 @evidence_app.command("export")
 def evidence_export(
     model: str = typer.Argument(..., help="The model's name (as in the manifest), e.g. credit."),
-    version: str = typer.Argument(..., help="A candidate version a promotion judged, or the prod version it made."),
+    version: str = typer.Argument(
+        ..., help="The candidate (staging) version a promotion judged; else read as the prod version it made."
+    ),
     out: Path = typer.Option(..., "--out", help="The folder to write evidence.json, evidence.html, evidence.sig into."),
 ) -> None:
     """Write the evidence pack of MODEL VERSION: an HTML document for people, a JSON document for machines

@@ -84,14 +84,17 @@ def _ref(rec: DecisionRecord, seqs: dict[str, int]) -> dict[str, Any]:
     }
 
 
-def _promotion_runs(log: SealedDecisionLog, model: str, version: str) -> list[DecisionRecord]:
+def _promotion_runs(log: SealedDecisionLog, model: str, version: str) -> tuple[list[DecisionRecord], str]:
+    """The promotion records of the staging candidate ``version``, else of the promotion that made the
+    prod ``version`` (the two registries number their versions apart: the candidate's reading wins);
+    and which reading it was (``candidate`` | ``prod``)."""
     good, _ = log.trusted(kind=DecisionKind.promotion)
-    return [
-        r
-        for r in good
-        if r.details.get("model_name") == model
-        and version in (str(r.details.get("candidate_version")), str(r.details.get("prod_version")))
-    ]
+    mine = [r for r in good if r.details.get("model_name") == model]
+    as_candidate = [r for r in mine if str(r.details.get("candidate_version")) == version]
+    if as_candidate:
+        return as_candidate, "candidate"
+    runs = {r.subject for r in mine if str(r.details.get("prod_version")) == version}
+    return [r for r in mine if r.subject in runs], "prod"
 
 
 def _replaced_at(log: SealedDecisionLog, model: str, prod: set[str], released: datetime | None) -> datetime | None:
@@ -142,7 +145,7 @@ def assemble(src: EvidenceSources, model: str, version: str) -> dict[str, Any]:
     """The pack of ``model`` ``version`` (a staging candidate version or the prod version a promotion
     made) as a JSON-ready dict; ``NoEvidence`` when the log holds no promotion of it."""
     log = src.log
-    promos = _promotion_runs(log, model, version)
+    promos, reading = _promotion_runs(log, model, version)
     if not promos:
         raise NoEvidence(
             "VERSION",
@@ -184,6 +187,7 @@ def assemble(src: EvidenceSources, model: str, version: str) -> dict[str, Any]:
         "format": FORMAT,
         "model": model,
         "version": version,
+        "version_is": f"the {reading} version ({'staging' if reading == 'candidate' else 'prod'} registry)",
         "created_at": src.clock.now().isoformat(),
         "service_key": {"public_key": public_hex(public), "key_id": key_id(public)},
         "mapping": [{"section": s, "sr_11_7": sr, "eu_ai_act": eu} for s, sr, eu in MAPPING],
