@@ -111,7 +111,11 @@ def evidence_export(
         f"checkpoint #{log_part['checkpoint']['last_seq']}",
         soft_wrap=True,
     )
-    console.print(f"service public key (pin it: evidence verify --public-key): {pack['service_key']['public_key']}")
+    console.print(
+        f"service public key (pin it: evidence verify --public-key): {pack['service_key']['public_key']}",
+        soft_wrap=True,
+        highlight=False,
+    )
 
 
 @evidence_app.command("verify")

@@ -25,6 +25,8 @@ def _cell(v: Any) -> str:
         return "–"
     if isinstance(v, list):
         return escape(", ".join(str(x) for x in v))
+    if isinstance(v, dict):
+        return escape(", ".join(f"{k}: {x}" for k, x in v.items()))
     text = str(v)
     return f"<code>{escape(text)}</code>" if len(text) >= 40 and " " not in text else escape(text)
 
