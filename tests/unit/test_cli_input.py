@@ -56,6 +56,10 @@ CASES = [
         "--checkpoints",
     ),
     ("audit checkpoint", ["audit", "checkpoint", "--dir", "{tmp}/a-file"], "--dir"),
+    ("evidence export", ["evidence", "export", "credit", "2", "--out", "{tmp}/a-file"], "--out"),
+    ("evidence export", ["evidence", "export", "credit", "999", "--out", "{tmp}/pack"], "VERSION"),
+    ("evidence verify", ["evidence", "verify", "{tmp}/missing"], "DIR"),
+    ("evidence verify", ["evidence", "verify", "{tmp}", "--public-key", "not-hex"], "--public-key"),
     ("keys show", ["keys", "show", "--name", "nobody"], "key"),
     (
         "exception grant",

@@ -23,6 +23,7 @@ from releasegate.cli import (
     decisions,
     deferrals,
     events,
+    evidence,
     gate_failures,
     infra,
     keys,
@@ -120,6 +121,7 @@ app.add_typer(keys.keys_app, name="keys")
 app.add_typer(capacity.capacity_app, name="capacity")
 app.add_typer(approvers.approvers_app, name="approvers")
 app.add_typer(artifact.artifact_app, name="artifact")
+app.add_typer(evidence.evidence_app, name="evidence")
 
 
 def main() -> None:  # console-script entry point

@@ -80,3 +80,38 @@ def psi_chart(figures: dict[str, Any]) -> str | None:
     ]
     label = f"limit {limit:.4f}" if limit is not None else ""
     return _bars(f"PSI per feature against the limit {label}", rows, limit, label)
+
+
+def series_chart(title: str, points: list[tuple[str, float]], limit: float | None, limit_label: str = "") -> str | None:
+    """A value per date (e.g. an EOD verdict's max PSI per business date) as a line, ``limit`` as a dashed
+    line; points over the limit drawn as dots in the refusal colour. None without points."""
+    if not points:
+        return None
+    height, left, bottom = 160, 48, 24
+    top = max([v for _, v in points] + [limit or 0.0] + [1e-9]) * 1.15
+    step = (WIDTH - left - 10) / max(1, len(points) - 1)
+
+    def xy(i: int, v: float) -> tuple[float, float]:
+        return left + i * step, height - bottom - max(0.0, v) / top * (height - bottom - 8)
+
+    line = " ".join(f"{x:.1f},{y:.1f}" for x, y in (xy(i, v) for i, (_, v) in enumerate(points)))
+    out = [
+        f'<svg class="chart" role="img" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" '
+        f'xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>'
+        f'<polyline points="{line}" fill="none" stroke="{OK}" stroke-width="1.5"/>'
+        f'<text x="{left}" y="{height - 6}">{escape(points[0][0])}</text>'
+        f'<text x="{WIDTH - 10}" y="{height - 6}" text-anchor="end">{escape(points[-1][0])}</text>'
+        f'<text x="{left - 4}" y="14" text-anchor="end">{top:.3g}</text>'
+    ]
+    if limit is not None:
+        _, y = xy(0, limit)
+        out.append(
+            f'<line x1="{left}" y1="{y:.1f}" x2="{WIDTH - 10}" y2="{y:.1f}" stroke="{LINE}" stroke-dasharray="4 3"/>'
+            f'<text x="{left - 4}" y="{y + 4:.1f}" text-anchor="end">{escape(limit_label)}</text>'
+        )
+        for i, (_, v) in enumerate(points):
+            if v > limit:
+                x, y = xy(i, v)
+                out.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="{BAD}"/>')
+    out.append("</svg>")
+    return "".join(out)

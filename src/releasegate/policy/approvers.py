@@ -227,3 +227,19 @@ def change_problem(current: ApproverConfig, proposed: ApproverConfig, signatures
     if min(len(admins), len(keys)) < need:
         return f"needs {need} different admins (a key change or a new admin takes two), has {len(admins)}"
     return None
+
+
+def unpinned_approval_problem(config: ApproverConfig, details: dict[str, Any]) -> str | None:
+    """Why a recorded signed approval's key is not the one ``config`` pins for its approver (the Ed25519
+    key of ``keys``, or the passkey of ``passkeys`` for ``signature_scheme: webauthn``); None when it is."""
+    approver = str(details.get("approver"))
+    if details.get("signature_scheme") == "webauthn":
+        passkey = config.passkeys.get(approver)
+        pinned, what = (passkey.public_key if passkey is not None else ""), "passkey"
+    else:
+        pinned, what = config.keys.get(approver, ""), "key"
+    if not pinned:
+        return f"the approvers config pins no {what} for {approver!r}"
+    if pinned.lower() != str(details.get("public_key", "")).lower():
+        return f"signed with a {what} that is not the one the approvers config pins for {approver!r}"
+    return None

@@ -38,6 +38,7 @@ from releasegate.policy.approvers import (
     config_digest,
     differences,
     sign_config,
+    unpinned_approval_problem,
 )
 from releasegate.policy.passkeys import Passkey
 from releasegate.store.keys import key_path, load_key
@@ -398,12 +399,7 @@ def audit(log: Any) -> tuple[list[str], list[str]]:
         step = in_force_at(steps, rec.decision_timestamp)
         if step is None:
             continue  # given before the config was governed
-        if d.get("signature_scheme") == "webauthn":
-            passkey = step.config.passkeys.get(str(d.get("approver")))
-            pinned = passkey.public_key if passkey is not None else ""
-        else:
-            pinned = step.config.keys.get(str(d.get("approver")), "")
-        if pinned.lower() != str(d.get("public_key", "")).lower():
+        if unpinned_approval_problem(step.config, d) is not None:
             problems.append(
                 f"approval {rec.decision_id} by {d.get('approver')!r}: signed with a key the governed approvers "
                 f"config {step.digest[:16]} in force then did not pin for them"

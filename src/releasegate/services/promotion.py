@@ -197,9 +197,12 @@ def approver_config(model: str | None = None, reader: str = "promotion") -> Appr
 
 
 def owners(model: str, config: ApproverConfig) -> list[str]:
-    """The model's owners: the manifest's ``owners`` and the governed config's ``owners[model]`` (an edit
-    of the manifest can add owners, never remove a governed one)."""
-    spec = model_spec(model)
+    """The model's owners: the manifest's ``owners`` and the governed ``owners[model]`` (``owners_of``)."""
+    return owners_of(model, model_spec(model), config)
+
+
+def owners_of(model: str, spec: ModelSpec | None, config: ApproverConfig) -> list[str]:
+    """``owners`` of a manifest entry already read (None: not in it); a manifest can add, never remove."""
     return sorted({*(spec.owners if spec is not None else []), *config.owners.get(model, [])})
 
 

@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from releasegate.policy.evidence_chain import checkpoint_statement
 from releasegate.policy.signatures import key_id
 from releasegate.store.decision_log import DecisionLog
 from releasegate.store.trust import create_secret_file
@@ -46,8 +47,7 @@ class Checkpoint(BaseModel):
     signature: str  # hex Ed25519 signature over ``statement()``
 
     def statement(self) -> bytes:
-        body = {"last_seq": self.last_seq, "last_hash": self.last_hash, "created_at": self.created_at.isoformat()}
-        return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+        return checkpoint_statement(self.last_seq, self.last_hash, self.created_at)
 
 
 class CheckpointFinding(BaseModel):

@@ -204,16 +204,27 @@ class DecisionLog:
         with Session(self.engine) as session:
             return session.execute(select(DecisionRow.record_hash).where(DecisionRow.seq == seq)).scalar_one_or_none()
 
-    def iter_stored(self, batch: int = 1000) -> Iterator[StoredDecision]:
-        """Every record in chain order with its hashes, read in batches (for exports of large logs)."""
-        after = 0
-        while True:
+    def seqs_of(self, decision_ids: Iterable[str]) -> dict[str, int]:
+        """The seq of each of ``decision_ids`` the log holds (by the unique decision_id column)."""
+        wanted, out = sorted(set(decision_ids)), {}
+        for i in range(0, len(wanted), 500):
             with Session(self.engine) as session:
-                rows = list(
-                    session.execute(
-                        select(DecisionRow).where(DecisionRow.seq > after).order_by(DecisionRow.seq).limit(batch)
-                    ).scalars()
+                chunk = wanted[i : i + 500]
+                rows = session.execute(
+                    select(DecisionRow.decision_id, DecisionRow.seq).where(DecisionRow.decision_id.in_(chunk))
                 )
+                out.update({did: seq for did, seq in rows})
+        return out
+
+    def iter_stored(self, batch: int = 1000, after: int = 0, until: int | None = None) -> Iterator[StoredDecision]:
+        """Every record in chain order with its hashes (those after seq ``after`` up to ``until``), read in
+        batches (for exports of large logs)."""
+        while True:
+            stmt = select(DecisionRow).where(DecisionRow.seq > after)
+            if until is not None:
+                stmt = stmt.where(DecisionRow.seq <= until)
+            with Session(self.engine) as session:
+                rows = list(session.execute(stmt.order_by(DecisionRow.seq).limit(batch)).scalars())
                 stored = [StoredDecision(r.seq, r.to_record(), r.prev_hash, r.record_hash) for r in rows]
             if not stored:
                 return

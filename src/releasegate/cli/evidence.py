@@ -1,0 +1,153 @@
+"""`releasegate evidence export | verify`: the signed evidence pack of a model version, and its offline check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from releasegate.cli._common import console, err, exit_refused
+
+evidence_app = typer.Typer(help="Evidence packs of model versions: export, verify offline.", no_args_is_help=True)
+
+
+def _inventory(model: str) -> dict:
+    """The model's inventory record: the manifest's entry, the governed owners, the registry's champion."""
+    import os
+
+    from releasegate.adapters import mlflow_registry as registry
+    from releasegate.adapters.config import load, model_spec
+    from releasegate.errors import ConfigError
+    from releasegate.policy.approvers import ApproverConfig
+    from releasegate.services.approvers import history
+    from releasegate.services.promotion import owners_of
+
+    if os.environ.get("PREFECT_API_URL"):  # the manifest block, as the flows read it
+        spec = model_spec(model)
+    else:  # no Prefect server to ask: the manifest file (never an ephemeral server of its own)
+        try:
+            spec = load("models", use_block=False).get(model)
+        except ConfigError:
+            spec = None
+    steps = history("evidence")
+    prod = registry.model_name("prod", model)
+    inventory = {
+        "model": model,
+        "in_manifest": spec is not None,
+        "owners": owners_of(model, spec, steps[-1].config if steps else ApproverConfig()),
+        "risk_tier": spec.risk_tier.value if spec else "standard",
+        "criticality": spec.criticality.value if spec else "standard",
+        "primary_kpi": spec.primary_kpi.model_dump(mode="json") if spec else None,
+        "registry": {"staging": registry.model_name("staging", model), "prod": prod},
+    }
+    try:
+        inventory["champion_now"] = registry.alias_version(prod, registry.CHAMPION)
+    except Exception as exc:  # the registry is not reachable: the pack says so instead of failing
+        inventory["champion_now"] = f"unknown ({exc.__class__.__name__})"
+    return inventory
+
+
+def _version_tags(name: str, version: str) -> dict[str, str]:
+    """The registry's tags of a version; a version the registry no longer holds (or a registry that does
+    not answer) is said in the pack instead of failing it: the decision log is the evidence."""
+    from releasegate.adapters import mlflow_registry
+
+    try:
+        return mlflow_registry.version_tags(name, version)
+    except Exception as exc:
+        return {"unavailable": f"{exc.__class__.__name__}: {str(exc)[:200]}"}
+
+
+@evidence_app.command("export")
+def evidence_export(
+    model: str = typer.Argument(..., help="The model's name (as in the manifest), e.g. credit."),
+    version: str = typer.Argument(
+        ..., help="The candidate (staging) version a promotion judged; else read as the prod version it made."
+    ),
+    out: Path = typer.Option(..., "--out", help="The folder to write evidence.json, evidence.html, evidence.sig into."),
+) -> None:
+    """Write the evidence pack of MODEL VERSION: an HTML document for people, a JSON document for machines
+    and a detached signature by the service key; the decision-log excerpt is proven up to a signed
+    checkpoint (an existing one that covers it, else a new one in the checkpoint folder)."""
+    from releasegate import bootstrap, records
+    from releasegate.decisions import DecisionOutcome
+    from releasegate.services.evidence_html import render
+    from releasegate.services.evidence_pack import EvidenceSources, NoEvidence, assemble, write
+
+    if out.exists() and not out.is_dir():
+        exit_refused("--out", f"{out} is a file: give a folder (it is created when missing)", code=2)
+    s = bootstrap.settings()
+    log = bootstrap.decision_log()
+    key = s.signing_key()
+    sources = EvidenceSources(
+        log=log,
+        signing_key=key,
+        checkpoint_dir=s.resolved_checkpoint_dir,
+        clock=bootstrap.clock(),
+        inventory=_inventory,
+        version_tags=_version_tags,
+    )
+    try:
+        pack = assemble(sources, model, version)
+    except NoEvidence as exc:
+        rec = log.append(
+            records.refusal(
+                decision_outcome=DecisionOutcome.reject,
+                decision_rationale=f"evidence export of {model} v{version} refused: {exc.rule}",
+                subject=records.model_version_subject(model, version),
+                actor="releasegate:evidence",
+                details={"field": exc.field, "rule": exc.rule},
+            )
+        )
+        exit_refused(exc, code=2, decision_id=rec.decision_id)
+    try:
+        write(pack, out, key, render)
+    except OSError as exc:
+        exit_refused("--out", f"{out} cannot be written ({exc.strerror or exc})", code=2)
+    log_part = pack["decision_log"]
+    console.print(
+        f"evidence pack of {model} v{version} written to {out}: {len(pack['approvals'])} approvals, "
+        f"{len(pack['monitoring'])} EOD verdicts, {len(log_part['excerpt'])} excerpt records proven up to "
+        f"checkpoint #{log_part['checkpoint']['last_seq']}",
+        soft_wrap=True,
+    )
+    console.print(
+        f"service public key (pin it: evidence verify --public-key): {pack['service_key']['public_key']}",
+        soft_wrap=True,
+        highlight=False,
+    )
+
+
+@evidence_app.command("verify")
+def evidence_verify(
+    folder: Path = typer.Argument(..., help="The folder `evidence export` wrote."),
+    public_key: str | None = typer.Option(
+        None, "--public-key", help="The service key to trust (hex, or a file): default the key the pack names."
+    ),
+) -> None:
+    """Re-check a pack offline: the signature, each approval's signature against the key or passkey its
+    governed approvers config pinned, and every excerpt record's hash and link up to the signed checkpoint.
+    The first line is the verdict: "evidence pack verified" (exit 0) or "evidence pack NOT verified:" and
+    the first thing that does not verify (exit 1)."""
+    from releasegate.cli.audit import _pinned_key
+    from releasegate.policy.evidence_pack import HTML_FILE, JSON_FILE, SIGNATURE_FILE, verify_pack
+
+    if not folder.is_dir():
+        exit_refused("DIR", f"{folder} is not a folder (where `evidence export --out` wrote)", code=2)
+    pinned = _pinned_key(public_key) if public_key is not None else None
+    files = {n: (folder / n).read_bytes() for n in (JSON_FILE, HTML_FILE, SIGNATURE_FILE) if (folder / n).is_file()}
+    findings, facts = verify_pack(files, pinned)
+    if findings:
+        err.print(f"[red]evidence pack NOT verified:[/red] {findings[0]}", soft_wrap=True, highlight=False)
+        for f in findings[1:]:
+            err.print(f"[red]also:[/red] {f}", soft_wrap=True, highlight=False)
+        raise typer.Exit(1)
+    console.print(f"evidence pack verified: {folder}", highlight=False)
+    for fact in facts:
+        console.print(fact, soft_wrap=True, highlight=False)
+    if pinned is None:
+        err.print(
+            "[yellow]note:[/yellow] checked with the key the pack names; pin the service key with --public-key "
+            "to know who signed it",
+            soft_wrap=True,
+        )
