@@ -119,7 +119,14 @@ def record_cap_waits(client, config: GatewayConfig, now: datetime) -> list[dict]
             f"predicted to start at {w.predicted_start_at.isoformat()}"
         )
         d = store.record_deferral(
-            w.flow_run_id, w.deployment, w.reason_code, w.predicted_start_at, explanation, now, since=w.due
+            w.flow_run_id,
+            w.deployment,
+            w.reason_code,
+            w.predicted_start_at,
+            explanation,
+            now,
+            since=w.due,
+            predicted_start_at=w.predicted_start_at,
         )
         rec = log.append(
             sweeper_record(

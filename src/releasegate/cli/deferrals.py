@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from releasegate.cli._common import console, exit_refused
+
+if TYPE_CHECKING:
+    from releasegate.store.scheduling_store import Deferral
 
 deferrals_app = typer.Typer(help="Deferred runs: list, override.", invoke_without_command=True)
 
@@ -22,8 +26,9 @@ def deferrals_list(
 ) -> None:
     """List open deferrals: run, deployment, reason, since, next evaluation, predicted start, SLA state.
 
-    A capacity deferral's predicted start is when the reservation plan (or, for a run waiting behind a
-    pool or queue cap, the running runs' expected ends) says it will be admitted."""
+    A capacity deferral's predicted start is the one recorded with it (the runs queued before it counted,
+    ``policy.start_prediction``), else when the reservation plan (or, for a run waiting behind a pool or
+    queue cap, the running runs' expected ends) says it will be admitted: its next evaluation."""
     if ctx.invoked_subcommand is not None:
         return
     from releasegate import bootstrap
@@ -31,13 +36,19 @@ def deferrals_list(
 
     now = bootstrap.clock().now()
     rows = bootstrap.scheduling_store().deferrals(None if all_ else "open")
+
+    def predicted(r: Deferral) -> datetime | None:
+        if r.reason_code not in WAKEABLE:
+            return None
+        return r.predicted_start_at or r.next_evaluation_at
+
     if as_json:
         typer.echo(
             json.dumps(
                 [
                     {
                         **r.__dict__,
-                        "predicted_start_at": r.next_evaluation_at if r.reason_code in WAKEABLE else None,
+                        "predicted_start_at": predicted(r),
                         "sla_now": sla_state(r.first_deferred_at, now).value,
                     }
                     for r in rows
@@ -70,7 +81,7 @@ def deferrals_list(
             f"{r.first_deferred_at:%Y-%m-%d %H:%M}",
             f"{waited} min",
             f"{r.next_evaluation_at:%H:%M:%S}",
-            f"{r.next_evaluation_at:%H:%M:%S}" if r.reason_code in WAKEABLE else "-",
+            f"{p:%H:%M:%S}" if (p := predicted(r)) is not None else "-",
             str(r.attempts),
             sla_state(r.first_deferred_at, r.closed_at or now).value,
             r.status,

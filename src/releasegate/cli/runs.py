@@ -97,7 +97,7 @@ def _cap_wait(run_id: str) -> str | None:
     cap = "pool" if d.reason_code == "CAPACITY_LIMIT" else "queue"
     return (
         f"deferred ({d.reason_code}): waits for a slot, the {cap} cap is full; "
-        f"predicted start {d.next_evaluation_at:%Y-%m-%d %H:%M:%S} UTC"
+        f"predicted start {d.predicted_start_at or d.next_evaluation_at:%Y-%m-%d %H:%M:%S} UTC"
     )
 
 

@@ -51,6 +51,7 @@ class DeferralRow(Base):
     status: Mapped[str] = mapped_column(String(16))
     closed_at: Mapped[str | None] = mapped_column(String(32))
     explanation: Mapped[str] = mapped_column(Text)
+    predicted_start_at: Mapped[str | None] = mapped_column(String(32))  # migration 0009
 
 
 class CompletionRow(Base):
@@ -83,6 +84,8 @@ class Deferral:
     status: str
     closed_at: datetime | None
     explanation: str
+    # a capacity deferral's predicted start (``policy.start_prediction``); None: not predicted
+    predicted_start_at: datetime | None = None
 
 
 def _deferral(row: DeferralRow) -> Deferral:
@@ -98,6 +101,7 @@ def _deferral(row: DeferralRow) -> Deferral:
         status=row.status,
         closed_at=parse_ts(row.closed_at),
         explanation=row.explanation,
+        predicted_start_at=parse_ts(row.predicted_start_at),
     )
 
 
@@ -169,9 +173,11 @@ class SchedulingStore:
         explanation: str,
         now: datetime,
         since: datetime | None = None,
+        predicted_start_at: datetime | None = None,
     ) -> Deferral:
         """Open a deferral, or count one more on an open one (keeping its first deferral time). ``since``:
-        when a new deferral began, if before ``now`` (a run that has waited for a slot since it was due)."""
+        when a new deferral began, if before ``now`` (a run that has waited for a slot since it was due).
+        ``predicted_start_at``: when the run is predicted to start (each deferral replaces it)."""
         with Session(self.engine) as s, s.begin():
             row = s.get(DeferralRow, flow_run_id)
             if row is None or row.status != "open":
@@ -192,6 +198,7 @@ class SchedulingStore:
             row.next_evaluation_at = format_ts(next_evaluation_at)
             row.attempts = row.attempts + 1
             row.explanation = explanation
+            row.predicted_start_at = format_ts(predicted_start_at)
             s.flush()
             return _deferral(row)
 

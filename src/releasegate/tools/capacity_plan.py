@@ -167,7 +167,7 @@ def evaluate_pool(
     ``runs`` when the caller already has it (a plan computes it once for every pool)."""
     scaled = scaled_policy(gw, pool)
     finished: list[SimRun] = []
-    res = run_model(runs, scaled, cfg, gated=True, finished=finished)
+    res = run_model(runs, scaled, cfg, gated=True, finished=finished, predict_start=False)
     if could is None:
         could = could_start(finished, scaled, cfg)
     waits = np.array(

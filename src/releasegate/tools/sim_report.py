@@ -45,8 +45,9 @@ class ModelResult(BaseModel):
     utilisation: float
     gateway_evaluations: int = 0
     deferrals_by_reason: dict[str, ReasonStats] = Field(default_factory=dict)
-    # |start - predicted start| of runs whose first capacity deferral predicted one (the deferral's next
-    # evaluation under the reservation rule; a backoff under the first rule, so large there)
+    # |start - predicted start| of runs whose first capacity deferral predicted one (under the reservation
+    # rule ``policy.start_prediction``'s list schedule; under the first rule the deferral's next
+    # evaluation, a backoff, so large there)
     prediction_runs: int = 0
     prediction_error_p50_minutes: float = 0.0
     prediction_error_p95_minutes: float = 0.0

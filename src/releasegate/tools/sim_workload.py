@@ -68,7 +68,8 @@ class SimRun:
     asleep_from: int = 0  # when its current deferral began
     deferral_count: dict[str, int] = field(default_factory=dict)  # reason -> number of deferrals
     in_window: bool = False
-    predicted: int | None = None  # its first capacity deferral's predicted start (that deferral's next evaluation)
+    # its first capacity deferral's predicted start (policy.start_prediction, or that deferral's next evaluation)
+    predicted: int | None = None
 
 
 # ----------------------------------------------------------------------------------- workload

@@ -54,6 +54,7 @@ from releasegate.policy.capacity import (
     expected_duration,
 )
 from releasegate.policy.deferrals import WAKEABLE, runs_to_wake
+from releasegate.policy.start_prediction import QueuedRun, predict_starts
 from releasegate.tools.sim_bound import LowerBound, effective_releases, lower_bound
 from releasegate.tools.sim_report import ModelResult, ReasonStats, result
 from releasegate.tools.sim_workload import WORKLOADS, SimConfig, SimRun, build_workload
@@ -85,11 +86,14 @@ def run_model(
     gated: bool,
     wake: bool = True,
     finished: list[SimRun] | None = None,
+    predict_start: bool = True,
 ) -> ModelResult:
     """Dispatch ``runs`` on a virtual pool; ``gated`` asks the capacity gateway (with ``gw``'s admission
     rule) before each start; ``wake``: the deferral sweeper wakes capacity deferrals every minute
     (``policy.deferrals.runs_to_wake``: queue priority, then oldest first; back at their first deferral time).
-    ``finished``, when given, receives the dispatched runs (their starts and deferrals)."""
+    ``finished``, when given, receives the dispatched runs (their starts and deferrals); ``predict_start``:
+    a run's first capacity deferral predicts its start (``policy.start_prediction``); off, the deferral's
+    next evaluation stands for it (cheaper: the plan's pools do without the prediction)."""
     wall = time.perf_counter()
     t0 = datetime.combine(cfg.start, dtime(0), tzinfo=UTC)
     runs = [
@@ -207,6 +211,52 @@ def run_model(
                     ups.append(scheduled_run(r, key))
         return CapacitySnapshot.model_construct(active=list(running.values()), upcoming=ups, completed=set())
 
+    typical_of: dict[str, float] = {}
+
+    def typical(r: SimRun) -> float:
+        """The prediction's duration: the median of the deployment's last HISTORY runs, from the first one
+        (the gateway's estimate, a conservative percentile from the third run and the top of the range
+        before, would make the prediction late)."""
+        if r.deployment not in typical_of:
+            done = [float(d) for d in history.get(r.deployment, [])[-HISTORY:]]
+            planned = expected_duration(done, float(r.expected), percentile=50.0, min_samples=1)
+            typical_of[r.deployment] = float(r.expected) if planned is None else planned
+        return typical_of[r.deployment]
+
+    def queued(r: SimRun, since: int, now: int) -> QueuedRun:
+        return QueuedRun.model_construct(
+            flow_run_id=str(r.idx),
+            queue=r.queue,
+            since=t0 + timedelta(seconds=since),
+            ready_at=t0 + timedelta(seconds=max(r.scheduled, now)),
+            expected_seconds=typical(r),
+        )
+
+    def predict(r: SimRun, now: int) -> int:
+        """A capacity deferral's predicted start (``policy.start_prediction``): the runs queued before it
+        (deferred for capacity, or due and not started), the running runs' expected ends and the
+        reservations of the snapshot the gateway decided on."""
+        line = [queued(r, now, now)]
+        mine = prio[r.queue]
+        for i in asleep:
+            o = runs[i]
+            if i != r.idx and o.last_code in WAKEABLE and o.first_deferred is not None and prio[o.queue] <= mine:
+                line.append(queued(o, o.first_deferred, now))
+        for q, h in waiting.items():
+            if prio[q] <= mine:
+                line += [
+                    queued(runs[i], k, now) for k, i in h if i != r.idx and i not in asleep and runs[i].started is None
+                ]
+        now_dt = t0 + timedelta(seconds=now)
+        snap = snapshot(r, now)
+        active = [  # each running run's end at its median, not the gateway's conservative estimate
+            a.model_copy(update={"expected_end": t0 + timedelta(seconds=(runs[i].started or 0) + typical(runs[i]))})
+            for i, a in running.items()
+        ]
+        reserved = [u.model_copy(update={"expected_seconds": typical(runs[int(u.flow_run_id)])}) for u in snap.upcoming]
+        at = predict_starts(line, active, reserved, gw, now_dt, until=str(r.idx))[str(r.idx)]
+        return int((at - t0).total_seconds())
+
     def dispatch(now: int) -> None:
         nonlocal busy, evaluations
         deciders.clear()
@@ -245,7 +295,7 @@ def run_model(
                     if r.first_deferred is None:
                         r.first_deferred = now
                     if r.predicted is None and code in WAKEABLE:
-                        r.predicted = nxt
+                        r.predicted = predict(r, now) if predict_start else nxt
                     r.key = nxt
                     asleep[idx] = nxt
                     heapq.heappush(events, (nxt, 1, idx))
@@ -312,6 +362,7 @@ def run_model(
                 in_queue[r.queue] -= 1
                 history.setdefault(r.deployment, []).append(r.duration)
                 reestimate(r.deployment)
+                typical_of.pop(r.deployment, None)
             elif r.attempts and asleep.get(idx) != t:
                 continue  # woken by the sweeper before this planned evaluation
             else:
@@ -349,7 +400,10 @@ def simulate(cfg: SimConfig, workload: str = "custom") -> SimReport:
     wall = time.perf_counter()
     runs, gw, kinds = build_workload(cfg)
     native = run_model(runs, gw, cfg, gated=False)
-    gated = run_model(runs, gw.model_copy(update={"admission": "priority_window"}), cfg, gated=True)
+    # the first rule defers by a backoff: its prediction is the next evaluation, as before
+    gated = run_model(
+        runs, gw.model_copy(update={"admission": "priority_window"}), cfg, gated=True, predict_start=False
+    )
     reserved = run_model(runs, gw.model_copy(update={"admission": "reservation"}), cfg, gated=True)
     t0 = datetime.combine(cfg.start, dtime(0), tzinfo=UTC)
     effective = effective_releases([r.scheduled for r in runs], [r.deployment for r in runs], gw, t0)
