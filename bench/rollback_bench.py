@@ -230,6 +230,7 @@ def main() -> None:
     from prefect.testing.utilities import prefect_test_harness
 
     from flows.rollback import rollback
+    from releasegate import bootstrap
     from releasegate.adapters import mlflow_registry as registry
     from releasegate.adapters.config import capacity_from_file
     from releasegate.adapters.prefect_infra import infra_up
@@ -279,7 +280,9 @@ def main() -> None:
             for i in range(warmup + repeats):
                 reset()
                 t0 = time.perf_counter()
-                rec = execute_rollback(MODEL, trigger="bench", root_cause="bench", requested_by="bench")
+                rec = execute_rollback(
+                    MODEL, trigger="bench", root_cause="bench", requested_by="bench", ports=bootstrap.ports()
+                )
                 assert rec.verified and registry.alias_version(prod, registry.CHAMPION) == "1"
                 if i >= warmup:
                     lib.append(time.perf_counter() - t0)

@@ -49,12 +49,13 @@ def promotion(
     requested_by: str = "registry-event",
     approval_timeout_minutes: int = 1440,
 ) -> dict[str, Any] | State[Any]:
-    settings = bootstrap.settings()
+    app = bootstrap.app()
+    settings = app.settings
     ports = promotion_ports(
         deployment=DEPLOYMENT,
         policy=promotion.fn.runtime_policy,
         checks=Subflows(build_dossier_flow, execute_gates),
-        records=LoggedPromotionRecords(),
+        records=LoggedPromotionRecords(app),
         clock=bootstrap.live_clock(),
         poll_seconds=settings.approval_poll_seconds,
         cooldown_seconds=settings.approval_cooldown_seconds,

@@ -106,6 +106,7 @@ def rollback(
                 business_date=business_date,
                 verify_day=verify_on_day,
                 request_id=binding.request.decision_id if binding.request else None,
+                ports=bootstrap.ports(),
             )
     except RollbackRefused as exc:
         logger.error("%s", exc)

@@ -457,10 +457,12 @@ def test_a_rollback_killed_during_verification_is_finished_by_the_rerun(home, mo
     registry.set_alias(PROD, "archive", "1")
     _crash_once(monkeypatch, registry, "smoke_test")
     with pytest.raises(SystemExit):
-        execute_rollback(MODEL, trigger="drift", root_cause="PSI 0.4", requested_by="ops-olga")
+        execute_rollback(MODEL, trigger="drift", root_cause="PSI 0.4", requested_by="ops-olga", ports=bootstrap.ports())
     [pending] = bootstrap.decision_log().query(kind="rollback")
     assert pending.details["status"] == "pending" and registry.aliases(PROD) == {"champion": "1"}
-    rec = execute_rollback(MODEL, trigger="drift", root_cause="PSI 0.4", requested_by="ops-olga")
+    rec = execute_rollback(
+        MODEL, trigger="drift", root_cause="PSI 0.4", requested_by="ops-olga", ports=bootstrap.ports()
+    )
     assert rec.verified and (rec.previous_version, rec.new_version) == ("2", "1")
     final = bootstrap.decision_log().query(kind="rollback")[-1]
     assert final.details["status"] == "final" and final.details["pending_decision_id"] == pending.decision_id
@@ -683,10 +685,15 @@ def test_an_archive_moved_by_hand_to_an_older_approved_version_is_not_a_target(h
     registry.set_alias(PROD, "champion", "3")
     registry.set_alias(PROD, "archive", "1")  # by hand: v3 replaced v2, not v1
     with pytest.raises(RollbackRefused, match="archive"):
-        execute_rollback(MODEL, trigger="drift", root_cause="r", requested_by="ops-olga")
+        execute_rollback(MODEL, trigger="drift", root_cause="r", requested_by="ops-olga", ports=bootstrap.ports())
     assert registry.aliases(PROD) == {"champion": "3", "archive": "1"}
     registry.set_alias(PROD, "archive", "2")
-    assert execute_rollback(MODEL, trigger="drift", root_cause="r", requested_by="ops-olga").new_version == "2"
+    assert (
+        execute_rollback(
+            MODEL, trigger="drift", root_cause="r", requested_by="ops-olga", ports=bootstrap.ports()
+        ).new_version
+        == "2"
+    )
 
 
 def test_an_interrupted_rollback_that_no_longer_fits_is_abandoned_not_finished(home, monkeypatch):
@@ -701,10 +708,16 @@ def test_an_interrupted_rollback_that_no_longer_fits_is_abandoned_not_finished(h
     registry.set_alias(PROD, "challenger", "3")
     _crash_once(monkeypatch, registry, "set_alias", lambda name, alias, v: alias == "champion")
     with pytest.raises(SystemExit):  # a full rollback killed before the champion moved
-        execute_rollback(MODEL, trigger="drift", root_cause="r", requested_by="alice")
+        execute_rollback(MODEL, trigger="drift", root_cause="r", requested_by="alice", ports=bootstrap.ports())
     # Later, a canary rollback of the challenger is asked for: it must not finish alice's full rollback.
     rec = execute_rollback(
-        MODEL, method="canary", trigger="kpi", root_cause="canary drop", requested_by="bob", expected_version="3"
+        MODEL,
+        method="canary",
+        trigger="kpi",
+        root_cause="canary drop",
+        requested_by="bob",
+        expected_version="3",
+        ports=bootstrap.ports(),
     )
     assert rec.method == "canary" and rec.requested_by == "bob"
     assert registry.aliases(PROD) == {"champion": "2", "archive": "1"}  # champion untouched, challenger dropped
@@ -730,7 +743,9 @@ def test_a_later_rollback_makes_an_interrupted_promotion_abandoned(home, clock, 
     run_id, state = promote_with_approvals(v2)
     assert state is None and registry.aliases(PROD) == {"champion": calls[0], "archive": champion}
     # Monitoring rolls the unrecorded champion back to the approved one.
-    execute_rollback(MODEL, trigger="drift", root_cause="PSI 0.4", requested_by="releasegate:monitoring")
+    execute_rollback(
+        MODEL, trigger="drift", root_cause="PSI 0.4", requested_by="releasegate:monitoring", ports=bootstrap.ports()
+    )
     assert registry.aliases(PROD) == {"champion": champion}
     # The next promotion must not finish the interrupted one (that would put the rolled-back copy back).
     run2, state2 = promote_with_approvals(v2)

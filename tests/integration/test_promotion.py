@@ -483,7 +483,7 @@ def test_a_crash_after_the_pending_record_converges_without_copying_twice(home, 
         risk=Approval(role=Role.risk, approver="risk-carla", reference="R", at=clock.now()),
     )
     sha = dossier.candidate.artifact_sha256
-    args = ("crash-run", report, "artifact:r", h, "JOINT_RELEASE_ACK:t", sha)
+    args = ("crash-run", report, "artifact:r", h, "JOINT_RELEASE_ACK:t", sha, bootstrap.ports())
 
     # The process died after the pending record and the copy, before the aliases and the final record.
     pending = release.write_pending(*args)

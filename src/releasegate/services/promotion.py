@@ -140,7 +140,7 @@ def build_dossier(model: str, candidate_version: str, policy: GatePolicy, reques
             "goes to the stack's MLflow)"
         ) from None
     champ_v = registry.alias_version(prod, registry.CHAMPION)
-    if champ_v is None and promotion_history(model, "promotion").finals:
+    if champ_v is None and promotion_history(model, "promotion", bootstrap.decision_log()).finals:
         raise RuntimeError(
             f"{prod} has no champion alias, but the decision log holds approved promotions of {model}: the "
             "KPI gate cannot judge a 'first release'. Restore the champion (a rollback, or the alias in MLflow "

@@ -6,23 +6,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from releasegate.app import App
 from releasegate.decisions import DecisionOutcome
 from releasegate.policy.gates import GateReport
 from releasegate.policy.handshake import Approval, Handshake, Role
 from releasegate.policy.passkey_approvals import AnySigned
-from releasegate.ports import Ports
 from releasegate.services import promotion, release
 
 
 class LoggedPromotionRecords:
-    """The promotion's records in the sealed decision log; ``ports`` for the binary step (None: the
-    process's own, as ``services.release`` resolves them)."""
+    """The promotion's records in the sealed decision log of ``app``, the binary step on its ports."""
 
-    def __init__(self, ports: Ports | None = None) -> None:
-        self.ports = ports
+    def __init__(self, app: App) -> None:
+        self.app = app
 
     def finish_unfinished(self, model: str) -> list[dict[str, Any]]:
-        return release.finish_unfinished(model, self.ports)
+        return release.finish_unfinished(model, self.app.ports)
 
     def record_tech(
         self,
@@ -69,4 +68,4 @@ class LoggedPromotionRecords:
     def release(
         self, run_id: str, report: GateReport, report_ref: str, h: Handshake, ack_ref: str, candidate_sha256: str
     ) -> dict[str, Any]:
-        return release.binary_promotion(run_id, report, report_ref, h, ack_ref, candidate_sha256, self.ports)
+        return release.binary_promotion(run_id, report, report_ref, h, ack_ref, candidate_sha256, self.app.ports)
