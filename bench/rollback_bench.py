@@ -118,6 +118,7 @@ def trigger(model: str, day: str, rep: int, judged) -> str:
     from releasegate.services.rollback_requests import record_request
 
     sent = send_event(
+        bootstrap.app(),
         {
             "event_id": f"{judged.decision_id}:rollback",
             "event_type": "monitoring.rollback.requested@v1",
@@ -132,7 +133,7 @@ def trigger(model: str, day: str, rep: int, judged) -> str:
                 "reason_code": "DRIFT_URGENT",
                 "reason": "bench: injected drift",
             },
-        }
+        },
     )
     assert sent.status == "created" and sent.flow_run_id, sent
     request = record_request(

@@ -56,8 +56,9 @@ def backfill(
     version: str | None = None,
 ) -> dict | State:
     logger = get_run_logger()
+    app = bootstrap.app()
     if start_date is None and end_date is None:
-        when = flow_run.scheduled_start_time or bootstrap.clock().now()
+        when = flow_run.scheduled_start_time or app.clock.now()
         start_date = end_date = previous_weekday(local_business_date(when, "Europe/Zurich"))
     elif start_date is None or end_date is None:
         raise ValueError("start_date and end_date: give both, or neither for the previous business day")
@@ -89,7 +90,7 @@ def backfill(
         )
         update_progress_artifact(bar, 100.0 * done / total)
 
-    rows = backfill_days(models, days, flow_run_id=run_id, version=version, progress=progress)
+    rows = backfill_days(app, models, days, flow_run_id=run_id, version=version, progress=progress)
     for model in models:
         mine = [r.model_dump(mode="json") for r in rows if r.model_name == model]
         create_table_artifact(

@@ -26,15 +26,16 @@ def deferral_sweeper() -> dict:
     # would close its deferral as ended (and restart its SLA clock at its next evaluation)
     crashes = retry_crashed_runs(config)
     report = sweep(config)
-    incidents = escalate_unacknowledged()
+    app = bootstrap.app()
+    incidents = escalate_unacknowledged(app)
     reviewed = record_weekly_review(
-        bootstrap.decision_log(),
-        week_facts_reader(config.pool_name, bootstrap.scheduling_store()),
+        app.log,
+        week_facts_reader(config.pool_name, app.store),
         publish_markdown,
         emit_event,
         config.pool_name,
         config.sla_alert_minutes,
-        bootstrap.clock().now(),
+        app.clock.now(),
     )
     logger = get_run_logger()
     if reviewed is not None:

@@ -43,8 +43,9 @@ def retrain(
     wait_timeout_seconds: int = 3600,
 ) -> dict[str, Any]:
     logger = get_run_logger()
-    now = bootstrap.clock().now()
-    s = signals(model_name, RetrainTrigger(trigger), source_environment)
+    app = bootstrap.app()
+    now = app.clock.now()
+    s = signals(app.clock, model_name, RetrainTrigger(trigger), source_environment)
     decision = retrain_gateway(s, load("retrain-policy"), now)
     job, job_params = retrain_call(
         model_spec(model_name),
@@ -134,7 +135,7 @@ def retrain(
     done = next(
         (
             r
-            for r in bootstrap.decision_log().query(kind="retrain", subject=f"model:{model_name}", newest_first=True)
+            for r in app.log.query(kind="retrain", subject=f"model:{model_name}", newest_first=True)
             if r.details.get("flow_run_id") == str(child.id)
         ),
         None,

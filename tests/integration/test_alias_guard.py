@@ -215,7 +215,7 @@ def test_the_registry_watchers_guard_runs_under_the_alias_lock_and_restores(prom
     out = registry_watcher()  # the deployment's flow, every minute
     assert out["alias_guard"] == {"credit": "restored"}
     assert registry.alias_version(PROD, registry.CHAMPION) == "2"
-    assert [r.status for r in guard_prod_aliases()] == ["ok"]
+    assert [r.status for r in guard_prod_aliases(bootstrap.app())] == ["ok"]
 
 
 @pytest.mark.prefect

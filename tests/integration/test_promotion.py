@@ -516,11 +516,11 @@ def test_unacknowledged_gate_failure_opens_a_p1_incident_after_30_minutes(home, 
     assert ack.exit_code == 0, ack.output
 
     clock.advance(minutes=29)
-    assert escalate_unacknowledged() == []
+    assert escalate_unacknowledged(bootstrap.app()) == []
     clock.advance(minutes=1)
-    [incident] = escalate_unacknowledged()
+    [incident] = escalate_unacknowledged(bootstrap.app())
     assert incident["gate_failure"] == held["decision_id"] and incident["waited_minutes"] == 30
-    assert escalate_unacknowledged() == []  # once
+    assert escalate_unacknowledged(bootstrap.app()) == []  # once
     rec = bootstrap.decision_log().get(incident["incident_decision"])
     assert rec.details["severity"] == "P1" and rec.details["incident_for"] == held["decision_id"]
     assert rec.decision_kind is DecisionKind.incident  # its own kind, no longer a "promotion"

@@ -260,7 +260,9 @@ def test_the_eod_request_is_carried_out_by_its_own_run_only_fresh_and_once(prefe
     day = local_business_date(datetime.now(UTC)).isoformat()
     verdict = _verdict(day)
     # what the EOD run does (services.eod.record_and_act): the event through intake, then the request
-    sent = send_event(_rollback_event(verdict.decision_id, day, f"monitoring:credit:{day}:rollback:full"))
+    sent = send_event(
+        bootstrap.app(), _rollback_event(verdict.decision_id, day, f"monitoring:credit:{day}:rollback:full")
+    )
     assert sent.status == "created"
     ports = bootstrap.ports()
     request = record_request(
@@ -277,7 +279,7 @@ def test_the_eod_request_is_carried_out_by_its_own_run_only_fresh_and_once(prefe
     )
 
     # The same verdict's event sent again by hand under another key: another run, which no request names.
-    other = send_event(_rollback_event(verdict.decision_id, day, "by-hand", producer="mallory"))
+    other = send_event(bootstrap.app(), _rollback_event(verdict.decision_id, day, "by-hand", producer="mallory"))
     assert other.status == "created" and other.flow_run_id != sent.flow_run_id
     state = _run(other.flow_run_id)
     assert state.is_failed() and "ticket_ref and approved_at" in state.message

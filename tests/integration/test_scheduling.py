@@ -669,7 +669,7 @@ def test_events_with_30_percent_duplicates_from_8_threads(deployed, rg_home, clo
 
     def worker(chunk):
         try:
-            out = [send_event(e) for e in chunk]
+            out = [send_event(bootstrap.app(), e) for e in chunk]
             with lock:
                 results.extend(out)
         except Exception as exc:  # pragma: no cover - reported by the assertion below
