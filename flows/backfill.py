@@ -32,9 +32,9 @@ from prefect.runtime import flow_run
 from prefect.states import Completed, State
 
 from releasegate import bootstrap
-from releasegate.adapters.prefect_flows import governed_flow
 from releasegate.adapters.prefect_gate import gate_current_run, record_completion
 from releasegate.errors import Failed
+from releasegate.jobs import governed
 from releasegate.policy.triggers import local_business_date, previous_weekday
 from releasegate.services.backfill import BackfillDay, DayStatus, backfill_days, governed_models, summary
 from releasegate.slugs import artifact_key
@@ -48,7 +48,7 @@ class BackfillFailed(Failed):
     """Some dates could not be scored; the others are done and will not be scored again."""
 
 
-@governed_flow(DEPLOYMENT, log_prints=True)
+@governed(DEPLOYMENT, log_prints=True)
 def backfill(
     start_date: date | None = None,
     end_date: date | None = None,
@@ -70,7 +70,7 @@ def backfill(
     if len(days) > MAX_DAYS:
         raise ValueError(f"a backfill covers at most {MAX_DAYS} business dates, got {len(days)}: split it")
 
-    gate = gate_current_run(DEPLOYMENT, days)
+    gate = gate_current_run(app, DEPLOYMENT, days)
     logger.info("backfill %s..%s admitted: %s", start_date, end_date, gate.explanation)
     models = [model_name] if model_name else governed_models()
     run_id = str(flow_run.id) if flow_run.id else "local"
@@ -109,7 +109,7 @@ def backfill(
             f"{len(failed)} of {len(rows)} (model, date) could not be scored; the others are done. {text}"
         )
     gaps = {r.business_date for r in rows if r.status is DayStatus.no_data}
-    record_completion(DEPLOYMENT, [d for d in days if d not in gaps])
+    record_completion(app, DEPLOYMENT, [d for d in days if d not in gaps])
     result = {
         "start_date": start_date.isoformat(),
         "end_date": end_date.isoformat(),

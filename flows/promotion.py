@@ -16,8 +16,8 @@ from prefect.states import Completed, Failed, State
 
 from releasegate import bootstrap
 from releasegate.adapters.config import ConfigError, gate_policy_for
-from releasegate.adapters.prefect_flows import governed_flow
 from releasegate.adapters.prefect_promotion import Subflows, promotion_ports
+from releasegate.jobs import governed
 from releasegate.policy.gates import Dossier
 from releasegate.policy.gates import execute_gates as evaluate_gates
 from releasegate.services.promotion import build_dossier
@@ -42,7 +42,7 @@ def execute_gates(dossier: dict) -> dict:
     return {"report": report.model_dump(mode="json"), "markdown": report.markdown()}  # attached by the promotion
 
 
-@governed_flow(DEPLOYMENT, log_prints=True, own_concurrency=True)
+@governed(DEPLOYMENT, log_prints=True, own_concurrency=True)
 def promotion(
     model_name: str,
     candidate_version: str,
@@ -52,6 +52,7 @@ def promotion(
     app = bootstrap.app()
     settings = app.settings
     ports = promotion_ports(
+        app=app,
         deployment=DEPLOYMENT,
         policy=promotion.fn.runtime_policy,
         checks=Subflows(build_dossier_flow, execute_gates),

@@ -6,11 +6,11 @@ a ``champion`` or ``archive`` moved outside releasegate is an incident, moved ba
 from prefect import get_run_logger
 
 from releasegate import bootstrap
-from releasegate.adapters.prefect_flows import governed_flow
 from releasegate.adapters.registry_watch import guard_prod_aliases, watch_once
+from releasegate.jobs import governed
 
 
-@governed_flow("registry-watcher")
+@governed("registry-watcher")
 def registry_watcher() -> dict:
     app = bootstrap.app()
     results = watch_once(app)

@@ -16,10 +16,10 @@ from prefect.states import Scheduled
 
 from releasegate import bootstrap, records
 from releasegate.adapters.config import load, model_spec
-from releasegate.adapters.prefect_flows import governed_flow
 from releasegate.adapters.prefect_runs import api_url, deployment_exists
 from releasegate.decisions import DecisionOutcome
 from releasegate.errors import Failed
+from releasegate.jobs import governed
 from releasegate.policy.models import DEFAULT_RETRAIN_DEPLOYMENT, manifest_field, retrain_call
 from releasegate.policy.retrain import RetrainTrigger, retrain_gateway
 from releasegate.services.retrain import signals
@@ -34,7 +34,7 @@ class RetrainRefused(Failed):
 OUTCOME = {"retrain": DecisionOutcome.accept, "defer": DecisionOutcome.reject, "no_retrain": DecisionOutcome.reject}
 
 
-@governed_flow(DEPLOYMENT, log_prints=True)
+@governed(DEPLOYMENT, log_prints=True)
 def retrain(
     model_name: str,
     trigger: RetrainTrigger = RetrainTrigger.manual,

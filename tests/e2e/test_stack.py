@@ -396,7 +396,9 @@ def test_a_storm_before_eod_starts_what_fits_defers_the_rest_to_eods_reservation
         woken: list[str] = []
 
         def storm_done() -> bool:
-            woken.extend(sweep(config).woken)  # the deferral-sweeper's minute, as often as the test likes
+            woken.extend(
+                sweep(bootstrap.app(), config).woken
+            )  # the deferral-sweeper's minute, as often as the test likes
             return all(c.read_flow_run(i).state_type == StateType.COMPLETED for i in storm)
 
         _wait(storm_done, RUNS_DEADLINE_S, "the woken storm runs to complete")

@@ -66,7 +66,7 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
 
 
 def create_app(new_app: Callable[[], App], secret: str | None = None, tolerance=TOLERANCE) -> Starlette:
-    """The receiver; ``new_app`` (``bootstrap.app``) gives each delivery the process's collaborators."""
+    """The receiver; ``new_app`` (the composition root's ``app``) gives each delivery the process's collaborators."""
     environments = tuple(new_app().settings.environments)  # RELEASEGATE_ENVIRONMENTS
 
     async def mlflow_webhook(request: Request) -> JSONResponse:

@@ -204,6 +204,7 @@ def exception_grant(
                 ),
                 key,
                 "exceptions",
+                key_dir=bootstrap.settings().key_dir,
             )
         except KeyRefused as exc:  # e.g. no key file: bad input
             refuse(exc.field, exc.rule, code=2)
