@@ -30,7 +30,7 @@ HELD, REJECTED = "Held", "Rejected"
 
 @flow(name="build-dossier")
 def build_dossier_flow(model_name: str, candidate_version: str, requested_by: str = "") -> dict:
-    dossier = build_dossier(model_name, candidate_version, gate_policy_for(model_name), requested_by)
+    dossier = build_dossier(bootstrap.app(), model_name, candidate_version, gate_policy_for(model_name), requested_by)
     markdown = dossier_markdown(model_name, candidate_version, dossier)
     return {"dossier": dossier.model_dump(mode="json"), "markdown": markdown}  # attached to the promotion run
 

@@ -93,7 +93,8 @@ def notifications():
     from releasegate.services.approvers import governed_config
     from releasegate.services.notification_log import LoggedNotifications
 
-    s = settings()
+    a = app()
+    s = a.settings
     notifiers: list[Notifier] = []
     if s.smtp_host:
         notifiers.append(
@@ -101,7 +102,7 @@ def notifications():
                 s.smtp_host,
                 s.smtp_port,
                 s.smtp_sender,
-                lambda: governed_config("notifications").emails,
+                lambda: governed_config("notifications", a).emails,
                 tls=s.smtp_tls,
                 username=s.smtp_username,
                 password=s.smtp_password.get_secret_value() if s.smtp_password else None,

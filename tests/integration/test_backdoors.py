@@ -605,21 +605,31 @@ def _approve_signed(run: str, base):
         )
         a = Approval(**raw, role=role, at=now, key_id=signed.key_id)
         h = h.model_copy(update={role.value: a})
-        record_approval(run, h, role, a, None, raw, signed)
+        record_approval(run, h, role, a, None, raw, signed, app=bootstrap.app())
 
 
 def test_approvals_count_only_for_the_model_version_and_binary_they_were_given_for(home):
     from releasegate.services.promotion import approver_config, restore_handshake
 
     _tech_pass("run-1", "c" * 64)
-    base = _handshake("c" * 64, keys=approver_config().keys)
+    base = _handshake("c" * 64, keys=approver_config(bootstrap.app()).keys)
     _approve_signed("run-1", base)
-    assert restore_handshake("run-1", base).risk is not None  # the same run, version and binary
+    assert restore_handshake("run-1", base, app=bootstrap.app()).risk is not None  # the same run, version and binary
     # The run's parameters edited through the Prefect API to another version, or the staging binary swapped:
-    assert restore_handshake("run-1", base.model_copy(update={"candidate_version": "5"})).pm is None
-    assert restore_handshake("run-1", base.model_copy(update={"candidate_sha256": "b" * 64})).pm is None
+    assert (
+        restore_handshake("run-1", base.model_copy(update={"candidate_version": "5"}), app=bootstrap.app()).pm is None
+    )
+    assert (
+        restore_handshake("run-1", base.model_copy(update={"candidate_sha256": "b" * 64}), app=bootstrap.app()).pm
+        is None
+    )
     # A pinned key replaced since (the approver's key was revoked): the stored approval no longer counts.
-    assert restore_handshake("run-1", base.model_copy(update={"keys": {**base.keys, "pm-anna": "00" * 32}})).pm is None
+    assert (
+        restore_handshake(
+            "run-1", base.model_copy(update={"keys": {**base.keys, "pm-anna": "00" * 32}}), app=bootstrap.app()
+        ).pm
+        is None
+    )
 
 
 def test_an_unsigned_approval_record_never_counts(home):
@@ -631,8 +641,8 @@ def test_an_unsigned_approval_record_never_counts(home):
     base = _handshake("c" * 64)
     raw = {"approver": "pm-anna", "reference": "R", "decision": "approve", "statement": "", "comment": ""}
     a = Approval(**raw, role=Role.pm, at=datetime.now(UTC))
-    record_approval("run-2", base.model_copy(update={"pm": a}), Role.pm, a, None, raw)
-    assert restore_handshake("run-2", base).pm is None
+    record_approval("run-2", base.model_copy(update={"pm": a}), Role.pm, a, None, raw, app=bootstrap.app())
+    assert restore_handshake("run-2", base, app=bootstrap.app()).pm is None
 
 
 def test_a_rollback_event_sent_by_hand_is_a_manual_run(home, tmp_path):

@@ -470,7 +470,7 @@ def test_a_crash_after_the_pending_record_converges_without_copying_twice(home, 
     from releasegate.services import release
 
     version = register()
-    dossier = promotion_ops.build_dossier(MODEL, version, GatePolicy())
+    dossier = promotion_ops.build_dossier(bootstrap.app(), MODEL, version, GatePolicy())
     report = execute_gates(dossier, GatePolicy(), clock.now())
     assert report.tech_gate_pass
     h = Handshake(
@@ -559,7 +559,7 @@ def test_unsigned_forged_replayed_and_shared_key_approvals_are_refused_and_recor
     log = bootstrap.decision_log()
     from releasegate.services.promotion import tech_pass
 
-    _, _, tech_report = tech_pass(str(run_id))
+    _, _, tech_report = tech_pass(bootstrap.app(), str(run_id))
     good = signed_token(run_id, "pm", "pm-ben")
     attempts = [
         ("", "token"),  # unsigned: a typed name proves nothing
@@ -639,7 +639,7 @@ def test_garbage_approvals_never_fail_a_promotion_they_are_recorded_and_rate_lim
         decision="approve",
         approver="pm-anna",
         reference="REV-1",
-        gate_report_sha256=tech_pass(str(run_id))[2],
+        gate_report_sha256=tech_pass(bootstrap.app(), str(run_id))[2],
         run_id=str(run_id),
         signed_at=datetime.now(UTC).replace(tzinfo=None),  # no UTC offset
     )

@@ -282,7 +282,7 @@ def override_deferral(
     if deferral is None or deferral.status != "open":
         refuse("run", f"no open deferral for flow run {flow_run_id} (see `releasegate deferrals`)")
     expiry = (now + expires_in).replace(microsecond=0)
-    signed = _sign_override(flow_run_id, str(ticket), by, reason, expiry, now, key_file, app.settings.key_dir, refuse)
+    signed = _sign_override(flow_run_id, str(ticket), by, reason, expiry, now, key_file, app, refuse)
     try:
         rec = log.append(
             records.override(
@@ -310,7 +310,7 @@ def override_deferral(
     return rec
 
 
-def _sign_override(run_id, ticket, by, reason, expiry, now, key_file, key_dir, refuse) -> dict:
+def _sign_override(run_id, ticket, by, reason, expiry, now, key_file, app, refuse) -> dict:
     from releasegate.policy.grants import GrantRefused, GrantStatement
     from releasegate.services.grants import signed_grant
     from releasegate.store.keys import KeyRefused
@@ -325,7 +325,7 @@ def _sign_override(run_id, ticket, by, reason, expiry, now, key_file, key_dir, r
         signed_at=now,
     )
     try:
-        return signed_grant(statement, key_file, "overrides", key_dir=key_dir)
+        return signed_grant(statement, key_file, "overrides", app=app)
     except (KeyRefused, GrantRefused) as exc:
         refuse(exc.field, exc.rule)  # records the refusal and raises OverrideRefused
         raise

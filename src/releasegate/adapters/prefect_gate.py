@@ -270,7 +270,7 @@ def use_override(app: App, run_id: str, now: datetime) -> str | None:
     from releasegate.policy.grants import recorded_grant_problem
     from releasegate.services.approvers import governed_config
 
-    keys = governed_config("capacity-gateway").keys
+    keys = governed_config("capacity-gateway", app).keys
     grants = [
         r
         for r in good

@@ -38,7 +38,7 @@ from releasegate.policy.scoring import (
     compare,
     judge,
 )
-from releasegate.services.promotion import PROFILE_MEASURE
+from releasegate.services.drift_measure import PROFILE_MEASURE
 
 
 class NoChampion(Failed):

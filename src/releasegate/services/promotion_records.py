@@ -31,7 +31,7 @@ class LoggedPromotionRecords:
         candidate_sha256: str,
         figures: dict[str, Any] | None = None,
     ) -> None:
-        promotion.record_tech(run_id, report, report_ref, candidate_sha256, figures)
+        promotion.record_tech(self.app, run_id, report, report_ref, candidate_sha256, figures)
 
     def record_outcome(
         self,
@@ -42,16 +42,16 @@ class LoggedPromotionRecords:
         rationale: str,
         **details: Any,
     ) -> str:
-        return promotion.record_outcome(run_id, report, report_ref, outcome, rationale, **details)
+        return promotion.record_outcome(self.app, run_id, report, report_ref, outcome, rationale, **details)
 
     def handshake_base(self, model: str, version: str, requested_by: str, **facts: Any) -> Handshake:
-        return promotion.handshake_base(model, version, requested_by, **facts)
+        return promotion.handshake_base(model, version, requested_by, self.app, **facts)
 
     def restore_handshake(self, run_id: str, base: Handshake) -> Handshake:
-        return promotion.restore_handshake(run_id, base)
+        return promotion.restore_handshake(run_id, base, self.app)
 
     def current_rules(self, h: Handshake) -> Handshake:
-        return promotion.current_rules(h)
+        return promotion.current_rules(self.app, h)
 
     def record_approval(
         self,
@@ -63,7 +63,7 @@ class LoggedPromotionRecords:
         raw: dict[str, Any],
         signed: AnySigned | None = None,
     ) -> str:
-        return promotion.record_approval(run_id, h, role, a, refusal, raw, signed)
+        return promotion.record_approval(run_id, h, role, a, refusal, raw, signed, self.app)
 
     def release(
         self, run_id: str, report: GateReport, report_ref: str, h: Handshake, ack_ref: str, candidate_sha256: str

@@ -16,8 +16,8 @@ from releasegate.policy.drift import judge
 from releasegate.policy.metrics import relative_drop
 from releasegate.policy.monitoring import MonitoringPolicy
 from releasegate.policy.retrain import RetrainSignals, RetrainTrigger
+from releasegate.services.drift_measure import measure_drift
 from releasegate.services.eod import verify_on_day
-from releasegate.services.promotion import measure_drift
 
 
 def signals(clock: Clock, model: str, trigger: RetrainTrigger, source_environment: str | None = None) -> RetrainSignals:
