@@ -55,7 +55,7 @@ def seed_log(n: int, run_ids: list[str]) -> None:
         figures = {"kpi": {"name": "auc", "candidate": 0.81, "champion": 0.78, "required_delta": 0.02}}
         from releasegate.services.promotion import record_tech
 
-        record_tech(run_id, report, f"artifact:{uuid.uuid4()}", "ab" * 32, figures)
+        record_tech(bootstrap.app(), run_id, report, f"artifact:{uuid.uuid4()}", "ab" * 32, figures)
 
 
 def seed_prefect(count: int) -> list[str]:

@@ -73,6 +73,7 @@ def main() -> None:
     from releasegate.adapters.prefect_runs import send_event
 
     with prefect_test_harness(server_startup_timeout=120):
+        app = bootstrap.app()
         infra_up(capacity_from_file())
         dep_id = backfill.to_deployment(name="backfill", work_pool_name="releasegate", work_queue_name="bulk").apply()
         m, warm = (a.repeats or 3, 1) if a.smoke else (a.repeats or 50, 5)
@@ -80,7 +81,7 @@ def main() -> None:
         with get_client(sync_client=True) as c:
             for i in range(m + warm):  # warm-up first, interleaved so both see the same server load
                 t0 = time.perf_counter()
-                res = send_event(event(f"uniq-{uuid.uuid4().hex}", date(2026, 1, 1 + i % 28).isoformat()))
+                res = send_event(app, event(f"uniq-{uuid.uuid4().hex}", date(2026, 1, 1 + i % 28).isoformat()))
                 t1 = time.perf_counter()
                 c.create_flow_run_from_deployment(
                     dep_id,

@@ -118,6 +118,7 @@ def trigger(model: str, day: str, rep: int, judged) -> str:
     from releasegate.services.rollback_requests import record_request
 
     sent = send_event(
+        bootstrap.app(),
         {
             "event_id": f"{judged.decision_id}:rollback",
             "event_type": "monitoring.rollback.requested@v1",
@@ -132,7 +133,7 @@ def trigger(model: str, day: str, rep: int, judged) -> str:
                 "reason_code": "DRIFT_URGENT",
                 "reason": "bench: injected drift",
             },
-        }
+        },
     )
     assert sent.status == "created" and sent.flow_run_id, sent
     request = record_request(
@@ -230,6 +231,7 @@ def main() -> None:
     from prefect.testing.utilities import prefect_test_harness
 
     from flows.rollback import rollback
+    from releasegate import bootstrap
     from releasegate.adapters import mlflow_registry as registry
     from releasegate.adapters.config import capacity_from_file
     from releasegate.adapters.prefect_infra import infra_up
@@ -279,7 +281,9 @@ def main() -> None:
             for i in range(warmup + repeats):
                 reset()
                 t0 = time.perf_counter()
-                rec = execute_rollback(MODEL, trigger="bench", root_cause="bench", requested_by="bench")
+                rec = execute_rollback(
+                    MODEL, trigger="bench", root_cause="bench", requested_by="bench", ports=bootstrap.ports()
+                )
                 assert rec.verified and registry.alias_version(prod, registry.CHAMPION) == "1"
                 if i >= warmup:
                     lib.append(time.perf_counter() - t0)

@@ -9,13 +9,13 @@ from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from releasegate import bootstrap
-from releasegate.adapters.prefect_flows import governed_flow
+from releasegate.jobs import governed
 from releasegate.services.audit import take_checkpoint
 
 ARTIFACT_KEY = "decision-log-checkpoint"
 
 
-@governed_flow("audit-checkpoint")
+@governed("audit-checkpoint")
 def audit_checkpoint() -> dict:
     s = bootstrap.settings()
     taken = take_checkpoint(bootstrap.decision_log(), s.signing_key(), bootstrap.clock(), s.resolved_checkpoint_dir)

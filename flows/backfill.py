@@ -32,9 +32,9 @@ from prefect.runtime import flow_run
 from prefect.states import Completed, State
 
 from releasegate import bootstrap
-from releasegate.adapters.prefect_flows import governed_flow
 from releasegate.adapters.prefect_gate import gate_current_run, record_completion
 from releasegate.errors import Failed
+from releasegate.jobs import governed
 from releasegate.policy.triggers import local_business_date, previous_weekday
 from releasegate.services.backfill import BackfillDay, DayStatus, backfill_days, governed_models, summary
 from releasegate.slugs import artifact_key
@@ -48,7 +48,7 @@ class BackfillFailed(Failed):
     """Some dates could not be scored; the others are done and will not be scored again."""
 
 
-@governed_flow(DEPLOYMENT, log_prints=True)
+@governed(DEPLOYMENT, log_prints=True)
 def backfill(
     start_date: date | None = None,
     end_date: date | None = None,
@@ -56,8 +56,9 @@ def backfill(
     version: str | None = None,
 ) -> dict | State:
     logger = get_run_logger()
+    app = bootstrap.app()
     if start_date is None and end_date is None:
-        when = flow_run.scheduled_start_time or bootstrap.clock().now()
+        when = flow_run.scheduled_start_time or app.clock.now()
         start_date = end_date = previous_weekday(local_business_date(when, "Europe/Zurich"))
     elif start_date is None or end_date is None:
         raise ValueError("start_date and end_date: give both, or neither for the previous business day")
@@ -69,7 +70,7 @@ def backfill(
     if len(days) > MAX_DAYS:
         raise ValueError(f"a backfill covers at most {MAX_DAYS} business dates, got {len(days)}: split it")
 
-    gate = gate_current_run(DEPLOYMENT, days)
+    gate = gate_current_run(app, DEPLOYMENT, days)
     logger.info("backfill %s..%s admitted: %s", start_date, end_date, gate.explanation)
     models = [model_name] if model_name else governed_models()
     run_id = str(flow_run.id) if flow_run.id else "local"
@@ -89,7 +90,7 @@ def backfill(
         )
         update_progress_artifact(bar, 100.0 * done / total)
 
-    rows = backfill_days(models, days, flow_run_id=run_id, version=version, progress=progress)
+    rows = backfill_days(app, models, days, flow_run_id=run_id, version=version, progress=progress)
     for model in models:
         mine = [r.model_dump(mode="json") for r in rows if r.model_name == model]
         create_table_artifact(
@@ -108,7 +109,7 @@ def backfill(
             f"{len(failed)} of {len(rows)} (model, date) could not be scored; the others are done. {text}"
         )
     gaps = {r.business_date for r in rows if r.status is DayStatus.no_data}
-    record_completion(DEPLOYMENT, [d for d in days if d not in gaps])
+    record_completion(app, DEPLOYMENT, [d for d in days if d not in gaps])
     result = {
         "start_date": start_date.isoformat(),
         "end_date": end_date.isoformat(),

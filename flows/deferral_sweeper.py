@@ -13,28 +13,29 @@ from releasegate.adapters.config import load_gateway_config
 from releasegate.adapters.prefect_crashes import retry_crashed_runs
 from releasegate.adapters.prefect_deferrals import sweep
 from releasegate.adapters.prefect_events import emit_event
-from releasegate.adapters.prefect_flows import governed_flow
 from releasegate.adapters.prefect_review import publish_markdown, week_facts_reader
+from releasegate.jobs import governed
 from releasegate.services.gate_failures import escalate_unacknowledged
 from releasegate.services.operational_review import record_weekly_review
 
 
-@governed_flow("deferral-sweeper")
+@governed("deferral-sweeper")
 def deferral_sweeper() -> dict:
     config = load_gateway_config()
     # crashes first: a deferred run the zombie automation marked Crashed is put back before the sweep
     # would close its deferral as ended (and restart its SLA clock at its next evaluation)
-    crashes = retry_crashed_runs(config)
-    report = sweep(config)
-    incidents = escalate_unacknowledged()
+    app = bootstrap.app()
+    crashes = retry_crashed_runs(app, config)
+    report = sweep(app, config)
+    incidents = escalate_unacknowledged(app)
     reviewed = record_weekly_review(
-        bootstrap.decision_log(),
-        week_facts_reader(config.pool_name, bootstrap.scheduling_store()),
+        app.log,
+        week_facts_reader(config.pool_name, app.store),
         publish_markdown,
         emit_event,
         config.pool_name,
         config.sla_alert_minutes,
-        bootstrap.clock().now(),
+        app.clock.now(),
     )
     logger = get_run_logger()
     if reviewed is not None:

@@ -30,25 +30,20 @@ from prefect.states import Completed, State
 
 from releasegate import bootstrap
 from releasegate.adapters.data_sources import DataSourceError
-from releasegate.adapters.prefect_flows import fail_without_retry, governed_flow
+from releasegate.adapters.prefect_flows import fail_without_retry
 from releasegate.adapters.prefect_gate import gate_current_run, record_completion
 from releasegate.adapters.prefect_locks import model_slot
+from releasegate.jobs import governed
 from releasegate.policy.triggers import local_business_date
-from releasegate.services.eod import (
-    NoChampion,
-    governed_spec,
-    markdown,
-    record_and_act,
-    score_business_date,
-    summary,
-)
+from releasegate.services.eod import NoChampion, governed_spec, record_and_act, score_business_date
+from releasegate.services.eod_summary import markdown, summary
 from releasegate.slugs import artifact_key
 
 DEPLOYMENT = "eod-scoring"
 NOT_BUSINESS_DAY = "Not a business day"
 
 
-@governed_flow(DEPLOYMENT, own_concurrency=True, log_prints=True)
+@governed(DEPLOYMENT, own_concurrency=True, log_prints=True)
 def eod_scoring(
     model_name: str,
     business_date: date | None = None,
@@ -72,18 +67,19 @@ def _score(
     model_name: str, business_date: date | None, rows: int | None, canary_share: float, timezone: str
 ) -> dict | State:
     logger = get_run_logger()
-    when = flow_run.scheduled_start_time or bootstrap.clock().now()
+    app = bootstrap.app()
+    when = flow_run.scheduled_start_time or app.clock.now()
     day = business_date or local_business_date(when, timezone)
     spec = governed_spec(model_name)
     why_not = spec.calendar.why_not(day)
     if why_not is not None:  # outside the model's business calendar: nothing to score, nothing failed
         logger.info("EOD %s: %s is not a business date of the model (%s)", model_name, day, why_not)
-        record_completion(DEPLOYMENT, [day])
+        record_completion(app, DEPLOYMENT, [day])
         return Completed(name=NOT_BUSINESS_DAY, message=f"{day} is not a business date of {model_name}: {why_not}")
-    gate = gate_current_run(DEPLOYMENT, [day])
+    gate = gate_current_run(app, DEPLOYMENT, [day])
     logger.info("EOD for business date %s admitted: %s", day, gate.explanation)
     try:
-        result = score_business_date(model_name, day, rows=rows, canary_share=canary_share)
+        result = score_business_date(model_name, day, home=app.settings.home_dir, rows=rows, canary_share=canary_share)
     except NoChampion as exc:
         logger.error("%s", exc)
         raise  # retried by the runtime policy: a version may be promoted meanwhile
@@ -107,9 +103,9 @@ def _score(
     create_markdown_artifact(
         markdown=markdown(result), key=artifact_key("eod", model_name), description=f"EOD {day} prod.{model_name}"
     )
-    acted = record_and_act(result, str(flow_run.id))
+    acted = record_and_act(app, result, str(flow_run.id))
     logger.info(
         "monitoring verdict: %s (%s) - %s", result.verdict.action, result.verdict.reason_code, result.verdict.reason
     )
-    record_completion(DEPLOYMENT, [day])
+    record_completion(app, DEPLOYMENT, [day])
     return {**out, **acted, "admitted": gate.explanation}

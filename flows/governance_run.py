@@ -14,13 +14,13 @@ from prefect.runtime import flow_run
 from prefect.states import Failed, State
 
 from releasegate import bootstrap
-from releasegate.adapters.prefect_flows import governed_flow
+from releasegate.jobs import governed
 from releasegate.policy.manual_runs import decide_manual_run
 from releasegate.policy.runtime_policy import check_deployments, load_prefect_yaml
 from releasegate.policy.triggers import Environment, ReasonCode
 
 
-@governed_flow("governance-run", log_prints=True)
+@governed("governance-run", log_prints=True)
 def governance_run(
     requested_by: str,
     reason_code: ReasonCode = ReasonCode.governance_run,

@@ -16,8 +16,8 @@ from prefect.states import Completed, Failed, State
 
 from releasegate import bootstrap
 from releasegate.adapters.config import ConfigError, gate_policy_for
-from releasegate.adapters.prefect_flows import governed_flow
 from releasegate.adapters.prefect_promotion import Subflows, promotion_ports
+from releasegate.jobs import governed
 from releasegate.policy.gates import Dossier
 from releasegate.policy.gates import execute_gates as evaluate_gates
 from releasegate.services.promotion import build_dossier
@@ -30,7 +30,7 @@ HELD, REJECTED = "Held", "Rejected"
 
 @flow(name="build-dossier")
 def build_dossier_flow(model_name: str, candidate_version: str, requested_by: str = "") -> dict:
-    dossier = build_dossier(model_name, candidate_version, gate_policy_for(model_name), requested_by)
+    dossier = build_dossier(bootstrap.app(), model_name, candidate_version, gate_policy_for(model_name), requested_by)
     markdown = dossier_markdown(model_name, candidate_version, dossier)
     return {"dossier": dossier.model_dump(mode="json"), "markdown": markdown}  # attached to the promotion run
 
@@ -42,19 +42,21 @@ def execute_gates(dossier: dict) -> dict:
     return {"report": report.model_dump(mode="json"), "markdown": report.markdown()}  # attached by the promotion
 
 
-@governed_flow(DEPLOYMENT, log_prints=True, own_concurrency=True)
+@governed(DEPLOYMENT, log_prints=True, own_concurrency=True)
 def promotion(
     model_name: str,
     candidate_version: str,
     requested_by: str = "registry-event",
     approval_timeout_minutes: int = 1440,
 ) -> dict[str, Any] | State[Any]:
-    settings = bootstrap.settings()
+    app = bootstrap.app()
+    settings = app.settings
     ports = promotion_ports(
+        app=app,
         deployment=DEPLOYMENT,
         policy=promotion.fn.runtime_policy,
         checks=Subflows(build_dossier_flow, execute_gates),
-        records=LoggedPromotionRecords(),
+        records=LoggedPromotionRecords(app),
         clock=bootstrap.live_clock(),
         poll_seconds=settings.approval_poll_seconds,
         cooldown_seconds=settings.approval_cooldown_seconds,

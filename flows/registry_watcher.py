@@ -5,19 +5,21 @@ a ``champion`` or ``archive`` moved outside releasegate is an incident, moved ba
 
 from prefect import get_run_logger
 
-from releasegate.adapters.prefect_flows import governed_flow
+from releasegate import bootstrap
 from releasegate.adapters.registry_watch import guard_prod_aliases, watch_once
+from releasegate.jobs import governed
 
 
-@governed_flow("registry-watcher")
+@governed("registry-watcher")
 def registry_watcher() -> dict:
-    results = watch_once()
+    app = bootstrap.app()
+    results = watch_once(app)
     counts: dict[str, int] = {}
     for r in results:
         counts[r.status] = counts.get(r.status, 0) + 1
     logger = get_run_logger()
     logger.info("registry watcher: %s", counts or "nothing new")
-    guarded = guard_prod_aliases()
+    guarded = guard_prod_aliases(app)
     for g in guarded:
         for f in g.findings:
             logger.error("P1 incident %s (%s): %s", g.incident_decision, g.status, f)

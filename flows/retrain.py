@@ -16,10 +16,10 @@ from prefect.states import Scheduled
 
 from releasegate import bootstrap, records
 from releasegate.adapters.config import load, model_spec
-from releasegate.adapters.prefect_flows import governed_flow
 from releasegate.adapters.prefect_runs import api_url, deployment_exists
 from releasegate.decisions import DecisionOutcome
 from releasegate.errors import Failed
+from releasegate.jobs import governed
 from releasegate.policy.models import DEFAULT_RETRAIN_DEPLOYMENT, manifest_field, retrain_call
 from releasegate.policy.retrain import RetrainTrigger, retrain_gateway
 from releasegate.services.retrain import signals
@@ -34,7 +34,7 @@ class RetrainRefused(Failed):
 OUTCOME = {"retrain": DecisionOutcome.accept, "defer": DecisionOutcome.reject, "no_retrain": DecisionOutcome.reject}
 
 
-@governed_flow(DEPLOYMENT, log_prints=True)
+@governed(DEPLOYMENT, log_prints=True)
 def retrain(
     model_name: str,
     trigger: RetrainTrigger = RetrainTrigger.manual,
@@ -43,8 +43,9 @@ def retrain(
     wait_timeout_seconds: int = 3600,
 ) -> dict[str, Any]:
     logger = get_run_logger()
-    now = bootstrap.clock().now()
-    s = signals(model_name, RetrainTrigger(trigger), source_environment)
+    app = bootstrap.app()
+    now = app.clock.now()
+    s = signals(app.clock, model_name, RetrainTrigger(trigger), source_environment)
     decision = retrain_gateway(s, load("retrain-policy"), now)
     job, job_params = retrain_call(
         model_spec(model_name),
@@ -134,7 +135,7 @@ def retrain(
     done = next(
         (
             r
-            for r in bootstrap.decision_log().query(kind="retrain", subject=f"model:{model_name}", newest_first=True)
+            for r in app.log.query(kind="retrain", subject=f"model:{model_name}", newest_first=True)
             if r.details.get("flow_run_id") == str(child.id)
         ),
         None,

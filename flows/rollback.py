@@ -25,8 +25,8 @@ from prefect.concurrency.sync import concurrency
 from prefect.runtime import flow_run
 
 from releasegate import bootstrap
-from releasegate.adapters.prefect_flows import governed_flow
 from releasegate.adapters.prefect_locks import ensure_alias_lock
+from releasegate.jobs import governed
 from releasegate.policy.manual_runs import decide_manual_run
 from releasegate.policy.rollback import RollbackRefused
 from releasegate.services.eod import verify_on_day
@@ -43,7 +43,7 @@ def requested_by_monitoring(run_id: str, parameters: dict) -> Binding:
     return monitoring_request(run_id, parameters, ports)
 
 
-@governed_flow("rollback", log_prints=True)
+@governed("rollback", log_prints=True)
 def rollback(
     model_name: str,
     reason: str,
@@ -106,6 +106,7 @@ def rollback(
                 business_date=business_date,
                 verify_day=verify_on_day,
                 request_id=binding.request.decision_id if binding.request else None,
+                ports=bootstrap.ports(),
             )
     except RollbackRefused as exc:
         logger.error("%s", exc)

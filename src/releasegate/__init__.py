@@ -29,17 +29,12 @@ __version__ = "0.1.0"  # the one source of the version (pyproject.toml reads it)
 __all__ = ["__version__", "already_rejected", "governed", "submit_candidate"]
 
 if TYPE_CHECKING:  # what type checkers see; at run time the names load lazily below
-    from releasegate.adapters.candidates import already_rejected, submit_candidate
-    from releasegate.adapters.prefect_flows import governed_flow as governed
+    from releasegate.jobs import already_rejected, governed, submit_candidate
 
 
 def __getattr__(name: str):  # lazy: importing releasegate must not import Prefect (4-7 s)
-    if name == "governed":
-        from releasegate.adapters.prefect_flows import governed_flow
+    if name in ("governed", "submit_candidate", "already_rejected"):
+        from releasegate import jobs
 
-        return governed_flow
-    if name in ("submit_candidate", "already_rejected"):
-        from releasegate.adapters import candidates
-
-        return getattr(candidates, name)
+        return getattr(jobs, name)
     raise AttributeError(f"module 'releasegate' has no attribute {name!r}")

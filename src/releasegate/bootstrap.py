@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
+from releasegate.app import App
 from releasegate.clock import Clock, SystemClock
 from releasegate.settings import Settings
 from releasegate.settings import project_root as project_root  # where it always was for callers
@@ -92,7 +93,8 @@ def notifications():
     from releasegate.services.approvers import governed_config
     from releasegate.services.notification_log import LoggedNotifications
 
-    s = settings()
+    a = app()
+    s = a.settings
     notifiers: list[Notifier] = []
     if s.smtp_host:
         notifiers.append(
@@ -100,7 +102,7 @@ def notifications():
                 s.smtp_host,
                 s.smtp_port,
                 s.smtp_sender,
-                lambda: governed_config("notifications").emails,
+                lambda: governed_config("notifications", a).emails,
                 tls=s.smtp_tls,
                 username=s.smtp_username,
                 password=s.smtp_password.get_secret_value() if s.smtp_password else None,
@@ -113,9 +115,18 @@ def notifications():
     return Notifications(tuple(notifiers), LoggedNotifications(), s.console_url)
 
 
-def ports():
-    """The real adapters behind the ports of ``releasegate.ports`` (imported lazily: MLflow is slow)."""
-    from releasegate.adapters import mlflow_registry
-    from releasegate.ports import Ports
+def _registry():
+    from releasegate.adapters import mlflow_registry  # imported lazily: MLflow is slow
 
-    return Ports(registry=mlflow_registry, log=decision_log(), clock=_ClockProxy())
+    return mlflow_registry
+
+
+def app() -> App:
+    """This process's application object, built anew from the environment at each call (cheap: the log's
+    and the store's engines are cached per URL), so a changed ``RELEASEGATE_HOME`` is never served stale."""
+    return App(settings=settings(), clock=_ClockProxy(), registry_factory=_registry)
+
+
+def ports():
+    """The real adapters behind the ports of ``releasegate.ports``."""
+    return app().ports

@@ -260,8 +260,8 @@ def test_approvers_enrol_passkeys_and_approve_a_promotion_in_the_console(stack, 
     for who in (anna, carla):
         proposal = who.enrol()
         shot(who.page, f"01-enrolled-{who.name}")
-        assert admin_approves(proposal, "head-mrm-eva") is None  # one admin is not enough
-        assert admin_approves(proposal, "cro-omar") is not None  # in force now
+        assert admin_approves(bootstrap.app(), proposal, "head-mrm-eva") is None  # one admin is not enough
+        assert admin_approves(bootstrap.app(), proposal, "cro-omar") is not None  # in force now
 
     # 2. A promotion pauses for the PM (a candidate ~3 % better than the champion).
     install_champion(register(without=WEAKER_BY_3PCT))

@@ -193,14 +193,14 @@ def test_a_killed_worker_s_backfill_is_marked_crashed_not_counted_retried_and_re
         assert not [r for r in late if str(run.id) in json.dumps(r.details)], [r.decision_rationale for r in late]
 
         # the sweeper's crash retry: its runtime policy (bulk: retries 1, 300 s) allows one
-        [handled] = retry_crashed_runs(load_gateway_config())
+        [handled] = retry_crashed_runs(bootstrap.app(), load_gateway_config())
         assert (handled.flow_run_id, handled.action, handled.crashes) == (str(run.id), "retry", 1), handled
         waiting = state()
         assert waiting.name == "AwaitingRetry" and "retry 1 of 1" in waiting.message
         assert waiting.state_details.scheduled_time == crashed.timestamp + timedelta(seconds=300)
         [rec] = [r for r in bootstrap.decision_log().query(kind="schedule") if r.subject == f"flow_run:{run.id}"]
         assert rec.details["rule"] == "crash_retry" and rec.details["crash_action"] == "retry"
-        assert retry_crashed_runs(load_gateway_config()) == []  # once per crash
+        assert retry_crashed_runs(bootstrap.app(), load_gateway_config()) == []  # once per crash
 
         # due now rather than in 300 s (the delay is the policy's; the test need not wait it out)
         (folder / "hold").unlink()

@@ -396,7 +396,9 @@ def test_a_storm_before_eod_starts_what_fits_defers_the_rest_to_eods_reservation
         woken: list[str] = []
 
         def storm_done() -> bool:
-            woken.extend(sweep(config).woken)  # the deferral-sweeper's minute, as often as the test likes
+            woken.extend(
+                sweep(bootstrap.app(), config).woken
+            )  # the deferral-sweeper's minute, as often as the test likes
             return all(c.read_flow_run(i).state_type == StateType.COMPLETED for i in storm)
 
         _wait(storm_done, RUNS_DEADLINE_S, "the woken storm runs to complete")
@@ -409,6 +411,7 @@ def test_a_storm_before_eod_starts_what_fits_defers_the_rest_to_eods_reservation
 
 @pytest.mark.parametrize("log_backend", ["sqlite", "postgres"])
 def test_duplicate_events_from_8_threads_make_one_run_per_key(on_stack, log_backend, tmp_path, monkeypatch):
+    from releasegate import bootstrap
     from releasegate.adapters.prefect_runs import send_event
 
     if log_backend == "sqlite":
@@ -437,7 +440,7 @@ def test_duplicate_events_from_8_threads_make_one_run_per_key(on_stack, log_back
 
         def worker(chunk):
             try:
-                out = [send_event(e) for e in chunk]
+                out = [send_event(bootstrap.app(), e) for e in chunk]
                 with lock:
                     results.extend(out)
             except Exception as exc:  # pragma: no cover - reported below

@@ -75,7 +75,7 @@ def test_a_deleted_archive_comes_back_and_report_mode_reports_once_without_movin
 
 
 def test_a_rollback_by_releasegate_is_not_an_incident(promoted):
-    execute_rollback("credit", trigger="drift", root_cause="PSI 0.4", requested_by="ops-olga")
+    execute_rollback("credit", trigger="drift", root_cause="PSI 0.4", requested_by="ops-olga", ports=bootstrap.ports())
     assert registry.aliases(PROD) == {"champion": "1"}
     assert guard_model("credit", promoted).status == "ok"
     registry.set_alias(PROD, registry.CHAMPION, "2")  # "undoing" the rollback by hand
@@ -215,7 +215,7 @@ def test_the_registry_watchers_guard_runs_under_the_alias_lock_and_restores(prom
     out = registry_watcher()  # the deployment's flow, every minute
     assert out["alias_guard"] == {"credit": "restored"}
     assert registry.alias_version(PROD, registry.CHAMPION) == "2"
-    assert [r.status for r in guard_prod_aliases()] == ["ok"]
+    assert [r.status for r in guard_prod_aliases(bootstrap.app())] == ["ok"]
 
 
 @pytest.mark.prefect

@@ -48,10 +48,11 @@ def _seq(log, decision_id: str) -> int:
 
 
 def _escalated(clock) -> list[str]:
+    from releasegate import bootstrap
     from releasegate.services.gate_failures import escalate_unacknowledged
 
     clock.advance(minutes=31)
-    return [i["gate_failure"] for i in escalate_unacknowledged(emit_event=lambda **_: None)]
+    return [i["gate_failure"] for i in escalate_unacknowledged(bootstrap.app(), emit_event=lambda **_: None)]
 
 
 @pytest.mark.parametrize(
@@ -85,11 +86,12 @@ def test_an_edited_index_neither_silences_the_p1_escalation_nor_passes_audit(sea
 def test_an_edited_answer_in_the_index_neither_silences_nor_repeats_the_escalation(sealed, clock):
     """An acknowledgement's index row deleted: the acknowledgement still counts; an extra index row
     pointing a sealed record at the failure does not acknowledge it."""
+    from releasegate import bootstrap
     from releasegate.services.gate_failures import acknowledge
 
     log = sealed
     acked, other = _held(log, "run-1"), _held(log, "run-2")
-    ack = acknowledge(acked.decision_id, "ml-lead", "retrain")
+    ack = acknowledge(bootstrap.app(), acked.decision_id, "ml-lead", "retrain")
     sql(log, "DELETE FROM decision_index WHERE seq = :seq", seq=_seq(log, ack))
     sql(log, "UPDATE decision_index SET refers_to = :d WHERE seq = :seq", d=other.decision_id, seq=_seq(log, ack))
     sql(

@@ -457,10 +457,12 @@ def test_a_rollback_killed_during_verification_is_finished_by_the_rerun(home, mo
     registry.set_alias(PROD, "archive", "1")
     _crash_once(monkeypatch, registry, "smoke_test")
     with pytest.raises(SystemExit):
-        execute_rollback(MODEL, trigger="drift", root_cause="PSI 0.4", requested_by="ops-olga")
+        execute_rollback(MODEL, trigger="drift", root_cause="PSI 0.4", requested_by="ops-olga", ports=bootstrap.ports())
     [pending] = bootstrap.decision_log().query(kind="rollback")
     assert pending.details["status"] == "pending" and registry.aliases(PROD) == {"champion": "1"}
-    rec = execute_rollback(MODEL, trigger="drift", root_cause="PSI 0.4", requested_by="ops-olga")
+    rec = execute_rollback(
+        MODEL, trigger="drift", root_cause="PSI 0.4", requested_by="ops-olga", ports=bootstrap.ports()
+    )
     assert rec.verified and (rec.previous_version, rec.new_version) == ("2", "1")
     final = bootstrap.decision_log().query(kind="rollback")[-1]
     assert final.details["status"] == "final" and final.details["pending_decision_id"] == pending.decision_id
@@ -603,21 +605,31 @@ def _approve_signed(run: str, base):
         )
         a = Approval(**raw, role=role, at=now, key_id=signed.key_id)
         h = h.model_copy(update={role.value: a})
-        record_approval(run, h, role, a, None, raw, signed)
+        record_approval(run, h, role, a, None, raw, signed, app=bootstrap.app())
 
 
 def test_approvals_count_only_for_the_model_version_and_binary_they_were_given_for(home):
     from releasegate.services.promotion import approver_config, restore_handshake
 
     _tech_pass("run-1", "c" * 64)
-    base = _handshake("c" * 64, keys=approver_config().keys)
+    base = _handshake("c" * 64, keys=approver_config(bootstrap.app()).keys)
     _approve_signed("run-1", base)
-    assert restore_handshake("run-1", base).risk is not None  # the same run, version and binary
+    assert restore_handshake("run-1", base, app=bootstrap.app()).risk is not None  # the same run, version and binary
     # The run's parameters edited through the Prefect API to another version, or the staging binary swapped:
-    assert restore_handshake("run-1", base.model_copy(update={"candidate_version": "5"})).pm is None
-    assert restore_handshake("run-1", base.model_copy(update={"candidate_sha256": "b" * 64})).pm is None
+    assert (
+        restore_handshake("run-1", base.model_copy(update={"candidate_version": "5"}), app=bootstrap.app()).pm is None
+    )
+    assert (
+        restore_handshake("run-1", base.model_copy(update={"candidate_sha256": "b" * 64}), app=bootstrap.app()).pm
+        is None
+    )
     # A pinned key replaced since (the approver's key was revoked): the stored approval no longer counts.
-    assert restore_handshake("run-1", base.model_copy(update={"keys": {**base.keys, "pm-anna": "00" * 32}})).pm is None
+    assert (
+        restore_handshake(
+            "run-1", base.model_copy(update={"keys": {**base.keys, "pm-anna": "00" * 32}}), app=bootstrap.app()
+        ).pm
+        is None
+    )
 
 
 def test_an_unsigned_approval_record_never_counts(home):
@@ -629,8 +641,8 @@ def test_an_unsigned_approval_record_never_counts(home):
     base = _handshake("c" * 64)
     raw = {"approver": "pm-anna", "reference": "R", "decision": "approve", "statement": "", "comment": ""}
     a = Approval(**raw, role=Role.pm, at=datetime.now(UTC))
-    record_approval("run-2", base.model_copy(update={"pm": a}), Role.pm, a, None, raw)
-    assert restore_handshake("run-2", base).pm is None
+    record_approval("run-2", base.model_copy(update={"pm": a}), Role.pm, a, None, raw, app=bootstrap.app())
+    assert restore_handshake("run-2", base, app=bootstrap.app()).pm is None
 
 
 def test_a_rollback_event_sent_by_hand_is_a_manual_run(home, tmp_path):
@@ -683,10 +695,15 @@ def test_an_archive_moved_by_hand_to_an_older_approved_version_is_not_a_target(h
     registry.set_alias(PROD, "champion", "3")
     registry.set_alias(PROD, "archive", "1")  # by hand: v3 replaced v2, not v1
     with pytest.raises(RollbackRefused, match="archive"):
-        execute_rollback(MODEL, trigger="drift", root_cause="r", requested_by="ops-olga")
+        execute_rollback(MODEL, trigger="drift", root_cause="r", requested_by="ops-olga", ports=bootstrap.ports())
     assert registry.aliases(PROD) == {"champion": "3", "archive": "1"}
     registry.set_alias(PROD, "archive", "2")
-    assert execute_rollback(MODEL, trigger="drift", root_cause="r", requested_by="ops-olga").new_version == "2"
+    assert (
+        execute_rollback(
+            MODEL, trigger="drift", root_cause="r", requested_by="ops-olga", ports=bootstrap.ports()
+        ).new_version
+        == "2"
+    )
 
 
 def test_an_interrupted_rollback_that_no_longer_fits_is_abandoned_not_finished(home, monkeypatch):
@@ -701,10 +718,16 @@ def test_an_interrupted_rollback_that_no_longer_fits_is_abandoned_not_finished(h
     registry.set_alias(PROD, "challenger", "3")
     _crash_once(monkeypatch, registry, "set_alias", lambda name, alias, v: alias == "champion")
     with pytest.raises(SystemExit):  # a full rollback killed before the champion moved
-        execute_rollback(MODEL, trigger="drift", root_cause="r", requested_by="alice")
+        execute_rollback(MODEL, trigger="drift", root_cause="r", requested_by="alice", ports=bootstrap.ports())
     # Later, a canary rollback of the challenger is asked for: it must not finish alice's full rollback.
     rec = execute_rollback(
-        MODEL, method="canary", trigger="kpi", root_cause="canary drop", requested_by="bob", expected_version="3"
+        MODEL,
+        method="canary",
+        trigger="kpi",
+        root_cause="canary drop",
+        requested_by="bob",
+        expected_version="3",
+        ports=bootstrap.ports(),
     )
     assert rec.method == "canary" and rec.requested_by == "bob"
     assert registry.aliases(PROD) == {"champion": "2", "archive": "1"}  # champion untouched, challenger dropped
@@ -730,7 +753,9 @@ def test_a_later_rollback_makes_an_interrupted_promotion_abandoned(home, clock, 
     run_id, state = promote_with_approvals(v2)
     assert state is None and registry.aliases(PROD) == {"champion": calls[0], "archive": champion}
     # Monitoring rolls the unrecorded champion back to the approved one.
-    execute_rollback(MODEL, trigger="drift", root_cause="PSI 0.4", requested_by="releasegate:monitoring")
+    execute_rollback(
+        MODEL, trigger="drift", root_cause="PSI 0.4", requested_by="releasegate:monitoring", ports=bootstrap.ports()
+    )
     assert registry.aliases(PROD) == {"champion": champion}
     # The next promotion must not finish the interrupted one (that would put the rolled-back copy back).
     run2, state2 = promote_with_approvals(v2)

@@ -91,7 +91,7 @@ def test_eod_on_a_holiday_of_the_model_is_not_a_business_day_and_scores_nothing(
 def test_the_drift_gate_reads_the_newest_business_dates_inputs(team):  # noqa: F811
     from releasegate.adapters import mlflow_registry as registry
     from releasegate.adapters.config import model_spec
-    from releasegate.services.promotion import drift_from_profile
+    from releasegate.services.drift_measure import drift_from_profile
 
     X, y, folder = team
     v1, _ = two_approved_versions(X, y)

@@ -69,21 +69,21 @@ def test_a_crash_is_retried_once_per_crash_until_the_policys_retries_are_spent(d
 
     run_id = _run(deployment, retries=1, delay=5)
     crashed = _force(run_id, Running(), Crashed(message="no heartbeat for 120 s")).state
-    [first] = _mine(retry_crashed_runs(config), run_id)
+    [first] = _mine(retry_crashed_runs(bootstrap.app(), config), run_id)
     assert (first.action, first.crashes) == ("retry", 1), first
     with get_client(sync_client=True) as c:
         run = c.read_flow_run(run_id)
     assert run.state.name == "AwaitingRetry" and run.state.type == StateType.SCHEDULED
     assert run.state.state_details.scheduled_time == crashed.timestamp + timedelta(seconds=5)
     assert run.labels[LABEL] == "1:retry"
-    assert _mine(retry_crashed_runs(config), run_id) == []  # handled: not twice
+    assert _mine(retry_crashed_runs(bootstrap.app(), config), run_id) == []  # handled: not twice
 
     _force(run_id, Running(), Crashed(message="no heartbeat for 120 s"))  # it crashed again
-    [second] = _mine(retry_crashed_runs(config), run_id)
+    [second] = _mine(retry_crashed_runs(bootstrap.app(), config), run_id)
     assert (second.action, second.crashes) == ("give_up", 2) and "allows 1 retry" in second.detail
     with get_client(sync_client=True) as c:
         assert c.read_flow_run(run_id).state_type == StateType.CRASHED
-    assert _mine(retry_crashed_runs(config), run_id) == []
+    assert _mine(retry_crashed_runs(bootstrap.app(), config), run_id) == []
     recs = [r for r in bootstrap.decision_log().query(kind="schedule") if r.subject == f"flow_run:{run_id}"]
     assert [(r.details["rule"], r.details["crash_action"], r.decision_outcome.value) for r in recs] == [
         ("crash_retry", "retry", "accept"),
@@ -97,7 +97,7 @@ def test_a_run_without_retries_stays_crashed_and_says_so(deployment, config):
 
     run_id = _run(deployment, retries=0)
     _force(run_id, Running(), Crashed())
-    [h] = _mine(retry_crashed_runs(config), run_id)
+    [h] = _mine(retry_crashed_runs(bootstrap.app(), config), run_id)
     assert h.action == "give_up" and "allows 0 retries" in h.detail
 
 
@@ -112,7 +112,7 @@ def test_a_deferred_run_marked_crashed_is_put_back_as_it_was_without_spending_a_
         Scheduled(scheduled_time=due, name="Deferred", message="CAPACITY_LIMIT"),
         Crashed(message="no heartbeat for 120 s"),  # a heartbeat sent as the run deferred itself
     )
-    [h] = _mine(retry_crashed_runs(config), run_id)
+    [h] = _mine(retry_crashed_runs(bootstrap.app(), config), run_id)
     assert h.action == "restored", h
     with get_client(sync_client=True) as c:
         state = c.read_flow_run(run_id).state
@@ -120,5 +120,5 @@ def test_a_deferred_run_marked_crashed_is_put_back_as_it_was_without_spending_a_
     assert state.state_details.scheduled_time == due
     # a real crash later still has its retry
     _force(run_id, Running(), Crashed())
-    [later] = _mine(retry_crashed_runs(config), run_id)
+    [later] = _mine(retry_crashed_runs(bootstrap.app(), config), run_id)
     assert (later.action, later.crashes) == ("retry", 1), later

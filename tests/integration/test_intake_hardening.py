@@ -191,7 +191,7 @@ def test_webhook_refuses_a_body_over_the_limit_before_reading_it_all(rg_home):
     from releasegate import bootstrap
     from releasegate.adapters.webhook_app import create_app
 
-    client = TestClient(create_app(secret=SECRET))
+    client = TestClient(create_app(bootstrap.app, secret=SECRET))
     url = bootstrap.settings().resolved_database_url
     big = json.dumps({"entity": "model_version", "action": "created", "data": {"pad": "x" * (2 * 1024 * 1024)}})
     assert len(big) > 1024 * 1024  # MAX_BODY_BYTES

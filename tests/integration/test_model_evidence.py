@@ -8,11 +8,13 @@ import numpy as np
 import pytest
 import yaml
 
+from releasegate import bootstrap
 from releasegate.adapters import mlflow_registry as registry
 from releasegate.bootstrap import use_clock
 from releasegate.clock import FixedClock
 from releasegate.policy.gates import GatePolicy, execute_gates
-from releasegate.services.promotion import PROFILE_MEASURE, build_dossier
+from releasegate.services.drift_measure import PROFILE_MEASURE
+from releasegate.services.promotion import build_dossier
 
 MODEL, TODAY = "diabetes_b", datetime(2026, 12, 1, 7, 0, tzinfo=UTC)
 COMMIT = "3f2c9a7e1b4d5c6a8f9e0d1c2b3a4f5e6d7c8b9a"  # the team's checkout the training ran from
@@ -72,7 +74,7 @@ def test_drift_is_measured_against_the_logged_profile_on_the_models_own_inputs(t
     X, y, inputs = team
     version = _log_version(X, y)
     X[300:].to_parquet(inputs / "2026-11-30.parquet")  # the newest day with data: yesterday
-    d = build_dossier(MODEL, version, GatePolicy())
+    d = build_dossier(bootstrap.app(), MODEL, version, GatePolicy())
     assert set(d.drift_psi) == set(X.columns) and d.drift_measure is None
     assert max(d.drift_psi.values()) < 0.2  # same population
     # what the drift rule needs beside the figures: n (142 held-out rows), m (the 300 profiled) and the bins
@@ -89,7 +91,7 @@ def test_drift_is_measured_against_the_logged_profile_on_the_models_own_inputs(t
     shifted = X[300:].copy()
     shifted["bmi"] = shifted["bmi"] + 3 * X["bmi"].std()
     shifted.to_parquet(inputs / "2026-12-01.parquet")  # today's data moved: today wins over yesterday
-    d = build_dossier(MODEL, version, GatePolicy())
+    d = build_dossier(bootstrap.app(), MODEL, version, GatePolicy())
     assert max(d.drift_psi, key=d.drift_psi.__getitem__) == "bmi" and d.drift_psi["bmi"] > 1
     drift = execute_gates(d, GatePolicy(primary_metric="rmse", higher_is_better=False), TODAY).gate("drift")
     assert drift.status == "fail" and "bmi" in drift.evidence
@@ -98,7 +100,7 @@ def test_drift_is_measured_against_the_logged_profile_on_the_models_own_inputs(t
 def test_a_version_without_a_profile_inputs_or_commit_says_what_to_provide(team):
     X, y, inputs = team
     bare = _log_version(X, y, profile=False, commit="unknown")  # and trained outside a git checkout
-    d = build_dossier(MODEL, bare, GatePolicy())
+    d = build_dossier(bootstrap.app(), MODEL, bare, GatePolicy())
     assert d.drift_psi == {} and d.drift_measure == PROFILE_MEASURE
     report = execute_gates(d, GatePolicy(), TODAY)
     assert report.gate("drift").measure == PROFILE_MEASURE
@@ -106,6 +108,6 @@ def test_a_version_without_a_profile_inputs_or_commit_says_what_to_provide(team)
     assert repro.status == "fail" and repro.measure.startswith("train from a git checkout"), repro
 
     profiled = _log_version(X, y)  # no input file in the last 7 days
-    d = build_dossier(MODEL, profiled, GatePolicy())
+    d = build_dossier(bootstrap.app(), MODEL, profiled, GatePolicy())
     assert d.drift_psi == {} and "models[diabetes_b].current_inputs" in d.drift_measure
     assert "no file for business date" in d.drift_measure

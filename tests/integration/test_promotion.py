@@ -470,7 +470,7 @@ def test_a_crash_after_the_pending_record_converges_without_copying_twice(home, 
     from releasegate.services import release
 
     version = register()
-    dossier = promotion_ops.build_dossier(MODEL, version, GatePolicy())
+    dossier = promotion_ops.build_dossier(bootstrap.app(), MODEL, version, GatePolicy())
     report = execute_gates(dossier, GatePolicy(), clock.now())
     assert report.tech_gate_pass
     h = Handshake(
@@ -483,7 +483,7 @@ def test_a_crash_after_the_pending_record_converges_without_copying_twice(home, 
         risk=Approval(role=Role.risk, approver="risk-carla", reference="R", at=clock.now()),
     )
     sha = dossier.candidate.artifact_sha256
-    args = ("crash-run", report, "artifact:r", h, "JOINT_RELEASE_ACK:t", sha)
+    args = ("crash-run", report, "artifact:r", h, "JOINT_RELEASE_ACK:t", sha, bootstrap.ports())
 
     # The process died after the pending record and the copy, before the aliases and the final record.
     pending = release.write_pending(*args)
@@ -516,11 +516,11 @@ def test_unacknowledged_gate_failure_opens_a_p1_incident_after_30_minutes(home, 
     assert ack.exit_code == 0, ack.output
 
     clock.advance(minutes=29)
-    assert escalate_unacknowledged() == []
+    assert escalate_unacknowledged(bootstrap.app()) == []
     clock.advance(minutes=1)
-    [incident] = escalate_unacknowledged()
+    [incident] = escalate_unacknowledged(bootstrap.app())
     assert incident["gate_failure"] == held["decision_id"] and incident["waited_minutes"] == 30
-    assert escalate_unacknowledged() == []  # once
+    assert escalate_unacknowledged(bootstrap.app()) == []  # once
     rec = bootstrap.decision_log().get(incident["incident_decision"])
     assert rec.details["severity"] == "P1" and rec.details["incident_for"] == held["decision_id"]
     assert rec.decision_kind is DecisionKind.incident  # its own kind, no longer a "promotion"
@@ -559,7 +559,7 @@ def test_unsigned_forged_replayed_and_shared_key_approvals_are_refused_and_recor
     log = bootstrap.decision_log()
     from releasegate.services.promotion import tech_pass
 
-    _, _, tech_report = tech_pass(str(run_id))
+    _, _, tech_report = tech_pass(bootstrap.app(), str(run_id))
     good = signed_token(run_id, "pm", "pm-ben")
     attempts = [
         ("", "token"),  # unsigned: a typed name proves nothing
@@ -639,7 +639,7 @@ def test_garbage_approvals_never_fail_a_promotion_they_are_recorded_and_rate_lim
         decision="approve",
         approver="pm-anna",
         reference="REV-1",
-        gate_report_sha256=tech_pass(str(run_id))[2],
+        gate_report_sha256=tech_pass(bootstrap.app(), str(run_id))[2],
         run_id=str(run_id),
         signed_at=datetime.now(UTC).replace(tzinfo=None),  # no UTC offset
     )

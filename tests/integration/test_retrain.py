@@ -99,7 +99,7 @@ def created_body(name: str, version: str) -> dict:
 def test_signed_webhook_creates_exactly_one_retrain_run(home, clock):
     from releasegate.adapters.webhook_app import create_app
 
-    client = TestClient(create_app())
+    client = TestClient(create_app(bootstrap.app))
     first = client.post("/webhooks/mlflow", **delivery(created_body("dev.webhooked", "1"), "del-1"))
     assert first.status_code == 201, first.text
     body = first.json()
@@ -126,7 +126,7 @@ def test_signed_webhook_creates_exactly_one_retrain_run(home, clock):
 def test_forged_old_and_malformed_deliveries_get_4xx_and_create_nothing(home, clock):
     from releasegate.adapters.webhook_app import create_app
 
-    client = TestClient(create_app())
+    client = TestClient(create_app(bootstrap.app))
     forged = client.post("/webhooks/mlflow", **delivery(created_body("dev.forged", "1"), "f-1", secret="guess"))
     assert forged.status_code == 401 and "Signature" in forged.json()["error"]
     old = client.post(
@@ -159,20 +159,22 @@ def test_watcher_sends_one_event_per_new_version_across_restarts(home, clock):
     from releasegate.store.db import dispose_engines
 
     log_and_register(train(seed=1, rows=500), "watched", "dev")
-    first = watch_once()
+    first = watch_once(bootstrap.app())
     assert [(r.status, r.deployment) for r in first] == [("created", "retrain")]
-    assert watch_once() == []
+    assert watch_once(bootstrap.app()) == []
     log_and_register(train(seed=2, rows=500), "watched", "dev")
     dispose_engines()  # a restart: new engines, the cursor comes from the database
-    second = watch_once()
+    second = watch_once(bootstrap.app())
     assert [(r.status, r.deployment) for r in second] == [("created", "retrain")]
-    assert watch_once() == []
+    assert watch_once(bootstrap.app()) == []
     assert len(runs_of("retrain", "retrain:model-version:dev.watched:")) == 2
 
     # The webhook delivering the same version later is answered as a duplicate.
     from releasegate.adapters.webhook_app import create_app
 
-    late = TestClient(create_app()).post("/webhooks/mlflow", **delivery(created_body("dev.watched", "2"), "w-1"))
+    late = TestClient(create_app(bootstrap.app)).post(
+        "/webhooks/mlflow", **delivery(created_body("dev.watched", "2"), "w-1")
+    )
     assert late.status_code == 200 and late.json()["status"] == "duplicate"
 
 
@@ -333,7 +335,9 @@ def test_end_to_end_through_a_real_mlflow_server_webhook(home, clock, tmp_path):
     from releasegate.adapters.webhook_app import create_app
 
     hook_port, ml_port = _free_port(), _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=hook_port, log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(bootstrap.app), host="127.0.0.1", port=hook_port, log_level="warning")
+    )
     hook_thread = threading.Thread(target=server.run, daemon=True)
     hook_thread.start()
     env = {

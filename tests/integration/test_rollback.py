@@ -45,11 +45,15 @@ def test_no_approved_version_is_refused_and_nothing_changes(prod):
     registry.set_alias(prod, registry.CHAMPION, "2")
     before = registry.aliases(prod)
     with pytest.raises(RollbackRefused, match="archive: no archive alias"):
-        execute_rollback("credit", trigger="drift", root_cause="PSI 0.4", requested_by="ops-olga")
+        execute_rollback(
+            "credit", trigger="drift", root_cause="PSI 0.4", requested_by="ops-olga", ports=bootstrap.ports()
+        )
     registry.set_alias(prod, registry.ARCHIVE, "1")  # moved by hand: no promotion decision for v1
     before = registry.aliases(prod)
     with pytest.raises(RollbackRefused, match="no final promotion decision"):
-        execute_rollback("credit", trigger="drift", root_cause="PSI 0.4", requested_by="ops-olga")
+        execute_rollback(
+            "credit", trigger="drift", root_cause="PSI 0.4", requested_by="ops-olga", ports=bootstrap.ports()
+        )
     assert registry.aliases(prod) == before
     recs = bootstrap.decision_log().query(kind="rollback")
     assert [r.decision_outcome for r in recs] == [DecisionOutcome.reject, DecisionOutcome.reject]
@@ -60,7 +64,13 @@ def test_full_rollback_restores_the_archived_version_and_documents_everything(pr
     approve_prod_version("credit", "2")
     registry.set_alias(prod, registry.CHAMPION, "2")
     registry.set_alias(prod, registry.ARCHIVE, "1")
-    rec = execute_rollback("credit", trigger="drift", root_cause="PSI 0.41 on exposure_musd", requested_by="ops-olga")
+    rec = execute_rollback(
+        "credit",
+        trigger="drift",
+        root_cause="PSI 0.41 on exposure_musd",
+        requested_by="ops-olga",
+        ports=bootstrap.ports(),
+    )
     assert registry.alias_version(prod, registry.CHAMPION) == "1"
     assert registry.alias_version(prod, registry.ARCHIVE) is None
     assert registry.version_facts(prod, "2", with_hash=False).tags["rolled_back"] == "true"
@@ -92,7 +102,12 @@ def test_canary_rollback_drops_the_challenger_only(prod):
     registry.set_alias(prod, registry.CHAMPION, "1")
     registry.set_alias(prod, registry.CHALLENGER, "2")
     rec = execute_rollback(
-        "credit", method="canary", trigger="kpi_drop", root_cause="7 % drop in canary", requested_by="ops-olga"
+        "credit",
+        method="canary",
+        trigger="kpi_drop",
+        root_cause="7 % drop in canary",
+        requested_by="ops-olga",
+        ports=bootstrap.ports(),
     )
     assert registry.alias_version(prod, registry.CHAMPION) == "1"
     assert registry.alias_version(prod, registry.CHALLENGER) is None
@@ -245,7 +260,9 @@ def test_the_eod_request_is_carried_out_by_its_own_run_only_fresh_and_once(prefe
     day = local_business_date(datetime.now(UTC)).isoformat()
     verdict = _verdict(day)
     # what the EOD run does (services.eod.record_and_act): the event through intake, then the request
-    sent = send_event(_rollback_event(verdict.decision_id, day, f"monitoring:credit:{day}:rollback:full"))
+    sent = send_event(
+        bootstrap.app(), _rollback_event(verdict.decision_id, day, f"monitoring:credit:{day}:rollback:full")
+    )
     assert sent.status == "created"
     ports = bootstrap.ports()
     request = record_request(
@@ -262,7 +279,7 @@ def test_the_eod_request_is_carried_out_by_its_own_run_only_fresh_and_once(prefe
     )
 
     # The same verdict's event sent again by hand under another key: another run, which no request names.
-    other = send_event(_rollback_event(verdict.decision_id, day, "by-hand", producer="mallory"))
+    other = send_event(bootstrap.app(), _rollback_event(verdict.decision_id, day, "by-hand", producer="mallory"))
     assert other.status == "created" and other.flow_run_id != sent.flow_run_id
     state = _run(other.flow_run_id)
     assert state.is_failed() and "ticket_ref and approved_at" in state.message

@@ -318,7 +318,7 @@ def test_reservation_admits_backfills_that_fit_and_defers_the_rest_to_the_reserv
             parameters={"model_name": "credit", "business_date": "2026-11-20"},
             state=Scheduled(scheduled_time=due),
         )
-        eod_expected = expected_durations(c, {str(deployed["eod-scoring"]): "eod-scoring"})[
+        eod_expected = expected_durations(bootstrap.app(), c, {str(deployed["eod-scoring"]): "eod-scoring"})[
             str(deployed["eod-scoring"])
         ]
     assert eod_expected is not None  # its history, or its runtime policy's timeout
@@ -351,14 +351,14 @@ def test_sweeper_escalates_at_30_and_60_minutes(deployed, rg_home, policy, clock
     cfg = load_gateway_config()
 
     clock.advance(minutes=29)
-    first = sweep(cfg)
+    first = sweep(bootstrap.app(), cfg)
     assert first.escalations == [] and first.woken == []  # EOD still holds the only slot: nothing to wake
     clock.advance(minutes=1)
-    [alert] = sweep(cfg).escalations
+    [alert] = sweep(bootstrap.app(), cfg).escalations
     assert alert["level"] == "alert" and alert["event"] == "releasegate.deferral.sla-breached"
-    assert sweep(cfg).escalations == []  # once per level
+    assert sweep(bootstrap.app(), cfg).escalations == []  # once per level
     clock.advance(minutes=30)
-    [incident] = sweep(cfg).escalations
+    [incident] = sweep(bootstrap.app(), cfg).escalations
     assert incident["level"] == "incident" and incident["event"] == "releasegate.incident.opened"
     recs = bootstrap.decision_log().query(kind="deferral")
     assert [r.details.get("sla_escalation") for r in recs] == [None, "alert", "incident"]
@@ -374,7 +374,7 @@ def test_sweeper_escalates_at_30_and_60_minutes(deployed, rg_home, policy, clock
     assert recs[2].details["event_id"] == storm[1].details["event_id"]
 
     set_state(bf.id, Cancelled())  # an ended run's deferral is closed by the sweeper
-    report = sweep(cfg)
+    report = sweep(bootstrap.app(), cfg)
     assert report.closed == [str(bf.id)] and report.open_deferrals == 0
     assert [(s["queue"], s["state"]) for s in report.storms] == [("bulk", "closed")]  # the queue drained
 
@@ -404,9 +404,9 @@ def test_sweeper_wakes_a_deferral_once_the_blocking_run_ended(deployed, rg_home,
     _, deferral = expect_deferred(backfill, bf.id, "PRIORITY_CONFLICT")
     assert deferral.next_evaluation_at == clock.now() + timedelta(hours=1)
     clock.advance(minutes=5)
-    assert sweep(load_gateway_config()).woken == []  # EOD is still due: nothing fits
+    assert sweep(bootstrap.app(), load_gateway_config()).woken == []  # EOD is still due: nothing fits
     set_state(eod.id, Completed())  # EOD ended long before the deferral's planned evaluation
-    report = sweep(load_gateway_config())
+    report = sweep(bootstrap.app(), load_gateway_config())
     assert report.woken == [str(bf.id)]
     fr = read(bf.id)
     assert fr.state_type == StateType.SCHEDULED and fr.state.message == "WOKEN PRIORITY_CONFLICT"
@@ -415,7 +415,7 @@ def test_sweeper_wakes_a_deferral_once_the_blocking_run_ended(deployed, rg_home,
     woke = bootstrap.decision_log().query(kind="deferral", subject=f"flow_run:{bf.id}")[-1]
     assert woke.decision_outcome.value == "accept" and "woken early" in woke.decision_rationale
     assert woke.details["next_evaluation_at"] == deferral.next_evaluation_at.isoformat()
-    assert sweep(load_gateway_config()).woken == []  # woken once: it is no longer Deferred
+    assert sweep(bootstrap.app(), load_gateway_config()).woken == []  # woken once: it is no longer Deferred
     assert execute(backfill, bf.id).is_completed()
     assert bootstrap.scheduling_store().get_deferral(str(bf.id)).status == "admitted"
 
@@ -496,7 +496,7 @@ def test_a_deferred_eod_keeps_its_reservation_at_its_next_evaluation(deployed, r
     def reserved(**changes):
         policy(**changes)
         with get_client(sync_client=True) as c:
-            snap = build_snapshot(c, load_gateway_config(), None, probe, clock.now())
+            snap = build_snapshot(bootstrap.app(), c, load_gateway_config(), None, probe, clock.now())
         return {u.flow_run_id: u.expected_start for u in snap.upcoming}
 
     assert reserved(admission="reservation") == {str(eod.id): nxt}
@@ -526,7 +526,7 @@ def test_a_run_in_a_paused_queue_reserves_nothing_until_the_queue_is_resumed(dep
 
     def reserved():
         with get_client(sync_client=True) as c:
-            snap = build_snapshot(c, load_gateway_config(), None, probe, clock.now())
+            snap = build_snapshot(bootstrap.app(), c, load_gateway_config(), None, probe, clock.now())
         return [u.flow_run_id for u in snap.upcoming]
 
     def pause(paused: bool):
@@ -669,7 +669,7 @@ def test_events_with_30_percent_duplicates_from_8_threads(deployed, rg_home, clo
 
     def worker(chunk):
         try:
-            out = [send_event(e) for e in chunk]
+            out = [send_event(bootstrap.app(), e) for e in chunk]
             with lock:
                 results.extend(out)
         except Exception as exc:  # pragma: no cover - reported by the assertion below
@@ -779,7 +779,7 @@ def test_report_prints_kpis(deployed, rg_home, policy, clock):
     clock.advance(minutes=45)
     # EOD ended before its reservation did: the sweeper wakes the backfill (Prefect would otherwise hold
     # it until its planned evaluation, which follows EOD's expected duration, up to its timeout)
-    assert sweep(load_gateway_config()).woken == [str(bf.id)]
+    assert sweep(bootstrap.app(), load_gateway_config()).woken == [str(bf.id)]
     # the KPI report is under test, not admission: a wider pool, so that runs other modules' schedules
     # created in the shared test server cannot hold the one slot when the woken backfill starts
     policy(pool_concurrency_limit=4)
@@ -831,7 +831,7 @@ def test_runs_waiting_behind_a_cap_are_deferrals_with_a_predicted_start(deployed
     states_before = {str(w.id): read(w.id).state_id for w in waiting}
     clock.advance(minutes=3)
     cfg = load_gateway_config()
-    report = sweep(cfg)
+    report = sweep(bootstrap.app(), cfg)
     assert sorted(c["flow_run_id"] for c in report.cap_waits) == sorted(str(w.id) for w in waiting)
     assert {c["reason_code"] for c in report.cap_waits} == {"QUEUE_LIMIT"}
     store = bootstrap.scheduling_store()
@@ -844,7 +844,7 @@ def test_runs_waiting_behind_a_cap_are_deferrals_with_a_predicted_start(deployed
     # the third waits for a slot that the first two free up: predicted later
     predicted = sorted(store.get_deferral(str(w.id)).next_evaluation_at for w in waiting)
     assert predicted[2] > predicted[0]
-    assert sweep(cfg).cap_waits == []  # once per wait, not per sweep
+    assert sweep(bootstrap.app(), cfg).cap_waits == []  # once per wait, not per sweep
     recs = [r for r in bootstrap.decision_log().query(kind="deferral") if r.details.get("held_by") == "prefect-cap"]
     assert len(recs) == 3 and all(r.details["predicted_start_at"] for r in recs)
     res = CliRunner().invoke(app, ["deferrals", "--json"])

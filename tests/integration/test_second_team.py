@@ -416,7 +416,7 @@ def test_a_backfill_across_a_weekend_killed_mid_run_resumes_at_the_first_busines
     # then the deferral sweeper's crash retry under the deployment's runtime policy (bulk: one retry)
     with get_client(sync_client=True) as c:
         c.set_flow_run_state(run_id, Crashed(message="no heartbeat"), force=True)
-        [handled] = retry_crashed_runs(load_gateway_config())
+        [handled] = retry_crashed_runs(bootstrap.app(), load_gateway_config())
         assert (handled.flow_run_id, handled.action) == (run_id, "retry"), handled
         assert c.read_flow_run(run_id).state.name == "AwaitingRetry"
         c.set_flow_run_state(run_id, AwaitingRetry(scheduled_time=datetime.now(UTC)))  # due now, not in 300 s

@@ -71,7 +71,7 @@ def test_a_team_project_from_a_registry_event_to_its_own_retrain_and_promotion_b
     assert registry.alias_version(PROD, "champion") == first["prod_version"]
 
     team_flows.fit_and_log(0.01, env="dev")  # the registry event: a new dev version
-    [created] = [x for x in watch_once() if x.status == "created" and x.deployment == "retrain"]
+    [created] = [x for x in watch_once(bootstrap.app()) if x.status == "created" and x.deployment == "retrain"]
     with InProcessWorker({"team-retrain": team_flows.team_retrain}) as worker, get_client(sync_client=True) as c:
         state = run_flow(retrain, flow_run=c.read_flow_run(created.flow_run_id), return_type="state")
         assert state.is_completed(), state.message

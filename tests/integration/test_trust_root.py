@@ -60,7 +60,9 @@ def test_config_changes_are_admin_signed_decisions_and_audit_verify_checks_keys_
 
     out = runner.invoke(app, ["approvers", "show"])
     assert out.exit_code == 0 and "no governed approvers config yet" in out.output
-    step, trusted_now = trust_first(from_file("approvers"), "releasegate:infra-up", "file")  # what `infra up` does
+    step, trusted_now = trust_first(
+        bootstrap.app(), from_file("approvers"), "releasegate:infra-up", "file"
+    )  # what `infra up` does
     assert trusted_now and [r.details["digest"] for r in governed_records("trusted_once")] == [step.digest]
 
     keys = bootstrap.settings().key_dir
@@ -80,19 +82,19 @@ def test_config_changes_are_admin_signed_decisions_and_audit_verify_checks_keys_
     assert out.exit_code == 0, out.output
     assert "keys.pm-anna replaced" in out.output and "another admin" in out.output
     [proposal] = governed_records("proposed")
-    assert approver_config().keys["pm-anna"] == old_pub
+    assert approver_config(bootstrap.app()).keys["pm-anna"] == old_pub
     out = runner.invoke(app, ["approvers", "approve", proposal.decision_id, "--by", "head-mrm-eva"])
     assert out.exit_code == 2 and "already signed" in out.output
     assert f"pending proposal {proposal.decision_id}" in runner.invoke(app, ["approvers", "show"]).output
     out = runner.invoke(app, ["approvers", "approve", proposal.decision_id, "--by", "cro-omar"])
     assert out.exit_code == 0 and "in force now" in out.output, out.output
-    assert approver_config().keys["pm-anna"] == new_pub
+    assert approver_config(bootstrap.app()).keys["pm-anna"] == new_pub
     # an allow-list change by one admin is in force at once
     doc["risk"] = [*doc["risk"], "risk-erik"]
     proposed.write_text(yaml.safe_dump(doc))
     out = runner.invoke(app, ["approvers", "propose", str(proposed), "--by", "cro-omar"])
     assert out.exit_code == 0 and "in force now" in out.output and "risk +risk-erik" in out.output
-    assert "risk-erik" in approver_config().risk
+    assert "risk-erik" in approver_config(bootstrap.app()).risk
     shown = runner.invoke(app, ["approvers", "show"]).output
     assert "trusted once by releasegate:infra-up" in shown and "signed by cro-omar, head-mrm-eva" in shown
 

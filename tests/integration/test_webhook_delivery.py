@@ -26,13 +26,14 @@ SECRET = "delivery-secret"
 def receiver(rg_home, db_url, monkeypatch):
     """The receiver on the wall clock (whatever clock an earlier test left set): deliveries are stamped
     with it and their claims' leases run on it."""
+    from releasegate import bootstrap
     from releasegate.adapters.webhook_app import create_app
     from releasegate.bootstrap import use_clock
     from releasegate.clock import SystemClock
 
     monkeypatch.setenv("RELEASEGATE_DATABASE_URL", db_url)
     with use_clock(SystemClock()):
-        yield TestClient(create_app(secret=SECRET), raise_server_exceptions=False), db_url
+        yield TestClient(create_app(bootstrap.app, secret=SECRET), raise_server_exceptions=False), db_url
 
 
 def post(client: TestClient, delivery_id: str, name: str = "staging.credit", version="7", **extra):

@@ -137,7 +137,7 @@ def signed_token(run, role, approver, *, key_of=None, decision="approve", refere
         decision=decision,
         approver=approver,
         reference=reference,
-        gate_report_sha256=tech_pass(str(run))[2],
+        gate_report_sha256=tech_pass(bootstrap.app(), str(run))[2],
         run_id=str(run),
         signed_at=bootstrap.clock().now(),
     )

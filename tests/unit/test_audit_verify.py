@@ -59,6 +59,7 @@ def test_a_refusal_recorded_with_a_signed_grant_is_verified_as_a_refusal(rg_home
         ),
         None,
         "exceptions",
+        app=bootstrap.app(),
     )
     bootstrap.decision_log().append(
         NewDecision(

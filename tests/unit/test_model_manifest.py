@@ -228,6 +228,7 @@ def test_a_zero_reference_is_judged_in_the_metrics_direction():
 def test_a_models_own_approvers_replace_the_global_list_of_that_role_only(tmp_path, monkeypatch):
     import yaml
 
+    from releasegate import bootstrap
     from releasegate.policy.handshake import Role
     from releasegate.services.promotion import approver_config
 
@@ -244,9 +245,13 @@ def test_a_models_own_approvers_replace_the_global_list_of_that_role_only(tmp_pa
     )
     monkeypatch.setenv("RELEASEGATE_APPROVERS", str(tmp_path / "approvers.yaml"))
     monkeypatch.setenv("RELEASEGATE_MODELS", str(tmp_path / "models.yaml"))
-    assert approver_config("own").allow_lists() == {Role.pm: ["pm-anna"], Role.risk: ["risk-rita"], Role.compliance: []}
-    assert approver_config("plain").allow_lists() == approver_config().allow_lists()
-    assert approver_config("unlisted").allow_lists() == {
+    assert approver_config(bootstrap.app(), "own").allow_lists() == {
+        Role.pm: ["pm-anna"],
+        Role.risk: ["risk-rita"],
+        Role.compliance: [],
+    }
+    assert approver_config(bootstrap.app(), "plain").allow_lists() == approver_config(bootstrap.app()).allow_lists()
+    assert approver_config(bootstrap.app(), "unlisted").allow_lists() == {
         Role.pm: ["pm-anna"],
         Role.risk: ["risk-carla"],
         Role.compliance: [],

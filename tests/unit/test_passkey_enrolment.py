@@ -38,20 +38,20 @@ def test_an_enrolment_is_a_proposal_in_force_after_two_admins(rg_home):
     from releasegate.services.approvers import approve, audit, pending, propose_enrolment, trust_first, walk
     from releasegate.services.promotion import approver_config
 
-    trust_first(from_file("approvers"), "releasegate:infra-up", "file")
+    trust_first(bootstrap.app(), from_file("approvers"), "releasegate:infra-up", "file")
     key = SoftAuthenticator()
     with pytest.raises(ConfigRefused) as e:
         propose_enrolment("mallory", key.passkey(), "console:mallory")
     assert e.value.field == "name" and "on no list" in e.value.rule
     pid, changes = propose_enrolment("risk-carla", key.passkey(), "console:risk-carla")
     assert changes == ["passkeys.risk-carla added"]
-    assert approver_config().passkeys == {}  # a proposal, not in force
+    assert approver_config(bootstrap.app()).passkeys == {}  # a proposal, not in force
     log = bootstrap.decision_log()
     recs, _ = log.trusted(kind="approvers_config", subject="approvers-config")
     assert [p.decision_id for p in pending(recs, walk(recs)[0])] == [pid]
-    assert approve(pid, "head-mrm-eva") is None  # one admin is not enough for a key
-    assert approve(pid, "cro-omar") is not None
-    assert approver_config().passkeys["risk-carla"] == key.passkey()
+    assert approve(bootstrap.app(), pid, "head-mrm-eva") is None  # one admin is not enough for a key
+    assert approve(bootstrap.app(), pid, "cro-omar") is not None
+    assert approver_config(bootstrap.app()).passkeys["risk-carla"] == key.passkey()
 
     # a passkey approval is audited against the passkey the config pinned when it was given
     recorded(log, key, "run-1")
@@ -112,11 +112,11 @@ def test_audit_verify_re_verifies_passkey_approvals_offline(rg_home, wide):
     from releasegate.cli import app
     from releasegate.services.approvers import approve, propose_enrolment, trust_first
 
-    trust_first(from_file("approvers"), "releasegate:infra-up", "file")
+    trust_first(bootstrap.app(), from_file("approvers"), "releasegate:infra-up", "file")
     key = SoftAuthenticator()
     pid, _ = propose_enrolment("risk-carla", key.passkey(), "console:risk-carla")
-    approve(pid, "head-mrm-eva")
-    approve(pid, "cro-omar")
+    approve(bootstrap.app(), pid, "head-mrm-eva")
+    approve(bootstrap.app(), pid, "cro-omar")
     log = bootstrap.decision_log()
     recorded(log, key, "run-1")
     done = CliRunner().invoke(app, ["audit", "verify"])

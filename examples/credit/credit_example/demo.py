@@ -27,6 +27,7 @@ def run(lc: Lifecycle) -> None:
 
     from credit_example.retrain_job import retrain_job
     from credit_example.training import log_and_register, train
+    from releasegate import bootstrap
     from releasegate.adapters.registry_watch import watch_once
     from releasegate.testing.approval_driver import DemoApprover
     from releasegate.testing.inprocess_worker import InProcessWorker
@@ -80,7 +81,7 @@ def run(lc: Lifecycle) -> None:
         @step("registry event -> retrain", "new dev version -> watcher -> retrain gateway -> retrain-job child run")
         def _(r):
             log_and_register(train(seed=202, rows=3000), MODEL, "dev")
-            results = watch_once()
+            results = watch_once(bootstrap.app())
             created = [x for x in results if x.status == "created" and x.deployment == "retrain"]
             if not created:
                 raise DemoFailed(f"no retrain run from the registry event: {[x.as_dict() for x in results]}")
@@ -161,6 +162,7 @@ def _backfill_before_eod(lc: Lifecycle, r, get_client, run_flow, Pause, State) -
     runs."""
     from prefect.states import Scheduled
 
+    from releasegate import bootstrap
     from releasegate.adapters.config import load_gateway_config
     from releasegate.adapters.prefect_deferrals import sweep
 
@@ -191,7 +193,7 @@ def _backfill_before_eod(lc: Lifecycle, r, get_client, run_flow, Pause, State) -
             state = run_flow(lc.flows["eod-scoring"], flow_run=c.read_flow_run(eod.id), return_type="state")
             if not state.is_completed():
                 raise DemoFailed(f"EOD run {eod.id} ended {state.type.value}: {state.message}")
-        woken = sweep(config).woken
+        woken = sweep(bootstrap.app(), config).woken
         if str(bf.id) not in woken:
             raise DemoFailed(f"the sweeper did not wake the backfill (woken: {woken})")
         state = run_flow(lc.flows["backfill"], flow_run=c.read_flow_run(bf.id), return_type="state")

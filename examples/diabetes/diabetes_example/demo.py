@@ -82,7 +82,7 @@ def run(lc: Lifecycle) -> None:
         def _(r):
             train_and_log(env="dev")
             # the watcher's cursor per registered model: the only new version now is dev.diabetes's
-            created = [x for x in watch_once() if x.status == "created" and x.deployment == "retrain"]
+            created = [x for x in watch_once(bootstrap.app()) if x.status == "created" and x.deployment == "retrain"]
             if not created:
                 raise DemoFailed("no retrain run from the registry event")
             with get_client(sync_client=True) as c:

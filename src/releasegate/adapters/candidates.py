@@ -1,5 +1,5 @@
 """``releasegate.submit_candidate``: how a team's own training or retrain job hands a staging version to
-releasegate (public API).
+releasegate (the public API is ``releasegate.jobs``, which passes the process's app here).
 
 It records the job's verdict on its candidate as a ``retrain`` decision (accepted when the team's own
 checks passed, rejected with what failed otherwise); for an accepted candidate it sets the ``staging``
@@ -14,20 +14,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from releasegate import bootstrap, records
+from releasegate import records
 from releasegate.adapters import mlflow_registry as registry
+from releasegate.app import App
 from releasegate.decisions import DecisionOutcome
 
 
-def already_rejected(model: str, flow_run_id: str) -> str | None:
+def already_rejected(app: App, model: str, flow_run_id: str) -> str | None:
     """The decision id of a candidate this flow run already submitted as failing its checks, else None."""
-    for rec in bootstrap.decision_log().query(kind="retrain", subject=f"model:{model}", newest_first=True):
+    for rec in app.log.query(kind="retrain", subject=f"model:{model}", newest_first=True):
         if rec.details.get("flow_run_id") == flow_run_id and rec.decision_outcome is DecisionOutcome.reject:
             return rec.decision_id
     return None
 
 
 def submit_candidate(
+    app: App,
     model: str,
     version: str,
     *,
@@ -44,8 +46,8 @@ def submit_candidate(
     from releasegate.adapters.prefect_runs import send_event
 
     staging = registry.model_name("staging", model)
-    now = bootstrap.clock().now()
-    rec = bootstrap.decision_log().append(
+    now = app.clock.now()
+    rec = app.log.append(
         records.retrain(
             decision_outcome=DecisionOutcome.accept if checks_ok else DecisionOutcome.reject,
             decision_rationale=f"registered {staging} v{version}: {summary}",
@@ -58,6 +60,7 @@ def submit_candidate(
         return {"decision_id": rec.decision_id, "promotion": None}
     registry.set_alias(staging, registry.STAGING, version)
     announced = send_event(
+        app,
         {
             "event_id": f"{producer}:{flow_run_id or rec.decision_id}",
             "event_type": "registry.staging_version.validated@v1",
@@ -65,6 +68,6 @@ def submit_candidate(
             "producer": producer,
             "idempotency_key": f"staging-validated:{model}:{version}",
             "payload": {"model_name": model, "version": version},
-        }
+        },
     )
     return {"decision_id": rec.decision_id, "promotion": announced.as_dict()}

@@ -15,6 +15,9 @@ variable naming a YAML file overrides both (tests, one-off runs).
 Event routes are read from ``blocks/event_routes.yaml`` only (or $RELEASEGATE_EVENT_ROUTES), so that
 event intake answers duplicates without any Prefect call.
 
+The project folder (``blocks/``) is ``releasegate.settings.project_root()``: RELEASEGATE_PROJECT_DIR, else
+the folder of prefect.yaml; like the overrides above, this source reads the environment itself.
+
 Every file is read with the strict loader (``releasegate.yamlio``: a duplicated key is refused) and every
 model refuses unknown fields. A file or block that is not valid raises ``ConfigError`` naming the file,
 the field and the rule (``releasegate.errors``); the CLI prints that message, exit 2, never a traceback.
@@ -29,7 +32,6 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from releasegate import bootstrap
 from releasegate.errors import ConfigError as ConfigError  # re-exported
 from releasegate.policy.approvers import ApproverConfig as ApproverConfig  # re-exported
 from releasegate.policy.capacity import GatewayConfig
@@ -39,6 +41,7 @@ from releasegate.policy.models import ModelManifest, ModelSpec
 from releasegate.policy.monitoring import MonitoringPolicy
 from releasegate.policy.retrain import RetrainPolicy
 from releasegate.policy.routes import DEFAULT_ROUTES, Route
+from releasegate.settings import project_root
 from releasegate.yamlio import YamlError, load_yaml
 
 M = TypeVar("M", bound=BaseModel)
@@ -56,7 +59,7 @@ CONFIGS: dict[str, tuple[type[BaseModel], str, str]] = {
 
 def config_file(name: str) -> Path:
     _, filename, env = CONFIGS[name]
-    return Path(os.environ.get(env) or bootstrap.project_root() / "blocks" / filename)
+    return Path(os.environ.get(env) or project_root() / "blocks" / filename)
 
 
 def _field_rule(model: type[BaseModel], err: Any) -> tuple[str, str]:
@@ -159,7 +162,7 @@ def _routes(path: str, mtime: float) -> tuple[Route, ...]:
 def load_routes() -> list[Route]:
     env = os.environ.get("RELEASEGATE_EVENT_ROUTES")
     try:
-        path = Path(env) if env else bootstrap.project_root() / "blocks" / "event_routes.yaml"
+        path = Path(env) if env else project_root() / "blocks" / "event_routes.yaml"
     except FileNotFoundError:
         return list(DEFAULT_ROUTES)
     if not path.is_file():

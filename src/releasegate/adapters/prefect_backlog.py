@@ -17,9 +17,10 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.objects import StateType
 from prefect.events import emit_event
 
-from releasegate import bootstrap, records
+from releasegate import records
 from releasegate.adapters.prefect_gate import DEFERRED, deployment_names, expected_durations, run_queue
 from releasegate.adapters.prefect_query import read_all_flow_runs
+from releasegate.app import App
 from releasegate.decisions import DecisionKind, DecisionOutcome, NewDecision
 from releasegate.policy.capacity import ActiveRun, GatewayConfig
 from releasegate.policy.deferrals import STORM_EVENTS, SlaState, WaitingRun, cap_waits, storm_change
@@ -51,13 +52,13 @@ def sweeper_record(d: Deferral, outcome: DecisionOutcome, rationale: str, **deta
 CAP_WAIT_GRACE = timedelta(seconds=60)
 
 
-def record_cap_waits(client, config: GatewayConfig, now: datetime) -> list[dict]:
+def record_cap_waits(app: App, client, config: GatewayConfig, now: datetime) -> list[dict]:
     """Runs of gated deployments that are due but held back by a pool or queue cap are deferrals too: no
     worker takes them, so the gateway never sees them. Each is recorded once per wait (a deferral opened
     from when it was due, ``CAPACITY_LIMIT`` or ``QUEUE_LIMIT``, ``next_evaluation_at`` = its predicted
     start, and a ``deferral`` decision); its Prefect state is left alone, so it starts exactly when Prefect
     would start it. The gate closes the deferral when a worker takes the run."""
-    store, log = bootstrap.scheduling_store(), bootstrap.decision_log()
+    store, log = app.store, app.log
     pool = WorkPoolFilter(name=WorkPoolFilterName(any_=[config.pool_name]))
     due = read_all_flow_runs(
         client,
@@ -83,7 +84,7 @@ def record_cap_waits(client, config: GatewayConfig, now: datetime) -> list[dict]
     due = [r for r in due if names.get(str(r.deployment_id)) in gated]
     if not due:
         return []
-    durations = expected_durations(client, names)
+    durations = expected_durations(app, client, names)
     active = []
     for r in running:
         name = names.get(str(r.deployment_id), "")
@@ -147,13 +148,15 @@ def _storm_subject(config: GatewayConfig, queue: str) -> str:
     return records.deferral_storm_subject(config.pool_name, queue)
 
 
-def escalate_storms(config: GatewayConfig, by_queue: dict[str, list[Deferral]], now: datetime) -> dict[str, dict]:
+def escalate_storms(
+    app: App, config: GatewayConfig, by_queue: dict[str, list[Deferral]], now: datetime
+) -> dict[str, dict]:
     """Per queue of the pool: open, escalate or close its storm incident (``policy.deferrals.storm_change``)
     from its open deferrals, one ``incident`` decision and one Prefect event per change, naming the count,
     the oldest deferral, the predicted drain time and the last capacity plan's recommended pool. Returns,
     per queue with a storm open now, its incident's decision id and the event id of this sweep's change."""
-    log = bootstrap.decision_log()
-    home = bootstrap.settings().home_dir
+    log = app.log
+    home = app.settings.home_dir
     out: dict[str, dict] = {}
     for q in config.queues:
         subject = _storm_subject(config, q.name)

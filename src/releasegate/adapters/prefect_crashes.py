@@ -29,12 +29,14 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.states import AwaitingRetry, Scheduled
 
-from releasegate import bootstrap, records
+from releasegate import records
 from releasegate.adapters.prefect_gate import governing_name
 from releasegate.adapters.prefect_query import read_all_flow_runs
+from releasegate.app import App
 from releasegate.decisions import DecisionOutcome
 from releasegate.policy.capacity import GatewayConfig
 from releasegate.policy.crash_retry import CrashVerdict, crash_verdict
+from releasegate.store.trust import SealedDecisionLog
 
 LABEL = "releasegate.crash"  # "<crashes handled>:<action>"
 
@@ -48,10 +50,10 @@ class CrashHandled:
     detail: str
 
 
-def retry_crashed_runs(config: GatewayConfig, now: datetime | None = None) -> list[CrashHandled]:
+def retry_crashed_runs(app: App, config: GatewayConfig, now: datetime | None = None) -> list[CrashHandled]:
     """Handle each crashed run of the pool once per crash: retry it (``AwaitingRetry``) while its runtime
     policy allows, else leave it ``Crashed``; record each verdict."""
-    now = now or bootstrap.clock().now()
+    now = now or app.clock.now()
     handled: list[CrashHandled] = []
     with get_client(sync_client=True) as c:
         runs: list[FlowRun] = read_all_flow_runs(
@@ -76,7 +78,7 @@ def retry_crashed_runs(config: GatewayConfig, now: datetime | None = None) -> li
             if before is not None and before.type == StateType.SCHEDULED:
                 # The zombie automation met a heartbeat sent just as the run was deferred: it was not
                 # running, so nothing crashed. Put it back as it was; no retry is spent.
-                handled.append(_restore(c, run, before, names[key], len(marks), now))
+                handled.append(_restore(app.log, c, run, before, names[key], len(marks), now))
                 continue
             crashes = sum(1 for k in marks if k == 0 or states[k - 1].type != StateType.SCHEDULED)
             policy = run.empirical_policy
@@ -93,15 +95,23 @@ def retry_crashed_runs(config: GatewayConfig, now: datetime | None = None) -> li
                     detail = f"Prefect refused the retry ({result.status.value}): {result.details}"
             c.update_flow_run_labels(run.id, {LABEL: f"{len(marks)}:{action}"})
             crash_message = states[marks[-1]].message or ""
-            _record(str(run.id), names[key], verdict, action, detail, crash_message, now)
+            _record(app.log, str(run.id), names[key], verdict, action, detail, crash_message, now)
             handled.append(CrashHandled(str(run.id), names[key], action, crashes, detail))
     return handled
 
 
 def _record(
-    run_id: str, deployment: str, verdict: CrashVerdict, action: str, detail: str, crash_message: str, now: datetime
+    log: SealedDecisionLog,
+    run_id: str,
+    deployment: str,
+    verdict: CrashVerdict,
+    action: str,
+    detail: str,
+    crash_message: str,
+    now: datetime,
 ) -> None:
     _crash_record(
+        log,
         run_id,
         deployment,
         action == "retry",
@@ -116,10 +126,12 @@ def _record(
     )
 
 
-def _crash_record(run_id: str, deployment: str, accepted: bool, detail: str, now: datetime, **details: Any) -> None:
+def _crash_record(
+    log: SealedDecisionLog, run_id: str, deployment: str, accepted: bool, detail: str, now: datetime, **details: Any
+) -> None:
     """The sweeper's ``schedule`` decision (rule ``crash_retry``) about one crashed run: its fields, then
     ``details``."""
-    bootstrap.decision_log().append(
+    log.append(
         records.schedule(
             decision_outcome=DecisionOutcome.accept if accepted else DecisionOutcome.reject,
             decision_rationale=f"{deployment}: {detail}",
@@ -131,7 +143,9 @@ def _crash_record(run_id: str, deployment: str, accepted: bool, detail: str, now
     )
 
 
-def _restore(c, run: FlowRun, before, deployment: str, marks: int, now: datetime) -> CrashHandled:
+def _restore(
+    log: SealedDecisionLog, c, run: FlowRun, before, deployment: str, marks: int, now: datetime
+) -> CrashHandled:
     due = before.state_details.scheduled_time
     due = max(due, now) if due is not None else now
     detail = (
@@ -146,6 +160,7 @@ def _restore(c, run: FlowRun, before, deployment: str, marks: int, now: datetime
         detail = f"Prefect refused to put it back ({result.status.value}): {result.details}"
     c.update_flow_run_labels(run.id, {LABEL: f"{marks}:{action}"})
     _crash_record(
+        log,
         str(run.id),
         deployment,
         action == "restored",

@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 from prefect import get_client
@@ -22,7 +22,7 @@ from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 from prefect.states import Scheduled
 from sqlalchemy.exc import SQLAlchemyError
 
-from releasegate import bootstrap, records
+from releasegate import records
 from releasegate.adapters.prefect_backlog import escalate_storms, record_cap_waits, sweeper_record
 from releasegate.adapters.prefect_gate import (
     DEFERRED,
@@ -31,6 +31,7 @@ from releasegate.adapters.prefect_gate import (
     run_queue,
 )
 from releasegate.adapters.prefect_query import read_all_flow_runs
+from releasegate.app import App
 from releasegate.decisions import DecisionOutcome, DecisionRefused
 from releasegate.errors import Refused
 from releasegate.policy.capacity import GatewayConfig, RunRequest
@@ -65,20 +66,20 @@ class SweepReport:
 WAKE_MARGIN = timedelta(minutes=1)
 
 
-def sweep(config: GatewayConfig) -> SweepReport:
+def sweep(app: App, config: GatewayConfig) -> SweepReport:
     """Escalate deferrals past their SLA (once per level), close those whose run has ended, and wake the
     capacity deferrals the gateway would admit now (``policy.deferrals.runs_to_wake``)."""
-    store, log = bootstrap.scheduling_store(), bootstrap.decision_log()
-    now = bootstrap.clock().now()
+    store, log = app.store, app.log
+    now = app.clock.now()
     report = SweepReport()
     waiting: list[tuple[Deferral, FlowRun]] = []
     by_queue: dict[str, list[Deferral]] = {}
     due_levels: list[tuple[Deferral, str, list[SlaState]]] = []
     with get_client(sync_client=True) as client:
-        report.cap_waits = record_cap_waits(client, config, now)
+        report.cap_waits = record_cap_waits(app, client, config, now)
         for d in store.deferrals("open"):
             try:
-                run = client.read_flow_run(d.flow_run_id)
+                run = client.read_flow_run(d.flow_run_id)  # type: ignore[arg-type]  # the id's str form serves
             except ObjectNotFound:
                 store.close_deferral(d.flow_run_id, "gone", now)
                 report.closed.append(d.flow_run_id)
@@ -104,7 +105,7 @@ def sweep(config: GatewayConfig) -> SweepReport:
                 store.set_sla_state(d.flow_run_id, current.value)
         # One incident per queue while any of its deferrals is past the SLA, not one per run (a backfill
         # storm defers hundreds of runs): the storm's event notifies; each run's escalation is recorded.
-        storms = escalate_storms(config, by_queue, now)
+        storms = escalate_storms(app, config, by_queue, now)
         report.storms = [s for s in storms.values() if s.get("changed")]
         for d, queue, levels in due_levels:
             storm = storms.get(queue, {})
@@ -133,7 +134,7 @@ def sweep(config: GatewayConfig) -> SweepReport:
                     }
                 )
         if waiting:
-            report.woken = _wake(client, config, waiting, now)
+            report.woken = _wake(app, client, config, waiting, now)
     return report
 
 
@@ -141,16 +142,16 @@ WOKEN = "Woken"  # the state name of a woken run: not "Scheduled", so Prefect's 
 # (and its message) alone; a worker takes any Scheduled-type run whatever its name
 
 
-def _wake(client, config: GatewayConfig, waiting: list[tuple[Deferral, FlowRun]], now: datetime) -> list[str]:
+def _wake(app: App, client, config: GatewayConfig, waiting: list[tuple[Deferral, FlowRun]], now: datetime) -> list[str]:
     """Wake the deferred runs the gateway would admit now (``runs_to_wake``: queue priority first, then the
     oldest deferral): each goes back to Prefect's queue at its first deferral time, so it keeps its place
     ahead of younger runs, and only then is the wake recorded. The gateway decides again when a worker
     starts it. A run that cannot be moved is logged and left deferred; the others are still woken."""
-    store, log, clock = bootstrap.scheduling_store(), bootstrap.decision_log(), bootstrap.clock()
+    store, log, clock = app.store, app.log, app.clock
     lowest = max(config.queues, key=lambda q: q.priority).name
     reserving = config.admission == "reservation"
     ids = {str(run.deployment_id): d.deployment for d, run in waiting if run.deployment_id}
-    durations = expected_durations(client, ids) if reserving else {}
+    durations = expected_durations(app, client, ids) if reserving else {}
     requests = []
     for d, run in waiting:
         requests.append(
@@ -165,7 +166,7 @@ def _wake(client, config: GatewayConfig, waiting: list[tuple[Deferral, FlowRun]]
     # one snapshot for all: asked as the lowest queue, it holds every run that out-ranks any of them
     # (deferred higher-priority runs included, as reservations at their next evaluation)
     probe = RunRequest(flow_run_id="", deployment="", queue=lowest)
-    snapshot = build_snapshot(client, config, None, probe, now, durations)
+    snapshot = build_snapshot(app, client, config, None, probe, now, durations)
     by_id = {d.flow_run_id: (d, run) for d, run in waiting}
     woken = []
     for request in runs_to_wake(requests, snapshot, config, now):
@@ -244,15 +245,21 @@ class OverrideRefused(Refused):
 
 
 def override_deferral(
-    flow_run_id: str, ticket: str | None, by: str, reason: str, expires_in: timedelta, key_file: Path | None = None
+    app: App,
+    flow_run_id: str,
+    ticket: str | None,
+    by: str,
+    reason: str,
+    expires_in: timedelta,
+    key_file: Path | None = None,
 ):
     """Start a deferred run now. Needs a ticket and a grant signed by someone on the ``overrides``
     allow-list with their pinned key (``policy.grants``); recorded as an ``override`` decision before
     anything moves."""
-    store, log = bootstrap.scheduling_store(), bootstrap.decision_log()
-    now = bootstrap.clock().now()
+    store, log = app.store, app.log
+    now = app.clock.now()
 
-    def refuse(field: str, rule: str):
+    def refuse(field: str, rule: str) -> NoReturn:
         rec = log.append(
             records.override(
                 decision_outcome=DecisionOutcome.reject,
@@ -275,7 +282,7 @@ def override_deferral(
     if deferral is None or deferral.status != "open":
         refuse("run", f"no open deferral for flow run {flow_run_id} (see `releasegate deferrals`)")
     expiry = (now + expires_in).replace(microsecond=0)
-    signed = _sign_override(flow_run_id, str(ticket), by, reason, expiry, now, key_file, refuse)
+    signed = _sign_override(flow_run_id, str(ticket), by, reason, expiry, now, key_file, app, refuse)
     try:
         rec = log.append(
             records.override(
@@ -303,7 +310,7 @@ def override_deferral(
     return rec
 
 
-def _sign_override(run_id, ticket, by, reason, expiry, now, key_file, refuse) -> dict:
+def _sign_override(run_id, ticket, by, reason, expiry, now, key_file, app, refuse) -> dict:
     from releasegate.policy.grants import GrantRefused, GrantStatement
     from releasegate.services.grants import signed_grant
     from releasegate.store.keys import KeyRefused
@@ -318,14 +325,14 @@ def _sign_override(run_id, ticket, by, reason, expiry, now, key_file, refuse) ->
         signed_at=now,
     )
     try:
-        return signed_grant(statement, key_file, "overrides")
+        return signed_grant(statement, key_file, "overrides", app=app)
     except (KeyRefused, GrantRefused) as exc:
         refuse(exc.field, exc.rule)  # records the refusal and raises OverrideRefused
         raise
 
 
-def kpi_report(config: GatewayConfig, since: datetime, publish: bool = True) -> KpiReport:
-    now = bootstrap.clock().now()
+def kpi_report(app: App, config: GatewayConfig, since: datetime, publish: bool = True) -> KpiReport:
+    now = app.clock.now()
     with get_client(sync_client=True) as client:
         runs = read_all_flow_runs(
             client,
@@ -338,8 +345,8 @@ def kpi_report(config: GatewayConfig, since: datetime, publish: bool = True) -> 
     started = [
         r for r in scheduled if r.start_time is not None or r.state_type in (StateType.RUNNING, StateType.COMPLETED)
     ]
-    ok, bad = check_deployments(load_prefect_yaml(bootstrap.project_root() / "prefect.yaml"))
-    deferrals = bootstrap.scheduling_store().deferrals(status=None, since=since)
+    ok, bad = check_deployments(load_prefect_yaml(app.project_root / "prefect.yaml"))
+    deferrals = app.store.deferrals(status=None, since=since)
     minutes = deferral_minutes([d.first_deferred_at for d in deferrals], [d.closed_at for d in deferrals], now)
     report = KpiReport(
         since=since,

@@ -27,7 +27,8 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.states import Cancelled, Failed
 
-from releasegate import bootstrap, records
+from releasegate import records
+from releasegate.app import App
 from releasegate.decisions import DecisionOutcome
 from releasegate.policy.runtime_policy import (
     cron_schedules,
@@ -38,16 +39,15 @@ from releasegate.policy.runtime_policy import (
 )
 
 
-def load_deployment_flow(deployment: str, project: Path | None = None):
+def load_deployment_flow(deployment: str, project: Path):
     """The flow object of ``deployment``, loaded from its ``entrypoint`` in the project's prefect.yaml
     (what a worker does), so that the CLI and the demo run from an installed package without putting
     the checkout on the import path."""
     from prefect.flows import load_flow_from_entrypoint
 
-    root = project or bootstrap.project_root()
-    dep = find_deployment(load_prefect_yaml(root / "prefect.yaml"), deployment)
+    dep = find_deployment(load_prefect_yaml(project / "prefect.yaml"), deployment)
     path, _, name = str(dep["entrypoint"]).rpartition(":")
-    return load_flow_from_entrypoint(f"{root / path}:{name}", use_placeholder_flow=False)
+    return load_flow_from_entrypoint(f"{project / path}:{name}", use_placeholder_flow=False)
 
 
 def _scheduled_start():
@@ -59,23 +59,24 @@ def _scheduled_start():
         return None
 
 
-def _due_at(run_id: str):
+def _due_at(app: App, run_id: str):
     """When the run was due: its scheduled start, or, for a run the gateway deferred, the time the
     gateway told it to come back (Prefect keeps ``expected_start_time`` at the first schedule when a
     run is rescheduled, so a run deferred by a 12-day freeze would otherwise be "12 days late" when the
     freeze ends and be skipped by its own deferral). An overridden deferral is due at the override."""
     scheduled = _scheduled_start()
-    deferral = bootstrap.scheduling_store().get_deferral(run_id)
+    deferral = app.store.get_deferral(run_id)
     if deferral is None:
         return scheduled
     due = deferral.closed_at if deferral.status == "overridden" and deferral.closed_at else deferral.next_evaluation_at
     return max(d for d in (scheduled, due) if d is not None)
 
 
-def project_of(fn: Callable[..., Any], deployment: str) -> Path:
+def project_of(fn: Callable[..., Any], deployment: str, default: Callable[[], Path]) -> Path:
     """The project whose prefect.yaml declares ``deployment``: searched upwards from the flow's own
     source file (a team's flow finds the team's project, releasegate's flows find releasegate's), else
-    ``RELEASEGATE_PROJECT_DIR`` / the folder searched upwards from the working directory."""
+    ``default()`` (the app's: ``RELEASEGATE_PROJECT_DIR`` / the folder searched upwards from the working
+    directory)."""
     source = inspect.getsourcefile(fn)
     if source:
         for folder in Path(source).resolve().parents:
@@ -86,7 +87,7 @@ def project_of(fn: Callable[..., Any], deployment: str) -> Path:
                 except KeyError:
                     continue
                 return folder
-    return bootstrap.project_root()
+    return default()
 
 
 def fail_without_retry(message: str) -> Any:
@@ -107,9 +108,9 @@ def fail_without_retry(message: str) -> Any:
     return Failed(message=message)
 
 
-def _refuse_store(deployment: str, run_id: str, why: str) -> Any:
+def _refuse_store(app: App, deployment: str, run_id: str, why: str) -> Any:
     """A run whose MLflow is not releasegate's: a ``refusal`` record, and Failed without retry."""
-    bootstrap.decision_log().append(
+    app.log.append(
         records.refusal(
             decision_outcome=DecisionOutcome.reject,
             decision_rationale=why,
@@ -122,7 +123,7 @@ def _refuse_store(deployment: str, run_id: str, why: str) -> Any:
     return fail_without_retry(why)
 
 
-def _admitted(fn: Callable[..., Any], deployment: str, gate: bool, args: Any, kwargs: Any) -> Any:
+def _admitted(app: App, fn: Callable[..., Any], deployment: str, gate: bool, args: Any, kwargs: Any) -> Any:
     from prefect.runtime import flow_run
 
     from releasegate.adapters import mlflow_scope
@@ -130,23 +131,24 @@ def _admitted(fn: Callable[..., Any], deployment: str, gate: bool, args: Any, kw
 
     run_id = str(flow_run.id)
     if why := mlflow_scope.conflict():  # before anything runs: nothing half-done
-        return _refuse_store(deployment, run_id, why)
+        return _refuse_store(app, deployment, run_id, why)
     with admission_scope():  # slots the gateway grants this run are held until the body returns
         if gate:
             from releasegate.adapters.prefect_gate import gate_current_run
 
-            gate_current_run(deployment)
+            gate_current_run(app, deployment)
         # MLflow pointed at releasegate's store; runs logged inside carry the flow's own commit
         with mlflow_scope.run_scope(inspect.getsourcefile(fn), run_id, deployment):
             result = fn(*args, **kwargs)
         if why := mlflow_scope.moved_elsewhere():
-            return _refuse_store(deployment, run_id, why)
+            return _refuse_store(app, deployment, run_id, why)
         return result
 
 
 def governed_flow(
     deployment: str,
     *,
+    new_app: Callable[[], App],
     project_dir: str | Path | None = None,
     gate: bool = False,
     own_concurrency: bool = False,
@@ -158,10 +160,13 @@ def governed_flow(
     that know their business dates call ``gate_current_run`` themselves instead. A concurrency limit
     declared in ``runtime_policy`` is held around the whole run, unless ``own_concurrency=True``: then the
     flow takes ``prefect_locks.work_slot`` itself around its work (``promotion``: not its approval waits).
-    Public as ``releasegate.governed``."""
+    ``new_app`` (the composition root's ``app``) gives each run its collaborators. Public as
+    ``releasegate.governed`` (``releasegate.jobs``, which passes it)."""
 
     def decorate(fn: Callable[..., Any]):
-        root = Path(project_dir) if project_dir is not None else project_of(fn, deployment)
+        root = (
+            Path(project_dir) if project_dir is not None else project_of(fn, deployment, lambda: new_app().project_root)
+        )
         try:
             dep = find_deployment(load_prefect_yaml(root / "prefect.yaml"), deployment)
             policy = policy_from_deployment(dep)
@@ -184,10 +189,11 @@ def governed_flow(
         def body(*args: Any, **kwargs: Any):
             from prefect.runtime import flow_run
 
-            now = bootstrap.clock().now()
-            verdict = late_run_verdict(policy.late_run, _due_at(str(flow_run.id)), now)
+            app = new_app()
+            now = app.clock.now()
+            verdict = late_run_verdict(policy.late_run, _due_at(app, str(flow_run.id)), now)
             if not verdict.run:
-                bootstrap.decision_log().append(
+                app.log.append(
                     records.late_run(
                         decision_outcome=DecisionOutcome.reject,
                         decision_rationale=verdict.reason,
@@ -204,7 +210,7 @@ def governed_flow(
                 return Cancelled(message=verdict.reason)
             from releasegate.adapters.prefect_schedule import apply_schedule_rules
 
-            ended = apply_schedule_rules(deployment, policy, crons)  # DST, one run per occurrence, catch-up
+            ended = apply_schedule_rules(app, deployment, policy, crons)  # DST, one run per occurrence, catch-up
             if ended is not None:
                 return ended
             if policy.concurrency_by == "releasegate" and not own_concurrency:
@@ -214,8 +220,8 @@ def governed_flow(
                     if not held:
                         why = f"{deployment}: every slot of its concurrency_limit ({policy.concurrency_limit}) is taken"
                         return Cancelled(message=f"{why} (collision_strategy CANCEL_NEW)")
-                    return _admitted(fn, deployment, gate, args, kwargs)
-            return _admitted(fn, deployment, gate, args, kwargs)
+                    return _admitted(app, fn, deployment, gate, args, kwargs)
+            return _admitted(app, fn, deployment, gate, args, kwargs)
 
         body.runtime_policy = policy  # type: ignore[attr-defined]
         # The decorator-factory form: the same Flow as flow(body, ...); that spelling is missing from

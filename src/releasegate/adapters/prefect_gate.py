@@ -41,10 +41,11 @@ from prefect.client.schemas.sorting import FlowRunSort
 from prefect.exceptions import Pause
 from prefect.states import Scheduled
 
-from releasegate import bootstrap, records
+from releasegate import records
 from releasegate.adapters import prefect_slots
 from releasegate.adapters.config import load_gateway_config
 from releasegate.adapters.prefect_query import read_all_flow_runs
+from releasegate.app import App
 from releasegate.decisions import DecisionOutcome
 from releasegate.policy.capacity import (
     ActiveRun,
@@ -143,7 +144,7 @@ HISTORY = 50  # completed runs per deployment the duration estimate looks at
 
 
 def expected_durations(
-    client, deployment_ids: dict[str, str], known: dict[str, float | None] | None = None
+    app: App, client, deployment_ids: dict[str, str], known: dict[str, float | None] | None = None
 ) -> dict[str, float | None]:
     """Per deployment id (``deployment_ids``: id -> the policy's name for it): the conservative duration
     of its runs (``capacity.expected_duration``) from its last completed runs in Prefect, falling back to
@@ -158,7 +159,7 @@ def expected_durations(
     if not todo:
         return out
     try:
-        doc = load_prefect_yaml(bootstrap.project_root() / "prefect.yaml")
+        doc = load_prefect_yaml(app.project_root / "prefect.yaml")
     except (OSError, ValueError):
         doc = {}
     for dep_id, name in todo.items():
@@ -180,6 +181,7 @@ def expected_durations(
 
 
 def build_snapshot(
+    app: App,
     client,
     config: GatewayConfig,
     exclude: str | None,
@@ -222,7 +224,7 @@ def build_snapshot(
         paused = _paused_queues(client, config.pool_name)
         upcoming = [r for r in upcoming if r.work_queue_name not in paused]
     names = deployment_names(client, active + upcoming)
-    durations = expected_durations(client, names, known_durations) if reserving else None
+    durations = expected_durations(app, client, names, known_durations) if reserving else None
 
     def starting(run: FlowRun) -> bool:  # a gated run not admitted yet: no slot, no capacity held
         gated = config.deployments.get(names.get(str(run.deployment_id), ""))
@@ -231,7 +233,7 @@ def build_snapshot(
     at_gate = [r for r in active if starting(r)]
     active = [r for r in active if not starting(r)]
     gate = config.deployments.get(request.deployment)
-    completed = bootstrap.scheduling_store().completed(gate.upstreams if gate else [], request.business_dates)
+    completed = app.store.completed(gate.upstreams if gate else [], request.business_dates)
     return CapacitySnapshot(
         active=[
             _as_active(r, names, "running" if r.state_type == StateType.RUNNING else "pending", durations)
@@ -254,13 +256,13 @@ def run_queue(config: GatewayConfig, deployment: str, work_queue_name: str | Non
     return max(config.queues, key=lambda q: q.priority).name
 
 
-def use_override(run_id: str, now: datetime) -> str | None:
+def use_override(app: App, run_id: str, now: datetime) -> str | None:
     """Admit on an override only if one holds now: sealed, granted for this run, unexpired, unused.
 
     An override admits one start of the run: its use is recorded (kind ``override``, naming the grant),
     and a retry or a later start goes through the gateway again. An override whose ``exception_expiry``
     has passed is recorded as expired and admits nothing."""
-    log = bootstrap.decision_log()
+    log = app.log
     subject = f"flow_run:{run_id}"
     good, forged = log.trusted(kind="override", subject=subject)
     log.refuse_forged(forged, "capacity-gateway")
@@ -268,7 +270,7 @@ def use_override(run_id: str, now: datetime) -> str | None:
     from releasegate.policy.grants import recorded_grant_problem
     from releasegate.services.approvers import governed_config
 
-    keys = governed_config("capacity-gateway").keys
+    keys = governed_config("capacity-gateway", app).keys
     grants = [
         r
         for r in good
@@ -312,18 +314,18 @@ def use_override(run_id: str, now: datetime) -> str | None:
 
 
 def gate_current_run(
-    deployment: str, business_dates: list[date] | None = None, config: GatewayConfig | None = None
+    app: App, deployment: str, business_dates: list[date] | None = None, config: GatewayConfig | None = None
 ) -> GateDecision:
     """Admit the current flow run or defer it (this function then does not return: see module doc)."""
     from prefect.runtime import flow_run
 
     config = config or load_gateway_config()
-    store = bootstrap.scheduling_store()
-    now = bootstrap.clock().now()
+    store = app.store
+    now = app.clock.now()
     run_id = str(flow_run.id)
     logger = get_run_logger()
     previous = store.get_deferral(run_id)
-    grant = use_override(run_id, now)
+    grant = use_override(app, run_id, now)
     if grant is not None:
         logger.warning("deferral of %s overridden by ticket %s: admitted without the gateway", run_id, grant)
         prefect_slots.mark(run_id, prefect_slots.OVERRIDE)  # holds capacity, took no slot
@@ -339,7 +341,7 @@ def gate_current_run(
             assert own is not None
             queue = run_queue(config, deployment, own.work_queue_name)
         own_id = str(own.deployment_id) if own is not None and own.deployment_id else None
-        own_duration = expected_durations(client, {own_id: deployment}) if reserving and own_id else {}
+        own_duration = expected_durations(app, client, {own_id: deployment}) if reserving and own_id else {}
         mine = own_duration.get(own_id) if own_id else None
         request = RunRequest(
             flow_run_id=run_id,
@@ -349,7 +351,7 @@ def gate_current_run(
             attempts=previous.attempts if previous is not None and previous.status == "open" else 0,
             expected_seconds=mine,
         )
-        snapshot = build_snapshot(client, config, run_id, request, now, own_duration)  # its duration: read once
+        snapshot = build_snapshot(app, client, config, run_id, request, now, own_duration)  # its duration: read once
         decision = evaluate(request, snapshot, config, now)
         if isinstance(decision, Admitted) and prefect_slots.in_scope():
             full = prefect_slots.take_slots(config, queue, run_id)  # atomic across workers: see prefect_slots
@@ -366,7 +368,7 @@ def gate_current_run(
         reason, next_at = decision.deferral_reason_code, decision.next_evaluation_at
         code = reason.value
         deferral = store.record_deferral(run_id, deployment, code, next_at, decision.explanation, now)
-        bootstrap.decision_log().append(
+        app.log.append(
             records.deferral(
                 decision_outcome=DecisionOutcome.reject,
                 decision_rationale=decision.explanation,
@@ -389,10 +391,9 @@ def gate_current_run(
     raise Pause(state=state)
 
 
-def record_completion(deployment: str, business_dates: list[date]) -> None:
+def record_completion(app: App, deployment: str, business_dates: list[date]) -> None:
     from prefect.runtime import flow_run
 
-    store = bootstrap.scheduling_store()
-    now = bootstrap.clock().now()
+    now = app.clock.now()
     for d in business_dates:
-        store.mark_completed(deployment, d, str(flow_run.id), now)
+        app.store.mark_completed(deployment, d, str(flow_run.id), now)

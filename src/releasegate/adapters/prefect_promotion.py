@@ -27,6 +27,7 @@ from pydantic import Field
 
 from releasegate.adapters.prefect_gate import gate_current_run
 from releasegate.adapters.prefect_locks import ensure_alias_lock, ensure_model_lock, hold, work_slot
+from releasegate.app import App
 from releasegate.clock import Clock
 from releasegate.policy.handshake import ApprovalFields, Handshake, Role
 from releasegate.promotion_ports import ApprovalForm, Notifications, PromotionPorts, PromotionRecords
@@ -116,11 +117,12 @@ class PrefectEvents:
 
 
 class PrefectReleaseWindow:
-    def __init__(self, deployment: str) -> None:
+    def __init__(self, app: App, deployment: str) -> None:
+        self.app = app
         self.deployment = deployment
 
     def admit(self) -> None:
-        gate_current_run(self.deployment)
+        gate_current_run(self.app, self.deployment)
 
 
 class Subflows:
@@ -142,6 +144,7 @@ class Subflows:
 
 def promotion_ports(
     *,
+    app: App,
     deployment: str,
     policy: Any,
     checks: Subflows,
@@ -160,7 +163,7 @@ def promotion_ports(
         locks=PrefectLocks(deployment, policy),
         artifacts=PrefectArtifacts(),
         events=PrefectEvents(run_id),
-        window=PrefectReleaseWindow(deployment),
+        window=PrefectReleaseWindow(app, deployment),
         checks=checks,
         records=records,
         clock=clock,

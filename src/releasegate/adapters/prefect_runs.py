@@ -7,8 +7,8 @@ from typing import Any
 
 from prefect import get_client
 
-from releasegate import bootstrap
 from releasegate.adapters.config import load_routes
+from releasegate.app import App
 from releasegate.errors import NotFound
 from releasegate.services.intake import IntakeResult, intake_event
 
@@ -93,14 +93,14 @@ def prefect_emit(name: str, payload: dict[str, Any]) -> None:
     emit_event(event=name, resource=resource, payload=payload)
 
 
-def send_event(raw: Any) -> IntakeResult:
+def send_event(app: App, raw: Any) -> IntakeResult:
     return intake_event(
         raw,
         routes=load_routes(),
-        store=bootstrap.scheduling_store(),
-        log=bootstrap.decision_log(),
+        store=app.store,
+        log=app.log,
         create_run=prefect_create_run,
-        now=bootstrap.clock().now(),
+        now=app.clock.now(),
         emit=prefect_emit,
         ensure_deployment=ensure_deployment,
     )

@@ -36,8 +36,9 @@ from prefect.client.schemas.objects import FlowRun, State
 from prefect.exceptions import Pause
 from prefect.states import Cancelled, Scheduled
 
-from releasegate import bootstrap, records
+from releasegate import records
 from releasegate.adapters.prefect_query import read_all_flow_runs
+from releasegate.app import App
 from releasegate.decisions import DecisionOutcome
 from releasegate.policy.runtime_policy import RuntimePolicy
 from releasegate.policy.schedule_rules import (
@@ -47,13 +48,22 @@ from releasegate.policy.schedule_rules import (
     dst_verdict,
     occurrence_of,
 )
+from releasegate.store.trust import SealedDecisionLog
 
 MOVED = "Deferred"  # the same state name as a gateway deferral: the run waits in Scheduled
 
 
-def _record(deployment: str, run_id: str, rule: str, verdict: ScheduleVerdict, now: datetime, **extra: Any) -> None:
+def _record(
+    log: SealedDecisionLog,
+    deployment: str,
+    run_id: str,
+    rule: str,
+    verdict: ScheduleVerdict,
+    now: datetime,
+    **extra: Any,
+) -> None:
     occ = verdict.occurrence
-    bootstrap.decision_log().append(
+    log.append(
         records.schedule(
             decision_outcome=DecisionOutcome.reject if verdict.action == "skip" else DecisionOutcome.accept,
             decision_rationale=verdict.reason,
@@ -121,7 +131,9 @@ def own_schedule(client: Any, run: FlowRun, deployment: str, crons: list[tuple[s
     return f"{deployment}/{dep.name}", own
 
 
-def apply_schedule_rules(deployment: str, policy: RuntimePolicy, crons: list[tuple[str, str]]) -> State | None:
+def apply_schedule_rules(
+    app: App, deployment: str, policy: RuntimePolicy, crons: list[tuple[str, str]]
+) -> State | None:
     """``None``: the run goes on. A ``Cancelled`` state: end the run with it. A move does not return."""
     from prefect.runtime import flow_run
 
@@ -133,7 +145,7 @@ def apply_schedule_rules(deployment: str, policy: RuntimePolicy, crons: list[tup
         return None  # no rule can apply: spare every run start a read of its flow run
 
     run_id = str(flow_run.id)
-    now = bootstrap.clock().now()
+    now = app.clock.now()
     logger = get_run_logger()
     with get_client(sync_client=True) as client:
         run = client.read_flow_run(flow_run.id)
@@ -146,17 +158,17 @@ def apply_schedule_rules(deployment: str, policy: RuntimePolicy, crons: list[tup
                 if occ is None:
                     continue
                 if verdict.action == "skip":
-                    _record(deployment, run_id, "dst", verdict, now, dst=policy.dst.value)
+                    _record(app.log, deployment, run_id, "dst", verdict, now, dst=policy.dst.value)
                     logger.warning(verdict.reason)
                     return Cancelled(message=verdict.reason)
                 if verdict.action == "move":
                     assert verdict.at is not None
-                    _record(deployment, run_id, "dst", verdict, now, dst=policy.dst.value)
+                    _record(app.log, deployment, run_id, "dst", verdict, now, dst=policy.dst.value)
                     state: State[Any] = Scheduled(name=MOVED, scheduled_time=verdict.at, message="DST_MOVED")
                     client.set_flow_run_state(flow_run.id, state, force=True)
                     logger.warning(verdict.reason)
                     raise Pause(state=state)
-                store = bootstrap.scheduling_store()
+                store = app.store
                 mine = hashlib.sha256(run_id.encode()).hexdigest()
                 claim = store.claim(key, occ.key, mine, run_id, "schedule_occurrence", now)
                 if claim.new:
@@ -167,7 +179,7 @@ def apply_schedule_rules(deployment: str, policy: RuntimePolicy, crons: list[tup
                         occurrence=occ,
                         reason=f"DUPLICATE_OCCURRENCE: {occ.key} already ran as flow run {claim.flow_run_id}",
                     )
-                    _record(deployment, run_id, "duplicate_occurrence", dup, now, first_run=claim.flow_run_id)
+                    _record(app.log, deployment, run_id, "duplicate_occurrence", dup, now, first_run=claim.flow_run_id)
                     logger.warning(dup.reason)
                     return Cancelled(message=dup.reason)
                 break
@@ -176,7 +188,14 @@ def apply_schedule_rules(deployment: str, policy: RuntimePolicy, crons: list[tup
             verdict = catch_up_verdict(policy.catch_up, due)
             if verdict.action == "skip":
                 _record(
-                    deployment, run_id, "catch_up", verdict, now, later_due=due, catch_up=policy.catch_up.mode.value
+                    app.log,
+                    deployment,
+                    run_id,
+                    "catch_up",
+                    verdict,
+                    now,
+                    later_due=due,
+                    catch_up=policy.catch_up.mode.value,
                 )
                 logger.warning(verdict.reason)
                 return Cancelled(message=verdict.reason)

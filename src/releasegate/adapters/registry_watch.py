@@ -9,23 +9,23 @@ sending and advancing the cursor, starts one run.
 
 from __future__ import annotations
 
-from releasegate import bootstrap
 from releasegate.adapters import mlflow_registry as registry
+from releasegate.app import App
 from releasegate.policy.webhooks import split_name
 from releasegate.services.alias_guard import GuardResult
 from releasegate.services.intake import IntakeResult
 from releasegate.store.scheduling_store import RegistryEventStore
 
 
-def watch_once() -> list[IntakeResult]:
+def watch_once(app: App) -> list[IntakeResult]:
     from releasegate.adapters.prefect_runs import send_event
 
-    store = RegistryEventStore(bootstrap.settings().resolved_database_url)
+    store = RegistryEventStore(app.settings.resolved_database_url)
     c = registry.client()
-    now = bootstrap.clock().now()
+    now = app.clock.now()
     results: list[IntakeResult] = []
     for rm in list(registry.registered_models()):  # read whole first: pages are offsets
-        parts = split_name(rm.name, bootstrap.settings().environments)
+        parts = split_name(rm.name, app.settings.environments)
         if parts is None:
             continue
         env, model = parts
@@ -34,6 +34,7 @@ def watch_once() -> list[IntakeResult]:
         for v in (v for v in versions if v > last):
             results.append(
                 send_event(
+                    app,
                     {
                         "event_id": f"registry-watcher:{rm.name}:{v}",
                         "event_type": "registry.model_version.created@v1",
@@ -41,13 +42,14 @@ def watch_once() -> list[IntakeResult]:
                         "producer": "registry-watcher",
                         "idempotency_key": f"model-version:{rm.name}:{v}",
                         "payload": {"model_name": model, "version": str(v), "source_environment": env},
-                    }
+                    },
                 )
             )
         alias = str(rm.aliases["staging"]) if env == "staging" and "staging" in (rm.aliases or {}) else None
         if alias and alias != alias_seen:
             results.append(
                 send_event(
+                    app,
                     {
                         "event_id": f"registry-watcher:{rm.name}@staging:{alias}",
                         "event_type": "registry.staging_version.validated@v1",
@@ -55,14 +57,14 @@ def watch_once() -> list[IntakeResult]:
                         "producer": "registry-watcher",
                         "idempotency_key": f"staging-validated:{model}:{alias}",
                         "payload": {"model_name": model, "version": alias},
-                    }
+                    },
                 )
             )
         store.advance(rm.name, max(versions, default=last), alias or alias_seen, now)
     return results
 
 
-def guard_prod_aliases(mode: str | None = None) -> list[GuardResult]:
+def guard_prod_aliases(app: App, mode: str | None = None) -> list[GuardResult]:
     """The protected champion (``services.alias_guard``) for every model in the prod registry namespace,
     each under its alias lock; incidents go out as Prefect events. ``mode`` (restore | report | off)
     defaults to RELEASEGATE_ALIAS_GUARD."""
@@ -72,11 +74,11 @@ def guard_prod_aliases(mode: str | None = None) -> list[GuardResult]:
     from releasegate.adapters.prefect_locks import ensure_alias_lock
     from releasegate.services.alias_guard import guard_model
 
-    s = bootstrap.settings()
+    s = app.settings
     mode = mode or s.alias_guard
     if mode == "off":
         return []
-    ports = bootstrap.ports()
+    ports = app.ports
     out = []
     for rm in list(registry.registered_models()):  # read whole first: pages are offsets
         parts = split_name(rm.name, s.environments)

@@ -26,6 +26,7 @@ event counts once - instead of answering "replay".
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -33,7 +34,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from releasegate import bootstrap
+from releasegate.app import App
 from releasegate.errors import ReleasegateError
 from releasegate.policy.webhooks import TOLERANCE, WebhookRejected, to_event, verify
 from releasegate.store.scheduling_store import RegistryEventStore
@@ -64,8 +65,9 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
     return b"".join(chunks)
 
 
-def create_app(secret: str | None = None, tolerance=TOLERANCE) -> Starlette:
-    environments = tuple(bootstrap.settings().environments)  # RELEASEGATE_ENVIRONMENTS
+def create_app(new_app: Callable[[], App], secret: str | None = None, tolerance=TOLERANCE) -> Starlette:
+    """The receiver; ``new_app`` (the composition root's ``app``) gives each delivery the process's collaborators."""
+    environments = tuple(new_app().settings.environments)  # RELEASEGATE_ENVIRONMENTS
 
     async def mlflow_webhook(request: Request) -> JSONResponse:
         key = secret or os.environ.get("RELEASEGATE_WEBHOOK_SECRET")
@@ -75,13 +77,14 @@ def create_app(secret: str | None = None, tolerance=TOLERANCE) -> Starlette:
             body = await read_body(request)
         except BodyTooLarge as exc:
             return JSONResponse({"error": str(exc)}, status_code=413)
-        now = bootstrap.clock().now()
+        app = new_app()
+        now = app.clock.now()
         try:
             delivery_id = verify(key, dict(request.headers), body, now, tolerance)
             event = to_event(body, delivery_id, now, environments)
         except WebhookRejected as exc:
             return JSONResponse({"error": exc.reason}, status_code=exc.status)
-        store = RegistryEventStore(bootstrap.settings().resolved_database_url)
+        store = RegistryEventStore(app.settings.resolved_database_url)
         claim = await run_in_threadpool(store.claim_delivery, delivery_id, now)
         if claim.state == "finished":
             return JSONResponse({"error": f"delivery {delivery_id} was already received (replay)"}, status_code=409)
@@ -98,7 +101,7 @@ def create_app(secret: str | None = None, tolerance=TOLERANCE) -> Starlette:
         from releasegate.adapters.prefect_runs import send_event
 
         try:
-            result = await run_in_threadpool(send_event, event)
+            result = await run_in_threadpool(send_event, app, event)
         except Exception as exc:  # let MLflow's retry through: this delivery id was not processed
             await run_in_threadpool(store.release_delivery, delivery_id, claim.owner)
             return JSONResponse({"error": f"intake failed: {type(exc).__name__}: {exc}"}, status_code=500)

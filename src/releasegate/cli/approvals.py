@@ -65,19 +65,21 @@ def approve(
     except StartRefused as exc:
         exit_refused(exc.field, f"{exc.rule}; `releasegate awaiting` lists the paused promotions", code=2)
     params = fr.parameters or {}
-    log = bootstrap.decision_log()
-    tech_ref, candidate_sha, report_sha = tech_pass(run)
+    app = bootstrap.app()
+    log = app.log
+    tech_ref, candidate_sha, report_sha = tech_pass(app, run)
     model_name = str(params.get("model_name", "?"))
     base = handshake_base(
         model_name,
         str(params.get("candidate_version", "?")),
         str(params.get("requested_by", "registry-event")),
+        app,
         tech_report_ref=tech_ref,
         tech_pass=tech_ref is not None,
         candidate_sha256=candidate_sha,
         gate_report_sha256=report_sha,
     )
-    h = restore_handshake(run, base)
+    h = restore_handshake(run, base, app)
     fields = ApprovalFields(
         approver=by, decision="reject" if reject else "approve", reference=ref, statement=statement, comment=comment
     )
@@ -90,7 +92,7 @@ def approve(
         signed = sign(statement_for(h, role_, fields, run, bootstrap.clock().now()), signing_key)
         check_signed(h, role_, fields, signed.token(), run, bootstrap.clock().now())  # e.g. not your pinned key
     except ApprovalRefused as exc:
-        did = record_approval(run, h, role_, None, f"{exc.field}: {exc.rule}", raw)
+        did = record_approval(run, h, role_, None, f"{exc.field}: {exc.rule}", raw, app=app)
         exit_refused(exc, decision_id=did)
     if token_only:
         console.print(signed.token(), soft_wrap=True, highlight=False)
@@ -148,7 +150,8 @@ def exception_grant(
     from releasegate.services.promotion import WAIVABLE_GATES, approver_config, exception_subject
     from releasegate.store.keys import KeyRefused
 
-    log = bootstrap.decision_log()
+    app = bootstrap.app()
+    log = app.log
     subject = exception_subject(model, version)
     details = {
         "ticket_ref": ticket,
@@ -182,7 +185,7 @@ def exception_grant(
         refuse("gate", f"{gate!r} cannot be waived by an exception (waivable: {', '.join(WAIVABLE_GATES)})")
     if not (by or "").strip():
         refuse("by", "required: who grants the exception")
-    allowed = approver_config(reader="exception-grant").exceptions
+    allowed = approver_config(app, reader="exception-grant").exceptions
     if by not in allowed:
         refuse("by", f"{by!r} is not on the exceptions allow-list (approvers block, key `exceptions`)")
     if not (requested_by or "").strip():
@@ -204,6 +207,7 @@ def exception_grant(
                 ),
                 key,
                 "exceptions",
+                app=app,
             )
         except KeyRefused as exc:  # e.g. no key file: bad input
             refuse(exc.field, exc.rule, code=2)

@@ -67,6 +67,7 @@ def approvers_propose(
 ) -> None:
     """Sign and record a new approvers config. An allow-list or owners change is in force at once; a key
     change or a new admin waits for a second admin (`releasegate approvers approve`)."""
+    from releasegate import bootstrap
     from releasegate.adapters.config import ConfigError, from_file
     from releasegate.policy.approvers import ConfigRefused
     from releasegate.services.approvers import propose
@@ -77,7 +78,7 @@ def approvers_propose(
     except ConfigError as exc:
         exit_refused("config_file", str(exc).splitlines()[0], code=2)
     try:
-        pid, in_force, changes = propose(proposed, by, key)
+        pid, in_force, changes = propose(bootstrap.app(), proposed, by, key)
     except (ConfigRefused, KeyRefused) as exc:
         exit_refused(exc, code=2)
     console.print(f"proposal {pid} recorded: {'; '.join(changes)}", highlight=False, markup=False, soft_wrap=True)
@@ -94,12 +95,13 @@ def approvers_approve(
     key: Annotated[Path | None, _KEY] = None,
 ) -> None:
     """Sign a pending proposal as a second admin; it is in force once it has the signatures it needs."""
+    from releasegate import bootstrap
     from releasegate.policy.approvers import ConfigRefused
     from releasegate.services.approvers import approve
     from releasegate.store.keys import KeyRefused
 
     try:
-        in_force = approve(proposal, by, key)
+        in_force = approve(bootstrap.app(), proposal, by, key)
     except (ConfigRefused, KeyRefused) as exc:
         exit_refused(exc, code=2)
     console.print(f"in force now (decision {in_force})" if in_force else f"signed; {proposal} needs another admin")

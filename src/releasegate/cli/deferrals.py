@@ -104,11 +104,12 @@ def deferrals_override(
     signs with their pinned key; recorded as an override decision."""
     from datetime import timedelta
 
+    from releasegate import bootstrap
     from releasegate.adapters.prefect_deferrals import OverrideRefused, override_deferral
 
     try:
         rec = override_deferral(
-            run, ticket, by or "", reason or "", timedelta(minutes=expires_in_minutes), key_file=key
+            bootstrap.app(), run, ticket, by or "", reason or "", timedelta(minutes=expires_in_minutes), key_file=key
         )
     except OverrideRefused as exc:  # names the refusal's decision (exc.decision_id)
         exit_refused(exc, code=2 if exc.field == "run" else 1)  # no open deferral for that run: bad input

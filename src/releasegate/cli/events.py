@@ -19,14 +19,16 @@ def events_send(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per event.")] = False,
 ) -> None:
     """Validate an event, dedupe it by deployment + idempotency_key, and start its run."""
+    from releasegate import bootstrap
     from releasegate.adapters.prefect_runs import DeploymentMissing, send_event
 
+    app = bootstrap.app()
     text = read_input(source, "source")  # a missing file: refused, exit 2 (cli.RefusingGroup)
     try:
         doc = parse_json(text, "source")
     except Refused as exc:  # recorded by intake (as not an object), refused as the bad input it is
         try:
-            result = send_event(text)
+            result = send_event(app, text)
         except DeploymentMissing:
             result = None
         where = f"{source}: " if source != "-" else ""
@@ -35,7 +37,7 @@ def events_send(
     refused = 0
     for raw in events:
         try:
-            result = send_event(raw)
+            result = send_event(app, raw)
         except DeploymentMissing as exc:
             err.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(2) from None

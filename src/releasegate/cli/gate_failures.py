@@ -18,9 +18,10 @@ def gate_failures_list(ctx: typer.Context, as_json: Annotated[bool, typer.Option
     """Gate failures of the last 7 days; unacknowledged ones become a P1 incident after 30 minutes."""
     if ctx.invoked_subcommand is not None:
         return
+    from releasegate import bootstrap
     from releasegate.services.gate_failures import open_gate_failures
 
-    failures, acked, escalated = open_gate_failures()
+    failures, acked, escalated = open_gate_failures(bootstrap.app())
     rows = [
         f | {"acknowledged": f["decision_id"] in acked, "incident": f["decision_id"] in escalated} for f in failures
     ]
@@ -50,12 +51,13 @@ def gate_failures_ack(
     note: Annotated[str, typer.Option(help="What happens next.")] = "",
 ) -> None:
     """Acknowledge a gate failure (stops its escalation to a P1 incident)."""
+    from releasegate import bootstrap
     from releasegate.services.gate_failures import acknowledge
 
     if not by.strip():
         exit_refused("by", "required")
     try:
-        did = acknowledge(decision_id, by, note)
+        did = acknowledge(bootstrap.app(), decision_id, by, note)
     except ValueError as exc:  # an unknown or already acknowledged id: bad input, exit 2
         exit_refused(str(exc), code=2)  # the whole message: "<field>: <rule>", or a DecisionRefused's own text
     console.print(f"gate failure {decision_id} acknowledged as decision {did}")

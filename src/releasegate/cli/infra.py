@@ -77,19 +77,23 @@ def infra_up_cmd(
 
 def _governed_approvers():
     """Trust the approvers config once (the first ``infra up``), or name the governed one in force."""
+    from releasegate import bootstrap
     from releasegate.adapters.config import load
     from releasegate.adapters.prefect_infra import InfraChange
     from releasegate.services.approvers import governed_config, history, trust_first
 
-    if history("infra-up"):
-        governed_config("infra-up")  # a block or file that differs is refused (recorded)
-        step = history("infra-up")[-1]
+    app = bootstrap.app()
+    if history(app, "infra-up"):
+        governed_config("infra-up", app)  # a block or file that differs is refused (recorded)
+        step = history(app, "infra-up")[-1]
         return InfraChange(
             "approvers config",
             "governed",
             f"digest {step.digest} ({step.how}); change it with `releasegate approvers propose`",
         )
-    step, _ = trust_first(load("approvers"), "releasegate:infra-up", "block releasegate-config/approvers (or file)")
+    step, _ = trust_first(
+        app, load("approvers"), "releasegate:infra-up", "block releasegate-config/approvers (or file)"
+    )
     return InfraChange(
         "approvers config",
         "trusted once",

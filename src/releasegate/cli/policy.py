@@ -171,12 +171,13 @@ def govern(
     environment: Annotated[str, typer.Option(help="dev, staging or prod")] = "dev",
 ) -> None:
     """Run a governance run now, in this process (ephemeral or configured Prefect API)."""
+    from releasegate import bootstrap
     from releasegate.adapters.prefect_flows import load_deployment_flow
 
     if approved_at is not None:
         parse_time(approved_at, "approved_at")  # refused here, before any run starts
 
-    governance_run = load_deployment_flow("governance-run")
+    governance_run = load_deployment_flow("governance-run", bootstrap.app().project_root)
     state = governance_run(
         requested_by=requested_by,
         reason_code=reason_code,

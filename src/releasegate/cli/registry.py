@@ -19,10 +19,11 @@ def registry_watch(
     """Poll the registry for new versions and staging-alias moves and send them as events."""
     import time as _time
 
+    from releasegate import bootstrap
     from releasegate.adapters.registry_watch import watch_once
 
     while True:
-        results = watch_once()
+        results = watch_once(bootstrap.app())
         for r in results:
             console.print(f"{r.status}: {r.deployment or '-'} {r.flow_run_id or ''} {r.reason or ''}")
         if not results:
@@ -41,9 +42,10 @@ def registry_guard(
     """Compare champion/archive of every prod model with the decision log (what the registry watcher does
     every minute): a moved alias is a P1 incident record and event, moved back unless --report-only or
     RELEASEGATE_ALIAS_GUARD=report. Exit 1 when an alias was out of place."""
+    from releasegate import bootstrap
     from releasegate.adapters.registry_watch import guard_prod_aliases
 
-    results = guard_prod_aliases("report" if report_only else None)
+    results = guard_prod_aliases(bootstrap.app(), "report" if report_only else None)
     for g in results:
         console.print(f"{g.model}: {g.status} {g.aliases_after}")
         for f in g.findings:

@@ -36,8 +36,9 @@ def report(
     if week is not None:
         _week(week, as_json)
         return
-    start = parse_time(since, "since") if since else bootstrap.clock().now() - timedelta(days=7)
-    rep = kpi_report(load_gateway_config(), start, publish=publish)
+    app = bootstrap.app()
+    start = parse_time(since, "since") if since else app.clock.now() - timedelta(days=7)
+    rep = kpi_report(app, load_gateway_config(), start, publish=publish)
     if as_json:
         typer.echo(rep.model_dump_json(indent=2))
         return

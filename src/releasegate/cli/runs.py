@@ -182,6 +182,7 @@ def awaiting_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the runs as JSON.")] = False,
 ) -> None:
     """Promotion runs paused for an approval: model, version, the role awaited and the line to approve."""
+    from releasegate import bootstrap
     from releasegate.adapters.prefect_manual import NoServer, awaiting_approval
     from releasegate.services.promotion import no_eligible_approver_for
 
@@ -189,7 +190,8 @@ def awaiting_cmd(
         views = awaiting_approval()
     except NoServer as exc:
         exit_refused("PREFECT_API_URL", str(exc), code=2)
-    nobody = {v.id: no_eligible_approver_for(str(v.id), v.parameters, v.awaiting_role) for v in views}
+    app = bootstrap.app()
+    nobody = {v.id: no_eligible_approver_for(app, str(v.id), v.parameters, v.awaiting_role) for v in views}
     rows = [
         {
             "flow_run_id": v.id,

@@ -20,10 +20,11 @@ def webhook_serve(
     """Receive MLflow webhooks at POST /webhooks/mlflow (secret: RELEASEGATE_WEBHOOK_SECRET)."""
     import uvicorn
 
+    from releasegate import bootstrap
     from releasegate.adapters.webhook_app import create_app
 
     if not os.environ.get("RELEASEGATE_WEBHOOK_SECRET"):
         err.print("[red]error:[/red] set RELEASEGATE_WEBHOOK_SECRET to the secret given to MlflowClient.create_webhook")
         raise typer.Exit(2)
     console.print(f"releasegate webhook receiver on http://{host}:{port}/webhooks/mlflow")
-    uvicorn.run(create_app(), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(bootstrap.app), host=host, port=port, log_level="info")

@@ -27,6 +27,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from releasegate import bootstrap, records
+from releasegate.app import App
 from releasegate.decisions import DecisionKind, DecisionOutcome, DecisionRecord
 from releasegate.policy.approvers import (
     ApproverConfig,
@@ -121,12 +122,14 @@ def walk(records: list[DecisionRecord]) -> tuple[list[Step], list[str]]:
     return steps, problems
 
 
-def history(reader: str = "approvers") -> list[Step]:
-    return walk(_records(bootstrap.decision_log(), reader))[0]
+def history(app: App, reader: str = "approvers") -> list[Step]:
+    return walk(_records(app.log, reader))[0]
 
 
-def _append(status: str, digest: str, rationale: str, actor: str, outcome: DecisionOutcome, **details: Any) -> str:
-    rec = bootstrap.decision_log().append(
+def _append(
+    app: App, status: str, digest: str, rationale: str, actor: str, outcome: DecisionOutcome, **details: Any
+) -> str:
+    rec = app.log.append(
         records.approvers_config(
             decision_outcome=outcome,
             decision_rationale=rationale,
@@ -138,14 +141,15 @@ def _append(status: str, digest: str, rationale: str, actor: str, outcome: Decis
     return rec.decision_id
 
 
-def trust_first(config: ApproverConfig, actor: str, source: str) -> tuple[Step, bool]:
+def trust_first(app: App, config: ApproverConfig, actor: str, source: str) -> tuple[Step, bool]:
     """The config in force; when the log holds none, ``config`` is trusted once (recorded with its digest).
     Returns (the config in force, whether it was trusted now)."""
-    steps = history(actor)
+    steps = history(app, actor)
     if steps:
         return steps[-1], False
     digest = config_digest(config)
     _append(
+        app,
         "trusted_once",
         digest,
         f"approvers config {digest[:16]} trusted once from {source}: the trust root from now on; changes are "
@@ -155,7 +159,7 @@ def trust_first(config: ApproverConfig, actor: str, source: str) -> tuple[Step, 
         config=canonical(config),
         source=source,
     )
-    return history(actor)[-1], True
+    return history(app, actor)[-1], True
 
 
 def _source() -> tuple[ApproverConfig | None, str, str | None]:
@@ -172,26 +176,28 @@ def _source() -> tuple[ApproverConfig | None, str, str | None]:
         return None, exc.path, str(exc)
 
 
-def governed_config(reader: str = "promotion") -> ApproverConfig:
+def governed_config(reader: str = "promotion", app: App | None = None) -> ApproverConfig:
     """The approvers config in force. A configured source that differs is refused (recorded once per
-    difference) and never used; with no governed config yet, the source is trusted once."""
+    difference) and never used; with no governed config yet, the source is trusted once. ``app``: every
+    caller passes it but ``services.approval_desk``, rewritten apart, which still gets the process's."""
+    app = app or bootstrap.app()
     source, where, error = _source()
-    steps = history(reader)
+    steps = history(app, reader)
     if not steps:
         if source is None:
             from releasegate.adapters.config import ConfigError
 
             raise ConfigError(where, None, error or "cannot be read")
-        return trust_first(source, f"releasegate:{reader}", where)[0].config
+        return trust_first(app, source, f"releasegate:{reader}", where)[0].config
     current = steps[-1]
     if source is not None and config_digest(source) != current.digest:
-        _refuse_source(current, source, where, reader)
+        _refuse_source(app, current, source, where, reader)
     return current.config
 
 
-def _refuse_source(current: Step, source: ApproverConfig, where: str, reader: str) -> None:
+def _refuse_source(app: App, current: Step, source: ApproverConfig, where: str, reader: str) -> None:
     digest = config_digest(source)
-    for rec in _records(bootstrap.decision_log(), reader):
+    for rec in _records(app.log, reader):
         d = rec.details
         if d.get("status") == "refused" and d.get("digest") == digest and d.get("governed_digest") == current.digest:
             return  # already recorded
@@ -201,6 +207,7 @@ def _refuse_source(current: Step, source: ApproverConfig, where: str, reader: st
         "change it with `releasegate approvers propose`"
     )
     _append(
+        app,
         "refused",
         digest,
         f"approvers config from {where} refused: {rule}",
@@ -214,9 +221,10 @@ def _refuse_source(current: Step, source: ApproverConfig, where: str, reader: st
     )
 
 
-def _refused(by: str, field: str, rule: str, digest: str = "") -> ConfigRefused:
+def _refused(app: App, by: str, field: str, rule: str, digest: str = "") -> ConfigRefused:
     """A refused proposal or approval, recorded; the exception carries the record's ``decision_id``."""
     did = _append(
+        app,
         "refused",
         digest or "(none)",  # a refusal before any config was read names none
         f"approvers config change refused: {field}: {rule}",
@@ -230,15 +238,15 @@ def _refused(by: str, field: str, rule: str, digest: str = "") -> ConfigRefused:
     return exc
 
 
-def _signed(action: str, digest: str, previous: str, by: str, key_file: Path | None) -> dict[str, Any]:
-    key = load_key(key_file or key_path(bootstrap.settings().key_dir.expanduser(), by))
+def _signed(app: App, action: str, digest: str, previous: str, by: str, key_file: Path | None) -> dict[str, Any]:
+    key = load_key(key_file or key_path(app.settings.key_dir.expanduser(), by))
     statement = ConfigStatement(
-        action=action, digest=digest, previous_digest=previous, admin=by, signed_at=bootstrap.clock().now()
+        action=action, digest=digest, previous_digest=previous, admin=by, signed_at=app.clock.now()
     )
     return sign_config(statement, key).record()
 
 
-def _check(current: Step, digest: str, sig: dict[str, Any], by: str) -> None:
+def _check(app: App, current: Step, digest: str, sig: dict[str, Any], by: str) -> None:
     from releasegate.policy.approvers import SignedConfig
 
     signed = SignedConfig.model_validate(
@@ -247,23 +255,26 @@ def _check(current: Step, digest: str, sig: dict[str, Any], by: str) -> None:
     try:
         check_admin_signature(signed, current.config, digest, current.digest)
     except ConfigRefused as exc:
-        raise _refused(by, exc.field, exc.rule, digest) from None
+        raise _refused(app, by, exc.field, exc.rule, digest) from None
 
 
-def propose(proposed: ApproverConfig, by: str, key_file: Path | None = None) -> tuple[str, str | None, list[str]]:
+def propose(
+    app: App, proposed: ApproverConfig, by: str, key_file: Path | None = None
+) -> tuple[str, str | None, list[str]]:
     """Record ``by``'s signed proposal; returns (proposal id, the in-force record id when one signature is
     enough, the changes). Raises ``ConfigRefused`` (recorded) or ``KeyRefused`` (nothing signed)."""
-    steps = history("approvers")
+    steps = history(app, "approvers")
     if not steps:
-        raise _refused(by, "approvers", "no governed config yet: `releasegate infra up` trusts the first one")
+        raise _refused(app, by, "approvers", "no governed config yet: `releasegate infra up` trusts the first one")
     current = steps[-1]
     digest = config_digest(proposed)
     changes = differences(current.config, proposed)
     if not changes:
-        raise _refused(by, "config", f"identical to the config in force {current.digest[:16]}", digest)
-    sig = _signed("propose", digest, current.digest, by, key_file)
-    _check(current, digest, sig, by)
+        raise _refused(app, by, "config", f"identical to the config in force {current.digest[:16]}", digest)
+    sig = _signed(app, "propose", digest, current.digest, by, key_file)
+    _check(app, current, digest, sig, by)
     pid = _append(
+        app,
         "proposed",
         digest,
         f"approvers config {digest[:16]} proposed by {by}: {'; '.join(changes)}",
@@ -274,16 +285,17 @@ def propose(proposed: ApproverConfig, by: str, key_file: Path | None = None) -> 
         signatures=[sig],
         changes=changes,
     )
-    return pid, _in_force_if_enough(current, proposed, pid, [sig], by), changes
+    return pid, _in_force_if_enough(app, current, proposed, pid, [sig], by), changes
 
 
 def _in_force_if_enough(
-    current: Step, proposed: ApproverConfig, pid: str, sigs: list[dict[str, Any]], by: str
+    app: App, current: Step, proposed: ApproverConfig, pid: str, sigs: list[dict[str, Any]], by: str
 ) -> str | None:
     if change_problem(current.config, proposed, sigs) is not None:
         return None
     digest = config_digest(proposed)
     return _append(
+        app,
         "in_force",
         digest,
         f"approvers config {digest[:16]} in force (replaces {current.digest[:16]})",
@@ -295,23 +307,25 @@ def _in_force_if_enough(
     )
 
 
-def propose_enrolment(name: str, passkey: Passkey, actor: str) -> tuple[str, list[str]]:
+def propose_enrolment(name: str, passkey: Passkey, actor: str, app: App | None = None) -> tuple[str, list[str]]:
     """Record a passkey enrolment as a proposal of the config in force with ``passkeys[name]`` set, signed
     by no one: it takes effect when admins approve it (``releasegate approvers approve ID --by ADMIN``,
     two of them: a key change). Returns (proposal id, the changes). ``ConfigRefused`` (recorded) for a
-    name the config does not know."""
-    steps = history("console")
+    name the config does not know. ``app``: as for ``governed_config``."""
+    app = app or bootstrap.app()
+    steps = history(app, "console")
     if not steps:
-        raise _refused(actor, "approvers", "no governed config yet: `releasegate infra up` trusts the first one")
+        raise _refused(app, actor, "approvers", "no governed config yet: `releasegate infra up` trusts the first one")
     current = steps[-1]
     if name not in current.config.names():
-        raise _refused(actor, "name", f"{name!r} is on no list of the governed approvers config: ask an admin")
+        raise _refused(app, actor, "name", f"{name!r} is on no list of the governed approvers config: ask an admin")
     proposed = current.config.model_copy(update={"passkeys": {**current.config.passkeys, name: passkey}})
     digest = config_digest(proposed)
     changes = differences(current.config, proposed)
     if not changes:
-        raise _refused(actor, "passkey", f"this passkey is already pinned for {name!r}", digest)
+        raise _refused(app, actor, "passkey", f"this passkey is already pinned for {name!r}", digest)
     pid = _append(
+        app,
         "proposed",
         digest,
         f"passkey enrolment of {name} (credential {passkey.credential_id[:16]}) proposed: {'; '.join(changes)}",
@@ -326,29 +340,32 @@ def propose_enrolment(name: str, passkey: Passkey, actor: str) -> tuple[str, lis
     return pid, changes
 
 
-def approve(proposal_id: str, by: str, key_file: Path | None = None) -> str | None:
+def approve(app: App, proposal_id: str, by: str, key_file: Path | None = None) -> str | None:
     """``by``'s signature on a pending proposal; returns the in-force record id when it is now enough."""
-    records = _records(bootstrap.decision_log(), "approvers")
+    records = _records(app.log, "approvers")
     steps, _ = walk(records)
     proposal = next(
         (r for r in records if r.decision_id == proposal_id and r.details.get("status") == "proposed"), None
     )
     if proposal is None or not steps:
-        raise _refused(by, "proposal", f"{proposal_id!r} is not a proposal (`releasegate approvers show` lists them)")
+        raise _refused(
+            app, by, "proposal", f"{proposal_id!r} is not a proposal (`releasegate approvers show` lists them)"
+        )
     current, d = steps[-1], proposal.details
     config = _config(d)
     if config is None or d.get("previous_digest") != current.digest:
-        raise _refused(by, "proposal", f"{proposal_id} was made against another config than the one in force now")
+        raise _refused(app, by, "proposal", f"{proposal_id} was made against another config than the one in force now")
     sigs = list(d.get("signatures") or []) + [
         r.details.get("signature") or {}
         for r in records
         if r.details.get("status") == "approved" and r.details.get("proposal_decision_id") == proposal_id
     ]
     if any(s.get("statement", {}).get("admin") == by for s in sigs):
-        raise _refused(by, "by", f"{by!r} already signed proposal {proposal_id}: another admin must", d["digest"])
-    sig = _signed("approve", d["digest"], current.digest, by, key_file)
-    _check(current, d["digest"], sig, by)
+        raise _refused(app, by, "by", f"{by!r} already signed proposal {proposal_id}: another admin must", d["digest"])
+    sig = _signed(app, "approve", d["digest"], current.digest, by, key_file)
+    _check(app, current, d["digest"], sig, by)
     _append(
+        app,
         "approved",
         d["digest"],
         f"approvers config {d['digest'][:16]} approved by {by}",
@@ -357,7 +374,7 @@ def approve(proposal_id: str, by: str, key_file: Path | None = None) -> str | No
         proposal_decision_id=proposal_id,
         signature=sig,
     )
-    return _in_force_if_enough(current, config, proposal_id, [*sigs, sig], by)
+    return _in_force_if_enough(app, current, config, proposal_id, [*sigs, sig], by)
 
 
 def pending(records: list[DecisionRecord], steps: list[Step]) -> list[DecisionRecord]:

@@ -20,13 +20,14 @@ from enum import StrEnum
 
 from pydantic import BaseModel
 
-from releasegate import bootstrap
 from releasegate.adapters import mlflow_registry as registry
 from releasegate.adapters.config import ConfigError, load, model_spec
 from releasegate.adapters.data_sources import NoDataForDate
+from releasegate.app import App
 from releasegate.errors import Refused
 from releasegate.policy.calendar import WEEKDAYS_ONLY
 from releasegate.policy.models import ModelManifest
+from releasegate.ports import DecisionLog
 from releasegate.services.eod import score_business_date
 from releasegate.services.promotion_log import promotion_history
 
@@ -69,9 +70,8 @@ def governed_models() -> list[str]:
     return [m.name for m in manifest.models if m.current_inputs is not None]
 
 
-def champion_on(model: str, day: date) -> str | None:
+def champion_on(log: DecisionLog, model: str, day: date) -> str | None:
     """The prod version that was champion at the end of ``day`` per the decision log, None if none was."""
-    log = bootstrap.decision_log()
     cutoff = datetime.combine(day + timedelta(days=1), time.min, UTC)
     finals = promotion_history(model, "backfill", log).finals
     moves = [(r.decision_timestamp, str(r.details["prod_version"])) for r in finals]
@@ -86,6 +86,7 @@ def champion_on(model: str, day: date) -> str | None:
 
 
 def backfill_days(
+    app: App,
     models: list[str],
     days: list[date],
     *,
@@ -94,7 +95,7 @@ def backfill_days(
     progress: Callable[[BackfillDay, int, int], None] | None = None,
 ) -> list[BackfillDay]:
     """Score every (model, day) not done yet, in date order; ``progress(row, done, total)`` after each."""
-    store, clock = bootstrap.scheduling_store(), bootstrap.clock()
+    store, clock = app.store, app.clock
     out: list[BackfillDay] = []
     total = len(models) * len(days)
     for model in models:
@@ -108,7 +109,7 @@ def backfill_days(
                     model_name=model, business_date=day, status=DayStatus.not_business_day, detail=why_not
                 )
             else:
-                row = _one(model, day, version, day in done)
+                row = _one(app, model, day, version, day in done)
             if row.status is DayStatus.scored:
                 store.mark_completed(completion_key(model), day, flow_run_id, clock.now())
             out.append(row)
@@ -117,12 +118,12 @@ def backfill_days(
     return out
 
 
-def _one(model: str, day: date, version: str | None, done: bool) -> BackfillDay:
+def _one(app: App, model: str, day: date, version: str | None, done: bool) -> BackfillDay:
     if done:
         return BackfillDay(model_name=model, business_date=day, status=DayStatus.already_done)
     chosen, source = version, "named"
     if chosen is None:
-        chosen, source = champion_on(model, day), "decision log: champion on that date"
+        chosen, source = champion_on(app.log, model, day), "decision log: champion on that date"
     if chosen is None:
         current = registry.alias_version(registry.model_name("prod", model), registry.CHAMPION)
         if current is None:
@@ -134,7 +135,7 @@ def _one(model: str, day: date, version: str | None, done: bool) -> BackfillDay:
             )
         chosen, source = current, "current champion (the decision log names none on that date)"
     try:
-        result = score_business_date(model, day, version=chosen)
+        result = score_business_date(model, day, home=app.settings.home_dir, version=chosen)
     except NoDataForDate as exc:  # the business date has no data (yet): its own outcome, go on
         return BackfillDay(
             model_name=model, business_date=day, status=DayStatus.no_data, version=chosen, detail=str(exc)

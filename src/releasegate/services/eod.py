@@ -9,7 +9,6 @@ one rollback and one retrain request per model and business date, whatever retri
 
 from __future__ import annotations
 
-import json
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -17,11 +16,12 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel
 
-from releasegate import bootstrap, records
+from releasegate import records
 from releasegate.adapters import mlflow_registry as registry
 from releasegate.adapters.config import load, model_spec
 from releasegate.adapters.data_sources import BusinessBatch, DataSourceError, as_float, load_batch, require_columns
 from releasegate.adapters.model_io import Predictor
+from releasegate.app import App
 from releasegate.decisions import DecisionKind, DecisionOutcome
 from releasegate.errors import Failed
 from releasegate.policy.metrics import compute
@@ -38,7 +38,7 @@ from releasegate.policy.scoring import (
     compare,
     judge,
 )
-from releasegate.services.promotion import PROFILE_MEASURE
+from releasegate.services.drift_measure import PROFILE_MEASURE
 
 
 class NoChampion(Failed):
@@ -101,6 +101,7 @@ def score_business_date(
     model: str,
     day: date,
     *,
+    home: Path,
     rows: int | None = None,
     canary_share: float = 0.1,
     chunk_rows: int = 250,
@@ -109,7 +110,8 @@ def score_business_date(
     """Score ``day``'s inputs (the model's ``current_inputs``; ``rows``: only the first rows) with the
     champion, and the challenger in shadow / canary; measure against the day's labels and judge.
 
-    ``version``: score that prod version alone, in the champion's place (a backfill of a past date)."""
+    ``version``: score that prod version alone, in the champion's place (a backfill of a past date); the
+    predictions go to ``home``/scoring (RELEASEGATE_HOME)."""
     spec = governed_spec(model)
     prod = registry.model_name("prod", model)
     aliases = registry.aliases(prod) if version is None else {registry.CHAMPION: version}
@@ -149,7 +151,7 @@ def score_business_date(
             mask = canary_mask(n, canary_share, f"{prod}:{day.isoformat()}")
             served[mask] = ch_pred[mask]
     verdict = judge(c_assess, ch_assess, policy.tree_thresholds())
-    path = _write_outputs(spec, day, batch.y, c_pred, ch_pred, served, mask)
+    path = _write_outputs(home, spec, day, batch.y, c_pred, ch_pred, served, mask)
     return EodResult(
         model_name=model,
         business_date=day,
@@ -275,10 +277,10 @@ def _assessment(version: str, stage: Stage, report: MonitoringReport) -> Assessm
     )
 
 
-def _write_outputs(spec: ModelSpec, day, y, c_pred, ch_pred, served, mask) -> Path:
+def _write_outputs(home: Path, spec: ModelSpec, day, y, c_pred, ch_pred, served, mask) -> Path:
     import pandas as pd
 
-    folder = bootstrap.settings().home_dir / "scoring" / spec.name / day.isoformat()
+    folder = home / "scoring" / spec.name / day.isoformat()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "predictions.csv"
     pd.DataFrame(
@@ -294,15 +296,14 @@ def _write_outputs(spec: ModelSpec, day, y, c_pred, ch_pred, served, mask) -> Pa
     return path
 
 
-def record_and_act(result: EodResult, flow_run_id: str | None = None) -> dict[str, Any]:
+def record_and_act(app: App, result: EodResult, flow_run_id: str | None = None) -> dict[str, Any]:
     """Write the monitoring decision, then request the rollback / retrain the verdict asks for."""
     from releasegate.adapters.prefect_runs import send_event
     from releasegate.services.rollback_requests import record_request
 
     v = result.verdict
     day = result.business_date.isoformat()
-    log = bootstrap.decision_log()
-    rec = _recorded_by_this_run(log, result, flow_run_id) or log.append(
+    rec = _recorded_by_this_run(app.log, result, flow_run_id) or app.log.append(
         records.monitoring(
             decision_outcome=DecisionOutcome.reject if v.rollback_method else DecisionOutcome.accept,
             decision_rationale=f"EOD {day} {result.model_name}: {v.action} ({v.reason_code}) - {v.reason}",
@@ -329,7 +330,7 @@ def record_and_act(result: EodResult, flow_run_id: str | None = None) -> dict[st
         )
     )
     out: dict[str, Any] = {"decision_id": rec.decision_id, "action": v.action, "reason_code": v.reason_code}
-    now = bootstrap.clock().now().isoformat()
+    now = app.clock.now().isoformat()
     if v.rollback_method:
         acts_on = (
             result.champion_assessment
@@ -337,6 +338,7 @@ def record_and_act(result: EodResult, flow_run_id: str | None = None) -> dict[st
             else result.challenger_assessment or result.champion_assessment
         ).version
         out["rollback"] = send_event(
+            app,
             {
                 "event_id": f"{rec.decision_id}:rollback",
                 "event_type": "monitoring.rollback.requested@v1",
@@ -351,7 +353,7 @@ def record_and_act(result: EodResult, flow_run_id: str | None = None) -> dict[st
                     "reason_code": v.reason_code,
                     "reason": v.reason,
                 },
-            }
+            },
         ).as_dict()
         if out["rollback"].get("flow_run_id"):  # the sealed request the rollback run must carry out
             request = record_request(
@@ -360,12 +362,13 @@ def record_and_act(result: EodResult, flow_run_id: str | None = None) -> dict[st
                 champion=result.champion_assessment.version,
                 version=acts_on,
                 flow_run_id=out["rollback"]["flow_run_id"],
-                ports=bootstrap.ports(),
+                ports=app.ports,
             )
             out["rollback"]["request_decision_id"] = request.decision_id if request else None
     if v.retrain:
         drift = v.reason_code.startswith("DRIFT") or v.champion.reason_code.startswith("DRIFT")
         out["retrain"] = send_event(
+            app,
             {
                 "event_id": f"{rec.decision_id}:retrain",
                 "event_type": "monitoring.retrain.requested@v1",
@@ -379,7 +382,7 @@ def record_and_act(result: EodResult, flow_run_id: str | None = None) -> dict[st
                     "urgency": "urgent" if v.urgent else "planned",
                     "reason_code": v.reason_code,
                 },
-            }
+            },
         ).as_dict()
     return out
 
@@ -410,40 +413,3 @@ def _recorded_by_this_run(log: Any, result: EodResult, flow_run_id: str | None) 
             same = same and (d.get("champion") or {}).get("version") == result.champion_assessment.version
             return rec if same else None
     return None
-
-
-def summary(result: EodResult) -> dict[str, Any]:
-    """A compact, JSON-safe view for the flow's return value and artifact."""
-    return {
-        "model_name": result.model_name,
-        "business_date": result.business_date.isoformat(),
-        "rows": result.rows,
-        "champion_version": result.champion.version,
-        "challenger_version": result.challenger.version if result.challenger else None,
-        "canary_rows": result.canary_rows,
-        "failures": result.served_failures,
-        "latency_ms": result.champion.latency_ms,
-        "kpi": result.kpi,
-        "champion_metric": result.champion.metric,
-        "challenger_metric": result.challenger.metric if result.challenger else None,
-        "label_source": result.label_source,
-        "max_psi": round(result.champion_report.max_psi, 6),
-        "shadow": result.comparison.model_dump(mode="json") if result.comparison else None,
-        "action": result.verdict.action,
-        "reason_code": result.verdict.reason_code,
-        "reason": result.verdict.reason,
-        "predictions_path": result.predictions_path,
-    }
-
-
-def markdown(result: EodResult) -> str:
-    s = summary(result)
-    lines = [f"# EOD {s['business_date']}: prod.{s['model_name']}", "", "| field | value |", "|---|---|"]
-    lines += [f"| {k} | {json.dumps(v) if isinstance(v, dict) else v} |" for k, v in s.items()]
-    lines += ["", "## Checks (champion)", "", "| check | value | threshold | breached |", "|---|---|---|---|"]
-    lines += [f"| {c.name} | {c.value} | {c.threshold} | {c.breached} |" for c in result.champion_report.checks]
-    if result.challenger_report:
-        lines += ["", "## Checks (challenger vs champion)", "", "| check | value | threshold | breached |"]
-        lines += ["|---|---|---|---|"]
-        lines += [f"| {c.name} | {c.value} | {c.threshold} | {c.breached} |" for c in result.challenger_report.checks]
-    return "\n".join(lines) + "\n"

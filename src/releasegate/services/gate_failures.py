@@ -11,7 +11,8 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from releasegate import bootstrap, records
+from releasegate import records
+from releasegate.app import App
 from releasegate.decisions import DecisionOutcome
 from releasegate.policy.deferrals import gate_failures_to_escalate
 from releasegate.store import views
@@ -19,11 +20,11 @@ from releasegate.store import views
 LOOKBACK = timedelta(days=7)
 
 
-def open_gate_failures() -> tuple[list[dict[str, Any]], set[str | None], set[str | None]]:
+def open_gate_failures(app: App) -> tuple[list[dict[str, Any]], set[str | None], set[str | None]]:
     """(gate failures of the lookback window, acknowledged decision ids, escalated decision ids), read
     through the indexed view (``store.views.open_gate_failures``)."""
-    since = bootstrap.clock().now() - LOOKBACK
-    found = views.open_gate_failures(bootstrap.decision_log(), since)
+    since = app.clock.now() - LOOKBACK
+    found = views.open_gate_failures(app.log, since)
     failures = [
         {
             "decision_id": f.decision_id,
@@ -42,9 +43,9 @@ def open_gate_failures() -> tuple[list[dict[str, Any]], set[str | None], set[str
     return failures, acked, escalated
 
 
-def acknowledge(decision_id: str, by: str, note: str) -> str:
-    log = bootstrap.decision_log()
-    failures, acked, _ = open_gate_failures()
+def acknowledge(app: App, decision_id: str, by: str, note: str) -> str:
+    log = app.log
+    failures, acked, _ = open_gate_failures(app)
     match = next((f for f in failures if f["decision_id"] == decision_id), None)
     if match is None:
         raise ValueError(f"decision_id: {decision_id} is not a gate failure of the last 7 days")
@@ -68,15 +69,15 @@ def acknowledge(decision_id: str, by: str, note: str) -> str:
     return rec.decision_id
 
 
-def escalate_unacknowledged(emit_event: Callable[..., Any] | None = None) -> list[dict]:
+def escalate_unacknowledged(app: App, emit_event: Callable[..., Any] | None = None) -> list[dict]:
     """Open one P1 incident per gate failure unacknowledged for 30 minutes: an event (Prefect's, by
     default) and an ``incident`` record."""
     if emit_event is None:
         from releasegate.adapters import prefect_events
 
         emit_event = prefect_events.emit_event
-    now = bootstrap.clock().now()
-    failures, acked, escalated = open_gate_failures()
+    now = app.clock.now()
+    failures, acked, escalated = open_gate_failures(app)
     out = []
     for f in gate_failures_to_escalate(failures, acked, escalated, now):
         waited = int((now - f["at"]) / timedelta(minutes=1))
@@ -93,7 +94,7 @@ def escalate_unacknowledged(emit_event: Callable[..., Any] | None = None) -> lis
                 "waited_minutes": waited,
             },
         )
-        rec = bootstrap.decision_log().append(
+        rec = app.log.append(
             records.incident(
                 decision_outcome=DecisionOutcome.reject,
                 decision_rationale=f"P1 incident: gate failure of {f['model_name']} v{f['candidate_version']} "

@@ -23,16 +23,14 @@ approves anything.
 
 from __future__ import annotations
 
-import math
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from releasegate import bootstrap, records
 from releasegate.adapters import mlflow_registry as registry
 from releasegate.adapters.config import ApproverConfig, model_spec
-from releasegate.adapters.data_sources import DataSourceError, load_frame
+from releasegate.app import App
 from releasegate.decisions import DecisionKind, DecisionOutcome
-from releasegate.policy.drift import DriftSample, sample_of
 from releasegate.policy.gates import Dossier, GatePolicy, GateReport
 from releasegate.policy.grants import recorded_grant_problem
 from releasegate.policy.handshake import (
@@ -44,9 +42,9 @@ from releasegate.policy.handshake import (
     approval_ref,
     check_approval,
 )
-from releasegate.policy.models import Criticality, ModelSpec, RiskTier, manifest_field
+from releasegate.policy.models import Criticality, RiskTier, manifest_field
 from releasegate.policy.passkey_approvals import AnySigned, check_any, from_record_any
-from releasegate.policy.psi import present_rows, psi_against
+from releasegate.services.drift_measure import measure_drift
 from releasegate.services.promotion_log import promotion_history
 from releasegate.services.release import promotion_subject
 
@@ -55,58 +53,19 @@ def exception_subject(model: str, version: str) -> str:
     return records.model_version_subject(model, version)
 
 
-PROFILE_MEASURE = "log a reference profile with the training run: releasegate.evidence.log_reference_profile(X_train)"
-
-
-def drift_from_profile(
-    spec: ModelSpec, name: str, version: str, today: date, look_back_days: int = 7
-) -> tuple[dict[str, float], str | None]:
-    """PSI per feature of the model's newest current inputs (today, else up to ``look_back_days`` business
-    dates of its calendar back) against the reference profile logged with the version's run; or no
-    figures and what to do."""
-    drift, measure, _ = measure_drift(spec, name, version, today, look_back_days)
-    return drift, measure
-
-
-def measure_drift(
-    spec: ModelSpec, name: str, version: str, today: date, look_back_days: int = 7
-) -> tuple[dict[str, float], str | None, DriftSample | None]:
-    """``drift_from_profile`` and what it was measured on: n, m and the profile's bins (``policy.drift``)."""
-    profile = registry.reference_profile(name, version)
-    if profile is None:
-        return {}, PROFILE_MEASURE, None
-    frame, why = None, ""
-    for day in spec.calendar.looking_back(today, look_back_days):
-        try:
-            frame = load_frame(spec, "current_inputs", day)
-            break
-        except DataSourceError as exc:
-            why = exc.rule
-    if frame is None:
-        return {}, f"provide current inputs ({manifest_field(spec.name, 'current_inputs')}): {why}", None
-    missing = [f for f in profile.features if f not in frame.columns]
-    if missing:
-        return {}, f"current inputs lack the profiled feature(s) {', '.join(missing)}: align the data source", None
-    current = frame[profile.features].to_numpy(dtype=float)
-    values = psi_against(profile, current)
-    drift = {f: round(float(v), 6) for f, v in zip(profile.features, values, strict=True) if math.isfinite(v)}
-    sample = sample_of(present_rows(current), profile.rows, profile.features, profile.shares)
-    return drift, None if drift else "current inputs have no values for any profiled feature", sample
-
-
 WAIVABLE_GATES = ("kpi_delta",)  # the only gate an exception may waive (never for a worse candidate)
 
 
-def approved_exception(model: str, version: str, now: datetime, requested_by: str) -> dict[str, Any] | None:
+def approved_exception(app: App, model: str, version: str, now: datetime, requested_by: str) -> dict[str, Any] | None:
     """The newest exception that still holds for this candidate, re-checked, not trusted from the record.
 
     Taken only if sealed by the service path, granted for the ``kpi_delta`` gate, unexpired, by someone
     still on the ``exceptions`` allow-list, who is neither the promotion's requester nor the person who
     asked for the exception."""
-    log = bootstrap.decision_log()
+    log = app.log
     good, forged = log.trusted(kind="override", subject=exception_subject(model, version))
     log.refuse_forged(forged, "promotion")
-    config = approver_config(reader="promotion")
+    config = approver_config(app, reader="promotion")
     allowed = set(config.exceptions)
     for rec in reversed(good):
         d = rec.details
@@ -128,8 +87,8 @@ def approved_exception(model: str, version: str, now: datetime, requested_by: st
     return None
 
 
-def build_dossier(model: str, candidate_version: str, policy: GatePolicy, requested_by: str = "") -> Dossier:
-    now = bootstrap.clock().now()
+def build_dossier(app: App, model: str, candidate_version: str, policy: GatePolicy, requested_by: str = "") -> Dossier:
+    now = app.clock.now()
     staging, prod = registry.model_name("staging", model), registry.model_name("prod", model)
     try:
         candidate = registry.version_facts(staging, candidate_version)
@@ -140,7 +99,7 @@ def build_dossier(model: str, candidate_version: str, policy: GatePolicy, reques
             "goes to the stack's MLflow)"
         ) from None
     champ_v = registry.alias_version(prod, registry.CHAMPION)
-    if champ_v is None and promotion_history(model, "promotion").finals:
+    if champ_v is None and promotion_history(model, "promotion", app.log).finals:
         raise RuntimeError(
             f"{prod} has no champion alias, but the decision log holds approved promotions of {model}: the "
             "KPI gate cannot judge a 'first release'. Restore the champion (a rollback, or the alias in MLflow "
@@ -155,7 +114,7 @@ def build_dossier(model: str, candidate_version: str, policy: GatePolicy, reques
         drift_sample = None
     smoke = registry.smoke_test(f"models:/{staging}/{candidate_version}")  # on its logged input_example
     tags = {**registry.registered_model_tags(staging), **registry.registered_model_tags(prod)}
-    monitoring = (bootstrap.project_root() / "blocks" / "monitoring_thresholds.yaml").is_file()
+    monitoring = (app.project_root / "blocks" / "monitoring_thresholds.yaml").is_file()
     return Dossier(
         model=model,
         candidate=candidate,
@@ -171,7 +130,7 @@ def build_dossier(model: str, candidate_version: str, policy: GatePolicy, reques
         drift_measure=drift_measure,
         drift_sample=drift_sample,
         smoke=smoke,
-        exception=approved_exception(model, candidate_version, now, requested_by),
+        exception=approved_exception(app, model, candidate_version, now, requested_by),
         built_at=now,
     )
 
@@ -182,13 +141,13 @@ def high_risk(model: str) -> bool:
     return spec is not None and spec.risk_tier is RiskTier.high
 
 
-def approver_config(model: str | None = None, reader: str = "promotion") -> ApproverConfig:
+def approver_config(app: App, model: str | None = None, reader: str = "promotion") -> ApproverConfig:
     """The approvers config in force (governed by the decision log, ``services.approvers``), with a role's
     list replaced by the model's own (``models[<name>].approvers.pm`` / ``.risk`` / ``.compliance``) where
     its manifest entry gives one."""
     from releasegate.services.approvers import governed_config
 
-    config = governed_config(reader)
+    config = governed_config(reader, app)
     spec = model_spec(model) if model else None
     if spec is None or spec.approvers is None:
         return config
@@ -206,14 +165,14 @@ def owners_of(model: str, spec: ModelSpec | None, config: ApproverConfig) -> lis
     return sorted({*(spec.owners if spec is not None else []), *config.owners.get(model, [])})
 
 
-def staged_by(model: str, version: str, requested_by: str) -> dict[str, str]:
+def staged_by(app: App, model: str, version: str, requested_by: str) -> dict[str, str]:
     """Who staged ``staging.<model>`` v``version`` (never the placeholder ``registry-event``): the
     ``submit_candidate`` caller (sealed retrain records of the version), the version's MLflow user (the
     version's ``user_id``, else its run's), and the person who asked for the promotion."""
     from releasegate.policy.handshake import PLACEHOLDER_REQUESTERS
 
     found: dict[str, str] = {}
-    good, _ = bootstrap.decision_log().trusted(kind="retrain", subject=f"model:{model}")
+    good, _ = app.log.trusted(kind="retrain", subject=f"model:{model}")
     for rec in good:
         if str(rec.details.get("version")) == str(version) and rec.decision_outcome is DecisionOutcome.accept:
             found.setdefault(rec.actor.removeprefix("producer:"), "submit_candidate caller")
@@ -226,10 +185,12 @@ def staged_by(model: str, version: str, requested_by: str) -> dict[str, str]:
     return {k: v for k, v in found.items() if k and k not in PLACEHOLDER_REQUESTERS}
 
 
-def handshake_base(model: str, version: str, requested_by: str, **facts: Any) -> Handshake:
+def handshake_base(model: str, version: str, requested_by: str, app: App | None = None, **facts: Any) -> Handshake:
     """The handshake of a promotion run before its approvals: who may approve, with which key, and who may
-    not (owners, who staged the candidate)."""
-    config = approver_config(model)
+    not (owners, who staged the candidate). ``app``: every caller passes it but ``services.approval_desk``,
+    rewritten apart, which still gets the process's (as for ``restore_handshake``, ``record_approval``)."""
+    app = app or bootstrap.app()
+    config = approver_config(app, model)
     return Handshake(
         model=model,
         candidate_version=version,
@@ -239,15 +200,20 @@ def handshake_base(model: str, version: str, requested_by: str, **facts: Any) ->
         passkeys=config.passkeys,
         requires_compliance=high_risk(model),
         owners=owners(model, config),
-        staged_by=staged_by(model, version, requested_by),
+        staged_by=staged_by(app, model, version, requested_by),
         **facts,
     )
 
 
 def record_tech(
-    flow_run_id: str, report: GateReport, report_ref: str, candidate_sha256: str | None = None, figures: Any = None
+    app: App,
+    flow_run_id: str,
+    report: GateReport,
+    report_ref: str,
+    candidate_sha256: str | None = None,
+    figures: Any = None,
 ) -> None:
-    bootstrap.decision_log().append(
+    app.log.append(
         records.approval(
             decision_outcome=DecisionOutcome.accept if report.tech_gate_pass else DecisionOutcome.reject,
             decision_rationale=f"TECH_GATE_{'PASS' if report.tech_gate_pass else 'FAIL'}: "
@@ -279,15 +245,17 @@ def record_approval(
     refusal: str | None,
     raw: dict[str, Any],
     signed: AnySigned | None = None,
+    app: App | None = None,
 ) -> str:
     """Record one approval, or one refusal of an approval: callers pass ``a`` or ``refusal``; an accepted
     approval keeps its signed statement, public key and signature (``audit verify`` re-verifies them)."""
+    app = app or bootstrap.app()
     if refusal:
         rationale = f"{role.value.upper()} approval refused: {refusal}"
     else:
         assert a is not None  # no refusal: the approval was validated
         rationale = f"{role.value.upper()}_GATE_{'PASS' if a.decision == 'approve' else 'REJECT'} by {a.approver}"
-    rec = bootstrap.decision_log().append(
+    rec = app.log.append(
         records.approval(
             decision_outcome=DecisionOutcome.reject
             if (refusal or (a and a.decision == "reject"))
@@ -333,7 +301,7 @@ def approvable_reports(records: list[Any], base: Handshake) -> set[str]:
     }
 
 
-def restore_handshake(flow_run_id: str, base: Handshake) -> Handshake:
+def restore_handshake(flow_run_id: str, base: Handshake, app: App | None = None) -> Handshake:
     """Approvals already given to this promotion run (after its last expired ack), from the decision log.
 
     Nothing stored is trusted as such: only records sealed by the service path count, and each is
@@ -341,7 +309,7 @@ def restore_handshake(flow_run_id: str, base: Handshake) -> Handshake:
     handshake, and must be about the same model, version and artifact hash as this run; its time is the
     record's own timestamp. Unsealed approval records are recorded as
     refused forgeries and ignored."""
-    log = bootstrap.decision_log()
+    log = (app or bootstrap.app()).log
     good, forged = log.trusted(subject=promotion_subject(flow_run_id))
     log.refuse_forged(forged, "promotion")
     reports = approvable_reports(good, base)
@@ -382,14 +350,14 @@ def restore_handshake(flow_run_id: str, base: Handshake) -> Handshake:
     return h
 
 
-def current_rules(h: Handshake) -> Handshake:
+def current_rules(app: App, h: Handshake) -> Handshake:
     """``h`` with who may approve, with which key, and who may not, as they stand now (an approval is
     judged by the governed config in force when it arrives, which ``audit verify`` checks too)."""
-    now = handshake_base(h.model, h.candidate_version, h.requested_by)
+    now = handshake_base(h.model, h.candidate_version, h.requested_by, app)
     return h.model_copy(update={k: getattr(now, k) for k in ("allow_lists", "keys", "passkeys", "owners", "staged_by")})
 
 
-def no_eligible_approver_for(flow_run_id: str, params: dict[str, Any], role: str | None) -> str | None:
+def no_eligible_approver_for(app: App, flow_run_id: str, params: dict[str, Any], role: str | None) -> str | None:
     """For a paused promotion run (``releasegate awaiting``): why nobody can give the awaited approval now
     (every name on the role's list is an owner, staged the candidate, has no pinned key, or approved
     another role), else None."""
@@ -397,23 +365,24 @@ def no_eligible_approver_for(flow_run_id: str, params: dict[str, Any], role: str
 
     if role not in ("pm", "risk", "compliance"):
         return None
-    tech_ref, candidate_sha, report_sha = tech_pass(flow_run_id)
+    tech_ref, candidate_sha, report_sha = tech_pass(app, flow_run_id)
     base = handshake_base(
         str(params.get("model_name", "?")),
         str(params.get("candidate_version", "?")),
         str(params.get("requested_by", "registry-event")),
+        app,
         tech_report_ref=tech_ref,
         tech_pass=tech_ref is not None,
         candidate_sha256=candidate_sha,
         gate_report_sha256=report_sha,
     )
-    return no_eligible_approver(restore_handshake(flow_run_id, base), Role(role))
+    return no_eligible_approver(restore_handshake(flow_run_id, base, app), Role(role))
 
 
-def tech_pass(flow_run_id: str) -> tuple[str | None, str | None, str | None]:
+def tech_pass(app: App, flow_run_id: str) -> tuple[str | None, str | None, str | None]:
     """(tech gate report ref, candidate artifact hash, gate report hash) of this run's last sealed
     TECH_GATE_PASS: what a signed approval of the run approves."""
-    good, _ = bootstrap.decision_log().trusted(kind="approval", subject=promotion_subject(flow_run_id))
+    good, _ = app.log.trusted(kind="approval", subject=promotion_subject(flow_run_id))
     passed = [r for r in good if r.details.get("role") == "tech" and r.decision_outcome is DecisionOutcome.accept]
     if not passed:
         return None, None, None
@@ -422,9 +391,15 @@ def tech_pass(flow_run_id: str) -> tuple[str | None, str | None, str | None]:
 
 
 def record_outcome(
-    flow_run_id: str, report: GateReport, report_ref: str, outcome: DecisionOutcome, rationale: str, **details: Any
+    app: App,
+    flow_run_id: str,
+    report: GateReport,
+    report_ref: str,
+    outcome: DecisionOutcome,
+    rationale: str,
+    **details: Any,
 ) -> str:
-    rec = bootstrap.decision_log().append(
+    rec = app.log.append(
         records.promotion(
             decision_outcome=outcome,
             decision_rationale=rationale,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from releasegate import bootstrap
 from releasegate.decisions import DecisionRecord
 from releasegate.details import PromotionDetails, PromotionStatus
 from releasegate.ports import DecisionLog
@@ -25,10 +24,9 @@ class PromotionHistory:
     finals: list[DecisionRecord]  # final records that complete a sealed pending one, in log order
 
 
-def promotion_history(model: str, reader: str, log: DecisionLog | None = None) -> PromotionHistory:
-    reading: DecisionLog = log or bootstrap.decision_log()
-    good, forged = reading.trusted(kind="promotion")
-    reading.refuse_forged([f for f in forged if f.details.get("model_name") == model], reader)
+def promotion_history(model: str, reader: str, log: DecisionLog) -> PromotionHistory:
+    good, forged = log.trusted(kind="promotion")
+    log.refuse_forged([f for f in forged if f.details.get("model_name") == model], reader)
     typed = [(r, PromotionDetails.model_validate(r.details)) for r in good]
     mine = [(r, d) for r, d in typed if d.model_name == model]
     pendings = [r for r, d in mine if d.status is PromotionStatus.pending]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from releasegate import bootstrap, records
+from releasegate import records
 from releasegate.decisions import DecisionOutcome, DecisionRecord
 from releasegate.policy.gates import GateReport
 from releasegate.policy.handshake import Handshake, approval_ref
@@ -64,10 +64,10 @@ def write_pending(
     h: Handshake,
     ack_ref: str,
     candidate_sha256: str,
-    ports: Ports | None = None,
+    ports: Ports,
 ):
     """Step 1 of binary promotion: the pending decision, before anything in the registry moves."""
-    p = ports or bootstrap.ports()
+    p = ports
     staging, prod, refs, common = _release_plan(flow_run_id, report, report_ref, h, ack_ref, candidate_sha256, p)
     return p.log.append(
         records.promotion(
@@ -82,7 +82,7 @@ def write_pending(
     )
 
 
-def finish_unfinished(model: str, ports: Ports | None = None) -> list[dict[str, Any]]:
+def finish_unfinished(model: str, ports: Ports) -> list[dict[str, Any]]:
     """Finish every promotion of ``model`` that wrote its pending record but not its final one, if that is
     still what the log and the registry say should happen; otherwise abandon it (a sealed record), and
     put the champion back where the log says it is if the interrupted promotion had already moved it.
@@ -91,7 +91,6 @@ def finish_unfinished(model: str, ports: Ports | None = None) -> list[dict[str, 
     model after it, and the champion is where the pending left it (its previous champion, or its copy)."""
     from releasegate.policy.handshake import ACK_VALIDITY
 
-    ports = ports or bootstrap.ports()
     log, registry = ports.log, ports.registry
     history = promotion_history(model, "promotion", ports.log)
     out = []
@@ -171,12 +170,11 @@ def binary_promotion(
     h: Handshake,
     ack_ref: str,
     candidate_sha256: str,
-    ports: Ports | None = None,
+    ports: Ports,
 ) -> dict[str, Any]:
     """Binary promotion of the exact staging version: pending record, copy (once), hash check, aliases,
     final record. A rerun of the same run finishes what an earlier attempt started and never copies twice;
     a registry failure raises (``RegistryUnavailable``) and leaves the pending record for the rerun."""
-    ports = ports or bootstrap.ports()
     subject = promotion_subject(flow_run_id)
     history = promotion_history(report.model, "promotion", ports.log)
     mine = [p for p in history.pendings if p.subject == subject]

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from releasegate import bootstrap
 from releasegate.adapters import mlflow_registry as registry
 from releasegate.adapters.config import load, model_spec
+from releasegate.clock import Clock
 from releasegate.policy.drift import judge
 from releasegate.policy.metrics import relative_drop
 from releasegate.policy.monitoring import MonitoringPolicy
 from releasegate.policy.retrain import RetrainSignals, RetrainTrigger
+from releasegate.services.drift_measure import measure_drift
 from releasegate.services.eod import verify_on_day
-from releasegate.services.promotion import measure_drift
 
 
-def signals(model: str, trigger: RetrainTrigger, source_environment: str | None = None) -> RetrainSignals:
+def signals(clock: Clock, model: str, trigger: RetrainTrigger, source_environment: str | None = None) -> RetrainSignals:
     prod = registry.model_name("prod", model)
     champ = registry.alias_version(prod, registry.CHAMPION)
     if champ is None:
@@ -31,7 +31,7 @@ def signals(model: str, trigger: RetrainTrigger, source_environment: str | None 
     beyond: dict[str, float] | None = None
     drop = None
     if spec is not None and spec.current_inputs is not None:
-        today = bootstrap.clock().now().date()
+        today = clock.now().date()
         drift, _, sample = measure_drift(spec, prod, champ, today)
         if sample is not None:  # EOD's noise allowance: only PSI beyond the sampling noise of the rows
             rule: MonitoringPolicy = load("monitoring-thresholds")
@@ -42,7 +42,7 @@ def signals(model: str, trigger: RetrainTrigger, source_environment: str | None 
         drop = relative_drop(on_day.get("value"), facts.metrics.get(kpi.metric), kpi.better)
     run = registry.client().get_run(facts.run_id) if facts.run_id else None
     started = datetime.fromtimestamp(run.info.start_time / 1000, UTC) if run else None
-    age = (bootstrap.clock().now() - started).total_seconds() / 86400 if started else None
+    age = (clock.now() - started).total_seconds() / 86400 if started else None
     return RetrainSignals(
         trigger=trigger,
         has_champion=True,

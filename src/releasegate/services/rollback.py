@@ -15,20 +15,19 @@ from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any, Literal
 
-from releasegate import bootstrap, records
+from releasegate import records
 from releasegate.decisions import DecisionOutcome, DecisionRecord
 from releasegate.policy.rollback import RollbackPlan, RollbackRecord, RollbackRefused, plan_rollback, verification_ok
 from releasegate.ports import Ports
 from releasegate.services.promotion_log import promotion_history
 
 
-def rollback_targets(model: str, champion: str | None, ports: Ports | None = None) -> tuple[set[str], dict[str, str]]:
+def rollback_targets(model: str, champion: str | None, ports: Ports) -> tuple[set[str], dict[str, str]]:
     """The versions a full rollback may go to, and the artifact hash each had when it was promoted.
 
     Approved (a sealed final promotion), not rolled away from since its last promotion, and — when the
     champion's own final promotion names the champion it replaced — exactly that one: an ``archive``
     alias moved by hand to some older approved version is not a rollback target."""
-    ports = ports or bootstrap.ports()
     finals = promotion_history(model, "rollback", ports.log).finals
     promoted_at: dict[str, datetime] = {}
     sha: dict[str, str] = {}
@@ -50,9 +49,9 @@ def rollback_targets(model: str, champion: str | None, ports: Ports | None = Non
     return allowed, sha
 
 
-def unfinished_rollback(model: str, ports: Ports | None = None) -> DecisionRecord | None:
+def unfinished_rollback(model: str, ports: Ports) -> DecisionRecord | None:
     """The newest sealed pending rollback of ``model`` without its final (or abandoned) record, if any."""
-    good, _ = (ports or bootstrap.ports()).log.trusted(kind="rollback", subject=f"model:{model}")
+    good, _ = ports.log.trusted(kind="rollback", subject=f"model:{model}")
     ended = {r.details.get("pending_decision_id") for r in good if r.details.get("status") in ("final", "abandoned")}
     pending = [r for r in good if r.details.get("status") == "pending" and r.decision_id not in ended]
     return pending[-1] if pending else None
@@ -128,7 +127,7 @@ def execute_rollback(
     requested_by: str,
     follow_up: str = "root-cause analysis; retrain if drift is confirmed",
     expected_version: str | None = None,
-    ports: Ports | None = None,
+    ports: Ports,
     business_date: date | None = None,
     verify_day: Callable[[str, str, date], dict[str, Any]] | None = None,
     request_id: str | None = None,
@@ -139,7 +138,6 @@ def execute_rollback(
     its pending, final or refusal record names it, which uses the request up. A refusal
     (``RollbackRefused``) is recorded and changes nothing. Callers hold the model's alias lock
     (``adapters.prefect_locks.ensure_alias_lock``)."""
-    ports = ports or bootstrap.ports()
     clock, log, registry = ports.clock, ports.log, ports.registry
     started, t0 = clock.now(), time.perf_counter()
     prod = registry.model_name("prod", model)

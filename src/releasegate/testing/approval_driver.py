@@ -68,7 +68,7 @@ def signed_input(
 
     with get_client(sync_client=True) as c:
         params = c.read_flow_run(UUID(str(run_id))).parameters or {}
-    _, _, report_sha = tech_pass(str(run_id))
+    _, _, report_sha = tech_pass(bootstrap.app(), str(run_id))
     signed = sign(
         ApprovalStatement(
             model=str(params.get("model_name")),

@@ -158,6 +158,7 @@ def demos() -> list[tuple[str, Callable[[Lifecycle], None]]]:
 
 
 def run_lifecycle(progress: Callable[[StepResult], None] | None = None) -> list[StepResult]:
+    from releasegate import bootstrap
     from releasegate.adapters.config import load_gateway_config
     from releasegate.adapters.prefect_flows import load_deployment_flow
     from releasegate.adapters.prefect_infra import infra_up
@@ -172,7 +173,7 @@ def run_lifecycle(progress: Callable[[StepResult], None] | None = None) -> list[
                 raise DemoFailed(f"no example demo is installed (entry point group {DEMO_GROUP}): make venv")
             changes = infra_up(load_gateway_config(use_block=False))
             for name, queue in RELEASEGATE_FLOWS.items():
-                lc.deploy(name, load_deployment_flow(name), queue)
+                lc.deploy(name, load_deployment_flow(name, bootstrap.app().project_root), queue)
             r.outcome = (
                 f"{len(lc.ids)} deployments, {len(changes)} infra changes; demos: {', '.join(n for n, _ in found)}"
             )
