@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from releasegate.cli._common import console, err, exit_refused
 
+if TYPE_CHECKING:
+    from releasegate.app import App
+
 evidence_app = typer.Typer(help="Evidence packs of model versions: export, verify offline.", no_args_is_help=True)
 
 
-def _inventory(model: str) -> dict:
+def _inventory(app: App, model: str) -> dict:
     """The model's inventory record: the manifest's entry, the governed owners, the registry's champion."""
     import os
 
@@ -29,7 +34,7 @@ def _inventory(model: str) -> dict:
             spec = load("models", use_block=False).get(model)
         except ConfigError:
             spec = None
-    steps = history("evidence")
+    steps = history(app, "evidence")
     prod = registry.model_name("prod", model)
     inventory = {
         "model": model,
@@ -76,15 +81,15 @@ def evidence_export(
 
     if out.exists() and not out.is_dir():
         exit_refused("--out", f"{out} is a file: give a folder (it is created when missing)", code=2)
-    s = bootstrap.settings()
-    log = bootstrap.decision_log()
+    app = bootstrap.app()
+    s, log = app.settings, app.log
     key = s.signing_key()
     sources = EvidenceSources(
         log=log,
         signing_key=key,
         checkpoint_dir=s.resolved_checkpoint_dir,
-        clock=bootstrap.clock(),
-        inventory=_inventory,
+        clock=app.clock,
+        inventory=partial(_inventory, app),
         version_tags=_version_tags,
     )
     try:

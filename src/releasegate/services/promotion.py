@@ -42,7 +42,7 @@ from releasegate.policy.handshake import (
     approval_ref,
     check_approval,
 )
-from releasegate.policy.models import Criticality, RiskTier, manifest_field
+from releasegate.policy.models import Criticality, ModelSpec, RiskTier, manifest_field
 from releasegate.policy.passkey_approvals import AnySigned, check_any, from_record_any
 from releasegate.services.drift_measure import measure_drift
 from releasegate.services.promotion_log import promotion_history
