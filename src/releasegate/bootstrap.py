@@ -69,10 +69,15 @@ def console_app(origin: str):
     from releasegate.console import create_app
     from releasegate.console_ports import ConsolePorts, ConsoleSettings
     from releasegate.console_settings import ConsoleOidcSettings
-    from releasegate.services.approval_desk import DecisionJournal, GovernedDirectory, PrefectApprovalDesk
+    from releasegate.services.approval_desk import DecisionJournal, GovernedDirectory
 
+    log = decision_log()
+    directory = GovernedDirectory()
     ports = ConsolePorts(
-        desk=PrefectApprovalDesk(), directory=GovernedDirectory(), journal=DecisionJournal(), clock=_ClockProxy()
+        desk=approval_desk(directory.config, log),
+        directory=directory,
+        journal=DecisionJournal(log),
+        clock=_ClockProxy(),
     )
     settings = ConsoleSettings(
         rp_id=urlsplit(origin).hostname or "localhost",
@@ -81,6 +86,30 @@ def console_app(origin: str):
         oidc=oidc if (oidc := ConsoleOidcSettings()).enabled else None,
     )
     return create_app(ports, settings)
+
+
+def approval_desk(config=None, log: SealedDecisionLog | None = None):
+    """The approvals desk (``services.approval_desk``) over Prefect's paused runs, the decision log, the
+    governed approvers config (``config``: how to read it; the console's directory by default), the
+    models manifest and MLflow."""
+    from releasegate.adapters import mlflow_registry as registry
+    from releasegate.adapters.config import model_spec
+    from releasegate.adapters.prefect_manual import awaiting_among, awaiting_approval, paused_count, resume_paused
+    from releasegate.services.approval_desk import GovernedDirectory, PrefectApprovalDesk
+
+    def version_users(model: str, version: str) -> list[str]:
+        return registry.version_users(registry.model_name("staging", model), version)
+
+    return PrefectApprovalDesk(
+        log or decision_log(),
+        paused=awaiting_approval,
+        among=awaiting_among,
+        paused_count=paused_count,
+        resume=resume_paused,
+        config=config or GovernedDirectory().config,
+        model_spec=model_spec,
+        version_users=version_users,
+    )
 
 
 def notifications():
@@ -110,7 +139,7 @@ def notifications():
         notifiers.append(WebhookNotifier(s.notify_webhook_url.get_secret_value()))
     if not notifiers:
         return None
-    return Notifications(tuple(notifiers), LoggedNotifications(), s.console_url)
+    return Notifications(tuple(notifiers), LoggedNotifications(decision_log()), s.console_url)
 
 
 def ports():

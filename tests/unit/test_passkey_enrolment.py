@@ -64,7 +64,7 @@ def test_an_enrolment_is_a_proposal_in_force_after_two_admins(rg_home):
 def test_the_console_journal_records_sign_ins_and_refusals_in_the_sealed_log(rg_home):
     from releasegate.services.approval_desk import DecisionJournal
 
-    j = DecisionJournal()
+    j = DecisionJournal(bootstrap.decision_log())
     ok = j.record("signin", "risk-carla", True, "risk-carla signed in to the console with a passkey")
     no = j.record("refusal", "<anonymous>", False, "console refused POST /approvals/x: no CSRF", field="csrf_token")
     log = bootstrap.decision_log()
