@@ -94,7 +94,7 @@ def approval_desk(config=None, log: SealedDecisionLog | None = None):
     models manifest and MLflow."""
     from releasegate.adapters import mlflow_registry as registry
     from releasegate.adapters.config import model_spec
-    from releasegate.adapters.prefect_manual import awaiting_among, awaiting_approval, paused_count, resume_paused
+    from releasegate.adapters.prefect_manual import awaiting_among, awaiting_approval, resume_paused
     from releasegate.services.approval_desk import GovernedDirectory, PrefectApprovalDesk
 
     def version_users(model: str, version: str) -> list[str]:
@@ -104,7 +104,6 @@ def approval_desk(config=None, log: SealedDecisionLog | None = None):
         log or decision_log(),
         paused=awaiting_approval,
         among=awaiting_among,
-        paused_count=paused_count,
         resume=resume_paused,
         config=config or GovernedDirectory().config,
         model_spec=model_spec,

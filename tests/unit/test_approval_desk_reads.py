@@ -43,11 +43,8 @@ class Runs:
         self.full_reads += 1
         return sorted(self.now.values(), key=lambda v: v.paused_since or T0)
 
-    def among(self, ids: list[str]) -> list[RunView]:
-        return [self.now[i] for i in ids if i in self.now]
-
-    def count(self) -> int:
-        return len(self.now)
+    def among(self, ids: list[str]) -> tuple[int, list[RunView]]:
+        return len(self.now), [self.now[i] for i in ids if i in self.now]
 
 
 def desk(runs: Runs, log: SealedDecisionLog, clock: list[float]) -> PrefectApprovalDesk:
@@ -56,7 +53,6 @@ def desk(runs: Runs, log: SealedDecisionLog, clock: list[float]) -> PrefectAppro
         log,
         paused=runs.paused,
         among=runs.among,
-        paused_count=runs.count,
         resume=lambda run_id, run_input: None,
         config=lambda: config,
         model_spec=lambda model: None,

@@ -311,9 +311,10 @@ def awaiting_approval() -> list[RunView]:
         return _waiting(client, runs)
 
 
-def awaiting_among(run_ids: list[str]) -> list[RunView]:
-    """Those of ``run_ids`` that are paused runs of the ``promotion`` deployment waiting for an approver,
-    as the API has them now (an inbox page confirms its runs with this; one read)."""
+def awaiting_among(run_ids: list[str]) -> tuple[int, list[RunView]]:
+    """How many runs of the ``promotion`` deployment are paused, and those of ``run_ids`` that are paused
+    and wait for an approver, as the API has them now (an inbox page confirms its runs with this; one
+    client, one count and one read)."""
     from prefect import get_client
 
     ids = []
@@ -322,20 +323,12 @@ def awaiting_among(run_ids: list[str]) -> list[RunView]:
             ids.append(UUID(text))
         except ValueError:
             continue
-    if not ids:
-        return []
     api_url()
     with get_client(sync_client=True) as client:
-        return _waiting(client, client.read_flow_runs(**_paused_filters(ids=ids), limit=len(ids)))
-
-
-def paused_count() -> int:
-    """How many runs of the ``promotion`` deployment are paused (one count on the API)."""
-    from prefect import get_client
-
-    api_url()
-    with get_client(sync_client=True) as client:
-        return int(client.count_flow_runs(**_paused_filters()))
+        count = int(client.count_flow_runs(**_paused_filters()))
+        if not ids:
+            return count, []
+        return count, _waiting(client, client.read_flow_runs(**_paused_filters(ids=ids), limit=len(ids)))
 
 
 @dataclass(frozen=True)

@@ -43,25 +43,24 @@ def awaited(view: RunView) -> Role:
 
 
 class PrefectApprovalDesk:
-    """``paused``: every paused promotion run (``awaiting_approval``); ``among``: those of some run ids
-    that wait now (``awaiting_among``); ``paused_count``: how many promotion runs are paused;
-    ``resume``: resume one with an approval form's input; ``config``: the governed approvers config in
-    force; ``model_spec``: a model's manifest entry; ``version_users``: who made a staged version in
-    MLflow (model, version); ``now``: a monotonic clock in seconds.
+    """``paused``: every paused promotion run (``awaiting_approval``); ``among``: how many promotion
+    runs are paused and those of some run ids that wait now (``awaiting_among``); ``resume``: resume
+    one with an approval form's input; ``config``: the governed approvers config in force;
+    ``model_spec``: a model's manifest entry; ``version_users``: who made a staged version in MLflow
+    (model, version); ``now``: a monotonic clock in seconds.
 
     ``page`` keeps the last read of every paused run (reading 1,000 of them from Prefect takes about
     half a second) and reads them again when the count of paused runs or the decision log's head
     differs from the read's (a run pauses after its TECH_GATE_PASS is recorded and records what it
     is resumed with), or the read is ``max_age_s`` old. The runs on the page are read again from
-    Prefect on every request: a run that no longer waits, or waits for another role, is never shown
-    (the whole read is redone)."""
+    Prefect on every request (with the count, in one call): a run that no longer waits, or waits for
+    another role, is never shown (the whole read is redone)."""
 
     def __init__(
         self,
         log: SealedDecisionLog,
         paused: Callable[[], Sequence[RunView]],
-        among: Callable[[list[str]], Sequence[RunView]],
-        paused_count: Callable[[], int],
+        among: Callable[[list[str]], tuple[int, Sequence[RunView]]],
         resume: Callable[[str, dict[str, Any]], None],
         config: Callable[[], ApproverConfig],
         model_spec: Callable[[str], ModelSpec | None],
@@ -70,7 +69,7 @@ class PrefectApprovalDesk:
         max_age_s: float = 30.0,
         now: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.log, self.paused, self.among, self.paused_count = log, paused, among, paused_count
+        self.log, self.paused, self.among = log, paused, among
         self.resume, self.config, self.model_spec = resume, config, model_spec
         self.version_users = version_users
         self.wait_seconds, self.max_age_s, self.now = wait_seconds, max_age_s, now
@@ -84,28 +83,33 @@ class PrefectApprovalDesk:
         """The runs awaiting one of ``roles`` (None: every role), oldest pause first, from ``start`` (at
         most ``count``), and how many await them in all."""
         start = max(start, 0)
-        for fresh in (False, True):
-            views = [v for v in self._paused(fresh) if roles is None or awaited(v) in roles]
+
+        def mine(views: list[RunView]) -> list[RunView]:
+            return [v for v in views if roles is None or awaited(v) in roles]
+
+        kept = self._read
+        if kept is not None and self.now() - kept[1] <= self.max_age_s:
+            views = mine(kept[2])
             shown = views[start : start + count]
-            now = {v.id: v for v in self.among([v.id for v in shown])} if shown else {}
-            if all(v.id in now and now[v.id].awaiting_role == v.awaiting_role for v in shown):
+            paused, confirmed = self.among([v.id for v in shown])
+            now = {v.id: v for v in confirmed}
+            unchanged = (paused, self.log.head()[0]) == kept[0]
+            if unchanged and all(v.id in now and now[v.id].awaiting_role == v.awaiting_role for v in shown):
                 return self._items([now[v.id] for v in shown]), len(views)
+        mark = (self.among([])[0], self.log.head()[0])  # before the read: a change during it shows next time
+        read = list(self.paused())
+        self._read = (mark, self.now(), read)
+        views = mine(read)
+        shown = views[start : start + count]
+        now = {v.id: v for v in self.among([v.id for v in shown])[1]}
         return self._items([now[v.id] for v in shown if v.id in now and awaited(now[v.id]) == awaited(v)]), len(views)
 
     def forget(self) -> None:
         """Drop the kept read: the next ``page`` reads every paused run again."""
         self._read = None
 
-    def _paused(self, fresh: bool) -> list[RunView]:
-        mark = (self.paused_count(), self.log.head()[0])  # before the read: a change during it shows next time
-        kept = self._read
-        if fresh or kept is None or kept[0] != mark or self.now() - kept[1] > self.max_age_s:
-            kept = (mark, self.now(), list(self.paused()))
-            self._read = kept
-        return kept[2]
-
     def item(self, run_id: str) -> PendingApproval | None:
-        found = list(self.among([run_id]))
+        found = list(self.among([run_id])[1])
         return self._items(found)[0] if found else None
 
     def _users_of(self, model: str, version: str) -> list[str]:
