@@ -8,6 +8,7 @@ Tests swap the clock (and only the clock) with ``use_clock``.
 from __future__ import annotations
 
 from contextlib import contextmanager
+from functools import partial
 
 from releasegate.app import App
 from releasegate.clock import Clock, SystemClock
@@ -70,10 +71,15 @@ def console_app(origin: str):
     from releasegate.console import create_app
     from releasegate.console_ports import ConsolePorts, ConsoleSettings
     from releasegate.console_settings import ConsoleOidcSettings
-    from releasegate.services.approval_desk import DecisionJournal, GovernedDirectory, PrefectApprovalDesk
+    from releasegate.services.approval_desk import DecisionJournal, GovernedDirectory
 
+    the_app = app()
+    directory = GovernedDirectory(the_app)
     ports = ConsolePorts(
-        desk=PrefectApprovalDesk(), directory=GovernedDirectory(), journal=DecisionJournal(), clock=_ClockProxy()
+        desk=approval_desk(the_app, directory.config),
+        directory=directory,
+        journal=DecisionJournal(the_app.log),
+        clock=_ClockProxy(),
     )
     settings = ConsoleSettings(
         rp_id=urlsplit(origin).hostname or "localhost",
@@ -82,6 +88,31 @@ def console_app(origin: str):
         oidc=oidc if (oidc := ConsoleOidcSettings()).enabled else None,
     )
     return create_app(ports, settings)
+
+
+def approval_desk(the_app: App, config=None):
+    """The approvals desk (``services.approval_desk``) over Prefect's paused runs, the decision log, the
+    governed approvers config (``config``: how to read it; the console's directory by default), the
+    models manifest and MLflow."""
+    from releasegate.adapters import mlflow_registry as registry
+    from releasegate.adapters.config import model_spec
+    from releasegate.adapters.prefect_manual import awaiting_among, awaiting_approval, resume_paused
+    from releasegate.services.approval_desk import GovernedDirectory, PrefectApprovalDesk
+    from releasegate.services.promotion import record_approval
+
+    def version_users(model: str, version: str) -> list[str]:
+        return registry.version_users(registry.model_name("staging", model), version)
+
+    return PrefectApprovalDesk(
+        the_app.log,
+        paused=awaiting_approval,
+        among=awaiting_among,
+        resume=resume_paused,
+        config=config or GovernedDirectory(the_app).config,
+        model_spec=model_spec,
+        version_users=version_users,
+        record_approval=partial(record_approval, app=the_app),
+    )
 
 
 def notifications():
@@ -112,7 +143,7 @@ def notifications():
         notifiers.append(WebhookNotifier(s.notify_webhook_url.get_secret_value()))
     if not notifiers:
         return None
-    return Notifications(tuple(notifiers), LoggedNotifications(), s.console_url)
+    return Notifications(tuple(notifiers), LoggedNotifications(decision_log()), s.console_url)
 
 
 def _registry():

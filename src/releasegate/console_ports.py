@@ -8,6 +8,7 @@ pass in-memory fakes; ``bootstrap.console_app`` wires the real ones.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -34,7 +35,16 @@ class PendingApproval:
 
 class ApprovalDesk(Protocol):
     def pending(self) -> list[PendingApproval]:
-        """Promotions waiting for a business approval, oldest pause first."""
+        """Every promotion waiting for a business approval, oldest pause first."""
+        ...
+
+    def page(self, roles: Collection[Role] | None, start: int, count: int) -> tuple[list[PendingApproval], int]:
+        """The promotions awaiting one of ``roles`` (None: any role), oldest pause first, from ``start``
+        (at most ``count`` of them), and how many await those roles in all."""
+        ...
+
+    def item(self, run_id: str) -> PendingApproval | None:
+        """The promotion run ``run_id`` when it waits for a business approval."""
         ...
 
     def record_refusal(self, item: PendingApproval, role: Role, refusal: str, raw: dict[str, Any]) -> str:

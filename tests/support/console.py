@@ -3,6 +3,7 @@ signs in, enrols and approves with a software authenticator (``tests.support.pas
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -92,6 +93,13 @@ class FakeDesk:
             PendingApproval("run-pm", base, Role.pm, NOW, REPORT, FIGURES),
             PendingApproval("run-risk", base.model_copy(update={"pm": pm}), Role.risk, NOW, REPORT, FIGURES),
         ]
+
+    def page(self, roles: Collection[Role] | None, start: int, count: int) -> tuple[list[PendingApproval], int]:
+        waiting = [i for i in self.pending() if roles is None or i.awaiting in roles]
+        return waiting[start : start + count], len(waiting)
+
+    def item(self, run_id: str) -> PendingApproval | None:
+        return next((i for i in self.pending() if i.run_id == run_id), None)
 
     def record_refusal(self, item: PendingApproval, role: Role, refusal: str, raw: dict[str, Any]) -> str:
         self.refusals.append((item.run_id, refusal))

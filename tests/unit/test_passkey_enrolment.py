@@ -41,9 +41,9 @@ def test_an_enrolment_is_a_proposal_in_force_after_two_admins(rg_home):
     trust_first(bootstrap.app(), from_file("approvers"), "releasegate:infra-up", "file")
     key = SoftAuthenticator()
     with pytest.raises(ConfigRefused) as e:
-        propose_enrolment("mallory", key.passkey(), "console:mallory")
+        propose_enrolment("mallory", key.passkey(), "console:mallory", bootstrap.app())
     assert e.value.field == "name" and "on no list" in e.value.rule
-    pid, changes = propose_enrolment("risk-carla", key.passkey(), "console:risk-carla")
+    pid, changes = propose_enrolment("risk-carla", key.passkey(), "console:risk-carla", bootstrap.app())
     assert changes == ["passkeys.risk-carla added"]
     assert approver_config(bootstrap.app()).passkeys == {}  # a proposal, not in force
     log = bootstrap.decision_log()
@@ -64,7 +64,7 @@ def test_an_enrolment_is_a_proposal_in_force_after_two_admins(rg_home):
 def test_the_console_journal_records_sign_ins_and_refusals_in_the_sealed_log(rg_home):
     from releasegate.services.approval_desk import DecisionJournal
 
-    j = DecisionJournal()
+    j = DecisionJournal(bootstrap.decision_log())
     ok = j.record("signin", "risk-carla", True, "risk-carla signed in to the console with a passkey")
     no = j.record("refusal", "<anonymous>", False, "console refused POST /approvals/x: no CSRF", field="csrf_token")
     log = bootstrap.decision_log()
@@ -114,7 +114,7 @@ def test_audit_verify_re_verifies_passkey_approvals_offline(rg_home, wide):
 
     trust_first(bootstrap.app(), from_file("approvers"), "releasegate:infra-up", "file")
     key = SoftAuthenticator()
-    pid, _ = propose_enrolment("risk-carla", key.passkey(), "console:risk-carla")
+    pid, _ = propose_enrolment("risk-carla", key.passkey(), "console:risk-carla", bootstrap.app())
     approve(bootstrap.app(), pid, "head-mrm-eva")
     approve(bootstrap.app(), pid, "cro-omar")
     log = bootstrap.decision_log()

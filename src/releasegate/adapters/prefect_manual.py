@@ -253,37 +253,82 @@ def run_artifacts(run_id: str) -> list[tuple[str, str, dict[str, str]]]:
     return out
 
 
-def awaiting_approval(limit: int = 200) -> list[RunView]:
-    """Paused runs of the ``promotion`` deployment that wait for an approver, oldest pause first."""
-    from prefect import get_client
+PAGE = 200  # flow runs per API read (the server's default cap on ``limit``)
+PROMOTION = "promotion/promotion"
+
+
+def _paused_filters(ids: list[Any] | None = None, seen: list[Any] | None = None) -> dict[str, Any]:
+    """Paused runs of the ``promotion`` deployment (``ids``: only these; ``seen``: not these)."""
     from prefect.client.schemas.filters import (
         DeploymentFilter,
         DeploymentFilterName,
         FlowRunFilter,
+        FlowRunFilterId,
         FlowRunFilterState,
         FlowRunFilterStateType,
     )
     from prefect.client.schemas.objects import StateType
+
+    by_id = FlowRunFilterId(any_=ids) if ids is not None else FlowRunFilterId(not_any_=seen) if seen else None
+    return {
+        "flow_run_filter": FlowRunFilter(
+            id=by_id, state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))
+        ),
+        "deployment_filter": DeploymentFilter(name=DeploymentFilterName(any_=["promotion"])),
+    }
+
+
+def _waiting(client: Any, runs: list[Any]) -> list[RunView]:
+    """The runs that wait for an approver, with the flow's defaults for parameters a run was not given
+    (``requested_by``: registry-event), oldest pause first."""
     from prefect.exceptions import ObjectNotFound
 
-    api_url()
-    with get_client(sync_client=True) as client:
-        runs = client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(
-                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))
-            ),
-            deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["promotion"])),
-            limit=limit,
-        )
-        try:  # the flow's defaults (requested_by: registry-event) for parameters a run was not given
-            schema = client.read_deployment_by_name("promotion/promotion").parameter_openapi_schema or {}
-        except ObjectNotFound:
-            schema = {}
+    try:
+        schema = client.read_deployment_by_name(PROMOTION).parameter_openapi_schema or {}
+    except ObjectNotFound:
+        schema = {}
     defaults = {k: p["default"] for k, p in (schema.get("properties") or {}).items() if "default" in p}
-    views = [_view(fr, "promotion/promotion") for fr in runs]
+    views = [_view(fr, PROMOTION) for fr in runs]
     views = [replace(v, parameters={**defaults, **v.parameters}) for v in views]
     waiting = [v for v in views if v.awaiting_role]
-    return sorted(waiting, key=lambda v: v.paused_since.timestamp() if v.paused_since else 0.0)
+    return sorted(waiting, key=lambda v: (v.paused_since.timestamp() if v.paused_since else 0.0, v.id))
+
+
+def awaiting_approval() -> list[RunView]:
+    """Every paused run of the ``promotion`` deployment that waits for an approver, oldest pause first.
+    Read page by page (``PAGE`` runs per call), each page without the runs already read, until the API
+    has no more: a run that resumes meanwhile cannot shift another out of the pages."""
+    from prefect import get_client
+
+    api_url()
+    runs: list[Any] = []
+    with get_client(sync_client=True) as client:
+        while True:
+            page = client.read_flow_runs(**_paused_filters(seen=[fr.id for fr in runs]), limit=PAGE)
+            runs.extend(page)
+            if len(page) < PAGE:
+                break
+        return _waiting(client, runs)
+
+
+def awaiting_among(run_ids: list[str]) -> tuple[int, list[RunView]]:
+    """How many runs of the ``promotion`` deployment are paused, and those of ``run_ids`` that are paused
+    and wait for an approver, as the API has them now (an inbox page confirms its runs with this; one
+    client, one count and one read)."""
+    from prefect import get_client
+
+    ids = []
+    for text in run_ids:
+        try:
+            ids.append(UUID(text))
+        except ValueError:
+            continue
+    api_url()
+    with get_client(sync_client=True) as client:
+        count = int(client.count_flow_runs(**_paused_filters()))
+        if not ids:
+            return count, []
+        return count, _waiting(client, client.read_flow_runs(**_paused_filters(ids=ids), limit=len(ids)))
 
 
 @dataclass(frozen=True)

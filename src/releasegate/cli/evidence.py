@@ -25,7 +25,7 @@ def _inventory(app: App, model: str) -> dict:
     from releasegate.errors import ConfigError
     from releasegate.policy.approvers import ApproverConfig
     from releasegate.services.approvers import history
-    from releasegate.services.promotion import owners_of
+    from releasegate.services.handshakes import owners_of
 
     if os.environ.get("PREFECT_API_URL"):  # the manifest block, as the flows read it
         spec = model_spec(model)

@@ -32,6 +32,7 @@ from releasegate.policy.handshake import Role, not_independent
 HERE = Path(__file__).parent
 # Only the console's own script and styles run; no page may frame it (an approval button under a
 # decoy page), nothing is loaded from elsewhere.
+PAGE_SIZE = 50  # inbox items a page
 CSP = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 
 
@@ -173,15 +174,26 @@ def create_app(ports: ConsolePorts, settings: ConsoleSettings | None = None) -> 
         return RedirectResponse("/signin", status_code=303)
 
     @app.get("/inbox", response_class=HTMLResponse)
-    def inbox(request: Request) -> HTMLResponse:
+    def inbox(request: Request, page: str = "1") -> Response:
+        """What waits for the user's roles (a reader: every waiting promotion), ``PAGE_SIZE`` a page,
+        oldest pause first, with the total: none is left out."""
         user = c.user(request)
+        number = int(page) if page.isdigit() else 0
+        if number < 1:
+            raise c.refuse(request, 400, "page", f"page {page!r} is not a page number: give 1 or more (/inbox?page=2).")
         config = ports.directory.config()
         held = config.granted(user, c.session(request).roles)
         mine = [r for r in roles_of(config, user) if r.value in held]
         reader = bool(held & {"auditor", "admin"})
-        items = [_view(i, user, mine) for i in ports.desk.pending() if reader or i.awaiting in mine]
+        found, total = ports.desk.page(None if reader else mine, (number - 1) * PAGE_SIZE, PAGE_SIZE)
+        last = max(1, -(-total // PAGE_SIZE))
+        if number > last:
+            return RedirectResponse(f"/inbox?page={last}", status_code=303)
+        items = [_view(i, user, mine) for i in found]
         roles = [r.value.upper() for r in mine] + (["AUDITOR"] if "auditor" in held else [])
-        return c.render(request, "inbox.html", items=items, roles=roles)
+        first = (number - 1) * PAGE_SIZE + 1
+        paging = {"first": first, "last": first + len(items) - 1, "total": total, "page": number, "pages": last}
+        return c.render(request, "inbox.html", items=items, roles=roles, paging=paging)
 
     from releasegate.console import ceremonies, oidc
 

@@ -184,9 +184,9 @@ def register(app: FastAPI, c: Console) -> None:  # noqa: C901 - one closure per 
         }
 
     def waiting(request: Request, run_id: str) -> PendingApproval:
-        for item in ports.desk.pending():
-            if item.run_id == run_id:
-                return item
+        item = ports.desk.item(run_id)
+        if item is not None:
+            return item
         raise c.refuse(request, 404, "run", f"Run {run_id} does not wait for an approval (see the inbox).", "approval")
 
     def refused(request: Request, item: PendingApproval, fields: dict[str, Any], exc: Refused) -> Problem:

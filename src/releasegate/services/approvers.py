@@ -26,7 +26,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from releasegate import bootstrap, records
+from releasegate import records
 from releasegate.app import App
 from releasegate.decisions import DecisionKind, DecisionOutcome, DecisionRecord
 from releasegate.policy.approvers import (
@@ -176,11 +176,9 @@ def _source() -> tuple[ApproverConfig | None, str, str | None]:
         return None, exc.path, str(exc)
 
 
-def governed_config(reader: str = "promotion", app: App | None = None) -> ApproverConfig:
+def governed_config(reader: str, app: App) -> ApproverConfig:
     """The approvers config in force. A configured source that differs is refused (recorded once per
-    difference) and never used; with no governed config yet, the source is trusted once. ``app``: every
-    caller passes it but ``services.approval_desk``, rewritten apart, which still gets the process's."""
-    app = app or bootstrap.app()
+    difference) and never used; with no governed config yet, the source is trusted once."""
     source, where, error = _source()
     steps = history(app, reader)
     if not steps:
@@ -307,12 +305,11 @@ def _in_force_if_enough(
     )
 
 
-def propose_enrolment(name: str, passkey: Passkey, actor: str, app: App | None = None) -> tuple[str, list[str]]:
+def propose_enrolment(name: str, passkey: Passkey, actor: str, app: App) -> tuple[str, list[str]]:
     """Record a passkey enrolment as a proposal of the config in force with ``passkeys[name]`` set, signed
     by no one: it takes effect when admins approve it (``releasegate approvers approve ID --by ADMIN``,
     two of them: a key change). Returns (proposal id, the changes). ``ConfigRefused`` (recorded) for a
-    name the config does not know. ``app``: as for ``governed_config``."""
-    app = app or bootstrap.app()
+    name the config does not know."""
     steps = history(app, "console")
     if not steps:
         raise _refused(app, actor, "approvers", "no governed config yet: `releasegate infra up` trusts the first one")

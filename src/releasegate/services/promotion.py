@@ -26,24 +26,22 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from releasegate import bootstrap, records
+from releasegate import records
 from releasegate.adapters import mlflow_registry as registry
 from releasegate.adapters.config import ApproverConfig, model_spec
 from releasegate.app import App
-from releasegate.decisions import DecisionKind, DecisionOutcome
+from releasegate.decisions import DecisionOutcome
 from releasegate.policy.gates import Dossier, GatePolicy, GateReport
 from releasegate.policy.grants import recorded_grant_problem
 from releasegate.policy.handshake import (
     Approval,
-    ApprovalFields,
-    ApprovalRefused,
     Handshake,
     Role,
     approval_ref,
-    check_approval,
 )
-from releasegate.policy.models import Criticality, ModelSpec, RiskTier, manifest_field
-from releasegate.policy.passkey_approvals import AnySigned, check_any, from_record_any
+from releasegate.policy.models import Criticality, RiskTier, manifest_field
+from releasegate.policy.passkey_approvals import AnySigned
+from releasegate.services import handshakes
 from releasegate.services.drift_measure import measure_drift
 from releasegate.services.promotion_log import promotion_history
 from releasegate.services.release import promotion_subject
@@ -147,62 +145,31 @@ def approver_config(app: App, model: str | None = None, reader: str = "promotion
     its manifest entry gives one."""
     from releasegate.services.approvers import governed_config
 
-    config = governed_config(reader, app)
-    spec = model_spec(model) if model else None
-    if spec is None or spec.approvers is None:
-        return config
-    own = {role: names for role in ("pm", "risk", "compliance") if (names := getattr(spec.approvers, role))}
-    return config.model_copy(update=own)
+    return handshakes.model_config(governed_config(reader, app), model_spec(model) if model else None)
 
 
 def owners(model: str, config: ApproverConfig) -> list[str]:
-    """The model's owners: the manifest's ``owners`` and the governed ``owners[model]`` (``owners_of``)."""
-    return owners_of(model, model_spec(model), config)
-
-
-def owners_of(model: str, spec: ModelSpec | None, config: ApproverConfig) -> list[str]:
-    """``owners`` of a manifest entry already read (None: not in it); a manifest can add, never remove."""
-    return sorted({*(spec.owners if spec is not None else []), *config.owners.get(model, [])})
+    """The model's owners: the manifest's ``owners`` and the governed config's ``owners[model]`` (an edit
+    of the manifest can add owners, never remove a governed one)."""
+    return handshakes.owners_of(model, model_spec(model), config)
 
 
 def staged_by(app: App, model: str, version: str, requested_by: str) -> dict[str, str]:
     """Who staged ``staging.<model>`` v``version`` (never the placeholder ``registry-event``): the
     ``submit_candidate`` caller (sealed retrain records of the version), the version's MLflow user (the
     version's ``user_id``, else its run's), and the person who asked for the promotion."""
-    from releasegate.policy.handshake import PLACEHOLDER_REQUESTERS
-
-    found: dict[str, str] = {}
     good, _ = app.log.trusted(kind="retrain", subject=f"model:{model}")
-    for rec in good:
-        if str(rec.details.get("version")) == str(version) and rec.decision_outcome is DecisionOutcome.accept:
-            found.setdefault(rec.actor.removeprefix("producer:"), "submit_candidate caller")
-            if rec.details.get("requested_by"):
-                found.setdefault(str(rec.details["requested_by"]), "requested the retrain")
-    for who in registry.version_users(registry.model_name("staging", model), version):
-        found.setdefault(who, "MLflow user of the version")
-    if requested_by not in PLACEHOLDER_REQUESTERS:
-        found.setdefault(requested_by, "requested the promotion")
-    return {k: v for k, v in found.items() if k and k not in PLACEHOLDER_REQUESTERS}
+    users = registry.version_users(registry.model_name("staging", model), version)
+    return handshakes.staged_by_of(version, good, users, requested_by)
 
 
-def handshake_base(model: str, version: str, requested_by: str, app: App | None = None, **facts: Any) -> Handshake:
+def handshake_base(model: str, version: str, requested_by: str, app: App, **facts: Any) -> Handshake:
     """The handshake of a promotion run before its approvals: who may approve, with which key, and who may
-    not (owners, who staged the candidate). ``app``: every caller passes it but ``services.approval_desk``,
-    rewritten apart, which still gets the process's (as for ``restore_handshake``, ``record_approval``)."""
-    app = app or bootstrap.app()
-    config = approver_config(app, model)
-    return Handshake(
-        model=model,
-        candidate_version=version,
-        requested_by=requested_by,
-        allow_lists=config.allow_lists(),
-        keys=config.keys,
-        passkeys=config.passkeys,
-        requires_compliance=high_risk(model),
-        owners=owners(model, config),
-        staged_by=staged_by(app, model, version, requested_by),
-        **facts,
-    )
+    not (owners, who staged the candidate)."""
+    from releasegate.services.approvers import governed_config
+
+    spec, staged = model_spec(model), staged_by(app, model, version, requested_by)
+    return handshakes.base_of(model, version, requested_by, governed_config("promotion", app), spec, staged, **facts)
 
 
 def record_tech(
@@ -245,11 +212,11 @@ def record_approval(
     refusal: str | None,
     raw: dict[str, Any],
     signed: AnySigned | None = None,
-    app: App | None = None,
+    *,
+    app: App,
 ) -> str:
     """Record one approval, or one refusal of an approval: callers pass ``a`` or ``refusal``; an accepted
     approval keeps its signed statement, public key and signature (``audit verify`` re-verifies them)."""
-    app = app or bootstrap.app()
     if refusal:
         rationale = f"{role.value.upper()} approval refused: {refusal}"
     else:
@@ -285,23 +252,7 @@ def record_approval(
     return rec.decision_id
 
 
-def approvable_reports(records: list[Any], base: Handshake) -> set[str]:
-    """The gate reports (by SHA-256) a restored signed approval of this run may have approved: every
-    TECH_GATE_PASS report of the run for the same binary. A run re-evaluates its gates after a deferral
-    (a freeze) or an expired joint ack, and the drift gate measures PSI on the newest data each time, so
-    the reports differ in their measurements; the approvals stay bound to this run, model, version and
-    binary (each passed the gates), and an expired joint ack still sends them back to the approvers."""
-    return {
-        str(r.details.get("gate_report_sha256"))
-        for r in records
-        if r.decision_kind is DecisionKind.approval
-        and r.details.get("role") == "tech"
-        and r.decision_outcome is DecisionOutcome.accept
-        and r.details.get("candidate_sha256") == base.candidate_sha256
-    }
-
-
-def restore_handshake(flow_run_id: str, base: Handshake, app: App | None = None) -> Handshake:
+def restore_handshake(flow_run_id: str, base: Handshake, app: App) -> Handshake:
     """Approvals already given to this promotion run (after its last expired ack), from the decision log.
 
     Nothing stored is trusted as such: only records sealed by the service path count, and each is
@@ -309,45 +260,10 @@ def restore_handshake(flow_run_id: str, base: Handshake, app: App | None = None)
     handshake, and must be about the same model, version and artifact hash as this run; its time is the
     record's own timestamp. Unsealed approval records are recorded as
     refused forgeries and ignored."""
-    log = (app or bootstrap.app()).log
+    log = app.log
     good, forged = log.trusted(subject=promotion_subject(flow_run_id))
     log.refuse_forged(forged, "promotion")
-    reports = approvable_reports(good, base)
-    cleared: dict[str, Any] = {r.value: None for r in Role}
-    h = base.model_copy(update=cleared)
-    for rec in good:
-        d = rec.details
-        if rec.decision_kind is DecisionKind.promotion and d.get("reason_code") == "ACK_EXPIRED":
-            h = h.model_copy(update=cleared)
-            continue
-        business_roles = {r.value for r in h.roles}
-        if rec.decision_kind is not DecisionKind.approval or d.get("refusal") or d.get("role") not in business_roles:
-            continue
-        # An approval is about one model, version and binary: parameters changed on the run since (the
-        # Prefect API lets anyone edit them) or a replaced staging artifact make it count for nothing.
-        about = (d.get("model_name"), str(d.get("candidate_version")), d.get("candidate_sha256"))
-        if about != (base.model, str(base.candidate_version), base.candidate_sha256):
-            continue
-        role = Role(d["role"])
-        try:
-            fields = ApprovalFields(
-                approver=str(d.get("approver") or ""),
-                decision=d.get("decision"),
-                reference=str(d.get("reference") or ""),
-                statement=str(d.get("statement") or ""),
-                comment=str(d.get("comment") or ""),
-            )
-            check_approval(h, role, fields)
-            signed = from_record_any(d)
-            if signed is None or signed.statement.gate_report_sha256 not in reports:
-                continue  # unsigned, or signed over a report this run never had
-            report_of = h.model_copy(update={"gate_report_sha256": signed.statement.gate_report_sha256})
-            check_any(report_of, role, fields, signed.token(), flow_run_id, rec.decision_timestamp)
-        except (ApprovalRefused, ValueError, KeyError):  # no longer valid (e.g. off the allow-list, key changed)
-            continue
-        a = Approval(**fields.model_dump(), role=role, at=rec.decision_timestamp, key_id=signed.key_id)
-        h = h.model_copy(update={role.value: a})
-    return h
+    return handshakes.restore(flow_run_id, base, good)
 
 
 def current_rules(app: App, h: Handshake) -> Handshake:

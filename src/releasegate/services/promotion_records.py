@@ -63,7 +63,7 @@ class LoggedPromotionRecords:
         raw: dict[str, Any],
         signed: AnySigned | None = None,
     ) -> str:
-        return promotion.record_approval(run_id, h, role, a, refusal, raw, signed, self.app)
+        return promotion.record_approval(run_id, h, role, a, refusal, raw, signed, app=self.app)
 
     def release(
         self, run_id: str, report: GateReport, report_ref: str, h: Handshake, ack_ref: str, candidate_sha256: str

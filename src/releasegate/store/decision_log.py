@@ -94,6 +94,8 @@ def subject_digest(subject: str) -> str:
     return hashlib.sha256(subject.encode()).hexdigest()
 
 
+SUBJECTS_PER_QUERY = 500  # SQLite before 3.32 binds at most 999 parameters per statement
+
 REFERS_TO_KEYS = ("pending_decision_id", "acknowledged_decision_id", "incident_for")
 
 
@@ -173,21 +175,39 @@ class DecisionLog:
         since: datetime | None = None,
         limit: int | None = None,
         newest_first: bool = False,
+        subjects: Iterable[str] | None = None,
     ) -> list[DecisionRecord]:
-        stmt = select(DecisionRow)
-        if kind is not None:
-            stmt = stmt.where(DecisionRow.decision_kind == DecisionKind(kind).value)
-        if subject is not None:
-            stmt = stmt.where(DecisionRow.subject == subject)
-        if subject_prefix is not None:
-            stmt = stmt.where(DecisionRow.subject.startswith(subject_prefix, autoescape=True))
-        if since is not None:
-            stmt = stmt.where(DecisionRow.decision_timestamp >= format_ts(since))
-        stmt = stmt.order_by(DecisionRow.seq.desc() if newest_first else DecisionRow.seq)
-        if limit is not None:
-            stmt = stmt.limit(limit)
+        """Records in log order (``newest_first``: reversed). ``subjects``: the records of any of these
+        subjects in one read (an inbox restores every listed run at once), asked in chunks of
+        ``SUBJECTS_PER_QUERY`` so a long list stays under the database's limit of bound parameters."""
+        chunks: list[list[str] | None] = [None]
+        if subjects is not None:
+            wanted = list(dict.fromkeys(subjects))
+            if not wanted:
+                return []
+            chunks = [wanted[i : i + SUBJECTS_PER_QUERY] for i in range(0, len(wanted), SUBJECTS_PER_QUERY)]
+        rows: list[DecisionRow] = []
         with Session(self.engine) as session:
-            return [row.to_record() for row in session.execute(stmt).scalars()]
+            for chunk in chunks:
+                stmt = select(DecisionRow)
+                if kind is not None:
+                    stmt = stmt.where(DecisionRow.decision_kind == DecisionKind(kind).value)
+                if subject is not None:
+                    stmt = stmt.where(DecisionRow.subject == subject)
+                if chunk is not None:
+                    stmt = stmt.where(DecisionRow.subject.in_(chunk))
+                if subject_prefix is not None:
+                    stmt = stmt.where(DecisionRow.subject.startswith(subject_prefix, autoescape=True))
+                if since is not None:
+                    stmt = stmt.where(DecisionRow.decision_timestamp >= format_ts(since))
+                stmt = stmt.order_by(DecisionRow.seq.desc() if newest_first else DecisionRow.seq)
+                if limit is not None:
+                    stmt = stmt.limit(limit)
+                rows.extend(session.execute(stmt).scalars())
+            if len(chunks) > 1:  # each chunk came in order: merge them
+                rows.sort(key=lambda row: row.seq, reverse=newest_first)
+                rows = rows[:limit] if limit is not None else rows
+            return [row.to_record() for row in rows]
 
     def count(self) -> int:
         with Session(self.engine) as session:
