@@ -173,7 +173,7 @@ class NotificationLog(Protocol):
 class Notifications:
     notifiers: tuple[Notifier, ...]
     log: NotificationLog
-    console_url: str  # the console's base URL: a notice links to ``<console_url>/inbox#<run id>``
+    console_url: str  # the console's base URL: a notice links to ``<console_url>/inbox?run=<run id>#<run id>``
 
 
 @dataclass(frozen=True)

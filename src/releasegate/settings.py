@@ -71,7 +71,8 @@ class Settings(BaseSettings):
     )
     console_url: str = Field(
         default="http://localhost:4300",
-        description="The console's base URL as approvers open it; notices link to `<console_url>/inbox#<run id>`.",
+        description="The console's base URL as approvers open it; "
+        "notices link to `<console_url>/inbox?run=<run id>#<run id>`.",
     )
     smtp_host: str | None = Field(
         default=None, description="SMTP server for the e-mail to approvers when a promotion waits (unset: no e-mail)."

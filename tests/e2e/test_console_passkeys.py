@@ -293,12 +293,19 @@ def test_approvers_enrol_passkeys_and_approve_a_promotion_in_the_console(stack, 
     assert said.startswith("PM_GATE_PASS by pm-anna"), said
     shot(anna.page, "05-pm-approved")
 
-    # 4. Risk signs in (another browser context, another passkey) once the run waits for Risk.
+    # 4. Risk (another browser context, another passkey) follows the link a notice carries while signed
+    #    out: the console asks her to sign in, then shows that promotion alone; after signing in, one
+    #    click (approve and sign) gives the approval (the goal: at most three).
     wait_for("the run to wait for Risk", lambda: approvals("pm") and run_state(stack.api, run_id).is_paused())
-    carla.sign_in()
+    carla.page.goto(f"/inbox?run={run_id}#{run_id}")
+    carla.page.wait_for_url(lambda url: "/signin" in url)
+    carla.page.fill("#name", carla.name)
+    carla.page.click("#signin")
+    carla.page.wait_for_url(lambda url: f"/inbox?run={run_id}" in url)
     wait_for(
-        "the inbox to show the Risk item", lambda: carla.page.reload() or carla.page.locator(f'[id="{run_id}"]').count()
+        "the link to show the Risk item", lambda: carla.page.reload() or carla.page.locator(f'[id="{run_id}"]').count()
     )
+    assert carla.page.locator("section.item").count() == 1
     said = carla.approve(run_id, "RISK-REV-7", "risk accepted")
     assert said.startswith("RISK_GATE_PASS by risk-carla"), said
     shot(carla.page, "06-risk-approved")

@@ -102,7 +102,7 @@ def test_one_mail_and_one_webhook_per_pause_with_the_deep_link(notifying, mailbo
     world.approvals.script = [Say("risk-carla")]  # the run again, as Prefect retries it
     assert world.run().kind == "promoted"
 
-    link = f"{CONSOLE}/inbox#{RUN}"
+    link = f"{CONSOLE}/inbox?run={RUN}#{RUN}"
     assert [sorted(to) for to, _ in box.messages] == [
         ["anna@bank.example", "ben@bank.example"],
         ["carla@bank.example"],  # risk-dan has no address

@@ -68,3 +68,27 @@ def test_an_empty_inbox_has_no_pager_and_a_few_items_one_page():
     many(r, 3)
     few = r.client.get("/inbox").text
     assert "showing 1–3 of 3" in few and 'rel="next"' not in few and 'rel="prev"' not in few
+
+
+def test_a_notices_link_opens_its_promotion_alone_wherever_it_stands_in_the_pages():
+    r = rig()
+    items = many(r, 120, pm=3)
+    r.sign_in("risk-carla")
+    far = items[110].run_id  # on page 3
+    assert far not in runs_on(r.client.get("/inbox").text)
+    alone = r.client.get(f"/inbox?run={far}").text
+    assert runs_on(alone) == [far] and "showing" not in alone and 'href="/inbox"' in alone
+    gone = r.client.get("/inbox?run=decided-long-ago").text
+    assert runs_on(gone) == [] and "does not wait for an approval (any more)" in gone
+
+
+def test_a_link_to_another_roles_promotion_is_refused_and_recorded():
+    r = rig()
+    items = many(r, 2, pm=2)
+    r.sign_in("risk-carla")
+    pm_run = next(i.run_id for i in items if i.run_id.startswith("pm-"))
+    refused = r.client.get(f"/inbox?run={pm_run}")
+    assert refused.status_code == 403 and "waits for the PM approval; your roles: RISK" in refused.text
+    assert r.journal.entries[-1]["accepted"] is False and r.journal.entries[-1]["field"] == "run"
+    r.sign_in("audit-ida")  # a reader reads every role's
+    assert runs_on(r.client.get(f"/inbox?run={pm_run}").text) == [pm_run]

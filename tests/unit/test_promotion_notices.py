@@ -67,7 +67,7 @@ def test_each_pause_notifies_the_roles_eligible_approvers_once_per_channel(world
             (f"{RUN}:pm:0", "pm", ("pm-anna", "pm-ben")),  # not the owner, not the requester
             (f"{RUN}:risk:0", "risk", ("risk-carla", "risk-dan")),
         ]
-        assert {n.link for n in sink.sent} == {f"{CONSOLE}/inbox#{RUN}"}
+        assert {n.link for n in sink.sent} == {f"{CONSOLE}/inbox?run={RUN}#{RUN}"}
     assert [(r["key"], r["channel"], r["error"]) for r in world.of("notification")] == [
         (f"{RUN}:pm:0", "email", None),
         (f"{RUN}:pm:0", "webhook", None),

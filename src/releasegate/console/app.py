@@ -174,9 +174,10 @@ def create_app(ports: ConsolePorts, settings: ConsoleSettings | None = None) -> 
         return RedirectResponse("/signin", status_code=303)
 
     @app.get("/inbox", response_class=HTMLResponse)
-    def inbox(request: Request, page: str = "1") -> Response:
+    def inbox(request: Request, page: str = "1", run: str | None = None) -> Response:
         """What waits for the user's roles (a reader: every waiting promotion), ``PAGE_SIZE`` a page,
-        oldest pause first, with the total: none is left out."""
+        oldest pause first, with the total: none is left out. ``run``: that one promotion alone (the
+        link a notice carries), wherever it stands in the pages."""
         user = c.user(request)
         number = int(page) if page.isdigit() else 0
         if number < 1:
@@ -185,15 +186,29 @@ def create_app(ports: ConsolePorts, settings: ConsoleSettings | None = None) -> 
         held = config.granted(user, c.session(request).roles)
         mine = [r for r in roles_of(config, user) if r.value in held]
         reader = bool(held & {"auditor", "admin"})
+        roles = [r.value.upper() for r in mine] + (["AUDITOR"] if "auditor" in held else [])
+        if run is not None:
+            one = ports.desk.item(run)
+            if one is None:
+                note = f"Promotion run {run} does not wait for an approval (any more): it was decided or ended."
+                return c.render(request, "inbox.html", items=[], roles=roles, paging=None, note=note)
+            if not reader and one.awaiting not in mine:
+                raise c.refuse(
+                    request,
+                    403,
+                    "run",
+                    f"Promotion run {run} waits for the {one.awaiting.value.upper()} approval; your roles: "
+                    f"{', '.join(roles) or 'none'}.",
+                )
+            return c.render(request, "inbox.html", items=[_view(one, user, mine)], roles=roles, paging=None, note=None)
         found, total = ports.desk.page(None if reader else mine, (number - 1) * PAGE_SIZE, PAGE_SIZE)
         last = max(1, -(-total // PAGE_SIZE))
         if number > last:
             return RedirectResponse(f"/inbox?page={last}", status_code=303)
         items = [_view(i, user, mine) for i in found]
-        roles = [r.value.upper() for r in mine] + (["AUDITOR"] if "auditor" in held else [])
         first = (number - 1) * PAGE_SIZE + 1
         paging = {"first": first, "last": first + len(items) - 1, "total": total, "page": number, "pages": last}
-        return c.render(request, "inbox.html", items=items, roles=roles, paging=paging)
+        return c.render(request, "inbox.html", items=items, roles=roles, paging=paging, note=None)
 
     from releasegate.console import ceremonies, oidc
 

@@ -34,7 +34,7 @@ def notify_approvers(p: PromotionPorts, role: Role, h: Handshake) -> list[str]:
             version=str(h.candidate_version),
             requested_by=h.requested_by,
             approvers=eligible_approvers(h, role),
-            link=f"{n.console_url.rstrip('/')}/inbox#{p.run_id}",
+            link=f"{n.console_url.rstrip('/')}/inbox?run={p.run_id}#{p.run_id}",
         )
         for notifier in n.notifiers:
             if n.log.sent(notice, notifier.channel):

@@ -59,7 +59,9 @@ async function signIn(event) {
     const options = await postJSON("/signin/options", { name: document.getElementById("name").value });
     const cred = await navigator.credentials.get({ publicKey: requestOptions(options) });
     const done = await postJSON("/signin/verify", { credential: assertionJSON(cred) });
-    window.location.assign(done.next + window.location.hash);  // a notice's /inbox#<run id> survives sign-in
+    // a notice's link (/inbox?run=<id>#<id>) comes back here without its query: the fragment names the run
+    const run = window.location.hash.slice(1);
+    window.location.assign(run ? `${done.next}?run=${encodeURIComponent(run)}#${run}` : done.next);
   } catch (err) { say(message, err.message, false); }
 }
 
