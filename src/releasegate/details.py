@@ -59,6 +59,7 @@ class PromotionDetails(KindDetails):
 class DeferralDetails(KindDetails):
     deferral_reason_code: str
     next_evaluation_at: Any
+    predicted_start_at: str | None = None  # a capacity deferral's predicted start (ISO, UTC), if predicted
 
 
 class OverrideDetails(KindDetails):

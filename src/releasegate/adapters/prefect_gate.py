@@ -20,7 +20,7 @@ while its ``exception_expiry`` holds (``use_override``); it takes no slot (the o
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from prefect import get_client, get_run_logger
@@ -59,6 +59,7 @@ from releasegate.policy.capacity import (
     expected_duration,
     slots_taken,
 )
+from releasegate.policy.deferrals import WAKEABLE
 
 DEFERRED = "Deferred"
 
@@ -144,14 +145,20 @@ HISTORY = 50  # completed runs per deployment the duration estimate looks at
 
 
 def expected_durations(
-    app: App, client, deployment_ids: dict[str, str], known: dict[str, float | None] | None = None
+    app: App,
+    client,
+    deployment_ids: dict[str, str],
+    known: dict[str, float | None] | None = None,
+    percentile: float = 90.0,
+    min_samples: int = 3,
 ) -> dict[str, float | None]:
     """Per deployment id (``deployment_ids``: id -> the policy's name for it): the conservative duration
     of its runs (``capacity.expected_duration``) from its last completed runs in Prefect, falling back to
     the runtime policy's ``timeout_seconds`` of its name in the project's prefect.yaml. Keyed by id, not
     name: every model's ``eod-scoring/<model>`` is ``eod-scoring`` to the policy, but each keeps its own
     durations. Prefect keeps every run's ``total_run_time``; nothing is stored by us. Ids already in
-    ``known`` (read earlier in the same gate evaluation) are not read again."""
+    ``known`` (read earlier in the same gate evaluation) are not read again. ``percentile`` and
+    ``min_samples``: as ``expected_duration``'s (a start prediction wants the median, from one run)."""
     from releasegate.policy.runtime_policy import find_deployment, load_prefect_yaml, policy_from_deployment
 
     out: dict[str, float | None] = dict(known or {})
@@ -176,7 +183,7 @@ def expected_durations(
             fallback: float | None = float(policy_from_deployment(find_deployment(doc, name)).timeout_seconds)
         except (KeyError, ValueError):
             fallback = None
-        out[dep_id] = expected_duration(samples, fallback)
+        out[dep_id] = expected_duration(samples, fallback, percentile, min_samples)
     return out
 
 
@@ -367,7 +374,22 @@ def gate_current_run(
 
         reason, next_at = decision.deferral_reason_code, decision.next_evaluation_at
         code = reason.value
-        deferral = store.record_deferral(run_id, deployment, code, next_at, decision.explanation, now)
+        predicted = None
+        if code in WAKEABLE:
+            since = previous.first_deferred_at if previous is not None and previous.status == "open" else now
+            # the predicted start is an estimate only, never a reason to fail the gate or change its
+            # decision: when it cannot be computed (for any reason) the deferral is recorded as before,
+            # without a prediction
+            try:
+                from releasegate.adapters.prefect_gate_prediction import predict_gate_start
+
+                predicted = predict_gate_start(app, client, config, request, snapshot, since, now)
+            except Exception:
+                logger.warning("capacity gateway: no predicted start for %s", run_id, exc_info=True)
+        deferral = store.record_deferral(
+            run_id, deployment, code, next_at, decision.explanation, now, predicted_start_at=predicted
+        )
+        predicted_details = {"predicted_start_at": predicted.astimezone(UTC).isoformat()} if predicted else {}
         app.log.append(
             records.deferral(
                 decision_outcome=DecisionOutcome.reject,
@@ -381,6 +403,7 @@ def gate_current_run(
                     "deferred_since": deferral.first_deferred_at.isoformat(),
                     "attempts": deferral.attempts,
                     "evidence": decision.evidence,
+                    **predicted_details,
                 },
             ),
             now=now,
