@@ -1,6 +1,7 @@
 """``deferral-sweeper``: every minute, escalate deferrals past their SLA, close finished ones, wake capacity
 deferrals the gateway would admit now, open a P1 incident for promotion gate failures nobody
-acknowledged within 30 minutes, retry crashed runs as their runtime policy allows
+acknowledged within 30 minutes, notify the people on call of each escalation once
+(``services.escalation_notices``), retry crashed runs as their runtime policy allows
 (``adapters.prefect_crashes``), and once a week review the ended week's scheduling (runs started, frequent
 deferrals; ``services.operational_review``)."""
 
@@ -15,6 +16,8 @@ from releasegate.adapters.prefect_deferrals import sweep
 from releasegate.adapters.prefect_events import emit_event
 from releasegate.adapters.prefect_review import publish_markdown, week_facts_reader
 from releasegate.jobs import governed
+from releasegate.services.approvers import governed_config
+from releasegate.services.escalation_notices import notify_escalations
 from releasegate.services.gate_failures import escalate_unacknowledged
 from releasegate.services.operational_review import record_weekly_review
 
@@ -28,6 +31,14 @@ def deferral_sweeper() -> dict:
     crashes = retry_crashed_runs(app, config)
     report = sweep(app, config)
     incidents = escalate_unacknowledged(app)
+    notify_escalations(
+        bootstrap.notifications(),
+        lambda which: getattr(governed_config("notifications", app), which),
+        report.escalations,
+        report.storms,
+        incidents,
+        get_run_logger(),
+    )
     reviewed = record_weekly_review(
         app.log,
         week_facts_reader(config.pool_name, app.store),

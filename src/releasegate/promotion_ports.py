@@ -134,7 +134,11 @@ class PromotionRecords(Protocol):
 class Notice:
     """What a paused run tells its approvers: who (``approvers``, by name) may give ``role``'s approval of
     ``model`` v``version`` in run ``run_id``, and where (``link``: the console's inbox item). ``key``
-    names the pause: one notice per key and channel."""
+    names the pause: one notice per key and channel.
+
+    An ``escalation`` (``services.escalation_notices``) uses the same fields for an operations event: its
+    ``run_id`` is what it concerns (a flow run, a queue, a gate failure), ``role`` the list its addressees
+    come from (``overrides``, ``exceptions``), ``summary`` its headline and ``facts`` its details."""
 
     key: str
     run_id: str
@@ -144,6 +148,9 @@ class Notice:
     requested_by: str
     approvers: tuple[str, ...]
     link: str
+    kind: str = "approval"  # or "escalation"
+    summary: str = ""
+    facts: tuple[str, ...] = ()
 
 
 class Notifier(Protocol):

@@ -137,3 +137,43 @@ def test_an_unreachable_smtp_server_is_recorded_and_the_webhook_still_sent(notif
 
 def test_no_smtp_host_and_no_webhook_means_no_notices(rg_home):
     assert bootstrap.notifications() is None
+
+
+def test_an_escalation_is_delivered_once_across_two_sweeps(notifying, rg_home, mailbox, receiver):
+    from releasegate.services.approvers import governed_config
+    from releasegate.services.escalation_notices import notify_escalations
+
+    path = rg_home.parent / "approvers" / "approvers.yaml"
+    doc = yaml.safe_load(path.read_text())
+    path.write_text(yaml.safe_dump({**doc, "emails": {**EMAILS, "ops-bob": "bob@bank.example"}}))
+    escalation = {
+        "flow_run_id": "fr-9",
+        "level": "incident",
+        "decision_id": "dec-esc-9",
+        "waited_minutes": 61,
+        "storm_incident": None,
+        "deployment": "train-churn/nightly",
+        "reason_code": "CAPACITY_POOL_FULL",
+        "next_evaluation_at": "2026-12-07T10:05:00+00:00",
+    }
+    app = bootstrap.app()
+    for _ in range(2):  # the sweeper runs every minute and reports the escalation it recorded once
+        notify_escalations(
+            bootstrap.notifications(),
+            lambda which: getattr(governed_config("notifications", app), which),
+            escalations=[escalation],
+        )
+    box, posts = mailbox[0], receiver[0]
+    assert [to for to, _ in box.messages] == [["bob@bank.example"]]  # ops-lena has no address
+    (_, mail) = box.messages[0]
+    assert mail["Subject"] == "[releasegate] deferral SLA incident: train-churn/nightly run fr-9 deferred for 61 min"
+    assert f"{CONSOLE}/inbox" in mail.get_content() and "CAPACITY_POOL_FULL" in mail.get_content()
+    assert len(posts) == 1 and "deferred for 61 min" in posts[0]["json"]["text"]
+    good, forged = bootstrap.decision_log().trusted(
+        subject=notification_subject("deferral:fr-9"), kind=DecisionKind.notification
+    )
+    assert forged == []
+    assert sorted((r.details["key"], r.details["channel"]) for r in good) == [
+        ("deferral:fr-9:incident", "email"),
+        ("deferral:fr-9:incident", "webhook"),
+    ]

@@ -19,11 +19,16 @@ TIMEOUT_S = 10.0
 
 
 def subject_line(n: Notice) -> str:
+    if n.kind == "escalation":
+        return f"[releasegate] {n.summary}"
     return f"[releasegate] {n.role.upper()} approval waits: {n.model} v{n.version}"
 
 
 def message_text(n: Notice) -> str:
     who = ", ".join(n.approvers) or "nobody eligible"
+    if n.kind == "escalation":
+        facts = "".join(f" {f}." for f in n.facts)
+        return f"{n.summary}.{facts} On call ({n.role}): {who}. See the console: {n.link}"
     return (
         f"{n.model} v{n.version} waits for {n.role.upper()} approval (requested by {n.requested_by}). "
         f"Eligible approvers: {who}. Review and decide in the console: {n.link}"

@@ -225,6 +225,9 @@ def escalate_storms(
                 "queue": q.name,
                 "state": change.state,
                 "record": rec.decision_id,
+                "open_deferrals": change.count,
+                "waited_minutes": change.waited_minutes,
+                "predicted_drain_at": payload["predicted_drain_at"],
             }
         else:
             out[f"{q.name}:closed"] = {"changed": True, "queue": q.name, "state": "closed", "record": rec.decision_id}

@@ -131,6 +131,9 @@ def sweep(app: App, config: GatewayConfig) -> SweepReport:
                         "decision_id": rec.decision_id,
                         "waited_minutes": waited,
                         "storm_incident": storm.get("decision_id"),
+                        "deployment": d.deployment,
+                        "reason_code": d.reason_code,
+                        "next_evaluation_at": d.next_evaluation_at.isoformat(),
                     }
                 )
         if waiting:

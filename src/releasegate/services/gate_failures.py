@@ -112,5 +112,13 @@ def escalate_unacknowledged(app: App, emit_event: Callable[..., Any] | None = No
                 },
             )
         )
-        out.append({"gate_failure": f["decision_id"], "incident_decision": rec.decision_id, "waited_minutes": waited})
+        out.append(
+            {
+                "gate_failure": f["decision_id"],
+                "incident_decision": rec.decision_id,
+                "waited_minutes": waited,
+                "model_name": f["model_name"],
+                "candidate_version": f["candidate_version"],
+            }
+        )
     return out

@@ -30,6 +30,8 @@ class LoggedNotifications:
     def record(self, notice: Notice, channel: str, error: str | None) -> str:
         who = ", ".join(notice.approvers) or "nobody eligible"
         what = f"{notice.role.upper()} approval of {notice.model} v{notice.version} ({who})"
+        if notice.kind == "escalation":
+            what = f"{notice.summary} ({who})"
         rec = self.log.append(
             records.notification(
                 decision_outcome=DecisionOutcome.reject if error else DecisionOutcome.accept,
@@ -46,6 +48,8 @@ class LoggedNotifications:
                     "approvers": list(notice.approvers),
                     "link": notice.link,
                     "error": error,
+                    "notice_kind": notice.kind,
+                    "facts": list(notice.facts),
                 },
             )
         )

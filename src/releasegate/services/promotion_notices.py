@@ -9,8 +9,11 @@ rejected with the error and logged as a warning; the run goes on to wait for the
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 from releasegate.policy.handshake import Handshake, Role, ineligible
-from releasegate.promotion_ports import Notice, PromotionPorts
+from releasegate.promotion_ports import Notice, Notifications, PromotionPorts
 
 
 def eligible_approvers(h: Handshake, role: Role) -> tuple[str, ...]:
@@ -36,15 +39,22 @@ def notify_approvers(p: PromotionPorts, role: Role, h: Handshake) -> list[str]:
             approvers=eligible_approvers(h, role),
             link=f"{n.console_url.rstrip('/')}/inbox?run={p.run_id}#{p.run_id}",
         )
-        for notifier in n.notifiers:
-            if n.log.sent(notice, notifier.channel):
-                continue
-            error = notifier.send(notice)
-            did = n.log.record(notice, notifier.channel, error)
-            done.append(did)
-            if error:
-                why = f"{notifier.channel} notice for {notice.key} not delivered (decision {did}): {error}"
-                p.logger.warning("%s", why)
+        done = deliver(n, notice, p.logger)
     except Exception as exc:  # a notice never fails the run: the approval is still asked for
         p.logger.warning("notices for %s approval not sent: %s", role.value.upper(), exc)
+    return done
+
+
+def deliver(n: Notifications, notice: Notice, logger: logging.Logger | logging.LoggerAdapter[Any]) -> list[str]:
+    """Send ``notice`` on every channel of ``n`` not yet tried for its key, recording each attempt; a
+    channel that fails is recorded and logged as a warning. Returns the decision ids recorded."""
+    done: list[str] = []
+    for notifier in n.notifiers:
+        if n.log.sent(notice, notifier.channel):
+            continue
+        error = notifier.send(notice)
+        did = n.log.record(notice, notifier.channel, error)
+        done.append(did)
+        if error:
+            logger.warning("%s notice for %s not delivered (decision %s): %s", notifier.channel, notice.key, did, error)
     return done
