@@ -379,6 +379,38 @@ def test_sweeper_escalates_at_30_and_60_minutes(deployed, rg_home, policy, clock
     assert [(s["queue"], s["state"]) for s in report.storms] == [("bulk", "closed")]  # the queue drained
 
 
+def test_each_sweeper_escalation_is_notified_once_with_the_deferrals_facts(deployed, rg_home, policy, clock):
+    """What the sweep reports is what the on-call notice says (``services.escalation_notices``), sent
+    once per escalation level and channel across sweeps, each attempt in the sealed log."""
+    from releasegate.adapters.config import load_gateway_config
+    from releasegate.adapters.prefect_deferrals import sweep
+    from releasegate.promotion_ports import Notifications
+    from releasegate.services.escalation_notices import notify_escalations
+    from releasegate.services.notification_log import LoggedNotifications
+    from tests.support.notices import FakeNotifier
+
+    _, bf, _ = defer_backfill_behind_due_eod(deployed, policy, clock)
+    cfg, app, chat = load_gateway_config(), bootstrap.app(), FakeNotifier("webhook")
+    n = Notifications((chat,), LoggedNotifications(app.log), "https://console.example")
+    clock.advance(minutes=30)
+    for _ in range(2):  # the sweeper runs every minute
+        report = sweep(app, cfg)
+        notify_escalations(n, lambda which: ("ops-bob",), report.escalations, report.storms)
+    clock.advance(minutes=30)
+    report = sweep(app, cfg)
+    notify_escalations(n, lambda which: ("ops-bob",), report.escalations, report.storms)
+    deferral_notices = [x for x in chat.sent if x.key.startswith("deferral:")]
+    assert [x.key for x in deferral_notices] == [f"deferral:{bf.id}:alert", f"deferral:{bf.id}:incident"]
+    assert all("backfill" in x.summary and "Reason: PRIORITY_CONFLICT" in x.facts for x in deferral_notices)
+    assert all(x.link == "https://console.example/inbox" and x.approvers == ("ops-bob",) for x in deferral_notices)
+    storms = [x.key for x in chat.sent if x.key.startswith("storm:")]  # the queue's storm alert, then incident
+    assert len(storms) == len(set(storms)) == 2 and storms[0].endswith(":alert") and storms[1].endswith(":incident")
+    recs = bootstrap.decision_log().query(kind="notification")
+    assert sorted(r.details["key"] for r in recs if r.details["key"].startswith("deferral:")) == sorted(
+        x.key for x in deferral_notices
+    )
+
+
 def test_sweeper_wakes_a_deferral_once_the_blocking_run_ended(deployed, rg_home, policy, clock):
     """A backfill is deferred for an hour behind an EOD run due now; EOD ends sooner, so the sweeper asks
     the gateway again, wakes the run at its first deferral time (its place in Prefect's queue), records
