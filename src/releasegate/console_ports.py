@@ -62,8 +62,15 @@ class Directory(Protocol):
         """The governed approvers config in force."""
         ...
 
-    def enrol(self, name: str, passkey: Passkey, actor: str) -> tuple[str, list[str]]:
-        """Record a passkey enrolment as a proposal; (proposal id, changes). ``Refused`` (recorded)."""
+    def check_invitation(self, name: str, code: str) -> str:
+        """The id of the valid enrolment invitation with ``code`` for ``name`` (issued for that name,
+        unexpired, its admin's signature good against the config in force, unused); ``Refused`` (not
+        recorded: the console records it) otherwise."""
+        ...
+
+    def enrol(self, name: str, passkey: Passkey, actor: str, invitation: str | None = None) -> tuple[str, list[str]]:
+        """Record a passkey enrolment as a proposal naming the ``invitation`` it used (None: the enroller
+        was signed in as ``name``); (proposal id, changes). ``Refused`` (recorded)."""
         ...
 
 

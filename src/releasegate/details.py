@@ -153,6 +153,17 @@ class ApproversConfigDetails(KindDetails):
     digest: str  # SHA-256 of the config (``policy.approvers.config_digest``)
 
 
+class EnrolmentInvitationDetails(ApproversConfigDetails):
+    """An admin's signed one-time passkey enrolment invitation (status ``invited``); ``digest`` is the
+    SHA-256 of the invitation (``services.invitations.invitation_digest``), never of the code itself."""
+
+    name: str  # the approver invited to enrol
+    admin: str  # who issued and signed it
+    code_sha256: str  # SHA-256 of the one-time code (the code is never recorded)
+    expires_at: str  # ISO UTC
+    signature: dict[str, Any]  # the admin's signed ``ConfigStatement`` (action ``invite``)
+
+
 class OperationalReportDetails(KindDetails):
     week_start: str  # ISO date of the week's Monday (UTC)
     status: str  # ok | missed | incident | no_runs

@@ -21,6 +21,7 @@ from datetime import date, datetime
 from typing import Any
 
 from releasegate.decisions import DecisionKind, DecisionOutcome, NewDecision
+from releasegate.details import EnrolmentInvitationDetails
 
 Details = Mapping[str, Any]
 
@@ -295,6 +296,20 @@ def approvers_config(
     """A step of the governed approvers config: trusted once, proposed, approved, in force, refused
     (``ApproversConfigDetails``)."""
     return _new(DecisionKind.approvers_config, decision_outcome, decision_rationale, subject, actor, details)
+
+
+def enrolment_invitation(
+    *, decision_rationale: str, subject: str, actor: str, details: EnrolmentInvitationDetails
+) -> NewDecision:
+    """An admin's one-time passkey enrolment invitation (an ``approvers_config`` step, status ``invited``)."""
+    return _new(
+        DecisionKind.approvers_config,
+        DecisionOutcome.accept,
+        decision_rationale,
+        subject,
+        actor,
+        details.model_dump(mode="json", exclude_none=True),
+    )
 
 
 def operational_report(

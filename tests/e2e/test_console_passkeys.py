@@ -1,6 +1,7 @@
 """The governance console in a real browser, with passkeys (Chrome DevTools Protocol virtual
-authenticators): two approvers enrol, admins approve each enrolment, a promotion pauses, the PM approves
-in one browser context and Risk in another, the Prefect run resumes and completes, champion set.
+authenticators): an admin invites two approvers, each enrols with the invitation's one-time code, admins
+approve each enrolment, a promotion pauses, the PM approves in one browser context and Risk in another,
+the Prefect run resumes and completes, champion set.
 
 A real Prefect server, the releasegate pool, the ``promotion`` deployment and one worker process are
 started for the module, and ``releasegate console`` as its own process (the real approvals desk: the
@@ -174,11 +175,13 @@ class Person:
     context: Any
     page: Any
 
-    def enrol(self) -> str:
+    def enrol(self, code: str) -> str:
+        """Follow the invitation's link (it fills in the name) and type the admin's one-time code."""
         from playwright.sync_api import expect
 
-        self.page.goto("/enrol")
-        self.page.fill("#name", self.name)
+        self.page.goto(f"/enrol?name={self.name}")
+        expect(self.page.locator("#name")).to_have_value(self.name)
+        self.page.fill("#code", code)
         self.page.click("#enrol")
         message = self.page.locator("#message")
         expect(message).to_contain_text("takes effect when two admins approve it")
@@ -253,12 +256,20 @@ def test_approvers_enrol_passkeys_and_approve_a_promotion_in_the_console(stack, 
     from releasegate import bootstrap
     from releasegate.adapters import mlflow_registry as registry
     from releasegate.services.approvers import approve as admin_approves
+    from releasegate.services.approvers import governed_config
+    from releasegate.services.invitations import invite
     from tests.support.promotion import WEAKER_BY_3PCT, install_champion, register
 
-    # 1. Two approvers enrol a passkey each; two admins approve each enrolment (a key change).
+    # 1. An admin invites two approvers (a one-time code each); each enrols a passkey with the code; two
+    #    admins approve each enrolment (a key change). A code admits one enrolment only.
     anna, carla = people("pm-anna"), people("risk-carla")
+    governed_config("infra-up", bootstrap.app())  # as `releasegate infra up`: the first config trusted once
     for who in (anna, carla):
-        proposal = who.enrol()
+        invitation, code, _ = invite(bootstrap.app(), who.name, "head-mrm-eva", 24)
+        proposal = who.enrol(code)
+        recs, _ = bootstrap.decision_log().trusted(kind="approvers_config", subject="approvers-config")
+        [enrolment] = [r for r in recs if r.decision_id == proposal]
+        assert enrolment.details["invitation_decision_id"] == invitation
         shot(who.page, f"01-enrolled-{who.name}")
         assert admin_approves(bootstrap.app(), proposal, "head-mrm-eva") is None  # one admin is not enough
         assert admin_approves(bootstrap.app(), proposal, "cro-omar") is not None  # in force now

@@ -188,3 +188,17 @@ def test_an_issuer_that_does_not_answer_is_refused_and_recorded(idp: Idp) -> Non
     start = r.client.get("/signin/oidc", follow_redirects=False)
     assert start.status_code == 502 and "did not answer" in start.text and "Traceback" not in start.text
     assert [e["field"] for e in refusals(r)] == ["issuer"]
+
+
+def test_an_oidc_user_enrols_a_passkey_without_an_invitation(r: Rig, idp: Idp) -> None:
+    from releasegate.policy.passkeys import unb64url
+    from tests.support.passkeys import SoftAuthenticator
+
+    assert sign_in(r, idp, "u-anna").status_code == 200
+    r.client.get("/enrol")
+    options = r.post("/enrol/options", {"name": "risk-carla"})  # the signed-in name is the one enrolled
+    assert options.status_code == 200, options.text
+    key = SoftAuthenticator()
+    made = r.post("/enrol/verify", {"credential": key.create(unb64url(options.json()["challenge"], "c"))})
+    assert made.status_code == 200, made.text
+    assert r.directory.proposals == [("pm-anna", key.passkey())] and r.directory.used == {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -50,16 +50,44 @@ FIGURES = {
 @dataclass
 class FakeDirectory:
     config_now: ApproverConfig
+    clock: FixedClock = field(default_factory=lambda: FixedClock(NOW))
     proposals: list[tuple[str, Passkey]] = field(default_factory=list)
+    invitations: dict[str, tuple[str, str, datetime]] = field(default_factory=dict)  # code -> (id, name, expiry)
+    used: dict[str, str] = field(default_factory=dict)  # invitation id -> the proposal that used it
 
     def config(self) -> ApproverConfig:
         return self.config_now
 
-    def enrol(self, name: str, passkey: Passkey, actor: str) -> tuple[str, list[str]]:
+    def invite(self, name: str, hours: int = 24) -> str:
+        """What an admin does (``releasegate approvers invite``): a one-time code for ``name``."""
+        code = f"code-{len(self.invitations) + 1}-{name}"
+        self.invitations[code] = (
+            f"invitation-{len(self.invitations) + 1}",
+            name,
+            self.clock.now() + timedelta(hours=hours),
+        )
+        return code
+
+    def check_invitation(self, name: str, code: str) -> str:
+        if code not in self.invitations:
+            raise Refused("code", "no invitation has this code: ask an admin for one")
+        iid, invited, expires = self.invitations[code]
+        if invited != name:
+            raise Refused("code", f"this invitation is for another name, not {name!r}")
+        if self.clock.now() >= expires:
+            raise Refused("code", "the invitation expired: ask an admin for another")
+        if iid in self.used:
+            raise Refused("code", "the invitation was used already: ask an admin for another")
+        return iid
+
+    def enrol(self, name: str, passkey: Passkey, actor: str, invitation: str | None = None) -> tuple[str, list[str]]:
         if name not in self.config_now.names():
             raise Refused("name", f"{name!r} is on no list")
         self.proposals.append((name, passkey))
-        return f"proposal-{len(self.proposals)}", [f"passkeys.{name} added"]
+        pid = f"proposal-{len(self.proposals)}"
+        if invitation is not None:
+            self.used[invitation] = pid
+        return pid, [f"passkeys.{name} added"]
 
     def approve_all(self) -> None:
         """What two admins do: the proposals take effect."""
@@ -173,7 +201,7 @@ def rig(oidc: ConsoleOidcSettings | None = None, oidc_groups: dict[str, Any] | N
         oidc_groups=oidc_groups or {},
     )
     clock = FixedClock(now)
-    directory = FakeDirectory(config)
+    directory = FakeDirectory(config, clock)
     desk = FakeDesk(directory, clock)
     journal = ListJournal()
     ports = ConsolePorts(desk=desk, directory=directory, journal=journal, clock=clock)

@@ -43,6 +43,8 @@ CASES = [
     ("approvers propose", ["approvers", "propose", "{tmp}/missing.yaml", "--by", "head-mrm-eva"], "config_file"),
     ("approvers propose", ["approvers", "propose", "{tmp}/bad.yaml", "--by", "head-mrm-eva"], "config_file"),
     ("approvers approve", ["approvers", "approve", "no-such-proposal", "--by", "head-mrm-eva"], "proposal"),
+    ("approvers invite", ["approvers", "invite", "risk-carla", "--by", "head-mrm-eva", "--hours", "0"], "hours"),
+    ("approvers invite", ["approvers", "invite", "risk-carla", "--by", "head-mrm-eva"], "approvers"),
     ("capacity plan", ["capacity", "plan", "--workload", "nope"], "--workload"),
     ("capacity plan", ["capacity", "plan", "--weeks", "1"], "PREFECT_API_URL"),
     ("policy check", ["policy", "check", "{tmp}/missing.yaml"], "prefect_file"),

@@ -140,10 +140,11 @@ def test_an_altered_statement_and_another_key_are_refused_and_recorded():
 def test_enrolment_records_a_proposal_that_takes_effect_only_once_approved():
     r = rig()
     dan = r.keys["risk-dan"] = SoftAuthenticator()
+    code = r.directory.invite("risk-dan")  # an admin's one-time invitation (releasegate approvers invite)
     r.client.get("/enrol")
-    options = r.post("/enrol/options", {"name": "risk-dan"})
+    options = r.post("/enrol/options", {"name": "risk-dan", "code": code})
     assert options.status_code == 200 and options.json()["authenticatorSelection"]["userVerification"] == "required"
-    made = r.post("/enrol/verify", {"credential": dan.create(unb64url(options.json()["challenge"], "c"))})
+    made = r.post("/enrol/verify", {"code": code, "credential": dan.create(unb64url(options.json()["challenge"], "c"))})
     assert made.status_code == 200, made.text
     assert "proposal-1" in made.json()["message"] and "two admins" in made.json()["message"]
     assert r.directory.proposals == [("risk-dan", dan.passkey())]
@@ -155,8 +156,9 @@ def test_enrolment_records_a_proposal_that_takes_effect_only_once_approved():
     r.client.cookies.clear()
     r.client.get("/enrol")
     assert r.post("/enrol/options", {"name": "mallory"}).status_code == 403
-    r.post("/enrol/options", {"name": "risk-carla"})
-    bad = r.post("/enrol/verify", {"credential": SoftAuthenticator().create(b"another challenge")})
+    carla = r.directory.invite("risk-carla")
+    r.post("/enrol/options", {"name": "risk-carla", "code": carla})
+    bad = r.post("/enrol/verify", {"code": carla, "credential": SoftAuthenticator().create(b"another challenge")})
     assert bad.status_code == 400 and "not accepted" in bad.json()["error"]
     assert r.post("/enrol/verify", {"credential": {}}).status_code == 400  # no enrolment in progress
 

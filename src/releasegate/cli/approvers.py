@@ -1,4 +1,4 @@
-"""`releasegate approvers show | propose | approve`: the governed approvers config."""
+"""`releasegate approvers show | propose | approve | invite`: the governed approvers config."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ _KEY = typer.Option("--key", help="Your private key (default <RELEASEGATE_KEY_DI
 def approvers_show(
     as_yaml: Annotated[bool, typer.Option("--yaml", help="Print the config in force as YAML.")] = False,
 ) -> None:
-    """The approvers config in force (its digest and who made it so), its history, pending proposals and
-    refused sources or changes."""
+    """The approvers config in force (its digest and who made it so), its history, pending proposals,
+    enrolment invitations (used or until when) and refused sources or changes."""
     import yaml
 
     from releasegate import bootstrap
@@ -50,6 +50,17 @@ def approvers_show(
         console.print(
             f"pending proposal {p.decision_id} by {p.actor}: {changes}", highlight=False, markup=False, soft_wrap=True
         )
+    used = {r.details.get("invitation_decision_id") for r in records}
+    for r in records:
+        d = r.details
+        if d.get("status") == "invited":
+            state = "used" if r.decision_id in used else f"until {d.get('expires_at')}"
+            console.print(
+                f"invitation {r.decision_id} for {d.get('name')} by {d.get('admin')}: {state}",
+                highlight=False,
+                markup=False,
+                soft_wrap=True,
+            )
     for r in records:
         if r.details.get("status") == "refused":
             console.print(
@@ -105,3 +116,28 @@ def approvers_approve(
     except (ConfigRefused, KeyRefused) as exc:
         exit_refused(exc, code=2)
     console.print(f"in force now (decision {in_force})" if in_force else f"signed; {proposal} needs another admin")
+
+
+@approvers_app.command("invite")
+def approvers_invite(
+    name: Annotated[str, typer.Argument(help="The approver to invite: a name on a list of the config in force.")],
+    by: Annotated[str, typer.Option(help="You: an admin of the config in force.")],
+    hours: Annotated[int, typer.Option(help="How long the invitation is valid (1 to 336 hours).")] = 24,
+    key: Annotated[Path | None, _KEY] = None,
+) -> None:
+    """Sign and record a one-time passkey enrolment invitation for NAME; print its code once, to hand to
+    the approver out of band. The enrolment it allows still needs two admins (`releasegate approvers
+    approve`)."""
+    from releasegate import bootstrap
+    from releasegate.policy.approvers import ConfigRefused
+    from releasegate.services.invitations import invite
+
+    app = bootstrap.app()
+    try:
+        did, code, expires = invite(app, name, by, hours, key)
+    except ConfigRefused as exc:
+        exit_refused(exc, code=2)
+    link = f"{app.settings.console_url.rstrip('/')}/enrol?name={name}"
+    console.print(f"invitation {did} for {name} recorded, valid until {expires:%Y-%m-%d %H:%M} UTC", highlight=False)
+    console.print(f"code (shown once, give it to {name} out of band): {code}", highlight=False, markup=False)
+    console.print(f"enrol at: {link}", highlight=False, markup=False, soft_wrap=True)

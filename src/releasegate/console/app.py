@@ -164,7 +164,8 @@ def create_app(ports: ConsolePorts, settings: ConsoleSettings | None = None) -> 
 
     @app.get("/enrol", response_class=HTMLResponse)
     def enrol_page(request: Request) -> HTMLResponse:
-        return c.render(request, "enrol.html")
+        invited = str(request.query_params.get("name") or "")[:200]  # the invitation's link names them
+        return c.render(request, "enrol.html", invited=invited)
 
     @app.post("/signout")
     async def signout(request: Request) -> RedirectResponse:

@@ -1,8 +1,10 @@
 """The console's WebAuthn ceremonies, each two JSON requests (options, then the browser's answer):
 
 * sign-in: a random challenge, answered by the passkey pinned for the name in the governed config;
-* enrolment: ``navigator.credentials.create`` for a name the config knows, recorded as a proposal of the
-  config (it takes effect when admins approve it: ``releasegate approvers approve``);
+* enrolment: ``navigator.credentials.create`` for a name the config knows, by someone signed in as that
+  name or holding an admin's one-time invitation code for it (``releasegate approvers invite``, checked
+  at both requests), recorded as a proposal of the config naming the invitation (it takes effect when
+  admins approve it: ``releasegate approvers approve``);
 * approval: the approval statement (``policy.signatures.ApprovalStatement``) whose hash is the challenge;
   the assertion is checked against the pinned passkey (``policy.passkey_approvals``) and the paused run
   is resumed with it through the approvals desk, which checks and records it again.
@@ -76,6 +78,25 @@ def register(app: FastAPI, c: Console) -> None:  # noqa: C901 - one closure per 
         c.answered[str(p["challenge"])] = now  # a copy of the old cookie cannot answer it again
         return str(p["name"]), unb64url(str(p["challenge"]), "challenge")
 
+    def admitted(request: Request, name: str, body: dict[str, Any]) -> str | None:
+        """None when signed in as ``name``; else the id of the valid invitation whose code the body holds."""
+        if c.session(request).user == name:
+            return None
+        code = str(body.get("code") or "").strip()
+        if not code:
+            raise c.refuse(
+                request,
+                403,
+                "code",
+                f"Enrolling as {name!r} needs an identity first: sign in as {name!r}, or type the invitation code "
+                "an admin gave you (releasegate approvers invite).",
+                "enrol",
+            )
+        try:
+            return ports.directory.check_invitation(name, code)
+        except Refused as exc:
+            raise c.refuse(request, 403, exc.field, f"Enrolment refused: {exc.rule}.", "enrol") from None
+
     @app.post("/signin/options")
     async def signin_options(request: Request) -> dict[str, Any]:
         body = await _body(request)
@@ -136,6 +157,7 @@ def register(app: FastAPI, c: Console) -> None:  # noqa: C901 - one closure per 
             raise c.refuse(
                 request, 403, "name", f"{name!r} is on no list of the governed approvers config: ask an admin.", "enrol"
             )
+        admitted(request, name, body)
         nonce = begin(request, "enrolment", name)
         return {
             "challenge": b64url(nonce),
@@ -155,6 +177,7 @@ def register(app: FastAPI, c: Console) -> None:  # noqa: C901 - one closure per 
     def enrol_verify_(request: Request, body: dict[str, Any]) -> dict[str, Any]:
         c.csrf(request)
         name, nonce = pending(request, "enrolment")
+        invitation = admitted(request, name, body)  # checked again: it may have been used meanwhile
         try:
             made = verify_registration_response(
                 credential=body.get("credential") or {},
@@ -172,7 +195,7 @@ def register(app: FastAPI, c: Console) -> None:  # noqa: C901 - one closure per 
             origin=settings.origin,
         )
         try:
-            pid, changes = ports.directory.enrol(name, passkey, f"console:{name}")
+            pid, changes = ports.directory.enrol(name, passkey, f"console:{name}", invitation)
         except Refused as exc:  # recorded by the directory
             raise Problem(409, exc.field, f"Enrolment refused: {exc.rule}.") from None
         return {

@@ -162,7 +162,7 @@ class ConfigRefused(Refused):
 class ConfigStatement(Statement):
     """What an admin signs: this proposed config (digest) replacing that one (previous digest)."""
 
-    action: Literal["propose", "approve"]
+    action: Literal["propose", "approve", "invite"]  # invite: an enrolment invitation
     digest: str
     previous_digest: str
     admin: str

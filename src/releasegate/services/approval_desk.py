@@ -208,10 +208,15 @@ class GovernedDirectory:
 
         return governed_config("console", self.app)
 
-    def enrol(self, name: str, passkey: Passkey, actor: str) -> tuple[str, list[str]]:
+    def check_invitation(self, name: str, code: str) -> str:
+        from releasegate.services.invitations import check_invitation
+
+        return check_invitation(self.app, name, code)
+
+    def enrol(self, name: str, passkey: Passkey, actor: str, invitation: str | None = None) -> tuple[str, list[str]]:
         from releasegate.services.approvers import propose_enrolment
 
-        return propose_enrolment(name, passkey, actor, self.app)
+        return propose_enrolment(name, passkey, actor, self.app, invitation)
 
 
 class DecisionJournal:

@@ -305,11 +305,13 @@ def _in_force_if_enough(
     )
 
 
-def propose_enrolment(name: str, passkey: Passkey, actor: str, app: App) -> tuple[str, list[str]]:
+def propose_enrolment(
+    name: str, passkey: Passkey, actor: str, app: App, invitation: str | None = None
+) -> tuple[str, list[str]]:
     """Record a passkey enrolment as a proposal of the config in force with ``passkeys[name]`` set, signed
     by no one: it takes effect when admins approve it (``releasegate approvers approve ID --by ADMIN``,
-    two of them: a key change). Returns (proposal id, the changes). ``ConfigRefused`` (recorded) for a
-    name the config does not know."""
+    two of them: a key change). ``invitation``: the enrolment invitation it uses (``services.invitations``).
+    Returns (proposal id, the changes). ``ConfigRefused`` (recorded) for a name the config does not know."""
     steps = history(app, "console")
     if not steps:
         raise _refused(app, actor, "approvers", "no governed config yet: `releasegate infra up` trusts the first one")
@@ -333,6 +335,7 @@ def propose_enrolment(name: str, passkey: Passkey, actor: str, app: App) -> tupl
         signatures=[],
         changes=changes,
         enrolment={"name": name, "credential_id": passkey.credential_id, "key_id": passkey.key_id},
+        **({"invitation_decision_id": invitation} if invitation else {}),
     )
     return pid, changes
 

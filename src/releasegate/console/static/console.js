@@ -69,12 +69,15 @@ async function enrol(event) {
   event.preventDefault();
   const message = document.getElementById("message");
   try {
-    const o = await postJSON("/enrol/options", { name: document.getElementById("name").value });
+    const codeField = document.getElementById("code");
+    const code = codeField ? codeField.value : "";
+    const o = await postJSON("/enrol/options", { name: document.getElementById("name").value, code });
     const publicKey = {
       ...o, challenge: fromB64url(o.challenge), user: { ...o.user, id: fromB64url(o.user.id) },
     };
     const cred = await navigator.credentials.create({ publicKey });
     const done = await postJSON("/enrol/verify", {
+      code,
       credential: {
         id: cred.id, rawId: toB64url(cred.rawId), type: cred.type,
         response: {
