@@ -143,7 +143,7 @@ def notifications():
         notifiers.append(WebhookNotifier(s.notify_webhook_url.get_secret_value()))
     if not notifiers:
         return None
-    return Notifications(tuple(notifiers), LoggedNotifications(decision_log()), s.console_url)
+    return Notifications(tuple(notifiers), LoggedNotifications(a.log), s.console_url)
 
 
 def _registry():

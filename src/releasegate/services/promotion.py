@@ -299,11 +299,11 @@ def tech_pass(app: App, flow_run_id: str) -> tuple[str | None, str | None, str |
     """(tech gate report ref, candidate artifact hash, gate report hash) of this run's last sealed
     TECH_GATE_PASS: what a signed approval of the run approves."""
     good, _ = app.log.trusted(kind="approval", subject=promotion_subject(flow_run_id))
-    passed = [r for r in good if r.details.get("role") == "tech" and r.decision_outcome is DecisionOutcome.accept]
-    if not passed:
+    passed = handshakes.last_tech_pass(good)
+    if passed is None:
         return None, None, None
-    d = passed[-1].details
-    return passed[-1].tech_gate_report_ref, d.get("candidate_sha256"), d.get("gate_report_sha256")
+    d = passed.details
+    return passed.tech_gate_report_ref, d.get("candidate_sha256"), d.get("gate_report_sha256")
 
 
 def record_outcome(
