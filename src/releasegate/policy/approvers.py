@@ -41,7 +41,7 @@ from releasegate.policy.passkeys import Passkey
 from releasegate.policy.signatures import Signed, Statement, parse_public_key, signature_by
 
 _ADDRESS = re.compile(r"[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+")
-OidcRole = Literal["pm", "risk", "compliance", "auditor", "admin"]
+OidcRole = Literal["pm", "risk", "compliance", "auditor", "admin", "oncall"]
 
 
 class ApproverConfig(BaseModel):
@@ -62,6 +62,9 @@ class ApproverConfig(BaseModel):
     passkeys: dict[str, Passkey] = {}
     # Who may sign in to the console to read (auditors, validators): never an approver by this alone.
     auditors: list[str] = []
+    # The on-call engineers: they read the console, acknowledge gate failures and request or confirm a
+    # model's halt (with Risk: one requests, a second person confirms); never an approver by this alone.
+    oncall: list[str] = []
     # The console's OIDC sign-in: identity-provider group -> role. A role from a group never replaces
     # the allow-list: a signed-in name approves only for a role whose list names it.
     oidc_groups: dict[str, OidcRole] = {}
@@ -89,22 +92,22 @@ class ApproverConfig(BaseModel):
 
     def granted(self, name: str, groups_roles: list[str] | None = None) -> set[str]:
         """The console roles ``name`` holds: each role whose list names them (``pm``, ``risk``,
-        ``compliance``, ``auditor``, ``admin``), narrowed to ``groups_roles`` (what an OIDC sign-in's
+        ``compliance``, ``auditor``, ``admin``, ``oncall``), narrowed to ``groups_roles`` (what an OIDC sign-in's
         groups map to in ``oidc_groups``) when given: a group never adds a role the lists do not give."""
         lists = {r.value: names for r, names in self.allow_lists().items()}
-        lists |= {"auditor": self.auditors, "admin": self.admins}
+        lists |= {"auditor": self.auditors, "admin": self.admins, "oncall": self.oncall}
         held = {role for role, names in lists.items() if name in names}
         return held if groups_roles is None else held & set(groups_roles)
 
     def names(self) -> set[str]:
         """Everyone this config names (who may enrol a passkey)."""
-        lists = (self.pm, self.risk, self.compliance, self.exceptions, self.overrides, self.admins, self.auditors)
+        lists = (self.pm, self.risk, self.compliance, self.exceptions, self.overrides, self.admins, self.auditors, self.oncall)
         return {n for names in lists for n in names}
 
 
 # Fields added after configs were first recorded: left out of the canonical form while empty, so the
 # digest of every config recorded before them stays what it was.
-OPTIONAL_FIELDS: dict[str, Any] = {"passkeys": {}, "auditors": [], "oidc_groups": {}, "emails": {}}
+OPTIONAL_FIELDS: dict[str, Any] = {"passkeys": {}, "auditors": [], "oidc_groups": {}, "emails": {}, "oncall": []}
 
 
 def canonical(config: ApproverConfig) -> dict[str, Any]:
