@@ -3,10 +3,13 @@ decision log (the release then deferred: no promotion record follows), read back
 ``LoggedPromotionRuns``; the deferral sweeper's step (``services.ack_reminders``) run every minute on a
 fake clock around the lead before expiry, twice at the same minute, and past the expiry, over
 ``bootstrap.notifications()``: the local SMTP server gets one mail and the local HTTP receiver one POST,
-each with the deep link to the inbox item, and the log holds one ``notification`` per channel."""
+each with the deep link to the inbox item, and the log holds one ``notification`` per channel. Two
+sweepers at once under the flow's Prefect global concurrency lock send it once (without the lock, both
+sent it)."""
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 from flows.deferral_sweeper import requires_compliance
@@ -99,3 +102,32 @@ def test_an_ended_promotion_gets_no_reminder(notifying, mailbox, receiver):
     runs = LoggedPromotionRuns(app.log, requires_compliance)
     assert notify_ack_reminders(bootstrap.notifications(), runs, lambda which: [], expires - LEAD, LEAD) == []
     assert mailbox[0].messages == [] and receiver[0] == []
+
+
+def test_two_sweepers_at_once_send_it_once_under_the_prefect_lock(prefect_harness, notifying, mailbox, receiver):
+    from releasegate.adapters.prefect_locks import ensure_reminder_lock, hold
+
+    _, risk = approved_run()
+    due = risk.decision_timestamp + timedelta(hours=22)
+    app = bootstrap.app()
+    recorded: list[list[str]] = []
+
+    def sweeper() -> None:
+        recorded.append(
+            notify_ack_reminders(
+                bootstrap.notifications(),
+                LoggedPromotionRuns(app.log, requires_compliance),
+                lambda which: getattr(governed_config("notifications", app), which),
+                due,
+                LEAD,
+                serial=lambda: hold(ensure_reminder_lock()),
+            )
+        )
+
+    sweepers = [threading.Thread(target=sweeper) for _ in range(2)]
+    for s in sweepers:
+        s.start()
+    for s in sweepers:
+        s.join(timeout=120)
+    assert sorted(len(r) for r in recorded) == [0, 2]  # one sweeper recorded both channels, the other nothing
+    assert len(mailbox[0].messages) == 1 and len(receiver[0]) == 1
