@@ -64,15 +64,18 @@ class LoggedPromotionRuns:
             if rec.decision_kind in (DecisionKind.approval, DecisionKind.promotion):
                 by_run.setdefault(rec.subject, []).append(rec)
         out = []
+        high: dict[str, bool] = {}  # one manifest read per model and sweep
         for subject, recs in by_run.items():
             first = next((r for r in recs if r.details.get("role") in business), recs[0])
             model, version = str(first.details.get("model_name", "?")), str(first.details.get("candidate_version", "?"))
+            if model not in high:
+                high[model] = self.requires_compliance(model)
             out.append(
                 PromotionRun(
                     run_id=subject.removeprefix(PREFIX),
                     model=model,
                     version=version,
-                    requires_compliance=self.requires_compliance(model),
+                    requires_compliance=high[model],
                     records=tuple(run_record(r) for r in recs),
                 )
             )
