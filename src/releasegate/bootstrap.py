@@ -80,6 +80,8 @@ def console_app(origin: str):
         directory=directory,
         journal=DecisionJournal(the_app.log),
         clock=_ClockProxy(),
+        operations=operations_desk(the_app),
+        audit=audit_desk(the_app),
     )
     settings = ConsoleSettings(
         rp_id=urlsplit(origin).hostname or "localhost",
@@ -88,6 +90,34 @@ def console_app(origin: str):
         oidc=oidc if (oidc := ConsoleOidcSettings()).enabled else None,
     )
     return create_app(ports, settings)
+
+
+def operations_desk(the_app: App):
+    """The console's operations page (``services.operations_desk``): the deferrals the gateway recorded for
+    Prefect's runs, the gate failures and incidents of the decision log; the SLA minutes of the capacity
+    policy (its block when a Prefect API is configured, else its file; 30/60 when neither reads)."""
+    import os
+
+    from releasegate.adapters.config import load_gateway_config
+    from releasegate.services.operations_desk import OperationsDesk
+
+    def sla_minutes() -> tuple[int, int]:
+        try:
+            config = load_gateway_config(use_block=bool(os.environ.get("PREFECT_API_URL")))
+        except Exception:  # an unreadable policy must not take the page down: the gateway's defaults
+            return 30, 60
+        return config.sla_alert_minutes, config.sla_incident_minutes
+
+    return OperationsDesk(the_app, sla_minutes)
+
+
+def audit_desk(the_app: App):
+    """The console's audit page (``services.audit_desk``): the sealed log, the checkpoint folder and the
+    service's checkpoint key (its public half checks them)."""
+    from releasegate.services.audit_desk import LogAuditDesk
+
+    s = the_app.settings
+    return LogAuditDesk(the_app.log, the_app.clock, s.resolved_checkpoint_dir, s.signing_key().public_key())
 
 
 def approval_desk(the_app: App, config=None):

@@ -8,7 +8,7 @@ pass in-memory fakes; ``bootstrap.console_app`` wires the real ones.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -81,6 +81,131 @@ class Journal(Protocol):
 
 
 @dataclass(frozen=True)
+class DeferralView:
+    """An open deferral as ``releasegate deferrals`` lists it, with its SLA state now (``policy.deferrals``)."""
+
+    flow_run_id: str
+    deployment: str
+    reason_code: str
+    first_deferred_at: datetime
+    next_evaluation_at: datetime
+    predicted_start_at: datetime | None  # None: not predicted (a window or an upstream decides, not a slot)
+    attempts: int
+    waited_minutes: int
+    sla: str  # ok | alert | incident
+    alert_minutes: int = 30
+    incident_minutes: int = 60
+    explanation: str = ""
+
+
+@dataclass(frozen=True)
+class GateFailureView:
+    """A held or rejected promotion of the last 7 days (``services.gate_failures``)."""
+
+    decision_id: str
+    at: datetime
+    model_name: str
+    candidate_version: str
+    outcome: str
+    rationale: str
+    acknowledged: bool
+    incident: bool  # escalated to a P1 incident (nobody acknowledged it within 30 minutes)
+    waited_minutes: int = 0
+    ack_minutes: int = 30
+
+
+@dataclass(frozen=True)
+class IncidentView:
+    """An incident releasegate opened, and whether the log records it closed."""
+
+    decision_id: str  # the record that opened it
+    at: datetime
+    kind: str  # deferral_storm | gate_failure_unacknowledged | alias_guard | scheduled_start_kpi | ...
+    severity: str
+    subject: str
+    summary: str  # the newest record's rationale
+    state: str  # open | closed | recorded (a one-shot incident: its kind has no closing record)
+    closed_at: datetime | None = None
+    closed_by: str | None = None  # the decision that closed it
+
+
+class Operations(Protocol):
+    def deferrals(self) -> list[DeferralView]:
+        """The open deferrals, oldest first deferral first."""
+        ...
+
+    def gate_failures(self) -> list[GateFailureView]:
+        """The gate failures of the lookback window, newest first."""
+        ...
+
+    def incidents(self) -> list[IncidentView]:
+        """The incidents of the lookback window, newest first: open ones and closed ones."""
+        ...
+
+    def acknowledge(self, decision_id: str, by: str, note: str) -> str:
+        """Acknowledge a gate failure as ``by`` (as ``releasegate gate-failures ack`` does); the decision id.
+        ``Refused`` (not recorded: the console records it) for an unknown or already acknowledged one."""
+        ...
+
+
+@dataclass(frozen=True)
+class CheckpointView:
+    file: str
+    last_seq: int | None
+    last_hash: str
+    created_at: datetime | None
+    problem: str | None = None  # None: signed by the service key and honoured by the log
+
+
+@dataclass(frozen=True)
+class VerifyStatus:
+    """The newest verification of the chain: a console-started one (running or recorded), else none."""
+
+    state: str  # never | running | intact | broken
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    by: str | None = None
+    records: int | None = None
+    seconds: float | None = None
+    finding: str | None = None
+    decision_id: str | None = None  # the record of its result
+
+
+@dataclass(frozen=True)
+class EvidenceLink:
+    model: str
+    version: str
+    outcome: str  # the newest promotion outcome recorded for it
+    at: datetime
+
+
+@dataclass(frozen=True)
+class AuditOverview:
+    records: int  # the head's seq
+    head_hash: str
+    checkpoints: list[CheckpointView]  # the newest first
+    checkpoint_total: int
+    verify: VerifyStatus
+    estimate_seconds: float | None  # how long a verification of the whole chain is expected to take
+    versions: list[EvidenceLink] = field(default_factory=list)
+
+
+class AuditDesk(Protocol):
+    def overview(self, last: int = 10) -> AuditOverview:
+        """Cheap: the head, the ``last`` checkpoints (each checked: one indexed read), the newest verification."""
+        ...
+
+    def start_verify(self, by: str) -> VerifyStatus:
+        """Start a verification of the chain in the background (one at a time); its status now. Its result
+        is recorded in the decision log when it ends."""
+        ...
+
+    def export_lines(self) -> Iterator[str]:
+        """The JSON Lines of ``releasegate audit export`` (records, then checkpoints), read in batches."""
+        ...
+
+
+@dataclass(frozen=True)
 class ConsoleSettings:
     rp_id: str = "localhost"  # the WebAuthn relying party id: the console's host name
     origin: str = "http://localhost:4300"  # scheme://host[:port] the browser shows
@@ -96,3 +221,5 @@ class ConsolePorts:
     directory: Directory
     journal: Journal
     clock: Clock
+    operations: Operations | None = None  # the operations page (``console.operations``); None: not served
+    audit: AuditDesk | None = None  # the audit page (``console.audit``); None: not served

@@ -1,6 +1,7 @@
 """``create_app``: the governance console, a FastAPI app over the ports it receives (``console_ports``).
 
 Routes a script can rely on: ``GET /healthz`` (no sign-in), ``GET /inbox``, ``POST /approvals/{run_id}``;
+``GET /operations`` (``console.operations``), ``GET /audit`` and ``GET /audit/export`` (``console.audit``);
 the sign-in and enrolment pages (``/signin``, ``/enrol``) and their WebAuthn ceremonies
 (``console.ceremonies``); the sign-in with the identity provider (``/signin/oidc``, ``console.oidc``).
 Everything else requires a session; every state-changing request carries the session's CSRF token
@@ -211,10 +212,12 @@ def create_app(ports: ConsolePorts, settings: ConsoleSettings | None = None) -> 
         paging = {"first": first, "last": first + len(items) - 1, "total": total, "page": number, "pages": last}
         return c.render(request, "inbox.html", items=items, roles=roles, paging=paging, note=None)
 
-    from releasegate.console import ceremonies, oidc
+    from releasegate.console import audit, ceremonies, oidc, operations
 
     ceremonies.register(app, c)
     oidc.register(app, c)
+    operations.register(app, c)
+    audit.register(app, c)
     return app
 
 
