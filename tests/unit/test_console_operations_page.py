@@ -133,6 +133,16 @@ def test_an_ack_by_someone_who_may_not_read_the_page_is_refused(r):
     assert refused.status_code == 403 and r.ops.acks == [] and r.journal.entries[-1]["field"] == "role"
 
 
+def test_an_auditor_reads_the_failures_and_cannot_acknowledge_them(r):
+    r.sign_in("audit-ida")
+    page = r.client.get("/operations").text
+    assert "Gate failures (2 to acknowledge)" in page and 'class="ack-form"' not in page
+    refused = r.client.post("/operations/gate-failures/gf-new/ack", data={"csrf_token": form_csrf(page)})
+    assert refused.status_code == 403 and "an auditor reads the page and does not act on it" in refused.text
+    assert r.ops.acks == [] and r.journal.entries[-1]["field"] == "role"
+    assert r.journal.entries[-1]["accepted"] is False
+
+
 def test_a_long_note_is_refused_naming_the_field(r):
     r.sign_in("oncall-otto")
     token = form_csrf(r.client.get("/operations").text)

@@ -69,7 +69,11 @@ def test_each_escalation_is_sent_once_per_channel_with_its_facts_and_the_console
     assert [x.key for x in chat.sent] == keys
     d, s, g = mail.sent
     assert d.kind == s.kind == g.kind == "escalation"
-    assert all(x.link == f"{CONSOLE}/inbox" for x in mail.sent)
+    assert [x.link for x in mail.sent] == [
+        f"{CONSOLE}/operations#deferrals",
+        f"{CONSOLE}/operations#deferrals",
+        f"{CONSOLE}/operations#gate-failures",
+    ]
     assert d.approvers == s.approvers == ("ops-olga", "ops-piet") and g.approvers == ("risk-carla",)
     assert "train-churn/nightly" in d.summary and "31 min" in d.summary and "alert" in d.summary
     assert "Reason: CAPACITY_POOL_FULL" in d.facts and "Next evaluation: 2026-12-07T10:05:00+00:00" in d.facts
@@ -128,4 +132,4 @@ def test_an_escalation_reads_as_one_in_mail_and_chat(world):
     assert subject_line(d) == "[releasegate] deferral SLA alert: train-churn/nightly run fr-1 deferred for 31 min"
     text = chat_text(d)
     assert "Reason: CAPACITY_POOL_FULL." in text and "On call (overrides): ops-olga, ops-piet." in text
-    assert text.endswith(f"See the console: {CONSOLE}/inbox")
+    assert text.endswith(f"See the console: {CONSOLE}/operations#deferrals")

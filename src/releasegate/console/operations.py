@@ -2,10 +2,11 @@
 acknowledge, incidents open and closed) and ``POST /operations/gate-failures/{decision_id}/ack``.
 
 Who reads it: ``oncall``, ``risk``, ``admin`` and ``auditor`` (``ApproverConfig.granted``); anybody else
-is refused, and the refusal recorded. Who acknowledges a gate failure: the rule of
-``releasegate gate-failures ack`` (``services.gate_failures.acknowledge``), which checks no role and
-records who acknowledged; the console adds none of its own, so everyone who may read the page may
-acknowledge, always as the signed-in name. Every acknowledgement carries the session's CSRF token.
+is refused, and the refusal recorded. Who acknowledges a gate failure from the page: ``oncall``,
+``risk`` and ``admin``, always as the signed-in name; an auditor reads and never acts (as on the inbox,
+where an auditor cannot approve): the form is not shown and a posted acknowledgement is refused and
+recorded. The acknowledgement itself is ``services.gate_failures.acknowledge``, as for
+``releasegate gate-failures ack``. Every acknowledgement carries the session's CSRF token.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from releasegate.console.app import Console
 
 READERS = frozenset({"oncall", "risk", "admin", "auditor"})
+ACTORS = frozenset({"oncall", "risk", "admin"})  # who acknowledges from the page (auditors read only)
 NOTE_MAX = 500
 
 
@@ -47,16 +49,18 @@ def register(app: FastAPI, c: Console) -> None:
             raise Problem(404, "operations", "This console serves no operations page.")
         return ops
 
+    def held(request: Request) -> set[str]:
+        return c.ports.directory.config().granted(c.user(request), c.session(request).roles)
+
     def reader(request: Request) -> str:
         user = c.user(request)
-        held = c.ports.directory.config().granted(user, c.session(request).roles)
-        if not held & READERS:
+        if not (roles := held(request)) & READERS:
             raise c.refuse(
                 request,
                 403,
                 "role",
                 f"The operations page is for on-call, Risk, admins and auditors; your roles: "
-                f"{', '.join(sorted(held)) or 'none'}.",
+                f"{', '.join(sorted(roles)) or 'none'}.",
             )
         return user
 
@@ -81,6 +85,7 @@ def register(app: FastAPI, c: Console) -> None:
             closed_incidents=[i for i in incidents if i.state == "closed"],
             note=note,
             now=c.ports.clock.now(),
+            can_ack=bool(held(request) & ACTORS),
         )
 
     @app.post("/operations/gate-failures/{decision_id}/ack")
@@ -93,6 +98,14 @@ def register(app: FastAPI, c: Console) -> None:
         user = c.user(request)
         c.csrf(request, str(form.get(CSRF_FIELD) or ""))
         reader(request)
+        if not held(request) & ACTORS:
+            raise c.refuse(
+                request,
+                403,
+                "role",
+                "Gate failures are acknowledged by on-call, Risk or an admin; an auditor reads the page and "
+                "does not act on it.",
+            )
         note = str(form.get("note") or "").strip()
         if len(note) > NOTE_MAX:
             raise c.refuse(request, 400, "note", f"The note is {len(note)} characters; give at most {NOTE_MAX}.")

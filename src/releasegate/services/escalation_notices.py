@@ -8,7 +8,8 @@ Keys: ``deferral:<flow run id>:<level>``, ``storm:<queue>:<incident id>:<level>`
 ``gate-failure:<decision id>``. Addressees: a deferral or storm goes to the ``overrides`` allow-list (who
 may start a deferred run now), a gate failure to the ``exceptions`` list (who may grant a gate
 exception); ``addressees`` reads a list by that name from the governed approvers config. The link is the
-console's inbox (``<console_url>/inbox``): there is no operations page yet.
+console's operations page, at the section the event is in (``<console_url>/operations#deferrals``,
+``#gate-failures``).
 """
 
 from __future__ import annotations
@@ -99,7 +100,7 @@ def notify_escalations(
     """Send the notice of each escalation event not yet sent; returns the decision ids recorded."""
     if n is None or not n.notifiers:
         return []
-    link = f"{n.console_url.rstrip('/')}/inbox"
+    page = f"{n.console_url.rstrip('/')}/operations"
     lists: dict[str, tuple[str, ...]] = {}
 
     def who(name: str) -> tuple[str, ...]:
@@ -111,14 +112,14 @@ def notify_escalations(
                 lists[name] = ()
         return lists[name]
 
-    made: list[tuple[Callable[[dict[str, Any], tuple[str, ...], str], Notice], dict[str, Any], str]] = []
-    made += [(deferral_notice, e, "overrides") for e in escalations]
-    made += [(storm_notice, s, "overrides") for s in storms if s.get("state") != "closed"]
-    made += [(gate_failure_notice, g, "exceptions") for g in gate_failures]
+    made: list[tuple[Callable[[dict[str, Any], tuple[str, ...], str], Notice], dict[str, Any], str, str]] = []
+    made += [(deferral_notice, e, "overrides", "deferrals") for e in escalations]
+    made += [(storm_notice, s, "overrides", "deferrals") for s in storms if s.get("state") != "closed"]
+    made += [(gate_failure_notice, g, "exceptions", "gate-failures") for g in gate_failures]
     done: list[str] = []
-    for make, event, addressed in made:
+    for make, event, addressed, section in made:
         try:
-            done += deliver(n, make(event, who(addressed), link), logger)
+            done += deliver(n, make(event, who(addressed), f"{page}#{section}"), logger)
         except Exception as exc:  # a notice never fails the sweep
             logger.warning("escalation notice not sent: %s", exc)
     return done
