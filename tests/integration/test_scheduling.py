@@ -402,7 +402,8 @@ def test_each_sweeper_escalation_is_notified_once_with_the_deferrals_facts(deplo
     deferral_notices = [x for x in chat.sent if x.key.startswith("deferral:")]
     assert [x.key for x in deferral_notices] == [f"deferral:{bf.id}:alert", f"deferral:{bf.id}:incident"]
     assert all("backfill" in x.summary and "Reason: PRIORITY_CONFLICT" in x.facts for x in deferral_notices)
-    assert all(x.link == "https://console.example/operations#deferrals" and x.approvers == ("ops-bob",) for x in deferral_notices)
+    link = "https://console.example/operations#deferrals"
+    assert all(x.link == link and x.approvers == ("ops-bob",) for x in deferral_notices)
     storms = [x.key for x in chat.sent if x.key.startswith("storm:")]  # the queue's storm alert, then incident
     assert len(storms) == len(set(storms)) == 2 and storms[0].endswith(":alert") and storms[1].endswith(":incident")
     recs = bootstrap.decision_log().query(kind="notification")
