@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from releasegate.clock import Clock
 from releasegate.console_settings import ConsoleOidcSettings
 from releasegate.policy.approvers import ApproverConfig
+from releasegate.policy.halt import Action, HaltState
 from releasegate.policy.handshake import Handshake, Role
 from releasegate.policy.passkeys import Passkey
 
@@ -80,6 +81,19 @@ class Journal(Protocol):
         ...
 
 
+class Halts(Protocol):
+    """A model's two-person halt switch (``services.halt``)."""
+
+    def state(self, model: str) -> HaltState | None:
+        """The model's halt state now; None when the model manifest does not name it."""
+        ...
+
+    def act(self, model: str, action: Action, person: str, reason: str, ticket: str) -> str:
+        """``person``'s halt or resume of ``model`` (a request, or the confirmation of the open one): the
+        sentence saying which and what remains. ``HaltRefused`` (recorded, ``decision_id`` set) otherwise."""
+        ...
+
+
 @dataclass(frozen=True)
 class ConsoleSettings:
     rp_id: str = "localhost"  # the WebAuthn relying party id: the console's host name
@@ -96,3 +110,4 @@ class ConsolePorts:
     directory: Directory
     journal: Journal
     clock: Clock
+    halts: Halts | None = None  # the halt switch (console.halts); None: its pages answer 404

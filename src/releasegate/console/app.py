@@ -211,10 +211,11 @@ def create_app(ports: ConsolePorts, settings: ConsoleSettings | None = None) -> 
         paging = {"first": first, "last": first + len(items) - 1, "total": total, "page": number, "pages": last}
         return c.render(request, "inbox.html", items=items, roles=roles, paging=paging, note=None)
 
-    from releasegate.console import ceremonies, oidc
+    from releasegate.console import ceremonies, halts, oidc
 
     ceremonies.register(app, c)
     oidc.register(app, c)
+    halts.register(app, c)
     return app
 
 
