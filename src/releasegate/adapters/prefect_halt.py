@@ -25,6 +25,12 @@ def _model_of(dep: Any, schedule: Any) -> str | None:
     return str(params["model_name"]) if params.get("model_name") else None
 
 
+def _own(schedule: Any) -> dict[str, Any]:
+    """The schedule's own parameters, sent again with every change: Prefect 3.8's server empties them
+    on a PATCH that leaves them out (seen: a paused ``retrain`` schedule lost its ``model_name``)."""
+    return dict(getattr(schedule, "parameters", None) or {})
+
+
 class PrefectSchedules:
     def pause(self, model: str) -> list[str]:
         out = []
@@ -35,7 +41,7 @@ class PrefectSchedules:
                 for sch in dep.schedules or []:
                     if not sch.active or not (tagged or _model_of(dep, sch) == model):
                         continue
-                    client.update_deployment_schedule(dep.id, sch.id, active=False)
+                    client.update_deployment_schedule(dep.id, sch.id, active=False, parameters=_own(sch))
                     out.append(f"{flows.get(dep.flow_id, '?')}/{dep.name}#{sch.id}")
         return out
 
@@ -49,8 +55,9 @@ class PrefectSchedules:
             for name in schedules:
                 dep_name, _, schedule_id = name.rpartition("#")
                 found = by_name.get(dep_name)
-                if found is None or not any(str(s.id) == schedule_id for s in found.schedules or []):
+                sch = next((s for s in found.schedules or [] if str(s.id) == schedule_id), None) if found else None
+                if found is None or sch is None:
                     continue  # deleted since the halt: nothing to turn on
-                client.update_deployment_schedule(found.id, UUID(schedule_id), active=True)
+                client.update_deployment_schedule(found.id, UUID(schedule_id), active=True, parameters=_own(sch))
                 out.append(name)
         return out

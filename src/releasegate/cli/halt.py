@@ -58,6 +58,8 @@ def halts_cmd(
     from releasegate.services.halt import overview, state_of
 
     ports = bootstrap.halt_ports()
+    if model is not None and not ports.known_model(model):
+        exit_refused("model", f"{model!r} is not a model of the manifest: give a governed model's name", code=2)
     states = {model: state_of(ports, model)} if model else overview(ports)
     if as_json:
         rows = [

@@ -165,17 +165,22 @@ class Verdict:
     request: Request | None = None  # a confirmation: the request it confirms
 
 
-def next_step(
-    state: HaltState, action: Action, person: str, reason: str, ticket: str, config: ApproverConfig
-) -> Verdict:
-    """Which step ``person``'s ``action`` is, or ``HaltRefused`` (field, rule) saying why it may not be."""
-    person = person.strip()
-    if not person:
+def check_input(person: str, reason: str, ticket: str) -> None:
+    """``HaltRefused`` for a step without who, why or ticket (checked before anything is read)."""
+    if not person.strip():
         raise HaltRefused("by", "say who you are (--by NAME; the console uses your sign-in)")
     if not reason.strip():
         raise HaltRefused("reason", "required: say why (--reason TEXT)")
     if not ticket.strip():
         raise HaltRefused("ticket", "required: the incident or change ticket (--ticket REF)")
+
+
+def next_step(
+    state: HaltState, action: Action, person: str, reason: str, ticket: str, config: ApproverConfig
+) -> Verdict:
+    """Which step ``person``'s ``action`` is, or ``HaltRefused`` (field, rule) saying why it may not be."""
+    check_input(person, reason, ticket)
+    person = person.strip()
     roles = role_of(config, person)
     if not roles:
         raise HaltRefused(

@@ -76,13 +76,13 @@ def _events(model: str, ports: Ports) -> list[AliasEvent]:
     return sorted(out, key=lambda e: e.at)  # stable: log order within one instant
 
 
-def pinned(expected: Expected | None, halt: HaltState) -> Expected:
+def pinned(expected: Expected | None, halt: HaltState, found: dict[str, str]) -> Expected:
     """Where a halted model's aliases must be: the champion its confirmed halt pinned, the archive where
-    the log puts it."""
+    the log puts it (a model releasegate never promoted: where it is, not releasegate's to judge)."""
     assert halt.halt_decision_id is not None and halt.halted_at is not None
     return Expected(
         champion=halt.pinned_champion,
-        archive=expected.archive if expected else None,
+        archive=expected.archive if expected else found.get("archive"),
         because=halt.halt_decision_id,
         at=halt.halted_at,
     )
@@ -146,7 +146,7 @@ def guard_model(
         pendings = _unfinished_promotions(model, ports)
         halt = halt_state(ports.log, model, ports.clock.now(), reader="alias-guard")
         if halt.in_force:  # the champion is pinned: no move is excused, every one is put back
-            expected = pinned(expected, halt)
+            expected = pinned(expected, halt, found)
             excused = None
         else:
             excused = _excused(model, expected, pendings, ports)

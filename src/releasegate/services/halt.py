@@ -30,7 +30,7 @@ from releasegate.clock import Clock
 from releasegate.decisions import DecisionKind, DecisionOutcome
 from releasegate.details import HaltDetails
 from releasegate.policy.approvers import ApproverConfig
-from releasegate.policy.halt import Action, HaltRefused, HaltState, Step, next_step
+from releasegate.policy.halt import Action, HaltRefused, HaltState, Step, check_input, next_step
 from releasegate.ports import DecisionLog
 from releasegate.services.halt_log import halt_state
 
@@ -103,6 +103,7 @@ def act(
     """``person``'s halt or resume of ``model``: a request, or the confirmation of the open one."""
     now = p.clock.now()
     try:
+        check_input(person, reason, ticket)
         if not p.known_model(model):
             raise HaltRefused("model", f"{model!r} is not a model of the manifest: give a governed model's name")
         verdict = next_step(halt_state(p.log, model, now), action, person, reason, ticket, p.config())
