@@ -189,6 +189,7 @@ class HaltDetails(KindDetails):
     person: str  # who took the step (the CLI's --by, the console's signed-in user)
     role: str  # oncall | risk: the list of the governed approvers config the step counts for
     ticket_ref: str
+    reason: str = ""  # why, as the person gave it
     request_decision_id: str | None = None  # a confirmation: the request it confirms
     pinned_champion: str | None = None  # a confirmed halt: the champion version it pins
     paused_schedules: list[str] = []  # a confirmed halt: the schedules it paused; a resume: those it resumed

@@ -86,6 +86,7 @@ def test_request_then_confirm_pauses_and_resume_needs_a_second_person(world):
     first = act(ports, "credit", "halt", "ops-olga", "scores drift", "INC-7")
     assert first.step is Step.request_halt and not first.state.in_force and schedules.calls == []
     assert "REQUESTED" in first.sentence()
+    assert first.state.request is not None and first.state.request.reason == "scores drift"
     second = act(ports, "credit", "halt", "risk-rita", "agreed", "INC-7")
     assert second.step is Step.confirm_halt and second.state.in_force
     assert second.state.pinned_champion == "2" and schedules.active == set()

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
+from starlette.concurrency import run_in_threadpool
 
 from releasegate.console.sessions import CSRF_FIELD
 from releasegate.policy.halt import HaltRefused
@@ -61,12 +62,13 @@ def register(app: FastAPI, c: Console) -> None:
                 f"{', '.join(sorted(held)) or 'none'}.",
             )
         reason, ticket = str(form.get("reason") or "")[:2000], str(form.get("ticket") or "")[:200]
+        # off the event loop: the use case calls Prefect's and MLflow's synchronous clients
         try:
-            said = desk().act(name, action, user, reason, ticket)
+            said = await run_in_threadpool(desk().act, name, action, user, reason, ticket)
         except HaltRefused as exc:  # recorded by the use case
             sentence = f"Your {action} of {name} was refused: {exc.field}: {exc.rule}."
             raise Problem(400, exc.field, sentence, getattr(exc, "decision_id", None)) from None
-        return page(request, name, done=said)
+        return await run_in_threadpool(lambda: page(request, name, done=said))
 
     @app.post("/models/{name}/halt", response_class=HTMLResponse)
     async def halt_post(request: Request, name: str) -> HTMLResponse:

@@ -123,6 +123,7 @@ def act(
         person=person,
         role=verdict.role,
         ticket_ref=ticket.strip(),
+        reason=reason.strip(),
         request_decision_id=verdict.request.decision_id if verdict.request else None,
         pinned_champion=pinned,
         paused_schedules=switched,

@@ -41,7 +41,7 @@ def halt_events(log: DecisionLog, model: str, reader: str) -> list[HaltEvent]:
                 step=Step(d.step),
                 person=d.person,
                 role=d.role,
-                reason=r.decision_rationale,
+                reason=d.reason or r.decision_rationale,
                 ticket=d.ticket_ref,
                 pinned_champion=d.pinned_champion,
                 paused_schedules=tuple(d.paused_schedules),
