@@ -72,6 +72,7 @@ def console_app(origin: str):
     from releasegate.console_ports import ConsolePorts, ConsoleSettings
     from releasegate.console_settings import ConsoleOidcSettings
     from releasegate.services.approval_desk import DecisionJournal, GovernedDirectory
+    from releasegate.services.halt import HaltDesk
 
     the_app = app()
     directory = GovernedDirectory(the_app)
@@ -82,6 +83,7 @@ def console_app(origin: str):
         clock=_ClockProxy(),
         operations=operations_desk(the_app),
         audit=audit_desk(the_app),
+        halts=HaltDesk(halt_ports(the_app)),
     )
     settings = ConsoleSettings(
         rp_id=urlsplit(origin).hostname or "localhost",
@@ -191,3 +193,27 @@ def app() -> App:
 def ports():
     """The real adapters behind the ports of ``releasegate.ports``."""
     return app().ports
+
+
+def halt_ports(the_app: App | None = None, schedules=None):
+    """The halt switch's ports (``services.halt.HaltPorts``): the sealed log, the governed approvers
+    config, the model manifest, the champion the log approved (``services.alias_guard``) and the models'
+    schedules in Prefect (``adapters.prefect_halt``; ``schedules`` replaces them, e.g. in a unit test)."""
+    from releasegate.adapters.config import model_spec
+    from releasegate.services.alias_guard import approved_champion
+    from releasegate.services.approvers import governed_config
+    from releasegate.services.halt import HaltPorts
+
+    a = the_app or app()
+    if schedules is None:
+        from releasegate.adapters.prefect_halt import PrefectSchedules
+
+        schedules = PrefectSchedules()
+    return HaltPorts(
+        log=a.log,
+        clock=a.clock,
+        config=lambda: governed_config("halt", a),
+        known_model=lambda model: model_spec(model) is not None,
+        champion=lambda model: approved_champion(model, a.ports),
+        schedules=schedules,
+    )

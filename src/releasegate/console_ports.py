@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from releasegate.clock import Clock
 from releasegate.console_settings import ConsoleOidcSettings
 from releasegate.policy.approvers import ApproverConfig
+from releasegate.policy.halt import Action, HaltState
 from releasegate.policy.handshake import Handshake, Role
 from releasegate.policy.passkeys import Passkey
 
@@ -77,6 +78,19 @@ class Directory(Protocol):
 class Journal(Protocol):
     def record(self, what: str, actor: str, accepted: bool, rationale: str, **details: Any) -> str:
         """Record a sign-in (accepted) or a refusal (``field``/``rule`` in details); the decision id."""
+        ...
+
+
+class Halts(Protocol):
+    """A model's two-person halt switch (``services.halt``)."""
+
+    def state(self, model: str) -> HaltState | None:
+        """The model's halt state now; None when the model manifest does not name it."""
+        ...
+
+    def act(self, model: str, action: Action, person: str, reason: str, ticket: str) -> str:
+        """``person``'s halt or resume of ``model`` (a request, or the confirmation of the open one): the
+        sentence saying which and what remains. ``HaltRefused`` (recorded, ``decision_id`` set) otherwise."""
         ...
 
 
@@ -223,3 +237,4 @@ class ConsolePorts:
     clock: Clock
     operations: Operations | None = None  # the operations page (``console.operations``); None: not served
     audit: AuditDesk | None = None  # the audit page (``console.audit``); None: not served
+    halts: Halts | None = None  # the halt switch (console.halts); None: its pages answer 404

@@ -181,6 +181,20 @@ class NotificationDetails(KindDetails):
     error: str | None = None  # why it was not delivered (outcome reject)
 
 
+class HaltDetails(KindDetails):
+    """A step of a model's halt switch (``policy.halt``): who, which step, why, under which ticket."""
+
+    model_name: str
+    step: str  # request_halt | confirm_halt | request_resume | confirm_resume
+    person: str  # who took the step (the CLI's --by, the console's signed-in user)
+    role: str  # oncall | risk: the list of the governed approvers config the step counts for
+    ticket_ref: str
+    reason: str = ""  # why, as the person gave it
+    request_decision_id: str | None = None  # a confirmation: the request it confirms
+    pinned_champion: str | None = None  # a confirmed halt: the champion version it pins
+    paused_schedules: list[str] = []  # a confirmed halt: the schedules it paused; a resume: those it resumed
+
+
 DETAILS: dict[DecisionKind, type[KindDetails]] = {
     DecisionKind.promotion: PromotionDetails,
     DecisionKind.deferral: DeferralDetails,
@@ -200,6 +214,7 @@ DETAILS: dict[DecisionKind, type[KindDetails]] = {
     DecisionKind.approvers_config: ApproversConfigDetails,
     DecisionKind.operational_report: OperationalReportDetails,
     DecisionKind.notification: NotificationDetails,
+    DecisionKind.halt: HaltDetails,
 }
 
 

@@ -29,3 +29,4 @@ class DecisionKind(StrEnum):
     approvers_config = "approvers_config"  # the governed approvers config: trusted once, proposed, in force
     operational_report = "operational_report"  # the weekly operational-risk review of scheduling
     notification = "notification"  # a notice to approvers that a run waits for them: delivered or not
+    halt = "halt"  # a step of a model's two-person halt switch: halt or resume, requested or confirmed

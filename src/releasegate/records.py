@@ -327,6 +327,13 @@ def notification(
     return _new(DecisionKind.notification, decision_outcome, decision_rationale, subject, actor, details)
 
 
+def halt(
+    *, decision_outcome: DecisionOutcome, decision_rationale: str, subject: str, actor: str, details: Details
+) -> NewDecision:
+    """A step of a model's two-person halt switch: a halt or resume requested or confirmed (``HaltDetails``)."""
+    return _new(DecisionKind.halt, decision_outcome, decision_rationale, subject, actor, details)
+
+
 def entered(
     kind: DecisionKind,
     *,
@@ -379,4 +386,5 @@ FACTORIES: Mapping[DecisionKind, Callable[..., NewDecision]] = {
     DecisionKind.approvers_config: approvers_config,
     DecisionKind.operational_report: operational_report,
     DecisionKind.notification: notification,
+    DecisionKind.halt: halt,
 }

@@ -188,9 +188,16 @@ class Rig:
         return self.post(f"/approvals/{run}", {"statement": statement, "credential": cred})
 
 
-def rig(oidc: ConsoleOidcSettings | None = None, oidc_groups: dict[str, Any] | None = None, now: datetime = NOW) -> Rig:
+def rig(
+    oidc: ConsoleOidcSettings | None = None,
+    oidc_groups: dict[str, Any] | None = None,
+    now: datetime = NOW,
+    oncall: tuple[str, ...] = (),
+    halts: Any = None,
+) -> Rig:
     """The console over in-memory fakes; ``oidc``: sign-in with an identity provider, ``oidc_groups``
-    the governed group -> role mapping, ``now`` the fixed clock (a real provider's tokens need today)."""
+    the governed group -> role mapping, ``now`` the fixed clock (a real provider's tokens need today);
+    ``oncall`` the on-call list, ``halts`` the halt switch's port (``console_ports.Halts``)."""
     keys = {n: SoftAuthenticator() for n in PEOPLE}
     config = ApproverConfig(
         pm=["pm-anna", "owner-olga"],
@@ -199,12 +206,13 @@ def rig(oidc: ConsoleOidcSettings | None = None, oidc_groups: dict[str, Any] | N
         auditors=["audit-ida"],
         passkeys={n: k.passkey() for n, k in keys.items() if n != "mallory"},
         oidc_groups=oidc_groups or {},
+        oncall=list(oncall),
     )
     clock = FixedClock(now)
     directory = FakeDirectory(config, clock)
     desk = FakeDesk(directory, clock)
     journal = ListJournal()
-    ports = ConsolePorts(desk=desk, directory=directory, journal=journal, clock=clock)
+    ports = ConsolePorts(desk=desk, directory=directory, journal=journal, clock=clock, halts=halts)
     settings = ConsoleSettings(rp_id=RP_ID, origin=ORIGIN, secret_key="test", idle_timeout_s=900, oidc=oidc)
     app = create_app(ports, settings)
     return Rig(TestClient(app, base_url=ORIGIN), keys, directory, desk, journal, clock)

@@ -13,6 +13,7 @@ import typer
 from typer.testing import CliRunner
 
 from releasegate.cli import app
+from tests.conftest import ROOT
 
 runner = CliRunner()
 UUID0 = "00000000-0000-0000-0000-000000000000"
@@ -26,6 +27,7 @@ def env(rg_home, tmp_path, monkeypatch):
     monkeypatch.setenv("COLUMNS", "250")
     closed = "http://127.0.0.1:9/api"  # closed: nothing may reach Prefect
     monkeypatch.setenv("PREFECT_API_URL", closed)
+    monkeypatch.setenv("RELEASEGATE_MODELS", str(ROOT / "blocks" / "models.yaml"))  # the manifest without Prefect
     (tmp_path / "bad.json").write_text('{"event_type": ')
     (tmp_path / "bad.yaml").write_text("deployments: [\n")
     (tmp_path / "a-file").write_text("x")
@@ -111,6 +113,11 @@ CASES = [
     ("deploy", ["deploy", "--prefect-file", "prefect.yaml", "--name", "no-such-deployment"], "--name"),
     ("simulate", ["simulate", "--days", "1", "--workloads", "no-such-workload"], "workloads"),
     ("console", ["console", "--origin", "http://console.example:4300"], "origin"),
+    # the halt switch: an unknown model, no ticket, nothing to resume
+    ("halt", ["halt", "no-such-model", "--by", "risk-carla", "--reason", "r", "--ticket", "T"], "model"),
+    ("halt", ["halt", "credit", "--by", "risk-carla", "--reason", "r"], "ticket"),
+    ("resume", ["resume", "credit", "--by", "risk-carla", "--reason", "r", "--ticket", "T"], "model"),
+    ("halts", ["halts", "no-such-model"], "model"),
     # no Prefect server where PREFECT_API_URL points
     ("run", ["run", "no-such-deployment"], "PREFECT_API_URL"),
     # times without their UTC offset

@@ -9,6 +9,9 @@ it applies the late-run rule: a run later than the policy allows ends Cancelled 
 occurrence, catch-up: ``adapters.prefect_schedule``). Lateness counts from when the run was due: for
 a deferred run, the last ``next_evaluation_at`` the gateway gave it (``_due_at``).
 
+Before all that, a run of a halted model (its ``model_name``; ``services.halt``) ends Cancelled
+(``Halted``) with a ``refusal`` record: scheduled EOD, retrain, promotion and rollback alike.
+
 A governed flow that fails *raises*; it does not return a ``Failed`` state. With retries, Prefect 3.8's
 engine retries a raised exception in the same process, but a returned ``Failed`` becomes
 ``AwaitingRetry`` and the engine run by a worker then stops on ``UnfinishedRun``, so the worker
@@ -123,6 +126,32 @@ def _refuse_store(app: App, deployment: str, run_id: str, why: str) -> Any:
     return fail_without_retry(why)
 
 
+def _refuse_halted(app: App, deployment: str, run_id: str, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+    """A run of a halted model (its ``model_name`` parameter; ``services.halt``) does not start: a
+    ``refusal`` record and ``Cancelled``. Refused, not deferred: a halt has no end the gateway could wait
+    for, and a run that starts after a resume is the next scheduled one, not this one hours late."""
+    try:
+        model = inspect.signature(fn).bind_partial(*args, **kwargs).arguments.get("model_name")
+    except TypeError:
+        return None
+    if not model:
+        return None
+    from releasegate.services.halt_log import refuse_if_halted
+
+    rec = refuse_if_halted(
+        app.log,
+        str(model),
+        app.clock.now(),
+        what=f"run of {deployment}",
+        subject=records.flow_run_subject(run_id),
+        actor=f"releasegate:{deployment}",
+    )
+    if rec is None:
+        return None
+    get_run_logger().warning("%s (decision %s)", rec.decision_rationale, rec.decision_id)
+    return Cancelled(name="Halted", message=f"HALTED: {rec.decision_rationale} (decision {rec.decision_id})")
+
+
 def _admitted(app: App, fn: Callable[..., Any], deployment: str, gate: bool, args: Any, kwargs: Any) -> Any:
     from prefect.runtime import flow_run
 
@@ -191,6 +220,8 @@ def governed_flow(
 
             app = new_app()
             now = app.clock.now()
+            if (refused := _refuse_halted(app, deployment, str(flow_run.id), body, args, kwargs)) is not None:
+                return refused
             verdict = late_run_verdict(policy.late_run, _due_at(app, str(flow_run.id)), now)
             if not verdict.run:
                 app.log.append(

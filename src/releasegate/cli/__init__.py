@@ -25,6 +25,7 @@ from releasegate.cli import (
     events,
     evidence,
     gate_failures,
+    halt,
     infra,
     keys,
     policy,
@@ -105,6 +106,9 @@ app.command("up")(stack.stack_up)
 app.command("down")(stack.stack_down)
 app.command("simulate")(simulate.simulate_cmd)
 app.command("console")(console_cli.console_cmd)
+app.command("halt")(halt.halt_cmd)
+app.command("resume")(halt.resume_cmd)
+app.command("halts")(halt.halts_cmd)
 
 app.add_typer(db.db_app, name="db")
 app.add_typer(audit.audit_app, name="audit")

@@ -24,6 +24,7 @@ TRUSTED_KIND_COMMANDS = {
     "incident": "the deferral sweeper",
     "approvers_config": "`releasegate infra up` and `releasegate approvers propose|approve`",
     "notification": "the promotion deployment (its notices to approvers)",
+    "halt": "`releasegate halt|resume` (or the console's halt page)",
 }
 
 

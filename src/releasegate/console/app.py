@@ -212,12 +212,13 @@ def create_app(ports: ConsolePorts, settings: ConsoleSettings | None = None) -> 
         paging = {"first": first, "last": first + len(items) - 1, "total": total, "page": number, "pages": last}
         return c.render(request, "inbox.html", items=items, roles=roles, paging=paging, note=None)
 
-    from releasegate.console import audit, ceremonies, oidc, operations
+    from releasegate.console import audit, ceremonies, halts, oidc, operations
 
     ceremonies.register(app, c)
     oidc.register(app, c)
     operations.register(app, c)
     audit.register(app, c)
+    halts.register(app, c)
     return app
 
 

@@ -14,6 +14,11 @@ valid, or abandons it (recorded, the champion put back) — ``services.release.f
 interrupted promotion ends within a pass of the watcher, not at the model's next promotion. The
 incident record is written *before* an alias is moved back (no alias moved without its record); the
 same misplacement is reported once, not every minute.
+
+A halted model (``services.halt``) has its champion pinned: the guard expects the champion its confirmed
+halt pinned, excuses no interrupted promotion's state, and puts any other champion back as an incident
+``champion_moved_while_halted`` (also when ``RELEASEGATE_ALIAS_GUARD=report``: the halt is the overseers'
+decision that nothing moves).
 """
 
 from __future__ import annotations
@@ -35,12 +40,15 @@ from releasegate.policy.alias_guard import (
     promotion_steps,
     rollback_steps,
 )
+from releasegate.policy.halt import HaltState
 from releasegate.ports import Ports
+from releasegate.services.halt_log import halt_state
 from releasegate.services.promotion_log import promotion_history
 from releasegate.services.release import finish_unfinished
 from releasegate.services.rollback import unfinished_rollback
 
 INCIDENT_KIND = "alias_moved_outside_releasegate"
+HALTED_INCIDENT_KIND = "champion_moved_while_halted"  # any move of a halted model's champion
 ACTOR = "releasegate:alias-guard"
 NOT_MOVED = "; reported, not moved (no sealed record to restore from, or RELEASEGATE_ALIAS_GUARD=report)"
 
@@ -66,6 +74,28 @@ def _events(model: str, ports: Ports) -> list[AliasEvent]:
         if r.details.get("status") == "final"
     ]
     return sorted(out, key=lambda e: e.at)  # stable: log order within one instant
+
+
+def pinned(expected: Expected | None, halt: HaltState, found: dict[str, str]) -> Expected:
+    """Where a halted model's aliases must be: the champion its confirmed halt pinned, the archive where
+    the log puts it (a model releasegate never promoted: where it is, not releasegate's to judge)."""
+    assert halt.halt_decision_id is not None and halt.halted_at is not None
+    return Expected(
+        champion=halt.pinned_champion,
+        archive=expected.archive if expected else found.get("archive"),
+        because=halt.halt_decision_id,
+        at=halt.halted_at,
+    )
+
+
+def approved_champion(model: str, ports: Ports) -> str | None:
+    """The champion a halt pins: where the log's last sealed promotion or rollback put it, else (a model
+    releasegate never promoted) the registry's champion now."""
+    expected = expected_aliases(_events(model, ports))
+    if expected is not None:
+        return expected.champion
+    registry = ports.registry
+    return registry.alias_version(registry.model_name("prod", model), registry.CHAMPION)
 
 
 def _unfinished_promotions(model: str, ports: Ports) -> list[DecisionRecord]:
@@ -114,15 +144,21 @@ def guard_model(
         found = {a: v for a, v in registry.aliases(prod).items() if a in ("champion", "archive")}
         expected = expected_aliases(_events(model, ports))
         pendings = _unfinished_promotions(model, ports)
-        excused = _excused(model, expected, pendings, ports)
+        halt = halt_state(ports.log, model, ports.clock.now(), reader="alias-guard")
+        if halt.in_force:  # the champion is pinned: no move is excused, every one is put back
+            expected = pinned(expected, halt, found)
+            excused = None
+        else:
+            excused = _excused(model, expected, pendings, ports)
         wrong = [] if excused is not None and left_by(expected, found, excused) else findings(expected, found)
         rec = None
         target: dict[str, str | None] = {}
-        fix = restore and expected is not None
+        fix = (restore or halt.in_force) and expected is not None
         repeated = bool(wrong) and not fix and _already_reported(model, found, ports)
         if wrong and not repeated:
             target = {f.alias: f.expected for f in wrong} if fix else {}
-            rec = _record_incident(model, prod, wrong, found, expected, target, ports)
+            kind = HALTED_INCIDENT_KIND if halt.in_force else INCIDENT_KIND
+            rec = _record_incident(model, prod, wrong, found, expected, target, ports, kind)
             for alias, version in target.items():  # idempotent: a rerun after a crash moves the same way
                 if version is None:
                     registry.delete_alias(prod, alias)
@@ -137,7 +173,7 @@ def guard_model(
             resource={"prefect.resource.id": f"releasegate.model.{model}", "prefect.resource.name": prod},
             payload={
                 "severity": "P1",
-                "reason": INCIDENT_KIND,
+                "reason": rec.details.get("incident_kind"),
                 "incident_decision_id": rec.decision_id,
                 "findings": [str(f) for f in wrong],
                 "restored": bool(target),
@@ -158,6 +194,7 @@ def _record_incident(
     expected: Expected | None,
     target: dict[str, str | None],
     ports: Ports,
+    kind: str = INCIDENT_KIND,
 ) -> DecisionRecord:
     fix = bool(target)
     return ports.log.append(
@@ -169,7 +206,7 @@ def _record_incident(
             rollback_plan_ref=f"alias-guard:{prod}:{expected.because}" if fix and expected else None,
             details={
                 "incident_for": expected.because if expected else "none",
-                "incident_kind": INCIDENT_KIND,
+                "incident_kind": kind,
                 "severity": "P1",
                 "model_name": model,
                 "registered_model": prod,

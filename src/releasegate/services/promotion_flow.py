@@ -22,6 +22,7 @@ from releasegate.policy.gates import Dossier, GateReport, PromotionOutcome
 from releasegate.policy.handshake import joint_release_ack, no_eligible_approver
 from releasegate.policy.report_figures import report_figures
 from releasegate.promotion_ports import PromotionPorts
+from releasegate.services.halt_log import ModelHalted
 from releasegate.services.promotion_approvals import wait_for
 from releasegate.slugs import artifact_key
 
@@ -106,8 +107,12 @@ def run_promotion(p: PromotionPorts, req: PromotionRequest) -> PromotionEnd:
                 p.logger.warning("%s", ack.reason)
                 continue
             assert ack.ref is not None  # a valid ack has its reference
-            with p.locks.work(), p.locks.aliases(model):
-                result = p.records.release(p.run_id, report, report_ref, h, ack.ref, candidate_sha(built))
+            try:
+                with p.locks.work(), p.locks.aliases(model):
+                    result = p.records.release(p.run_id, report, report_ref, h, ack.ref, candidate_sha(built))
+            except ModelHalted as exc:  # halted while the run waited for its approvals: refused, recorded
+                p.logger.error("%s (decision %s)", exc.rule, exc.decision_id)
+                return PromotionEnd("failed", f"{exc.rule} (decision {exc.decision_id})")
             p.logger.info("promoted: %s", result)
             return PromotionEnd("promoted", data={"outcome": "promote", **result, "joint_release_ack_ref": ack.ref})
     return PromotionEnd("failed", "joint release ack expired twice: start a new promotion")

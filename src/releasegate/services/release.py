@@ -22,6 +22,7 @@ from releasegate.decisions import DecisionOutcome, DecisionRecord
 from releasegate.policy.gates import GateReport
 from releasegate.policy.handshake import Handshake, approval_ref
 from releasegate.ports import Ports
+from releasegate.services.halt_log import halt_state, raise_if_halted
 from releasegate.services.promotion_log import promotion_history
 
 promotion_subject = records.promotion_subject
@@ -109,7 +110,10 @@ def finish_unfinished(model: str, ports: Ports) -> list[dict[str, Any]]:
             if r.details.get("model_name") == model and r.details.get("status") == "final"
         ]
         why = None
-        if later:
+        halted = halt_state(log, model, ports.clock.now(), reader="promotion")
+        if halted.in_force:
+            why = f"the model is halted ({halted.sentence()})"
+        elif later:
             why = f"a later {later[-1].decision_kind.value} ({later[-1].decision_id}) changed the model since"
         elif ports.clock.now() > p.decision_timestamp + ACK_VALIDITY:
             why = "its joint release ack has expired"
@@ -176,6 +180,10 @@ def binary_promotion(
     final record. A rerun of the same run finishes what an earlier attempt started and never copies twice;
     a registry failure raises (``RegistryUnavailable``) and leaves the pending record for the rerun."""
     subject = promotion_subject(flow_run_id)
+    # a halted model's champion is pinned: the binary step refuses (recorded), whatever path reached it
+    raise_if_halted(
+        ports.log, report.model, ports.clock.now(), what="promotion", subject=subject, actor="releasegate:promotion"
+    )
     history = promotion_history(report.model, "promotion", ports.log)
     mine = [p for p in history.pendings if p.subject == subject]
     end = history.ends.get(mine[-1].decision_id) if mine else None

@@ -19,6 +19,7 @@ from releasegate import records
 from releasegate.decisions import DecisionOutcome, DecisionRecord
 from releasegate.policy.rollback import RollbackPlan, RollbackRecord, RollbackRefused, plan_rollback, verification_ok
 from releasegate.ports import Ports
+from releasegate.services.halt_log import raise_if_halted
 from releasegate.services.promotion_log import promotion_history
 
 
@@ -140,6 +141,8 @@ def execute_rollback(
     (``adapters.prefect_locks.ensure_alias_lock``)."""
     clock, log, registry = ports.clock, ports.log, ports.registry
     started, t0 = clock.now(), time.perf_counter()
+    # a halted model's champion is pinned: no rollback moves it (the refusal is recorded)
+    raise_if_halted(log, model, started, what="rollback", subject=records.model_subject(model), actor=requested_by)
     prod = registry.model_name("prod", model)
     pending = unfinished_rollback(model, ports)
     why = _stale(pending, model, prod, method, expected_version, ports) if pending is not None else None

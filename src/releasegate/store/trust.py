@@ -56,6 +56,7 @@ TRUSTED_KINDS = frozenset(
         DecisionKind.rollback_request,  # a forged one would start a prod rollback without a ticket
         DecisionKind.approvers_config,  # the trust root: who may approve, with which key
         DecisionKind.notification,  # a forged one would silence the notice of a pause
+        DecisionKind.halt,  # a forged one would halt a model, or resume one, without two people
     }
 )
 
