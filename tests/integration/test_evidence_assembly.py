@@ -88,6 +88,41 @@ def test_monitoring_and_retrains_are_the_versions_own_while_it_was_champion(worl
     assert len(pack["promotions"]) == 1  # prod v3 (candidate v5's release) is another version
 
 
+def _halt_step(log, at, step, person, role):
+    log.append(
+        records.halt(
+            decision_outcome=DecisionOutcome.accept,
+            decision_rationale=f"{step} by {person}",
+            subject=records.model_subject("credit"),
+            actor=person,
+            details={"model_name": "credit", "step": step, "person": person, "role": role, "ticket_ref": "INC-7"},
+        ),
+        now=at,
+    )
+
+
+def test_the_halts_while_the_version_was_champion_are_its_own_section(world, tmp_path):
+    log, keys, sources = world
+    promote(log, keys, "3", "2", T0)
+    _halt_step(log, T0 + timedelta(days=1), "request_halt", "oncall-otto", "oncall")
+    _halt_step(log, T0 + timedelta(days=1, minutes=5), "confirm_halt", "risk-carla", "risk")
+    promote(log, keys, "5", "3", T0 + timedelta(days=5))
+    _halt_step(log, T0 + timedelta(days=6), "request_halt", "oncall-otto", "oncall")
+    pack = assemble(sources, "credit", "3")
+    halts = pack["halts"]
+    assert [(h["details"]["step"], h["actor"]) for h in halts["records"]] == [
+        ("request_halt", "oncall-otto"),
+        ("confirm_halt", "risk-carla"),
+    ]
+    assert halts["note"] == "" and all(h["sealed"] for h in halts["records"])
+    assert all(c["kind"] != "halt" for c in pack["other_changes"])
+    assert set(pack["decision_log"]["excerpt"]) >= {h["seq"] for h in halts["records"]}
+    assert _verified(sources, pack, tmp_path / "pack") == []
+    assert "confirm_halt" in (tmp_path / "pack" / HTML_FILE).read_text()
+    later = assemble(sources, "credit", "5")  # v3's release replaced v2: the third step is v3's tenure
+    assert [h["details"]["step"] for h in later["halts"]["records"]] == ["request_halt"]
+
+
 def test_the_earliest_checkpoint_that_covers_the_excerpt_is_reused(world, clock):
     log, keys, sources = world
     promote(log, keys, "3", "2", T0)

@@ -73,7 +73,7 @@ def test_a_champion_version_gets_a_signed_pack_that_names_each_alteration(home, 
     assert all(a["config_digest"] for a in pack["approvals"][1:])
     assert [m["business_date"] for m in pack["monitoring"]] == ["2026-11-23"]
     assert pack["monitoring"][0]["version"] == prod_v
-    assert pack["halts"]["records"] == [] and "no halt switch" in pack["halts"]["note"]
+    assert pack["halts"]["records"] == [] and "no halt or resume" in pack["halts"]["note"]
     log = pack["decision_log"]
     assert log["span"][-1]["seq"] == log["checkpoint"]["last_seq"] >= max(log["excerpt"])
     assert list(bootstrap.settings().resolved_checkpoint_dir.glob("checkpoint-*.json"))  # a checkpoint was taken

@@ -45,6 +45,19 @@ def _section(pack: dict[str, Any], key: str, title: str, body: str) -> str:
     return f'<section id="{key}"><h2>{escape(title)}</h2>{maps}{body}</section>'
 
 
+def _halts(halts: dict[str, Any]) -> str:
+    """Each step of the model's halt switch while the version was champion: who, which step, ticket."""
+    rows = [
+        {
+            **{k: h.get(k) for k in ("seq", "decision_timestamp", "actor", "sealed")},
+            **{k: (h.get("details") or {}).get(k) for k in ("step", "role", "ticket_ref", "reason", "pinned_champion")},
+        }
+        for h in halts.get("records") or []
+    ]
+    columns = ["seq", "decision_timestamp", "step", "actor", "role", "ticket_ref", "reason", "pinned_champion"]
+    return _table(rows, [*columns, "sealed"], halts.get("note") or "none recorded")
+
+
 def _promotion(p: dict[str, Any]) -> str:
     facts = {k: p.get(k) for k in ("run_id", "candidate_version", "prod_version", "status", "outcome")}
     out = [_table([facts], list(facts))]
@@ -174,7 +187,7 @@ def render(pack: dict[str, Any]) -> str:
                 "no retrain or incident",
             ),
         ),
-        _section(pack, "halts", "Halts", f"<p><em>{escape((pack.get('halts') or {}).get('note', ''))}</em></p>"),
+        _section(pack, "halts", "Halts", _halts(pack.get("halts") or {})),
         _section(
             pack,
             "decision_log",

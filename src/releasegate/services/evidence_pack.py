@@ -34,7 +34,7 @@ from releasegate.services.audit import take_checkpoint
 from releasegate.store.checkpoints import Checkpoint, read_checkpoints
 from releasegate.store.trust import SealedDecisionLog
 
-HALTS_NOTE = "releasegate has no halt switch yet: no halt or resume of this model can have been recorded"
+HALTS_NONE = "no halt or resume of the model was requested while this version was champion"
 # Which section answers which expectation: SR 11-7 / OCC 2011-12 and the EU AI Act.
 MAPPING = [
     ("inventory", "Model inventory (SR 11-7 V: governance, inventory)", "Art. 12(2)(a): identify the system"),
@@ -183,6 +183,12 @@ def assemble(src: EvidenceSources, model: str, version: str) -> dict[str, Any]:
         for s in log.iter_stored(after=min(seqs.values()) - 1, until=checkpoint["last_seq"])
     ]
     public = src.signing_key.public_key()
+    halts = [
+        _ref(r, seqs)
+        | {"sealed": log.is_trusted(r), "details": {k: v for k, v in r.details.items() if k != "seal"}}
+        for r in later
+        if r.decision_kind is DecisionKind.halt
+    ]
     return {
         "format": FORMAT,
         "model": model,
@@ -231,9 +237,9 @@ def assemble(src: EvidenceSources, model: str, version: str) -> dict[str, Any]:
         "other_changes": [
             _ref(r, seqs)
             for r in later
-            if r.decision_kind not in (DecisionKind.monitoring, DecisionKind.rollback, DecisionKind.rollback_request)
+            if r.decision_kind not in (*_OWN_SECTION, DecisionKind.halt)
         ],
-        "halts": {"records": [], "note": HALTS_NOTE},
+        "halts": {"records": halts, "note": "" if halts else HALTS_NONE},
         "decision_log": {
             "excerpt": sorted(seqs[i] for i in excerpt if i in seqs),
             "span": span,
@@ -241,6 +247,9 @@ def assemble(src: EvidenceSources, model: str, version: str) -> dict[str, Any]:
             "sealed": {i: log.is_trusted(r) for i, r in excerpt.items()},
         },
     }
+
+
+_OWN_SECTION = (DecisionKind.monitoring, DecisionKind.rollback, DecisionKind.rollback_request)
 
 
 def _expiry(rec: DecisionRecord) -> str | None:
