@@ -184,8 +184,7 @@ def assemble(src: EvidenceSources, model: str, version: str) -> dict[str, Any]:
     ]
     public = src.signing_key.public_key()
     halts = [
-        _ref(r, seqs)
-        | {"sealed": log.is_trusted(r), "details": {k: v for k, v in r.details.items() if k != "seal"}}
+        _ref(r, seqs) | {"sealed": log.is_trusted(r), "details": {k: v for k, v in r.details.items() if k != "seal"}}
         for r in later
         if r.decision_kind is DecisionKind.halt
     ]
@@ -234,11 +233,7 @@ def assemble(src: EvidenceSources, model: str, version: str) -> dict[str, Any]:
             for r in later
             if r.decision_kind in (DecisionKind.rollback, DecisionKind.rollback_request)
         ],
-        "other_changes": [
-            _ref(r, seqs)
-            for r in later
-            if r.decision_kind not in (*_OWN_SECTION, DecisionKind.halt)
-        ],
+        "other_changes": [_ref(r, seqs) for r in later if r.decision_kind not in (*_OWN_SECTION, DecisionKind.halt)],
         "halts": {"records": halts, "note": "" if halts else HALTS_NONE},
         "decision_log": {
             "excerpt": sorted(seqs[i] for i in excerpt if i in seqs),
