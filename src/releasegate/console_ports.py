@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from releasegate.clock import Clock
 from releasegate.console_settings import ConsoleOidcSettings
+from releasegate.model_views import EvidenceDownload, ModelPage, ModelRow
 from releasegate.policy.approvers import ApproverConfig
 from releasegate.policy.handshake import Handshake, Role
 from releasegate.policy.passkeys import Passkey
@@ -80,6 +81,23 @@ class Journal(Protocol):
         ...
 
 
+class ModelPages(Protocol):
+    """The model pages' reads (``services.model_pages``) and a version's evidence pack."""
+
+    def inventory(self) -> list[ModelRow]:
+        """Every governed model (the manifest's), by name."""
+        ...
+
+    def page(self, name: str) -> ModelPage | None:
+        """The page of model ``name``; None when neither the manifest nor the decision log knows it."""
+        ...
+
+    def evidence(self, name: str, version: str, actor: str) -> EvidenceDownload:
+        """The signed evidence pack of ``name`` v``version`` as one archive (what ``releasegate evidence
+        export`` writes), built for ``actor``; ``Refused`` (recorded) when the log holds no promotion of it."""
+        ...
+
+
 @dataclass(frozen=True)
 class ConsoleSettings:
     rp_id: str = "localhost"  # the WebAuthn relying party id: the console's host name
@@ -96,3 +114,4 @@ class ConsolePorts:
     directory: Directory
     journal: Journal
     clock: Clock
+    models: ModelPages | None = None  # the model pages (``console.models``); None: not served
