@@ -114,3 +114,15 @@ def test_the_inventory_asks_a_handful_of_queries_whatever_the_number_of_models(t
     assert len(rows) == 121 and next(r for r in rows if r.name == "credit").champion == "1"
     selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
     assert len(selects) <= 5, selects  # promotions, rollbacks, answered holds, exceptions
+
+
+def test_a_model_page_lists_only_its_newest_decisions_and_verdicts(tmp_path, monkeypatch):
+    from releasegate.services import model_pages
+
+    monkeypatch.setattr(model_pages, "TIMELINE", 5)
+    monkeypatch.setattr(model_pages, "DAYS", 10)
+    service, h = pages(tmp_path)
+    page = service.page("credit")
+    assert page is not None and len(page.timeline) == 5 and page.timeline[0].kind == "exception"
+    assert len(page.days) == 10 and page.days[-1].business_date == (h.first + timedelta(days=h.days - 1)).isoformat()
+    assert [s.version for s in page.champion_history] == ["1", "2", "1"]  # every change, however old

@@ -48,7 +48,7 @@ def day_chart(title: str, axis: str, points: Sequence[Point], bad: str = "above"
         return None
     values = [p.value for p in have if p.value is not None] + [p.threshold for p in points if p.threshold is not None]
     lo, hi = min(values), max(values)
-    if bad == "above" or lo >= 0:
+    if bad == "above":  # a rate or a PSI: from zero
         lo = min(0.0, lo)
     span = (hi - lo) or abs(hi) or 1.0
     lo, hi = lo - (0.0 if lo == 0 else span * 0.08), hi + span * 0.12
@@ -122,6 +122,13 @@ def day_chart(title: str, axis: str, points: Sequence[Point], bad: str = "above"
             f'<circle cx="{x(i):.1f}" cy="{y(p.value):.1f}" r="{3 if i in breaches else 2}" fill="{colour}">'
             f"<title>{escape(tip)}</title></circle>"
         )
+        if i in breaches and p.note:  # name the worst feature where the limit is crossed
+            anchor = "end" if x(i) > WIDTH / 2 else "start"
+            dx = -6 if anchor == "end" else 6
+            out.append(
+                f'<text class="named" x="{x(i) + dx:.1f}" y="{y(p.value) + 4:.1f}" text-anchor="{anchor}">'
+                f"{escape(p.note.split(',')[0])}</text>"
+            )
     out.append("</svg>")
     return "".join(out)
 

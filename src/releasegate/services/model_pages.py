@@ -45,14 +45,15 @@ from releasegate.store import model_views as views
 from releasegate.store.trust import SealedDecisionLog
 
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
-PAGE_KINDS = (
+TIMELINE_KINDS = (  # the decisions naming a model in their details, besides its EOD verdicts
     DecisionKind.promotion,
     DecisionKind.approval,
-    DecisionKind.monitoring,
     DecisionKind.rollback_request,
     DecisionKind.gate_failure_ack,
     DecisionKind.incident,
 )
+TIMELINE = 200  # the newest decisions a model page lists
+DAYS = 400  # the newest EOD verdicts a model page charts
 
 
 def never_halted(model: str) -> str | None:
@@ -137,48 +138,39 @@ class ModelPages:
 
     # -- one model -----------------------------------------------------------------------------------
     def page(self, name: str) -> ModelPage | None:
-        """The model page of ``name``; None when neither the manifest nor the log knows it."""
+        """The model page of ``name``; None when neither the manifest nor the log knows it. Its newest
+        ``TIMELINE`` decisions and ``DAYS`` EOD verdicts; every concluded promotion and rollback."""
         spec = next((s for s in self.specs() if s.name == name), None)
-        named = self._trusted(views.by_model(self.log, [name], PAGE_KINDS))
+        log = self.log
+        concluded = self._trusted(views.by_model(log, [name], [DecisionKind.promotion], ["final"], ["hold", "reject"]))
+        recent = self._trusted(views.by_model(log, [name], TIMELINE_KINDS, newest=TIMELINE))
+        monitoring = self._trusted(views.by_model(log, [name], [DecisionKind.monitoring], newest=DAYS))
         own = self._trusted(
-            views.by_subject(self.log, [records.model_subject(name)], [DecisionKind.rollback, DecisionKind.retrain])
+            views.by_subject(log, [records.model_subject(name)], [DecisionKind.rollback, DecisionKind.retrain])
         )
-        if spec is None and not named and not own:
+        if spec is None and not (concluded or recent or monitoring or own):
             return None
         now = self.clock.now()
-        promotions = [r for r in named if r.decision_kind is DecisionKind.promotion]
-        concluded = [
-            r
-            for r in promotions
-            if r.details.get("status") == "final" or r.details.get("promotion_outcome") in ("hold", "reject")
-        ]
         rollbacks = [r for r in own if r.decision_kind is DecisionKind.rollback]
-        versions = _versions(named, own)
+        versions = _versions([*concluded, *recent], own)
         exceptions = self._trusted(
-            views.by_subject(
-                self.log, [records.model_version_subject(name, v) for v in versions], [DecisionKind.override]
-            )
+            views.by_subject(log, [records.model_version_subject(name, v) for v in versions], [DecisionKind.override])
         )
         holds = [r for r in concluded if r.details.get("promotion_outcome") == "hold"]
-        answered = views.answered(self.log, [r.decision_id for r in holds])
+        answered = views.answered(log, [r.decision_id for r in holds])
         open_exc = [r for r in exceptions if r.exception_expiry is not None and r.exception_expiry > now]
+        steps = champion_steps(concluded, rollbacks)
         if spec is None:
             row = ModelRow(
                 name, [], "unknown", "unknown", None, None, None, 0, len(open_exc), None, None, self.halted(name), False
             )
-            steps = champion_steps(concluded, rollbacks)
             row = _with_champion(row, steps, concluded)
         else:
             row = self._row(spec, self.config(), concluded, rollbacks, answered, open_exc, now)
-            steps = champion_steps(concluded, rollbacks)
-        monitoring = [r for r in named if r.decision_kind is DecisionKind.monitoring]
-        timeline = [
-            e
-            for r in [*named, *own, *exceptions]
-            if r.decision_kind is not DecisionKind.monitoring or _acted(r)
-            if (e := timeline_entry(r)) is not None
-        ]
-        timeline.sort(key=lambda e: e.at, reverse=True)
+        shown = {r.decision_id: r for r in [*concluded, *recent, *own, *exceptions, *filter(_acted, monitoring)]}
+        timeline = sorted(
+            (e for r in shown.values() if (e := timeline_entry(r)) is not None), key=lambda e: e.at, reverse=True
+        )
         kpi = spec.primary_kpi.metric if spec else None
         direction = spec.primary_kpi.better.value if spec else "higher"
         registry = None
@@ -191,7 +183,7 @@ class ModelPages:
             row=row,
             kpi=kpi,
             kpi_direction=direction,
-            timeline=timeline,
+            timeline=timeline[:TIMELINE],
             days=monitoring_days(monitoring),
             champion_history=steps,
             versions=_prod_versions(concluded, rollbacks),

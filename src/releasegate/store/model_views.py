@@ -45,17 +45,21 @@ def by_model(
     kinds: Collection[DecisionKind] | None = None,
     statuses: Collection[str] | None = None,
     outcomes: Collection[str] | None = None,
+    newest: int | None = None,
 ) -> list[DecisionRecord]:
     """Records whose ``details.model_name`` is one of ``models``, in log order; ``kinds``: only these;
-    ``statuses`` / ``outcomes``: only records with one of these ``status`` or ``promotion_outcome``."""
+    ``statuses`` / ``outcomes``: only records with one of these ``status`` or ``promotion_outcome``;
+    ``newest``: only the newest so many (of each chunk of models)."""
     statements = []
     for chunk in _chunks(models):
         stmt = (
             select(DecisionRow)
             .join(IndexRow, IndexRow.seq == DecisionRow.seq)
             .where(IndexRow.model_name.in_(chunk))
-            .order_by(DecisionRow.seq)
+            .order_by(DecisionRow.seq.desc() if newest is not None else DecisionRow.seq)
         )
+        if newest is not None:
+            stmt = stmt.limit(newest)
         if kinds is not None:
             stmt = stmt.where(IndexRow.decision_kind.in_([k.value for k in kinds]))
         wanted = []
@@ -70,12 +74,19 @@ def by_model(
 
 
 def by_subject(
-    log: DecisionLog, subjects: Iterable[str], kinds: Collection[DecisionKind] | None = None
+    log: DecisionLog,
+    subjects: Iterable[str],
+    kinds: Collection[DecisionKind] | None = None,
+    newest: int | None = None,
 ) -> list[DecisionRecord]:
-    """Records of any of ``subjects`` (``kinds``: only these), in log order."""
+    """Records of any of ``subjects`` (``kinds``: only these), in log order; ``newest``: only the newest
+    so many (of each chunk of subjects)."""
     statements = []
     for chunk in _chunks(subjects):
-        stmt = select(DecisionRow).where(DecisionRow.subject.in_(chunk)).order_by(DecisionRow.seq)
+        stmt = select(DecisionRow).where(DecisionRow.subject.in_(chunk))
+        stmt = stmt.order_by(DecisionRow.seq.desc() if newest is not None else DecisionRow.seq)
+        if newest is not None:
+            stmt = stmt.limit(newest)
         if kinds is not None:
             stmt = stmt.where(DecisionRow.decision_kind.in_([k.value for k in kinds]))
         statements.append(stmt)
