@@ -138,7 +138,9 @@ class Notice:
 
     An ``escalation`` (``services.escalation_notices``) uses the same fields for an operations event: its
     ``run_id`` is what it concerns (a flow run, a queue, a gate failure), ``role`` the list its addressees
-    come from (``overrides``, ``exceptions``), ``summary`` its headline and ``facts`` its details."""
+    come from (``overrides``, ``exceptions``), ``summary`` its headline and ``facts`` its details. A
+    ``reminder`` (``services.ack_reminders``: the joint ack expires soon) keeps ``run_id``, ``model`` and
+    ``version`` of the promotion and uses ``summary`` and ``facts`` the same way."""
 
     key: str
     run_id: str
@@ -148,7 +150,7 @@ class Notice:
     requested_by: str
     approvers: tuple[str, ...]
     link: str
-    kind: str = "approval"  # or "escalation"
+    kind: str = "approval"  # or "escalation", "reminder" (``services.ack_reminders``)
     summary: str = ""
     facts: tuple[str, ...] = ()
 

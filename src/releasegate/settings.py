@@ -18,6 +18,7 @@
 | RELEASEGATE_CONSOLE_URL               | http://localhost:4300 (the console's base URL in notices) |
 | RELEASEGATE_SMTP_HOST / _PORT / _SENDER / _TLS / _USERNAME / _PASSWORD | unset: no e-mail notices |
 | RELEASEGATE_NOTIFY_WEBHOOK_URL        | unset: no chat notices (Slack/Teams incoming webhook) |
+| RELEASEGATE_ACK_REMINDER_LEAD_MINUTES | 120 (remind before a joint release ack expires; 0: never) |
 | RELEASEGATE_CONSOLE_OIDC_*            | OIDC sign-in of the console (``releasegate.console_settings``; off) |
 
 The service key seals every record releasegate writes (``releasegate.store.trust``); it is never in the log.
@@ -87,6 +88,13 @@ class Settings(BaseSettings):
     notify_webhook_url: SecretStr | None = Field(
         default=None,
         description='Slack/Teams-compatible incoming webhook: a POST of `{"text": ...}` when a promotion waits.',
+    )
+    ack_reminder_lead_minutes: int = Field(
+        default=120,
+        ge=0,
+        le=1440,
+        description="Minutes before a promotion's joint release ack expires (24 h after the later approval) "
+        "that the deferral sweeper reminds its approvers and the `overrides` list, once (0: no reminder).",
     )
 
     @model_validator(mode="after")

@@ -19,7 +19,7 @@ TIMEOUT_S = 10.0
 
 
 def subject_line(n: Notice) -> str:
-    if n.kind == "escalation":
+    if n.kind != "approval":  # an escalation, a reminder: its headline
         return f"[releasegate] {n.summary}"
     return f"[releasegate] {n.role.upper()} approval waits: {n.model} v{n.version}"
 
@@ -29,6 +29,9 @@ def message_text(n: Notice) -> str:
     if n.kind == "escalation":
         facts = "".join(f" {f}." for f in n.facts)
         return f"{n.summary}.{facts} On call ({n.role}): {who}. See the console: {n.link}"
+    if n.kind == "reminder":
+        facts = "".join(f" {f}." for f in n.facts)
+        return f"{n.summary[0].upper()}{n.summary[1:]}.{facts} Sent to: {who}. Open it in the console: {n.link}"
     return (
         f"{n.model} v{n.version} waits for {n.role.upper()} approval (requested by {n.requested_by}). "
         f"Eligible approvers: {who}. Review and decide in the console: {n.link}"

@@ -58,6 +58,12 @@ def ensure_alias_lock(model: str) -> str:
     return _ensure_limit(f"aliases-{model}")
 
 
+def ensure_reminder_lock() -> str:
+    """One sender of joint-ack reminders at a time (``services.ack_reminders``): two deferral sweepers
+    at once check, send and record each reminder one after the other, so it goes out once."""
+    return _ensure_limit("notices-ack-reminders")
+
+
 # A held lock's lease, renewed by Prefect every 3/4 of it while its holder lives. Prefect's default is
 # 300 s: a promotion killed while holding ``promotion-<model>`` kept its rerun waiting about five
 # minutes. A killed holder's slot is now free within this lease plus the server's lease sweep (15 s);

@@ -30,7 +30,7 @@ class LoggedNotifications:
     def record(self, notice: Notice, channel: str, error: str | None) -> str:
         who = ", ".join(notice.approvers) or "nobody eligible"
         what = f"{notice.role.upper()} approval of {notice.model} v{notice.version} ({who})"
-        if notice.kind == "escalation":
+        if notice.kind != "approval":  # an escalation, a reminder
             what = f"{notice.summary} ({who})"
         rec = self.log.append(
             records.notification(
