@@ -95,8 +95,10 @@ class ModelPages:
         rolled: dict[str, list[DecisionRecord]] = {n: [] for n in names}
         for r in rollbacks:
             rolled[r.subject.removeprefix("model:")].append(r)
+        nexts: dict[tuple[str, str, bool], datetime | None] = {}  # models share schedules: each computed once
         return [
-            self._row(specs[n], config, per_model[n], rolled[n], answered, exceptions.get(n, []), now) for n in names
+            self._row(specs[n], config, per_model[n], rolled[n], answered, exceptions.get(n, []), now, nexts)
+            for n in names
         ]
 
     def _row(
@@ -108,6 +110,7 @@ class ModelPages:
         answered: set[str],
         exceptions: list[DecisionRecord],
         now: datetime,
+        nexts: dict[tuple[str, str, bool], datetime | None] | None = None,
     ) -> ModelRow:
         steps = champion_steps(concluded, rollbacks)
         last = concluded[-1] if concluded else None
@@ -131,7 +134,7 @@ class ModelPages:
             last_promotion=_last_promotion(last) if last else None,
             open_holds=open_holds,
             open_exceptions=len(exceptions),
-            next_eod=next_eod(spec, now),
+            next_eod=_next_eod(spec, now, {} if nexts is None else nexts),
             eod_schedule=f"{eod.cron} ({eod.timezone})" if eod and eod.active else None,
             halted=self.halted(spec.name),
         )
@@ -210,6 +213,15 @@ class ModelPages:
             if model:
                 out.setdefault(model, []).append(r)
         return out
+
+
+def _next_eod(spec: ModelSpec, now: datetime, known: dict[tuple[str, str, bool], datetime | None]) -> datetime | None:
+    if spec.eod is None:
+        return None
+    key = (spec.eod.cron, spec.eod.timezone, spec.eod.active)
+    if key not in known:
+        known[key] = next_eod(spec, now)
+    return known[key]
 
 
 def next_eod(spec: ModelSpec, now: datetime) -> datetime | None:
