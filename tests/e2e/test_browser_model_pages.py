@@ -22,6 +22,7 @@ import socket
 import threading
 import time
 import zipfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -125,3 +126,73 @@ def test_a_validator_reads_the_inventory_a_model_page_and_downloads_a_pack(serve
             assert findings == []
         finally:
             browser.close()
+
+
+@pytest.mark.prefect
+def test_the_model_pages_over_the_demos_real_monitoring_history(tmp_path, monkeypatch):
+    """``releasegate demo`` (ephemeral Prefect, SQLite MLflow) scores business dates with real EOD runs,
+    drifts and rolls back; the console's model pages over that home (``bootstrap.model_pages``) chart
+    them."""
+    import subprocess
+    import sys
+    from dataclasses import replace
+
+    import uvicorn
+
+    from tests.support.console import rig
+
+    home = tmp_path / "demo"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "RELEASEGATE_"))}
+    env |= {"RELEASEGATE_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "releasegate", "demo", "--json"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    monkeypatch.setenv("RELEASEGATE_HOME", str(home))
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    from releasegate import bootstrap
+
+    service = bootstrap.model_pages(bootstrap.app())
+    page_of = {m: service.page(m) for m in ("credit", "diabetes")}
+    for model, found in page_of.items():
+        assert found is not None and found.days, model
+        assert any(d.led_to == "rollback" for d in found.days), model  # the injected drift rolled it back
+        assert found.days[-1].kpi.value is not None and found.days[-1].psi.threshold is not None
+    r = rig(now=datetime.now(UTC))  # the demo's records are of today
+    console = r.client.app.state.console
+    console.ports = replace(console.ports, models=service)
+    assert r.sign_in("audit-ida").status_code == 200
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(r.client.app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    from playwright.sync_api import sync_playwright
+
+    base = f"http://localhost:{port}"
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+            try:
+                context = browser.new_context(viewport={"width": 1280, "height": 900})
+                context.add_cookies([{"name": COOKIE, "value": r.client.cookies[COOKIE], "url": base}])
+                page = context.new_page()
+                page.goto(f"{base}/models")
+                assert page.locator("#model-credit").count() == page.locator("#model-diabetes").count() == 1
+                shot(page, "13-demo-models-inventory")
+                page.goto(f"{base}/models/diabetes")
+                for chart in ("kpi", "psi", "champion"):
+                    assert page.locator(f"#chart-{chart} svg").is_visible(), chart
+                assert "led to a rollback" in " ".join(page.locator("#chart-psi g.marker > title").all_text_contents())
+                shot(page, "14-demo-model-page")
+            finally:
+                browser.close()
+    finally:
+        server.should_exit = True
+        thread.join(10)

@@ -138,6 +138,7 @@ def champion_chart(title: str, steps: Sequence[tuple[datetime, str, str]], until
     line to ``until``; each level labelled with its version. None without steps."""
     if not steps:
         return None
+    until = max(until, steps[-1][0])
     versions = list(dict.fromkeys(v for _, v, _ in steps))
     order = sorted(versions, key=lambda v: (len(v), v))  # numeric-looking versions in their order
     t0, t1 = steps[0][0].timestamp(), max(until.timestamp(), steps[-1][0].timestamp() + 1)
@@ -150,7 +151,8 @@ def champion_chart(title: str, steps: Sequence[tuple[datetime, str, str]], until
     def y(v: str) -> float:
         return TOP + plot_h - (order.index(v) + 0.5) * level
 
-    desc = "; ".join(f"{at:%Y-%m-%d} v{v} by {how}" for at, v, how in steps)
+    when = "%Y-%m-%d" if t1 - t0 >= 2 * 86400 else "%Y-%m-%d %H:%M"  # a short history: the hours too
+    desc = "; ".join(f"{at:%Y-%m-%d %H:%M} v{v} by {how}" for at, v, how in steps)
     out = _svg(title, desc)
     base = TOP + plot_h
     out.append(
@@ -158,8 +160,8 @@ def champion_chart(title: str, steps: Sequence[tuple[datetime, str, str]], until
         f'<line x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{base}" stroke="{MUTED}"/>'
         f'<text x="12" y="{TOP + plot_h / 2:.1f}" text-anchor="middle" '
         f'transform="rotate(-90 12 {TOP + plot_h / 2:.1f})">prod version</text>'
-        f'<text x="{LEFT}" y="{HEIGHT - 22}">{steps[0][0]:%Y-%m-%d}</text>'
-        f'<text x="{WIDTH - RIGHT}" y="{HEIGHT - 22}" text-anchor="end">{until:%Y-%m-%d}</text>'
+        f'<text x="{LEFT}" y="{HEIGHT - 22}">{steps[0][0].strftime(when)}</text>'
+        f'<text x="{WIDTH - RIGHT}" y="{HEIGHT - 22}" text-anchor="end">{until.strftime(when)}</text>'
         f'<text x="{LEFT + plot_w / 2:.1f}" y="{HEIGHT - 6}" text-anchor="middle">time (UTC)</text>'
     )
     for v in order:
