@@ -84,6 +84,7 @@ def console_app(origin: str):
         operations=operations_desk(the_app),
         audit=audit_desk(the_app),
         halts=HaltDesk(halt_ports(the_app)),
+        models=model_pages(the_app, directory.config),
     )
     settings = ConsoleSettings(
         rp_id=urlsplit(origin).hostname or "localhost",
@@ -120,6 +121,105 @@ def audit_desk(the_app: App):
 
     s = the_app.settings
     return LogAuditDesk(the_app.log, the_app.clock, s.resolved_checkpoint_dir, s.signing_key().public_key())
+
+
+def model_pages(the_app: App, config=None):
+    """The console's model pages (``services.model_pages``) over the decision log, the model manifest
+    (the Prefect block when ``PREFECT_API_URL`` is set, else the file), the governed approvers config,
+    the registry's champion alias (one call a model page) and the evidence pack's sources.
+
+    Halted or not: the halt switch's state in the log (``services.halt.why_halted``)."""
+    from releasegate.adapters import mlflow_registry as registry
+    from releasegate.services.approval_desk import GovernedDirectory
+    from releasegate.services.evidence_html import render
+    from releasegate.services.halt import why_halted
+    from releasegate.services.model_pages import ModelPages
+
+    def champion_now(model: str) -> str | None:
+        return registry.alias_version(registry.model_name("prod", model), registry.CHAMPION)
+
+    return ModelPages(
+        the_app.log,
+        specs=lambda: _manifest().models,
+        config=config or GovernedDirectory(the_app).config,
+        clock=the_app.clock,
+        halted=why_halted(the_app.log, the_app.clock),
+        champion_now=champion_now,
+        evidence_sources=partial(evidence_sources, the_app),
+        render=render,
+    )
+
+
+def _manifest():
+    """The model manifest as the flows read it (the block, with a Prefect API), else the file."""
+    import os
+
+    from releasegate.adapters.config import load
+
+    return load("models", use_block=bool(os.environ.get("PREFECT_API_URL")))
+
+
+def evidence_sources(the_app: App):
+    """What an evidence pack is assembled from (``services.evidence_pack.EvidenceSources``)."""
+    from releasegate.services.evidence_pack import EvidenceSources
+
+    s = the_app.settings
+    return EvidenceSources(
+        log=the_app.log,
+        signing_key=s.signing_key(),
+        checkpoint_dir=s.resolved_checkpoint_dir,
+        clock=the_app.clock,
+        inventory=partial(evidence_inventory, the_app),
+        version_tags=version_tags,
+    )
+
+
+def evidence_inventory(the_app: App, model: str) -> dict:
+    """The model's inventory record in an evidence pack: the manifest's entry, the governed owners, the
+    registry's champion."""
+    import os
+
+    from releasegate.adapters import mlflow_registry as registry
+    from releasegate.adapters.config import load, model_spec
+    from releasegate.errors import ConfigError
+    from releasegate.policy.approvers import ApproverConfig
+    from releasegate.services.approvers import history
+    from releasegate.services.handshakes import owners_of
+
+    if os.environ.get("PREFECT_API_URL"):  # the manifest block, as the flows read it
+        spec = model_spec(model)
+    else:  # no Prefect server to ask: the manifest file (never an ephemeral server of its own)
+        try:
+            spec = load("models", use_block=False).get(model)
+        except ConfigError:
+            spec = None
+    steps = history(the_app, "evidence")
+    prod = registry.model_name("prod", model)
+    inventory = {
+        "model": model,
+        "in_manifest": spec is not None,
+        "owners": owners_of(model, spec, steps[-1].config if steps else ApproverConfig()),
+        "risk_tier": spec.risk_tier.value if spec else "standard",
+        "criticality": spec.criticality.value if spec else "standard",
+        "primary_kpi": spec.primary_kpi.model_dump(mode="json") if spec else None,
+        "registry": {"staging": registry.model_name("staging", model), "prod": prod},
+    }
+    try:
+        inventory["champion_now"] = registry.alias_version(prod, registry.CHAMPION)
+    except Exception as exc:  # the registry is not reachable: the pack says so instead of failing
+        inventory["champion_now"] = f"unknown ({exc.__class__.__name__})"
+    return inventory
+
+
+def version_tags(name: str, version: str) -> dict[str, str]:
+    """The registry's tags of a version; a version the registry no longer holds (or a registry that does
+    not answer) is said in the pack instead of failing it: the decision log is the evidence."""
+    from releasegate.adapters import mlflow_registry
+
+    try:
+        return mlflow_registry.version_tags(name, version)
+    except Exception as exc:
+        return {"unavailable": f"{exc.__class__.__name__}: {str(exc)[:200]}"}
 
 
 def approval_desk(the_app: App, config=None):

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from releasegate.clock import Clock
 from releasegate.console_settings import ConsoleOidcSettings
+from releasegate.model_views import EvidenceDownload, ModelPage, ModelRow
 from releasegate.policy.approvers import ApproverConfig
 from releasegate.policy.halt import Action, HaltState
 from releasegate.policy.handshake import Handshake, Role
@@ -219,6 +220,23 @@ class AuditDesk(Protocol):
         ...
 
 
+class ModelPages(Protocol):
+    """The model pages' reads (``services.model_pages``) and a version's evidence pack."""
+
+    def inventory(self) -> list[ModelRow]:
+        """Every governed model (the manifest's), by name."""
+        ...
+
+    def page(self, name: str) -> ModelPage | None:
+        """The page of model ``name``; None when neither the manifest nor the decision log knows it."""
+        ...
+
+    def evidence(self, name: str, version: str, actor: str) -> EvidenceDownload:
+        """The signed evidence pack of ``name`` v``version`` as one archive (what ``releasegate evidence
+        export`` writes), built for ``actor``; ``Refused`` (recorded) when the log holds no promotion of it."""
+        ...
+
+
 @dataclass(frozen=True)
 class ConsoleSettings:
     rp_id: str = "localhost"  # the WebAuthn relying party id: the console's host name
@@ -238,3 +256,4 @@ class ConsolePorts:
     operations: Operations | None = None  # the operations page (``console.operations``); None: not served
     audit: AuditDesk | None = None  # the audit page (``console.audit``); None: not served
     halts: Halts | None = None  # the halt switch (console.halts); None: its pages answer 404
+    models: ModelPages | None = None  # the model pages (``console.models``); None: not served

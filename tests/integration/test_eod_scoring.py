@@ -254,6 +254,11 @@ def test_quiet_day_is_monitored_and_starts_nothing(home):
     assert not run_by_key(f"rollback:monitoring:{model}:{DAY}:rollback:full")
     [mon] = bootstrap.decision_log().query(kind="monitoring")
     assert mon.decision_outcome.value == "accept" and mon.details["breached"] == []
+    m = mon.details["measures"]  # what the model pages chart (services.model_pages)
+    assert m["kpi"] and m["kpi_direction"] in ("higher", "lower") and m["rows"] == 3000
+    assert m["kpi_baseline"] is not None and m["kpi_value"] is not None
+    assert set(m["checks"]) >= {"drift_psi", "missing_rate", "failure_rate", "latency_p95_ms", "metric_drop"}
+    assert all("threshold" in c for c in m["checks"].values()) and m["psi"]
 
 
 def test_a_model_missing_from_the_manifest_fails_at_once_without_retries(home):

@@ -13,7 +13,7 @@ from releasegate.policy.halt import HaltRefused, Step
 from releasegate.policy.handshake import Handshake
 from releasegate.ports import Ports
 from releasegate.services.alias_guard import HALTED_INCIDENT_KIND, guard_model
-from releasegate.services.halt import HaltDesk, HaltPorts, act, overview
+from releasegate.services.halt import HaltDesk, HaltPorts, act, overview, why_halted
 from releasegate.services.halt_log import ModelHalted, refuse_if_halted
 from releasegate.services.release import binary_promotion
 from releasegate.services.rollback import execute_rollback
@@ -121,6 +121,21 @@ def test_bad_input_is_refused_and_recorded(world, model, by, reason, ticket, fie
     [rec] = ports.log.query(kind=DecisionKind.refusal)
     assert rec.decision_id == exc.value.decision_id  # type: ignore[attr-defined]
     assert rec.details["field"] == field and ports.log.query(kind=DecisionKind.halt) == []
+
+
+def test_the_model_pages_see_a_halt_once_it_is_confirmed(world):
+    ports, _ = world
+    ticks = iter([0.0, 0.1, 5.0, 5.1, 10.0, 10.1])
+    halted = why_halted(ports.log, ports.clock, fresh_s=1.0, monotonic=lambda: next(ticks))
+    assert halted("credit") is None and halted("debit") is None
+    act(ports, "credit", "halt", "ops-olga", "scores drift", "INC-7")
+    assert halted("credit") is None  # requested, not confirmed: nothing is halted
+    act(ports, "credit", "halt", "risk-rita", "agreed", "INC-7")
+    assert halted("debit") is None  # within a second of the last read: not read again; another model
+    sentence = halted("credit")  # a second later, the head moved: read again
+    assert sentence is not None and "HALTED" in sentence and "ops-olga and risk-rita" in sentence
+    act(ports, "credit", "resume", "ops-otto", "fixed", "INC-7")
+    assert "resume requested by ops-otto" in (halted("credit") or "")  # still halted until confirmed
 
 
 def test_the_console_desk_reads_and_acts(world):

@@ -2,65 +2,13 @@
 
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import typer
 
 from releasegate.cli._common import console, err, exit_refused
 
-if TYPE_CHECKING:
-    from releasegate.app import App
-
 evidence_app = typer.Typer(help="Evidence packs of model versions: export, verify offline.", no_args_is_help=True)
-
-
-def _inventory(app: App, model: str) -> dict:
-    """The model's inventory record: the manifest's entry, the governed owners, the registry's champion."""
-    import os
-
-    from releasegate.adapters import mlflow_registry as registry
-    from releasegate.adapters.config import load, model_spec
-    from releasegate.errors import ConfigError
-    from releasegate.policy.approvers import ApproverConfig
-    from releasegate.services.approvers import history
-    from releasegate.services.handshakes import owners_of
-
-    if os.environ.get("PREFECT_API_URL"):  # the manifest block, as the flows read it
-        spec = model_spec(model)
-    else:  # no Prefect server to ask: the manifest file (never an ephemeral server of its own)
-        try:
-            spec = load("models", use_block=False).get(model)
-        except ConfigError:
-            spec = None
-    steps = history(app, "evidence")
-    prod = registry.model_name("prod", model)
-    inventory = {
-        "model": model,
-        "in_manifest": spec is not None,
-        "owners": owners_of(model, spec, steps[-1].config if steps else ApproverConfig()),
-        "risk_tier": spec.risk_tier.value if spec else "standard",
-        "criticality": spec.criticality.value if spec else "standard",
-        "primary_kpi": spec.primary_kpi.model_dump(mode="json") if spec else None,
-        "registry": {"staging": registry.model_name("staging", model), "prod": prod},
-    }
-    try:
-        inventory["champion_now"] = registry.alias_version(prod, registry.CHAMPION)
-    except Exception as exc:  # the registry is not reachable: the pack says so instead of failing
-        inventory["champion_now"] = f"unknown ({exc.__class__.__name__})"
-    return inventory
-
-
-def _version_tags(name: str, version: str) -> dict[str, str]:
-    """The registry's tags of a version; a version the registry no longer holds (or a registry that does
-    not answer) is said in the pack instead of failing it: the decision log is the evidence."""
-    from releasegate.adapters import mlflow_registry
-
-    try:
-        return mlflow_registry.version_tags(name, version)
-    except Exception as exc:
-        return {"unavailable": f"{exc.__class__.__name__}: {str(exc)[:200]}"}
 
 
 @evidence_app.command("export")
@@ -77,21 +25,14 @@ def evidence_export(
     from releasegate import bootstrap, records
     from releasegate.decisions import DecisionOutcome
     from releasegate.services.evidence_html import render
-    from releasegate.services.evidence_pack import EvidenceSources, NoEvidence, assemble, write
+    from releasegate.services.evidence_pack import NoEvidence, assemble, write
 
     if out.exists() and not out.is_dir():
         exit_refused("--out", f"{out} is a file: give a folder (it is created when missing)", code=2)
     app = bootstrap.app()
-    s, log = app.settings, app.log
-    key = s.signing_key()
-    sources = EvidenceSources(
-        log=log,
-        signing_key=key,
-        checkpoint_dir=s.resolved_checkpoint_dir,
-        clock=app.clock,
-        inventory=partial(_inventory, app),
-        version_tags=_version_tags,
-    )
+    log = app.log
+    sources = bootstrap.evidence_sources(app)
+    key = sources.signing_key
     try:
         pack = assemble(sources, model, version)
     except NoEvidence as exc:

@@ -212,9 +212,10 @@ def create_app(ports: ConsolePorts, settings: ConsoleSettings | None = None) -> 
         paging = {"first": first, "last": first + len(items) - 1, "total": total, "page": number, "pages": last}
         return c.render(request, "inbox.html", items=items, roles=roles, paging=paging, note=None)
 
-    from releasegate.console import audit, ceremonies, halts, oidc, operations
+    from releasegate.console import audit, ceremonies, halts, models, oidc, operations
 
     ceremonies.register(app, c)
+    models.register(app, c)
     oidc.register(app, c)
     operations.register(app, c)
     audit.register(app, c)

@@ -56,6 +56,7 @@ class Scored(BaseModel):
     failures: int
     latency_ms: dict[str, float]
     metric: float | None  # the model's primary KPI on the batch's labels (None: no labels that day)
+    baseline: float | None = None  # the KPI value its drop was measured against (None: unknown)
 
 
 class EodResult(BaseModel):
@@ -63,6 +64,7 @@ class EodResult(BaseModel):
     business_date: date
     rows: int
     kpi: str
+    kpi_direction: str = "higher"  # the primary KPI's better direction (policy.metrics.Direction)
     champion: Scored
     challenger: Scored | None
     canary_share: float
@@ -157,6 +159,7 @@ def score_business_date(
         business_date=day,
         rows=n,
         kpi=spec.primary_kpi.metric,
+        kpi_direction=spec.primary_kpi.better.value,
         champion=champion,
         challenger=challenger,
         canary_share=canary_share if stage is Stage.canary else 0.0,
@@ -213,7 +216,14 @@ def _score_and_check(
     if batch.y is not None:
         value = compute(kpi, batch.y, pred)
         value = value if np.isfinite(value) else None
-    scored = Scored(version=version, failures=failures, latency_ms=latency_percentiles(lat), metric=value)
+    base = facts.metrics.get(kpi) if baseline is _OWN_BASELINE else baseline
+    scored = Scored(
+        version=version,
+        failures=failures,
+        latency_ms=latency_percentiles(lat),
+        metric=value,
+        baseline=float(base) if isinstance(base, int | float) else None,
+    )
     drift = None
     if profile is not None:  # PSI against the bins logged at training: the training set is never re-read
         require_columns(spec, "current_inputs", batch.X, profile.features)
@@ -230,7 +240,7 @@ def _score_and_check(
         failures=failures,
         latency_ms=scored.latency_ms,
         metric_now=scored.metric,
-        metric_baseline=facts.metrics.get(kpi) if baseline is _OWN_BASELINE else baseline,
+        metric_baseline=base,
         metric_direction=spec.primary_kpi.better,
     )
     return facts, pred, scored, report
@@ -296,6 +306,26 @@ def _write_outputs(home: Path, spec: ModelSpec, day, y, c_pred, ch_pred, served,
     return path
 
 
+def measures_of(result: EodResult) -> dict[str, Any]:
+    """What the champion measured on the day, as the monitoring record keeps it for the model pages
+    (``services.model_pages``): the KPI (its direction and baseline), each check with its threshold,
+    the PSI of every feature, rows and failures."""
+    c = result.champion
+    return {
+        "kpi": result.kpi,
+        "kpi_direction": result.kpi_direction,
+        "kpi_value": c.metric,
+        "kpi_baseline": c.baseline,
+        "rows": result.rows,
+        "failures": c.failures,
+        "checks": {
+            k.name: {"value": k.value, "threshold": k.threshold, "breached": k.breached}
+            for k in result.champion_report.checks
+        },
+        "psi": {f: round(float(v), 6) for f, v in result.champion_report.psi.items() if np.isfinite(v)},
+    }
+
+
 def record_and_act(app: App, result: EodResult, flow_run_id: str | None = None) -> dict[str, Any]:
     """Write the monitoring decision, then request the rollback / retrain the verdict asks for."""
     from releasegate.adapters.prefect_runs import send_event
@@ -326,6 +356,7 @@ def record_and_act(app: App, result: EodResult, flow_run_id: str | None = None) 
                 if result.challenger_report
                 else [],
                 "flow_run_id": flow_run_id,
+                "measures": measures_of(result),
             },
         )
     )

@@ -304,9 +304,8 @@ def _promotion(
     return out
 
 
-def write(pack: dict[str, Any], out: Path, key: Ed25519PrivateKey, render: Callable[[dict[str, Any]], str]) -> Path:
-    """``evidence.json``, ``evidence.html`` (``render(pack)``) and ``evidence.sig`` into ``out``."""
-    out.mkdir(parents=True, exist_ok=True)
+def files_of(pack: dict[str, Any], key: Ed25519PrivateKey, render: Callable[[dict[str, Any]], str]) -> dict[str, bytes]:
+    """The pack's files: ``evidence.json``, ``evidence.html`` (``render(pack)``) and ``evidence.sig``."""
     data = json.dumps(pack, indent=1, sort_keys=True, default=str).encode()
     html = render(pack).encode()
     statement = PackStatement(
@@ -316,7 +315,30 @@ def write(pack: dict[str, Any], out: Path, key: Ed25519PrivateKey, render: Calla
         files={JSON_FILE: sha256(data), HTML_FILE: sha256(html)},
     )
     signed = {"statement": statement.model_dump(mode="json"), **signature_by(statement, key)}
-    (out / JSON_FILE).write_bytes(data)
-    (out / HTML_FILE).write_bytes(html)
-    (out / SIGNATURE_FILE).write_text(json.dumps(signed, indent=2, sort_keys=True) + "\n")
+    return {
+        JSON_FILE: data,
+        HTML_FILE: html,
+        SIGNATURE_FILE: (json.dumps(signed, indent=2, sort_keys=True) + "\n").encode(),
+    }
+
+
+def write(pack: dict[str, Any], out: Path, key: Ed25519PrivateKey, render: Callable[[dict[str, Any]], str]) -> Path:
+    """``evidence.json``, ``evidence.html`` (``render(pack)``) and ``evidence.sig`` into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name, content in files_of(pack, key, render).items():
+        (out / name).write_bytes(content)
     return out
+
+
+def archive(pack: dict[str, Any], key: Ed25519PrivateKey, render: Callable[[dict[str, Any]], str]) -> bytes:
+    """The pack's files as one zip, in a folder ``<model>-v<version>-evidence/`` (what ``write`` writes:
+    unzipped, ``releasegate evidence verify`` checks it)."""
+    import io
+    import zipfile
+
+    folder = f"{pack['model']}-v{pack['version']}-evidence"
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, content in files_of(pack, key, render).items():
+            z.writestr(f"{folder}/{name}", content)
+    return buffer.getvalue()

@@ -21,9 +21,10 @@ and the alias guard restores the pinned champion as an incident (``services.alia
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from releasegate import records
 from releasegate.clock import Clock
@@ -33,6 +34,7 @@ from releasegate.policy.approvers import ApproverConfig
 from releasegate.policy.halt import Action, HaltRefused, HaltState, Step, check_input, next_step
 from releasegate.ports import DecisionLog
 from releasegate.services.halt_log import halt_state
+from releasegate.store.trust import SealedDecisionLog
 
 ACTOR = "releasegate:halt"
 
@@ -169,3 +171,29 @@ class HaltDesk:
 
     def act(self, model: str, action: Action, person: str, reason: str, ticket: str) -> str:
         return act(self.ports, model, action, person, reason, ticket, channel="console").sentence()
+
+
+def why_halted(
+    log: SealedDecisionLog, clock: Clock, fresh_s: float = 1.0, monotonic: Callable[[], float] = time.monotonic
+) -> Callable[[str], str | None]:
+    """The model pages' answer (``services.model_pages.ModelPages.halted``): the sentence of a model's
+    halt while it holds, else None (a request not yet confirmed halts nothing). Which models have any
+    halt record is one indexed query by kind, read again when the log's head moved and at most every
+    ``fresh_s`` seconds, so an inventory of 100 models replays only the ones that have one. A display
+    only: every path that acts on a halt reads it afresh (``services.halt_log``)."""
+    kept: dict[str, Any] = {"at": None}
+
+    def halted(model: str) -> str | None:
+        now = monotonic()
+        if kept["at"] is None or now - kept["at"] >= fresh_s:
+            head = log.head()[0]
+            if kept.get("head") != head:
+                good, _ = log.trusted(kind=DecisionKind.halt)
+                kept.update(head=head, models={str(r.details.get("model_name")) for r in good})
+            kept["at"] = now
+        if model not in kept["models"]:
+            return None
+        state = halt_state(log, model, clock.now(), reader="model pages")
+        return state.sentence() if state.in_force else None
+
+    return halted
