@@ -12,6 +12,7 @@ from functools import partial
 
 from releasegate.app import App
 from releasegate.clock import Clock, SystemClock
+from releasegate.ports import ModelRegistry
 from releasegate.settings import Settings
 from releasegate.settings import project_root as project_root  # where it always was for callers
 from releasegate.store.trust import SealedDecisionLog
@@ -145,7 +146,7 @@ def notifications():
     return Notifications(tuple(notifiers), LoggedNotifications(a.log), s.console_url)
 
 
-def _registry(s: Settings):
+def _registry(s: Settings) -> ModelRegistry:
     """The ``MlflowRegistry`` of ``s``'s MLflow URIs (one per store and process)."""
     from releasegate.adapters import mlflow_registry  # imported lazily: MLflow is slow
 
