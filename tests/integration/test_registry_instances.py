@@ -90,6 +90,9 @@ def test_two_registries_in_one_process_never_see_each_others_models(tmp_path, ou
     assert a.aliases(prod) == {"champion": copied} and a.alias_version(prod, a.CHAMPION) == copied
     assert a.find_copy(prod, staging, "2", fa.artifact_sha256 or "", "d-1") == copied
     assert b.aliases(prod) == {} and b.alias_version(prod, b.CHAMPION) is None
+    champion = f"models:/{prod}@champion"  # what a rollback smoke-tests: resolved by the instance too
+    assert a.smoke_test(champion)["ok"] is True and b.smoke_test(champion)["ok"] is False
+    assert a.artifact_sha256(champion) == a.artifact_sha256(f"models:/{prod}/{copied}")
     assert b.find_copy(prod, staging, "2", "", "d-1") is None
     assert a.artifact_sha256(f"models:/{prod}/{copied}") == a.version_facts(staging, "2").artifact_sha256
     a.delete_alias(prod, a.CHAMPION)

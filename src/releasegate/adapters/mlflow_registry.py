@@ -40,10 +40,8 @@ def _MlflowException() -> type[Exception]:  # noqa: N802 - used in except clause
 
 
 def _is(exc: Exception, *codes: str) -> bool:
-    """Whether MLflow raised one of the error codes it documents (e.g. ``RESOURCE_DOES_NOT_EXIST``).
-
-    Only those answers mean "not there"; any other error (a timeout, a locked database) propagates, so
-    that a failed call is never read as an absent model, alias or copy."""
+    """Whether MLflow raised one of the error codes it documents (``RESOURCE_DOES_NOT_EXIST``...): only
+    those mean "not there"; any other error propagates, never read as an absent model, alias or copy."""
     return getattr(exc, "error_code", None) in codes
 
 
@@ -70,34 +68,46 @@ class MlflowRegistry:
     model_name = staticmethod(model_name)
 
     def download(self, uri: str, dst_path: str | None = None) -> Path:
-        """The artifacts at ``uri`` (``models:/<name>/<version>[/path]``, ``runs:/``) on local disk, from
-        this store. MLflow resolves ``models:/`` with its process-wide registry URI whatever it is given
-        (``ModelsArtifactRepository``): this client resolves the version's artifact location first."""
+        """The artifacts at ``uri`` (``models:/``, ``runs:/``) on local disk, from this store. MLflow
+        resolves ``models:/`` with its process-wide registry URI whatever it is given
+        (``ModelsArtifactRepository``): this client resolves it to an artifact location first."""
         import mlflow
 
-        if uri.startswith("models:/") and len(parts := uri.removeprefix("models:/").split("/", 2)) >= 2:
-            location = self.client.get_model_version_download_uri(parts[0], parts[1])
-            if location.startswith("models:/m-"):  # a logged model (MLflow 3): its own artifact location
-                location = self.client.get_logged_model(location.removeprefix("models:/")).artifact_location
-            uri = "/".join([location.rstrip("/"), *parts[2:]])
+        if uri.startswith("models:/"):
+            uri = self._artifact_location(uri.removeprefix("models:/"))
         local = mlflow.artifacts.download_artifacts(
             artifact_uri=uri, dst_path=dst_path, tracking_uri=self.tracking_uri, registry_uri=self.registry_uri
         )
         return Path(local)
 
+    def _artifact_location(self, ref: str) -> str:
+        """Where the files of ``<name>/<version>``, ``<name>@<alias>`` or ``<logged model id>`` are."""
+        c, (head, _, rest) = self.client, ref.partition("/")
+        version, _, path = rest.partition("/")
+        if "@" in head:
+            name, alias = head.split("@", 1)
+            location, path = (
+                c.get_model_version_download_uri(name, c.get_model_version_by_alias(name, alias).version),
+                rest,
+            )
+        elif version.isdigit():
+            location = c.get_model_version_download_uri(head, version)
+        else:
+            location, path = f"models:/{head}", rest
+        if location.startswith("models:/"):  # a logged model (MLflow 3): its own artifact location
+            location = c.get_logged_model(location.removeprefix("models:/")).artifact_location
+        return "/".join(p for p in (location.rstrip("/"), path) if p)
+
     def ensure_tracking_store(self) -> str:
-        """Create (or migrate) the MLflow tracking and registry store once, from this one process, and
-        return its URI. MLflow migrates an embedded SQLite store on first use; two flow runs starting at
-        once on a fresh store (two workers) race in that migration, and a lost race leaves MLflow's
-        ``_alembic_tmp_*`` tables behind, failing every later run. ``releasegate infra up`` calls this
-        before any worker runs a flow."""
+        """Create (or migrate) the store once, from this one process (``infra up``, before any worker),
+        and return its URI: two runs migrating a fresh SQLite store at once leave MLflow's
+        ``_alembic_tmp_*`` tables behind, failing every later run."""
         self.client.search_experiments(max_results=1)
         self.client.search_registered_models(max_results=1)
         return self.tracking_uri
 
     def registered_models(self, page_size: int = 1000) -> Iterator[Any]:
-        """Every registered model, page by page (MLflow answers at most ``max_results`` per call and a
-        page token for the rest): a registry of more than one page is read to its end."""
+        """Every registered model, page by page (``max_results`` each, then the page token) to the end."""
         token = None
         while True:
             page = self.client.search_registered_models(max_results=page_size, page_token=token)
@@ -185,9 +195,8 @@ class MlflowRegistry:
         return ReferenceProfile.model_validate(doc)
 
     def source_commit(self, name: str, version: str) -> str | None:
-        """The training code's commit of a version: the tags of the run that logged it (MLflow's
-        ``mlflow.source.git.commit``, else ``git_sha``, what the reproducibility gate's measure asks
-        for), then the same tags on the version itself; ``unknown`` and blanks are no commit."""
+        """The training code's commit: ``COMMIT_TAGS`` of the run that logged the version, then of the
+        version itself (what the reproducibility gate asks for); ``unknown`` and blanks are none."""
         c = self.client
         mv = c.get_model_version(name, version)
         places = [dict(c.get_run(mv.run_id).data.tags)] if mv.run_id else []
@@ -199,8 +208,7 @@ class MlflowRegistry:
         return None
 
     def environment_facts(self, name: str, version: str) -> EnvironmentFacts:
-        """The version's rebuild facts (``gates.EnvironmentFacts``) from MLflow's own records; missing
-        pieces stay empty for the reproducibility gate to name."""
+        """The version's rebuild facts from MLflow's records; what is missing stays empty for the gate."""
         import mlflow
 
         commit = self.source_commit(name, version)
@@ -242,8 +250,7 @@ class MlflowRegistry:
             raise
 
     def version_users(self, name: str, version: str) -> list[str]:
-        """Who made the version: its ``user_id`` (set by registries that know users), else the user of
-        the run that logged it (MLflow's ``mlflow.user``); empty when neither is known or it is gone."""
+        """Who made the version: its ``user_id``, then its run's user; empty when unknown or gone."""
         c = self.client
         try:
             mv = c.get_model_version(name, version)
@@ -270,23 +277,18 @@ class MlflowRegistry:
         return mlflow.pyfunc.load_model(str(self.download(uri)))
 
     def smoke_test(self, uri: str, X: Any = None) -> dict[str, Any]:
-        """Load through pyfunc (what serving uses) and score ``X``, by default the ``input_example``
-        logged with the model (any model, any flavour: its own inputs, checked against its own
-        signature); never raises. Without ``X`` and without a logged example the check fails and says
-        what to log."""
+        """Load through pyfunc (what serving uses) and score ``X``, by default its logged ``input_example``
+        (``mlflow_artifacts.smoke_score``); never raises."""
         try:
             return smoke_score(self.load_pyfunc(uri), X)
         except Exception as exc:  # the gate reports it
             return {"ok": False, "rows": 0, "error": f"{type(exc).__name__}: {exc}"[:500]}
 
     def find_copy(self, prod_name: str, staging_name: str, version: str, sha256: str, decision_id: str) -> str | None:
-        """The prod version an interrupted promotion already made, so that a rerun never copies twice.
-
-        First a version tagged with the promotion's pending ``decision_id``; else a copy of exactly
-        ``models:/<staging_name>/<version>`` (the source ``copy_model_version`` records) that no other
-        promotion has claimed (no ``decision_id`` tag) and whose artifacts hash to ``sha256``: the copy
-        made just before a crash, before its tag was set. Errors from MLflow propagate: "not found" must
-        never be guessed from a failed call (that is how a promotion would copy the same binary twice)."""
+        """The prod version an interrupted promotion already made, so that a rerun never copies twice: the
+        one tagged with its pending ``decision_id``, else an unclaimed copy of exactly
+        ``models:/<staging_name>/<version>`` whose files hash to ``sha256`` (made just before a crash).
+        MLflow's errors propagate: "not found" is never guessed from a failed call."""
         versions = self._search_versions(prod_name)
         for mv in versions:
             if mv.tags.get("decision_id") == decision_id:
@@ -344,9 +346,8 @@ def default() -> MlflowRegistry:
 
 
 def _mlflow() -> Any:
-    """MLflow's fluent API pointed at this process's store, for a caller that logs the way a team does
-    (``mlflow.start_run`` / ``log_model`` in tests and scripts): sets MLflow's process-wide URIs, as a
-    team's ``MLFLOW_TRACKING_URI`` would. releasegate's own calls never use it."""
+    """MLflow's fluent API pointed (process-wide) at this process's store, for a caller that logs the way
+    a team does (``mlflow.start_run`` in tests and scripts); releasegate's own calls never use it."""
     import mlflow
 
     from releasegate.adapters import mlflow_scope
