@@ -101,16 +101,7 @@ class ApproverConfig(BaseModel):
 
     def names(self) -> set[str]:
         """Everyone this config names (who may enrol a passkey)."""
-        lists = (
-            self.pm,
-            self.risk,
-            self.compliance,
-            self.exceptions,
-            self.overrides,
-            self.admins,
-            self.auditors,
-            self.oncall,
-        )
+        lists = (self.pm, self.risk, self.compliance, self.exceptions, self.overrides, self.admins, self.auditors, self.oncall)
         return {n for names in lists for n in names}
 
 
