@@ -79,7 +79,9 @@ def _score(
     gate = gate_current_run(app, DEPLOYMENT, [day])
     logger.info("EOD for business date %s admitted: %s", day, gate.explanation)
     try:
-        result = score_business_date(model_name, day, home=app.settings.home_dir, rows=rows, canary_share=canary_share)
+        result = score_business_date(
+            app.registry, model_name, day, home=app.settings.home_dir, rows=rows, canary_share=canary_share
+        )
     except NoChampion as exc:
         logger.error("%s", exc)
         raise  # retried by the runtime policy: a version may be promoted meanwhile

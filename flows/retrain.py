@@ -45,7 +45,7 @@ def retrain(
     logger = get_run_logger()
     app = bootstrap.app()
     now = app.clock.now()
-    s = signals(app.clock, model_name, RetrainTrigger(trigger), source_environment)
+    s = signals(app.registry, app.clock, model_name, RetrainTrigger(trigger), source_environment)
     decision = retrain_gateway(s, load("retrain-policy"), now)
     job, job_params = retrain_call(
         model_spec(model_name),

@@ -17,6 +17,7 @@ wait behind a change freeze or a full critical queue.
 """
 
 from datetime import date, datetime
+from functools import partial
 from typing import Literal
 
 from prefect import get_run_logger
@@ -104,7 +105,7 @@ def rollback(
                 requested_by=requested_by,
                 expected_version=expected_version,
                 business_date=business_date,
-                verify_day=verify_on_day,
+                verify_day=partial(verify_on_day, bootstrap.app().registry),
                 request_id=binding.request.decision_id if binding.request else None,
                 ports=bootstrap.ports(),
             )

@@ -88,6 +88,8 @@ def rg_home(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("RELEASEGATE_HOME", str(home))
     monkeypatch.delenv("RELEASEGATE_DATABASE_URL", raising=False)
     monkeypatch.setenv("RELEASEGATE_PROJECT_DIR", str(ROOT))
+    for var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):  # an earlier test's governed run set them
+        monkeypatch.delenv(var, raising=False)  # to its own store; a subprocess must not inherit that
     approver_keys(tmp_path / "approvers", monkeypatch)
     yield home
     dispose_engines()

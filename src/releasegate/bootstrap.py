@@ -12,6 +12,7 @@ from functools import partial
 
 from releasegate.app import App
 from releasegate.clock import Clock, SystemClock
+from releasegate.ports import ModelRegistry
 from releasegate.settings import Settings
 from releasegate.settings import project_root as project_root  # where it always was for callers
 from releasegate.store.trust import SealedDecisionLog
@@ -226,14 +227,13 @@ def approval_desk(the_app: App, config=None):
     """The approvals desk (``services.approval_desk``) over Prefect's paused runs, the decision log, the
     governed approvers config (``config``: how to read it; the console's directory by default), the
     models manifest and MLflow."""
-    from releasegate.adapters import mlflow_registry as registry
     from releasegate.adapters.config import model_spec
     from releasegate.adapters.prefect_manual import awaiting_among, awaiting_approval, resume_paused
     from releasegate.services.approval_desk import GovernedDirectory, PrefectApprovalDesk
     from releasegate.services.promotion import record_approval
 
     def version_users(model: str, version: str) -> list[str]:
-        return registry.version_users(registry.model_name("staging", model), version)
+        return the_app.registry.version_users(the_app.registry.model_name("staging", model), version)
 
     return PrefectApprovalDesk(
         the_app.log,
@@ -278,10 +278,11 @@ def notifications():
     return Notifications(tuple(notifiers), LoggedNotifications(a.log), s.console_url)
 
 
-def _registry():
+def _registry(s: Settings) -> ModelRegistry:
+    """The ``MlflowRegistry`` of ``s``'s MLflow URIs (one per store and process)."""
     from releasegate.adapters import mlflow_registry  # imported lazily: MLflow is slow
 
-    return mlflow_registry
+    return mlflow_registry.for_settings(s)
 
 
 def app() -> App:

@@ -1,8 +1,8 @@
 """The ports services receive: what a use case needs from MLflow, Prefect, the decision log and time.
 
 Services (``releasegate.services``) call these Protocols, never ``mlflow`` or ``prefect`` directly;
-``releasegate.bootstrap.ports()`` wires the real adapters (``adapters.mlflow_registry``, the sealed
-decision log of ``store.trust``, the process clock). A unit test passes in-memory fakes of these
+``releasegate.bootstrap.ports()`` wires the real adapters (one ``adapters.mlflow_registry.MlflowRegistry``,
+the sealed decision log of ``store.trust``, the process clock). A unit test passes in-memory fakes of these
 Protocols (see ``tests/unit/test_binary_promotion.py``) and runs a use case in milliseconds.
 
 Errors: a ``Registry`` answers "absent" (``None``, ``{}``) only where MLflow documents absence
@@ -18,11 +18,17 @@ from typing import Any, Protocol
 
 from releasegate.clock import Clock
 from releasegate.decisions import DecisionKind, DecisionRecord, NewDecision
-from releasegate.errors import Unavailable
+from releasegate.errors import NotFound, Unavailable
+from releasegate.policy.gates import EnvironmentFacts, VersionFacts
+from releasegate.policy.psi import ReferenceProfile
 
 
 class RegistryUnavailable(Unavailable):
     """The registry failed in a way it does not document as "not found"; retry later, assume nothing."""
+
+
+class VersionNotFound(NotFound):
+    """The registry has no such model version (MLflow's ``RESOURCE_DOES_NOT_EXIST``)."""
 
 
 class Registry(Protocol):
@@ -51,6 +57,24 @@ class Registry(Protocol):
     def smoke_test(self, uri: str, X: Any = None) -> dict[str, Any]:
         """Load the model as serving would and score ``X`` (default: its logged ``input_example``); never
         raises (``{"ok", "rows", "error"}``, plus ``measure`` when the model lacks what the check needs)."""
+        ...
+
+
+class ModelRegistry(Registry, Protocol):
+    """The registry with what the dossier, EOD, backfill and retrain read of a version
+    (``adapters.mlflow_registry.MlflowRegistry``: one MLflow store, its own client)."""
+
+    def version_facts(self, name: str, version: str, with_hash: bool = True) -> VersionFacts:
+        """Raises ``VersionNotFound`` when the registry has no such version."""
+        ...
+
+    def reference_profile(self, name: str, version: str) -> ReferenceProfile | None: ...
+    def environment_facts(self, name: str, version: str) -> EnvironmentFacts: ...
+    def registered_model_tags(self, name: str) -> dict[str, str]: ...
+    def version_users(self, name: str, version: str) -> list[str]: ...
+    def run_started(self, run_id: str) -> datetime: ...
+    def load_pyfunc(self, uri: str) -> Any:
+        """The model at ``uri`` loaded as serving would (MLflow's pyfunc)."""
         ...
 
 

@@ -455,7 +455,7 @@ def test_a_rollback_killed_during_verification_is_finished_by_the_rerun(home, mo
     approve_prod_version(MODEL, "2")
     registry.set_alias(PROD, "champion", "2")
     registry.set_alias(PROD, "archive", "1")
-    _crash_once(monkeypatch, registry, "smoke_test")
+    _crash_once(monkeypatch, registry.default(), "smoke_test")
     with pytest.raises(SystemExit):
         execute_rollback(MODEL, trigger="drift", root_cause="PSI 0.4", requested_by="ops-olga", ports=bootstrap.ports())
     [pending] = bootstrap.decision_log().query(kind="rollback")
@@ -476,11 +476,11 @@ def test_a_promotion_killed_mid_registry_is_finished_once(home, clock, monkeypat
 
     v1 = register()
     if crash_in == "decision_tag":  # between copy_model_version and the decision_id tag
-        _crash_once(monkeypatch, registry, "set_tags", lambda name, v, tags: set(tags) == {"decision_id"})
+        _crash_once(monkeypatch, registry.default(), "set_tags", lambda name, v, tags: set(tags) == {"decision_id"})
     elif crash_in == "champion_move":  # after the champion moved, before the final record
-        _crash_once(monkeypatch, registry, "set_alias", lambda name, alias, v: alias == "champion")
+        _crash_once(monkeypatch, registry.default(), "set_alias", lambda name, alias, v: alias == "champion")
     else:  # MLflow fails once while the binary step looks for an earlier copy: never read as "no copy"
-        _crash_once(monkeypatch, registry, "_search_versions", error=MlflowException("database is locked"))
+        _crash_once(monkeypatch, registry.default(), "_search_versions", error=MlflowException("database is locked"))
     run_id, state = promote_with_approvals(v1)
     if crash_in == "registry_error":
         assert state.is_failed() and "database is locked" in state.message
@@ -716,7 +716,7 @@ def test_an_interrupted_rollback_that_no_longer_fits_is_abandoned_not_finished(h
     registry.set_alias(PROD, "champion", "2")
     registry.set_alias(PROD, "archive", "1")
     registry.set_alias(PROD, "challenger", "3")
-    _crash_once(monkeypatch, registry, "set_alias", lambda name, alias, v: alias == "champion")
+    _crash_once(monkeypatch, registry.default(), "set_alias", lambda name, alias, v: alias == "champion")
     with pytest.raises(SystemExit):  # a full rollback killed before the champion moved
         execute_rollback(MODEL, trigger="drift", root_cause="r", requested_by="alice", ports=bootstrap.ports())
     # Later, a canary rollback of the challenger is asked for: it must not finish alice's full rollback.
@@ -740,7 +740,7 @@ def test_a_later_rollback_makes_an_interrupted_promotion_abandoned(home, clock, 
 
     champion = install_champion(register(WEAKER_BY_3PCT))
     approve_prod_version(MODEL, champion)
-    real, calls = registry.set_alias, []
+    real, calls = registry.default().set_alias, []
 
     def move_then_die(name, alias, version):  # the champion moves, then the process dies
         real(name, alias, version)
@@ -748,7 +748,7 @@ def test_a_later_rollback_makes_an_interrupted_promotion_abandoned(home, clock, 
             calls.append(version)
             raise SystemExit("killed after the champion moved")
 
-    monkeypatch.setattr(registry, "set_alias", move_then_die)
+    monkeypatch.setattr(registry.default(), "set_alias", move_then_die)  # the instance the app uses
     v2 = register()
     run_id, state = promote_with_approvals(v2)
     assert state is None and registry.aliases(PROD) == {"champion": calls[0], "archive": champion}

@@ -100,8 +100,10 @@ def test_the_drift_gate_reads_the_newest_business_dates_inputs(team):  # noqa: F
     # business dates before the newest one
     _with_calendar(folder, holidays=["2026-11-27"])
     spec = model_spec(MODEL)
-    drift, why = drift_from_profile(spec, f"prod.{MODEL}", v1, date(2026, 11, 29), look_back_days=2)
+    drift, why = drift_from_profile(registry.default(), spec, f"prod.{MODEL}", v1, date(2026, 11, 29), look_back_days=2)
     assert why is None and max(drift.values()) > 0.3  # the drifted day's inputs
     assert registry.reference_profile(f"prod.{MODEL}", v1) is not None
-    none, why_not = drift_from_profile(spec, f"prod.{MODEL}", v1, date(2026, 11, 29), look_back_days=1)
+    none, why_not = drift_from_profile(
+        registry.default(), spec, f"prod.{MODEL}", v1, date(2026, 11, 29), look_back_days=1
+    )
     assert none == {} and "no file for business date 2026-11-25" in why_not

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from releasegate import records
-from releasegate.adapters import mlflow_registry as registry
+from releasegate.adapters.mlflow_registry import STAGING
 from releasegate.app import App
 from releasegate.decisions import DecisionOutcome
 
@@ -45,6 +45,7 @@ def submit_candidate(
     ``details`` wins). Returns ``{"decision_id", "promotion"}`` (the intake result, or None when rejected)."""
     from releasegate.adapters.prefect_runs import send_event
 
+    registry = app.registry
     staging = registry.model_name("staging", model)
     now = app.clock.now()
     rec = app.log.append(
@@ -58,7 +59,7 @@ def submit_candidate(
     )
     if not checks_ok:
         return {"decision_id": rec.decision_id, "promotion": None}
-    registry.set_alias(staging, registry.STAGING, version)
+    registry.set_alias(staging, STAGING, version)
     announced = send_event(
         app,
         {

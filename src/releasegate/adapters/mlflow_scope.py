@@ -32,6 +32,7 @@ from releasegate.settings import Settings
 
 TRACKING, REGISTRY, RUN_CONTEXT = "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_RUN_CONTEXT"
 _lock = threading.Lock()
+_fluent = threading.RLock()  # one block at a time through MLflow's process-wide URIs (pointed_at)
 _applied: dict[str, set[str]] = {}  # every URI releasegate itself gave MLflow in this process (not a user's choice)
 _active: list[dict[str, str]] = []  # the lineage tags of the governed runs inside this process, in entry order
 _base_context: str | None = None  # MLFLOW_RUN_CONTEXT as it was before the first of them
@@ -95,6 +96,35 @@ def _point_mlflow_here() -> None:
         mlflow.set_tracking_uri(want[TRACKING])
         mlflow.set_registry_uri(want[REGISTRY])
     applied(want)
+
+
+@contextmanager
+def pointed_at(tracking_uri: str, registry_uri: str) -> Iterator[None]:
+    """MLflow's process-wide URIs (and their env vars) at one store for the block, then exactly as before.
+
+    Only for what MLflow offers through its fluent API alone (``mlflow.start_run`` + ``log_model`` with
+    ``registered_model_name``: ``MlflowRegistry.log_sklearn_version``); everything else goes through an
+    ``MlflowClient`` bound to its URIs. Blocks of releasegate's own run one at a time (``_fluent``); a
+    thread of the caller's own that uses the fluent API meanwhile sees this store."""
+    import mlflow
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    with _fluent:
+        before = (tracking_utils._tracking_uri, registry_utils._registry_uri)
+        env = {var: os.environ.get(var) for var in (TRACKING, REGISTRY)}
+        mlflow.set_tracking_uri(tracking_uri)
+        mlflow.set_registry_uri(registry_uri)
+        try:
+            yield
+        finally:
+            mlflow.set_tracking_uri(before[0])  # type: ignore[arg-type]  # None: unset, as MLflow does
+            registry_utils._registry_uri = before[1]
+            for var, value in env.items():
+                if value is None:
+                    os.environ.pop(var, None)
+                else:
+                    os.environ[var] = value
 
 
 def source_commit(source_file: str | Path | None) -> str | None:

@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 
-from releasegate.adapters import mlflow_registry as registry
 from releasegate.errors import Refused
 
 
@@ -25,11 +24,12 @@ class PredictionRefused(Refused):
 
 
 class Predictor:
-    """One registered model version, ready to score DataFrames of its inputs."""
+    """One registered model version (``model``: loaded through pyfunc, ``ModelRegistry.load_pyfunc``),
+    ready to score DataFrames of its inputs."""
 
-    def __init__(self, uri: str, prediction: str, *, field: str = "predict"):
+    def __init__(self, model: Any, uri: str, prediction: str, *, field: str = "predict"):
         self.uri, self.prediction, self.field = uri, prediction, field
-        self._model = registry._mlflow().pyfunc.load_model(uri)
+        self._model = model
         schema = self._model.metadata.get_input_schema()
         self.signature_features: list[str] | None = (
             list(schema.input_names()) if schema is not None and schema.has_input_names() else None

@@ -9,7 +9,7 @@ sending and advancing the cursor, starts one run.
 
 from __future__ import annotations
 
-from releasegate.adapters import mlflow_registry as registry
+from releasegate.adapters.mlflow_registry import for_settings
 from releasegate.app import App
 from releasegate.policy.webhooks import split_name
 from releasegate.services.alias_guard import GuardResult
@@ -21,7 +21,8 @@ def watch_once(app: App) -> list[IntakeResult]:
     from releasegate.adapters.prefect_runs import send_event
 
     store = RegistryEventStore(app.settings.resolved_database_url)
-    c = registry.client()
+    registry = for_settings(app.settings)
+    c = registry.client
     now = app.clock.now()
     results: list[IntakeResult] = []
     for rm in list(registry.registered_models()):  # read whole first: pages are offsets
@@ -79,6 +80,7 @@ def guard_prod_aliases(app: App, mode: str | None = None) -> list[GuardResult]:
     if mode == "off":
         return []
     ports = app.ports
+    registry = for_settings(s)
     out = []
     for rm in list(registry.registered_models()):  # read whole first: pages are offsets
         parts = split_name(rm.name, s.environments)

@@ -20,7 +20,6 @@ from enum import StrEnum
 
 from pydantic import BaseModel
 
-from releasegate.adapters import mlflow_registry as registry
 from releasegate.adapters.config import ConfigError, load, model_spec
 from releasegate.adapters.data_sources import NoDataForDate
 from releasegate.app import App
@@ -125,6 +124,7 @@ def _one(app: App, model: str, day: date, version: str | None, done: bool) -> Ba
     if chosen is None:
         chosen, source = champion_on(app.log, model, day), "decision log: champion on that date"
     if chosen is None:
+        registry = app.registry
         current = registry.alias_version(registry.model_name("prod", model), registry.CHAMPION)
         if current is None:
             return BackfillDay(
@@ -135,7 +135,7 @@ def _one(app: App, model: str, day: date, version: str | None, done: bool) -> Ba
             )
         chosen, source = current, "current champion (the decision log names none on that date)"
     try:
-        result = score_business_date(model, day, home=app.settings.home_dir, version=chosen)
+        result = score_business_date(app.registry, model, day, home=app.settings.home_dir, version=chosen)
     except NoDataForDate as exc:  # the business date has no data (yet): its own outcome, go on
         return BackfillDay(
             model_name=model, business_date=day, status=DayStatus.no_data, version=chosen, detail=str(exc)

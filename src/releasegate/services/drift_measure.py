@@ -7,27 +7,27 @@ from __future__ import annotations
 import math
 from datetime import date
 
-from releasegate.adapters import mlflow_registry as registry
 from releasegate.adapters.data_sources import DataSourceError, load_frame
 from releasegate.policy.drift import DriftSample, sample_of
 from releasegate.policy.models import ModelSpec, manifest_field
 from releasegate.policy.psi import present_rows, psi_against
+from releasegate.ports import ModelRegistry
 
 PROFILE_MEASURE = "log a reference profile with the training run: releasegate.evidence.log_reference_profile(X_train)"
 
 
 def drift_from_profile(
-    spec: ModelSpec, name: str, version: str, today: date, look_back_days: int = 7
+    registry: ModelRegistry, spec: ModelSpec, name: str, version: str, today: date, look_back_days: int = 7
 ) -> tuple[dict[str, float], str | None]:
     """PSI per feature of the model's newest current inputs (today, else up to ``look_back_days`` business
     dates of its calendar back) against the reference profile logged with the version's run; or no
     figures and what to do."""
-    drift, measure, _ = measure_drift(spec, name, version, today, look_back_days)
+    drift, measure, _ = measure_drift(registry, spec, name, version, today, look_back_days)
     return drift, measure
 
 
 def measure_drift(
-    spec: ModelSpec, name: str, version: str, today: date, look_back_days: int = 7
+    registry: ModelRegistry, spec: ModelSpec, name: str, version: str, today: date, look_back_days: int = 7
 ) -> tuple[dict[str, float], str | None, DriftSample | None]:
     """``drift_from_profile`` and what it was measured on: n, m and the profile's bins (``policy.drift``)."""
     profile = registry.reference_profile(name, version)

@@ -17,7 +17,6 @@ import numpy as np
 from pydantic import BaseModel
 
 from releasegate import records
-from releasegate.adapters import mlflow_registry as registry
 from releasegate.adapters.config import load, model_spec
 from releasegate.adapters.data_sources import BusinessBatch, DataSourceError, as_float, load_batch, require_columns
 from releasegate.adapters.model_io import Predictor
@@ -38,6 +37,7 @@ from releasegate.policy.scoring import (
     compare,
     judge,
 )
+from releasegate.ports import ModelRegistry
 from releasegate.services.drift_measure import PROFILE_MEASURE
 
 
@@ -100,6 +100,7 @@ def governed_spec(model: str) -> ModelSpec:
 
 
 def score_business_date(
+    registry: ModelRegistry,
     model: str,
     day: date,
     *,
@@ -126,7 +127,7 @@ def score_business_date(
     policy: MonitoringPolicy = load("monitoring-thresholds").for_model(spec.drift)  # with the model's drift rule
     batch = load_batch(spec, day, None, rows)
     n = batch.rows
-    c_facts, c_pred, champion, c_report = _score_and_check(policy, spec, prod, champ_v, batch, chunk_rows)
+    c_facts, c_pred, champion, c_report = _score_and_check(registry, policy, spec, prod, champ_v, batch, chunk_rows)
     c_assess = _assessment(champ_v, _champion_stage(c_facts.tags), c_report)
 
     ch_v = aliases.get(registry.CHALLENGER)
@@ -138,7 +139,7 @@ def score_business_date(
     if stage is not None and ch_v is not None:
         # The challenger is judged against the champion on the same rows, not against its own baseline.
         _, ch_pred, challenger, ch_report = _score_and_check(
-            policy, spec, prod, ch_v, batch, chunk_rows, baseline=champion.metric
+            registry, policy, spec, prod, ch_v, batch, chunk_rows, baseline=champion.metric
         )
         comparison = compare(
             c_pred,
@@ -194,6 +195,7 @@ def model_inputs(spec: ModelSpec, predictor: Predictor, version: str, batch: Bus
 
 
 def _score_and_check(
+    registry: ModelRegistry,
     policy: MonitoringPolicy,
     spec: ModelSpec,
     prod: str,
@@ -207,7 +209,10 @@ def _score_and_check(
     ``baseline``: the KPI value its drop is measured against (None: unknown, no drop); by default the
     value the version's training run logged."""
     facts = registry.version_facts(prod, version, with_hash=False)
-    predictor = Predictor(f"models:/{prod}/{version}", spec.prediction, field=manifest_field(spec.name, "predict"))
+    model = registry.load_pyfunc(f"models:/{prod}/{version}")
+    predictor = Predictor(
+        model, f"models:/{prod}/{version}", spec.prediction, field=manifest_field(spec.name, "predict")
+    )
     profile = registry.reference_profile(prod, version)
     feats, X = model_inputs(spec, predictor, version, batch, profile)
     pred, failures, lat = predictor.score(X, chunk_rows)
@@ -246,7 +251,9 @@ def _score_and_check(
     return facts, pred, scored, report
 
 
-def verify_on_day(model: str, version: str, day: date, chunk_rows: int = 250) -> dict[str, Any]:
+def verify_on_day(
+    registry: ModelRegistry, model: str, version: str, day: date, chunk_rows: int = 250
+) -> dict[str, Any]:
     """Score ``day``'s inputs with prod ``version`` (a rollback's restored version): rows, failures, the
     KPI on the day's labels. Never raises: a data or model problem is a failed check that says why."""
     try:
@@ -254,7 +261,8 @@ def verify_on_day(model: str, version: str, day: date, chunk_rows: int = 250) ->
         prod = registry.model_name("prod", model)
         policy: MonitoringPolicy = load("monitoring-thresholds")
         batch = load_batch(spec, day, None)
-        predictor = Predictor(f"models:/{prod}/{version}", spec.prediction, field=manifest_field(model, "predict"))
+        uri = f"models:/{prod}/{version}"
+        predictor = Predictor(registry.load_pyfunc(uri), uri, spec.prediction, field=manifest_field(model, "predict"))
         _, X = model_inputs(spec, predictor, version, batch, registry.reference_profile(prod, version))
         pred, failures, lat = predictor.score(X, chunk_rows)
     except Exception as exc:  # noqa: BLE001 - reported as the failed verification it is

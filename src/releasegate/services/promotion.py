@@ -27,7 +27,6 @@ from datetime import datetime
 from typing import Any
 
 from releasegate import records
-from releasegate.adapters import mlflow_registry as registry
 from releasegate.adapters.config import ApproverConfig, model_spec
 from releasegate.app import App
 from releasegate.decisions import DecisionOutcome
@@ -41,6 +40,7 @@ from releasegate.policy.handshake import (
 )
 from releasegate.policy.models import Criticality, RiskTier, manifest_field
 from releasegate.policy.passkey_approvals import AnySigned
+from releasegate.ports import VersionNotFound
 from releasegate.services import handshakes
 from releasegate.services.drift_measure import measure_drift
 from releasegate.services.promotion_log import promotion_history
@@ -86,12 +86,12 @@ def approved_exception(app: App, model: str, version: str, now: datetime, reques
 
 
 def build_dossier(app: App, model: str, candidate_version: str, policy: GatePolicy, requested_by: str = "") -> Dossier:
-    now = app.clock.now()
+    now, registry = app.clock.now(), app.registry
     staging, prod = registry.model_name("staging", model), registry.model_name("prod", model)
     try:
         candidate = registry.version_facts(staging, candidate_version)
-    except registry.VersionNotFound as exc:
-        raise registry.VersionNotFound(
+    except VersionNotFound as exc:
+        raise VersionNotFound(
             f"candidate_version: {exc}: give a version of {staging} that registry lists, or log it there first "
             "(with the local stack, `source ~/.releasegate/stack/stack.env` before training, so the version "
             "goes to the stack's MLflow)"
@@ -106,7 +106,7 @@ def build_dossier(app: App, model: str, candidate_version: str, policy: GatePoli
     champion = registry.version_facts(prod, champ_v, with_hash=True) if champ_v else None
     spec = model_spec(model)
     if spec is not None and spec.current_inputs is not None:  # the model's own data and training profile
-        drift, drift_measure, drift_sample = measure_drift(spec, staging, candidate_version, now.date())
+        drift, drift_measure, drift_sample = measure_drift(registry, spec, staging, candidate_version, now.date())
     else:  # nothing to compare with: the drift gate fails (closed) and says what to declare
         drift, drift_measure = {}, f"declare {manifest_field(model, 'current_inputs')} in blocks/models.yaml"
         drift_sample = None
@@ -159,7 +159,7 @@ def staged_by(app: App, model: str, version: str, requested_by: str) -> dict[str
     ``submit_candidate`` caller (sealed retrain records of the version), the version's MLflow user (the
     version's ``user_id``, else its run's), and the person who asked for the promotion."""
     good, _ = app.log.trusted(kind="retrain", subject=f"model:{model}")
-    users = registry.version_users(registry.model_name("staging", model), version)
+    users = app.registry.version_users(app.registry.model_name("staging", model), version)
     return handshakes.staged_by_of(version, good, users, requested_by)
 
 
@@ -337,5 +337,5 @@ def record_outcome(
     return rec.decision_id
 
 
-def report_git_sha(name: str, version: str) -> str:
-    return registry.source_commit(name, version) or "unknown"
+def report_git_sha(app: App, name: str, version: str) -> str:
+    return app.registry.source_commit(name, version) or "unknown"

@@ -7,20 +7,24 @@ in the KPI's own direction. A model without data sources gives neither signal.""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
-from releasegate.adapters import mlflow_registry as registry
 from releasegate.adapters.config import load, model_spec
 from releasegate.clock import Clock
 from releasegate.policy.drift import judge
 from releasegate.policy.metrics import relative_drop
 from releasegate.policy.monitoring import MonitoringPolicy
 from releasegate.policy.retrain import RetrainSignals, RetrainTrigger
+from releasegate.ports import ModelRegistry
 from releasegate.services.drift_measure import measure_drift
 from releasegate.services.eod import verify_on_day
 
 
-def signals(clock: Clock, model: str, trigger: RetrainTrigger, source_environment: str | None = None) -> RetrainSignals:
+def signals(
+    registry: ModelRegistry,
+    clock: Clock,
+    model: str,
+    trigger: RetrainTrigger,
+    source_environment: str | None = None,
+) -> RetrainSignals:
     prod = registry.model_name("prod", model)
     champ = registry.alias_version(prod, registry.CHAMPION)
     if champ is None:
@@ -32,16 +36,15 @@ def signals(clock: Clock, model: str, trigger: RetrainTrigger, source_environmen
     drop = None
     if spec is not None and spec.current_inputs is not None:
         today = clock.now().date()
-        drift, _, sample = measure_drift(spec, prod, champ, today)
+        drift, _, sample = measure_drift(registry, spec, prod, champ, today)
         if sample is not None:  # EOD's noise allowance: only PSI beyond the sampling noise of the rows
             rule: MonitoringPolicy = load("monitoring-thresholds")
             rule = rule.for_model(spec.drift)  # its bands are the retrain policy's: no threshold here
             beyond = judge(drift, sample, 0.0, rule.false_alarm_rate, rule.min_rows).drifted
-        on_day = verify_on_day(model, champ, today)
+        on_day = verify_on_day(registry, model, champ, today)
         kpi = spec.primary_kpi
         drop = relative_drop(on_day.get("value"), facts.metrics.get(kpi.metric), kpi.better)
-    run = registry.client().get_run(facts.run_id) if facts.run_id else None
-    started = datetime.fromtimestamp(run.info.start_time / 1000, UTC) if run else None
+    started = registry.run_started(facts.run_id) if facts.run_id else None
     age = (clock.now() - started).total_seconds() / 86400 if started else None
     return RetrainSignals(
         trigger=trigger,
