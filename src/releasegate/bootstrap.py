@@ -130,13 +130,13 @@ def model_pages(the_app: App, config=None):
     the registry's champion alias (one call a model page) and the evidence pack's sources.
 
     Halted or not: the halt switch's state in the log (``services.halt.why_halted``)."""
-    from releasegate.adapters import mlflow_registry as registry
     from releasegate.services.approval_desk import GovernedDirectory
     from releasegate.services.evidence_html import render
     from releasegate.services.halt import why_halted
     from releasegate.services.model_pages import ModelPages
 
     def champion_now(model: str) -> str | None:
+        registry = the_app.registry
         return registry.alias_version(registry.model_name("prod", model), registry.CHAMPION)
 
     return ModelPages(
@@ -171,7 +171,7 @@ def evidence_sources(the_app: App):
         checkpoint_dir=s.resolved_checkpoint_dir,
         clock=the_app.clock,
         inventory=partial(evidence_inventory, the_app),
-        version_tags=version_tags,
+        version_tags=partial(version_tags, the_app),
     )
 
 
@@ -180,7 +180,6 @@ def evidence_inventory(the_app: App, model: str) -> dict:
     registry's champion."""
     import os
 
-    from releasegate.adapters import mlflow_registry as registry
     from releasegate.adapters.config import load, model_spec
     from releasegate.errors import ConfigError
     from releasegate.policy.approvers import ApproverConfig
@@ -195,6 +194,7 @@ def evidence_inventory(the_app: App, model: str) -> dict:
         except ConfigError:
             spec = None
     steps = history(the_app, "evidence")
+    registry = the_app.registry
     prod = registry.model_name("prod", model)
     inventory = {
         "model": model,
@@ -212,13 +212,11 @@ def evidence_inventory(the_app: App, model: str) -> dict:
     return inventory
 
 
-def version_tags(name: str, version: str) -> dict[str, str]:
+def version_tags(the_app: App, name: str, version: str) -> dict[str, str]:
     """The registry's tags of a version; a version the registry no longer holds (or a registry that does
     not answer) is said in the pack instead of failing it: the decision log is the evidence."""
-    from releasegate.adapters import mlflow_registry
-
     try:
-        return mlflow_registry.version_tags(name, version)
+        return the_app.registry.version_tags(name, version)
     except Exception as exc:
         return {"unavailable": f"{exc.__class__.__name__}: {str(exc)[:200]}"}
 
