@@ -1,7 +1,8 @@
 """Console audit page: what ``GET /audit`` reads, what ``POST /audit/verify`` walks and what
 ``GET /audit/export`` streams, over a large decision log.
 
-Run by hand: ``.venv/bin/python bench/console_audit_bench.py [--records 200000]``. The log is N sealed
+Run by hand: ``.venv/bin/python bench/console_audit_bench.py [--records 200000]``; ``--smoke`` (run by
+``bench/run_all.py --smoke`` in ``make test``): 2,000 records, the same steps. The log is N sealed
 records built in bulk (``audit_bench.build``) in SQLite under a throw-away home, with 10 signed
 checkpoints; timed through ``services.audit_desk.LogAuditDesk`` (the console's real port):
 
@@ -29,7 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--records", type=int, default=200_000)
-    n = p.parse_args().records
+    p.add_argument("--smoke", action="store_true", help="2,000 records: the steps run, nothing to read into")
+    a = p.parse_args()
+    n = 2_000 if a.smoke else a.records
     home = Path(tempfile.mkdtemp(prefix="console-audit-bench-"))
     os.environ["RELEASEGATE_HOME"] = str(home)
     from audit_bench import KEY, build  # noqa: E402

@@ -129,10 +129,34 @@ def test_a_validator_reads_the_inventory_a_model_page_and_downloads_a_pack(serve
 
 
 @pytest.mark.prefect
+def _export_and_alter(model: str, version: str, folder, env: dict[str, str]) -> None:
+    """``releasegate evidence export`` then ``verify`` in their own processes; one byte of the JSON pack
+    altered is named by ``verify``."""
+    import subprocess
+    import sys
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "releasegate", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+        )
+
+    made = cli("evidence", "export", model, version, "--out", str(folder))
+    assert made.returncode == 0, made.stderr[-2000:]
+    ok = cli("evidence", "verify", str(folder))
+    assert ok.returncode == 0 and ok.stdout.startswith("evidence pack verified"), ok.stdout + ok.stderr
+    pack = folder / "evidence.json"
+    original = pack.read_text()
+    at = original.index('"model": "') + len('"model": "')
+    pack.write_text(original[:at] + ("X" if original[at] != "X" else "Y") + original[at + 1 :])
+    bad = cli("evidence", "verify", str(folder))
+    assert bad.returncode == 1 and "evidence.json: altered after signing" in bad.stderr, bad.stdout + bad.stderr
+    pack.write_text(original)
+
+
 def test_the_model_pages_over_the_demos_real_monitoring_history(tmp_path, monkeypatch):
     """``releasegate demo`` (ephemeral Prefect, SQLite MLflow) scores business dates with real EOD runs,
     drifts and rolls back; the console's model pages over that home (``bootstrap.model_pages``) chart
-    them."""
+    them, and each demo model's champion gets an evidence pack that verifies (and names an altered byte)."""
     import subprocess
     import sys
     from dataclasses import replace
@@ -163,6 +187,8 @@ def test_the_model_pages_over_the_demos_real_monitoring_history(tmp_path, monkey
         assert found is not None and found.days, model
         assert any(d.led_to == "rollback" for d in found.days), model  # the injected drift rolled it back
         assert found.days[-1].kpi.value is not None and found.days[-1].psi.threshold is not None
+    for model, found in page_of.items():  # each demo model's champion gets a pack that verifies offline
+        _export_and_alter(model, str(found.row.champion), tmp_path / f"pack-{model}", env)
     r = rig(now=datetime.now(UTC))  # the demo's records are of today
     console = r.client.app.state.console
     console.ports = replace(console.ports, models=service)
