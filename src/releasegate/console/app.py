@@ -96,6 +96,11 @@ class Console:
             raise self.refuse(request, 401, "session", "Sign in first.")
         raise Problem(401, "session", "Sign in first.")
 
+    def roles(self, request: Request, user: str) -> set[str]:
+        """The console roles ``user`` holds in this session (``ApproverConfig.granted``: the config's lists,
+        narrowed to an OIDC sign-in's groups)."""
+        return self.ports.directory.config().granted(user, self.session(request).roles)
+
     def render(self, request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
         s = self.session(request)
         return self.templates.TemplateResponse(

@@ -49,7 +49,7 @@ def register(app: FastAPI, c: Console) -> None:
 
     def reader(request: Request) -> str:
         user = c.user(request)
-        held = c.ports.directory.config().granted(user, c.session(request).roles)
+        held = c.roles(request, user)
         if not held & READERS:
             raise c.refuse(
                 request,

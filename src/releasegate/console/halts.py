@@ -38,7 +38,7 @@ def register(app: FastAPI, c: Console) -> None:
         state = desk().state(name)
         if state is None:
             raise c.refuse(request, 404, "model", f"{name!r} is not a model of the manifest: no halt switch for it.")
-        held = c.ports.directory.config().granted(user, c.session(request).roles)
+        held = c.roles(request, user)
         can_act = bool(held & ACTORS)
         return c.render(
             request, "halt.html", status, model=name, state=state, can_act=can_act, roles=sorted(held), **context
@@ -52,7 +52,7 @@ def register(app: FastAPI, c: Console) -> None:
         user = c.user(request)
         form = await request.form()
         c.csrf(request, str(form.get(CSRF_FIELD) or ""))
-        held = c.ports.directory.config().granted(user, c.session(request).roles)
+        held = c.roles(request, user)
         if not held & ACTORS:
             raise c.refuse(
                 request,

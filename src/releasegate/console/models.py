@@ -32,7 +32,7 @@ READER_ROLES = frozenset({"pm", "risk", "compliance", "auditor", "admin", "oncal
 def register(app: FastAPI, c: Console) -> None:
     def reader(request: Request) -> tuple[str, ModelPages]:
         user = c.user(request)
-        held = c.ports.directory.config().granted(user, c.session(request).roles)
+        held = c.roles(request, user)
         if not held & READER_ROLES:
             raise c.refuse(
                 request,

@@ -50,7 +50,7 @@ def register(app: FastAPI, c: Console) -> None:
         return ops
 
     def held(request: Request) -> set[str]:
-        return c.ports.directory.config().granted(c.user(request), c.session(request).roles)
+        return c.roles(request, c.user(request))
 
     def reader(request: Request) -> str:
         user = c.user(request)
