@@ -100,7 +100,7 @@ def test_an_escalation_is_delivered_once_across_two_sweeps(notifying, rg_home, m
     assert [to for to, _ in box.messages] == [["bob@bank.example"]]  # ops-lena has no address
     (_, mail) = box.messages[0]
     assert mail["Subject"] == "[releasegate] deferral SLA incident: train-churn/nightly run fr-9 deferred for 61 min"
-    assert f"{CONSOLE}/inbox" in mail.get_content() and "CAPACITY_POOL_FULL" in mail.get_content()
+    assert f"{CONSOLE}/operations#deferrals" in mail.get_content() and "CAPACITY_POOL_FULL" in mail.get_content()
     assert len(posts) == 1 and "deferred for 61 min" in posts[0]["json"]["text"]
     good, forged = bootstrap.decision_log().trusted(
         subject=notification_subject("deferral:fr-9"), kind=DecisionKind.notification
