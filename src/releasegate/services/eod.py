@@ -39,6 +39,7 @@ from releasegate.policy.scoring import (
 )
 from releasegate.ports import ModelRegistry
 from releasegate.services.drift_measure import PROFILE_MEASURE
+from releasegate.services.eod_outputs import write_outputs
 
 
 class NoChampion(Failed):
@@ -154,7 +155,7 @@ def score_business_date(
             mask = canary_mask(n, canary_share, f"{prod}:{day.isoformat()}")
             served[mask] = ch_pred[mask]
     verdict = judge(c_assess, ch_assess, policy.tree_thresholds())
-    path = _write_outputs(home, spec, day, batch.y, c_pred, ch_pred, served, mask)
+    path = write_outputs(home, spec, day, batch.y, c_pred, ch_pred, served, mask)
     return EodResult(
         model_name=model,
         business_date=day,
@@ -293,25 +294,6 @@ def _assessment(version: str, stage: Stage, report: MonitoringReport) -> Assessm
         impact_detail="; ".join(f"{c.name}: {c.detail}" for c in impact),
         **report.drift_for_tree(),
     )
-
-
-def _write_outputs(home: Path, spec: ModelSpec, day, y, c_pred, ch_pred, served, mask) -> Path:
-    import pandas as pd
-
-    folder = home / "scoring" / spec.name / day.isoformat()
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "predictions.csv"
-    pd.DataFrame(
-        {
-            "row": np.arange(len(c_pred)),
-            "served_by_challenger": mask.astype(int),
-            "served": served,
-            "champion": c_pred,
-            "challenger": ch_pred,
-            spec.label_column: y if y is not None else np.full(len(c_pred), np.nan),
-        }
-    ).to_csv(path, index=False, float_format="%.6f")
-    return path
 
 
 def measures_of(result: EodResult) -> dict[str, Any]:
