@@ -29,27 +29,15 @@ import pytest
 
 from releasegate.console.sessions import COOKIE
 from releasegate.policy.evidence_pack import verify_pack
+from tests.support.browser import CHROMIUM, fail_if_missing, require
 from tests.support.model_pages import console_rig, spec
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts" / "console"
 DOCS_IMG = ROOT / "docs" / "how-to" / "img" / "console"
 
 
-def _missing() -> str | None:
-    if not CHROMIUM.exists():
-        return f"{CHROMIUM} not found (Debian package chromium); the console's browser test drives that binary"
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError as exc:
-        return f"playwright is not importable ({exc}); pip install playwright==1.65.2 (no browser download needed)"
-    return None
-
-
-_MISSING = _missing()
-if _MISSING and not os.environ.get("CI"):
-    pytest.skip(_MISSING, allow_module_level=True)
+_MISSING = require()
 
 
 def _free_port() -> int:
@@ -63,8 +51,7 @@ def served(tmp_path):
     """The console with the model pages, served on a loopback port; (base URL, rig, history)."""
     import uvicorn
 
-    if _MISSING:
-        pytest.fail(f"CI is set and the console's browser test cannot run: {_MISSING}", pytrace=False)
+    fail_if_missing(_MISSING)
     r, _, history = console_rig(tmp_path, models=[spec(), spec("fraud", risk_tier="standard", owners=["owner-fred"])])
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(r.client.app, host="127.0.0.1", port=port, log_level="warning"))

@@ -11,9 +11,7 @@ or ``playwright`` is missing, except under CI (env ``CI``), where that fails ins
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,51 +19,22 @@ from typing import Any
 import pytest
 
 from tests.conftest import approver_keys, drain_prefect_services
+from tests.support.browser import AUTHENTICATOR, CHROMIUM, fail_if_missing, on_server, require
 
 pytestmark = pytest.mark.prefect
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts" / "console"
 ACTION_MS = 120_000
 MODEL = "credit"
-AUTHENTICATOR = {
-    "protocol": "ctap2",
-    "transport": "internal",
-    "hasResidentKey": True,
-    "hasUserVerification": True,
-    "isUserVerified": True,
-    "automaticPresenceSimulation": True,
-}
 
 
-def _missing() -> str | None:
-    if not CHROMIUM.exists():
-        return f"{CHROMIUM} not found (Debian package chromium); the console's browser test drives that binary"
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError as exc:
-        return f"playwright is not importable ({exc}); pip install playwright==1.65.2 (no browser download needed)"
-    return None
-
-
-_MISSING = _missing()
-if _MISSING and not os.environ.get("CI"):
-    pytest.skip(_MISSING, allow_module_level=True)
+_MISSING = require()
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _browser_available():
-    if _MISSING:
-        pytest.fail(f"CI is set and the console's browser test cannot run: {_MISSING}", pytrace=False)
-
-
-@contextmanager
-def on_server(api: str) -> Iterator[None]:
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    with temporary_settings(updates={PREFECT_API_URL: api}):
-        yield
+    fail_if_missing(_MISSING)
 
 
 @dataclass

@@ -15,9 +15,7 @@ authenticator. Screenshots go to ``test-artifacts/console/`` (``ops-*.png``). Sk
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,44 +23,16 @@ import pytest
 import yaml
 
 from tests.conftest import approver_keys, drain_prefect_services
+from tests.support.browser import AUTHENTICATOR, CHROMIUM, fail_if_missing, on_server, require
 
 pytestmark = pytest.mark.prefect
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts" / "console"
 ACTION_MS = 120_000
-AUTHENTICATOR = {
-    "protocol": "ctap2",
-    "transport": "internal",
-    "hasResidentKey": True,
-    "hasUserVerification": True,
-    "isUserVerified": True,
-    "automaticPresenceSimulation": True,
-}
 
 
-def _missing() -> str | None:
-    if not CHROMIUM.exists():
-        return f"{CHROMIUM} not found (Debian package chromium)"
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError as exc:
-        return f"playwright is not importable ({exc})"
-    return None
-
-
-_MISSING = _missing()
-if _MISSING and not os.environ.get("CI"):
-    pytest.skip(_MISSING, allow_module_level=True)
-
-
-@contextmanager
-def on_server(api: str) -> Iterator[None]:
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    with temporary_settings(updates={PREFECT_API_URL: api}):
-        yield
+_MISSING = require()
 
 
 @pytest.fixture(scope="module")
@@ -76,8 +46,7 @@ def stack(tmp_path_factory) -> Iterator[dict[str, Any]]:
     from releasegate.store.db import dispose_engines
     from releasegate.tools.stack import base_env, exe, free_port, spawn, start_prefect_server, wait_http
 
-    if _MISSING:
-        pytest.fail(f"CI is set and the console's browser test cannot run: {_MISSING}", pytrace=False)
+    fail_if_missing(_MISSING)
     home = tmp_path_factory.mktemp("console-ops") / "home"
     home.mkdir()
     policy = yaml.safe_load((ROOT / "blocks" / "capacity_policy.yaml").read_text()) | {
